@@ -1,0 +1,1 @@
+"""An example KEZ plugin distribution, written to be copied."""

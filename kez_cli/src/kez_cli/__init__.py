@@ -1,0 +1,1 @@
+"""The `kez` command line."""

@@ -1,0 +1,74 @@
+"""The hook specifications: every extension point of KEZ, in one module.
+
+Each `kez_register_<kind>` hook is called once per plugin when the
+`Registry` first needs that kind. Every implementation's result is
+collected (none wins over another); the Registry indexes the returned
+objects by name and refuses two with the same name. Implementations may
+accept fewer arguments than the spec names (pluggy allows it), which is how
+specs grow without breaking plugins.
+
+Plugins implement these with `@kez_core.hookimpl`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+
+from .protocols import Channel, Encoding, KeyAlgorithm, Transport
+
+hookspec = pluggy.HookspecMarker("kez")
+
+
+@hookspec
+def kez_register_key_algorithms() -> Iterable[KeyAlgorithm]:
+    """Return the key algorithms this plugin provides.
+
+    Called once, the first time any key algorithm is looked up. Each object
+    must satisfy `kez_core.protocols.KeyAlgorithm`; its `name` is the key-id
+    prefix it owns and its `signature_alg` the `signature.alg` value it
+    verifies. All results are collected; duplicate names are an error.
+    """
+
+
+@hookspec
+def kez_register_encodings() -> Iterable[Encoding]:
+    """Return the wire encodings of signed objects this plugin provides.
+
+    Called once, the first time any encoding is looked up or auto-detection
+    runs. Each object must satisfy `kez_core.protocols.Encoding`. All results
+    are collected; duplicate names are an error.
+    """
+
+
+@hookspec
+def kez_register_channels() -> Iterable[Channel]:
+    """Return the identity channels (subject prefixes) this plugin provides.
+
+    Called once, the first time any channel is looked up. Each object must
+    satisfy `kez_core.protocols.Channel`; its `name` and `aliases` are subject
+    prefixes. All results are collected; a name or alias claimed twice is an
+    error. Import heavy SDKs inside the channel's methods, not at module top.
+    """
+
+
+@hookspec
+def kez_register_transports() -> Iterable[Transport]:
+    """Return the message transports this plugin provides.
+
+    Called once, the first time any transport is looked up. Each object must
+    satisfy `kez_core.protocols.Transport`. All results are collected;
+    duplicate names are an error.
+    """
+
+
+@hookspec
+def kez_register_commands(cli: Any) -> None:
+    """Add sub-commands to the `kez` command line.
+
+    Called once while the CLI starts, with the root `typer.Typer` app; add
+    commands with `cli.command()` or groups with `cli.add_typer()`. Return
+    nothing. Keep the imports this needs light: `kez --help` runs it.
+    """

@@ -1,0 +1,75 @@
+"""Key ids (`ed25519:<hex>`, `nostr:<hex>`) and in-memory signers.
+
+A key id names its algorithm by prefix; the prefix is looked up in the
+Registry, so a key-algorithm plugin adds a prefix without touching this
+module. `npub1…` is accepted on input and normalised to `nostr:<hex>`.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .errors import KeyFormatError, UnknownNameError
+from .protocols import KeyAlgorithm
+from .registry import Registry, default_registry
+
+
+@attrs.frozen
+class KeyId:
+    """A parsed key id: algorithm prefix and public key bytes."""
+
+    alg: str
+    public: bytes
+
+    def __str__(self) -> str:
+        return f"{self.alg}:{self.public.hex()}"
+
+
+def parse_key_id(text: object, registry: Registry | None = None) -> KeyId:
+    """Parse `alg:<hex>` or `npub1…`; raise KeyFormatError for anything else."""
+    registry = registry or default_registry()
+    if not isinstance(text, str) or not text:
+        raise KeyFormatError("a key id must be text like ed25519:<64 hex> or nostr:<64 hex>")
+    text = text.strip()
+    if text.startswith("npub1"):
+        alg_name, rest = "nostr", text
+    else:
+        alg_name, sep, rest = text.partition(":")
+        if not sep:
+            raise KeyFormatError(
+                f"key id {text[:40]!r} has no algorithm prefix",
+                hint="write it as ed25519:<64 hex>, nostr:<64 hex> or npub1…",
+            )
+    try:
+        alg = registry.key_algorithm(alg_name)
+    except UnknownNameError as exc:
+        raise KeyFormatError(f"key id {text[:40]!r}: {exc.message}", hint=exc.hint) from exc
+    return KeyId(alg.name, alg.parse_public(rest))
+
+
+def normalize_key_id(text: str, registry: Registry | None = None) -> str:
+    """The canonical text of a key id (`npub1…` becomes `nostr:<hex>`)."""
+    return str(parse_key_id(text, registry))
+
+
+@attrs.frozen(repr=False)
+class Signer:
+    """A secret key in memory with its algorithm and key id. Never printed."""
+
+    alg: KeyAlgorithm
+    secret: bytes
+
+    @property
+    def key_id(self) -> str:
+        return f"{self.alg.name}:{self.alg.format_public(self.alg.public_from_secret(self.secret))}"
+
+    def sign(self, message: bytes) -> bytes:
+        return self.alg.sign(self.secret, message)
+
+    def __repr__(self) -> str:
+        return f"Signer({self.key_id})"
+
+    @classmethod
+    def generate(cls, alg_name: str = "ed25519", registry: Registry | None = None) -> Signer:
+        alg = (registry or default_registry()).key_algorithm(alg_name)
+        return cls(alg, alg.generate_secret())

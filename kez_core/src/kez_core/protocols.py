@@ -1,0 +1,212 @@
+"""What the registration hooks return: one Protocol per extension point.
+
+Plugins return plain objects (usually attrs classes) that satisfy these
+Protocols; the `Registry` checks each one on load with `check_*`, so a
+plugin that forgets a method is reported by name instead of failing later
+in the middle of a verification.
+
+Hooks are synchronous; methods that do I/O are `async`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+if TYPE_CHECKING:
+    from .signed import SignedObject
+
+
+# ---------------------------------------------------------------- key algorithms
+
+
+@runtime_checkable
+class KeyAlgorithm(Protocol):
+    """A signature scheme and the key-id prefix it owns.
+
+    `name` is the key-id prefix (`ed25519` in `ed25519:<hex>`); `signature_alg`
+    is the value of `signature.alg` in signed objects. Secrets and public keys
+    cross this interface as raw bytes; text forms go through `parse_public`,
+    `format_public`, `import_secret` and `export_secret`.
+    """
+
+    name: str
+    signature_alg: str
+    secret_formats: Sequence[str]  # accepted by export_secret, e.g. ("hex", "nsec")
+
+    def generate_secret(self) -> bytes:
+        """A new random secret key."""
+
+    def public_from_secret(self, secret: bytes) -> bytes:
+        """Derive the public key bytes used in the key id."""
+
+    def sign(self, secret: bytes, message: bytes) -> bytes:
+        """Sign `message` (JCS bytes; the scheme hashes as it defines)."""
+
+    def verify(self, public: bytes, message: bytes, signature: bytes) -> bool:
+        """True when `signature` is valid for `message` under `public`; never raises for bad input."""
+
+    def parse_public(self, text: str) -> bytes:
+        """Public key from its text forms (hex; npub for nostr). Raises KeyFormatError."""
+
+    def format_public(self, public: bytes) -> str:
+        """The hex part of the key id."""
+
+    def secret_to_pem(self, secret: bytes, passphrase: bytes | None) -> bytes:
+        """PKCS#8 PEM, encrypted when a passphrase is given."""
+
+    def secret_from_pem(self, pem: bytes, passphrase: bytes | None) -> bytes | None:
+        """The secret from PKCS#8 PEM, or None when the PEM holds another key type."""
+
+    def export_secret(self, secret: bytes, form: str) -> str:
+        """Text form of a secret (`hex`, and scheme-specific forms such as `nsec`)."""
+
+    def import_secret(self, text: str) -> bytes | None:
+        """A secret from one of its text forms, or None when the text is not ours."""
+
+
+# --------------------------------------------------------------------- encodings
+
+
+@runtime_checkable
+class Encoding(Protocol):
+    """A text form of signed objects (`json`, `compact`, `markdown`, `dns`, …).
+
+    `detect` must be cheap and must not raise: auto-detection asks every
+    encoding in `priority` order (lower first) and decodes with the first
+    that says yes.
+    """
+
+    name: str
+    priority: int
+
+    def encode(self, obj: SignedObject) -> str:
+        """The object in this form."""
+
+    def decode(self, text: str) -> list[SignedObject]:
+        """Every object found in `text` (markdown may hold several). Raises DecodeError."""
+
+    def detect(self, text: str) -> bool:
+        """Whether `text` looks like this encoding."""
+
+
+# ----------------------------------------------------------------------- channels
+
+
+@attrs.frozen
+class ProofCandidate:
+    """Text found where a channel keeps proofs, with where and when it was read."""
+
+    text: str
+    source: str  # URL or record address that was read
+    fetched_at: datetime
+
+
+@attrs.frozen
+class FetchOutcome:
+    """The answer of a channel to "what proofs does this handle publish?".
+
+    `reachable` False means the channel could not be asked (network, 5xx,
+    rate limit): callers report `unreachable`, never `invalid`.
+    """
+
+    candidates: tuple[ProofCandidate, ...] = ()
+    reachable: bool = True
+    reason: str = ""
+    source: str = ""
+    retry_after: float | None = None
+
+
+@attrs.frozen
+class PublishOutcome:
+    """Where a published proof can now be read."""
+
+    location: str
+    detail: str = ""
+
+
+@attrs.frozen
+class ChannelContext:
+    """Settings handed to channel I/O: base URLs, timeouts, credentials.
+
+    `options` holds per-channel settings by name (e.g. `github_api`), filled
+    from CLI flags and environment variables by the caller.
+    """
+
+    options: dict[str, Any] = attrs.field(factory=dict)
+    timeout: float = 10.0
+    http_client: Any = None  # an httpx.AsyncClient when the caller shares one
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A place where an account proves it belongs to an identity (`github`, `dns`, …).
+
+    `name` is the subject prefix; `aliases` are other prefixes that mean the
+    same channel (`mastodon` for `ap`).
+    """
+
+    name: str
+    aliases: Sequence[str]
+
+    def normalize_handle(self, handle: str) -> str:
+        """The handle in normal form (lowercase host, no `@`, …). Raises DecodeError."""
+
+    async def fetch(self, handle: str, ctx: ChannelContext) -> FetchOutcome:
+        """Read the published proof texts of `handle` (no credentials needed)."""
+
+    async def publish(self, handle: str, proof_text: str, ctx: ChannelContext) -> PublishOutcome:
+        """Publish `proof_text` with the account's credentials from `ctx`."""
+
+
+# --------------------------------------------------------------------- transports
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A way to move encrypted envelopes to an inbox (`nats`, `nostr`, `http`)."""
+
+    name: str
+
+    async def send(self, routing_id: str, envelope: bytes, ctx: ChannelContext) -> None:
+        """Deliver one envelope to the inbox named by `routing_id`."""
+
+    def subscribe(self, routing_id: str, ctx: ChannelContext) -> AsyncIterator[bytes]:
+        """Envelopes arriving for `routing_id`, as they come."""
+
+
+_REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (attributes, callables)
+    "key_algorithm": (
+        ("name", "signature_alg", "secret_formats"),
+        (
+            "generate_secret",
+            "public_from_secret",
+            "sign",
+            "verify",
+            "parse_public",
+            "format_public",
+            "secret_to_pem",
+            "secret_from_pem",
+            "export_secret",
+            "import_secret",
+        ),
+    ),
+    "encoding": (("name", "priority"), ("encode", "decode", "detect")),
+    "channel": (("name", "aliases"), ("normalize_handle", "fetch", "publish")),
+    "transport": (("name",), ("send", "subscribe")),
+}
+
+
+def missing_members(kind: str, obj: object) -> list[str]:
+    """Names the object lacks to be a valid `kind` (empty when it conforms)."""
+    attributes, callables = _REQUIRED[kind]
+    missing = [a for a in attributes if not hasattr(obj, a)]
+    missing += [c for c in callables if not callable(getattr(obj, c, None))]
+    name = getattr(obj, "name", None)
+    if "name" not in missing and (not isinstance(name, str) or not name):
+        missing.append("name (a non-empty str)")
+    return missing

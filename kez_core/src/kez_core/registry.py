@@ -1,0 +1,352 @@
+"""The typed plugin Registry: the only code that calls pluggy hooks.
+
+Why not `pm.hook.<name>()` everywhere: pluggy silently keeps both of two
+plugins that claim the same name, cannot say which distribution a result
+came from, and takes the process down when one plugin fails to import. The
+Registry fixes all three:
+
+- plugins are listed from entry-point metadata without importing them
+  (`plugins()`), and imported the first time anything is looked up;
+- an import or hook failure marks that plugin `broken` (name, distribution,
+  version and the error are kept) and the rest keep working, unless
+  `KEZ_STRICT_PLUGINS=1`, which makes it a `RegistryError`;
+- every object is checked against its Protocol and indexed by name; two
+  objects with one name raise `RegistryError` naming both distributions.
+
+Environment knobs (read when the Registry is built):
+`KEZ_PLUGINS=a,b` loads only these plugins, `KEZ_DISABLE_PLUGINS=x,y`
+blocks these, `KEZ_STRICT_PLUGINS=1` makes failures fatal,
+`KEZ_TRACE_PLUGINS=1` logs every hook call on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from importlib import metadata
+from typing import Any
+
+import attrs
+import pluggy
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.version import InvalidVersion, Version
+
+from . import hookspecs
+from .errors import RegistryError, UnknownNameError
+from .protocols import Channel, Encoding, KeyAlgorithm, Transport, missing_members
+
+ENTRY_POINT_GROUP = "kez"
+
+# extension point kind -> hook name
+KINDS: dict[str, str] = {
+    "key_algorithm": "kez_register_key_algorithms",
+    "encoding": "kez_register_encodings",
+    "channel": "kez_register_channels",
+    "transport": "kez_register_transports",
+}
+
+
+@attrs.define
+class PluginInfo:
+    """What is known about one plugin: from metadata before loading, more after."""
+
+    name: str
+    module: str
+    distribution: str
+    version: str
+    state: str = "not loaded"  # not loaded | loaded | broken | disabled
+    error: str = ""
+    provides: dict[str, list[str]] = attrs.field(factory=dict)
+    core_requirement: str = ""
+    core_compatible: bool = True
+    builtin: bool = False
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _names(value: str | None) -> set[str]:
+    return {part.strip() for part in (value or "").split(",") if part.strip()}
+
+
+def _core_version() -> str:
+    try:
+        return metadata.version("kez-core")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return "0"
+
+
+class Registry:
+    """Looks up key algorithms, encodings, channels and transports by name.
+
+    Build one with `Registry()` (entry points of the `kez` group) or pass
+    `plugins=` objects/modules directly (tests, embedding) with
+    `entry_points=False`.
+    """
+
+    def __init__(
+        self,
+        *,
+        plugins: Iterable[object] = (),
+        entry_points: bool = True,
+        env: Mapping[str, str] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
+        env = os.environ if env is None else env
+        self.strict = _truthy(env.get("KEZ_STRICT_PLUGINS"))
+        self.trace = _truthy(env.get("KEZ_TRACE_PLUGINS"))
+        self._only = _names(env.get("KEZ_PLUGINS"))
+        self._blocked = _names(env.get("KEZ_DISABLE_PLUGINS"))
+        self._warn = warn or (lambda message: print(f"kez: warning: {message}", file=sys.stderr))
+        self.warnings: list[str] = []
+        self._pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self._pm.add_hookspecs(hookspecs)
+        self._infos: dict[str, PluginInfo] = {}
+        self._entry_points: dict[str, metadata.EntryPoint] = {}
+        self._direct: list[tuple[str, object]] = []
+        self._loaded = False
+        self._lock = threading.RLock()
+        self._index: dict[str, dict[str, tuple[object, str]]] = {}
+        if entry_points:
+            self._discover()
+        for obj in plugins:
+            name = getattr(obj, "__name__", None) or type(obj).__name__
+            self._direct.append((name, obj))
+            self._infos[name] = PluginInfo(name=name, module=name, distribution="(direct)", version="")
+
+    # ------------------------------------------------------------------ discovery
+
+    def _discover(self) -> None:
+        """Read the entry points of the `kez` group; import nothing."""
+        core = _core_version()
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in self._entry_points:
+                continue
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else "?"
+            version = dist.version if dist is not None else "?"
+            info = PluginInfo(
+                name=ep.name,
+                module=ep.value,
+                distribution=dist_name,
+                version=version,
+                builtin=dist_name == "kez-core",
+            )
+            if dist is not None and dist_name != "kez-core":
+                self._check_core_requirement(info, dist, core)
+            if (self._only and ep.name not in self._only) or ep.name in self._blocked:
+                info.state = "disabled"
+            self._entry_points[ep.name] = ep
+            self._infos[ep.name] = info
+
+    def _check_core_requirement(self, info: PluginInfo, dist: Any, core: str) -> None:
+        for raw in dist.requires or ():
+            try:
+                req = Requirement(raw)
+            except InvalidRequirement:
+                continue
+            if req.name.lower().replace("_", "-") != "kez-core" or req.marker:
+                continue
+            info.core_requirement = str(req.specifier)
+            try:
+                ok = req.specifier.contains(Version(core), prereleases=True)
+            except InvalidVersion:
+                ok = True
+            if not ok:
+                info.core_compatible = False
+                self._note(
+                    f"plugin {info.name!r} ({info.distribution} {info.version}) wants kez-core"
+                    f"{req.specifier}, installed is {core}; it may not work"
+                )
+
+    # -------------------------------------------------------------------- loading
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every known plugin, loaded or not, sorted by name. Imports nothing."""
+        return sorted(self._infos.values(), key=lambda info: info.name)
+
+    def load(self) -> None:
+        """Import and register every enabled plugin, then index what they provide."""
+        with self._lock:
+            if self._loaded:
+                return
+            for name, ep in self._entry_points.items():
+                info = self._infos[name]
+                if info.state == "disabled":
+                    continue
+                try:
+                    module = ep.load()
+                except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+                    self._broken(info, f"import failed: {type(exc).__name__}: {exc}")
+                    continue
+                self._register(info, module)
+            for name, obj in self._direct:
+                self._register(self._infos[name], obj)
+            for kind in KINDS:
+                self._index[kind] = self._collect(kind)
+            self._loaded = True
+
+    def _register(self, info: PluginInfo, plugin: object) -> None:
+        try:
+            self._pm.register(plugin, name=info.name)
+        except ValueError as exc:
+            self._broken(info, f"could not register: {exc}")
+            return
+        except pluggy.PluginValidationError as exc:
+            self._broken(info, f"invalid hook implementation: {exc}")
+            return
+        unknown = [
+            hook_name
+            for hook_name in dir(plugin)
+            if hook_name.startswith("kez_")
+            and hasattr(getattr(plugin, hook_name, None), "kez_impl")
+            and not hasattr(hookspecs, hook_name)
+        ]
+        if unknown:
+            self._pm.unregister(name=info.name)
+            self._broken(info, f"implements unknown hook(s) {', '.join(unknown)} (misspelled?)")
+            return
+        info.state = "loaded"
+
+    def _broken(self, info: PluginInfo, error: str) -> None:
+        info.state = "broken"
+        info.error = error
+        message = f"plugin {info.name!r} ({info.distribution} {info.version}) is broken: {error}"
+        if self.strict:
+            raise RegistryError(message, hint="unset KEZ_STRICT_PLUGINS to skip broken plugins")
+        self._note(message)
+
+    def _note(self, message: str) -> None:
+        self.warnings.append(message)
+        self._warn(message)
+
+    def _call_each(self, hook_name: str, **kwargs: Any) -> Iterable[tuple[PluginInfo, Any]]:
+        """Call one hook plugin by plugin, so results keep their origin and a failure stays local."""
+        caller = getattr(self._pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            info = self._infos[impl.plugin_name]
+            if info.state != "loaded":
+                continue
+            args = {name: kwargs[name] for name in impl.argnames}
+            if self.trace:
+                print(f"kez: trace: {hook_name}() -> plugin {info.name}", file=sys.stderr)
+            try:
+                result = impl.function(**args)
+            except Exception as exc:  # noqa: BLE001 - a failing hook marks its plugin broken
+                self._broken(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                continue
+            yield info, result
+
+    def _collect(self, kind: str) -> dict[str, tuple[object, str]]:
+        index: dict[str, tuple[object, str]] = {}
+        for info, result in self._call_each(KINDS[kind]):
+            if result is None:
+                continue
+            try:
+                objects = list(result)
+            except TypeError:
+                self._broken(info, f"{KINDS[kind]} must return an iterable, got {type(result).__name__}")
+                continue
+            for obj in objects:
+                missing = missing_members(kind, obj)
+                if missing:
+                    self._broken(info, f"{kind} {obj!r} lacks {', '.join(missing)}")
+                    continue
+                names = [obj.name] + list(getattr(obj, "aliases", ()) if kind == "channel" else ())
+                for name in names:
+                    if name in index:
+                        other = self._infos[index[name][1]]
+                        raise RegistryError(
+                            f"two plugins provide the {kind} {name!r}: "
+                            f"{other.name} ({other.distribution} {other.version}) and "
+                            f"{info.name} ({info.distribution} {info.version})",
+                            hint=f"uninstall one, or block one with KEZ_DISABLE_PLUGINS={info.name}",
+                        )
+                    index[name] = (obj, info.name)
+                info.provides.setdefault(kind, []).append(obj.name)
+        return index
+
+    # -------------------------------------------------------------------- lookups
+
+    def _lookup(self, kind: str, name: str) -> Any:
+        self.load()
+        entry = self._index[kind].get(name)
+        if entry is None:
+            known = ", ".join(sorted(self._index[kind])) or "none"
+            label = kind.replace("_", " ")
+            raise UnknownNameError(
+                f"unknown {label} {name!r} (known: {known})",
+                hint="`kez plugins` lists what is installed; a plugin may provide it",
+            )
+        return entry[0]
+
+    def _all(self, kind: str) -> list[Any]:
+        self.load()
+        seen: dict[int, Any] = {}
+        for obj, _ in self._index[kind].values():
+            seen.setdefault(id(obj), obj)
+        return list(seen.values())
+
+    def key_algorithm(self, name: str) -> KeyAlgorithm:
+        return self._lookup("key_algorithm", name)
+
+    def key_algorithms(self) -> list[KeyAlgorithm]:
+        return self._all("key_algorithm")
+
+    def key_algorithm_for_signature(self, signature_alg: str) -> KeyAlgorithm:
+        """The key algorithm whose `signature_alg` is this `signature.alg` value."""
+        for alg in self.key_algorithms():
+            if alg.signature_alg == signature_alg:
+                return alg
+        known = ", ".join(sorted(a.signature_alg for a in self.key_algorithms()))
+        raise UnknownNameError(f"unknown signature alg {signature_alg!r} (known: {known})")
+
+    def encoding(self, name: str) -> Encoding:
+        return self._lookup("encoding", name)
+
+    def encodings(self) -> list[Encoding]:
+        """All encodings, in auto-detection order (lowest `priority` first)."""
+        return sorted(self._all("encoding"), key=lambda e: (e.priority, e.name))
+
+    def channel(self, name: str) -> Channel:
+        return self._lookup("channel", name)
+
+    def channels(self) -> list[Channel]:
+        return self._all("channel")
+
+    def transport(self, name: str) -> Transport:
+        return self._lookup("transport", name)
+
+    def transports(self) -> list[Transport]:
+        return self._all("transport")
+
+    def register_commands(self, cli: Any) -> None:
+        """Let plugins add sub-commands to the CLI (`kez_register_commands`)."""
+        self.load()
+        for _info, _result in self._call_each("kez_register_commands", cli=cli):
+            pass
+
+
+_default: Registry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> Registry:
+    """The process-wide Registry over installed entry points (built on first use)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Registry()
+        return _default
+
+
+def reset_default_registry() -> None:
+    """Forget the process-wide Registry (tests, or after changing KEZ_* variables)."""
+    global _default
+    with _default_lock:
+        _default = None
+
+

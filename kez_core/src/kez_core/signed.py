@@ -1,0 +1,136 @@
+"""Signed objects: `{"kez": kind, "payload": {...}, "signature": {...}}`.
+
+The signature covers `JCS(payload)` only; the id of an object is
+`sha256(JCS(whole object))`. Parsing is strict about the envelope (unknown
+top-level or signature fields are rejected, since they are not signed and
+could smuggle meaning) and lenient about the payload (unknown payload fields
+are signed, so they are kept byte for byte).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import attrs
+
+from .errors import SchemaError, SignatureError, UnknownNameError
+from .jcs import canonicalize, sha256_hex
+from .keys import Signer, parse_key_id
+from .registry import Registry, default_registry
+
+PAYLOAD_VERSION = 1
+_SIG_HEX = re.compile(r"^[0-9a-f]{128}$")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+# Which payload field names the signing key, per kind. `signature.key` must
+# equal it. Kinds not listed (sigchain links) are checked by their own rules.
+SIGNER_FIELDS: dict[str, str] = {
+    "claim": "primary",
+    "message": "sender",
+    "handle_registration": "primary",
+}
+
+
+@attrs.frozen
+class Signature:
+    alg: str
+    key: str
+    sig: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"alg": self.alg, "key": self.key, "sig": self.sig}
+
+
+@attrs.frozen
+class SignedObject:
+    """One signed KEZ object. `payload` is the exact JSON value that was signed."""
+
+    kind: str
+    payload: dict[str, Any]
+    signature: Signature
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kez": self.kind, "payload": self.payload, "signature": self.signature.to_dict()}
+
+    def canonical(self) -> bytes:
+        """JCS bytes of the whole object: the `json` encoding and the input of `id`."""
+        return canonicalize(self.to_dict())
+
+    @property
+    def id(self) -> str:
+        """sha256 of the JCS of the whole object, lowercase hex."""
+        return sha256_hex(self.to_dict())
+
+    @property
+    def type(self) -> str:
+        return self.payload["type"]
+
+    @classmethod
+    def from_dict(cls, data: object) -> SignedObject:
+        """Check the envelope shape and build the object; raises SchemaError."""
+        if not isinstance(data, dict):
+            raise SchemaError("a signed object must be a JSON object")
+        extra = set(data) - {"kez", "payload", "signature"}
+        if extra:
+            raise SchemaError(
+                f"unknown top-level field(s) {', '.join(sorted(map(str, extra)))}",
+                hint="only kez, payload and signature are allowed; put new fields in the payload",
+            )
+        kind = data.get("kez")
+        if not isinstance(kind, str) or not _KIND.match(kind):
+            raise SchemaError("field 'kez' must name the object kind, e.g. \"claim\"")
+        payload = data.get("payload")
+        if not isinstance(payload, dict):
+            raise SchemaError("field 'payload' must be a JSON object")
+        if payload.get("type") != f"kez.{kind}":
+            raise SchemaError(f"payload.type must be 'kez.{kind}', got {payload.get('type')!r}")
+        version = payload.get("version")
+        if type(version) is not int:
+            raise SchemaError("payload.version must be an integer")
+        if version != PAYLOAD_VERSION:
+            raise SchemaError(
+                f"payload.version {version} is not supported (this implementation reads {PAYLOAD_VERSION})",
+                hint="upgrade kez to read newer objects",
+            )
+        sig = data.get("signature")
+        if not isinstance(sig, dict):
+            raise SchemaError("field 'signature' must be a JSON object")
+        extra = set(sig) - {"alg", "key", "sig"}
+        if extra:
+            raise SchemaError(f"unknown signature field(s) {', '.join(sorted(map(str, extra)))}")
+        alg, key, value = sig.get("alg"), sig.get("key"), sig.get("sig")
+        if not isinstance(alg, str) or not isinstance(key, str) or not isinstance(value, str):
+            raise SchemaError("signature.alg, signature.key and signature.sig must be strings")
+        if not _SIG_HEX.match(value):
+            raise SchemaError("signature.sig must be 128 lowercase hex characters")
+        return cls(kind, payload, Signature(alg, key, value))
+
+
+def sign(kind: str, payload: dict[str, Any], signer: Signer) -> SignedObject:
+    """Sign `payload` as an object of `kind` (`type` and `version` are filled in)."""
+    body = {"type": f"kez.{kind}", "version": PAYLOAD_VERSION, **payload}
+    signature = signer.sign(canonicalize(body))
+    return SignedObject(kind, body, Signature(signer.alg.signature_alg, signer.key_id, signature.hex()))
+
+
+def verify_signature(obj: SignedObject, registry: Registry | None = None) -> None:
+    """Raise SignatureError unless the signature verifies and the key is the declared signer."""
+    registry = registry or default_registry()
+    sig = obj.signature
+    try:
+        alg = registry.key_algorithm_for_signature(sig.alg)
+    except UnknownNameError as exc:
+        raise SignatureError(exc.message, hint=exc.hint) from exc
+    key = parse_key_id(sig.key, registry)
+    if key.alg != alg.name or str(key) != sig.key:
+        raise SignatureError(
+            f"signature.key {sig.key[:80]!r} is not a normal-form {alg.name} key for alg {sig.alg}"
+        )
+    field = SIGNER_FIELDS.get(obj.kind)
+    if field is not None and obj.payload.get(field) != sig.key:
+        raise SignatureError(
+            f"signature.key does not equal payload.{field}: the object was signed by another key"
+        )
+    if not alg.verify(key.public, canonicalize(obj.payload), bytes.fromhex(sig.sig)):
+        raise SignatureError("the signature does not verify: the payload was changed or the key is wrong")

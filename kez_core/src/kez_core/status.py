@@ -1,0 +1,57 @@
+"""Verification statuses and the typed result of checking one claim.
+
+The status names are fixed by the design (§5); `unreachable` is kept apart
+from `invalid` everywhere, because a network failure says nothing about
+whether a proof is honest.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+import attrs
+import cattrs
+
+from .timefmt import format_time, parse_time
+
+
+class Status(enum.StrEnum):
+    VALID = "valid"
+    INVALID = "invalid"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+    UNREACHABLE = "unreachable"
+    NOT_FOUND = "not_found"
+    FORK = "fork"
+    SUPERSEDED = "superseded"
+
+
+@attrs.frozen
+class ClaimCheck:
+    """The outcome of checking one claim, with the reason in words and what was read."""
+
+    status: Status
+    reason: str
+    checked_at: datetime
+    source: str = ""
+    primary: str | None = None
+    subject: str | None = None
+    claim_id: str | None = None
+    created_at: str | None = None
+    expires_at: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.VALID
+
+
+converter = cattrs.Converter()
+converter.register_unstructure_hook(datetime, format_time)
+converter.register_structure_hook(datetime, lambda value, _: parse_time(value))
+
+
+def to_json(result: Any) -> Any:
+    """Plain JSON-ready data for any result model (what `--json` prints)."""
+    return converter.unstructure(result)

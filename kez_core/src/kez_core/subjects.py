@@ -1,0 +1,104 @@
+"""Claim subjects: `<channel>:<handle>` in normal form.
+
+Two spellings of one account must give one subject, or a claim made on one
+machine would not match a proof read on another. The rules for the five
+channels of the design live here, in the core, so a claim made without the
+channel plugin installed is byte-identical to one made with it; a channel
+plugin's `normalize_handle` is used for any other prefix.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import DecodeError, KeyFormatError, UnknownNameError
+from .registry import Registry, default_registry
+
+ALIASES = {"mastodon": "ap", "activitypub": "ap", "bsky": "bluesky"}
+_CHANNEL = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_GITHUB = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}$")
+_AP_USER = re.compile(r"^[a-z0-9_.~-]{1,64}$")
+_DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-z0-9.%:-]+)$")
+MAX_HANDLE = 253
+
+
+def _hostname(text: str, what: str) -> str:
+    host = text.strip().rstrip(".").lower()
+    try:
+        host = host.encode("idna").decode("ascii") if not host.isascii() else host
+    except UnicodeError as exc:
+        raise DecodeError(f"{what} {text!r} is not a valid domain name") from exc
+    labels = host.split(".")
+    if len(host) > MAX_HANDLE or len(labels) < 2 or not all(_HOST_LABEL.match(x) for x in labels):
+        raise DecodeError(f"{what} {text!r} is not a valid domain name", hint="e.g. example.org")
+    return host
+
+
+def _dns(handle: str) -> str:
+    return _hostname(handle, "dns handle")
+
+
+def _github(handle: str) -> str:
+    name = handle.strip().lstrip("@").lower()
+    if not _GITHUB.match(name):
+        raise DecodeError(f"github handle {handle!r} is not a valid GitHub user name")
+    return name
+
+
+def _nostr(handle: str, registry: Registry) -> str:
+    from .keys import parse_key_id
+
+    text = handle.strip()
+    try:
+        key = parse_key_id(text if text.startswith("npub1") else f"nostr:{text}", registry)
+    except KeyFormatError as exc:
+        raise DecodeError(f"nostr handle: {exc.message}", hint="use 64 hex characters or npub1…") from exc
+    return key.public.hex()
+
+
+def _bluesky(handle: str) -> str:
+    text = handle.strip().lstrip("@")
+    if text.startswith("did:"):
+        if not _DID.match(text):
+            raise DecodeError(f"bluesky DID {handle!r} is not a did:plc or did:web")
+        return text
+    return _hostname(text, "bluesky handle")
+
+
+def _ap(handle: str) -> str:
+    text = handle.strip().lstrip("@")
+    user, sep, host = text.partition("@")
+    if not sep or not user:
+        raise DecodeError(f"fediverse handle {handle!r} must look like user@host")
+    user = user.lower()
+    if not _AP_USER.match(user):
+        raise DecodeError(f"fediverse handle {handle!r} has an invalid user name")
+    return f"{user}@{_hostname(host, 'fediverse host')}"
+
+
+def normalize_subject(subject: object, registry: Registry | None = None) -> str:
+    """`GitHub:Alice` → `github:alice`, `mastodon:@a@Host.org` → `ap:a@host.org`, …"""
+    registry = registry or default_registry()
+    if not isinstance(subject, str):
+        raise DecodeError("a subject must be text like github:alice")
+    channel, sep, handle = subject.strip().partition(":")
+    channel = channel.lower()
+    channel = ALIASES.get(channel, channel)
+    if not sep or not handle or not _CHANNEL.match(channel):
+        raise DecodeError(
+            f"subject {subject[:80]!r} is not <channel>:<handle>",
+            hint="e.g. github:alice, dns:example.org, nostr:npub1…, bluesky:alice.bsky.social, ap:alice@host",
+        )
+    if any(ord(c) < 0x21 or c == "\x7f" for c in handle.strip()) or len(handle) > MAX_HANDLE:
+        raise DecodeError(f"subject {subject[:80]!r} has spaces, control characters or is too long")
+    builtin = {"dns": _dns, "github": _github, "bluesky": _bluesky, "ap": _ap}
+    if channel == "nostr":
+        return f"nostr:{_nostr(handle, registry)}"
+    if channel in builtin:
+        return f"{channel}:{builtin[channel](handle)}"
+    try:
+        plugin = registry.channel(channel)
+    except UnknownNameError:
+        return f"{channel}:{handle.strip()}"
+    return f"{plugin.name}:{plugin.normalize_handle(handle)}"

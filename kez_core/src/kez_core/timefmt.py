@@ -1,0 +1,62 @@
+"""RFC 3339 timestamps (UTC, `Z`, second precision) and human durations.
+
+Signed objects carry times as text so that the signed bytes never depend on a
+platform's float formatting. Only one form is written; reading accepts only
+that form too, because a second spelling of the same instant would make two
+byte-different claims mean the same thing.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from .errors import DecodeError
+
+_RFC3339_Z = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdwy])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def now() -> datetime:
+    """The current time in UTC, truncated to whole seconds."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def format_time(when: datetime) -> str:
+    """`2026-11-25T10:00:00Z` for an aware datetime (converted to UTC, seconds kept)."""
+    if when.tzinfo is None:
+        raise ValueError("naive datetime: pass an aware datetime (UTC)")
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: object, *, field: str = "time") -> datetime:
+    """Parse the one accepted form `YYYY-MM-DDTHH:MM:SSZ`; anything else is a DecodeError."""
+    if not isinstance(text, str):
+        raise DecodeError(f"{field} must be a string like 2026-01-31T12:00:00Z")
+    match = _RFC3339_Z.match(text)
+    if not match:
+        raise DecodeError(
+            f"{field} {text!r} is not RFC 3339 UTC with Z and second precision",
+            hint="write it like 2026-01-31T12:00:00Z",
+        )
+    try:
+        return datetime(*(int(g) for g in match.groups()), tzinfo=UTC)
+    except ValueError as exc:
+        raise DecodeError(f"{field} {text!r} is not a real date: {exc}") from exc
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90d`, `12h`, `1y`, `2w`, `30m`, `45s` → timedelta (a year is 365 days)."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise DecodeError(
+            f"duration {text!r} not understood", hint="use a number and a unit: 90d, 12h, 2w, 1y"
+        )
+    amount, unit = int(match.group(1)), match.group(2)
+    if amount <= 0:
+        raise DecodeError(f"duration {text!r} must be positive")
+    try:
+        return timedelta(seconds=amount * _UNIT_SECONDS[unit])
+    except OverflowError as exc:
+        raise DecodeError(f"duration {text!r} is too long") from exc
