@@ -74,6 +74,12 @@ class KeyFormatError(DecodeError):
     code = "key_format"
 
 
+class Nip44Error(DecodeError):
+    """A NIP-44 payload, key or plaintext is invalid (bad version, length, base64, MAC or padding)."""
+
+    code = "nip44"
+
+
 class SignatureError(KezError):
     """A signature does not verify (or is for a different key than the payload names)."""
 

@@ -232,6 +232,9 @@ class Keystore:
                 raise StoreError(f"an identity named {name!r} already exists") from exc
             raise StoreError(f"could not store identity {name!r}: {exc}") from exc
         _fsync_dir(self.identities_dir)
+        configured = self._config().get("default_identity")
+        if not (isinstance(configured, str) and (self.identities_dir / configured / IDENTITY_FILE).is_file()):
+            self.set_default(name)  # the first identity becomes the default
         return self.get(name)
 
     def export_secret(

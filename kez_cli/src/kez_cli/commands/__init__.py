@@ -1,0 +1,1 @@
+"""Built-in command groups of the `kez` CLI."""

@@ -1,0 +1,126 @@
+"""`kez claim …`: create, verify and decode signed claims offline."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from kez_core.claim import check_claim, create_claim
+from kez_core.encoding import decode_any, detect, encode
+from kez_core.errors import ExitCode, KezError
+from kez_core.keystore import Keystore
+from kez_core.registry import default_registry
+from kez_core.status import ClaimCheck, Status, to_json
+from kez_core.timefmt import now, parse_duration
+
+from .. import passphrase
+from ..io import read_input, write_output
+from ..options import IdentityOpt, JsonOpt
+from ..output import State, emit_json, out_console
+
+app = typer.Typer(help="Create, verify and decode signed claims (offline).", no_args_is_help=True)
+
+_STYLE = {
+    Status.VALID: "green",
+    Status.EXPIRED: "yellow",
+    Status.REVOKED: "yellow",
+    Status.SUPERSEDED: "yellow",
+    Status.UNREACHABLE: "magenta",
+    Status.NOT_FOUND: "magenta",
+}
+
+
+@app.command("create")
+def create(
+    subject: Annotated[str, typer.Argument(help="What you claim, as channel:handle (github:alice, dns:example.org, …).")],
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Validity from now: 90d, 12h, 2w, 1y. Default: never.")
+    ] = None,
+    form: Annotated[
+        str, typer.Option("--format", "-f", help="json, compact, markdown, dns (or a plugin's encoding).")
+    ] = "compact",
+    identity: IdentityOpt = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Sign a claim that SUBJECT is you, and print it encoded."""
+    State.json_mode = json_
+    registry = default_registry()
+    encoding = registry.encoding(form)  # unknown format fails before the passphrase prompt
+    lifetime = parse_duration(expires) if expires else None
+    store = Keystore(registry=registry)
+    record = store.get(identity)
+    signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
+    claim = create_claim(signer, subject, expires_in=lifetime, registry=registry)
+    text = encoding.encode(claim)
+    if json_:
+        emit_json({"claim_id": claim.id, "format": form, "encoded": text, "object": claim.to_dict()})
+    else:
+        write_output(text, output)
+
+
+def _result_dict(check: ClaimCheck, encoding: str | None) -> dict[str, Any]:
+    data = to_json(check)
+    data["encoding"] = encoding
+    return data
+
+
+@app.command("verify")
+def verify(
+    source: Annotated[str | None, typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Verify a claim offline (any encoding, auto-detected). Exit 0 only when valid."""
+    State.json_mode = json_
+    registry = default_registry()
+    text = read_input(source)
+    encoding = detect(text, registry)
+    try:
+        objects = decode_any(text, registry)
+    except KezError as exc:
+        if not json_:
+            raise
+        emit_json({"status": "invalid", "reason": exc.message, "error": exc.code, "primary": None,
+                   "subject": None, "claim_id": None, "claims": []})
+        raise typer.Exit(exc.exit_code) from exc
+    at = now()
+    checks = [check_claim(obj, registry=registry, at=at, source=source or "-") for obj in objects]
+    ok = all(c.ok for c in checks)
+    if json_:
+        first = _result_dict(checks[0], encoding)
+        overall = first if len(checks) == 1 else {**first, "status": "valid" if ok else "invalid"}
+        emit_json({**overall, "claims": [_result_dict(c, encoding) for c in checks]})
+    else:
+        for c in checks:
+            style = _STYLE.get(c.status, "red")
+            out_console.print(f"[{style} bold]{c.status.value}[/]  {c.subject or '?'}  ({c.reason})")
+            if c.claim_id:
+                out_console.print(f"  [dim]claim id {c.claim_id}[/dim]")
+    if not ok:
+        raise typer.Exit(ExitCode.NOT_VALID)
+
+
+@app.command("decode")
+def decode(
+    source: Annotated[str | None, typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show what a claim says (no verification; use `kez claim verify`)."""
+    State.json_mode = json_
+    registry = default_registry()
+    text = read_input(source)
+    encoding = detect(text, registry)
+    objects = decode_any(text, registry)
+    docs = [{"encoding": encoding, "id": obj.id, **obj.to_dict()} for obj in objects]
+    if json_:
+        emit_json(docs[0] if len(docs) == 1 else docs)
+        return
+    for obj in objects:
+        out_console.print(f"[bold]kind[/bold]       {obj.kind}   [dim](encoding: {encoding or 'embedded compact'})[/dim]")
+        out_console.print(f"[bold]id[/bold]         {obj.id}")
+        for key, value in obj.payload.items():
+            if key in ("type", "version"):
+                continue
+            out_console.print(f"[bold]{key:<10}[/bold] {value}")
+        out_console.print(f"[bold]signed by[/bold]  {obj.signature.key} [dim]({obj.signature.alg})[/dim]")
