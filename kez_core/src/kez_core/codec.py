@@ -12,6 +12,7 @@ import base64
 import binascii
 import io
 import json
+import math
 import re
 from typing import Any
 
@@ -45,11 +46,13 @@ def check_text(text: object, what: str = "input") -> str:
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise DecodeError(f"duplicate JSON key {key[:40]!r}: refusing an ambiguous object")
-        out[key] = value
+    out = dict(pairs)  # built in C; a shorter dict means a name was repeated
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DecodeError(f"duplicate JSON key {key[:40]!r}: refusing an ambiguous object")
+            seen.add(key)
     return out
 
 
@@ -57,12 +60,21 @@ def _no_constants(name: str) -> Any:
     raise DecodeError(f"JSON value {name} is not allowed (not representable in JCS)")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise DecodeError(f"JSON number {text[:40]} is out of range (not representable in JCS)")
+    return value
+
+
 def parse_json(data: str | bytes) -> Any:
     """Strict JSON: no duplicate keys, no NaN/Infinity, size-capped, typed errors."""
     if len(data) > MAX_OBJECT_BYTES:
         raise SizeLimitError(f"JSON object is larger than {MAX_OBJECT_BYTES} bytes")
     try:
-        return json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
+        return json.loads(
+            data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite_float
+        )
     except DecodeError:
         raise
     except json.JSONDecodeError as exc:

@@ -7,6 +7,8 @@ module. `npub1…` is accepted on input and normalised to `nostr:<hex>`.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import attrs
 
 from .errors import KeyFormatError, UnknownNameError
@@ -28,6 +30,19 @@ class KeyId:
 def parse_key_id(text: object, registry: Registry | None = None) -> KeyId:
     """Parse `alg:<hex>` or `npub1…`; raise KeyFormatError for anything else."""
     registry = registry or default_registry()
+    if isinstance(text, str) and len(text) < 200:
+        return _parse_key_id_cached(text, registry)
+    return _parse_key_id(text, registry)
+
+
+@lru_cache(maxsize=8192)
+def _parse_key_id_cached(text: str, registry: Registry) -> KeyId:
+    # Identities sign many objects with one key: parsing (and curve-checking)
+    # its id once per registry saves real time when verifying in bulk.
+    return _parse_key_id(text, registry)
+
+
+def _parse_key_id(text: object, registry: Registry) -> KeyId:
     if not isinstance(text, str) or not text:
         raise KeyFormatError("a key id must be text like ed25519:<64 hex> or nostr:<64 hex>")
     text = text.strip()

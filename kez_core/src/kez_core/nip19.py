@@ -39,12 +39,45 @@ def _decode_raw(text: str) -> tuple[str, bytes]:
     text = text.strip()
     if text.startswith("nostr:"):  # NIP-21 URI form
         text = text[len("nostr:") :]
+    return bech32_check(text)
+
+
+def bech32_check(text: str) -> tuple[str, bytes]:
+    """Check a Bech32 (BIP-173, not Bech32m) string; return its lowercase hrp and 8-bit payload.
+
+    Follows BIP-173 (printable ASCII 33..126, one case, non-empty hrp, the
+    last `1` as separator, at least 6 checksum characters from the charset,
+    a valid checksum, zero padding) except for its length caps: like nostr's
+    decoders, neither the 90-character total nor the 83-character hrp cap is
+    applied, since nprofile/nevent/naddr are longer. The length is bounded
+    by `_MAX_LEN` instead. The checksum and base conversion are the `bech32`
+    library's. Raises `KeyFormatError`; the text is not stripped.
+    """
+    if not isinstance(text, str):
+        raise KeyFormatError("a bech32 string must be text")
     if len(text) > _MAX_LEN:
-        raise KeyFormatError(f"NIP-19 string is too long ({len(text)} characters)")
-    hrp, data = _bech32.bech32_decode(text)
-    if hrp is None or data is None:
-        raise KeyFormatError(f"{_short(text)} is not valid bech32 (bad character, case or checksum)")
-    raw = _bech32.convertbits(data, 5, 8, False)
+        raise KeyFormatError(
+            f"bech32 string is too long ({len(text)} characters, at most {_MAX_LEN})"
+        )
+    # `bech32.bech32_decode` also refuses an hrp longer than 83 characters, so the
+    # (cap-free) string checks are here and only the checksum is delegated.
+    if any(not 33 <= ord(c) <= 126 for c in text):
+        raise KeyFormatError(f"{_short(text)} is not valid bech32 (character out of range)")
+    if text.lower() != text and text.upper() != text:
+        raise KeyFormatError(f"{_short(text)} is not valid bech32 (mixed case)")
+    text = text.lower()
+    pos = text.rfind("1")
+    if pos < 1 or pos + 7 > len(text):
+        raise KeyFormatError(
+            f"{_short(text)} is not valid bech32 (no hrp, no separator or too short)"
+        )
+    hrp, rest = text[:pos], text[pos + 1 :]
+    if any(c not in _bech32.CHARSET for c in rest):
+        raise KeyFormatError(f"{_short(text)} is not valid bech32 (invalid data character)")
+    data = [_bech32.CHARSET.find(c) for c in rest]
+    if not _bech32.bech32_verify_checksum(hrp, data):
+        raise KeyFormatError(f"{_short(text)} is not valid bech32 (bad checksum)")
+    raw = _bech32.convertbits(data[:-6], 5, 8, False)
     if raw is None:
         raise KeyFormatError(f"{_short(text)} has invalid bech32 padding")
     return hrp, bytes(raw)

@@ -74,7 +74,9 @@ def get_conversation_key(secret: bytes, public_xonly: bytes) -> bytes:
         raise Nip44Error("NIP-44: the secret key is not in 1..n-1")
     try:
         private = ec.derive_private_key(scalar, ec.SECP256K1())
-        public = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), b"\x02" + bytes(public_xonly))
+        public = ec.EllipticCurvePublicKey.from_encoded_point(
+            ec.SECP256K1(), b"\x02" + bytes(public_xonly)
+        )
         shared_x = private.exchange(ec.ECDH(), public)  # SEC1 ECDH: the bare x coordinate
     except ValueError as exc:
         raise Nip44Error("NIP-44: the public key is not a point on secp256k1") from exc
@@ -87,7 +89,9 @@ def get_message_keys(conversation_key: bytes, nonce: bytes) -> MessageKeys:
         raise Nip44Error("NIP-44: the conversation key is 32 bytes")
     if not isinstance(nonce, bytes | bytearray) or len(nonce) != 32:
         raise Nip44Error("NIP-44: the nonce is 32 bytes")
-    keys = HKDFExpand(algorithm=hashes.SHA256(), length=76, info=bytes(nonce)).derive(bytes(conversation_key))
+    keys = HKDFExpand(algorithm=hashes.SHA256(), length=76, info=bytes(nonce)).derive(
+        bytes(conversation_key)
+    )
     return MessageKeys(keys[0:32], keys[32:44], keys[44:76])
 
 

@@ -110,6 +110,7 @@ class Registry:
         self._loaded = False
         self._lock = threading.RLock()
         self._index: dict[str, dict[str, tuple[object, str]]] = {}
+        self._by_signature_alg: dict[str, KeyAlgorithm] = {}
         if entry_points:
             self._discover()
         for obj in plugins:
@@ -187,6 +188,7 @@ class Registry:
                 self._register(self._infos[name], obj)
             for kind in KINDS:
                 self._index[kind] = self._collect(kind)
+            self._by_signature_alg = {alg.signature_alg: alg for alg in self._all_loaded("key_algorithm")}
             self._loaded = True
 
     def _register(self, info: PluginInfo, plugin: object) -> None:
@@ -285,6 +287,9 @@ class Registry:
 
     def _all(self, kind: str) -> list[Any]:
         self.load()
+        return self._all_loaded(kind)
+
+    def _all_loaded(self, kind: str) -> list[Any]:
         seen: dict[int, Any] = {}
         for obj, _ in self._index[kind].values():
             seen.setdefault(id(obj), obj)
@@ -298,9 +303,10 @@ class Registry:
 
     def key_algorithm_for_signature(self, signature_alg: str) -> KeyAlgorithm:
         """The key algorithm whose `signature_alg` is this `signature.alg` value."""
-        for alg in self.key_algorithms():
-            if alg.signature_alg == signature_alg:
-                return alg
+        self.load()
+        found = self._by_signature_alg.get(signature_alg)
+        if found is not None:
+            return found
         known = ", ".join(sorted(a.signature_alg for a in self.key_algorithms()))
         raise UnknownNameError(f"unknown signature alg {signature_alg!r} (known: {known})")
 

@@ -9,19 +9,21 @@ are signed, so they are kept byte for byte).
 
 from __future__ import annotations
 
+import hashlib
 import re
+from functools import cached_property
 from typing import Any
 
 import attrs
 
 from .errors import SchemaError, SignatureError, UnknownNameError
-from .jcs import canonicalize, sha256_hex
+from .jcs import canonicalize
 from .keys import Signer, parse_key_id
 from .registry import Registry, default_registry
 
 PAYLOAD_VERSION = 1
-_SIG_HEX = re.compile(r"^[0-9a-f]{128}$")
-_KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_SIG_HEX = re.compile(r"^[0-9a-f]{128}\Z")
+_KIND = re.compile(r"^[a-z][a-z0-9_]{0,63}\Z")
 
 # Which payload field names the signing key, per kind. `signature.key` must
 # equal it. Kinds not listed (sigchain links) are checked by their own rules.
@@ -44,7 +46,11 @@ class Signature:
 
 @attrs.frozen
 class SignedObject:
-    """One signed KEZ object. `payload` is the exact JSON value that was signed."""
+    """One signed KEZ object. `payload` is the exact JSON value that was signed.
+
+    Treat `payload` as immutable: its canonical bytes are computed once and
+    cached, because verifying and identifying an object both need them.
+    """
 
     kind: str
     payload: dict[str, Any]
@@ -53,14 +59,36 @@ class SignedObject:
     def to_dict(self) -> dict[str, Any]:
         return {"kez": self.kind, "payload": self.payload, "signature": self.signature.to_dict()}
 
+    @cached_property
+    def payload_bytes(self) -> bytes:
+        """JCS(payload): the bytes the signature covers."""
+        return canonicalize(self.payload)
+
+    @cached_property
+    def _canonical(self) -> bytes:
+        # JCS is compositional and the three top-level names sort as
+        # kez < payload < signature, so the whole object's JCS is built from
+        # the already-canonical payload instead of canonicalizing it again.
+        return b"".join(
+            (
+                b'{"kez":',
+                canonicalize(self.kind),
+                b',"payload":',
+                self.payload_bytes,
+                b',"signature":',
+                canonicalize(self.signature.to_dict()),
+                b"}",
+            )
+        )
+
     def canonical(self) -> bytes:
         """JCS bytes of the whole object: the `json` encoding and the input of `id`."""
-        return canonicalize(self.to_dict())
+        return self._canonical
 
-    @property
+    @cached_property
     def id(self) -> str:
         """sha256 of the JCS of the whole object, lowercase hex."""
-        return sha256_hex(self.to_dict())
+        return hashlib.sha256(self._canonical).hexdigest()
 
     @property
     def type(self) -> str:
@@ -118,6 +146,9 @@ def verify_signature(obj: SignedObject, registry: Registry | None = None) -> Non
     """Raise SignatureError unless the signature verifies and the key is the declared signer."""
     registry = registry or default_registry()
     sig = obj.signature
+    if not isinstance(sig.sig, str) or not _SIG_HEX.match(sig.sig):
+        # bytes.fromhex would accept spaces and upper case: one signature, one spelling
+        raise SignatureError("signature.sig must be 128 lowercase hex characters")
     try:
         alg = registry.key_algorithm_for_signature(sig.alg)
     except UnknownNameError as exc:
@@ -132,5 +163,5 @@ def verify_signature(obj: SignedObject, registry: Registry | None = None) -> Non
         raise SignatureError(
             f"signature.key does not equal payload.{field}: the object was signed by another key"
         )
-    if not alg.verify(key.public, canonicalize(obj.payload), bytes.fromhex(sig.sig)):
+    if not alg.verify(key.public, obj.payload_bytes, bytes.fromhex(sig.sig)):
         raise SignatureError("the signature does not verify: the payload was changed or the key is wrong")

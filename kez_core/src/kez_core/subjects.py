@@ -10,16 +10,17 @@ plugin's `normalize_handle` is used for any other prefix.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .errors import DecodeError, KeyFormatError, UnknownNameError
 from .registry import Registry, default_registry
 
 ALIASES = {"mastodon": "ap", "activitypub": "ap", "bsky": "bluesky"}
-_CHANNEL = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_GITHUB = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}$")
-_AP_USER = re.compile(r"^[a-z0-9_.~-]{1,64}$")
-_DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-z0-9.%:-]+)$")
+_CHANNEL = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+_GITHUB = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}\Z")
+_AP_USER = re.compile(r"^[a-z0-9_.~-]{1,64}\Z")
+_DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-z0-9.%:-]+)\Z")
 MAX_HANDLE = 253
 
 
@@ -80,6 +81,18 @@ def _ap(handle: str) -> str:
 def normalize_subject(subject: object, registry: Registry | None = None) -> str:
     """`GitHub:Alice` → `github:alice`, `mastodon:@a@Host.org` → `ap:a@host.org`, …"""
     registry = registry or default_registry()
+    if isinstance(subject, str) and len(subject) <= MAX_HANDLE + 40:
+        return _normalize_cached(subject, registry)
+    return _normalize(subject, registry)
+
+
+@lru_cache(maxsize=8192)
+def _normalize_cached(subject: str, registry: Registry) -> str:
+    # Pure for a given registry; verifying many claims re-reads the same subjects.
+    return _normalize(subject, registry)
+
+
+def _normalize(subject: object, registry: Registry) -> str:
     if not isinstance(subject, str):
         raise DecodeError("a subject must be text like github:alice")
     channel, sep, handle = subject.strip().partition(":")

@@ -12,10 +12,10 @@ from ..errors import DecodeError
 from ..signed import SignedObject
 
 _FENCE = re.compile(
-    r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*kez[ \t]*\r?\n(?P<body>.*?)\r?\n(?P=indent)(?P=fence)[`~]*[ \t]*$",
+    r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*kez[ \t]*\r?\n(?P<body>.*?)\r?\n(?P=indent)(?P=fence)[`~]*[ \t]*\r?$",
     re.MULTILINE | re.DOTALL,
 )
-_FENCE_START = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*kez[ \t]*$", re.MULTILINE)
+_FENCE_START = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*kez[ \t]*\r?$", re.MULTILINE)
 _ZONE_LINE = re.compile(r"^\s*(?P<owner>\S+)\s+(?:\d+\s+)?(?:IN\s+)?(?:\d+\s+)?TXT\s+(?P<rdata>\".*)$", re.I | re.S)
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.S)
 TXT_STRING_MAX = 255
@@ -54,7 +54,7 @@ class CompactEncoding:
 
     def detect(self, text: str) -> bool:
         stripped = text.strip()
-        return stripped.startswith(COMPACT_PREFIX) and not any(c.isspace() for c in stripped)
+        return stripped.startswith(COMPACT_PREFIX) and len(stripped.split(maxsplit=1)) == 1
 
 
 @attrs.frozen
@@ -87,7 +87,7 @@ def _unescape_txt(value: str) -> str:
         ch = value[i]
         if ch == "\\" and i + 1 < len(value):
             digits = value[i + 1 : i + 4]
-            if len(digits) == 3 and digits.isdigit() and int(digits) < 256:
+            if len(digits) == 3 and digits.isascii() and digits.isdigit() and int(digits) < 256:
                 out.append(chr(int(digits)))
                 i += 4
                 continue
