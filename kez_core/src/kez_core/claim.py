@@ -23,7 +23,7 @@ from .subjects import normalize_subject
 from .timefmt import format_time, now, parse_time
 
 KIND = "claim"
-_NONCE = re.compile(r"^[0-9a-f]{32}$")
+_NONCE = re.compile(r"^[0-9a-f]{32}\Z")
 # A claim dated further ahead than this is refused: clocks drift, but not by hours.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 

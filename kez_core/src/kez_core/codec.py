@@ -23,9 +23,10 @@ from .signed import SignedObject
 
 MAX_OBJECT_BYTES = 64 * 1024  # one decoded object (JSON bytes)
 MAX_TEXT_CHARS = 1024 * 1024  # any text handed to a decoder
+_JCS_INT_MAX = 2**53 - 1
 COMPACT_PREFIX = "kez:z1:"
 COMPACT_TOKEN = re.compile(r"kez:z1:[A-Za-z0-9_-]+")
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*\Z")
 _ZSTD_LEVEL = 19  # small proofs matter more than encode speed (DNS TXT, profile fields)
 
 
@@ -42,6 +43,11 @@ def check_text(text: object, what: str = "input") -> str:
         raise DecodeError(f"{what} must be text")
     if len(text) > MAX_TEXT_CHARS:
         raise SizeLimitError(f"{what} is larger than {MAX_TEXT_CHARS} characters")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates: not text any encoder can write
+            raise DecodeError(f"{what} is not valid Unicode text: {exc.reason} at character {exc.start}") from exc
     return text
 
 
@@ -67,13 +73,26 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _jcs_int(text: str) -> int | float:
+    # JCS (RFC 8785) numbers are IEEE doubles: an integer beyond ±(2**53 - 1) is the
+    # double it denotes, which is how a signed integral float (e.g. 4e16) reads back.
+    value = int(text)
+    if -_JCS_INT_MAX <= value <= _JCS_INT_MAX:
+        return value
+    try:
+        return float(value)
+    except OverflowError as exc:
+        raise DecodeError(f"JSON number {text[:40]}… is out of range (not representable in JCS)") from exc
+
+
 def parse_json(data: str | bytes) -> Any:
     """Strict JSON: no duplicate keys, no NaN/Infinity, size-capped, typed errors."""
     if len(data) > MAX_OBJECT_BYTES:
         raise SizeLimitError(f"JSON object is larger than {MAX_OBJECT_BYTES} bytes")
     try:
         return json.loads(
-            data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite_float
+            data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite_float,
+            parse_int=_jcs_int,
         )
     except DecodeError:
         raise
@@ -98,7 +117,12 @@ _DCTX = zstandard.ZstdDecompressor()
 
 
 def zstd_decompress_capped(raw: bytes, cap: int = MAX_OBJECT_BYTES) -> bytes:
-    """Decompress one zstd frame, refusing to produce more than `cap` bytes."""
+    """Decompress exactly one zstd frame, refusing to produce more than `cap` bytes.
+
+    A frame that declares its size (ours always do) is decompressed whole and
+    bytes after it are refused, so one object has one compact spelling. A
+    frame without a declared size is read through a stream capped at `cap`.
+    """
     try:
         declared = zstandard.frame_content_size(raw)
     except zstandard.ZstdError as exc:
@@ -106,6 +130,14 @@ def zstd_decompress_capped(raw: bytes, cap: int = MAX_OBJECT_BYTES) -> bytes:
     if declared > cap:
         raise SizeLimitError(f"compact payload declares {declared} bytes, the cap is {cap}")
     try:
+        if declared >= 0:
+            dobj = _DCTX.decompressobj()
+            out = dobj.decompress(raw)  # libzstd refuses output beyond the declared size
+            if not dobj.eof or len(out) != declared:
+                raise DecodeError("compact payload is a truncated zstd frame")
+            if dobj.unused_data:
+                raise DecodeError("compact payload has bytes after its zstd frame")
+            return out
         with _DCTX.stream_reader(io.BytesIO(raw)) as reader:
             out = reader.read(cap + 1)
     except zstandard.ZstdError as exc:

@@ -28,7 +28,7 @@ from .registry import Registry, default_registry
 from .timefmt import format_time, now
 
 PassphraseProvider = Callable[[], bytes | None]
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 IDENTITY_FILE = "identity.json"
 SECRET_FILE = "secret.pem"
 CONFIG_FILE = "config.json"
@@ -249,8 +249,18 @@ class Keystore:
                 raise KeyFormatError("ncryptsec holds nostr (secp256k1) keys only")
             if not export_passphrase:
                 raise PassphraseError("ncryptsec needs a passphrase to encrypt with", hint="set KEZ_PASSPHRASE")
-            return nip49.encrypt(signer.secret, export_passphrase.decode("utf-8"))
+            return nip49.encrypt(signer.secret, _password_text(export_passphrase))
         return signer.alg.export_secret(signer.secret, form)
+
+
+def _password_text(passphrase: bytes) -> str:
+    """NIP-49 passwords are Unicode text; bytes that are not UTF-8 cannot be one."""
+    try:
+        return passphrase.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PassphraseError(
+            "the passphrase is not UTF-8 text; an ncryptsec password must be", hint="check the terminal encoding"
+        ) from exc
 
 
 def signer_from_text(
@@ -272,7 +282,7 @@ def signer_from_text(
         password = passphrase()
         if not password:
             raise PassphraseError("an ncryptsec key needs its password", hint="set KEZ_PASSPHRASE")
-        return Signer(registry.key_algorithm("nostr"), nip49.decrypt(text, password.decode("utf-8")))
+        return Signer(registry.key_algorithm("nostr"), nip49.decrypt(text, _password_text(password)))
     if text.startswith("nsec1"):
         nostr = registry.key_algorithm("nostr")
         return Signer(nostr, nostr.import_secret(text))

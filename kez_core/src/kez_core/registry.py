@@ -111,6 +111,7 @@ class Registry:
         self._lock = threading.RLock()
         self._index: dict[str, dict[str, tuple[object, str]]] = {}
         self._by_signature_alg: dict[str, KeyAlgorithm] = {}
+        self._encodings_in_order: list[Encoding] = []
         if entry_points:
             self._discover()
         for obj in plugins:
@@ -189,6 +190,7 @@ class Registry:
             for kind in KINDS:
                 self._index[kind] = self._collect(kind)
             self._by_signature_alg = {alg.signature_alg: alg for alg in self._all_loaded("key_algorithm")}
+            self._encodings_in_order = sorted(self._all_loaded("encoding"), key=lambda e: (e.priority, e.name))
             self._loaded = True
 
     def _register(self, info: PluginInfo, plugin: object) -> None:
@@ -315,7 +317,8 @@ class Registry:
 
     def encodings(self) -> list[Encoding]:
         """All encodings, in auto-detection order (lowest `priority` first)."""
-        return sorted(self._all("encoding"), key=lambda e: (e.priority, e.name))
+        self.load()
+        return list(self._encodings_in_order)
 
     def channel(self, name: str) -> Channel:
         return self._lookup("channel", name)

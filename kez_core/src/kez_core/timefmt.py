@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from .errors import DecodeError
 
-_RFC3339_Z = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdwy])\s*$")
+_RFC3339_Z = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z\Z")
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdwy])\s*\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
@@ -48,11 +48,13 @@ def parse_time(text: object, *, field: str = "time") -> datetime:
 
 def parse_duration(text: str) -> timedelta:
     """`90d`, `12h`, `1y`, `2w`, `30m`, `45s` → timedelta (a year is 365 days)."""
-    match = _DURATION.match(text or "")
+    match = _DURATION.match(text) if isinstance(text, str) else None
     if not match:
         raise DecodeError(
             f"duration {text!r} not understood", hint="use a number and a unit: 90d, 12h, 2w, 1y"
         )
+    if len(match.group(1)) > 12:  # more than any timedelta holds; int() of huge text is slow or refused
+        raise DecodeError(f"duration {text[:40]!r} is too long")
     amount, unit = int(match.group(1)), match.group(2)
     if amount <= 0:
         raise DecodeError(f"duration {text!r} must be positive")
