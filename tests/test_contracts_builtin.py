@@ -97,6 +97,7 @@ class ExampleChannel:
 
     name: str = "example"
     aliases: tuple[str, ...] = ("ex",)
+    options: tuple = ()
 
     def normalize_handle(self, handle: str) -> str:
         text = handle.strip().removeprefix("@").lower()

@@ -107,6 +107,7 @@ def test_channel_alias_conflicting_with_a_name():
     class Chan:
         name: str
         aliases: tuple[str, ...] = ()
+        options: tuple = ()
 
         def normalize_handle(self, handle):
             return handle

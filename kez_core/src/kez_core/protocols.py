@@ -129,6 +129,26 @@ class PublishOutcome:
 
 
 @attrs.frozen
+class ChannelOption:
+    """A setting a channel (or transport) needs: its CLI flag and environment variable.
+
+    The CLI turns every declared option into `--<flag> VALUE` on commands that
+    talk to channels, and fills `ChannelContext.options[name]` from the flag,
+    else the environment variable, else `default`. `multiple` options (a relay
+    list) take the flag several times, or a comma-separated environment value.
+    `secret` options (tokens, passwords) are never printed.
+    """
+
+    name: str  # key in ChannelContext.options, e.g. "github_api"
+    flag: str  # e.g. "--github-api"
+    env: str  # e.g. "KEZ_GITHUB_API"
+    help: str
+    default: str | tuple[str, ...] | None = None
+    multiple: bool = False
+    secret: bool = False
+
+
+@attrs.frozen
 class ChannelContext:
     """Settings handed to channel I/O: base URLs, timeouts, credentials.
 
@@ -151,6 +171,7 @@ class Channel(Protocol):
 
     name: str
     aliases: Sequence[str]
+    options: Sequence[ChannelOption]  # settings it reads from ChannelContext.options (may be empty)
 
     def normalize_handle(self, handle: str) -> str:
         """The handle in normal form (lowercase host, no `@`, …). Raises DecodeError."""
@@ -170,6 +191,7 @@ class Transport(Protocol):
     """A way to move encrypted envelopes to an inbox (`nats`, `nostr`, `http`)."""
 
     name: str
+    options: Sequence[ChannelOption]
 
     async def send(self, routing_id: str, envelope: bytes, ctx: ChannelContext) -> None:
         """Deliver one envelope to the inbox named by `routing_id`."""
@@ -196,8 +218,8 @@ _REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ),
     ),
     "encoding": (("name", "priority"), ("encode", "decode", "detect")),
-    "channel": (("name", "aliases"), ("normalize_handle", "fetch", "publish")),
-    "transport": (("name",), ("send", "subscribe")),
+    "channel": (("name", "aliases", "options"), ("normalize_handle", "fetch", "publish")),
+    "transport": (("name", "options"), ("send", "subscribe")),
 }
 
 

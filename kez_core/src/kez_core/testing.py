@@ -663,6 +663,17 @@ class ChannelContract:
 
     def test_conforms_to_protocol(self, channel: Channel) -> None:
         assert missing_members("channel", channel) == []
+
+    def test_options_are_declared_well(self, channel: Channel) -> None:
+        from .protocols import ChannelOption
+
+        names = [o.name for o in channel.options]
+        assert len(names) == len(set(names)), "option names must be unique"
+        for option in channel.options:
+            assert isinstance(option, ChannelOption), "options are kez_core.protocols.ChannelOption"
+            assert option.flag.startswith("--") and option.flag == option.flag.lower()
+            assert option.env and option.env == option.env.upper()
+            assert option.help
         assert isinstance(channel, Channel)
         assert inspect.iscoroutinefunction(channel.fetch), "fetch must be `async def`"
         assert inspect.iscoroutinefunction(channel.publish), "publish must be `async def`"

@@ -1,0 +1,1 @@
+"""KEZ channel: proofs in a fediverse (ActivityPub/Mastodon) profile."""

@@ -1,0 +1,1 @@
+"""KEZ channel: proofs as lat.kez.claim records in a Bluesky (atproto) repo."""

@@ -1,0 +1,1 @@
+"""KEZ channel: proofs in DNS TXT records at _kez.<domain>."""

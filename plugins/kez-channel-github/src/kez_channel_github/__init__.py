@@ -1,0 +1,1 @@
+"""KEZ channel: proofs in a GitHub user's public gists."""

@@ -1,0 +1,1 @@
+"""KEZ channel: proofs as nostr kind-30078 events."""
