@@ -372,3 +372,19 @@ def test_listing_imports_no_plugin():
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout, result.stdout
     assert "kez_example.armor" not in result.stdout
+
+
+def test_strict_failure_is_raised_again_not_half_loaded():
+    class Bad:
+        __name__ = "bad"
+
+        @kez_core.hookimpl
+        def kez_register_encodings(self):
+            raise RuntimeError("boom")
+
+    from kez_core.builtins import encodings
+
+    reg = Registry(plugins=[encodings, Bad()], entry_points=False, env={"KEZ_STRICT_PLUGINS": "1"})
+    for _ in range(2):
+        with pytest.raises(RegistryError, match="boom"):
+            reg.encoding("json")

@@ -85,12 +85,14 @@ class IdentityRecord:
     created_at: str
     encrypted: bool
     path: str
+    identity_id: str = ""  # the chain's identity id; the first primary's key id (survives rotation)
 
     def to_public_dict(self) -> dict[str, object]:
         return {
             "name": self.name,
             "alg": self.alg,
             "key_id": self.key_id,
+            "identity_id": self.identity_id or self.key_id,
             "created_at": self.created_at,
             "encrypted": self.encrypted,
         }
@@ -127,6 +129,7 @@ class Keystore:
                 created_at=data["created_at"],
                 encrypted=bool(data["encrypted"]),
                 path=str(folder),
+                identity_id=data.get("identity_id") or data["key_id"],
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(
@@ -188,7 +191,41 @@ class Keystore:
             raise StoreError(f"the key file of {record.name!r} does not match its key id {record.key_id}")
         return signer
 
+    def chain_path(self, identity_id: str) -> Path:
+        """Where the local copy of an identity's sigchain lives."""
+        return self.home / "chains" / f"{identity_id.replace(':', '-')}.jsonl"
+
+    def find_by_identity(self, identity_id: str) -> IdentityRecord | None:
+        return next((r for r in self.list() if r.identity_id == identity_id), None)
+
     # ----------------------------------------------------------------- writing
+
+    def replace_primary(self, name: str, signer: Signer, passphrase: bytes | None) -> IdentityRecord:
+        """Make `signer` the primary of identity `name` (after a rotate link), keeping its identity id.
+
+        The retired primary's key file is kept beside it as `retired-<hex>.pem`
+        (it signs nothing new, but its owner may want it); the swap of the
+        secret and the facts are each atomic, secret first, so a crash in
+        between leaves a key file that `signer()` reports as not matching
+        rather than a lost key.
+        """
+        record = self.get(name)
+        folder = Path(record.path)
+        old_secret = folder / SECRET_FILE
+        if old_secret.exists():
+            retired = folder / f"retired-{record.key_id.split(':', 1)[1]}.pem"
+            if not retired.exists():
+                atomic_write(retired, old_secret.read_bytes(), 0o600)
+        atomic_write(old_secret, signer.alg.secret_to_pem(signer.secret, passphrase), 0o600)
+        facts = {
+            "alg": signer.alg.name,
+            "key_id": signer.key_id,
+            "identity_id": record.identity_id or record.key_id,
+            "created_at": record.created_at,
+            "encrypted": bool(passphrase),
+        }
+        atomic_write(folder / IDENTITY_FILE, json.dumps(facts, indent=2).encode(), 0o644)
+        return self.get(name)
 
     @staticmethod
     def _check_name(name: str) -> None:

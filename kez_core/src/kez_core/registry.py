@@ -108,6 +108,7 @@ class Registry:
         self._entry_points: dict[str, metadata.EntryPoint] = {}
         self._direct: list[tuple[str, object]] = []
         self._loaded = False
+        self._fatal: RegistryError | None = None
         self._lock = threading.RLock()
         self._index: dict[str, dict[str, tuple[object, str]]] = {}
         self._by_signature_alg: dict[str, KeyAlgorithm] = {}
@@ -171,24 +172,36 @@ class Registry:
         return sorted(self._infos.values(), key=lambda info: info.name)
 
     def load(self) -> None:
-        """Import and register every enabled plugin, then index what they provide."""
+        """Import and register every enabled plugin, then index what they provide.
+
+        Idempotent: a plugin is imported and registered at most once, and a
+        strict-mode failure is raised again on every later call instead of
+        leaving a half-loaded registry behind.
+        """
         with self._lock:
             if self._loaded:
                 return
-            for name, ep in self._entry_points.items():
-                info = self._infos[name]
-                if info.state == "disabled":
-                    continue
-                try:
-                    module = ep.load()
-                except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
-                    self._broken(info, f"import failed: {type(exc).__name__}: {exc}")
-                    continue
-                self._register(info, module)
-            for name, obj in self._direct:
-                self._register(self._infos[name], obj)
-            for kind in KINDS:
-                self._index[kind] = self._collect(kind)
+            if self._fatal is not None:
+                raise self._fatal
+            try:
+                for name, ep in self._entry_points.items():
+                    info = self._infos[name]
+                    if info.state != "not loaded":
+                        continue
+                    try:
+                        module = ep.load()
+                    except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+                        self._broken(info, f"import failed: {type(exc).__name__}: {exc}")
+                        continue
+                    self._register(info, module)
+                for name, obj in self._direct:
+                    if self._infos[name].state == "not loaded":
+                        self._register(self._infos[name], obj)
+                for kind in KINDS:
+                    self._index[kind] = self._collect(kind)
+            except RegistryError as exc:
+                self._fatal = exc
+                raise
             self._by_signature_alg = {alg.signature_alg: alg for alg in self._all_loaded("key_algorithm")}
             self._encodings_in_order = sorted(self._all_loaded("encoding"), key=lambda e: (e.priority, e.name))
             self._loaded = True

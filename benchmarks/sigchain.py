@@ -1,0 +1,302 @@
+"""Sigchain validation speed and memory, against raw Ed25519 verification in the same run.
+
+    .venv/bin/python benchmarks/sigchain.py                  # 1k, 10k, 100k links, both mixes
+    .venv/bin/python benchmarks/sigchain.py --sizes 1000,10000 --mix steady
+    .venv/bin/python benchmarks/sigchain.py --cache /tmp/kez-bench   # keep built chains between runs
+
+Chains are built once (signing is slow) into JSON Lines files in the cache
+directory, then each is validated by streaming it from its file in a fresh
+subprocess. Memory is reported three ways: `RSS +MiB` is the growth of the
+resident set during the timed pass (sampled every 1000 links), `heap pk MiB`
+the tracemalloc peak of a second pass (all Python allocations during
+validation), `state MiB` what is still allocated at the end (the ChainState). Two mixes:
+
+- `mixed`:  30% claims (two signatures each: the link and the embedded claim),
+  10% revokes, 40% inbox rotations, 20% device add/remove (add_device carries
+  an accept signature). The state grows with the number of claims, by design.
+- `steady`: inbox rotations and device add/remove only: the state stays the
+  same size whatever the length, so memory must stay flat.
+
+The baseline is the registered `ed25519` key algorithm's `verify` (the
+`cryptography` library, OpenSSL) run in a tight loop over the chain's own
+signature checks (link, embedded claim and accept signatures of its first
+2000 links, pre-parsed), measured in the worker right before it validates,
+under the same machine load; `engine/raw` is the validator's signature checks
+per second divided by that raw rate (1.00 would mean validation costs nothing
+but the signatures). libsodium's rate (PyNaCl) on the same checks is printed
+for comparison only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+FORMAT = 2  # bump when the chain shape built here changes (invalidates the cache)
+
+
+def _signature_checks(path: str, lines: int = 2000) -> list[tuple[bytes, bytes, bytes]]:
+    """(public key, message, signature) of every signature check in the first lines of a chain
+    file: link signatures, embedded claim signatures and accept signatures."""
+    from kez_core.jcs import canonicalize
+    from kez_core.keys import parse_key_id
+    from kez_core.sigchain import accept_message
+
+    checks = []
+    identity = None
+    with open(path, "rb") as fp:
+        for _, line in zip(range(lines), fp, strict=False):
+            link = json.loads(line)
+            payload, sig = link["payload"], link["signature"]
+            identity = identity or sig["key"]
+            checks.append(
+                (parse_key_id(sig["key"]).public, canonicalize(payload), bytes.fromhex(sig["sig"]))
+            )
+            body = payload["body"]
+            if payload["op"] == "claim":
+                claim = body["claim"]
+                checks.append(
+                    (
+                        parse_key_id(claim["signature"]["key"]).public,
+                        canonicalize(claim["payload"]),
+                        bytes.fromhex(claim["signature"]["sig"]),
+                    )
+                )
+            elif "accept" in body:
+                key = body.get("device") or body["new_primary"]
+                message = accept_message(identity, payload["seqno"], payload["prev"], key)
+                checks.append((parse_key_id(key).public, message, bytes.fromhex(body["accept"])))
+    return checks
+
+
+def raw_verify_rate(path: str, seconds: float = 1.0) -> dict[str, float]:
+    """Verifications per second of the registered ed25519 algorithm (cryptography/OpenSSL) on
+    the chain's own signatures, and, for comparison only, of libsodium through PyNaCl."""
+    import nacl.signing
+    from kez_core.registry import default_registry
+
+    alg = default_registry().key_algorithm("ed25519")
+    checks = _signature_checks(path)
+    sodium_keys = {pub: nacl.signing.VerifyKey(pub) for pub, _, _ in checks}
+
+    def measure(verify) -> float:
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            for pub, msg, sig in checks:
+                verify(pub, msg, sig)
+            n += len(checks)
+        return n / (time.perf_counter() - start)
+
+    def openssl(pub: bytes, msg: bytes, sig: bytes) -> None:
+        assert alg.verify(pub, msg, sig)
+
+    def sodium(pub: bytes, msg: bytes, sig: bytes) -> None:
+        sodium_keys[pub].verify(msg, sig)
+
+    rate = measure(openssl)
+    return {"verify_per_s": rate, "verify_us": 1e6 / rate, "sodium_us": 1e6 / measure(sodium)}
+
+
+def build(path: Path, size: int, mix: str) -> float:
+    from kez_core.claim import create_claim
+    from kez_core.keys import Signer
+    from kez_core.sigchain import SigchainBuilder
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    tick = [t0]
+
+    def clock() -> datetime:
+        tick[0] += timedelta(seconds=1)
+        return tick[0]
+
+    primary = Signer.generate("ed25519")
+    laptop = Signer.generate("ed25519")
+    b = SigchainBuilder(clock=clock, keep_lines=False)
+    start = time.perf_counter()
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as out:
+        out.write(b.add_device(primary, laptop, "laptop").line)
+        # Devices come and go, but a person has few: a pool of four spare device keys
+        # is added and removed in turn (a removed device may be added again).
+        pool = [Signer.generate("ed25519") for _ in range(4)]
+        spare: Signer | None = None
+        cycles = 0
+        claims: list[str] = []
+        i = 1
+        while i < size:
+            step = i % 10
+            if mix == "mixed" and step in (0, 3, 6):
+                signer = laptop if step == 3 else primary
+                claim = create_claim(primary, f"github:user{i}", created_at=tick[0])
+                claims.append(claim.id)
+                link = b.claim(signer, claim)
+            elif mix == "mixed" and step == 8 and claims:
+                link = b.revoke(primary, claims.pop(0), "rotated account")
+            elif step in (1, 5):
+                if spare is None:
+                    spare = pool[cycles % len(pool)]
+                    cycles += 1
+                    link = b.add_device(primary, spare, f"device {i}")
+                else:
+                    link = b.remove_device(primary, spare.key_id)
+                    spare = None
+            else:
+                owner = laptop if step % 2 else primary
+                link = b.add_inbox(owner, os.urandom(32))
+            out.write(link.line)
+            i += 1
+    tmp.replace(path)
+    return time.perf_counter() - start
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def _validate_file(path: str, sample_rss: bool) -> tuple[object, int, float, int]:
+    from kez_core.sigchain import ChainValidator, iter_file_lines
+
+    validator = ChainValidator()
+    verifies = 0
+    peak_rss = 0
+    start = time.perf_counter()
+    with open(path, "rb") as fp:
+        for n, line in enumerate(iter_file_lines(fp)):
+            link = validator.feed(line)
+            verifies += 2 if link.op in ("claim", "add_device", "rotate") else 1
+            if sample_rss and n % 1000 == 0:
+                peak_rss = max(peak_rss, _rss_kib())
+    seconds = time.perf_counter() - start
+    state = validator.result()
+    if sample_rss:
+        peak_rss = max(peak_rss, _rss_kib())
+    return state, verifies, seconds, peak_rss
+
+
+def worker(path: str, trace: bool) -> None:
+    """Validate one file by streaming it; print timings and memory as JSON."""
+    import gc
+    import tracemalloc
+
+    from kez_core.registry import default_registry
+
+    default_registry().load()
+    raw = raw_verify_rate(path)  # measured here, next to the validation, under the same load
+    gc.collect()
+    base_rss = _rss_kib()
+    state, verifies, seconds, peak_rss = _validate_file(path, sample_rss=True)
+    out = {
+        "raw_verify_us": raw["verify_us"],
+        "sodium_verify_us": raw["sodium_us"],
+        "links": state.length,
+        "verifies": verifies,
+        "seconds": seconds,
+        "rss_growth_kib": peak_rss - base_rss,
+        "claims": len(state.claims),
+        "devices": len(state.devices),
+        "inbox_keys": len(state.inbox_keys),
+    }
+    if trace:  # a second, slower pass: exact Python heap peak and the size of the final state
+        del state
+        gc.collect()
+        tracemalloc.start()
+        state, *_ = _validate_file(path, sample_rss=False)
+        current, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out["traced_peak_kib"] = peak // 1024
+        out["state_kib"] = current // 1024
+    print(json.dumps(out))
+
+
+def _mib(kib: int | None) -> str:
+    return "-" if kib is None else f"{kib / 1024:.2f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--mix", choices=["mixed", "steady", "both"], default="both")
+    parser.add_argument(
+        "--cache", default=os.path.join(tempfile.gettempdir(), "kez-bench-sigchain")
+    )
+    parser.add_argument(
+        "--no-trace", action="store_true", help="skip the tracemalloc pass (faster)"
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, trace=not args.no_trace)
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    mixes = ["mixed", "steady"] if args.mix == "both" else [args.mix]
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), cache {cache}")
+
+    print("raw: ed25519 verify of the registered key algorithm (cryptography/OpenSSL), measured in")
+    print(
+        "each worker just before it validates; engine/raw = validation's signature checks per second"
+    )
+    print(
+        "divided by the raw rate; us/link over = validation time per link beyond the raw cost of its"
+    )
+    print("signature checks.")
+    print()
+    header = (
+        f"{'mix':<7}{'links':>8}{'build s':>9}{'raw us':>7}{'valid. s':>10}{'links/s':>9}{'verif/link':>11}"
+        f"{'engine/raw':>11}{'us/link over':>13}{'RSS +MiB':>9}{'heap pk MiB':>12}{'state MiB':>10}"
+        f"{'claims':>8}"
+    )
+    print(header)
+    results = []
+    for mix in mixes:
+        for size in sizes:
+            path = cache / f"chain-v{FORMAT}-{mix}-{size}.jsonl"
+            built = "cached"
+            if not path.exists():
+                built = f"{build(path, size, mix):.1f}"
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", str(path)]
+                + (["--no-trace"] if args.no_trace else []),
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            r = json.loads(out.stdout)
+            raw = {"verify_us": r["raw_verify_us"], "verify_per_s": 1e6 / r["raw_verify_us"]}
+            rate = r["links"] / r["seconds"]
+            engine_verify_rate = r["verifies"] / r["seconds"]
+            overhead = (r["seconds"] - r["verifies"] * raw["verify_us"] / 1e6) / r["links"] * 1e6
+            results.append((mix, size, r))
+            print(
+                f"{mix:<7}{r['links']:>8}{built:>9}{r['raw_verify_us']:>7.0f}{r['seconds']:>10.2f}{rate:>9,.0f}"
+                f"{r['verifies'] / r['links']:>11.2f}{engine_verify_rate / raw['verify_per_s']:>11.2f}"
+                f"{overhead:>13.1f}{r['rss_growth_kib'] / 1024:>9.1f}"
+                f"{_mib(r.get('traced_peak_kib')):>12}{_mib(r.get('state_kib')):>10}{r['claims']:>8}"
+            )
+    print()
+    for mix, size, r in results:
+        if size == 100_000:
+            verdict = "meets" if r["seconds"] <= 10 else "misses"
+            own = r["verifies"] * r["raw_verify_us"] / 1e6
+            sodium = r["verifies"] * r["sodium_verify_us"] / 1e6
+            print(
+                f"{mix}: 100k links in {r['seconds']:.2f} s ({verdict} the 10 s target). "
+                f"Its {r['verifies']:,} signature checks alone take {own:.2f} s at the raw OpenSSL rate "
+                f"({r['raw_verify_us']:.0f} us), {sodium:.2f} s at libsodium's ({r['sodium_verify_us']:.0f} us)."
+            )
+
+
+if __name__ == "__main__":
+    main()

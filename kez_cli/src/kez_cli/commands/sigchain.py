@@ -1,0 +1,440 @@
+"""`kez sigchain …`: build, inspect, merge and verify an identity's sigchain.
+
+The local copy of a chain lives at `$KEZ_HOME/chains/<alg>-<hex>.jsonl`,
+named by the identity id (the key that signed seqno 1), so it survives
+rotations. Every change is validated against the whole chain before it is
+written, and written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kez_core.claim import create_claim
+from kez_core.encoding import encode
+from kez_core.errors import ExitCode, KeyFormatError, StoreError
+from kez_core.keys import Signer, normalize_key_id
+from kez_core.keystore import IdentityRecord, Keystore, atomic_write, signer_from_text
+from kez_core.registry import default_registry
+from kez_core.sigchain import (
+    ChainError,
+    ChainState,
+    MergeResult,
+    SigchainBuilder,
+    append_links,
+    claim_statuses,
+    iter_file_lines,
+    merge_copies,
+    write_chain,
+)
+from kez_core.status import Status, to_json
+from kez_core.timefmt import parse_duration
+
+from .. import passphrase
+from ..io import read_input, write_output
+from ..options import IdentityOpt, JsonOpt
+from ..output import State, emit_json, note, out_console
+
+app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _store() -> Keystore:
+    return Keystore(registry=default_registry())
+
+
+def _chain_lines(path: Path) -> list[bytes]:
+    if not path.exists():
+        return []
+    try:
+        with path.open("rb") as fp:
+            return list(iter_file_lines(fp))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _builder(store: Keystore, path: Path) -> SigchainBuilder:
+    """A builder continuing the chain at `path` (a new chain when it has no links yet)."""
+    lines = _chain_lines(path)
+    if not lines:
+        return SigchainBuilder(registry=store.registry, keep_lines=False)
+    return SigchainBuilder.resume(lines, registry=store.registry, keep_lines=False)
+
+
+def _local(store: Keystore, identity: str | None) -> tuple[IdentityRecord, Path, SigchainBuilder]:
+    record = store.get(identity)
+    path = store.chain_path(record.identity_id)
+    if not path.exists():
+        raise StoreError(
+            f"identity {record.name!r} has no sigchain yet", hint="start one with `kez sigchain init`"
+        )
+    return record, path, _builder(store, path)
+
+
+def _primary(store: Keystore, record: IdentityRecord) -> Signer:
+    return store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
+
+
+def _key_from_file(source: str, store: Keystore, label: str) -> Signer:
+    text = read_input(source)
+    return signer_from_text(text, alg=None, passphrase=passphrase.provider(label), registry=store.registry)
+
+
+def _state_dict(state: ChainState | None, merged: MergeResult | None = None) -> dict[str, Any]:
+    if state is None:
+        return {"identity_id": None, "length": 0}
+    statuses = claim_statuses(state, fork=merged.fork if merged else None)
+    return {
+        "identity_id": state.identity_id,
+        "current_primary": state.current_primary,
+        "length": state.length,
+        "head": state.head,
+        "devices": [{"key": k, "name": n} for k, n in state.devices.items()],
+        "recovery_keys": sorted(state.recovery_keys),
+        "retired_primaries": [
+            {"key": r.key, "seqno": r.seqno, "rotated_at": r.rotated_at, "successor": r.successor}
+            for r in state.retired.values()
+        ],
+        "inbox_keys": [
+            {"key": k.key, "device": k.device, "expires_at": k.expires_at} for k in state.inbox_keys.values()
+        ],
+        "claims": [to_json(check) for check in statuses.values()],
+    }
+
+
+def _print_state(data: dict[str, Any]) -> None:
+    if not data.get("identity_id"):
+        out_console.print("no links yet")
+        return
+    out_console.print(f"[bold]identity[/bold]  {data['identity_id']}  ({data['length']} links)")
+    out_console.print(f"[bold]primary[/bold]   {data['current_primary']}")
+    for device in data["devices"]:
+        out_console.print(f"[bold]device[/bold]    {device['key']}  ({device['name']})")
+    for key in data["recovery_keys"]:
+        out_console.print(f"[bold]recovery[/bold]  {key}")
+    for retired in data["retired_primaries"]:
+        out_console.print(f"[dim]retired   {retired['key']} at seqno {retired['seqno']}[/dim]")
+    colours = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow"}
+    for claim in data["claims"]:
+        colour = colours.get(claim["status"], "red")
+        out_console.print(
+            f"[{colour}]{claim['status']:<10}[/]  {claim['subject']}  [dim]{claim['claim_id']}[/dim]"
+        )
+        if claim["status"] != "valid":
+            out_console.print(f"            [dim]{claim['reason']}[/dim]")
+
+
+def _done(link, state: ChainState, json_: bool, message: str, extra: dict[str, Any] | None = None) -> None:
+    if json_:
+        emit_json({"seqno": link.seqno, "link_id": link.id, "op": link.op, "identity_id": state.identity_id, **(extra or {})})
+    else:
+        note(message)
+
+
+# ------------------------------------------------------------------ commands
+
+
+@app.command("init")
+def init(
+    identity: IdentityOpt = None,
+    recovery_key: Annotated[
+        str | None, typer.Option("--recovery-key", help="Add this recovery key (a key id, or a key file) as seqno 1.")
+    ] = None,
+    new_recovery: Annotated[
+        str | None, typer.Option("--new-recovery", help="Generate a recovery key, save it to FILE (0600), add it.")
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Start the sigchain of an identity (optionally with a recovery key as its first link)."""
+    State.json_mode = json_
+    store = _store()
+    record = store.get(identity)
+    path = store.chain_path(record.identity_id)
+    if path.exists():
+        raise StoreError(f"identity {record.name!r} already has a sigchain at {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, b"", 0o644)
+    extra: dict[str, Any] = {"path": str(path)}
+    if recovery_key or new_recovery:
+        key_id = _add_recovery(store, record, recovery_key, new_recovery)
+        extra["recovery_key"] = key_id
+    if json_:
+        emit_json({"identity_id": record.identity_id, **extra})
+    else:
+        out_console.print(record.identity_id, markup=False)
+        note(f"sigchain started at {path}")
+
+
+def _add_recovery(store: Keystore, record: IdentityRecord, key: str | None, generate: str | None) -> str:
+    if generate:
+        recovery = Signer.generate(record.alg, store.registry)
+        pem = recovery.alg.secret_to_pem(recovery.secret, passphrase.for_new_key(no_passphrase=False, where=generate))
+        write_output(pem.decode("ascii"), generate, 0o600)
+        key_id = recovery.key_id
+        note(f"recovery key saved to {generate}: keep it offline; it can rotate your primary if you lose it")
+    elif key and (":" in key or key.startswith("npub1")) and not Path(key).exists():
+        key_id = normalize_key_id(key, store.registry)
+    elif key:
+        key_id = _key_from_file(key, store, "the recovery key").key_id
+    else:
+        raise KeyFormatError("give a recovery key id, --key-file FILE or --generate FILE")
+    path = store.chain_path(record.identity_id)
+    builder = _builder(store, path)
+    link = builder.add_recovery(_primary(store, record), key_id)
+    append_links(path, [link], registry=store.registry)
+    return key_id
+
+
+@app.command("add")
+def add(
+    subject: Annotated[str, typer.Argument(help="channel:handle to claim, e.g. github:alice.")],
+    expires: Annotated[str | None, typer.Option("--expires", help="Validity: 90d, 1y, … Default: never.")] = None,
+    form: Annotated[str, typer.Option("--format", "-f", help="Encoding of the printed claim.")] = "compact",
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Sign a claim on SUBJECT and add it to the sigchain; prints the claim to publish."""
+    State.json_mode = json_
+    store = _store()
+    record, path, builder = _local(store, identity)
+    encoding = store.registry.encoding(form)
+    primary = _primary(store, record)
+    claim = create_claim(primary, subject, expires_in=parse_duration(expires) if expires else None, registry=store.registry)
+    link = builder.claim(primary, claim)
+    state = append_links(path, [link], registry=store.registry)
+    text = encoding.encode(claim)
+    if json_:
+        emit_json({"seqno": link.seqno, "link_id": link.id, "claim_id": claim.id, "subject": claim.payload["subject"],
+                   "identity_id": state.identity_id, "encoded": text})
+    else:
+        write_output(text, None)
+        note(f"claim {claim.id} added at seqno {link.seqno}; publish the text above on {claim.payload['subject']}")
+
+
+@app.command("revoke")
+def revoke(
+    claim_id: Annotated[str, typer.Argument(help="Id of the claim to revoke (see `kez sigchain show`).")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, in words (kept in the chain).")] = "",
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Revoke a claim: from now on every copy of it verifies as `revoked`."""
+    State.json_mode = json_
+    store = _store()
+    record, path, builder = _local(store, identity)
+    link = builder.revoke(_primary(store, record), claim_id.strip().lower(), reason)
+    state = append_links(path, [link], registry=store.registry)
+    _done(link, state, json_, f"claim {claim_id} revoked at seqno {link.seqno}", {"claim_id": claim_id})
+
+
+@app.command("rotate")
+def rotate(
+    new_key: Annotated[str | None, typer.Option("--new-key", help="FILE holding the new primary's secret key.")] = None,
+    generate: Annotated[bool, typer.Option("--generate", help="Generate the new primary key.")] = False,
+    with_recovery: Annotated[
+        str | None, typer.Option("--with-recovery", help="Sign with this recovery KEYFILE (when the primary is lost).")
+    ] = None,
+    no_passphrase: Annotated[bool, typer.Option("--no-passphrase", help="Store the new key unencrypted.")] = False,
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Replace the primary key; the identity id stays. A recovery key can do it when the primary is lost."""
+    State.json_mode = json_
+    if bool(new_key) == bool(generate):
+        raise KeyFormatError("give exactly one of --new-key FILE or --generate")
+    store = _store()
+    record, path, builder = _local(store, identity)
+    if with_recovery:
+        signer = _key_from_file(with_recovery, store, "the recovery key")
+    else:
+        signer = _primary(store, record)
+    successor = _key_from_file(new_key, store, "the new key") if new_key else Signer.generate(record.alg, store.registry)
+    link = builder.rotate(signer, successor)
+    state = append_links(path, [link], registry=store.registry)
+    seal = passphrase.for_new_key(no_passphrase=no_passphrase, where=record.path)
+    store.replace_primary(record.name, successor, seal)
+    _done(link, state, json_, f"primary of {record.name!r} is now {successor.key_id} (seqno {link.seqno})",
+          {"new_primary": successor.key_id, "signed_by": signer.key_id})
+
+
+@app.command("add-device")
+def add_device(
+    name: Annotated[str, typer.Option("--name", help="A name for the device, e.g. laptop.")],
+    device_identity: Annotated[
+        str | None, typer.Option("--device-identity", help="Use this keystore identity's key as the device key.")
+    ] = None,
+    device_key: Annotated[str | None, typer.Option("--device-key", help="FILE holding the device's secret key.")] = None,
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Add a device key (it signs its acceptance, so only a key you hold can be added)."""
+    State.json_mode = json_
+    if bool(device_identity) == bool(device_key):
+        raise KeyFormatError("give exactly one of --device-identity NAME or --device-key FILE")
+    store = _store()
+    record, path, builder = _local(store, identity)
+    if device_identity:
+        device = store.signer(device_identity, passphrase.provider(f"identity {device_identity!r}"))
+    else:
+        device = _key_from_file(device_key, store, "the device key")
+    link = builder.add_device(_primary(store, record), device, name)
+    state = append_links(path, [link], registry=store.registry)
+    _done(link, state, json_, f"device {device.key_id} ({name}) added at seqno {link.seqno}", {"device": device.key_id})
+
+
+@app.command("remove-device")
+def remove_device(
+    device: Annotated[str, typer.Argument(help="Key id of the device to remove.")],
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Remove a device key: it signs nothing further for this identity."""
+    State.json_mode = json_
+    store = _store()
+    record, path, builder = _local(store, identity)
+    link = builder.remove_device(_primary(store, record), normalize_key_id(device, store.registry))
+    state = append_links(path, [link], registry=store.registry)
+    _done(link, state, json_, f"device {device} removed at seqno {link.seqno}")
+
+
+@app.command("add-recovery")
+def add_recovery(
+    key: Annotated[str | None, typer.Argument(help="Recovery key id (alg:hex or npub).")] = None,
+    key_file: Annotated[str | None, typer.Option("--key-file", help="FILE holding the recovery secret key.")] = None,
+    generate: Annotated[str | None, typer.Option("--generate", help="Generate one and save it to FILE (0600).")] = None,
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Add a recovery key: it can rotate the primary when the primary is lost."""
+    State.json_mode = json_
+    if sum(bool(x) for x in (key, key_file, generate)) != 1:
+        raise KeyFormatError("give exactly one of KEY, --key-file FILE or --generate FILE")
+    store = _store()
+    record, _, _ = _local(store, identity)
+    key_id = _add_recovery(store, record, key or key_file, generate)
+    if json_:
+        emit_json({"recovery_key": key_id, "identity_id": record.identity_id})
+    else:
+        note(f"recovery key {key_id} added")
+
+
+@app.command("show")
+def show(identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
+    """Show the chain: identity id, primary, devices, recovery keys, claims and their status."""
+    State.json_mode = json_
+    store = _store()
+    _, _, builder = _local(store, identity)
+    data = _state_dict(builder.state)
+    if json_:
+        emit_json(data)
+    else:
+        _print_state(data)
+
+
+@app.command("export")
+def export(
+    output: Annotated[str | None, typer.Argument(help="FILE to write (default: stdout).")] = None,
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Write the chain as canonical JSON Lines (byte-stable: export → import → export is identical)."""
+    State.json_mode = json_
+    store = _store()
+    record, path, builder = _local(store, identity)
+    merged = merge_copies([_chain_lines(path)], registry=store.registry)
+    data = b"".join(merged.lines)
+    if json_:
+        emit_json({"identity_id": record.identity_id, "length": len(merged.lines), "jsonl": data.decode("utf-8")})
+    elif output in (None, "-"):
+        import sys
+
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        atomic_write(Path(output), data, 0o644)
+
+
+def _read_copies(files: list[str]) -> list[list[bytes]]:
+    copies = []
+    for name in files:
+        text = read_input(name)
+        copies.append([line.encode("utf-8") for line in text.splitlines() if line.strip()])
+    return copies
+
+
+@app.command("import")
+def import_(
+    files: Annotated[list[str], typer.Argument(help="Chain copies (JSON Lines) to merge into the local copy.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Merge copies of a chain into the local copy (a longer valid copy extends a shorter one)."""
+    State.json_mode = json_
+    store = _store()
+    copies = _read_copies(files)
+    first = merge_copies(copies, registry=store.registry)
+    if first.state is None:
+        _report_broken(first, json_)
+        raise typer.Exit(ExitCode.NOT_VALID)
+    local = store.chain_path(first.state.identity_id)
+    merged = merge_copies([_chain_lines(local), *copies], registry=store.registry)
+    if merged.fork is not None:
+        _report_broken(merged, json_)
+        raise typer.Exit(ExitCode.NOT_VALID)
+    state = write_chain(local, merged.lines, registry=store.registry)
+    if json_:
+        emit_json({"identity_id": state.identity_id, "length": state.length, "path": str(local)})
+    else:
+        note(f"{state.identity_id}: {state.length} links in {local}")
+
+
+def _errors(merged: MergeResult) -> list[dict[str, Any]]:
+    return [
+        {"copy": c.index, "valid_links": c.valid_links, **c.error.to_dict()}
+        for c in merged.copies
+        if c.error is not None
+    ]
+
+
+def _report_broken(merged: MergeResult, json_: bool) -> None:
+    if json_:
+        return
+    if merged.fork is not None:
+        out_console.print(f"[red bold]fork[/]  {merged.fork.reason}")
+    for error in _errors(merged):
+        out_console.print(f"[red bold]invalid[/]  copy {error['copy'] + 1}: {error['message']}")
+
+
+@app.command("verify")
+def verify(
+    files: Annotated[list[str], typer.Argument(help="One or more copies (JSON Lines) of one chain.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Validate a chain from one or more copies. Exit 0 when the chain is valid, 1 when broken or forked."""
+    State.json_mode = json_
+    store = _store()
+    merged = merge_copies(_read_copies(files), registry=store.registry)
+    errors = _errors(merged)
+    if merged.fork is not None:
+        status = Status.FORK.value
+    elif errors or merged.state is None:
+        status = Status.INVALID.value
+    else:
+        status = Status.VALID.value
+    data = {"status": status, **_state_dict(merged.state, merged), "errors": errors,
+            "fork": None if merged.fork is None else {"seqno": merged.fork.seqno, "link_ids": list(merged.fork.link_ids)}}
+    if merged.state is None and not errors:
+        data["errors"] = [{"error": "empty", "message": "no links in the input"}]
+    if json_:
+        emit_json(data)
+    else:
+        if status == "valid":
+            out_console.print(f"[green bold]valid chain[/]  {data['length']} links")
+        _report_broken(merged, False)
+        _print_state(data)
+    if status != "valid":
+        raise typer.Exit(ExitCode.NOT_VALID)

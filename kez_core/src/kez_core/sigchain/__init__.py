@@ -1,0 +1,63 @@
+"""Sigchains: the append-only, signed history of one identity (DESIGN §4, docs/sigchain.md).
+
+Modules, one job each:
+
+- `model`       Link, ChainState and its records, op names
+- `errors`      ChainError / ChainFault
+- `canon`       strict line parsing; JCS without re-walking parsed values
+- `wire`        one line → link object, JCS(payload), JCS(object), times
+- `rules`       per op: who may sign, body rules, effect on the state
+- `validate`    ChainValidator (streaming, position and signatures), validate_lines, iter_links
+- `ops`         SigchainBuilder (checked), make_link / accept_signature (raw)
+- `claimstatus` claim statuses from a chain (valid, revoked, expired, superseded, fork)
+- `merge`       merge_copies: prefixes, forks, identities
+- `io`          files: streaming read, atomic write/append, canonical export
+"""
+
+from __future__ import annotations
+
+from .claimstatus import claim_statuses, status_of_claim, status_of_record
+from .errors import ChainError, ChainFault
+from .io import (
+    append_links,
+    canonical_lines,
+    export_chain,
+    iter_file_lines,
+    read_chain,
+    write_chain,
+)
+from .merge import CopyReport, Fork, MergeResult, merge_copies
+from .model import OPS, ChainState, ClaimRecord, InboxKey, Link, RetiredKey
+from .ops import SigchainBuilder, accept_signature, make_link
+from .validate import ChainValidator, accept_message, iter_links, validate_lines
+
+__all__ = [
+    "OPS",
+    "ChainError",
+    "ChainFault",
+    "ChainState",
+    "ChainValidator",
+    "ClaimRecord",
+    "CopyReport",
+    "Fork",
+    "InboxKey",
+    "Link",
+    "MergeResult",
+    "RetiredKey",
+    "SigchainBuilder",
+    "accept_message",
+    "accept_signature",
+    "append_links",
+    "canonical_lines",
+    "claim_statuses",
+    "export_chain",
+    "iter_file_lines",
+    "iter_links",
+    "make_link",
+    "merge_copies",
+    "read_chain",
+    "status_of_claim",
+    "status_of_record",
+    "validate_lines",
+    "write_chain",
+]

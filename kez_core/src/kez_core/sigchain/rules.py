@@ -1,0 +1,327 @@
+"""The ops: who may sign each, the rules its body must obey, and its effect on the state.
+
+`OpRules` is mixed into `ChainValidator`; every method checks one op's body
+against the state before the link and then changes the state. A method
+either raises `ChainError` before changing anything, or succeeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..claim import read_claim
+from ..errors import DecodeError, KezError, UnknownNameError
+from ..keys import parse_key_id
+from ..signed import SignedObject
+from . import model as m
+from .canon import jcs_trusted
+from .errors import ChainError, ChainFault
+from .wire import CLAIM_HEAD, accept_message, envelope, is_hex, parse_link_time, signature_jcs
+
+if TYPE_CHECKING:
+    from ..protocols import KeyAlgorithm
+    from ..registry import Registry
+
+
+class OpRules:
+    """Key helpers and op effects; `ChainValidator` supplies `_fail` and the caches."""
+
+    registry: Registry
+    _pub: dict[str, tuple[KeyAlgorithm, bytes]]  # parsed keys that hold a role (pruned on removal)
+    _sig_algs: dict[str, KeyAlgorithm]
+
+    def _fail(self, reason: ChainFault, message: str, **kwargs: Any) -> ChainError:
+        """The error for the link being checked (ChainValidator knows its position)."""
+        raise NotImplementedError
+
+    def _sig_alg(self, name: str) -> KeyAlgorithm | None:
+        alg = self._sig_algs.get(name)
+        if alg is None:
+            try:
+                alg = self.registry.key_algorithm_for_signature(name)
+            except UnknownNameError:
+                return None
+            self._sig_algs[name] = alg
+        return alg
+
+    def _key(
+        self, key: object, what: str, fault: ChainFault = ChainFault.BODY
+    ) -> tuple[KeyAlgorithm, bytes]:
+        """Parse a key id that must be in normal form; cached while the key holds a role."""
+        if isinstance(key, str):
+            cached = self._pub.get(key)
+            if cached is not None:
+                return cached
+        try:
+            parsed = parse_key_id(key, self.registry)
+        except KezError as exc:
+            raise self._fail(fault, f"{what}: {exc.message}") from exc
+        if str(parsed) != key:
+            raise self._fail(
+                fault, f"{what} {str(key)[:80]!r} is not in normal form (write {parsed})"
+            )
+        return self.registry.key_algorithm(parsed.alg), parsed.public
+
+    def _remember(self, key: str, parsed: tuple[KeyAlgorithm, bytes]) -> None:
+        self._pub[key] = parsed
+
+    def _forget(self, key: str) -> None:
+        self._pub.pop(key, None)
+
+    def _verify_accept(
+        self, body: dict[str, Any], field: str, key: str, seqno: int, prev: str | None, chain: str
+    ) -> tuple[KeyAlgorithm, bytes]:
+        parsed = self._key(key, f"body.{field}")
+        accept = body.get("accept")
+        if not is_hex(accept, 128):
+            raise self._fail(
+                ChainFault.ACCEPT,
+                f"body.accept must be the 128-hex signature of {key} over the accept object",
+                hint="the added key must sign JCS({type: kez.accept, chain, seqno, prev, key})",
+            )
+        alg, public = parsed
+        if not alg.verify(public, accept_message(chain, seqno, prev, key), bytes.fromhex(accept)):
+            raise self._fail(
+                ChainFault.ACCEPT,
+                f"the accept signature does not verify for {key} (wrong key, chain, seqno or prev)",
+            )
+        return parsed
+
+    # ------------------------------------------------------------------ ops
+
+    def _claim_op(
+        self,
+        state: m.ChainState,
+        body: dict[str, Any],
+        *,
+        seqno: int,
+        created_at: str,
+        signer: str,
+        simple: bool,
+        **_: Any,
+    ) -> None:
+        raw = body["claim"]
+        try:
+            claim_obj = SignedObject.from_dict(raw)
+            claim = read_claim(claim_obj, self.registry)
+        except DecodeError as exc:
+            raise self._fail(
+                ChainFault.BODY, f"body.claim is not a valid claim: {exc.message}"
+            ) from exc
+        if claim.primary != state.current_primary:
+            raise self._fail(
+                ChainFault.BODY,
+                f"the claim is made by {claim.primary}, but the primary at this seqno is {state.current_primary}",
+                hint="claims in a chain are signed by the identity's current primary key",
+            )
+        sig = claim_obj.signature
+        alg, public = self._pub.get(claim.primary) or self._key(claim.primary, "claim primary")
+        if sig.key != claim.primary or self._sig_alg(sig.alg) is not alg:
+            raise self._fail(ChainFault.BODY, "the claim's signature is not by its primary key")
+        try:
+            claim_payload = jcs_trusted(claim_obj.payload, simple)
+            claim_canonical = envelope(claim_payload, signature_jcs(sig, simple), CLAIM_HEAD)
+        except KezError as exc:
+            raise self._fail(ChainFault.BODY, f"body.claim: {exc.message}") from exc
+        if not alg.verify(public, claim_payload, bytes.fromhex(sig.sig)):
+            raise self._fail(ChainFault.BODY, "the embedded claim's signature does not verify")
+        claim_id = hashlib.sha256(claim_canonical).hexdigest()
+        if claim_id in state.claims:
+            raise self._fail(
+                ChainFault.BODY,
+                f"claim {claim_id} was already added at seqno {state.claims[claim_id].seqno}",
+            )
+        p = claim_obj.payload
+        state.claims[claim_id] = m.ClaimRecord(
+            claim_id=claim_id,
+            subject=claim.subject,
+            primary=state.current_primary,
+            added_by=sys.intern(signer),
+            seqno=seqno,
+            added_at=created_at,
+            created_at=p["created_at"],
+            expires_at=p.get("expires_at"),
+        )
+
+    def _revoke_op(
+        self,
+        state: m.ChainState,
+        body: dict[str, Any],
+        *,
+        seqno: int,
+        created_at: str,
+        signer: str,
+        **_: Any,
+    ) -> None:
+        claim_id, reason = body["claim_id"], body["reason"]
+        if not is_hex(claim_id, 64):
+            raise self._fail(ChainFault.BODY, "body.claim_id must be a claim id (64 lowercase hex)")
+        if not isinstance(reason, str) or len(reason) > m.MAX_REASON:
+            raise self._fail(
+                ChainFault.BODY,
+                f"body.reason must be a string of at most {m.MAX_REASON} characters",
+            )
+        record = state.claims.get(claim_id)
+        if record is None:
+            raise self._fail(
+                ChainFault.BODY, f"revokes claim {claim_id}, which no earlier link added"
+            )
+        if record.revoked:
+            raise self._fail(
+                ChainFault.BODY,
+                f"claim {claim_id} was already revoked at seqno {record.revoked_seqno}",
+            )
+        record.revoked_seqno = seqno
+        record.revoked_at = created_at
+        record.revoked_by = sys.intern(signer)
+        record.revocation_reason = reason
+
+    def _check_new_key(self, state: m.ChainState, key: object, field: str) -> str:
+        if not isinstance(key, str):
+            raise self._fail(ChainFault.BODY, f"body.{field} must be a key id")
+        role = state.role_of(key)
+        if role is not None:
+            what = {
+                "primary": "the current primary",
+                "device": "already a device",
+                "recovery": "already a recovery key",
+                "retired": "a rotated-away primary (retired keys never get a role again)",
+            }[role]
+            raise self._fail(ChainFault.BODY, f"body.{field} {key} is {what}")
+        return key
+
+    def _add_device_op(
+        self, state: m.ChainState, body: dict[str, Any], *, seqno: int, prev: str | None, **_: Any
+    ) -> None:
+        device = body["device"]
+        self._key(device, "body.device")
+        self._check_new_key(state, device, "device")
+        name = body["name"]
+        if not isinstance(name, str) or not 1 <= len(name) <= m.MAX_DEVICE_NAME:
+            raise self._fail(
+                ChainFault.BODY,
+                f"body.name must be a string of 1 to {m.MAX_DEVICE_NAME} characters",
+            )
+        parsed = self._verify_accept(body, "device", device, seqno, prev, state.identity_id)
+        state.devices[device] = name
+        self._remember(device, parsed)
+
+    def _remove_device_op(self, state: m.ChainState, body: dict[str, Any], **_: Any) -> None:
+        device = body["device"]
+        if not isinstance(device, str) or device not in state.devices:
+            raise self._fail(
+                ChainFault.BODY, f"body.device {str(device)[:80]} is not an active device"
+            )
+        del state.devices[device]
+        state.inbox_keys.pop(device, None)
+        self._forget(device)
+
+    def _add_recovery_op(self, state: m.ChainState, body: dict[str, Any], **_: Any) -> None:
+        key = body["key"]
+        parsed = self._key(key, "body.key")
+        self._check_new_key(state, key, "key")
+        state.recovery_keys.add(key)
+        self._remember(key, parsed)
+
+    def _rotate_op(
+        self,
+        state: m.ChainState,
+        body: dict[str, Any],
+        *,
+        seqno: int,
+        prev: str | None,
+        created_at: str,
+        signer: str,
+        **_: Any,
+    ) -> None:
+        new = body["new_primary"]
+        self._key(new, "body.new_primary")
+        if not isinstance(new, str):
+            raise self._fail(ChainFault.BODY, "body.new_primary must be a key id")
+        if new == state.current_primary:
+            raise self._fail(ChainFault.BODY, "body.new_primary is already the primary")
+        if new in state.retired:
+            raise self._fail(ChainFault.BODY, f"body.new_primary {new} is a rotated-away primary")
+        parsed = self._verify_accept(body, "new_primary", new, seqno, prev, state.identity_id)
+        old = state.current_primary
+        state.retired[old] = m.RetiredKey(old, seqno, created_at, new, signer)
+        state.inbox_keys.pop(old, None)
+        self._forget(old)
+        # The new primary leaves any other role it held (a device or recovery key promoted).
+        state.devices.pop(new, None)
+        state.recovery_keys.discard(new)
+        state.current_primary = new
+        self._remember(new, parsed)
+
+    def _add_inbox_op(
+        self,
+        state: m.ChainState,
+        body: dict[str, Any],
+        *,
+        seqno: int,
+        when: datetime,
+        signer: str,
+        **_: Any,
+    ) -> None:
+        key, device, expires_at = body["key"], body["device"], body["expires_at"]
+        if not isinstance(key, str) or not key.startswith("x25519:") or not is_hex(key[7:], 64):
+            raise self._fail(ChainFault.BODY, "body.key must be x25519:<64 lowercase hex>")
+        if not isinstance(device, str) or (
+            device != state.current_primary and device not in state.devices
+        ):
+            raise self._fail(
+                ChainFault.BODY,
+                f"body.device {str(device)[:80]} is neither the primary nor an active device",
+            )
+        try:
+            expires = parse_link_time(expires_at, "body.expires_at")
+        except DecodeError as exc:
+            raise self._fail(ChainFault.BODY, exc.message) from exc
+        if expires <= when:
+            raise self._fail(ChainFault.BODY, "body.expires_at is not after the link's created_at")
+        state.inbox_keys[device] = m.InboxKey(key, device, expires_at, seqno, signer)
+
+
+APPLY = {
+    m.OP_CLAIM: OpRules._claim_op,
+    m.OP_REVOKE: OpRules._revoke_op,
+    m.OP_ADD_DEVICE: OpRules._add_device_op,
+    m.OP_REMOVE_DEVICE: OpRules._remove_device_op,
+    m.OP_ADD_RECOVERY: OpRules._add_recovery_op,
+    m.OP_ROTATE: OpRules._rotate_op,
+    m.OP_ADD_INBOX: OpRules._add_inbox_op,
+}
+
+# Who may sign each op, by role. add_inbox: the primary, or the device the body names.
+SIGNERS: dict[str, frozenset[str]] = {
+    m.OP_CLAIM: frozenset({"primary", "device"}),
+    m.OP_REVOKE: frozenset({"primary", "device"}),
+    m.OP_ADD_DEVICE: frozenset({"primary"}),
+    m.OP_REMOVE_DEVICE: frozenset({"primary"}),
+    m.OP_ADD_RECOVERY: frozenset({"primary"}),
+    m.OP_ROTATE: frozenset({"primary", "recovery"}),
+    m.OP_ADD_INBOX: frozenset({"primary", "device"}),
+}
+
+
+def allowed_to_sign(op: str, role: str | None, signer: str, body: dict[str, Any]) -> bool:
+    if role not in SIGNERS[op]:
+        return False
+    if op == m.OP_ADD_INBOX and role == "device":
+        return body.get("device") == signer
+    return True
+
+
+def who_may(op: str) -> str:
+    return {
+        m.OP_CLAIM: "the primary or an active device",
+        m.OP_REVOKE: "the primary or an active device",
+        m.OP_ADD_DEVICE: "only the primary",
+        m.OP_REMOVE_DEVICE: "only the primary",
+        m.OP_ADD_RECOVERY: "only the primary",
+        m.OP_ROTATE: "the primary or a recovery key",
+        m.OP_ADD_INBOX: "the primary or the device named in body.device",
+    }[op]

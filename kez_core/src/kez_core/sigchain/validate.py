@@ -1,0 +1,322 @@
+"""Streaming validation: one link at a time, state only, a typed error at the first fault.
+
+`ChainValidator.feed(line)` checks one line against the state built from the
+lines before it and updates that state. Nothing about earlier links is kept
+except the state (see `model.ChainState`), so a chain of any length is read
+with memory bounded by its keys and claims.
+
+Checks, in order, for each link (the first failure raises `ChainError`):
+
+1. the line is strict JSON (UTF-8, ≤ 64 KiB, no duplicate keys) and a signed
+   object of kind `link` with the payload fields of a link  → `malformed`
+2. `seqno` is the previous seqno + 1 (1 for the first line)   → `seqno`
+3. `prev` is the id of the previous link (null for seqno 1)    → `prev`
+4. `created_at` is not before the previous link's              → `time`
+5. `op` is known                                                → `unknown_op`
+6. the signing key (`signature.key`) may sign this op now:
+   a rotated-away primary never may                             → `rotated_key`;
+   otherwise the op's role table                                → `signer`
+7. the signature verifies over JCS(payload)                     → `signature`
+8. the body has exactly the op's fields and obeys its rules     → `body`;
+   accept signatures of added keys verify                       → `accept`
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from datetime import datetime
+
+from ..errors import DecodeError, KezError
+from ..protocols import KeyAlgorithm
+from ..registry import Registry, default_registry
+from ..signed import SignedObject
+from . import model as m
+from .canon import LineParser, jcs
+from .errors import ChainError, ChainFault
+from .rules import APPLY, OpRules, allowed_to_sign, who_may
+from .wire import accept_message, envelope, is_hex, parse_link_time, read_line
+
+__all__ = ["ChainValidator", "accept_message", "iter_links", "read_line", "validate_lines"]
+
+
+class ChainValidator(OpRules):
+    """Validates a chain link by link. `state` is None until the first link is accepted."""
+
+    def __init__(self, *, registry: Registry | None = None) -> None:
+        self.registry = registry or default_registry()
+        self.state: m.ChainState | None = None
+        self.lines_read = 0
+        self._parser = LineParser()
+        self._last_time: datetime | None = None
+        self._last_time_text: str | None = None
+        self._sig_algs: dict[str, KeyAlgorithm] = {}
+        # parsed public keys of the keys that currently hold a role (pruned on removal)
+        self._pub: dict[str, tuple[KeyAlgorithm, bytes]] = {}
+
+    # ------------------------------------------------------------------ input
+
+    @property
+    def next_seqno(self) -> int:
+        return 1 if self.state is None else self.state.length + 1
+
+    def _fail(
+        self,
+        reason: ChainFault,
+        message: str,
+        *,
+        link_id: str | None = None,
+        hint: str | None = None,
+    ) -> ChainError:
+        return ChainError(
+            reason,
+            message,
+            seqno=self.next_seqno,
+            line=self.lines_read or None,
+            link_id=link_id,
+            hint=hint,
+        )
+
+    def feed(self, line: bytes | str) -> m.Link | None:
+        """Validate one JSON Lines line (a trailing newline is allowed). Blank lines are skipped."""
+        self.lines_read += 1
+        try:
+            read = read_line(self._parser, line)
+        except DecodeError as exc:
+            raise self._fail(ChainFault.MALFORMED, exc.message, hint=exc.hint) from exc
+        if read is None:
+            return None
+        obj, payload_jcs, canonical, simple = read
+        return self._check(obj, payload_jcs, canonical, verify=True, simple=simple)
+
+    def feed_object(self, obj: SignedObject) -> m.Link:
+        """Validate one link given as a SignedObject (counts as one line)."""
+        self.lines_read += 1
+        if obj.kind != m.KIND:
+            raise self._fail(ChainFault.MALFORMED, f"expected a 'link' object, got {obj.kind!r}")
+        try:
+            obj = SignedObject.from_dict(obj.to_dict())  # the same envelope checks as a line
+            payload_jcs = jcs(obj.payload)
+            canonical = envelope(payload_jcs, jcs(obj.signature.to_dict()))
+        except KezError as exc:
+            raise self._fail(ChainFault.MALFORMED, exc.message) from exc
+        return self._check(obj, payload_jcs, canonical, verify=True, simple=False)
+
+    def _append_built(self, obj: SignedObject, payload_jcs: bytes) -> m.Link:
+        """For the builder: all rules, but the link's own signature (just made) is not re-verified."""
+        self.lines_read += 1
+        canonical = envelope(payload_jcs, jcs(obj.signature.to_dict()))
+        return self._check(obj, payload_jcs, canonical, verify=False, simple=False)
+
+    def result(self) -> m.ChainState:
+        """The final state; ChainError (`empty`) when no link was read."""
+        if self.state is None:
+            raise ChainError(
+                ChainFault.EMPTY, "the chain has no links", hint="a chain starts with seqno 1"
+            )
+        return self.state
+
+    # ------------------------------------------------------------------ rules
+
+    def _check(
+        self, obj: SignedObject, payload_jcs: bytes, canonical: bytes, *, verify: bool, simple: bool
+    ) -> m.Link:
+        state = self.state
+        p = obj.payload
+        link_id = hashlib.sha256(canonical).hexdigest()
+        fail = self._fail
+
+        # 1. shape
+        for field in m.LINK_FIELDS:
+            if field not in p:
+                raise fail(ChainFault.MALFORMED, f"payload has no {field!r}", link_id=link_id)
+        seqno, prev, created_at, op, body = (
+            p["seqno"],
+            p["prev"],
+            p["created_at"],
+            p["op"],
+            p["body"],
+        )
+        if type(seqno) is not int or seqno < 1:
+            raise fail(
+                ChainFault.MALFORMED, "payload.seqno must be a positive integer", link_id=link_id
+            )
+        if prev is not None and not is_hex(prev, 64):
+            raise fail(
+                ChainFault.MALFORMED,
+                "payload.prev must be null or 64 lowercase hex",
+                link_id=link_id,
+            )
+        if not isinstance(op, str):
+            raise fail(ChainFault.MALFORMED, "payload.op must be a string", link_id=link_id)
+        if not isinstance(body, dict):
+            raise fail(ChainFault.MALFORMED, "payload.body must be a JSON object", link_id=link_id)
+        try:
+            when = (
+                self._last_time
+                if created_at == self._last_time_text
+                else parse_link_time(created_at, "created_at")
+            )
+        except DecodeError as exc:
+            raise fail(ChainFault.MALFORMED, exc.message, link_id=link_id) from exc
+
+        # 2. position
+        expected = self.next_seqno
+        if seqno != expected:
+            kind = "duplicated or out of order" if seqno < expected else "missing before it (a gap)"
+            raise fail(
+                ChainFault.SEQNO,
+                f"expected seqno {expected}, found {seqno}: a link is {kind}",
+                link_id=link_id,
+            )
+        want_prev = None if state is None else state.head
+        if prev != want_prev:
+            raise fail(
+                ChainFault.PREV,
+                f"prev is {prev}, but the previous link's id is {want_prev}",
+                link_id=link_id,
+            )
+        if self._last_time is not None and when < self._last_time:
+            raise fail(
+                ChainFault.TIME,
+                f"created_at {created_at} is before the previous link's {state.last_created_at}",  # type: ignore[union-attr]
+                link_id=link_id,
+            )
+        if op not in m.OP_FIELDS:
+            raise fail(
+                ChainFault.UNKNOWN_OP,
+                f"unknown op {op[:40]!r} (known: {', '.join(m.OPS)})",
+                link_id=link_id,
+                hint="a newer kez may know this op",
+            )
+
+        # 3. signer
+        signer = obj.signature.key
+        if state is None:
+            signer_pub = self._key(signer, "signature.key", ChainFault.SIGNER)
+            primary, identity, role = signer, signer, "primary"
+        else:
+            primary, identity = state.current_primary, state.identity_id
+            role = state.role_of(signer)
+            if role == "retired":
+                r = state.retired[signer]
+                raise fail(
+                    ChainFault.ROTATED_KEY,
+                    f"signed by {signer}, which was rotated away at seqno {r.seqno} ({r.rotated_at}) "
+                    "and may sign nothing after that",
+                    link_id=link_id,
+                )
+            allowed = allowed_to_sign(op, role, signer, body)
+            if not allowed:
+                raise fail(
+                    ChainFault.SIGNER,
+                    f"{signer} ({role or 'a key this chain does not know'}) may not sign op {op!r}; "
+                    f"{who_may(op)} may",
+                    link_id=link_id,
+                )
+            signer_pub = self._pub.get(signer) or self._key(
+                signer, "signature.key", ChainFault.SIGNER
+            )
+
+        # 4. signature
+        alg, public = signer_pub
+        if verify:
+            sig_alg = self._sig_alg(obj.signature.alg)
+            if sig_alg is None:
+                raise fail(
+                    ChainFault.SIGNATURE,
+                    f"unknown signature alg {obj.signature.alg[:40]!r}",
+                    link_id=link_id,
+                )
+            if sig_alg is not alg:
+                raise fail(
+                    ChainFault.SIGNATURE,
+                    f"signature.alg {obj.signature.alg} does not belong to key {signer[:80]}",
+                    link_id=link_id,
+                )
+            if not alg.verify(public, payload_jcs, bytes.fromhex(obj.signature.sig)):
+                raise fail(
+                    ChainFault.SIGNATURE,
+                    "the signature does not verify: the link was changed or signed by another key",
+                    link_id=link_id,
+                )
+
+        # 5. body
+        missing = m.OP_FIELDS[op] - body.keys()
+        extra = body.keys() - m.OP_FIELDS[op]
+        if "accept" in missing:
+            raise fail(
+                ChainFault.ACCEPT,
+                f"{op} body has no accept signature by the added key",
+                link_id=link_id,
+                hint="the added key must sign JCS({type: kez.accept, chain, seqno, prev, key})",
+            )
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"lacks {', '.join(sorted(missing))}")
+            if extra:
+                parts.append(
+                    f"has unknown field(s) {', '.join(sorted(str(x)[:40] for x in extra))}"
+                )
+            raise fail(ChainFault.BODY, f"{op} body {' and '.join(parts)}", link_id=link_id)
+
+        if state is None:
+            state = m.ChainState(
+                identity_id=identity,
+                current_primary=primary,
+                head="",
+                length=0,
+                last_created_at=created_at,
+            )
+            self._remember(signer, signer_pub)
+            new_state = True
+        else:
+            new_state = False
+        try:
+            APPLY[op](
+                self,
+                state,
+                body,
+                seqno=seqno,
+                prev=prev,
+                created_at=created_at,
+                when=when,
+                signer=signer,
+                simple=simple,
+            )
+        except ChainError as exc:
+            if exc.link_id is None:
+                exc.link_id = link_id
+            if new_state:
+                self._forget(signer)
+            raise
+        state.head = link_id
+        state.length = seqno
+        state.last_created_at = created_at
+        self.state = state
+        self._last_time = when
+        self._last_time_text = created_at
+        return m.Link(obj, link_id, seqno, prev, created_at, op, body, signer, canonical)
+
+
+def validate_lines(
+    lines: Iterable[bytes | str], *, registry: Registry | None = None
+) -> m.ChainState:
+    """Validate a whole chain given line by line; return its state or raise ChainError."""
+    validator = ChainValidator(registry=registry)
+    for line in lines:
+        validator.feed(line)
+    return validator.result()
+
+
+def iter_links(
+    lines: Iterable[bytes | str], *, registry: Registry | None = None
+) -> Iterable[m.Link]:
+    """Validate line by line and yield each valid link (streaming; raises at the first fault)."""
+    validator = ChainValidator(registry=registry)
+    for line in lines:
+        link = validator.feed(line)
+        if link is not None:
+            yield link
+    validator.result()

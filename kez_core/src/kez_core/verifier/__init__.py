@@ -1,0 +1,27 @@
+"""The verification engine: check every claimed proof of an identity (DESIGN.md §5).
+
+- `fetching`  bounded concurrency, per-channel limits, timeouts, retries with backoff
+- `judge`     one status per claim from the chain and the proof texts read
+- `engine`    verify an identity (chain + proofs) or a single subject
+- `snapshots` save what was read and re-check it offline; keep each claim's status history
+"""
+
+from __future__ import annotations
+
+from .engine import IdentityReport, ProofReport, SubjectReport, verify_identity, verify_subject
+from .fetching import FetchPolicy
+from .judge import judge_record
+from .snapshots import Snapshot, SnapshotStore, recheck_offline
+
+__all__ = [
+    "FetchPolicy",
+    "IdentityReport",
+    "ProofReport",
+    "Snapshot",
+    "SnapshotStore",
+    "SubjectReport",
+    "judge_record",
+    "recheck_offline",
+    "verify_identity",
+    "verify_subject",
+]
