@@ -126,11 +126,21 @@ class Registry:
         """Read the entry points of the `kez` group; import nothing."""
         core = _core_version()
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in self._entry_points:
-                continue
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else "?"
             version = dist.version if dist is not None else "?"
+            if ep.name in self._entry_points:
+                first = self._infos[ep.name]
+                if first.distribution == dist_name and first.module == ep.value:
+                    continue  # the same distribution seen twice on sys.path
+                message = (
+                    f"two plugins are named {ep.name!r}: {first.distribution} {first.version} "
+                    f"({first.module}) and {dist_name} {version} ({ep.value}); only the first is used"
+                )
+                if self.strict:
+                    raise RegistryError(message, hint="rename one entry point in the `kez` group")
+                self._note(message)
+                continue
             info = PluginInfo(
                 name=ep.name,
                 module=ep.value,

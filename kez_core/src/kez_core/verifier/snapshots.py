@@ -93,19 +93,44 @@ class SnapshotStore:
         atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False).encode("utf-8"), 0o644)
         return path
 
-    def latest(self, identity_id: str) -> Snapshot | None:
+    def _snapshots(self, identity_id: str) -> list[Snapshot]:
+        """Readable snapshots of an identity, newest first (damaged ones are skipped)."""
         folder = self._dir(identity_id)
         if not folder.is_dir():
-            return None
-        files = sorted(p for p in folder.glob("*.json") if not p.name.startswith("."))
-        for path in reversed(files):
+            return []
+        out = []
+        for path in sorted((p for p in folder.glob("*.json") if not p.name.startswith(".")), reverse=True):
             try:
                 data = json.loads(path.read_text("utf-8"))
             except (OSError, ValueError):
-                continue  # a damaged snapshot is skipped, an older one still serves
+                continue
             if isinstance(data, dict) and data.get("version") == SNAPSHOT_VERSION:
-                return Snapshot(path, data)
-        return None
+                out.append(Snapshot(path, data))
+        return out
+
+    def latest(self, identity_id: str) -> Snapshot | None:
+        snapshots = self._snapshots(identity_id)
+        return snapshots[0] if snapshots else None
+
+    def latest_readings(self, identity_id: str) -> Snapshot | None:
+        """The newest snapshot, with each claim's proof taken from the newest run that read it.
+
+        A run in which a channel was unreachable still becomes a snapshot (it
+        is history), but re-checking offline should use what was last
+        actually read, so for each claim the newest reachable reading wins.
+        """
+        snapshots = self._snapshots(identity_id)
+        if not snapshots:
+            return None
+        newest = snapshots[0]
+        readings: dict[str, dict[str, Any]] = {}
+        for snap in snapshots:
+            for proof in snap.data.get("proofs", []):
+                cid = proof.get("claim_id")
+                if cid and cid not in readings and proof.get("reachable"):
+                    readings[cid] = proof
+        proofs = [readings.get(p.get("claim_id"), p) for p in newest.data.get("proofs", [])]
+        return Snapshot(newest.path, {**newest.data, "proofs": proofs})
 
     def _history_path(self, identity_id: str) -> Path:
         return self.home / "history" / f"{safe_name(identity_id)}.jsonl"

@@ -1,0 +1,108 @@
+"""The `web` channel: proofs at `https://<domain>/.well-known/kez.txt`.
+
+A complete channel in one small module, written to be copied. It shows
+the pieces every channel has:
+
+- `options`: every setting it reads, each with a CLI flag and an
+  environment variable (the CLI fills `ctx.options` from them);
+- `normalize_handle`: one spelling per account (here: a domain name);
+- `fetch`: read proofs without credentials, and report network trouble as
+  `FetchOutcome(reachable=False)` (never raise, never call it invalid);
+- `publish`: put a proof where the channel reads it (here: a file under
+  the site's document root, since a static site has no API).
+
+httpx is imported inside `fetch`, so `kez --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+
+import kez_core
+
+from kez_core.errors import ExitCode, KezError
+from kez_core.protocols import ChannelContext, ChannelOption, FetchOutcome, ProofCandidate, PublishOutcome
+from kez_core.subjects import _hostname
+from kez_core.timefmt import now
+
+WELL_KNOWN = "/.well-known/kez.txt"
+MAX_BYTES = 256 * 1024
+
+
+class PublishError(KezError):
+    exit_code = ExitCode.STORE
+    code = "publish_error"
+
+
+@attrs.frozen
+class WebChannel:
+    name: str = "web"
+    aliases: tuple[str, ...] = ()
+    proof_encoding: str = "markdown"
+    options: tuple[ChannelOption, ...] = (
+        ChannelOption(
+            name="web_base_url",
+            flag="--web-base-url",
+            env="KEZ_WEB_BASE_URL",
+            help="Read every domain from this base URL instead of https://<domain> (tests, mirrors).",
+        ),
+        ChannelOption(
+            name="web_root",
+            flag="--web-root",
+            env="KEZ_WEB_ROOT",
+            help="Document root of your site: publish writes .well-known/kez.txt under it.",
+        ),
+    )
+
+    def normalize_handle(self, handle: str) -> str:
+        return _hostname(handle, "web domain")
+
+    def _url(self, domain: str, ctx: ChannelContext) -> str:
+        base = ctx.options.get("web_base_url") or f"https://{domain}"
+        return base.rstrip("/") + WELL_KNOWN
+
+    async def fetch(self, handle: str, ctx: ChannelContext) -> FetchOutcome:
+        import httpx
+
+        url = self._url(handle, ctx)
+        client = ctx.http_client or httpx.AsyncClient(timeout=ctx.timeout, follow_redirects=True)
+        try:
+            response = await client.get(url, headers={"User-Agent": "kez-python"})
+        except httpx.HTTPError as exc:
+            return FetchOutcome(reachable=False, reason=f"{url}: {type(exc).__name__}: {exc}", source=url)
+        finally:
+            if ctx.http_client is None:
+                await client.aclose()
+        if response.status_code == 404:
+            return FetchOutcome(reason=f"{url} answered 404: no proof published", source=url)
+        if response.status_code == 429 or response.status_code >= 500:
+            retry = response.headers.get("retry-after")
+            return FetchOutcome(
+                reachable=False,
+                reason=f"{url} answered {response.status_code}; retry later",
+                source=url,
+                retry_after=float(retry) if retry and retry.isdigit() else None,
+            )
+        if response.status_code != 200:
+            return FetchOutcome(reason=f"{url} answered {response.status_code}", source=url)
+        text = response.content[:MAX_BYTES].decode("utf-8", "replace")
+        return FetchOutcome((ProofCandidate(text, url, now()),), source=url)
+
+    async def publish(self, handle: str, proof_text: str, ctx: ChannelContext) -> PublishOutcome:
+        root = ctx.options.get("web_root")
+        if not root:
+            raise PublishError("no document root to publish into", hint="pass --web-root DIR or set KEZ_WEB_ROOT")
+        target = Path(root) / ".well-known" / "kez.txt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(".kez.txt.tmp")
+        tmp.write_text(proof_text, encoding="utf-8")
+        os.replace(tmp, target)
+        return PublishOutcome(location=f"https://{handle}{WELL_KNOWN}", detail=f"written to {target}")
+
+
+@kez_core.hookimpl
+def kez_register_channels():
+    return [WebChannel()]

@@ -1,0 +1,108 @@
+"""Channel settings from the command line and the environment.
+
+Channels declare their settings as `ChannelOption`s (flag, env var,
+default); commands that talk to channels accept every declared flag, so
+`kez verify --github-api http://127.0.0.1:8080 github:alice` reaches the
+GitHub channel without the CLI knowing GitHub exists. Precedence: flag,
+then environment variable, then the option's default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kez_core.errors import UnknownNameError
+from kez_core.protocols import ChannelContext, ChannelOption
+from kez_core.registry import Registry
+
+# Flags every channel command understands itself; never parsed as channel options.
+CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def declared_options(registry: Registry) -> list[ChannelOption]:
+    seen: dict[str, ChannelOption] = {}
+    for provider in [*registry.channels(), *registry.transports()]:
+        for option in getattr(provider, "options", ()) or ():
+            seen.setdefault(option.flag, option)
+    return sorted(seen.values(), key=lambda o: o.flag)
+
+
+def options_help(registry: Registry) -> str:
+    """Text listing every channel flag, for a command's epilog."""
+    lines = ["Channel settings (flag, or environment variable):"]
+    for option in declared_options(registry):
+        lines.append(f"  {option.flag} VALUE  [{option.env}]  {option.help}")
+    return "\n".join(lines)
+
+
+def parse_channel_args(
+    args: Sequence[str], registry: Registry, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """`--flag VALUE` / `--flag=VALUE` pairs for declared options → ChannelContext.options."""
+    env = os.environ if env is None else env
+    by_flag = {o.flag: o for o in declared_options(registry)}
+    given: dict[str, list[str]] = {}
+    i = 0
+    args = list(args)
+    while i < len(args):
+        arg = args[i]
+        flag, eq, value = arg.partition("=")
+        option = by_flag.get(flag)
+        if option is None:
+            known = ", ".join(by_flag) or "none (no channel plugin declares any)"
+            raise UnknownNameError(f"unknown option or argument {arg!r}", hint=f"channel flags: {known}")
+        if not eq:
+            if i + 1 >= len(args):
+                raise UnknownNameError(f"{flag} needs a value")
+            value = args[i + 1]
+            i += 1
+        given.setdefault(option.name, []).append(value)
+        i += 1
+    out: dict[str, Any] = {}
+    for option in by_flag.values():
+        if option.name in given:
+            values = given[option.name]
+            out[option.name] = tuple(values) if option.multiple else values[-1]
+        elif env.get(option.env):
+            raw = env[option.env]
+            out[option.name] = tuple(v.strip() for v in raw.split(",") if v.strip()) if option.multiple else raw
+        elif option.default is not None:
+            out[option.name] = option.default
+    return out
+
+
+def make_context(args: Sequence[str], registry: Registry, timeout: float) -> ChannelContext:
+    return ChannelContext(options=parse_channel_args(args, registry), timeout=timeout)
+
+
+def split_channel_args(tokens: Sequence[str], registry: Registry) -> tuple[list[str], list[str]]:
+    """Separate declared channel flags (and their values) from positional arguments.
+
+    Click hands unknown options to a command's variadic argument, so a
+    command taking `TARGETS...` receives `--github-api URL` among its
+    targets; this takes them back out. Any other `--flag` is a usage error.
+    """
+    by_flag = {o.flag for o in declared_options(registry)}
+    positional: list[str] = []
+    flags: list[str] = []
+    i = 0
+    tokens = list(tokens)
+    while i < len(tokens):
+        token = tokens[i]
+        if token.startswith("--"):
+            flag = token.partition("=")[0]
+            if flag not in by_flag:
+                known = ", ".join(sorted(by_flag)) or "none"
+                raise UnknownNameError(f"unknown option {flag!r}", hint=f"channel flags: {known}")
+            flags.append(token)
+            if "=" not in token:
+                if i + 1 >= len(tokens):
+                    raise UnknownNameError(f"{flag} needs a value")
+                flags.append(tokens[i + 1])
+                i += 1
+        else:
+            positional.append(token)
+        i += 1
+    return positional, flags

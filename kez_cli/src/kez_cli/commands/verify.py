@@ -1,0 +1,217 @@
+"""`kez verify`: check identities and subjects against what is published.
+
+A target is a subject (`github:alice`), an identity id (`ed25519:…`,
+`nostr:…`, `npub1…`) whose chain is stored locally, a keystore identity
+name, or a chain file. For an identity every claimed proof is fetched
+concurrently (per-channel limits, timeouts, retries on 429/5xx); each online
+run is saved as a snapshot, which `--offline` re-checks without the network,
+and every claim's status is appended to its history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kez_core.errors import ExitCode, KeyFormatError, StoreError
+from kez_core.keys import normalize_key_id
+from kez_core.keystore import Keystore
+from kez_core.registry import Registry, default_registry
+from kez_core.sigchain import iter_file_lines, merge_copies
+from kez_core.status import Status, to_json
+from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, SubjectReport, recheck_offline, verify_identity, verify_subject
+
+from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, split_channel_args
+from ..options import JsonOpt
+from ..output import State, emit_json, err_console, note, out_console
+
+_BAD = {Status.INVALID, Status.NOT_FOUND, Status.FORK}
+_COLOURS = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow", "unreachable": "magenta"}
+
+
+def _read_lines(path: Path) -> list[bytes]:
+    try:
+        with path.open("rb") as fp:
+            return list(iter_file_lines(fp))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def _resolve(target: str, store: Keystore, registry: Registry) -> tuple[str, Any]:
+    """('chain', (identity_id, lines)) or ('subject', subject)."""
+    path = Path(target)
+    if path.is_file():
+        return "chain", (None, _read_lines(path))
+    if ":" not in target and not target.startswith("npub1"):
+        record = store.get(target)  # a keystore identity name
+        return "chain", (record.identity_id, _read_lines(store.chain_path(record.identity_id)))
+    try:
+        identity_id = normalize_key_id(target, registry)
+    except KeyFormatError:
+        return "subject", target
+    local = store.chain_path(identity_id)
+    if local.is_file():
+        return "chain", (identity_id, _read_lines(local))
+    if identity_id.startswith("nostr:"):
+        return "subject", identity_id  # a nostr key is also a subject
+    raise StoreError(
+        f"no sigchain of {identity_id} is stored here",
+        hint="import a copy with `kez sigchain import FILE`, or pass the chain file",
+    )
+
+
+def _proof_dict(proof) -> dict[str, Any]:
+    data = to_json(proof.check)
+    data.update({"channel": proof.channel, "attempts": proof.attempts})
+    return data
+
+
+def _identity_dict(report: IdentityReport, snapshot: str | None) -> dict[str, Any]:
+    return {
+        "kind": "identity",
+        "identity_id": report.identity_id,
+        "current_primary": report.current_primary,
+        "chain_status": report.chain_status.value,
+        "chain_reason": report.chain_reason,
+        "length": report.length,
+        "head": report.head,
+        "checked_at": to_json(report.checked_at),
+        "offline": report.offline,
+        "devices": [{"key": k, "name": n} for k, n in report.devices.items()],
+        "recovery_keys": list(report.recovery_keys),
+        "counts": report.counts(),
+        "ok": report.ok,
+        "snapshot": snapshot,
+        "claims": [_proof_dict(p) for p in report.proofs],
+    }
+
+
+def _subject_dict(report: SubjectReport) -> dict[str, Any]:
+    return {
+        "kind": "subject",
+        "subject": report.subject,
+        "status": report.status.value,
+        "reason": report.reason or (f"{len(report.claims)} claim(s) found" if report.claims else "no proof found"),
+        "source": report.source,
+        "checked_at": to_json(report.checked_at),
+        "claims": [to_json(c) for c in report.claims],
+    }
+
+
+def _print_identity(data: dict[str, Any]) -> None:
+    tag = " (offline, from snapshot)" if data["offline"] else ""
+    chain_colour = "green" if data["chain_status"] == "valid" else "red"
+    out_console.print(f"[bold]{data['identity_id']}[/bold]{tag}")
+    out_console.print(f"  chain [{chain_colour}]{data['chain_status']}[/] ({data['chain_reason']}), primary {data['current_primary']}")
+    for claim in data["claims"]:
+        colour = _COLOURS.get(claim["status"], "red")
+        out_console.print(f"  [{colour}]{claim['status']:<11}[/] {claim['subject']}")
+        out_console.print(f"  {'':<11} [dim]{claim['reason']}[/dim]", markup=True)
+
+
+def _print_subject(data: dict[str, Any]) -> None:
+    colour = _COLOURS.get(data["status"], "red")
+    out_console.print(f"[{colour} bold]{data['status']}[/]  {data['subject']}  [dim]{data['reason']}[/dim]")
+    for claim in data["claims"]:
+        out_console.print(f"  {claim['status']:<8} signed by {claim['primary']}  [dim]{claim['source']}[/dim]")
+
+
+def verify(
+    ctx: typer.Context,
+    targets: Annotated[list[str], typer.Argument(help="Subjects, identity ids, keystore identity names or chain files.")],
+    offline: Annotated[bool, typer.Option("--offline", help="Re-check the latest snapshot; fetch nothing.")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", help="Proofs fetched at once.", min=1, max=512)] = 32,
+    per_channel: Annotated[int, typer.Option("--per-channel", help="Requests at once per channel.", min=1, max=256)] = 16,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.", min=0.1)] = 10.0,
+    retries: Annotated[int, typer.Option("--retries", help="Retries after 429/5xx/timeouts.", min=0, max=10)] = 2,
+    no_snapshot: Annotated[bool, typer.Option("--no-snapshot", help="Do not save this run as a snapshot.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Verify subjects and identities against what their channels publish.
+
+    Exit 0 when everything checked is fine (revoked and expired claims are
+    reported, not failures); 1 when a proof is invalid or missing or a chain
+    is forked; 5 when the only problem is that something could not be reached.
+    Every channel plugin adds its own flags (see `kez plugins`), e.g.
+    --github-api URL, --dns-server HOST:PORT, --relay URL.
+    """
+    State.json_mode = json_
+    registry = default_registry()
+    store = Keystore(registry=registry)
+    snapshots = SnapshotStore(store.home)
+    targets, channel_args = split_channel_args([*targets, *ctx.args], registry)
+    if not targets:
+        raise KeyFormatError("nothing to verify", hint="name a subject, identity id, identity name or chain file")
+    channel_ctx = make_context(channel_args, registry, timeout)
+    policy = FetchPolicy(concurrency=concurrency, per_channel=per_channel, timeout=timeout, retries=retries)
+    results: list[dict[str, Any]] = []
+    statuses: list[Status] = []
+    for target in targets:
+        kind, value = _resolve(target, store, registry)
+        if kind == "subject":
+            if offline:
+                raise StoreError("--offline re-checks identities from snapshots; a bare subject has none")
+            report = asyncio.run(verify_subject(value, registry=registry, ctx=channel_ctx, policy=policy))
+            data = _subject_dict(report)
+            statuses.append(report.status)
+        else:
+            identity_id, lines = value
+            if offline:
+                snapshot = snapshots.latest_readings(identity_id or _identity_of(lines, registry))
+                if snapshot is None:
+                    raise StoreError("no snapshot to re-check", hint="run `kez verify` online once first")
+                ireport = recheck_offline(snapshot, registry=registry)
+                saved = str(snapshot.path)
+            else:
+                merged = merge_copies([lines], registry=registry)
+                if merged.state is None:
+                    bad = next((c.error for c in merged.copies if c.error), None)
+                    raise StoreError(f"the chain of {target} is not valid: {bad.message if bad else 'no links'}")
+                ireport = asyncio.run(_run_identity(merged, registry, channel_ctx, policy, json_))
+                saved = None if no_snapshot else str(snapshots.save(ireport, merged.lines))
+            snapshots.record_history(ireport)
+            data = _identity_dict(ireport, saved)
+            statuses.append(ireport.chain_status)
+            statuses.extend(p.check.status for p in ireport.proofs)
+        results.append(data)
+        if not json_:
+            (_print_subject if kind == "subject" else _print_identity)(data)
+    ok = not any(s in _BAD or s is Status.UNREACHABLE for s in statuses)
+    if json_:
+        emit_json({"ok": ok, "results": results})
+    if any(s in _BAD for s in statuses):
+        raise typer.Exit(ExitCode.NOT_VALID)
+    if any(s is Status.UNREACHABLE for s in statuses):
+        if not json_:
+            note("some proofs could not be reached; retry later (they are not counted as invalid)")
+        raise typer.Exit(ExitCode.NETWORK)
+
+
+def _identity_of(lines: list[bytes], registry: Registry) -> str:
+    merged = merge_copies([lines], registry=registry)
+    if merged.identity_id is None:
+        raise StoreError("the chain file holds no valid links")
+    return merged.identity_id
+
+
+async def _run_identity(merged, registry, channel_ctx, policy, json_: bool) -> IdentityReport:
+    state = merged.state
+    show = err_console.is_terminal and not json_
+    if not show:
+        return await verify_identity(state, registry=registry, ctx=channel_ctx, policy=policy, fork=merged.fork)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("checking proofs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True) as progress:
+        task = progress.add_task("proofs", total=len(state.claims))
+        return await verify_identity(
+            state, registry=registry, ctx=channel_ctx, policy=policy, fork=merged.fork,
+            progress=lambda _check: progress.advance(task),
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("verify", context_settings=CONTEXT_SETTINGS, epilog=options_help(default_registry()))(verify)
