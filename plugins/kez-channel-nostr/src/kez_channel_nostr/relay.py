@@ -1,0 +1,245 @@
+"""NIP-01 over WebSocket: ask a relay for events, hand a relay an event.
+
+This module imports `websockets` at the top, so the channel imports it only
+inside `fetch` and `publish` (`kez --help` must not load it).
+
+Both calls are bounded by one deadline (the caller's `ctx.timeout`) and never
+raise for anything a relay or the network does: every failure ends up as a
+sentence in the returned reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import json
+import secrets
+import socket
+import ssl
+import time
+from typing import Any
+
+import attrs
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    WebSocketException,
+)
+
+# One claim event is well under 2 KiB; a relay frame beyond 1 MiB is not an answer to us.
+MAX_MESSAGE = 1 << 20
+# We ask for `limit: 10`; a relay that sends far more is cut off (what came is still read).
+MAX_EVENTS_PER_RELAY = 100
+CLOSE_TIMEOUT = 1.0
+USER_AGENT = "kez-channel-nostr/0.1 (+https://kez.lat)"
+_MAX_RELAY_TEXT = 200
+
+
+@attrs.define
+class QueryReply:
+    """What one relay said to one REQ."""
+
+    url: str
+    events: list[Any] = attrs.field(factory=list)
+    answered: bool = False  # EOSE (or enough events) came back
+    error: str | None = None
+    notices: list[str] = attrs.field(factory=list)
+    retry_after: float | None = None
+
+
+@attrs.define
+class PublishReply:
+    """What one relay said to one EVENT."""
+
+    url: str
+    accepted: bool = False
+    message: str = ""  # the relay's OK message, or why there was none
+    retry_after: float | None = None
+
+
+class _Malformed(Exception):
+    """A relay frame that is not a NIP-01 message (not JSON, not an array, no verb)."""
+
+
+def _dumps(message: list[Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+
+
+def _parse(raw: str | bytes) -> list[Any]:
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _Malformed("a binary frame that is not UTF-8") from exc
+    try:
+        message = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise _Malformed(f"not JSON: {_clean(raw, 60)!r}") from exc
+    if not isinstance(message, list) or not message or not isinstance(message[0], str):
+        raise _Malformed("not a JSON array starting with a message type")
+    return message
+
+
+def _clean(text: object, limit: int = _MAX_RELAY_TEXT) -> str:
+    """Relay-supplied text made safe to print: no control characters, bounded length."""
+    text = text if isinstance(text, str) else ""
+    text = "".join(c if c.isprintable() else " " for c in text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _item(message: list[Any], index: int) -> str:
+    return _clean(message[index]) if len(message) > index else ""
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _describe(exc: BaseException) -> tuple[str, float | None]:
+    """A short sentence for a failure to talk to a relay (and a Retry-After, if any)."""
+    if isinstance(exc, InvalidStatus):
+        response = exc.response
+        status = response.status_code
+        retry = _retry_after(response.headers.get("Retry-After"))
+        what = {429: "rate limit", 401: "unauthorized", 403: "forbidden", 404: "not found"}.get(
+            status, "server error" if status >= 500 else "refused the WebSocket upgrade"
+        )
+        text = f"answered HTTP {status} ({what}) to the WebSocket handshake"
+        if retry is not None:
+            text += f"; retry after {retry:.0f} s"
+        return text, retry
+    if isinstance(exc, InvalidURI):
+        return "is not a valid ws:// or wss:// URL", None
+    if isinstance(exc, ConnectionClosed):
+        return "closed the connection before answering", None
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused the connection", None
+    if isinstance(exc, socket.gaierror):
+        return "host name could not be resolved", None
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return f"TLS failed ({_clean(str(exc), 120)})", None
+    if isinstance(exc, OSError):
+        return f"could not be reached ({_clean(exc.strerror or str(exc) or type(exc).__name__, 120)})", None
+    if isinstance(exc, InvalidHandshake | WebSocketException):
+        return f"failed the WebSocket handshake ({_clean(str(exc), 120)})", None
+    return f"failed ({type(exc).__name__}: {_clean(str(exc), 120)})", None
+
+
+def _connect(url: str) -> Any:
+    return connect(
+        url,
+        open_timeout=None,  # the caller's deadline covers the whole exchange
+        close_timeout=CLOSE_TIMEOUT,
+        ping_interval=None,
+        max_size=MAX_MESSAGE,
+        compression=None,  # frames are small; deflate costs both sides CPU for nothing
+        user_agent_header=USER_AGENT,
+    )
+
+
+async def _say_close(ws: ClientConnection, subid: str) -> None:
+    with contextlib.suppress(ConnectionClosed, OSError):
+        await ws.send(_dumps(["CLOSE", subid]))
+
+
+async def query(url: str, filter_: dict[str, Any], timeout: float) -> QueryReply:
+    """Send `["REQ", subid, filter_]` to one relay and collect its events until EOSE.
+
+    Stops at EOSE, CLOSED, a malformed frame, `MAX_EVENTS_PER_RELAY` events or
+    `timeout` seconds, whichever comes first; sends `CLOSE` when the
+    subscription is still open. Never raises (except for cancellation).
+    """
+    reply = QueryReply(url)
+    subid = "kez-" + secrets.token_hex(8)
+
+    def fail(text: str) -> None:
+        if not reply.answered and reply.error is None:
+            reply.error = text
+
+    try:
+        async with asyncio.timeout(timeout), _connect(url) as ws:
+            await ws.send(_dumps(["REQ", subid, filter_]))
+            while True:
+                message = _parse(await ws.recv())
+                verb = message[0]
+                if verb == "EVENT" and len(message) >= 3 and message[1] == subid:
+                    reply.events.append(message[2])
+                    if len(reply.events) >= MAX_EVENTS_PER_RELAY:
+                        reply.answered = True
+                        reply.notices.append(f"sent more than {MAX_EVENTS_PER_RELAY} events; read no further")
+                        await _say_close(ws, subid)
+                        break
+                elif verb == "EOSE" and len(message) >= 2 and message[1] == subid:
+                    reply.answered = True
+                    await _say_close(ws, subid)
+                    break
+                elif verb == "CLOSED" and len(message) >= 2 and message[1] == subid:
+                    fail(f"closed the subscription: {_item(message, 2) or 'no reason given'}")
+                    break
+                elif verb == "NOTICE":
+                    reply.notices.append(_item(message, 1))
+                # AUTH challenges, OK, other subscriptions and unknown verbs: not for this read.
+    except TimeoutError:
+        fail(f"no answer within {timeout:g} s")
+    except _Malformed as exc:
+        fail(f"sent a malformed message ({exc})")
+    except Exception as exc:  # noqa: BLE001 - a relay must never take verification down
+        text, reply.retry_after = _describe(exc)
+        fail(text)
+    if reply.error and reply.notices:
+        reply.error += f" (notice: {reply.notices[-1]})"
+    return reply
+
+
+async def send_event(url: str, event: dict[str, Any], timeout: float) -> PublishReply:
+    """Send `["EVENT", event]` to one relay and wait for its `["OK", id, accepted, message]`.
+
+    Never raises (except for cancellation): a relay that cannot be reached,
+    answers garbage or says nothing within `timeout` is a refusal with a reason.
+    """
+    reply = PublishReply(url)
+    notices: list[str] = []
+    try:
+        async with asyncio.timeout(timeout), _connect(url) as ws:
+            await ws.send(_dumps(["EVENT", event]))
+            while True:
+                message = _parse(await ws.recv())
+                verb = message[0]
+                # nostr-relay (1.14) answers a refusal with an empty event id; one
+                # event is outstanding on this connection, so that OK is ours.
+                if verb == "OK" and len(message) >= 3 and message[1] in (event["id"], ""):
+                    reply.accepted = message[2] is True
+                    reply.message = _item(message, 3) or ("accepted" if reply.accepted else "refused")
+                    break
+                if verb == "NOTICE":
+                    notices.append(_item(message, 1))
+    except TimeoutError:
+        reply.message = f"no OK within {timeout:g} s"
+    except _Malformed as exc:
+        reply.message = f"sent a malformed message ({exc})"
+    except Exception as exc:  # noqa: BLE001 - one relay's failure is reported, not raised
+        if not reply.message:
+            reply.message, reply.retry_after = _describe(exc)
+    if not reply.accepted and notices:
+        reply.message += f" (notice: {notices[-1]})"
+    return reply
