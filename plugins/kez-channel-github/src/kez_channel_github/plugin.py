@@ -1,10 +1,12 @@
-"""Entry point of the github channel (filled in by the channel's implementation)."""
+"""Entry point of the github channel: registers `GitHubChannel` (light imports only)."""
 
 from __future__ import annotations
 
 import kez_core
 
+from .channel import GitHubChannel
+
 
 @kez_core.hookimpl
 def kez_register_channels():
-    return []
+    return [GitHubChannel()]

@@ -1,0 +1,46 @@
+"""Fixtures of the bluesky channel suite: a fresh fake PDS + PLC per test, signers."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from kez_channel_bluesky.channel import BlueskyChannel
+from kez_channel_bluesky.testing import running_server
+from kez_core.keys import Signer
+from kez_core.protocols import ChannelContext
+
+
+@pytest.fixture
+def bsky_server():
+    with running_server() as server:
+        yield server
+
+
+@pytest.fixture
+def bsky_channel() -> BlueskyChannel:
+    return BlueskyChannel()
+
+
+@pytest.fixture
+def bsky_ctx(bsky_server) -> ChannelContext:
+    return ChannelContext(options=bsky_server.ctx_options(), timeout=5.0)
+
+
+@pytest.fixture(scope="session")
+def bsky_signer() -> Signer:
+    return Signer.generate("ed25519")
+
+
+@pytest.fixture(scope="session")
+def bsky_other_signer() -> Signer:
+    return Signer.generate("nostr")
+
+
+@pytest.fixture
+def bsky_closed_url() -> str:
+    """A 127.0.0.1 URL where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
