@@ -46,3 +46,25 @@ def write_output(text: str, target: str | None, mode: int = 0o644) -> None:
         atomic_write(Path(target), (text if text.endswith("\n") else text + "\n").encode("utf-8"), mode)
     except OSError as exc:
         raise StoreError(f"cannot write {target}: {exc.strerror}") from exc
+
+
+def read_chain_file(path: Path, *, missing_ok: bool = False) -> list[bytes]:
+    """The lines of a sigchain file (bounded per line); [] for a missing file when `missing_ok`."""
+    from kez_core.sigchain import iter_file_lines
+
+    if missing_ok and not path.exists():
+        return []
+    try:
+        with path.open("rb") as fp:
+            return list(iter_file_lines(fp))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def chain_builder(lines: list[bytes], registry):
+    """A builder continuing `lines` (a new chain when there are none)."""
+    from kez_core.sigchain import SigchainBuilder
+
+    if not lines:
+        return SigchainBuilder(registry=registry, keep_lines=False)
+    return SigchainBuilder.resume(lines, registry=registry, keep_lines=False)

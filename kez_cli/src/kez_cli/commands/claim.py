@@ -16,7 +16,7 @@ from kez_core.status import ClaimCheck, Status, to_json
 from kez_core.timefmt import now, parse_duration
 
 from .. import passphrase
-from ..io import read_input, write_output
+from ..io import chain_builder, read_chain_file, read_input, write_output
 from ..options import IdentityOpt, JsonOpt
 from ..output import State, emit_json, out_console
 
@@ -160,7 +160,7 @@ def publish(
     import asyncio
 
     from kez_core.keystore import atomic_write
-    from kez_core.sigchain import SigchainBuilder, append_links, iter_file_lines
+    from kez_core.sigchain import append_links
     from kez_core.subjects import normalize_subject
 
     from ..channel_options import make_context, split_channel_args
@@ -177,10 +177,7 @@ def publish(
     record = store.get(identity)
     signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
     chain_path = store.chain_path(record.identity_id)
-    lines = []
-    if chain_path.exists():
-        with chain_path.open("rb") as fp:
-            lines = list(iter_file_lines(fp))
+    lines = read_chain_file(chain_path, missing_ok=True)
     claim = _reusable_claim(lines, subject, signer.key_id, registry) if lines else None
     reused = claim is not None
     if claim is None:
@@ -192,7 +189,7 @@ def publish(
     outcome = asyncio.run(channel.publish(handle, text, channel_ctx))
     seqno = None
     if not reused:
-        builder = SigchainBuilder.resume(lines, registry=registry, keep_lines=False) if lines else SigchainBuilder(registry=registry, keep_lines=False)
+        builder = chain_builder(lines, registry)
         link = builder.claim(signer, claim)
         if not chain_path.exists():
             atomic_write(chain_path, b"", 0o644)

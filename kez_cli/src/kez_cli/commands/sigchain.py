@@ -26,7 +26,6 @@ from kez_core.sigchain import (
     SigchainBuilder,
     append_links,
     claim_statuses,
-    iter_file_lines,
     merge_copies,
     write_chain,
 )
@@ -34,7 +33,7 @@ from kez_core.status import Status, to_json
 from kez_core.timefmt import parse_duration
 
 from .. import passphrase
-from ..io import read_input, write_output
+from ..io import chain_builder, read_chain_file, read_input, write_output
 from ..options import IdentityOpt, JsonOpt
 from ..output import State, emit_json, note, out_console
 
@@ -49,21 +48,12 @@ def _store() -> Keystore:
 
 
 def _chain_lines(path: Path) -> list[bytes]:
-    if not path.exists():
-        return []
-    try:
-        with path.open("rb") as fp:
-            return list(iter_file_lines(fp))
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+    return read_chain_file(path, missing_ok=True)
 
 
 def _builder(store: Keystore, path: Path) -> SigchainBuilder:
     """A builder continuing the chain at `path` (a new chain when it has no links yet)."""
-    lines = _chain_lines(path)
-    if not lines:
-        return SigchainBuilder(registry=store.registry, keep_lines=False)
-    return SigchainBuilder.resume(lines, registry=store.registry, keep_lines=False)
+    return chain_builder(_chain_lines(path), store.registry)
 
 
 def _local(store: Keystore, identity: str | None) -> tuple[IdentityRecord, Path, SigchainBuilder]:

@@ -20,11 +20,12 @@ from kez_core.errors import ExitCode, KeyFormatError, StoreError
 from kez_core.keys import normalize_key_id
 from kez_core.keystore import Keystore
 from kez_core.registry import Registry, default_registry
-from kez_core.sigchain import iter_file_lines, merge_copies
+from kez_core.sigchain import merge_copies
 from kez_core.status import Status, to_json
 from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, SubjectReport, recheck_offline, verify_identity, verify_subject
 
 from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, split_channel_args
+from ..io import read_chain_file
 from ..options import JsonOpt
 from ..output import State, emit_json, err_console, note, out_console
 
@@ -32,29 +33,21 @@ _BAD = {Status.INVALID, Status.NOT_FOUND, Status.FORK}
 _COLOURS = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow", "unreachable": "magenta"}
 
 
-def _read_lines(path: Path) -> list[bytes]:
-    try:
-        with path.open("rb") as fp:
-            return list(iter_file_lines(fp))
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
-
-
 def _resolve(target: str, store: Keystore, registry: Registry) -> tuple[str, Any]:
     """('chain', (identity_id, lines)) or ('subject', subject)."""
     path = Path(target)
     if path.is_file():
-        return "chain", (None, _read_lines(path))
+        return "chain", (None, read_chain_file(path))
     if ":" not in target and not target.startswith("npub1"):
         record = store.get(target)  # a keystore identity name
-        return "chain", (record.identity_id, _read_lines(store.chain_path(record.identity_id)))
+        return "chain", (record.identity_id, read_chain_file(store.chain_path(record.identity_id)))
     try:
         identity_id = normalize_key_id(target, registry)
     except KeyFormatError:
         return "subject", target
     local = store.chain_path(identity_id)
     if local.is_file():
-        return "chain", (identity_id, _read_lines(local))
+        return "chain", (identity_id, read_chain_file(local))
     if identity_id.startswith("nostr:"):
         return "subject", identity_id  # a nostr key is also a subject
     raise StoreError(

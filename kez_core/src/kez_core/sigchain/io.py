@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -121,11 +121,17 @@ def write_chain(
     path: str | os.PathLike[str], lines: Iterable[bytes | str], *, registry: Registry | None = None
 ) -> ChainState:
     """Validate `lines` and write them in canonical form, atomically. Returns the state."""
+    return _write_validated(Path(path), lambda: lines, registry)
+
+
+def _write_validated(
+    target: Path, source: Callable[[], Iterable[bytes | str]], registry: Registry | None
+) -> ChainState:
+    """Validate the lines `source()` yields (called under the file lock) and write them atomically."""
     validator = ChainValidator(registry=registry)
-    target = Path(path)
 
     def chunks() -> Iterator[bytes]:
-        for line in lines:
+        for line in source():
             link = validator.feed(line)
             if link is not None:
                 yield link.line
@@ -135,7 +141,7 @@ def write_chain(
         with _locked(target):
             _atomic_write(target, chunks())
     except OSError as exc:
-        raise StoreError(f"cannot write sigchain file {path}: {exc.strerror or exc}") from exc
+        raise StoreError(f"cannot write sigchain file {target}: {exc.strerror or exc}") from exc
     return validator.result()
 
 
@@ -153,25 +159,12 @@ def append_links(
     ChainError (`prev` or `seqno`) and the file keeps the winner's chain.
     """
     target = Path(path)
-    validator = ChainValidator(registry=registry)
     new = [link.line if isinstance(link, Link) else link for link in links]
 
-    def chunks() -> Iterator[bytes]:
+    def existing_then_new() -> Iterator[bytes | str]:
         if target.exists():
             with open(target, "rb") as fp:
-                for line in iter_file_lines(fp):
-                    link = validator.feed(line)
-                    if link is not None:
-                        yield link.line
-        for line in new:
-            link = validator.feed(line)
-            if link is not None:
-                yield link.line
-        validator.result()
+                yield from iter_file_lines(fp)
+        yield from new
 
-    try:
-        with _locked(target):
-            _atomic_write(target, chunks())
-    except OSError as exc:
-        raise StoreError(f"cannot write sigchain file {path}: {exc.strerror or exc}") from exc
-    return validator.result()
+    return _write_validated(target, existing_then_new, registry)
