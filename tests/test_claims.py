@@ -445,3 +445,24 @@ def test_create_claim_normalises_subject(signer, registry):
 def test_create_claim_refuses_bad_subject(signer, registry):
     with pytest.raises(DecodeError):
         create_claim(signer, "github:", registry=registry)
+
+
+def test_namespaced_type_round_trips_and_wrong_kind_is_refused():
+    from kez_core.errors import SchemaError
+    from kez_core.keys import Signer
+    from kez_core.signed import SignedObject, sign, verify_signature
+
+    signer = Signer.generate("ed25519")
+    obj = sign(
+        "handle_registration", {"handle": "alice", "primary": signer.key_id}, signer, namespace="chat"
+    )
+    assert obj.payload["type"] == "kez.chat.handle_registration"
+    again = SignedObject.from_dict(obj.to_dict())
+    verify_signature(again)
+    bad = obj.to_dict()
+    bad["payload"] = dict(bad["payload"], type="kez.chat.claim")
+    with pytest.raises(SchemaError):
+        SignedObject.from_dict(bad)
+    bad["payload"]["type"] = "kez..handle_registration"
+    with pytest.raises(SchemaError):
+        SignedObject.from_dict(bad)

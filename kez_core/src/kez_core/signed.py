@@ -111,8 +111,11 @@ class SignedObject:
         payload = data.get("payload")
         if not isinstance(payload, dict):
             raise SchemaError("field 'payload' must be a JSON object")
-        if payload.get("type") != f"kez.{kind}":
-            raise SchemaError(f"payload.type must be 'kez.{kind}', got {payload.get('type')!r}")
+        ptype = payload.get("type")
+        if ptype != f"kez.{kind}" and not _namespaced_type(ptype, kind):
+            raise SchemaError(
+                f"payload.type must be 'kez.{kind}' (or 'kez.<namespace>.{kind}'), got {ptype!r}"
+            )
         version = payload.get("version")
         if type(version) is not int:
             raise SchemaError("payload.version must be an integer")
@@ -135,9 +138,24 @@ class SignedObject:
         return cls(kind, payload, Signature(alg, key, value))
 
 
-def sign(kind: str, payload: dict[str, Any], signer: Signer) -> SignedObject:
-    """Sign `payload` as an object of `kind` (`type` and `version` are filled in)."""
-    body = {"type": f"kez.{kind}", "version": PAYLOAD_VERSION, **payload}
+def _namespaced_type(ptype: object, kind: str) -> bool:
+    """True for `kez.<namespace>.<kind>`: the seeds' `kez.chat.handle_registration` form."""
+    if not isinstance(ptype, str) or not ptype.startswith("kez.") or not ptype.endswith("." + kind):
+        return False
+    namespace = ptype[4 : -len(kind) - 1]
+    return bool(_KIND.match(namespace))
+
+
+def sign(
+    kind: str, payload: dict[str, Any], signer: Signer, *, namespace: str | None = None
+) -> SignedObject:
+    """Sign `payload` as an object of `kind` (`type` and `version` are filled in).
+
+    `namespace` gives the type `kez.<namespace>.<kind>` that an application
+    layer uses for its own objects (the chat server's `kez.chat.handle_registration`).
+    """
+    type_name = f"kez.{namespace}.{kind}" if namespace else f"kez.{kind}"
+    body = {"type": type_name, "version": PAYLOAD_VERSION, **payload}
     signature = signer.sign(canonicalize(body))
     return SignedObject(kind, body, Signature(signer.alg.signature_alg, signer.key_id, signature.hex()))
 
