@@ -229,11 +229,31 @@ def test_disable_plugins_blocks_the_example(capsys, monkeypatch):
 
 
 def test_demo_passes(capsys):
+    """The README's first command: offline part, then all five channels on local servers."""
     code, out, _ = kez(capsys, "demo", "--json")
     assert code == 0
     report = json.loads(out)
     assert report["ok"] is True
     assert {row["encoding"] for row in report["claims"]} >= {"json", "compact", "markdown", "dns"}
+    network = report["network"]
+    assert network["skipped"] == []
+    assert {row["channel"] for row in network["verified"]} == {"dns", "github", "nostr", "bluesky", "ap"}
+    assert {row["status"] for row in network["verified"]} == {"valid"}
+    assert [p["seqno"] for p in network["published"]] == [1, 2, 3, 4, 5]
+
+
+def test_demo_offline_starts_no_server(capsys):
+    code, out, _ = kez(capsys, "demo", "--offline", "--json")
+    assert code == 0
+    assert "network" not in json.loads(out)
+
+
+def test_demo_skips_unknown_channels_with_a_reason(capsys):
+    code, out, _ = kez(capsys, "demo", "--channels", "dns,nosuch", "--json")
+    network = json.loads(out)["network"]
+    assert code == 0
+    assert [row["channel"] for row in network["verified"]] == ["dns"]
+    assert network["skipped"] == [{"channel": "nosuch", "reason": "the nosuch channel plugin is not installed"}]
 
 
 def test_version(capsys):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
 from kez_core.claim import check_claim, create_claim
-from kez_core.encoding import decode_any, detect, encode
+from kez_core.encoding import decode_any, detect
 from kez_core.errors import ExitCode, KezError
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
@@ -16,7 +15,7 @@ from kez_core.status import ClaimCheck, Status, to_json
 from kez_core.timefmt import now, parse_duration
 
 from .. import passphrase
-from ..io import chain_builder, read_chain_file, read_input, write_output
+from ..io import read_input, write_output
 from ..options import IdentityOpt, JsonOpt
 from ..output import State, emit_json, out_console
 
@@ -127,28 +126,6 @@ def decode(
         out_console.print(f"[bold]signed by[/bold]  {obj.signature.key} [dim]({obj.signature.alg})[/dim]")
 
 
-def _reusable_claim(lines: list[bytes], subject: str, primary: str, registry) -> Any:
-    """The newest claim object in the chain on `subject` by `primary` that is still valid."""
-    from kez_core.sigchain import claim_statuses, merge_copies
-
-    merged = merge_copies([lines], registry=registry)
-    if merged.state is None:
-        return None
-    statuses = claim_statuses(merged.state)
-    from kez_core.codec import object_from_json
-
-    found = None
-    for line in merged.lines:
-        link = object_from_json(line)
-        if link.payload.get("op") != "claim":
-            continue
-        obj = object_from_json(json.dumps(link.payload["body"]["claim"]))
-        check = statuses.get(obj.id)
-        if check is not None and check.ok and obj.payload.get("subject") == subject and obj.payload.get("primary") == primary:
-            found = obj
-    return found
-
-
 def publish(
     ctx: typer.Context,
     tokens: Annotated[list[str], typer.Argument(help="SUBJECT (channel:handle), then any channel flags.")],
@@ -159,51 +136,33 @@ def publish(
     """Publish a claim on its channel (reusing a valid one from the sigchain) and add it to the sigchain."""
     import asyncio
 
-    from kez_core.keystore import atomic_write
-    from kez_core.sigchain import append_links
-    from kez_core.subjects import normalize_subject
-
     from ..channel_options import make_context, split_channel_args
+    from ..publishing import publish_claim
 
     State.json_mode = json_
     registry = default_registry()
     positional, channel_args = split_channel_args([*tokens, *ctx.args], registry)
     if len(positional) != 1:
         raise KezError("give exactly one SUBJECT to publish", hint="e.g. kez claim publish github:alice")
-    subject = normalize_subject(positional[0], registry)
-    channel_name, _, handle = subject.partition(":")
-    channel = registry.channel(channel_name)
     store = Keystore(registry=registry)
     record = store.get(identity)
     signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
-    chain_path = store.chain_path(record.identity_id)
-    lines = read_chain_file(chain_path, missing_ok=True)
-    claim = _reusable_claim(lines, subject, signer.key_id, registry) if lines else None
-    reused = claim is not None
-    if claim is None:
-        claim = create_claim(signer, subject, expires_in=parse_duration(expires) if expires else None, registry=registry)
-    text = registry.encoding(getattr(channel, "proof_encoding", "compact")).encode(claim)
     channel_ctx = make_context(channel_args, registry, timeout=30.0)
-    if channel_name == "nostr" and "nostr_secret" not in channel_ctx.options and signer.key_id == f"nostr:{handle}":
-        channel_ctx.options["nostr_secret"] = signer.secret.hex()  # the identity key is the nostr account
-    outcome = asyncio.run(channel.publish(handle, text, channel_ctx))
-    seqno = None
-    if not reused:
-        builder = chain_builder(lines, registry)
-        link = builder.claim(signer, claim)
-        if not chain_path.exists():
-            atomic_write(chain_path, b"", 0o644)
-        append_links(chain_path, [link], registry=registry)
-        seqno = link.seqno
-    result = {"subject": subject, "claim_id": claim.id, "reused": reused, "location": outcome.location,
-              "detail": outcome.detail, "seqno": seqno}
+    done = asyncio.run(
+        publish_claim(
+            store, record.name, signer, positional[0], channel_ctx, registry=registry,
+            expires_in=parse_duration(expires) if expires else None,
+        )
+    )
+    subject, claim_id, reused, seqno = done.subject, done.claim_id, done.reused, done.seqno
+    result = done.to_json()
     if json_:
         emit_json(result)
     else:
-        out_console.print(f"[green bold]published[/]  {subject}  {outcome.location}", highlight=False)
-        if outcome.detail:
-            out_console.print(outcome.detail, markup=False)
-        out_console.print(f"  [dim]claim {claim.id}{' (reused from the sigchain)' if reused else f', added at seqno {seqno}'}[/dim]")
+        out_console.print(f"[green bold]published[/]  {subject}  {done.location}", highlight=False)
+        if done.detail:
+            out_console.print(done.detail, markup=False)
+        out_console.print(f"  [dim]claim {claim_id}{' (reused from the sigchain)' if reused else f', added at seqno {seqno}'}[/dim]")
 
 
 def register_publish(app_: typer.Typer) -> None:

@@ -1,9 +1,13 @@
-"""`kez demo`: the whole offline story in one command, in a throwaway keystore.
+"""`kez demo`: the whole story in one command, in a throwaway keystore.
 
-It is the README's first command: it needs no account and no network. It
-creates two identities (Ed25519 and nostr/BIP-340), signs claims, encodes
-each in every registered encoding, verifies them, and shows that a tampered
-claim is `invalid` and an old one `expired`.
+It is the README's first command: it needs no account and reaches nothing
+beyond 127.0.0.1. Part one is offline: two identities (Ed25519 and
+nostr/BIP-340), claims in every registered encoding, verification, and a
+tampered claim shown `invalid`, an old one `expired`. Part two starts each
+installed channel's local server (DNS, GitHub, nostr relay, Bluesky PDS,
+Mastodon), publishes a claim through every channel with the same code as
+`kez claim publish`, and verifies the identity with the same engine as
+`kez verify`, reading without credentials.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ from ..options import JsonOpt
 from ..output import State, emit_json, out_console
 
 
+CHANNELS = ("dns", "github", "nostr", "bluesky", "ap")
+
+
 def _no_passphrase() -> bytes | None:
     return None
 
 
-def run_demo(home: Path) -> dict[str, Any]:
+def run_demo(home: Path, channels: list[str] | None = None, narrate: bool = False) -> dict[str, Any]:
     registry = default_registry()
     store = Keystore(home, registry)
     steps: list[dict[str, Any]] = []
@@ -76,28 +83,90 @@ def run_demo(home: Path) -> dict[str, Any]:
     ok = all(r["status"] == "valid" and r["same_id"] for r in results) and all(
         n["status"] == n["expected"] for n in negatives
     )
-    return {"ok": ok, "home": str(home), "identities": identities, "claims": results, "negatives": negatives,
-            "sample": {"compact": registry.encoding("compact").encode(claims[0]),
-                       "dns": registry.encoding("dns").encode(claims[1])}}
+    report = {"ok": ok, "home": str(home), "identities": identities, "claims": results, "negatives": negatives,
+              "sample": {"compact": registry.encoding("compact").encode(claims[0]),
+                         "dns": registry.encoding("dns").encode(claims[1])}}
+    if narrate:
+        _print(report)
+    if channels:
+        network = _run_network(store, ed, nostr, channels, registry, narrate)
+        report["network"] = network
+        report["ok"] = report["ok"] and network["ok"]
+    return report
+
+
+def _short(subject: str) -> str:
+    """A subject short enough for one line (nostr keys are 64 hex digits)."""
+    return subject if len(subject) <= 28 else f"{subject[:17]}…{subject[-6:]}"
+
+
+def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate: bool) -> dict[str, Any]:
+    import asyncio
+    import contextlib
+
+    from ..demo_network import publish_and_verify, start_channels
+
+    say = out_console.print if narrate else (lambda *_a, **_k: None)
+    say("\n[bold]KEZ network demo[/bold]  (local servers on 127.0.0.1, real protocols, no accounts)\n")
+    with contextlib.ExitStack() as stack:
+        started, skipped = start_channels(
+            stack, names, nostr, registry, on_start=lambda c: say(f"  started {c.server}", highlight=False)
+        )
+        for skip in skipped:
+            say(f"  [yellow]skipped {skip['channel']}[/]: {skip['reason']}")
+        say("")
+        published, report = asyncio.run(
+            publish_and_verify(
+                store, "alice", ed, started, registry,
+                on_published=lambda c, p: say(
+                    f"  [green]published[/] {_short(p.subject):<28} seqno {p.seqno}  [dim]{p.location}[/dim]", highlight=False
+                ),
+            )
+        )
+    rows = [
+        {"channel": p.channel, "subject": p.check.subject, "status": p.check.status.value,
+         "reason": p.check.reason, "source": p.check.source}
+        for p in report.proofs
+    ]
+    ok = bool(started) and report.ok and all(r["status"] == "valid" for r in rows) and len(rows) == len(started)
+    if narrate:
+        say(f"\n  verify {report.identity_id}: chain {report.chain_status.value}, {report.length} links")
+        for row in rows:
+            colour = "green" if row["status"] == "valid" else "red"
+            say(f"  [{colour}]{row['status']:<8}[/] {_short(row['subject']):<28} [dim]{row['source']}[/dim]", highlight=False)
+        say(f"\n[bold]{'every channel verified' if ok else 'SOMETHING FAILED'}[/bold]")
+    return {
+        "ok": ok,
+        "identity_id": report.identity_id,
+        "chain_status": report.chain_status.value,
+        "published": [p.to_json() for p in published],
+        "verified": rows,
+        "skipped": skipped,
+    }
 
 
 def demo(
     home: Annotated[
         Path | None, typer.Option("--home", help="Keystore folder to use (default: a temporary one).")
     ] = None,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Only the offline part: no local servers are started.")
+    ] = False,
+    channels: Annotated[
+        str, typer.Option("--channels", help="Comma-separated channels for the network part.")
+    ] = ",".join(CHANNELS),
     json_: JsonOpt = False,
 ) -> None:
-    """Run the offline end-to-end demo: identities, claims in every encoding, verification."""
+    """Run the end-to-end demo: identities, claims in every encoding, then publish and verify on local servers."""
     State.json_mode = json_
+    names = [] if offline else [n.strip() for n in channels.split(",") if n.strip()]
     if home is None:
         with tempfile.TemporaryDirectory(prefix="kez-demo-") as tmp:
-            report = run_demo(Path(tmp))
+            report = run_demo(Path(tmp), names, narrate=not json_)
     else:
-        report = run_demo(home)
+        report = run_demo(home, names, narrate=not json_)
     if json_:
         emit_json(report)
-    else:
-        _print(report)
     if not report["ok"]:
         raise typer.Exit(1)
 
@@ -123,7 +192,7 @@ def _print(report: dict[str, Any]) -> None:
     out_console.print(report["sample"]["compact"], markup=False)
     out_console.print("[dim]the dns claim as a zone-file line:[/dim]")
     out_console.print(report["sample"]["dns"], markup=False)
-    out_console.print(f"\n[bold]{'all checks passed' if report['ok'] else 'SOMETHING FAILED'}[/bold]")
+    out_console.print(f"\n[bold]{'offline checks passed' if report['ok'] else 'SOMETHING FAILED'}[/bold]")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,13 +14,11 @@ from typing import Annotated, Any
 import typer
 
 from kez_core.claim import create_claim
-from kez_core.encoding import encode
 from kez_core.errors import ExitCode, KeyFormatError, StoreError
 from kez_core.keys import Signer, normalize_key_id
 from kez_core.keystore import IdentityRecord, Keystore, atomic_write, signer_from_text
 from kez_core.registry import default_registry
 from kez_core.sigchain import (
-    ChainError,
     ChainState,
     MergeResult,
     SigchainBuilder,

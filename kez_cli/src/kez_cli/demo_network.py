@@ -1,0 +1,164 @@
+"""The networked half of `kez demo`: real servers on 127.0.0.1, real publish, real verify.
+
+Each channel plugin ships a `testing` module whose `running_server()` starts
+a local server speaking its service's protocol (a DNS server taking RFC 2136
+updates, the nostr relay, GitHub-, Bluesky- and Mastodon-shaped HTTP APIs).
+The demo starts one of each, creates the accounts there, publishes the demo
+identity's claims through the same code as `kez claim publish`, and verifies
+the identity through the same engine as `kez verify`, reading without any
+credentials. Channels whose plugin (or its test servers' dependencies) is
+not installed are skipped and listed, never an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+
+from kez_core.keys import Signer
+from kez_core.keystore import Keystore
+from kez_core.protocols import ChannelContext
+from kez_core.registry import Registry
+
+
+@attrs.frozen
+class LocalChannel:
+    """One channel's local server, an account on it, and the options to reach it."""
+
+    name: str
+    subject: str
+    publish_options: dict[str, Any]  # with the account's credentials
+    read_options: dict[str, Any]  # base URLs only: reading needs no credentials
+    server: str  # where it listens, for the narration
+
+
+def _dns(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
+    from kez_channel_dns.testing import running_server
+
+    server = stack.enter_context(running_server())
+    return LocalChannel(
+        "dns", "dns:alice.example.org", server.ctx_options(update=True), server.ctx_options(),
+        f"DNS server {server.address} (RFC 2136 updates with TSIG)",
+    )
+
+
+def _github(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
+    from kez_channel_github.testing import running_server
+
+    server = stack.enter_context(running_server())
+    token = server.token_for("alice")
+    return LocalChannel(
+        "github", "github:alice", server.ctx_options(token), server.ctx_options(),
+        f"GitHub REST API {server.base_url}",
+    )
+
+
+def _nostr(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
+    from kez_channel_nostr.testing import running_server
+
+    server = stack.enter_context(running_server())
+    pubkey = nostr.key_id.split(":", 1)[1]
+    return LocalChannel(
+        "nostr", f"nostr:{pubkey}", {**server.ctx_options(), "nostr_secret": nostr.secret.hex()},
+        server.ctx_options(), f"nostr relay {server.url}",
+    )
+
+
+def _bluesky(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
+    from kez_channel_bluesky.testing import running_server
+
+    server = stack.enter_context(running_server())
+    handle = "alice.test"
+    server.add_account(handle)
+    return LocalChannel(
+        "bluesky", f"bluesky:{handle}", server.ctx_options(handle), server.ctx_options(),
+        f"atproto PDS + PLC {server.base_url}",
+    )
+
+
+def _activitypub(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
+    from kez_channel_activitypub.testing import DEFAULT_DOMAIN, running_server
+
+    server = stack.enter_context(running_server())
+    token = secrets.token_urlsafe(24)
+    server.add_account("alice", token=token)
+    return LocalChannel(
+        "ap", f"ap:alice@{DEFAULT_DOMAIN}", server.ctx_options(token), server.ctx_options(),
+        f"Mastodon API {server.base_url}",
+    )
+
+
+STARTERS: dict[str, Callable[[contextlib.ExitStack, Signer], LocalChannel]] = {
+    "dns": _dns,
+    "github": _github,
+    "nostr": _nostr,
+    "bluesky": _bluesky,
+    "ap": _activitypub,
+}
+
+
+def start_channels(
+    stack: contextlib.ExitStack,
+    names: Sequence[str],
+    nostr: Signer,
+    registry: Registry,
+    on_start: Callable[[LocalChannel], None] = lambda _c: None,
+) -> tuple[list[LocalChannel], list[dict[str, str]]]:
+    """Start the local servers of `names`; returns (started, skipped-with-reason)."""
+    from kez_core.errors import KezError
+
+    started: list[LocalChannel] = []
+    skipped: list[dict[str, str]] = []
+    for name in names:
+        try:
+            registry.channel(name)
+        except KezError:
+            skipped.append({"channel": name, "reason": f"the {name} channel plugin is not installed"})
+            continue
+        try:
+            channel = STARTERS[name](stack, nostr)
+        except ImportError as exc:
+            skipped.append(
+                {"channel": name, "reason": f"its local test server needs {exc.name or exc}; install the dev extras"}
+            )
+            continue
+        started.append(channel)
+        on_start(channel)
+    return started, skipped
+
+
+async def publish_and_verify(
+    store: Keystore,
+    identity: str,
+    signer: Signer,
+    channels: Sequence[LocalChannel],
+    registry: Registry,
+    on_published: Callable[[LocalChannel, Any], None] = lambda _c, _p: None,
+) -> tuple[list[Any], Any]:
+    """Publish one claim per channel, then verify the whole identity from its chain."""
+    from kez_core.sigchain import read_chain
+    from kez_core.verifier import FetchPolicy, verify_identity
+
+    from .publishing import publish_claim
+
+    published = []
+    for channel in channels:
+        ctx = ChannelContext(options=dict(channel.publish_options), timeout=10.0)
+        done = await publish_claim(store, identity, signer, channel.subject, ctx, registry=registry)
+        published.append(done)
+        on_published(channel, done)
+    read_options: dict[str, Any] = {}
+    for channel in channels:
+        read_options.update(channel.read_options)
+    state = read_chain(store.chain_path(store.get(identity).identity_id), registry=registry)
+    report = await verify_identity(
+        state,
+        registry=registry,
+        ctx=ChannelContext(options=read_options, timeout=10.0),
+        policy=FetchPolicy(timeout=10.0),
+    )
+    return published, report
