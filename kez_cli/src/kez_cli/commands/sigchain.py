@@ -32,7 +32,8 @@ from kez_core.timefmt import parse_duration
 
 from .. import passphrase
 from ..io import chain_builder, read_chain_file, read_input, write_output
-from ..options import IdentityOpt, JsonOpt
+from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
+from ..sigservers import UsageError, configured_servers
 from ..output import State, emit_json, note, out_console
 
 app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
@@ -400,12 +401,27 @@ def _report_broken(merged: MergeResult, json_: bool) -> None:
 @app.command("verify")
 def verify(
     files: Annotated[list[str], typer.Argument(help="One or more copies (JSON Lines) of one chain.")],
+    sig_server: SigServerOpt = None,
+    timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
 ) -> None:
-    """Validate a chain from one or more copies. Exit 0 when the chain is valid, 1 when broken or forked."""
+    """Validate a chain from one or more copies. Exit 0 when the chain is valid, 1 when broken or forked.
+
+    With --sig-server (or KEZ_SIG_SERVERS) each server's copy of the same
+    identity's chain is merged in too, so a server that holds a conflicting
+    link shows up as a fork.
+    """
     State.json_mode = json_
     store = _store()
-    merged = merge_copies(_read_copies(files), registry=store.registry)
+    copies = _read_copies(files)
+    servers = configured_servers(sig_server or [])
+    server_notes: list[dict[str, Any]] = []
+    if servers:
+        identity_id = merge_copies(copies, registry=store.registry).identity_id
+        if identity_id is not None:
+            server_copies, server_notes = _server_copies(servers, identity_id, timeout, json_)
+            copies += server_copies
+    merged = merge_copies(copies, registry=store.registry)
     errors = _errors(merged)
     if merged.fork is not None:
         status = Status.FORK.value
@@ -413,7 +429,7 @@ def verify(
         status = Status.INVALID.value
     else:
         status = Status.VALID.value
-    data = {"status": status, **_state_dict(merged.state, merged), "errors": errors,
+    data = {"status": status, **_state_dict(merged.state, merged), "errors": errors, "servers": server_notes,
             "fork": None if merged.fork is None else {"seqno": merged.fork.seqno, "link_ids": list(merged.fork.link_ids)}}
     if merged.state is None and not errors:
         data["errors"] = [{"error": "empty", "message": "no links in the input"}]
@@ -426,3 +442,115 @@ def verify(
         _print_state(data)
     if status != "valid":
         raise typer.Exit(ExitCode.NOT_VALID)
+
+
+# ------------------------------------------------------------------ servers
+
+
+def _server_copies(
+    servers: list[str], identity_id: str, timeout: float, json_: bool
+) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
+    """Every server's copy of the chain, plus one note per server (read, absent, or why not)."""
+    import asyncio
+
+    from ..sigservers import fetch_all
+
+    copies: list[list[bytes]] = []
+    notes: list[dict[str, Any]] = []
+    for copy in asyncio.run(fetch_all(servers, identity_id, timeout)):
+        if copy.lines is not None:
+            copies.append(copy.lines)
+            notes.append({"server": copy.server, "status": "read", "links": len(copy.lines)})
+        elif copy.error is None:
+            notes.append({"server": copy.server, "status": "not_found", "links": 0})
+        else:
+            notes.append({"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error})
+            if not json_:
+                note(f"{copy.error} (its copy is left out)")
+    return copies, notes
+
+
+@app.command("publish")
+def publish(
+    sig_server: SigServerOpt = None,
+    identity: IdentityOpt = None,
+    timeout: TimeoutOpt = 30.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Push the chain to every configured kez-server (--sig-server, KEZ_SIG_SERVERS).
+
+    The whole chain is sent each time; a server stores the links that extend
+    its copy, so publishing again is harmless. Exit 0 when every server holds
+    the chain, 1 when one holds a conflicting link (a fork: both link ids are
+    shown), 3 when one refused it, 5 when one could not be reached.
+    """
+    import asyncio
+
+    from ..sigservers import push_all
+
+    State.json_mode = json_
+    store = _store()
+    record, path, _builder = _local(store, identity)
+    servers = configured_servers(sig_server or [])
+    if not servers:
+        raise UsageError("no kez-server to publish to", hint="pass --sig-server URL or set KEZ_SIG_SERVERS")
+    lines = merge_copies([_chain_lines(path)], registry=store.registry).lines
+    results = asyncio.run(push_all(servers, record.identity_id, lines, timeout))
+    if json_:
+        emit_json({"identity_id": record.identity_id, "length": len(lines), "servers": [r.to_json() for r in results]})
+    else:
+        colours = {"ok": "green", "fork": "red", "refused": "red", "unreachable": "magenta"}
+        for r in results:
+            out_console.print(f"[{colours[r.outcome]} bold]{r.outcome:<11}[/] {r.server}  {r.message}", highlight=False)
+            if r.link_ids:
+                out_console.print(f"  {'':<11} conflicting links: {', '.join(r.link_ids)}", highlight=False)
+    outcomes = {r.outcome for r in results}
+    if "fork" in outcomes:
+        raise typer.Exit(ExitCode.NOT_VALID)
+    if "refused" in outcomes:
+        raise typer.Exit(ExitCode.BAD_INPUT)
+    if "unreachable" in outcomes:
+        raise typer.Exit(ExitCode.NETWORK)
+
+
+@app.command("pull")
+def pull(
+    identity_id: Annotated[
+        str | None, typer.Argument(help="Identity id to fetch (default: the --identity's own chain).")
+    ] = None,
+    sig_server: SigServerOpt = None,
+    identity: IdentityOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Fetch a chain from every configured kez-server and merge it into the local copy.
+
+    Server copies are validated like any file: a longer valid copy extends
+    the local one; a conflicting link is a fork, reported and not written.
+    """
+    State.json_mode = json_
+    store = _store()
+    servers = configured_servers(sig_server or [])
+    if not servers:
+        raise UsageError("no kez-server to pull from", hint="pass --sig-server URL or set KEZ_SIG_SERVERS")
+    target = normalize_key_id(identity_id, store.registry) if identity_id else store.get(identity).identity_id
+    local = store.chain_path(target)
+    server_copies, notes = _server_copies(servers, target, timeout, json_)
+    if not server_copies:
+        raise StoreError(
+            f"no configured server holds the chain of {target}",
+            hint="check the identity id and --sig-server; unreachable servers are listed above",
+        )
+    merged = merge_copies([_chain_lines(local), *server_copies], registry=store.registry)
+    if merged.fork is not None or merged.state is None:
+        if json_:
+            emit_json({"identity_id": target, "status": merged.status.value, "errors": _errors(merged), "servers": notes})
+        _report_broken(merged, json_)
+        raise typer.Exit(ExitCode.NOT_VALID)
+    if merged.state.identity_id != target:
+        raise StoreError(f"the servers sent the chain of {merged.state.identity_id}, not of {target}")
+    state = write_chain(local, merged.lines, registry=store.registry)
+    if json_:
+        emit_json({"identity_id": target, "length": state.length, "path": str(local), "servers": notes})
+    else:
+        note(f"{target}: {state.length} links in {local}")

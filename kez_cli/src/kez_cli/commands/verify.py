@@ -26,7 +26,8 @@ from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, Subjec
 
 from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, split_channel_args
 from ..io import read_chain_file
-from ..options import JsonOpt
+from ..options import HandleServerOpt, JsonOpt, SigServerOpt
+from ..sigservers import configured_servers, handle_base_url, lookup_handle, split_handle
 from ..output import State, emit_json, err_console, note, out_console
 
 _BAD = {Status.INVALID, Status.NOT_FOUND, Status.FORK}
@@ -34,10 +35,16 @@ _COLOURS = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superse
 
 
 def _resolve(target: str, store: Keystore, registry: Registry) -> tuple[str, Any]:
-    """('chain', (identity_id, lines)) or ('subject', subject)."""
+    """('chain', (identity_id, lines)), ('handle', (handle, server)) or ('subject', subject).
+
+    `lines` is the local copy ([] when none is stored: the servers may hold it).
+    """
     path = Path(target)
     if path.is_file():
         return "chain", (None, read_chain_file(path))
+    handle = split_handle(target.strip().lower()) if ":" not in target.split("@", 1)[0] else None
+    if handle is not None:
+        return "handle", handle
     if ":" not in target and not target.startswith("npub1"):
         record = store.get(target)  # a keystore identity name
         return "chain", (record.identity_id, read_chain_file(store.chain_path(record.identity_id)))
@@ -48,11 +55,13 @@ def _resolve(target: str, store: Keystore, registry: Registry) -> tuple[str, Any
     local = store.chain_path(identity_id)
     if local.is_file():
         return "chain", (identity_id, read_chain_file(local))
-    if identity_id.startswith("nostr:"):
-        return "subject", identity_id  # a nostr key is also a subject
-    raise StoreError(
-        f"no sigchain of {identity_id} is stored here",
-        hint="import a copy with `kez sigchain import FILE`, or pass the chain file",
+    return "chain", (identity_id, [])
+
+
+def _no_chain(identity_id: str) -> StoreError:
+    return StoreError(
+        f"no sigchain of {identity_id} is stored here or on the configured servers",
+        hint="import a copy with `kez sigchain import FILE`, pass the chain file, or name a --sig-server",
     )
 
 
@@ -121,6 +130,8 @@ def verify(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.", min=0.1)] = 10.0,
     retries: Annotated[int, typer.Option("--retries", help="Retries after 429/5xx/timeouts.", min=0, max=10)] = 2,
     no_snapshot: Annotated[bool, typer.Option("--no-snapshot", help="Do not save this run as a snapshot.")] = False,
+    sig_server: SigServerOpt = None,
+    handle_server: HandleServerOpt = None,
     json_: JsonOpt = False,
 ) -> None:
     """Verify subjects and identities against what their channels publish.
@@ -129,7 +140,10 @@ def verify(
     reported, not failures); 1 when a proof is invalid or missing or a chain
     is forked; 5 when the only problem is that something could not be reached.
     Every channel plugin adds its own flags (see `kez plugins`), e.g.
-    --github-api URL, --dns-server HOST:PORT, --relay URL.
+    --github-api URL, --dns-server HOST:PORT, --relay URL. A handle
+    (alice@example.org) is looked up on its server and its sigchain fetched
+    from there; chains are also read from every --sig-server and merged with
+    the local copy.
     """
     State.json_mode = json_
     registry = default_registry()
@@ -140,10 +154,29 @@ def verify(
         raise KeyFormatError("nothing to verify", hint="name a subject, identity id, identity name or chain file")
     channel_ctx = make_context(channel_args, registry, timeout)
     policy = FetchPolicy(concurrency=concurrency, per_channel=per_channel, timeout=timeout, retries=retries)
+    servers = configured_servers(sig_server or [])
     results: list[dict[str, Any]] = []
     statuses: list[Status] = []
     for target in targets:
         kind, value = _resolve(target, store, registry)
+        handle_info: dict[str, Any] | None = None
+        server_notes: list[dict[str, Any]] = []
+        if kind == "handle":
+            handle, server = value
+            if offline:
+                raise StoreError(
+                    "--offline fetches nothing, so it cannot look up a handle",
+                    hint="re-check by identity id: `kez handle lookup` shows it",
+                )
+            handle_info = asyncio.run(lookup_handle(handle_base_url(server, handle_server), handle, server, timeout))
+            identity_id = normalize_key_id(handle_info["primary"], registry)
+            local = store.chain_path(identity_id)
+            kind, value = "chain", (identity_id, read_chain_file(local) if local.is_file() else [])
+        if kind == "chain" and value[0] and not value[1] and not servers and handle_info is None:
+            if value[0].startswith("nostr:") and not offline:
+                kind, value = "subject", value[0]  # a nostr key is also a subject
+            else:
+                raise _no_chain(value[0])
         if kind == "subject":
             if offline:
                 raise StoreError("--offline re-checks identities from snapshots; a bare subject has none")
@@ -159,7 +192,17 @@ def verify(
                 ireport = recheck_offline(snapshot, registry=registry)
                 saved = str(snapshot.path)
             else:
-                merged = merge_copies([lines], registry=registry)
+                copies = [lines] if lines else []
+                if not offline and (servers or handle_info):
+                    extra, server_notes = _server_copies(
+                        servers, identity_id or _identity_of(lines, registry), handle_info, timeout, json_
+                    )
+                    copies += extra
+                if not copies:
+                    raise _no_chain(identity_id or target)
+                merged = merge_copies(copies, registry=registry)
+                if handle_info is not None and merged.state is not None:
+                    _check_handle_chain(handle_info, merged.state.identity_id)
                 if merged.state is None:
                     bad = next((c.error for c in merged.copies if c.error), None)
                     raise StoreError(f"the chain of {target} is not valid: {bad.message if bad else 'no links'}")
@@ -167,6 +210,10 @@ def verify(
                 saved = None if no_snapshot else str(snapshots.save(ireport, merged.lines))
             snapshots.record_history(ireport)
             data = _identity_dict(ireport, saved)
+            if handle_info is not None:
+                data["handle"] = handle_info
+            if server_notes:
+                data["servers"] = server_notes
             statuses.append(ireport.chain_status)
             statuses.extend(p.check.status for p in ireport.proofs)
         results.append(data)
@@ -181,6 +228,43 @@ def verify(
         if not json_:
             note("some proofs could not be reached; retry later (they are not counted as invalid)")
         raise typer.Exit(ExitCode.NETWORK)
+
+
+def _server_copies(
+    servers: list[str], identity_id: str, handle_info: dict[str, Any] | None, timeout: float, json_: bool
+) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
+    """Copies of the chain from the handle's sigchain_url and every configured server."""
+    from ..sigservers import ServerCopy, fetch_all, fetch_url
+
+    async def gather() -> list[ServerCopy]:
+        found = await fetch_all(servers, identity_id, timeout)
+        url = (handle_info or {}).get("sigchain_url")
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            found.append(await fetch_url(url, timeout))
+        return found
+
+    copies: list[list[bytes]] = []
+    notes: list[dict[str, Any]] = []
+    for copy in asyncio.run(gather()):
+        if copy.lines:
+            copies.append(copy.lines)
+            notes.append({"server": copy.server, "status": "read", "links": len(copy.lines)})
+        elif copy.error is None:
+            notes.append({"server": copy.server, "status": "not_found", "links": 0})
+        else:
+            notes.append({"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error})
+            if not json_:
+                note(f"{copy.error} (its copy is left out)")
+    return copies, notes
+
+
+def _check_handle_chain(info: dict[str, Any], identity_id: str | None) -> None:
+    """The chain a handle points at must be the registered key's own."""
+    if identity_id != info["primary"]:
+        raise StoreError(
+            f"{info['fqhn']} is registered to {info['primary']}, but the chain found is {identity_id}'s",
+            hint="the handle server or a sig-server serves another identity's chain; do not trust this handle",
+        )
 
 
 def _identity_of(lines: list[bytes], registry: Registry) -> str:

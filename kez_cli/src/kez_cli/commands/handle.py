@@ -1,0 +1,94 @@
+"""`kez handle …`: register a handle on a kez-server and look handles up.
+
+A handle (`alice@example.org`) is a name a server hands out for an identity
+key; the registration is a signed `handle_registration` object
+(`kez.chat.handle_registration`, docs/spec.md "Server API"), so the server
+can prove who asked for the name. The handle says where the identity's
+sigchain is; `kez verify alice@example.org` checks it like any identity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+
+from kez_core.keystore import Keystore
+from kez_core.registry import default_registry
+from kez_core.signed import sign
+from kez_core.timefmt import format_time, now
+
+from .. import passphrase
+from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
+from ..output import State, emit_json, out_console
+from ..sigservers import UsageError, check_url, handle_base_url, lookup_handle, register_handle, server_name, split_handle
+
+app = typer.Typer(help="Register and look up handles (alice@example.org) on a kez-server.", no_args_is_help=True)
+
+
+def _print(data: dict[str, Any]) -> None:
+    out_console.print(f"[bold]{data.get('fqhn')}[/bold]", highlight=False)
+    for key in ("primary", "sigchain_url", "registered_at"):
+        if key in data:
+            out_console.print(f"  {key:<14} {data[key]}", highlight=False)
+
+
+@app.command("register")
+def register(
+    handle: Annotated[str, typer.Argument(help="The handle to claim: 3–32 of a-z 0-9 _ -, starting with a letter or digit.")],
+    server: Annotated[str, typer.Option("--server", help="Base URL of the kez-server, e.g. https://example.org.")],
+    server_name_: Annotated[
+        str | None,
+        typer.Option("--server-name", help="The domain the server registers under (default: asked from the server)."),
+    ] = None,
+    identity: IdentityOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Register HANDLE for your identity's primary key (a signed registration, valid for 5 minutes)."""
+    State.json_mode = json_
+    base = check_url(server, "--server")
+    handle = handle.strip().lower()
+    if split_handle(f"{handle}@x.y") is None:
+        raise UsageError(
+            f"{handle!r} is not a valid handle",
+            hint="3–32 characters of a-z, 0-9, _ and -, starting with a letter or digit",
+        )
+    registry = default_registry()
+    store = Keystore(registry=registry)
+    record = store.get(identity)
+    signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
+    name = server_name_ or asyncio.run(server_name(base, timeout))
+    envelope = sign(
+        "handle_registration",
+        {"handle": handle, "primary": signer.key_id, "server": name, "created_at": format_time(now())},
+        signer,
+        namespace="chat",
+    )
+    data = asyncio.run(register_handle(base, envelope.to_dict(), timeout))
+    if json_:
+        emit_json(data)
+    else:
+        out_console.print("[green bold]registered[/]", end=" ")
+        _print(data)
+
+
+@app.command("lookup")
+def lookup(
+    target: Annotated[str, typer.Argument(help="handle@server, e.g. alice@example.org.")],
+    handle_server: HandleServerOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Show what a server says about handle@server: primary key, sigchain URL, registration time."""
+    State.json_mode = json_
+    parts = split_handle(target.strip().lower())
+    if parts is None:
+        raise UsageError(f"{target!r} is not handle@server", hint="e.g. alice@example.org")
+    handle, server = parts
+    data = asyncio.run(lookup_handle(handle_base_url(server, handle_server), handle, server, timeout))
+    if json_:
+        emit_json(data)
+    else:
+        _print(data)

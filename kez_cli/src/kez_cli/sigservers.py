@@ -1,0 +1,300 @@
+"""Client of kez-server: the sigchain store and the handle registry (docs/spec.md, "Server API").
+
+A server holds copies, not truth: every chain read from one is validated and
+merged with the other copies like any file (`merge_copies`), so a server
+can withhold links or show a fork, never forge one. Servers come from
+`--sig-server URL` (repeatable) and `KEZ_SIG_SERVERS` (URLs separated by
+commas or spaces). Network trouble is reported per server and never turns
+into "invalid".
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from kez_core.errors import ExitCode, KezError
+
+SERVERS_ENV = "KEZ_SIG_SERVERS"
+HANDLE_SERVER_ENV = "KEZ_HANDLE_SERVER"
+MAX_CHAIN_BYTES = 256 * 1024 * 1024  # ~300k links; a server sending more is refused
+_HANDLE = re.compile(r"^[a-z0-9][a-z0-9_-]{2,31}\Z")
+_HOST = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?\Z")
+
+
+class SigServerError(KezError):
+    """A kez-server could not be reached or answered something unusable."""
+
+    exit_code = ExitCode.NETWORK
+    code = "server_unreachable"
+
+
+class UsageError(KezError):
+    exit_code = ExitCode.USAGE
+    code = "usage"
+
+
+class HandleNotFound(KezError):
+    """The handle server answered: no such handle."""
+
+    exit_code = ExitCode.NOT_VALID
+    code = "not_found"
+
+
+class RegistrationRefused(KezError):
+    exit_code = ExitCode.BAD_INPUT
+    code = "registration_refused"
+
+
+def configured_servers(flags: Iterable[str] = ()) -> list[str]:
+    """Base URLs from the flags, then `KEZ_SIG_SERVERS`; checked, without trailing `/`, unique."""
+    urls: list[str] = []
+    for raw in [*flags, *re.split(r"[\s,]+", os.environ.get(SERVERS_ENV, ""))]:
+        if not raw:
+            continue
+        url = check_url(raw, "--sig-server")
+        if url not in urls:
+            urls.append(url)
+    return urls
+
+
+def check_url(raw: str, flag: str) -> str:
+    url = raw.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise UsageError(f"{flag} {raw!r} is not an http(s) URL", hint="e.g. https://sig.example.org")
+    return url
+
+
+def chain_url(base: str, identity_id: str) -> str:
+    alg, _, hexkey = identity_id.partition(":")
+    return f"{base}/v1/sigchains/{alg}/{hexkey}"
+
+
+def split_handle(target: str) -> tuple[str, str] | None:
+    """(handle, server) for `handle@server`, else None."""
+    handle, at, server = target.partition("@")
+    if not at or not _HANDLE.match(handle) or not _HOST.match(server.lower()) or "." not in server:
+        return None
+    return handle, server.lower()
+
+
+def handle_base_url(server: str, override: str | None) -> str:
+    """Where `handle@server` is looked up: `https://server`, or the override (tests, proxies)."""
+    override = override or os.environ.get(HANDLE_SERVER_ENV)
+    return check_url(override, "--handle-server") if override else f"https://{server}"
+
+
+@attrs.frozen
+class ServerCopy:
+    """One server's answer for one chain."""
+
+    server: str
+    lines: list[bytes] | None  # None: not there (404) or not read (see error)
+    error: str | None = None
+
+
+@attrs.frozen
+class PushResult:
+    server: str
+    outcome: str  # "ok", "fork", "refused", "unreachable"
+    message: str
+    appended: int = 0
+    head_seqno: int | None = None
+    link_ids: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["link_ids"] = list(self.link_ids)
+        return data
+
+
+def new_client(timeout: float) -> Any:
+    import httpx
+
+    return httpx.AsyncClient(timeout=timeout, headers={"user-agent": "kez-python"}, follow_redirects=True)
+
+
+def _error_text(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        code = body.get("error")
+        return f"{body['message'][:300]}{f' ({code})' if isinstance(code, str) else ''}"
+    return f"HTTP {response.status_code}"
+
+
+def _network_text(base: str, exc: Exception) -> str:
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return f"{base} timed out"
+    return f"{base} could not be reached ({type(exc).__name__})"
+
+
+def _lines(body: bytes) -> list[bytes]:
+    from kez_core.sigchain import iter_file_lines
+
+    return list(iter_file_lines(io.BytesIO(body)))
+
+
+async def fetch_chain(client: Any, url: str, base: str) -> ServerCopy:
+    """The copy of a chain at `url` on server `base` (never raises for network trouble)."""
+    import httpx
+
+    try:
+        async with client.stream("GET", url, headers={"accept": "application/x-ndjson"}) as response:
+            if response.status_code == 404:
+                return ServerCopy(base, None)
+            if response.status_code != 200:
+                await response.aread()
+                return ServerCopy(base, None, f"{base} answered {_error_text(response)}")
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_CHAIN_BYTES:
+                    return ServerCopy(base, None, f"{base} sent more than {MAX_CHAIN_BYTES} bytes; ignored")
+    except httpx.HTTPError as exc:
+        return ServerCopy(base, None, _network_text(base, exc))
+    try:
+        return ServerCopy(base, _lines(bytes(body)))
+    except KezError as exc:
+        return ServerCopy(base, None, f"{base} sent an unreadable chain: {exc.message}")
+
+
+async def fetch_all(servers: Sequence[str], identity_id: str, timeout: float) -> list[ServerCopy]:
+    import asyncio
+
+    if not servers:
+        return []
+    async with new_client(timeout) as client:
+        return list(
+            await asyncio.gather(*(fetch_chain(client, chain_url(s, identity_id), s) for s in servers))
+        )
+
+
+async def fetch_url(url: str, timeout: float) -> ServerCopy:
+    """A chain from a full URL (a handle's `sigchain_url`)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    async with new_client(timeout) as client:
+        return await fetch_chain(client, url, f"{parts.scheme}://{parts.netloc}")
+
+
+async def push_chain(client: Any, base: str, identity_id: str, lines: Sequence[bytes]) -> PushResult:
+    """POST the whole chain; the server stores what extends its copy (idempotent)."""
+    import httpx
+
+    body = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+    try:
+        response = await client.post(
+            chain_url(base, identity_id), content=body, headers={"content-type": "application/x-ndjson"}
+        )
+    except httpx.HTTPError as exc:
+        return PushResult(base, "unreachable", _network_text(base, exc))
+    if response.status_code == 200:
+        try:
+            data = response.json()
+            appended, head = int(data.get("appended", 0)), data.get("head_seqno")
+        except (ValueError, TypeError, AttributeError):
+            return PushResult(base, "unreachable", f"{base} answered 200 with a body that is not the server API")
+        message = f"stored {appended} new link(s)" if appended else "already up to date"
+        return PushResult(base, "ok", message, appended, head if isinstance(head, int) else None)
+    if response.status_code == 409:
+        ids: tuple[str, ...] = ()
+        try:
+            data = response.json()
+            found = data.get("link_ids") or [data.get("stored_id"), data.get("conflicting_id")]
+            ids = tuple(str(i) for i in found if isinstance(i, str))
+        except (ValueError, AttributeError):
+            pass
+        return PushResult(base, "fork", _error_text(response), link_ids=ids)
+    if response.status_code == 429 or response.status_code >= 500:
+        retry = response.headers.get("retry-after")
+        later = f"; retry after {retry} s" if retry else "; retry later"
+        return PushResult(base, "unreachable", f"{base} answered {_error_text(response)}{later}")
+    return PushResult(base, "refused", f"{base} refused the chain: {_error_text(response)}")
+
+
+async def push_all(servers: Sequence[str], identity_id: str, lines: Sequence[bytes], timeout: float) -> list[PushResult]:
+    import asyncio
+
+    async with new_client(timeout) as client:
+        return list(await asyncio.gather(*(push_chain(client, s, identity_id, lines) for s in servers)))
+
+
+async def get_json(client: Any, url: str, what: str) -> dict[str, Any] | None:
+    """GET a JSON object; None on 404; SigServerError on anything else unusable."""
+    import httpx
+
+    try:
+        response = await client.get(url, headers={"accept": "application/json"})
+    except httpx.HTTPError as exc:
+        raise SigServerError(f"{what}: {_network_text(url, exc)}", hint="check the URL, or retry later") from exc
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise SigServerError(f"{what}: {url} answered {_error_text(response)}")
+    try:
+        data = response.json()
+    except ValueError as exc:
+        raise SigServerError(f"{what}: {url} did not answer JSON", hint="is this a kez-server?") from exc
+    if not isinstance(data, dict):
+        raise SigServerError(f"{what}: {url} answered JSON that is not an object", hint="is this a kez-server?")
+    return data
+
+
+async def lookup_handle(base: str, handle: str, server: str, timeout: float) -> dict[str, Any]:
+    """`GET /v1/u/{handle}`, checked: the answer must be about `handle@server`."""
+    async with new_client(timeout) as client:
+        data = await get_json(client, f"{base}/v1/u/{handle}", f"looking up {handle}@{server}")
+    if data is None:
+        raise HandleNotFound(
+            f"{handle}@{server} is not registered", hint=f"check the spelling, or ask {server}'s operator"
+        )
+    expected = f"{handle}@{server}"
+    if data.get("fqhn") != expected or not isinstance(data.get("primary"), str):
+        raise SigServerError(
+            f"{base} answered for {data.get('fqhn')!r}, not {expected!r}",
+            hint="the handle server is misconfigured, or --handle-server points at the wrong server",
+        )
+    return data
+
+
+async def register_handle(base: str, envelope: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """`POST /v1/register`; typed errors with the server's own message."""
+    import httpx
+
+    async with new_client(timeout) as client:
+        try:
+            response = await client.post(f"{base}/v1/register", json=envelope)
+        except httpx.HTTPError as exc:
+            raise SigServerError(_network_text(base, exc), hint="check --server, or retry later") from exc
+    if response.status_code in (200, 201):
+        try:
+            return dict(response.json())
+        except (ValueError, TypeError) as exc:
+            raise SigServerError(f"{base} accepted the registration but answered no JSON") from exc
+    message = _error_text(response)
+    if response.status_code == 409:
+        raise RegistrationRefused(f"registration refused: {message}", hint="pick another handle, or this key is registered already")
+    if response.status_code == 429 or response.status_code >= 500:
+        raise SigServerError(f"{base} answered {message}", hint="retry later")
+    raise RegistrationRefused(f"registration refused: {message}")
+
+
+async def server_name(base: str, timeout: float) -> str:
+    """The domain a server registers handles under (from `GET /v1/healthz`)."""
+    async with new_client(timeout) as client:
+        data = await get_json(client, f"{base}/v1/healthz", "asking the server its name")
+    name = (data or {}).get("server")
+    if not isinstance(name, str) or not name:
+        raise SigServerError(f"{base}/v1/healthz does not name the server", hint="is this a kez-server? use --server-name")
+    return name
