@@ -298,3 +298,41 @@ async def server_name(base: str, timeout: float) -> str:
     if not isinstance(name, str) or not name:
         raise SigServerError(f"{base}/v1/healthz does not name the server", hint="is this a kez-server? use --server-name")
     return name
+
+
+def server_copies(
+    servers: Sequence[str],
+    identity_id: str,
+    timeout: float,
+    *,
+    extra_urls: Sequence[str] = (),
+    on_error: Any = None,
+) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
+    """Every server's copy of a chain (and of `extra_urls`), plus one note per source.
+
+    A note says `read` (with the number of links), `not_found` or
+    `unreachable` (with the reason, also handed to `on_error`): a server
+    that fails is left out, never counted against the chain.
+    """
+    import asyncio
+
+    async def gather() -> list[ServerCopy]:
+        found = await fetch_all(servers, identity_id, timeout)
+        for url in extra_urls:
+            if url.startswith(("http://", "https://")):
+                found.append(await fetch_url(url, timeout))
+        return found
+
+    copies: list[list[bytes]] = []
+    notes: list[dict[str, Any]] = []
+    for copy in asyncio.run(gather()):
+        if copy.lines:
+            copies.append(copy.lines)
+            notes.append({"server": copy.server, "status": "read", "links": len(copy.lines)})
+        elif copy.error is None:
+            notes.append({"server": copy.server, "status": "not_found", "links": 0})
+        else:
+            notes.append({"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error})
+            if on_error is not None:
+                on_error(copy.error)
+    return copies, notes

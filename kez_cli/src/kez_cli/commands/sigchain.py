@@ -33,7 +33,7 @@ from kez_core.timefmt import parse_duration
 from .. import passphrase
 from ..io import chain_builder, read_chain_file, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
-from ..sigservers import UsageError, configured_servers
+from ..sigservers import UsageError, configured_servers, server_copies
 from ..output import State, emit_json, note, out_console
 
 app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
@@ -450,24 +450,9 @@ def verify(
 def _server_copies(
     servers: list[str], identity_id: str, timeout: float, json_: bool
 ) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
-    """Every server's copy of the chain, plus one note per server (read, absent, or why not)."""
-    import asyncio
-
-    from ..sigservers import fetch_all
-
-    copies: list[list[bytes]] = []
-    notes: list[dict[str, Any]] = []
-    for copy in asyncio.run(fetch_all(servers, identity_id, timeout)):
-        if copy.lines is not None:
-            copies.append(copy.lines)
-            notes.append({"server": copy.server, "status": "read", "links": len(copy.lines)})
-        elif copy.error is None:
-            notes.append({"server": copy.server, "status": "not_found", "links": 0})
-        else:
-            notes.append({"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error})
-            if not json_:
-                note(f"{copy.error} (its copy is left out)")
-    return copies, notes
+    return server_copies(
+        servers, identity_id, timeout, on_error=None if json_ else (lambda e: note(f"{e} (its copy is left out)"))
+    )
 
 
 @app.command("publish")

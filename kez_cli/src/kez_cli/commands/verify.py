@@ -27,7 +27,7 @@ from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, Subjec
 from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, split_channel_args
 from ..io import read_chain_file
 from ..options import HandleServerOpt, JsonOpt, SigServerOpt
-from ..sigservers import configured_servers, handle_base_url, lookup_handle, split_handle
+from ..sigservers import configured_servers, handle_base_url, lookup_handle, server_copies, split_handle
 from ..output import State, emit_json, err_console, note, out_console
 
 _BAD = {Status.INVALID, Status.NOT_FOUND, Status.FORK}
@@ -194,8 +194,11 @@ def verify(
             else:
                 copies = [lines] if lines else []
                 if not offline and (servers or handle_info):
-                    extra, server_notes = _server_copies(
-                        servers, identity_id or _identity_of(lines, registry), handle_info, timeout, json_
+                    sigchain_url = (handle_info or {}).get("sigchain_url")
+                    extra, server_notes = server_copies(
+                        servers, identity_id or _identity_of(lines, registry), timeout,
+                        extra_urls=[sigchain_url] if isinstance(sigchain_url, str) else [],
+                        on_error=None if json_ else (lambda e: note(f"{e} (its copy is left out)")),
                     )
                     copies += extra
                 if not copies:
@@ -228,34 +231,6 @@ def verify(
         if not json_:
             note("some proofs could not be reached; retry later (they are not counted as invalid)")
         raise typer.Exit(ExitCode.NETWORK)
-
-
-def _server_copies(
-    servers: list[str], identity_id: str, handle_info: dict[str, Any] | None, timeout: float, json_: bool
-) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
-    """Copies of the chain from the handle's sigchain_url and every configured server."""
-    from ..sigservers import ServerCopy, fetch_all, fetch_url
-
-    async def gather() -> list[ServerCopy]:
-        found = await fetch_all(servers, identity_id, timeout)
-        url = (handle_info or {}).get("sigchain_url")
-        if isinstance(url, str) and url.startswith(("http://", "https://")):
-            found.append(await fetch_url(url, timeout))
-        return found
-
-    copies: list[list[bytes]] = []
-    notes: list[dict[str, Any]] = []
-    for copy in asyncio.run(gather()):
-        if copy.lines:
-            copies.append(copy.lines)
-            notes.append({"server": copy.server, "status": "read", "links": len(copy.lines)})
-        elif copy.error is None:
-            notes.append({"server": copy.server, "status": "not_found", "links": 0})
-        else:
-            notes.append({"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error})
-            if not json_:
-                note(f"{copy.error} (its copy is left out)")
-    return copies, notes
 
 
 def _check_handle_chain(info: dict[str, Any], identity_id: str | None) -> None:
