@@ -240,6 +240,11 @@ def test_demo_passes(capsys):
     assert {row["channel"] for row in network["verified"]} == {"dns", "github", "nostr", "bluesky", "ap"}
     assert {row["status"] for row in network["verified"]} == {"valid"}
     assert [p["seqno"] for p in network["published"]] == [1, 2, 3, 4, 5]
+    server = network["server"]  # the chain pushed to a local kez-server, a handle, verified from there
+    assert server["pushed"]["outcome"] == "ok" and server["pushed"]["appended"] == 5
+    assert server["lookup"]["fqhn"] == "alice@kez.example"
+    assert server["served_chain"]["same_as_local"] is True
+    assert server["verified_from_server"]["counts"] == {"valid": 5}
 
 
 def test_demo_offline_starts_no_server(capsys):
@@ -254,6 +259,12 @@ def test_demo_skips_unknown_channels_with_a_reason(capsys):
     assert code == 0
     assert [row["channel"] for row in network["verified"]] == ["dns"]
     assert network["skipped"] == [{"channel": "nosuch", "reason": "the nosuch channel plugin is not installed"}]
+
+
+def test_demo_with_no_channel_started_fails_clearly(capsys):
+    code, out, _ = kez(capsys, "demo", "--channels", "nosuch", "--json")
+    assert code == 1
+    assert json.loads(out)["network"]["ok"] is False
 
 
 def test_version(capsys):

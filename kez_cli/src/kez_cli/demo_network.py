@@ -131,6 +131,20 @@ def start_channels(
     return started, skipped
 
 
+def read_context(channels: Sequence[LocalChannel]) -> ChannelContext:
+    """Options to read every channel's server: base URLs, no credentials."""
+    options: dict[str, Any] = {}
+    for channel in channels:
+        options.update(channel.read_options)
+    return ChannelContext(options=options, timeout=10.0)
+
+
+async def verify_state(state: Any, channels: Sequence[LocalChannel], registry: Registry) -> Any:
+    from kez_core.verifier import FetchPolicy, verify_identity
+
+    return await verify_identity(state, registry=registry, ctx=read_context(channels), policy=FetchPolicy(timeout=10.0))
+
+
 async def publish_and_verify(
     store: Keystore,
     identity: str,
@@ -141,7 +155,6 @@ async def publish_and_verify(
 ) -> tuple[list[Any], Any]:
     """Publish one claim per channel, then verify the whole identity from its chain."""
     from kez_core.sigchain import read_chain
-    from kez_core.verifier import FetchPolicy, verify_identity
 
     from .publishing import publish_claim
 
@@ -151,14 +164,58 @@ async def publish_and_verify(
         done = await publish_claim(store, identity, signer, channel.subject, ctx, registry=registry)
         published.append(done)
         on_published(channel, done)
-    read_options: dict[str, Any] = {}
-    for channel in channels:
-        read_options.update(channel.read_options)
     state = read_chain(store.chain_path(store.get(identity).identity_id), registry=registry)
-    report = await verify_identity(
-        state,
-        registry=registry,
-        ctx=ChannelContext(options=read_options, timeout=10.0),
-        policy=FetchPolicy(timeout=10.0),
+    return published, await verify_state(state, channels, registry)
+
+
+@attrs.frozen
+class LocalSigServer:
+    url: str
+    name: str  # the domain handles are registered under
+
+
+def start_sig_server(stack: contextlib.ExitStack) -> LocalSigServer:
+    """A real kez-server (SQLite in a temporary folder) on 127.0.0.1; ImportError when not installed."""
+    from kez_server.testing import running_server
+
+    server = stack.enter_context(running_server(server_name="kez.example"))
+    return LocalSigServer(server.url, server.server_name)
+
+
+async def share_on_server(
+    store: Keystore, identity: str, signer: Signer, server: LocalSigServer, registry: Registry, handle: str = "alice"
+) -> dict[str, Any]:
+    """Push the chain to the server, register a handle, then verify `handle@server` from the server alone.
+
+    The last step reads nothing from the local keystore: the handle is looked
+    up, the chain comes from the server's `sigchain_url`, and every proof is
+    fetched again, as a stranger would.
+    """
+    from kez_core.signed import sign
+    from kez_core.sigchain import merge_copies
+    from kez_core.timefmt import format_time, now
+
+    from .io import read_chain_file
+    from .sigservers import fetch_url, lookup_handle, push_all, register_handle
+
+    record = store.get(identity)
+    lines = read_chain_file(store.chain_path(record.identity_id))
+    pushed = (await push_all([server.url], record.identity_id, lines, 10.0))[0]
+    envelope = sign(
+        "handle_registration",
+        {"handle": handle, "primary": signer.key_id, "server": server.name, "created_at": format_time(now())},
+        signer,
+        namespace="chat",
     )
-    return published, report
+    registered = await register_handle(server.url, envelope.to_dict(), 10.0)
+    found = await lookup_handle(server.url, handle, server.name, 10.0)
+    copy = await fetch_url(found["sigchain_url"], 10.0)
+    merged = merge_copies([copy.lines or []], registry=registry)
+    return {
+        "pushed": pushed.to_json(),
+        "registered": registered,
+        "lookup": found,
+        "served_chain": {"identity_id": merged.identity_id, "length": len(merged.lines),
+                         "same_as_local": merged.lines == merge_copies([lines], registry=registry).lines},
+        "state": merged,
+    }

@@ -104,7 +104,7 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
     import asyncio
     import contextlib
 
-    from ..demo_network import publish_and_verify, start_channels
+    from ..demo_network import publish_and_verify, share_on_server, start_channels, start_sig_server, verify_state
 
     say = out_console.print if narrate else (lambda *_a, **_k: None)
     say("\n[bold]KEZ network demo[/bold]  (local servers on 127.0.0.1, real protocols, no accounts)\n")
@@ -114,6 +114,9 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
         )
         for skip in skipped:
             say(f"  [yellow]skipped {skip['channel']}[/]: {skip['reason']}")
+        if not started:
+            say("\n[bold red]no channel could be started[/]: install a channel plugin, or name one with --channels")
+            return {"ok": False, "published": [], "verified": [], "skipped": skipped, "server": None}
         say("")
         published, report = asyncio.run(
             publish_and_verify(
@@ -123,18 +126,37 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
                 ),
             )
         )
-    rows = [
-        {"channel": p.channel, "subject": p.check.subject, "status": p.check.status.value,
-         "reason": p.check.reason, "source": p.check.source}
-        for p in report.proofs
-    ]
-    ok = bool(started) and report.ok and all(r["status"] == "valid" for r in rows) and len(rows) == len(started)
-    if narrate:
+        rows = [
+            {"channel": p.channel, "subject": p.check.subject, "status": p.check.status.value,
+             "reason": p.check.reason, "source": p.check.source}
+            for p in report.proofs
+        ]
+        ok = bool(started) and report.ok and all(r["status"] == "valid" for r in rows) and len(rows) == len(started)
         say(f"\n  verify {report.identity_id}: chain {report.chain_status.value}, {report.length} links")
         for row in rows:
             colour = "green" if row["status"] == "valid" else "red"
             say(f"  [{colour}]{row['status']:<8}[/] {_short(row['subject']):<28} [dim]{row['source']}[/dim]", highlight=False)
-        say(f"\n[bold]{'every channel verified' if ok else 'SOMETHING FAILED'}[/bold]")
+        server_part = None
+        try:
+            sig_server = start_sig_server(stack)
+        except ImportError:
+            skipped.append({"channel": "kez-server", "reason": "kez-server is not installed"})
+        else:
+            say(f"\n  started kez-server {sig_server.url} (handles @{sig_server.name}, SQLite)", highlight=False)
+            shared = asyncio.run(share_on_server(store, "alice", ed, sig_server, registry))
+            say(f"  [green]pushed[/] the chain: {shared['pushed']['message']}")
+            say(f"  [green]registered[/] {shared['registered']['fqhn']} → {shared['registered']['primary']}", highlight=False)
+            say(f"  [dim]its sigchain: {shared['lookup']['sigchain_url']}[/dim]", highlight=False)
+            again = asyncio.run(verify_state(shared.pop("state").state, started, registry))
+            served = shared["served_chain"]
+            server_part = {**shared, "verified_from_server": {
+                "ok": again.ok, "counts": again.counts(), "identity_id": again.identity_id}}
+            server_ok = again.ok and served["same_as_local"] and served["identity_id"] == report.identity_id
+            ok = ok and server_ok
+            say(f"  verify {shared['lookup']['fqhn']} (chain from the server, every proof fetched again): "
+                f"{'[green]ok[/]' if server_ok else '[red]FAILED[/]'} "
+                f"({', '.join(f'{n} {status}' for status, n in again.counts().items())})", highlight=False)
+    say(f"\n[bold]{'every channel verified' if ok else 'SOMETHING FAILED'}[/bold]")
     return {
         "ok": ok,
         "identity_id": report.identity_id,
@@ -142,6 +164,7 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
         "published": [p.to_json() for p in published],
         "verified": rows,
         "skipped": skipped,
+        "server": server_part,
     }
 
 

@@ -1,0 +1,126 @@
+"""The kez-server client commands against the real kez-server under uvicorn on 127.0.0.1.
+
+A user publishes a claim on the (local) GitHub API, pushes the chain to a
+kez-server, registers a handle; a stranger with an empty keystore then
+verifies `alice@example.org` from the server and the channel alone.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from kez_channel_github.testing import running_server as running_github
+from kez_cli.main import main
+from kez_core.keystore import Keystore
+from kez_core.registry import default_registry
+from kez_core.sigchain import SigchainBuilder
+
+kez_server_testing = pytest.importorskip("kez_server.testing")
+
+
+def kez(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def kez_json(capsys, *args, expect=0):
+    code, out, err = kez(capsys, *args, "--json")
+    assert code == expect, err
+    return json.loads(out)
+
+
+@pytest.fixture(scope="module")
+def sig_server():
+    with kez_server_testing.running_server(server_name="example.org") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def github():
+    with running_github() as server:
+        yield server
+
+
+def publish_identity(capsys, github, sig_server):
+    kez(capsys, "identity", "new", "--no-passphrase")
+    token = github.token_for("alice")
+    published = kez_json(capsys, "claim", "publish", "github:alice", "--github-api", github.base_url,
+                         "--github-token", token)
+    pushed = kez_json(capsys, "sigchain", "publish", "--sig-server", sig_server.url)
+    return published, pushed
+
+
+def test_publish_register_and_a_stranger_verifies_the_handle(capsys, github, sig_server, tmp_path, monkeypatch):
+    published, pushed = publish_identity(capsys, github, sig_server)
+    identity_id = pushed["identity_id"]
+    assert pushed["servers"][0]["outcome"] == "ok" and pushed["servers"][0]["appended"] == 1
+    again = kez_json(capsys, "sigchain", "publish", "--sig-server", sig_server.url)
+    assert again["servers"][0]["message"] == "already up to date"
+
+    registered = kez_json(capsys, "handle", "register", "alice", "--server", sig_server.url)
+    assert registered["fqhn"] == "alice@example.org" and registered["primary"] == identity_id
+    code, _, err = kez(capsys, "handle", "register", "alice", "--server", sig_server.url)
+    assert code == 3 and "registration refused" in err
+
+    monkeypatch.setenv("KEZ_HOME", str(tmp_path / "stranger"))
+    monkeypatch.setenv("KEZ_HANDLE_SERVER", sig_server.url)
+    found = kez_json(capsys, "handle", "lookup", "alice@example.org")
+    assert found["sigchain_url"].startswith(sig_server.url)
+    report = kez_json(capsys, "verify", "alice@example.org", "--github-api", github.base_url)
+    result = report["results"][0]
+    assert report["ok"] is True and result["identity_id"] == identity_id
+    assert result["handle"]["fqhn"] == "alice@example.org"
+    assert [(c["subject"], c["status"]) for c in result["claims"]] == [("github:alice", "valid")]
+    assert result["claims"][0]["claim_id"] == published["claim_id"]
+
+
+def test_unknown_handle_exits_1(capsys, sig_server):
+    code, _, err = kez(capsys, "verify", "nobody@example.org", "--handle-server", sig_server.url)
+    assert code == 1 and "not registered" in err
+
+
+def test_pull_brings_the_server_copy_home(capsys, github, sig_server, tmp_path, monkeypatch):
+    _, pushed = publish_identity(capsys, github, sig_server)
+    identity_id = pushed["identity_id"]
+    monkeypatch.setenv("KEZ_HOME", str(tmp_path / "other"))
+    pulled = kez_json(capsys, "sigchain", "pull", identity_id, "--sig-server", sig_server.url)
+    assert pulled["length"] == 1 and pulled["servers"][0]["status"] == "read"
+    report = kez_json(capsys, "verify", identity_id, "--github-api", github.base_url)
+    assert report["ok"] is True
+
+
+def test_a_conflicting_chain_is_reported_as_a_fork_with_both_link_ids(capsys, github, sig_server):
+    _, pushed = publish_identity(capsys, github, sig_server)
+    store = Keystore(registry=default_registry())
+    record = store.get(None)
+    signer = store.signer(record.name, lambda: None)
+    path = store.chain_path(record.identity_id)
+    stored = path.read_bytes().splitlines(keepends=True)
+    # Rewrite history locally: seqno 1 becomes a different claim.
+    from kez_core.claim import create_claim
+
+    builder = SigchainBuilder(registry=store.registry)
+    builder.claim(signer, create_claim(signer, "github:alice-other", registry=store.registry))
+    path.write_bytes(b"".join(builder.lines))
+    result = kez_json(capsys, "sigchain", "publish", "--sig-server", sig_server.url, expect=1)["servers"][0]
+    assert result["outcome"] == "fork"
+    assert len(result["link_ids"]) == 2
+    code, out, _ = kez(capsys, "sigchain", "verify", str(path), "--sig-server", sig_server.url, "--json")
+    assert code == 1 and json.loads(out)["status"] == "fork"
+    assert stored  # the server still serves the original chain; our local rewrite is what conflicts
+
+
+def test_verify_merges_a_server_copy_that_is_longer(capsys, github, sig_server, tmp_path, monkeypatch):
+    _, pushed = publish_identity(capsys, github, sig_server)
+    identity_id = pushed["identity_id"]
+    store = Keystore(registry=default_registry())
+    first_line = store.chain_path(identity_id).read_bytes()
+    kez_json(capsys, "sigchain", "add", "github:alice2")
+    kez_json(capsys, "sigchain", "publish", "--sig-server", sig_server.url)
+    short = tmp_path / "short.jsonl"
+    short.write_bytes(first_line)
+    data = kez_json(capsys, "sigchain", "verify", str(short), "--sig-server", sig_server.url)
+    assert data["status"] == "valid" and data["length"] == 2
+    assert data["servers"] == [{"server": sig_server.url, "status": "read", "links": 2}]
