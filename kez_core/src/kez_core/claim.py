@@ -24,6 +24,7 @@ from .timefmt import format_time, now, parse_time
 
 KIND = "claim"
 _NONCE = re.compile(r"^[0-9a-f]{32}\Z")
+_NONCE_MATCH = _NONCE.match
 # A claim dated further ahead than this is refused: clocks drift, but not by hours.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -68,24 +69,35 @@ def create_claim(
 
 def read_claim(obj: SignedObject, registry: Registry | None = None) -> Claim:
     """Check that `obj` is a well-formed claim and return its fields (no signature check)."""
-    registry = registry or default_registry()
+    return Claim(obj, *_claim_fields(obj, registry or default_registry()))
+
+
+def _claim_fields(obj: SignedObject, registry: Registry) -> tuple[str, str, datetime, datetime | None, str]:
+    """read_claim's checks, in its order; (primary, subject, created_at, expires_at, nonce)."""
     if obj.kind != KIND:
         raise SchemaError(f"expected a claim, got a {obj.kind!r} object")
     p = obj.payload
-    for field in ("primary", "subject", "created_at", "nonce"):
-        if field not in p:
-            raise SchemaError(f"claim payload has no {field!r}")
-    if not isinstance(p["primary"], str) or normalize_key_id(p["primary"], registry) != p["primary"]:
+    try:
+        primary, subject, created_text, nonce = p["primary"], p["subject"], p["created_at"], p["nonce"]
+    except KeyError:
+        for field in ("primary", "subject", "created_at", "nonce"):
+            if field not in p:
+                raise SchemaError(f"claim payload has no {field!r}") from None
+        raise
+    if not isinstance(primary, str) or normalize_key_id(primary, registry) != primary:
         raise SchemaError("claim primary must be a key id in normal form (alg:<lowercase hex>)")
-    if not isinstance(p["subject"], str) or normalize_subject(p["subject"], registry) != p["subject"]:
-        raise SchemaError(f"claim subject {str(p['subject'])[:80]!r} is not in normal form")
-    if not isinstance(p["nonce"], str) or not _NONCE.match(p["nonce"]):
+    if not isinstance(subject, str) or normalize_subject(subject, registry) != subject:
+        raise SchemaError(f"claim subject {str(subject)[:80]!r} is not in normal form")
+    if not isinstance(nonce, str) or not _NONCE_MATCH(nonce):
         raise SchemaError("claim nonce must be 32 lowercase hex characters (16 bytes)")
-    created = parse_time(p["created_at"], field="created_at")
-    expires = parse_time(p["expires_at"], field="expires_at") if "expires_at" in p else None
-    if expires is not None and expires <= created:
-        raise SchemaError("claim expires_at is not after created_at")
-    return Claim(obj, p["primary"], p["subject"], created, expires, p["nonce"])
+    created = parse_time(created_text, field="created_at")
+    if "expires_at" in p:
+        expires = parse_time(p["expires_at"], field="expires_at")
+        if expires <= created:
+            raise SchemaError("claim expires_at is not after created_at")
+    else:
+        expires = None
+    return primary, subject, created, expires, nonce
 
 
 def check_claim(
@@ -98,31 +110,30 @@ def check_claim(
     """Verify a claim offline: shape, signature, time. Returns the verdict, never raises KezError."""
     registry = registry or default_registry()
     checked_at = at or now()
-    payload = obj.payload
-    fields = {
-        "primary": payload.get("primary") if isinstance(payload.get("primary"), str) else None,
-        "subject": payload.get("subject") if isinstance(payload.get("subject"), str) else None,
-        "created_at": payload.get("created_at") if isinstance(payload.get("created_at"), str) else None,
-        "expires_at": payload.get("expires_at") if isinstance(payload.get("expires_at"), str) else None,
-    }
+    get = obj.payload.get
+    primary_text = value if isinstance(value := get("primary"), str) else None
+    subject_text = value if isinstance(value := get("subject"), str) else None
+    created_text = value if isinstance(value := get("created_at"), str) else None
+    expires_text = value if isinstance(value := get("expires_at"), str) else None
     try:
         claim_id = obj.id
     except KezError:
         claim_id = None
-
-    def result(status: Status, reason: str) -> ClaimCheck:
-        return ClaimCheck(status, reason, checked_at, source, claim_id=claim_id, **fields)
-
     try:
-        claim = read_claim(obj, registry)
+        primary, _, created, expires, _ = _claim_fields(obj, registry)
         verify_signature(obj, registry)
     except KezError as exc:
-        return result(Status.INVALID, exc.message)
-    if claim.created_at > checked_at + FUTURE_TOLERANCE:
-        return result(Status.INVALID, f"created_at {fields['created_at']} is in the future")
-    if claim.expires_at is not None and claim.expires_at <= checked_at:
-        return result(Status.EXPIRED, f"expired at {fields['expires_at']}")
-    return result(Status.VALID, f"signed by {claim.primary}")
+        status, reason = Status.INVALID, exc.message
+    else:
+        if created > checked_at + FUTURE_TOLERANCE:
+            status, reason = Status.INVALID, f"created_at {created_text} is in the future"
+        elif expires is not None and expires <= checked_at:
+            status, reason = Status.EXPIRED, f"expired at {expires_text}"
+        else:
+            status, reason = Status.VALID, f"signed by {primary}"
+    return ClaimCheck(
+        status, reason, checked_at, source, primary_text, subject_text, claim_id, created_text, expires_text
+    )
 
 
 def claim_from_text(text: str, registry: Registry | None = None) -> list[SignedObject]:

@@ -14,12 +14,13 @@ import io
 import json
 import math
 import re
+import threading
 from typing import Any
 
 import zstandard
 
-from .errors import DecodeError, SizeLimitError
-from .signed import SignedObject
+from .errors import DecodeError, KezError, SizeLimitError
+from .signed import SignedObject, object_if_canonical
 
 MAX_OBJECT_BYTES = 64 * 1024  # one decoded object (JSON bytes)
 MAX_TEXT_CHARS = 1024 * 1024  # any text handed to a decoder
@@ -32,7 +33,11 @@ _ZSTD_LEVEL = 19  # small proofs matter more than encode speed (DNS TXT, profile
 
 def check_text(text: object, what: str = "input") -> str:
     """Accept str (or UTF-8 bytes) under the size cap."""
-    if isinstance(text, bytes | bytearray):
+    if type(text) is str and text.isascii():  # the common case: nothing to decode or re-encode
+        if len(text) > MAX_TEXT_CHARS:
+            raise SizeLimitError(f"{what} is larger than {MAX_TEXT_CHARS} characters")
+        return text
+    if isinstance(text, (bytes, bytearray)):
         if len(text) > MAX_TEXT_CHARS * 4:
             raise SizeLimitError(f"{what} is larger than {MAX_TEXT_CHARS} characters")
         try:
@@ -85,15 +90,31 @@ def _jcs_int(text: str) -> int | float:
         raise DecodeError(f"JSON number {text[:40]}… is out of range (not representable in JCS)") from exc
 
 
+# Built once: `json.loads` with hooks builds a new decoder (and scanner) per call.
+_STRICT = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite_float,
+    parse_int=_jcs_int,
+)
+
+
+def _loads(data: str | bytes, decoder: json.JSONDecoder) -> Any:
+    """`json.loads(data)` through a prebuilt decoder (same input rules: BOM, UTF-8/16/32 bytes)."""
+    if isinstance(data, str):
+        if data.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", data, 0)
+    elif isinstance(data, bytes | bytearray):
+        data = data.decode(json.detect_encoding(data), "surrogatepass")
+    else:
+        raise TypeError(f"the JSON object must be str, bytes or bytearray, not {type(data).__name__}")
+    return decoder.decode(data)
+
+
 def parse_json(data: str | bytes) -> Any:
     """Strict JSON: no duplicate keys, no NaN/Infinity, size-capped, typed errors."""
     if len(data) > MAX_OBJECT_BYTES:
         raise SizeLimitError(f"JSON object is larger than {MAX_OBJECT_BYTES} bytes")
     try:
-        return json.loads(
-            data, object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite_float,
-            parse_int=_jcs_int,
-        )
+        return _loads(data, _STRICT)
     except DecodeError:
         raise
     except json.JSONDecodeError as exc:
@@ -104,7 +125,61 @@ def parse_json(data: str | bytes) -> Any:
         raise DecodeError(f"JSON cannot be read: {exc}") from exc
 
 
+# ------------------------------------------------------------ canonical fast path
+#
+# What writers emit, and what nearly every proof holds, is the object's JCS
+# bytes. For such input the strict parse's duplicate-key hook (a Python call
+# per JSON object) is wasted work: if the JCS of the parsed value is
+# byte-identical to the input, the input had no duplicate names (JCS writes
+# each name of a dict once, and identical text parses one way). So the fast
+# path parses without the hook and compares; on any difference, error or
+# unusual value it falls back to the strict parse, which gives the verdict
+# and the precise error. The JCS bytes it builds are kept on the object (the
+# signature and the id need them anyway). Which values the C encoder writes
+# as exact JCS is explained in `jcs.py` and `sigchain/canon.py`: ASCII text
+# without `\u` escapes holds only ASCII strings, and the number hooks flag
+# floats and integers beyond ±(2**53 - 1).
+
+_number_flag = threading.local()
+
+
+def _flag_float(text: str) -> float:
+    _number_flag.exotic = True
+    return _finite_float(text)
+
+
+def _flag_int(text: str) -> int | float:
+    value = int(text)
+    if -_JCS_INT_MAX <= value <= _JCS_INT_MAX:
+        return value
+    _number_flag.exotic = True
+    return _jcs_int(text)
+
+
+_UNCHECKED = json.JSONDecoder(parse_constant=_no_constants, parse_float=_flag_float, parse_int=_flag_int)
+_SCAN = _UNCHECKED.scan_once  # what JSONDecoder.decode calls, without its whitespace handling
+_CANONICAL_START = '{"kez":"'
+
+
 def object_from_json(data: str | bytes) -> SignedObject:
+    """A signed object from JSON text: strict parse, envelope checks (see `SignedObject.from_dict`)."""
+    if len(data) <= MAX_OBJECT_BYTES:
+        # the canonical fast path (see above); anything it does not vouch for goes the strict way
+        if type(data) is bytes:
+            text, raw = (data.decode("ascii"), data) if data.isascii() else (None, None)
+        else:
+            text, raw = (data, None) if type(data) is str and data.isascii() else (None, None)
+        if text is not None and text.startswith(_CANONICAL_START) and "\\u" not in text:
+            flag = _number_flag
+            flag.exotic = False
+            try:
+                value, end = _SCAN(text, 0)
+            except (StopIteration, KezError, ValueError, RecursionError):
+                value, end = None, -1  # the strict parse says what is wrong
+            if end == len(text) and not flag.exotic:
+                obj = object_if_canonical(value, text.encode("ascii") if raw is None else raw)
+                if obj is not None:
+                    return obj
     return SignedObject.from_dict(parse_json(data))
 
 
@@ -129,6 +204,17 @@ def zstd_decompress_capped(raw: bytes, cap: int = MAX_OBJECT_BYTES) -> bytes:
         raise DecodeError(f"compact payload is not a zstd frame: {exc}") from exc
     if declared > cap:
         raise SizeLimitError(f"compact payload declares {declared} bytes, the cap is {cap}")
+    if declared >= 0:
+        # One shot into a buffer of the declared size; libzstd refuses more output,
+        # a truncated frame and (allow_extra_data=False) bytes after the frame. On
+        # any refusal the streaming path below names the fault.
+        try:
+            out = _DCTX.decompress(raw, allow_extra_data=False)
+        except (zstandard.ZstdError, TypeError):
+            pass
+        else:
+            if len(out) == declared:
+                return out
     try:
         if declared >= 0:
             dobj = _DCTX.decompressobj()
@@ -147,19 +233,35 @@ def zstd_decompress_capped(raw: bytes, cap: int = MAX_OBJECT_BYTES) -> bytes:
     return out
 
 
+_B64URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+_MAX_COMPACT_BODY = (MAX_OBJECT_BYTES * 4) // 3 + 4
+
+
+def _b64url_body(body: str) -> bytes:
+    """The bytes of a compact form's base64url body; typed errors, in a fixed order."""
+    size = len(body)
+    if size % 4 != 1 and size <= _MAX_COMPACT_BODY and "+" not in body and "/" not in body and "=" not in body:
+        # Strict decoding after mapping -_ to +/ accepts exactly the alphabet the
+        # checks below accept (the three excluded characters aside), in one pass.
+        try:
+            padded = (body + "=" * (-size % 4)).encode("ascii")
+            return binascii.a2b_base64(padded.translate(_B64URL_TO_STD), strict_mode=True)
+        except (binascii.Error, ValueError):  # UnicodeEncodeError is a ValueError
+            pass  # the checks below say what is wrong
+    if not _B64URL.match(body):
+        raise DecodeError("compact form holds characters outside base64url (A-Z a-z 0-9 - _)")
+    if size % 4 == 1:
+        raise DecodeError("compact form has a truncated base64url body")
+    if size > _MAX_COMPACT_BODY:
+        raise SizeLimitError("compact form is longer than one object may be")
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-size % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise DecodeError(f"compact form is not base64url: {exc}") from exc
+
+
 def compact_decode(text: str) -> SignedObject:
     text = text.strip()
     if not text.startswith(COMPACT_PREFIX):
         raise DecodeError(f"compact form must start with {COMPACT_PREFIX!r}")
-    body = text[len(COMPACT_PREFIX) :]
-    if not _B64URL.match(body):
-        raise DecodeError("compact form holds characters outside base64url (A-Z a-z 0-9 - _)")
-    if len(body) % 4 == 1:
-        raise DecodeError("compact form has a truncated base64url body")
-    if len(body) > (MAX_OBJECT_BYTES * 4) // 3 + 4:
-        raise SizeLimitError("compact form is longer than one object may be")
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise DecodeError(f"compact form is not base64url: {exc}") from exc
-    return object_from_json(zstd_decompress_capped(raw))
+    return object_from_json(zstd_decompress_capped(_b64url_body(text[len(COMPACT_PREFIX) :])))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .codec import COMPACT_TOKEN, check_text, compact_decode
 from .errors import DecodeError
+from .protocols import Encoding
 from .registry import Registry, default_registry
 from .signed import SignedObject
 
@@ -20,10 +21,15 @@ def encode(obj: SignedObject, encoding: str = "json", registry: Registry | None 
 
 def detect(text: str, registry: Registry | None = None) -> str | None:
     """The name of the encoding `text` looks like, or None."""
-    for enc in (registry or default_registry()).encodings():
+    enc = _detect(text, registry or default_registry())
+    return None if enc is None else enc.name
+
+
+def _detect(text: str, registry: Registry) -> Encoding | None:
+    for enc in registry._detection_order():
         try:
             if enc.detect(text):
-                return enc.name
+                return enc
         except Exception:  # noqa: BLE001 - a detector must not take decoding down
             continue
     return None
@@ -33,9 +39,14 @@ def decode_any(text: str | bytes, registry: Registry | None = None) -> list[Sign
     """Every signed object in `text`, whatever its encoding. Raises DecodeError."""
     registry = registry or default_registry()
     text = check_text(text)
-    name = detect(text, registry)
-    if name is not None:
-        return registry.encoding(name).decode(text)
+    registry.load()
+    for enc in registry._encodings_in_order:  # _detect, inlined: every reader comes here
+        try:
+            found = enc.detect(text)
+        except Exception:  # noqa: BLE001 - a detector must not take decoding down
+            continue
+        if found:
+            return enc.decode(text)
     tokens = COMPACT_TOKEN.findall(text)
     if not tokens:
         raise DecodeError(

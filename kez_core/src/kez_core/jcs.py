@@ -33,6 +33,26 @@ from .errors import CanonicalizationError
 _INT_MAX = 2**53 - 1
 _FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
+try:
+    from json.encoder import c_encode_basestring as _c_str
+    from json.encoder import c_make_encoder as _c_make_encoder
+
+    # The C encoder `_FAST` uses, built once, called without `JSONEncoder.encode`'s
+    # per-call setup: markers=None (no cycle check; parsed JSON has no cycles),
+    # default=None, the ensure_ascii=False string encoder, ":" and ",", sort_keys.
+    _c_encoder = _c_make_encoder(None, None, _c_str, None, ":", ",", True, False, False)
+
+    def dumps_plain(value: Any) -> str:
+        """JCS text of a value the caller knows is plain (see `_plain`); no check is made."""
+        return "".join(_c_encoder(value, 0))
+
+    # A JSON string literal escaped as JCS escapes it (`ensure_ascii=False`).
+    encode_str = _c_str
+
+except (ImportError, TypeError):  # pragma: no cover - no C accelerator (e.g. PyPy)
+    dumps_plain = _FAST.encode
+    encode_str = json.encoder.py_encode_basestring  # type: ignore[attr-defined]
+
 
 def _plain(value: Any) -> bool:
     """True when the C encoder's output for `value` is byte-identical to JCS."""

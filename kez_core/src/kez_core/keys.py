@@ -64,7 +64,30 @@ def _parse_key_id(text: object, registry: Registry) -> KeyId:
 
 def normalize_key_id(text: str, registry: Registry | None = None) -> str:
     """The canonical text of a key id (`npub1…` becomes `nostr:<hex>`)."""
-    return str(parse_key_id(text, registry))
+    registry = registry or default_registry()
+    if isinstance(text, str) and len(text) < 200:
+        return _normalize_key_id_cached(text, registry)
+    return str(_parse_key_id(text, registry))
+
+
+@lru_cache(maxsize=8192)
+def _normalize_key_id_cached(text: str, registry: Registry) -> str:
+    return str(_parse_key_id_cached(text, registry))
+
+
+def normal_key_id(text: object, registry: Registry) -> KeyId | None:
+    """`parse_key_id(text)` when `text` is already in normal form, None when it parses but is
+    spelled otherwise (upper case, `npub1…`); raises KeyFormatError like `parse_key_id`."""
+    if isinstance(text, str) and len(text) < 200:
+        return _normal_key_id_cached(text, registry)
+    key = _parse_key_id(text, registry)
+    return key if str(key) == text else None
+
+
+@lru_cache(maxsize=8192)
+def _normal_key_id_cached(text: str, registry: Registry) -> KeyId | None:
+    key = _parse_key_id_cached(text, registry)
+    return key if str(key) == text else None
 
 
 @attrs.frozen(repr=False)

@@ -188,6 +188,8 @@ class Registry:
         strict-mode failure is raised again on every later call instead of
         leaving a half-loaded registry behind.
         """
+        if self._loaded:  # set last, under the lock, once everything is indexed
+            return
         with self._lock:
             if self._loaded:
                 return
@@ -342,6 +344,11 @@ class Registry:
         """All encodings, in auto-detection order (lowest `priority` first)."""
         self.load()
         return list(self._encodings_in_order)
+
+    def _detection_order(self) -> list[Encoding]:
+        """`encodings()` without the copy, for readers that only iterate it."""
+        self.load()
+        return self._encodings_in_order
 
     def channel(self, name: str) -> Channel:
         return self._lookup("channel", name)

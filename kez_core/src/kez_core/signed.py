@@ -17,8 +17,8 @@ from typing import Any
 import attrs
 
 from .errors import SchemaError, SignatureError, UnknownNameError
-from .jcs import canonicalize
-from .keys import Signer, parse_key_id
+from .jcs import canonicalize, dumps_plain, encode_str
+from .keys import Signer, normal_key_id
 from .registry import Registry, default_registry
 
 PAYLOAD_VERSION = 1
@@ -138,6 +138,62 @@ class SignedObject:
         return cls(kind, payload, Signature(alg, key, value))
 
 
+_SIG_HEX_MATCH = _SIG_HEX.match
+_KIND_MATCH = _KIND.match
+
+
+def object_if_canonical(data: Any, text: bytes) -> SignedObject | None:
+    """`SignedObject.from_dict(data)` when `text` is exactly the object's JCS, else None.
+
+    For decoders, on the common path: the caller vouches that `data` was parsed
+    from `text` and is plain (`jcs._plain`: ASCII names, no floats, integers
+    within ±(2**53 - 1)), so the C encoder writes its JCS without a walk. Only
+    objects `from_dict` accepts are returned; their JCS(payload), canonical
+    bytes and id are kept, never computed again. None means "not shown here":
+    the caller runs the strict path, which gives the verdict and the precise
+    error.
+    """
+    if type(data) is not dict:
+        return None
+    try:
+        kind, payload, sig = data["kez"], data["payload"], data["signature"]
+        alg, key, value = sig["alg"], sig["key"], sig["sig"]
+        payload_bytes = dumps_plain(payload).encode("ascii")
+        canonical = b"".join(
+            (
+                f'{{"kez":{encode_str(kind)},"payload":'.encode("ascii"),
+                payload_bytes,
+                f',"signature":{{"alg":{encode_str(alg)},"key":{encode_str(key)},"sig":'
+                f"{encode_str(value)}}}}}".encode("ascii"),
+            )
+        )
+    except (KeyError, TypeError, ValueError, RecursionError):  # missing names, non-str, non-dict, …
+        return None
+    # Equal bytes mean the object and its signature member have exactly these
+    # three names each (JCS writes every name), and kind, alg, key and sig are
+    # strings (encode_str takes nothing else). The rest is from_dict's checks.
+    if (
+        canonical != text
+        or type(payload) is not dict
+        or type(sig) is not dict
+        or not _KIND_MATCH(kind)
+        or not _SIG_HEX_MATCH(value)
+    ):
+        return None
+    version = payload.get("version")
+    if type(version) is not int or version != PAYLOAD_VERSION:
+        return None
+    ptype = payload.get("type")
+    if ptype != "kez." + kind and not _namespaced_type(ptype, kind):
+        return None
+    obj = SignedObject(kind, payload, Signature(alg, key, value))
+    setattr_ = object.__setattr__  # the cached properties' slots
+    setattr_(obj, "payload_bytes", payload_bytes)
+    setattr_(obj, "_canonical", canonical)
+    setattr_(obj, "id", hashlib.sha256(canonical).hexdigest())
+    return obj
+
+
 def _namespaced_type(ptype: object, kind: str) -> bool:
     """True for `kez.<namespace>.<kind>`: the seeds' `kez.chat.handle_registration` form."""
     if not isinstance(ptype, str) or not ptype.startswith("kez.") or not ptype.endswith("." + kind):
@@ -164,15 +220,16 @@ def verify_signature(obj: SignedObject, registry: Registry | None = None) -> Non
     """Raise SignatureError unless the signature verifies and the key is the declared signer."""
     registry = registry or default_registry()
     sig = obj.signature
-    if not isinstance(sig.sig, str) or not _SIG_HEX.match(sig.sig):
+    value = sig.sig
+    if not isinstance(value, str) or not _SIG_HEX_MATCH(value):
         # bytes.fromhex would accept spaces and upper case: one signature, one spelling
         raise SignatureError("signature.sig must be 128 lowercase hex characters")
     try:
         alg = registry.key_algorithm_for_signature(sig.alg)
     except UnknownNameError as exc:
         raise SignatureError(exc.message, hint=exc.hint) from exc
-    key = parse_key_id(sig.key, registry)
-    if key.alg != alg.name or str(key) != sig.key:
+    key = normal_key_id(sig.key, registry)
+    if key is None or key.alg != alg.name:
         raise SignatureError(
             f"signature.key {sig.key[:80]!r} is not a normal-form {alg.name} key for alg {sig.alg}"
         )
@@ -181,5 +238,5 @@ def verify_signature(obj: SignedObject, registry: Registry | None = None) -> Non
         raise SignatureError(
             f"signature.key does not equal payload.{field}: the object was signed by another key"
         )
-    if not alg.verify(key.public, obj.payload_bytes, bytes.fromhex(sig.sig)):
+    if not alg.verify(key.public, obj.payload_bytes, bytes.fromhex(value)):
         raise SignatureError("the signature does not verify: the payload was changed or the key is wrong")

@@ -22,6 +22,7 @@ _GITHUB = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}\Z")
 _AP_USER = re.compile(r"^[a-z0-9_.~-]{1,64}\Z")
 _DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-z0-9.%:-]+)\Z")
 MAX_HANDLE = 253
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]").search
 
 
 def _hostname(text: str, what: str) -> str:
@@ -78,6 +79,9 @@ def _ap(handle: str) -> str:
     return f"{user}@{_hostname(host, 'fediverse host')}"
 
 
+_BUILTIN = {"dns": _dns, "github": _github, "bluesky": _bluesky, "ap": _ap}
+
+
 def normalize_subject(subject: object, registry: Registry | None = None) -> str:
     """`GitHub:Alice` → `github:alice`, `mastodon:@a@Host.org` → `ap:a@host.org`, …"""
     registry = registry or default_registry()
@@ -103,13 +107,13 @@ def _normalize(subject: object, registry: Registry) -> str:
             f"subject {subject[:80]!r} is not <channel>:<handle>",
             hint="e.g. github:alice, dns:example.org, nostr:npub1…, bluesky:alice.bsky.social, ap:alice@host",
         )
-    if any(ord(c) < 0x21 or c == "\x7f" for c in handle.strip()) or len(handle) > MAX_HANDLE:
+    if _SPACE_OR_CONTROL(handle.strip()) or len(handle) > MAX_HANDLE:
         raise DecodeError(f"subject {subject[:80]!r} has spaces, control characters or is too long")
-    builtin = {"dns": _dns, "github": _github, "bluesky": _bluesky, "ap": _ap}
     if channel == "nostr":
         return f"nostr:{_nostr(handle, registry)}"
-    if channel in builtin:
-        return f"{channel}:{builtin[channel](handle)}"
+    builtin = _BUILTIN.get(channel)
+    if builtin is not None:
+        return f"{channel}:{builtin(handle)}"
     try:
         plugin = registry.channel(channel)
     except UnknownNameError:

@@ -9,6 +9,7 @@ byte-different claims mean the same thing.
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 from .errors import DecodeError
@@ -18,9 +19,19 @@ _DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdwy])\s*\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
+_last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
+
+
 def now() -> datetime:
     """The current time in UTC, truncated to whole seconds."""
-    return datetime.now(UTC).replace(microsecond=0)
+    global _last_now
+    second = int(time.time())
+    last = _last_now
+    if last[0] == second:  # datetimes are immutable: one object per second serves every caller
+        return last[1]
+    current = datetime.fromtimestamp(second, UTC)
+    _last_now = (second, current)
+    return current
 
 
 def format_time(when: datetime) -> str:
@@ -30,8 +41,18 @@ def format_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_RFC3339_Z_MATCH = _RFC3339_Z.match
+
+
 def parse_time(text: object, *, field: str = "time") -> datetime:
     """Parse the one accepted form `YYYY-MM-DDTHH:MM:SSZ`; anything else is a DecodeError."""
+    if type(text) is str and _RFC3339_Z_MATCH(text):
+        # The pattern admits only this exact form, which `fromisoformat` reads (in C)
+        # as the same aware UTC datetime; it refuses what `datetime()` refuses.
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass  # not a real date: the path below gives the message
     if not isinstance(text, str):
         raise DecodeError(f"{field} must be a string like 2026-01-31T12:00:00Z")
     match = _RFC3339_Z.match(text)

@@ -1,4 +1,25 @@
-"""Built-in key algorithm `ed25519`: Ed25519 (RFC 8032) over JCS bytes, via `cryptography`."""
+"""Built-in key algorithm `ed25519`: Ed25519 (RFC 8032) over JCS bytes.
+
+Signing, key handling and the final word on verification are `cryptography`
+(OpenSSL). Verification asks libsodium (through PyNaCl, already a
+dependency) first, because it is about twice as fast here and sigchain
+validation is bound by signature checks:
+
+- libsodium accepts  → valid;
+- libsodium refuses  → `cryptography` decides.
+
+This gives exactly `cryptography`'s verdicts, because libsodium is the
+stricter of the two: both check the same cofactorless equation
+`[S]B = R + [k]A` by comparing the encoding of the computed R with the
+signature's R bytes, and both refuse S ≥ L; libsodium additionally refuses a
+non-canonical or small-order A and a small-order R. So every signature
+libsodium accepts, OpenSSL accepts, and a signature OpenSSL accepts is never
+refused (at worst it costs both checks). `tests/test_ed25519_verify_differential.py`
+checks the combined verdict against `cryptography`'s on random and mutated
+keys, messages and signatures, small-order and non-canonical points and the
+RFC 8032 vectors. Without PyNaCl's low-level binding the verifier is
+`cryptography` alone.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +32,38 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from .. import hookimpl
 from ..errors import KeyFormatError
 from ._pem import load_pem, parse_hex32, to_pem
+
+try:
+    import nacl.bindings  # noqa: F401 - importing it runs sodium_init()
+    from nacl._sodium import ffi as _sodium_ffi
+    from nacl._sodium import lib as _sodium_lib
+
+    # crypto_sign_open(m, mlen_p, sm, smlen, pk) with m = mlen_p = NULL is libsodium's
+    # crypto_sign_verify_detached on sm = sig || message (it copies nothing out);
+    # PyNaCl binds no detached verify, and its wrappers allocate per call.
+    _sodium_open = _sodium_lib.crypto_sign_open
+    _NULL = _sodium_ffi.NULL
+except (ImportError, AttributeError):  # pragma: no cover - PyNaCl is a dependency
+    _sodium_open = None
+    _NULL = None
+
+
+def sodium_accepts(public: bytes, message: bytes, signature: bytes) -> bool:
+    """libsodium's verdict alone (False when it cannot be asked). Lengths are the caller's check."""
+    if _sodium_open is None or type(public) is not bytes or type(signature) is not bytes or type(message) is not bytes:
+        return False
+    return _sodium_open(_NULL, _NULL, signature + message, 64 + len(message), public) == 0
+
+
+def openssl_accepts(public: bytes, message: bytes, signature: bytes) -> bool:
+    """`cryptography`'s (OpenSSL's) verdict: the reference the combined verifier keeps."""
+    if len(public) != 32 or len(signature) != 64:
+        return False
+    try:
+        _public_key(public).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 @lru_cache(maxsize=4096)
@@ -44,6 +97,14 @@ class Ed25519:
     def verify(self, public: bytes, message: bytes, signature: bytes) -> bool:
         if len(public) != 32 or len(signature) != 64:
             return False
+        if (
+            _sodium_open is not None
+            and type(public) is bytes
+            and type(signature) is bytes
+            and type(message) is bytes
+            and _sodium_open(_NULL, _NULL, signature + message, 64 + len(message), public) == 0
+        ):
+            return True  # libsodium's acceptance implies OpenSSL's (module docstring)
         try:
             _public_key(public).verify(signature, message)
         except (InvalidSignature, ValueError):

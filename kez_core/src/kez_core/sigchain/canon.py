@@ -18,29 +18,11 @@ from typing import Any
 
 from ..codec import MAX_OBJECT_BYTES
 from ..errors import DecodeError, SizeLimitError
-from ..jcs import canonicalize
+from ..jcs import canonicalize, dumps_plain
 
 _SAFE_INT = 2**53 - 1
-try:
-    from json.encoder import c_encode_basestring as _c_str
-    from json.encoder import c_make_encoder as _c_make_encoder
-
-    # markers=None (no cycle check: parsed JSON has no cycles), default=None,
-    # ensure_ascii=False string encoder, no indent, ":" and ",", sort_keys.
-    _c_encoder = _c_make_encoder(None, None, _c_str, None, ":", ",", True, False, False)
-
-    def _dumps(value: Any) -> str:
-        return "".join(_c_encoder(value, 0))
-
-    def encode_str(text: str) -> str:
-        """A JSON string literal escaped as JCS escapes it (`ensure_ascii=False`)."""
-        return _c_str(text)
-
-except (ImportError, TypeError):  # pragma: no cover - no C accelerator (e.g. PyPy)
-    _dumps = json.JSONEncoder(
-        ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-    ).encode
-    encode_str = json.encoder.py_encode_basestring  # type: ignore[attr-defined]
+_dumps = dumps_plain
+_LINE_ENDS = frozenset({"\n", "\r\n"})
 
 jcs = canonicalize
 
@@ -121,11 +103,11 @@ class LineParser:
         return self._parse(self._text(line), self._fast_decoder)
 
     def _text(self, line: bytes | str) -> str:
-        if not isinstance(line, bytes | bytearray | str):
+        if not isinstance(line, (bytes, bytearray, str)):
             raise DecodeError(f"a line must be bytes or str, not {type(line).__name__}")
         if len(line) > self.max_bytes:
             raise SizeLimitError(f"line is larger than {self.max_bytes} bytes")
-        if isinstance(line, bytes | bytearray):
+        if isinstance(line, (bytes, bytearray)):
             try:
                 return bytes(line).decode("utf-8")
             except UnicodeDecodeError as exc:
@@ -134,6 +116,17 @@ class LineParser:
 
     def _parse(self, text: str, decoder: json.JSONDecoder) -> tuple[Any, bool]:
         self._numbers_ok = True
+        try:
+            # what decoder.decode does, without its two whitespace regexes when the
+            # line is a value and a line ending (as every written line is)
+            value, end = decoder.scan_once(text, 0)
+            if end != len(text) and text[end:] not in _LINE_ENDS:
+                raise ValueError  # anything else: decode() below gives the verdict
+        except (StopIteration, ValueError, RecursionError):
+            self._numbers_ok = True
+            value = None
+        else:
+            return value, self._numbers_ok and text.isascii() and "\\u" not in text
         try:
             value = decoder.decode(text)
         except DecodeError:

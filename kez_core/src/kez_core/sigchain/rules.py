@@ -12,7 +12,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..claim import read_claim
+from ..claim import _claim_fields
 from ..errors import DecodeError, KezError, UnknownNameError
 from ..keys import parse_key_id
 from ..signed import SignedObject
@@ -96,30 +96,31 @@ class OpRules:
         self,
         state: m.ChainState,
         body: dict[str, Any],
-        *,
         seqno: int,
+        prev: str | None,
         created_at: str,
+        when: datetime,
         signer: str,
         simple: bool,
-        **_: Any,
     ) -> None:
         raw = body["claim"]
         try:
             claim_obj = SignedObject.from_dict(raw)
-            claim = read_claim(claim_obj, self.registry)
+            # read_claim's checks, without building the Claim
+            claim_primary, claim_subject, *_ = _claim_fields(claim_obj, self.registry)
         except DecodeError as exc:
             raise self._fail(
                 ChainFault.BODY, f"body.claim is not a valid claim: {exc.message}"
             ) from exc
-        if claim.primary != state.current_primary:
+        if claim_primary != state.current_primary:
             raise self._fail(
                 ChainFault.BODY,
-                f"the claim is made by {claim.primary}, but the primary at this seqno is {state.current_primary}",
+                f"the claim is made by {claim_primary}, but the primary at this seqno is {state.current_primary}",
                 hint="claims in a chain are signed by the identity's current primary key",
             )
         sig = claim_obj.signature
-        alg, public = self._pub.get(claim.primary) or self._key(claim.primary, "claim primary")
-        if sig.key != claim.primary or self._sig_alg(sig.alg) is not alg:
+        alg, public = self._pub.get(claim_primary) or self._key(claim_primary, "claim primary")
+        if sig.key != claim_primary or self._sig_alg(sig.alg) is not alg:
             raise self._fail(ChainFault.BODY, "the claim's signature is not by its primary key")
         try:
             claim_payload = jcs_trusted(claim_obj.payload, simple)
@@ -137,7 +138,7 @@ class OpRules:
         p = claim_obj.payload
         state.claims[claim_id] = m.ClaimRecord(
             claim_id=claim_id,
-            subject=claim.subject,
+            subject=claim_subject,
             primary=state.current_primary,
             added_by=sys.intern(signer),
             seqno=seqno,
@@ -150,11 +151,12 @@ class OpRules:
         self,
         state: m.ChainState,
         body: dict[str, Any],
-        *,
         seqno: int,
+        prev: str | None,
         created_at: str,
+        when: datetime,
         signer: str,
-        **_: Any,
+        simple: bool,
     ) -> None:
         claim_id, reason = body["claim_id"], body["reason"]
         if not is_hex(claim_id, 64):
@@ -194,7 +196,15 @@ class OpRules:
         return key
 
     def _add_device_op(
-        self, state: m.ChainState, body: dict[str, Any], *, seqno: int, prev: str | None, **_: Any
+        self,
+        state: m.ChainState,
+        body: dict[str, Any],
+        seqno: int,
+        prev: str | None,
+        created_at: str,
+        when: datetime,
+        signer: str,
+        simple: bool,
     ) -> None:
         device = body["device"]
         self._key(device, "body.device")
@@ -209,7 +219,17 @@ class OpRules:
         state.devices[device] = name
         self._remember(device, parsed)
 
-    def _remove_device_op(self, state: m.ChainState, body: dict[str, Any], **_: Any) -> None:
+    def _remove_device_op(
+        self,
+        state: m.ChainState,
+        body: dict[str, Any],
+        seqno: int,
+        prev: str | None,
+        created_at: str,
+        when: datetime,
+        signer: str,
+        simple: bool,
+    ) -> None:
         device = body["device"]
         if not isinstance(device, str) or device not in state.devices:
             raise self._fail(
@@ -219,7 +239,17 @@ class OpRules:
         state.inbox_keys.pop(device, None)
         self._forget(device)
 
-    def _add_recovery_op(self, state: m.ChainState, body: dict[str, Any], **_: Any) -> None:
+    def _add_recovery_op(
+        self,
+        state: m.ChainState,
+        body: dict[str, Any],
+        seqno: int,
+        prev: str | None,
+        created_at: str,
+        when: datetime,
+        signer: str,
+        simple: bool,
+    ) -> None:
         key = body["key"]
         parsed = self._key(key, "body.key")
         self._check_new_key(state, key, "key")
@@ -230,12 +260,12 @@ class OpRules:
         self,
         state: m.ChainState,
         body: dict[str, Any],
-        *,
         seqno: int,
         prev: str | None,
         created_at: str,
+        when: datetime,
         signer: str,
-        **_: Any,
+        simple: bool,
     ) -> None:
         new = body["new_primary"]
         self._key(new, "body.new_primary")
@@ -260,11 +290,12 @@ class OpRules:
         self,
         state: m.ChainState,
         body: dict[str, Any],
-        *,
         seqno: int,
+        prev: str | None,
+        created_at: str,
         when: datetime,
         signer: str,
-        **_: Any,
+        simple: bool,
     ) -> None:
         key, device, expires_at = body["key"], body["device"], body["expires_at"]
         if not isinstance(key, str) or not key.startswith("x25519:") or not is_hex(key[7:], 64):
@@ -285,6 +316,8 @@ class OpRules:
         state.inbox_keys[device] = m.InboxKey(key, device, expires_at, seqno, signer)
 
 
+# Every op method takes (self, state, body, seqno, prev, created_at, when, signer, simple),
+# positionally: the validator calls one per link.
 APPLY = {
     m.OP_CLAIM: OpRules._claim_op,
     m.OP_REVOKE: OpRules._revoke_op,

@@ -242,9 +242,13 @@ class ChainValidator(OpRules):
                 )
 
         # 5. body
-        missing = m.OP_FIELDS[op] - body.keys()
-        extra = body.keys() - m.OP_FIELDS[op]
-        if "accept" in missing:
+        fields = m.OP_FIELDS[op]
+        if body.keys() == fields:
+            missing = extra = None
+        else:
+            missing = fields - body.keys()
+            extra = body.keys() - fields
+        if missing and "accept" in missing:
             raise fail(
                 ChainFault.ACCEPT,
                 f"{op} body has no accept signature by the added key",
@@ -274,17 +278,7 @@ class ChainValidator(OpRules):
         else:
             new_state = False
         try:
-            APPLY[op](
-                self,
-                state,
-                body,
-                seqno=seqno,
-                prev=prev,
-                created_at=created_at,
-                when=when,
-                signer=signer,
-                simple=simple,
-            )
+            APPLY[op](self, state, body, seqno, prev, created_at, when, signer, simple)
         except ChainError as exc:
             if exc.link_id is None:
                 exc.link_id = link_id

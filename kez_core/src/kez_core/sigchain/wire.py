@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import DecodeError
+from ..jcs import encode_str
 from ..signed import PAYLOAD_VERSION, Signature, SignedObject
 from ..timefmt import parse_time
 from . import model as m
-from .canon import LineParser, encode_str, jcs, jcs_trusted
+from .canon import LineParser, jcs, jcs_trusted
 
 _HEX_RE = {64: re.compile(r"[0-9a-f]{64}").fullmatch, 128: re.compile(r"[0-9a-f]{128}").fullmatch}
 _TOP_KEYS = frozenset({"kez", "payload", "signature"})
@@ -76,7 +77,7 @@ def read_line(
     Checks the envelope only (strict JSON, signed-object shape, kind `link`);
     no chain rule. Raises DecodeError.
     """
-    if isinstance(line, bytes | bytearray | str) and not line.strip():
+    if isinstance(line, (bytes, bytearray, str)) and not line.strip():
         return None
     data, simple = parser.parse_unchecked(line)
     obj = _link_envelope(data)
@@ -88,7 +89,7 @@ def read_line(
     canonical = envelope(payload_jcs, signature_jcs(obj.signature, simple))
     raw = (
         line.strip()
-        if isinstance(line, bytes | bytearray)
+        if isinstance(line, (bytes, bytearray))
         else line.strip().encode("utf-8", "replace")
     )
     if raw != canonical:
