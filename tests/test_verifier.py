@@ -23,7 +23,14 @@ from kez_core.sigchain import SigchainBuilder
 from kez_core.signed import SignedObject
 from kez_core.status import Status
 from kez_core.timefmt import now
-from kez_core.verifier import FetchPolicy, SnapshotStore, recheck_offline, verify_identity, verify_subject
+from kez_core.verifier import (
+    FetchPolicy,
+    RunScope,
+    SnapshotStore,
+    recheck_offline,
+    verify_identity,
+    verify_subject,
+)
 
 
 @attrs.define
@@ -40,12 +47,27 @@ class MemoryChannel:
     calls: dict[str, int] = attrs.field(factory=dict)
     in_flight: int = 0
     max_in_flight: int = 0
+    scopes: list = attrs.field(factory=list)  # ctx.scope of every fetch
+    opened: int = 0  # run resources made (one per run scope)
+    released: int = 0  # run resources closed by their scope
 
     def normalize_handle(self, handle: str) -> str:
         return handle.lower()
 
+    def _open_resource(self, scope: RunScope) -> dict:
+        self.opened += 1
+
+        async def release() -> None:
+            self.released += 1
+
+        scope.on_close(release)
+        return {}
+
     async def fetch(self, handle: str, ctx: ChannelContext) -> FetchOutcome:
         self.calls[handle] = self.calls.get(handle, 0) + 1
+        self.scopes.append(ctx.scope)
+        if ctx.scope is not None:
+            ctx.scope.get("mem-resource", lambda: self._open_resource(ctx.scope))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -230,3 +252,110 @@ def test_verify_subject_reports_each_claim_found(registry, channel):
     channel.down.add("carol")
     assert run(verify_subject("mem:carol", registry=registry, policy=FAST)).status is Status.UNREACHABLE
     assert run(verify_subject("mem:dave", registry=registry, policy=FAST)).status is Status.NOT_FOUND
+
+
+# ------------------------------------------------------------------ run scope
+
+
+def test_one_scope_per_run_shared_by_its_fetches_and_closed_at_the_end(registry, channel):
+    _, builder, claims = build(registry, ["mem:a", "mem:b", "mem:c"])
+    for subject, claim in claims.items():
+        channel.texts[subject[4:]] = [encode(claim, "compact", registry)]
+    report = run(verify_identity(builder.state, registry=registry, policy=FAST))
+    assert set(statuses(report).values()) == {Status.VALID}
+    [scope] = set(channel.scopes)
+    assert isinstance(scope, RunScope) and len(channel.scopes) == 3
+    assert scope.closed
+    assert (channel.opened, channel.released) == (1, 1)  # made once for the run, released at its end
+
+    run(verify_identity(builder.state, registry=registry, policy=FAST))
+    assert len(set(channel.scopes)) == 2  # a later run shares nothing with the earlier one
+    assert (channel.opened, channel.released) == (2, 2)
+
+
+def test_scope_closed_when_fetches_fail_or_hang(registry, channel):
+    _, builder, _ = build(registry, ["mem:raises", "mem:hangs", "mem:down"])
+    channel.down.add("down")
+    policy = FetchPolicy(timeout=0.1, retries=0)
+    report = run(verify_identity(builder.state, registry=registry, policy=policy))
+    assert set(statuses(report).values()) == {Status.UNREACHABLE}
+    assert all(scope.closed for scope in channel.scopes)
+    assert channel.released == channel.opened == 1
+
+
+def test_scope_sized_by_the_policy(registry, channel):
+    _, builder, _ = build(registry, ["mem:a"])
+    run(verify_identity(builder.state, registry=registry, policy=FetchPolicy(concurrency=64, per_channel=24)))
+    run(verify_identity(builder.state, registry=registry, policy=FetchPolicy(concurrency=8, per_channel=24)))
+    assert [s.concurrency for s in channel.scopes] == [24, 8]
+
+
+def test_a_callers_scope_is_used_and_left_open(registry, channel):
+    _, builder, _ = build(registry, ["mem:a", "mem:b"])
+
+    async def go():
+        scope = RunScope()
+        ctx = ChannelContext(scope=scope)
+        await verify_identity(builder.state, registry=registry, ctx=ctx, policy=FAST)
+        await verify_subject("mem:a", registry=registry, ctx=ctx, policy=FAST)
+        assert not scope.closed and channel.released == 0
+        await scope.aclose()
+        return scope
+
+    scope = run(go())
+    assert channel.scopes == [scope] * 3
+    assert (channel.opened, channel.released) == (1, 1)
+
+
+def test_verify_subject_has_its_own_scope(registry, channel):
+    run(verify_subject("mem:a", registry=registry, policy=FAST))
+    [scope] = channel.scopes
+    assert scope is not None and scope.closed and channel.released == 1
+
+
+def test_run_scope_get_lease_and_close():
+    closed: list[str] = []
+
+    async def go():
+        scope = RunScope(concurrency=0)
+        assert scope.concurrency == 1
+        made = []
+        assert scope.get("k", lambda: made.append(1) or "v") == "v"
+        assert scope.get("k", lambda: made.append(1) or "w") == "v"
+        assert made == [1]
+
+        counter = iter(range(100))
+
+        def make():
+            return f"item{next(counter)}"
+
+        async with scope.lease("pool", make, closed.append) as first:
+            async with scope.lease("pool", make, closed.append) as second:
+                assert first != second  # held at once: two items
+        assert sorted(scope.idle("pool")) == ["item0", "item1"]
+        async with scope.lease("pool", make, closed.append) as again:
+            assert again in (first, second)  # a free one is reused
+            assert len(scope.idle("pool")) == 1
+        async with scope.lease("other", make) as other:
+            assert other == "item2"  # pools are separate
+
+        async def async_closer():
+            closed.append("async")
+
+        def broken():
+            raise OSError("already gone")
+
+        scope.on_close(lambda: closed.append("sync"))
+        scope.on_close(broken)
+        scope.on_close(async_closer)
+        await scope.aclose()
+        assert closed == ["async", "sync", "item1", "item0"]  # last registered first; a failure stops none
+        await scope.aclose()  # idempotent
+        with pytest.raises(RuntimeError, match="over"):
+            scope.get("new", dict)
+        with pytest.raises(RuntimeError, match="over"):
+            async with scope.lease("pool", make):
+                pass
+        assert scope.closed
+
+    run(go())

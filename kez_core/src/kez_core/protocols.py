@@ -18,6 +18,7 @@ import attrs
 
 if TYPE_CHECKING:
     from .signed import SignedObject
+    from .verifier.scope import RunScope
 
 
 # ---------------------------------------------------------------- key algorithms
@@ -153,12 +154,18 @@ class ChannelContext:
     """Settings handed to channel I/O: base URLs, timeouts, credentials.
 
     `options` holds per-channel settings by name (e.g. `github_api`), filled
-    from CLI flags and environment variables by the caller.
+    from CLI flags and environment variables by the caller. `scope`, when
+    set, is the current verification run's `kez_core.verifier.RunScope`:
+    channels may keep clients, connections and caches there for the rest of
+    the run, and the engine closes them when the run ends. Without one (a
+    single fetch, a publish) a channel opens and closes what it needs within
+    the call.
     """
 
     options: dict[str, Any] = attrs.field(factory=dict)
     timeout: float = 10.0
     http_client: Any = None  # an httpx.AsyncClient when the caller shares one
+    scope: RunScope | None = attrs.field(default=None, eq=False, repr=False)
 
 
 @runtime_checkable

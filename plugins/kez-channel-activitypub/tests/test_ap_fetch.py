@@ -352,3 +352,33 @@ def test_many_concurrent_fetches_shared_and_own_clients(ap_signer):
         assert time.monotonic() - started < 20
     assert all(o.reachable and len(o.candidates) == 1 for o in outcomes)
     assert {check_claim(only_claim(o)).status for o in outcomes} == {Status.VALID}
+
+
+def test_a_run_leases_a_client_per_fetch_in_flight_and_closes_them_at_its_end(ap_signer):
+    """Within a verification run (`ctx.scope`) a fetch borrows one of the run's clients, whose
+    connections stay open for the next fetch; the run's end closes them all."""
+    from kez_channel_activitypub.testing import running_server
+    from kez_core.verifier import RunScope
+
+    with running_server() as server:
+        users = [f"user{i}" for i in range(6)]
+        for user in users:
+            server.add_account(user)
+            server.seed_proof(user, compact_claim(ap_signer, f"ap:{user}@{DOMAIN}"))
+
+        async def go():
+            scope = RunScope(concurrency=4)
+            ctx = ChannelContext(options=server.ctx_options(), timeout=5, scope=scope)
+            one_by_one = [await CHANNEL.fetch(f"{u}@{DOMAIN}", ctx) for u in users]
+            [client] = scope.idle(("ap", "httpx"))  # one fetch at a time: one client, kept open
+            assert not client.is_closed
+            at_once = await asyncio.gather(*(CHANNEL.fetch(f"{u}@{DOMAIN}", ctx) for u in users))
+            clients = scope.idle(("ap", "httpx"))
+            assert client in clients and 1 < len(clients) <= len(users)
+            await scope.aclose()
+            assert all(c.is_closed for c in clients)
+            return one_by_one + list(at_once)
+
+        outcomes = run(go())
+    assert all(o.reachable and len(o.candidates) == 1 for o in outcomes)
+    assert {check_claim(o).status for obj in outcomes for o in objects(obj)} == {Status.VALID}

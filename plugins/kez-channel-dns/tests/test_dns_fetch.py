@@ -101,10 +101,23 @@ def test_claim_split_over_several_strings_is_read_back_whole(
     assert compact_decode(candidate.text) == claim
 
 
+def test_answers_over_512_bytes_come_in_one_udp_answer(dns_server, dns_channel, dns_ctx, dns_signer):
+    # Two proofs (~430 bytes each) are more than the 512 bytes plain DNS carries over
+    # UDP: the resolver offers EDNS(0) payloads up to 1232 bytes, so the answer is not
+    # truncated and no TCP retry follows.
+    claims = [create_claim(dns_signer, "dns:example.org") for _ in range(2)]
+    for claim in claims:
+        dns_server.seed_proof("example.org", claim)
+    assert sum(len(compact_encode(c)) for c in claims) > 512
+    outcome = run(dns_channel.fetch("example.org", dns_ctx))
+    assert sorted(o.id for o in decoded(outcome)) == sorted(c.id for c in claims)
+    assert [q[0] for q in dns_server.queries] == ["udp"]
+
+
 def test_large_rrset_falls_back_to_tcp(dns_server, dns_channel, dns_ctx, dns_signer):
-    # Three proofs do not fit a 512-byte UDP answer: the server truncates, the
+    # Five proofs do not fit the 1232-byte EDNS UDP answer: the server truncates, the
     # resolver retries over TCP and gets every record whole.
-    claims = [create_claim(dns_signer, "dns:example.org") for _ in range(3)]
+    claims = [create_claim(dns_signer, "dns:example.org") for _ in range(5)]
     for claim in claims:
         dns_server.seed_proof("example.org", claim)
     outcome = run(dns_channel.fetch("example.org", dns_ctx))

@@ -389,3 +389,31 @@ def test_whole_fetch_is_bounded(github):
     assert not outcome.reachable
     assert "did not finish answering within 2 s" in outcome.reason
     assert time.monotonic() - started < 4
+
+
+def test_a_run_leases_a_client_per_fetch_in_flight_and_closes_them_at_its_end(github):
+    """Within a verification run (`ctx.scope`) a fetch borrows one of the run's clients, whose
+    connections stay open for the next fetch; the run's end closes them all."""
+    from kez_core.verifier import RunScope
+
+    users = [f"user{i}" for i in range(6)]
+    for user in users:
+        github.add_user(user)
+        github.seed_proof(user, markdown(claim(f"github:{user}")[1]))
+
+    async def go():
+        scope = RunScope(concurrency=4)
+        ctx = ChannelContext(options=github.ctx_options(), timeout=5, scope=scope)
+        one_by_one = [await CHANNEL.fetch(user, ctx) for user in users]
+        [client] = scope.idle(("github", "httpx"))  # one fetch at a time: one client, kept open
+        assert not client.is_closed
+        at_once = await asyncio.gather(*(CHANNEL.fetch(user, ctx) for user in users))
+        clients = scope.idle(("github", "httpx"))
+        assert client in clients and 1 < len(clients) <= len(users)
+        await scope.aclose()
+        assert all(c.is_closed for c in clients)
+        return one_by_one + list(at_once)
+
+    outcomes = run(go())
+    assert all(len(o.candidates) == 1 for o in outcomes)
+    assert {c.status for o in outcomes for c in checks(o)} == {Status.VALID}

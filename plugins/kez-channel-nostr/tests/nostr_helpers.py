@@ -16,6 +16,7 @@ from kez_core.keys import Signer
 from kez_core.protocols import ChannelContext, FetchOutcome
 from kez_core.status import ClaimCheck
 from kez_core.timefmt import now
+from kez_core.verifier import RunScope
 
 CHANNEL = NostrChannel()
 
@@ -60,8 +61,23 @@ def ctx(options: dict[str, Any], timeout: float = 5.0) -> ChannelContext:
     return ChannelContext(options=options, timeout=timeout)
 
 
+# How `fetch` reads: a connection per call (a lone fetch), or within a
+# verification run's scope (the run's pooled relay connections, closed after).
+SCOPED = False
+
+
 def fetch(handle: str, options: dict[str, Any], timeout: float = 5.0) -> FetchOutcome:
-    return asyncio.run(CHANNEL.fetch(handle, ctx(options, timeout)))
+    if not SCOPED:
+        return asyncio.run(CHANNEL.fetch(handle, ctx(options, timeout)))
+
+    async def in_a_run() -> FetchOutcome:
+        scope = RunScope()
+        try:
+            return await CHANNEL.fetch(handle, attrs.evolve(ctx(options, timeout), scope=scope))
+        finally:
+            await scope.aclose()
+
+    return asyncio.run(in_a_run())
 
 
 def publish(handle: str, text: str, options: dict[str, Any], timeout: float = 5.0):

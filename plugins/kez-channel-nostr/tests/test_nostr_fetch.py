@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import nostr_helpers
 import pytest
 from nostr_helpers import (
     CHANNEL,
@@ -23,6 +24,13 @@ from kez_core.errors import DecodeError
 from kez_core.keys import Signer
 from kez_core.nostr_event import sign_event
 from kez_core.status import Status
+
+
+@pytest.fixture(autouse=True, params=["per call", "run scope"])
+def fetch_mode(request, monkeypatch):
+    """Every test here runs twice: a lone fetch, and a fetch within a verification run's scope."""
+    monkeypatch.setattr(nostr_helpers, "SCOPED", request.param == "run scope")
+    return request.param
 
 
 @pytest.fixture

@@ -1,15 +1,19 @@
 """Verify an identity (its chain and every claimed proof) or one subject.
 
 All fetches of a run go through one `Fetcher`, so concurrency and
-per-channel limits hold across the whole graph. Results carry the reason in
-words, the source read and the time (DESIGN.md §5), and the raw texts read,
-so a run can be saved as a snapshot and re-checked offline.
+per-channel limits hold across the whole graph, and share one `RunScope`
+(`ChannelContext.scope`), so channels can reuse clients and relay
+connections between the proofs of the run; the scope is closed when the run
+ends, so a later run starts afresh. Results carry the reason in words, the
+source read and the time (DESIGN.md §5), and the raw texts read, so a run
+can be saved as a snapshot and re-checked offline.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import attrs
@@ -26,6 +30,7 @@ from ..subjects import normalize_subject
 from ..timefmt import now
 from .fetching import FetchPolicy, Fetcher
 from .judge import judge_record, needs_fetch
+from .scope import RunScope
 
 Progress = Callable[[ClaimCheck], None]
 
@@ -92,6 +97,19 @@ class SubjectReport:
         return self.claims[0].status
 
 
+@contextlib.asynccontextmanager
+async def run_scope(ctx: ChannelContext, policy: FetchPolicy) -> AsyncIterator[ChannelContext]:
+    """`ctx` with a `RunScope` for one run, closed at its end (a caller's own scope is kept open)."""
+    if ctx.scope is not None:
+        yield ctx
+        return
+    scope = RunScope(concurrency=min(policy.per_channel, policy.concurrency))
+    try:
+        yield attrs.evolve(ctx, scope=scope)
+    finally:
+        await scope.aclose()
+
+
 def _channel_and_handle(subject: str, registry: Registry):
     name, _, handle = subject.partition(":")
     return registry.channel(name), handle
@@ -115,7 +133,7 @@ async def verify_identity(
     at = at or now()
     fetcher = fetcher or Fetcher(policy)
 
-    async def one(record) -> ProofReport:
+    async def one(record, run_ctx: ChannelContext) -> ProofReport:
         channel_name = record.subject.partition(":")[0]
         if not needs_fetch(state, record, at, fork):
             check = judge_record(state, record, None, at=at, fork=fork, registry=registry)
@@ -127,14 +145,15 @@ async def verify_identity(
                 outcome = FetchOutcome(reachable=False, reason=f"no channel plugin for {channel_name!r} is installed ({exc.message})")
                 attempts = 0
             else:
-                outcome, attempts = await fetcher.fetch(channel, handle, ctx)
+                outcome, attempts = await fetcher.fetch(channel, handle, run_ctx)
             check = judge_record(state, record, outcome, at=at, fork=fork, registry=registry)
             report = ProofReport(check, channel_name, attempts, outcome.reachable, outcome.candidates)
         if progress is not None:
             progress(report.check)
         return report
 
-    proofs = await asyncio.gather(*(one(record) for record in state.claims.values()))
+    async with run_scope(ctx, policy) as run_ctx:
+        proofs = await asyncio.gather(*(one(record, run_ctx) for record in state.claims.values()))
     fork_reason = getattr(fork, "reason", "") if fork is not None else ""
     return IdentityReport(
         identity_id=state.identity_id,
@@ -167,7 +186,8 @@ async def verify_subject(
     at = at or now()
     subject = normalize_subject(subject, registry)
     channel, handle = _channel_and_handle(subject, registry)
-    outcome, _ = await (fetcher or Fetcher(policy)).fetch(channel, handle, ctx)
+    async with run_scope(ctx, policy) as run_ctx:
+        outcome, _ = await (fetcher or Fetcher(policy)).fetch(channel, handle, run_ctx)
     claims: list[ClaimCheck] = []
     if outcome.reachable:
         for candidate in outcome.candidates:

@@ -44,8 +44,10 @@ class Fetcher:
 
     async def _attempt(self, channel: Channel, handle: str, ctx: ChannelContext) -> FetchOutcome:
         # The channel applies ctx.timeout to its own I/O; this outer bound catches one that does not.
+        # (asyncio.timeout, unlike wait_for, runs the fetch in this task: no task per attempt.)
         try:
-            return await asyncio.wait_for(channel.fetch(handle, ctx), self.policy.timeout * 2 + 1)
+            async with asyncio.timeout(self.policy.timeout * 2 + 1):
+                return await channel.fetch(handle, ctx)
         except TimeoutError:
             return FetchOutcome(reachable=False, reason=f"{channel.name}: no answer within {self.policy.timeout:g}s")
         except asyncio.CancelledError:

@@ -42,7 +42,7 @@ from ._http import (
     Answer,
     Unreachable,
     json_object,
-    new_client,
+    leased_client,
     request,
     transient,
 )
@@ -60,12 +60,8 @@ async def fetch_proofs(user: str, host: str, ctx: ChannelContext) -> FetchOutcom
     """FetchOutcome for `user@host`; never raises for anything the network or server does."""
     base = option(ctx, "ap_base_url")
     where = [webfinger_url(user, host)]  # the URL being read, for the outcome's source
-    client = ctx.http_client
-    own = client is None
-    if own:
-        client = new_client(ctx.timeout)
     try:
-        async with asyncio.timeout(ctx.timeout):
+        async with leased_client(ctx) as client, asyncio.timeout(ctx.timeout):
             return await _read(client, user, host, base, ctx.timeout, where)
     except (TimeoutError, httpx.TimeoutException):
         return FetchOutcome(
@@ -88,9 +84,6 @@ async def fetch_proofs(user: str, host: str, ctx: ChannelContext) -> FetchOutcom
             reason=f"reading {where[-1]} failed: {type(exc).__name__}: {exc}",
             source=where[-1],
         )
-    finally:
-        if own:
-            await client.aclose()
 
 
 def _not_found(reason: str, source: str) -> FetchOutcome:

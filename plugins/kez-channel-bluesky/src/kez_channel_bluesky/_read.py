@@ -28,13 +28,18 @@ there is no proof).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import http.cookiejar
 import json
 import re
+import ssl
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlencode, urlsplit
 
 import attrs
 import httpx
@@ -44,6 +49,7 @@ from kez_core.protocols import ChannelContext, FetchOutcome, ProofCandidate
 from .channel import COLLECTION, PROFILE_COLLECTION, PROFILE_RKEY, RKEY, option
 
 MAX_BODY = 1024 * 1024  # no XRPC answer we read is anywhere near this
+CLIENT_CONNECTIONS = 4  # per client: one to each service a fetch asks, and a spare
 USER_AGENT = "kez-channel-bluesky/0.1 (+https://kez.lat)"
 _DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-zA-Z0-9.%:-]+)\Z")
 _NOT_SERVED = {404, 405, 501}
@@ -138,11 +144,13 @@ class Http:
     async def get(self, url: str, params: dict[str, str] | None = None) -> Answer:
         host = _host(url)
         self.pending = host
+        if params:
+            # Joined here rather than with httpx's `params=`, which parses the URL a second time.
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
         try:
             async with self.client.stream(
                 "GET",
                 url,
-                params=params,
                 headers={"Accept": "application/json", "User-Agent": USER_AGENT},
                 timeout=self.timeout,
                 follow_redirects=True,
@@ -369,13 +377,59 @@ async def _read_proofs(http: Http, normal: str, ctx: ChannelContext) -> FetchOut
     )
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """httpx's default verifying context, built once per process: building one loads
+    the CA bundle (~30 ms of CPU), which would dominate a client per fetch."""
+    return httpx.create_ssl_context()
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """Reads need no cookies: this jar keeps none, which also spares httpx from
+    wrapping every response in urllib objects to look for Set-Cookie."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+
+def _new_client(timeout: float) -> httpx.AsyncClient:
+    # One fetch asks up to three services (resolver, PLC, PDS) one after the
+    # other: a connection kept alive to each is all a client needs.
+    limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS)
+    return httpx.AsyncClient(timeout=timeout, verify=_ssl_context(), limits=limits, cookies=_NoCookies())
+
+
+async def _close(client: httpx.AsyncClient) -> None:
+    await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _client(ctx: ChannelContext) -> AsyncIterator[httpx.AsyncClient]:
+    """The client to read with: the caller's `ctx.http_client`, else one leased from
+    the verification run (`ctx.scope`: its connections stay open for the run's
+    next fetches), else one for this call alone."""
+    if ctx.http_client is not None:
+        yield ctx.http_client
+    elif ctx.scope is not None:
+        async with ctx.scope.lease(("bluesky", "httpx"), lambda: _new_client(ctx.timeout), _close) as client:
+            yield client
+    else:
+        client = _new_client(ctx.timeout)
+        try:
+            yield client
+        finally:
+            await client.aclose()
+
+
 async def fetch_proofs(normal: str, ctx: ChannelContext) -> FetchOutcome:
     """The whole read path under one deadline of `ctx.timeout` seconds; never raises."""
-    own = ctx.http_client is None
-    client = httpx.AsyncClient(timeout=ctx.timeout) if own else ctx.http_client
-    http = Http(client, ctx.timeout)
+    http = Http(None, ctx.timeout)  # type: ignore[arg-type] - the client is set below
     try:
-        async with asyncio.timeout(ctx.timeout):
+        async with _client(ctx) as client, asyncio.timeout(ctx.timeout):
+            http.client = client
             return await _read_proofs(http, normal, ctx)
     except TimeoutError:
         return FetchOutcome(
@@ -392,6 +446,3 @@ async def fetch_proofs(normal: str, ctx: ChannelContext) -> FetchOutcome:
         return FetchOutcome(
             reachable=False, reason=f"reading bluesky:{normal} failed: {type(exc).__name__}: {exc}"
         )
-    finally:
-        if own:
-            await client.aclose()

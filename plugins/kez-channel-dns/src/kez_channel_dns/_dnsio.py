@@ -36,6 +36,7 @@ from kez_core.timefmt import now
 from .errors import DnsCredentialsError, DnsOptionError, DnsPublishError
 
 DEFAULT_PORT = 53
+EDNS_PAYLOAD = 1232
 # dnspython retries a silent server after this long (within the lifetime).
 _ATTEMPT_TIMEOUT = 2.0
 
@@ -109,6 +110,11 @@ async def make_resolver(server: str | None, timeout: float) -> dns.asyncresolver
         resolver = dns.asyncresolver.Resolver()
     resolver.lifetime = timeout
     resolver.timeout = min(_ATTEMPT_TIMEOUT, timeout)
+    # EDNS(0) offering 1232-byte UDP answers (the DNS Flag Day 2020 size): a
+    # TXT proof is 400-600 bytes, over the 512 bytes of plain DNS, so without
+    # it every lookup is a truncated UDP answer and then a TCP connection.
+    # Larger RRsets are still truncated and read again over TCP.
+    resolver.use_edns(0, 0, EDNS_PAYLOAD)
     return resolver
 
 

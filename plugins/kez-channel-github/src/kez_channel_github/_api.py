@@ -24,7 +24,9 @@ Every failure of the network or the server becomes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import http.cookiejar
 import json
 import ssl
 import time
@@ -87,6 +89,38 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+class _NoCookies(http.cookiejar.CookieJar):
+    """Reads need no cookies: this jar keeps none, which also spares httpx from
+    wrapping every response in urllib objects to look for Set-Cookie."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+
+def _new_client(timeout: float) -> httpx.AsyncClient:
+    """A client with room for one fetch's requests (the gists read at once), all kept alive.
+
+    Small on purpose: httpcore's pool bookkeeping grows with the square of its
+    connections, so a run leases one such client per fetch in flight rather
+    than sharing one big pool.
+    """
+    size = CONCURRENCY + 1
+    return httpx.AsyncClient(
+        timeout=timeout,
+        follow_redirects=True,
+        verify=_ssl_context(),
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+        cookies=_NoCookies(),
+    )
+
+
+async def _close(client: httpx.AsyncClient) -> None:
+    await client.aclose()
+
+
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
@@ -95,8 +129,9 @@ def _origin(url: str) -> tuple[str, str]:
 class GitHubAPI:
     """A thin client for the few REST calls the channel makes.
 
-    Uses `ctx.http_client` when the caller shares one, else its own client,
-    closed on exit. The token (when set) is sent only to the API's own origin,
+    Uses `ctx.http_client` when the caller shares one, else a client leased
+    from the verification run (`ctx.scope`), else its own client, closed on
+    exit. The token (when set) is sent only to the API's own origin,
     never to `raw_url` hosts or anywhere a `Link` header points elsewhere.
     """
 
@@ -115,23 +150,28 @@ class GitHubAPI:
         self.token: str | None = str(token).strip() if token else None
         self.token_refused = False
         self.timeout = float(ctx.timeout)
-        self._shared = ctx.http_client
-        self._own: httpx.AsyncClient | None = None
+        self._ctx = ctx
+        self._client: httpx.AsyncClient | None = ctx.http_client
+        self._exit = contextlib.AsyncExitStack()
 
     async def __aenter__(self) -> GitHubAPI:
-        if self._shared is None:
-            self._own = httpx.AsyncClient(
-                timeout=self.timeout, follow_redirects=True, verify=_ssl_context()
-            )
+        if self._client is None:
+            scope = self._ctx.scope
+            if scope is not None:
+                # A client of the verification run: its connections stay open for
+                # the run's next fetches; it is closed when the run ends.
+                lease = scope.lease(("github", "httpx"), lambda: _new_client(self.timeout), _close)
+                self._client = await self._exit.enter_async_context(lease)
+            else:
+                self._client = await self._exit.enter_async_context(_new_client(self.timeout))
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._own is not None:
-            await self._own.aclose()
+        await self._exit.aclose()
 
     @property
     def client(self) -> httpx.AsyncClient:
-        return self._shared if self._shared is not None else self._own  # type: ignore[return-value]
+        return self._client  # type: ignore[return-value]
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"

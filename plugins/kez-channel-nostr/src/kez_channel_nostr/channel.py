@@ -1,7 +1,8 @@
 """The `nostr` channel: a proof is a kind-30078 event by the subject key, tagged `["d","kez"]`.
 
 Reading asks every configured relay at once (NIP-01 `REQ` with the author,
-the kind and the `d` tag) and keeps the events whose id and BIP-340
+the kind and the `d` tag; within a verification run, as subscriptions on a
+few WebSockets per relay kept open for the whole run) and keeps the events whose id and BIP-340
 signature verify, whose author is the subject key, whose kind is 30078 and
 whose `d` tag is `kez`. Each distinct such event is one candidate, newest
 first; its content is the compact claim (`kez:z1:…`).
@@ -161,11 +162,18 @@ class NostrChannel:
             "limit": QUERY_LIMIT,
         }
 
+        scope = ctx.scope
+
         async def ask(url: str) -> relay.QueryReply:
             problem = bad_relay_url(url)
             if problem:
                 return relay.QueryReply(url, error=problem)
-            return await relay.query(url, filter_, ctx.timeout)
+            if scope is None:
+                return await relay.query(url, filter_, ctx.timeout)
+            # A verification run: the run's few connections to this relay carry
+            # every proof's subscription; they close when the run ends.
+            pool = scope.get(("nostr", "relay", url), lambda: _run_pool(scope, url, ctx.timeout))
+            return await pool.query(filter_, ctx.timeout)
 
         replies = await asyncio.gather(*(ask(url) for url in urls))
         fetched_at = now()
@@ -251,6 +259,14 @@ class NostrChannel:
         if refused:
             detail += "; not accepted by " + "; ".join(refused)
         return PublishOutcome(location=", ".join(accepted), detail=detail)
+
+
+def _run_pool(scope: Any, url: str, timeout: float) -> Any:
+    from . import relay
+
+    pool = relay.RelayPool(url, timeout, scope.concurrency)
+    scope.on_close(pool.aclose)
+    return pool
 
 
 def _secret(ctx: ChannelContext, pubkey: str) -> bytes:

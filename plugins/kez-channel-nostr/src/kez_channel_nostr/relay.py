@@ -243,3 +243,199 @@ async def send_event(url: str, event: dict[str, Any], timeout: float) -> Publish
     if not reply.accepted and notices:
         reply.message += f" (notice: {notices[-1]})"
     return reply
+
+
+# ------------------------------------------------------------ one run's relay connections
+
+# Subscriptions open at once on one connection. Relays cap them per
+# connection (nostr-relay: 32 by default; strfry and others: about 20), so a
+# run opens more connections to a relay rather than more subscriptions.
+SUBSCRIPTIONS_PER_CONNECTION = 16
+
+
+@attrs.define
+class _Subscription:
+    reply: QueryReply
+    done: asyncio.Future[None]
+
+    def finish(self, error: str | None = None) -> None:
+        if error is not None and not self.reply.answered and self.reply.error is None:
+            self.reply.error = error
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class _Connection:
+    """One WebSocket to a relay, opened on first use, carrying many subscriptions.
+
+    A reader task hands every frame to the subscription it names. When the
+    connection ends (the relay closed it, or sent a frame that is not NIP-01)
+    every subscription still waiting fails with the reason, and the next query
+    opens a new connection.
+    """
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.load = 0  # queries using or waiting for this connection
+        self.slots = asyncio.Semaphore(SUBSCRIPTIONS_PER_CONNECTION)
+        self.subscriptions: dict[str, _Subscription] = {}
+        self._ws: ClientConnection | None = None
+        self._opening: asyncio.Task[ClientConnection] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    async def open(self) -> ClientConnection:
+        """The open connection; concurrent callers share one handshake (bounded by the timeout)."""
+        if self._ws is not None:
+            return self._ws
+        if self._closed:
+            raise ConnectionClosed(None, None)
+        if self._opening is None:
+            self._opening = self._spawn(self._handshake())
+        # shield: a caller that gives up must not cancel the handshake the others wait for.
+        return await asyncio.shield(self._opening)
+
+    async def _handshake(self) -> ClientConnection:
+        try:
+            async with asyncio.timeout(self.timeout):
+                ws = await _connect(self.url)
+        finally:
+            self._opening = None
+        if self._closed:
+            await ws.close()
+            raise ConnectionClosed(None, None)
+        self._ws = ws
+        self._spawn(self._read(ws))
+        return ws
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_retrieve)
+        return task
+
+    async def _read(self, ws: ClientConnection) -> None:
+        error = "closed the connection before answering"
+        try:
+            async for raw in ws:
+                try:
+                    message = _parse(raw)
+                except _Malformed as exc:
+                    error = f"sent a malformed message ({exc})"
+                    break
+                await self._dispatch(ws, message)
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # noqa: BLE001 - a relay must never take verification down
+            error = _describe(exc)[0]
+        finally:
+            if self._ws is ws:
+                self._ws = None
+            waiting = list(self.subscriptions.values())
+            self.subscriptions.clear()
+            for subscription in waiting:
+                subscription.finish(error)
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+    async def _dispatch(self, ws: ClientConnection, message: list[Any]) -> None:
+        verb = message[0]
+        if verb == "NOTICE":
+            text = _item(message, 1)
+            for subscription in self.subscriptions.values():
+                subscription.reply.notices.append(text)
+            return
+        if verb not in ("EVENT", "EOSE", "CLOSED") or len(message) < 2:
+            return  # AUTH challenges, OK and unknown verbs: not for a read
+        subid = message[1]
+        subscription = self.subscriptions.get(subid) if isinstance(subid, str) else None
+        if subscription is None:
+            return  # a subscription that ended already (timed out, or cut off)
+        reply = subscription.reply
+        if verb == "EVENT":
+            if len(message) < 3:
+                return
+            reply.events.append(message[2])
+            if len(reply.events) < MAX_EVENTS_PER_RELAY:
+                return
+            reply.notices.append(f"sent more than {MAX_EVENTS_PER_RELAY} events; read no further")
+        if verb == "CLOSED":
+            del self.subscriptions[subid]
+            subscription.finish(f"closed the subscription: {_item(message, 2) or 'no reason given'}")
+            return
+        reply.answered = True  # EOSE, or enough events
+        del self.subscriptions[subid]
+        subscription.finish()
+        await _say_close(ws, subid)
+
+    async def query(self, filter_: dict[str, Any], timeout: float) -> QueryReply:
+        """`query` over this connection: REQ, events until EOSE, CLOSE. Never raises."""
+        reply = QueryReply(self.url)
+        subid = "kez-" + secrets.token_hex(8)
+        ws: ClientConnection | None = None
+
+        def fail(text: str) -> None:
+            if not reply.answered and reply.error is None:
+                reply.error = text
+
+        self.load += 1
+        try:
+            async with asyncio.timeout(timeout), self.slots:
+                ws = await self.open()
+                subscription = _Subscription(reply, asyncio.get_running_loop().create_future())
+                self.subscriptions[subid] = subscription
+                await ws.send(_dumps(["REQ", subid, filter_]))
+                await subscription.done
+        except TimeoutError:
+            fail(f"no answer within {timeout:g} s")
+        except Exception as exc:  # noqa: BLE001 - a relay must never take verification down
+            text, reply.retry_after = _describe(exc)
+            fail(text)
+        finally:
+            self.load -= 1
+            if self.subscriptions.pop(subid, None) is not None and ws is not None and self._ws is ws:
+                self._spawn(_say_close(ws, subid))  # given up on (timeout, cancelled): free it at the relay
+        if reply.error and reply.notices:
+            reply.error += f" (notice: {reply.notices[-1]})"
+        return reply
+
+    async def aclose(self) -> None:
+        self._closed = True
+        ws, self._ws = self._ws, None
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await ws.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=CLOSE_TIMEOUT + 1)
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    """Mark a background task's exception as seen (its callers got it already)."""
+    if not task.cancelled():
+        task.exception()
+
+
+class RelayPool:
+    """A verification run's connections to one relay: queries share a few WebSockets.
+
+    Checking many proofs then costs one handshake per connection instead of
+    one per proof. Each connection carries at most
+    `SUBSCRIPTIONS_PER_CONNECTION` subscriptions at once; a query goes to the
+    least busy connection, and connections open only when used.
+    """
+
+    def __init__(self, url: str, timeout: float, concurrency: int) -> None:
+        count = max(1, -(-concurrency // SUBSCRIPTIONS_PER_CONNECTION))
+        self.url = url
+        self._connections = [_Connection(url, timeout) for _ in range(count)]
+
+    async def query(self, filter_: dict[str, Any], timeout: float) -> QueryReply:
+        connection = min(self._connections, key=lambda c: c.load)  # ties: the first, already open
+        return await connection.query(filter_, timeout)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(c.aclose() for c in self._connections), return_exceptions=True)
