@@ -1,0 +1,13 @@
+"""KEZ server: a sigchain store, a handle registry and WebFinger in one ASGI app.
+
+Importing this package is cheap (no starlette, sqlalchemy or uvicorn): the
+`kez server` command is registered from `kez_server.plugin`, which `kez
+--help` imports. The app lives in `kez_server.app`, the command in
+`kez_server.cli`, the test helper in `kez_server.testing`.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

@@ -1,0 +1,5 @@
+"""`python -m kez_server` is `kez-server`."""
+
+from .cli import main
+
+main()

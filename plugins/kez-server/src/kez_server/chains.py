@@ -1,0 +1,298 @@
+"""The sigchain store: validated appends, fork evidence, reads.
+
+The server holds copies, not truth: a link authenticates itself, so there
+are no accounts. An append is accepted when every posted link validates
+with `kez_core.sigchain.ChainValidator` exactly as a client validates it,
+in its position after the stored links:
+
+- a posted link byte-identical to the stored link at its seqno (the client
+  re-pushing its whole chain, the usual case) is a no-op and costs one
+  SHA-256, no signature check;
+- a posted link with the stored link's id at that seqno but other bytes
+  (another JSON spelling) is validated and then a no-op;
+- a valid link after the stored head is stored (canonical bytes);
+- a valid link whose id differs from the stored one at its seqno is a fork:
+  it is kept as evidence (`GET …/forks`) and the append answers 409 with
+  both ids. Nothing of that request is stored besides the evidence.
+
+Concurrency: the plan is made from a snapshot of the stored ids, then the
+new links are inserted in one transaction; the (identity, seqno) primary
+key refuses the second of two writers extending the same head, and the
+loser plans again on the new snapshot (where its link now conflicts: 409).
+
+To validate a link after the stored head the validator must hold the state
+of the chain up to it. Rebuilding that state means re-verifying every
+stored link, so the validator of each recently written chain is kept in a
+small LRU cache keyed by identity and head id: the head id is the hash of
+the whole chain, so a cached state is right exactly when the ids match
+(also with several server processes writing one database).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Any
+
+import attrs
+from kez_core.codec import parse_json
+from kez_core.errors import KezError
+from kez_core.keys import parse_key_id
+from kez_core.registry import Registry, default_registry
+from kez_core.sigchain import ChainError, ChainFault, ChainValidator
+from kez_core.timefmt import format_time, now
+
+from .db import Conflict, Store
+from .errors import ApiError
+
+PAGE = 1000  # links per database read when serving a chain
+RETRIES = 4  # plans per append when other writers keep winning the race
+
+
+@attrs.frozen
+class AppendResult:
+    identity: str
+    head_seqno: int
+    head_id: str
+    appended: int
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@lru_cache(maxsize=4096)
+def _identity(alg: str, hexkey: str, registry: Registry) -> str | None:
+    text = f"{alg}:{hexkey}"
+    try:
+        key = parse_key_id(text, registry)
+    except KezError:
+        return None
+    return text if str(key) == text and not text.startswith("npub") else None
+
+
+def check_identity(alg: str, hexkey: str, registry: Registry | None = None) -> str:
+    """`{alg}:{hex}` from the URL, in normal form; ApiError 400 otherwise."""
+    if len(alg) > 32 or len(hexkey) > 160:
+        identity = None
+    else:
+        identity = _identity(alg, hexkey, registry or default_registry())
+    if identity is None:
+        raise ApiError(
+            400,
+            "bad_identity",
+            f"{alg[:32]}:{hexkey[:80]} is not an identity id in normal form",
+            hint="the URL is /v1/sigchains/<alg>/<lowercase hex>, e.g. /v1/sigchains/ed25519/<64 hex>",
+        )
+    return identity
+
+
+def _peek_seqno(line: bytes) -> int | None:
+    """payload.seqno of a posted line, if it reads as one (the validator judges the rest)."""
+    try:
+        data = parse_json(line)
+        seqno = data["payload"]["seqno"]
+    except (KezError, KeyError, TypeError):
+        return None
+    return seqno if type(seqno) is int and seqno >= 1 else None
+
+
+def split_lines(body: bytes) -> list[tuple[int, bytes]]:
+    """(line number in the body, line without its newline) for every non-blank line."""
+    out = []
+    for number, line in enumerate(body.split(b"\n"), 1):
+        if line.strip():
+            out.append((number, line[:-1] if line.endswith(b"\r") else line))
+    return out
+
+
+class ChainService:
+    """Appends and reads over a `Store` (thread-safe; called from the thread pool)."""
+
+    def __init__(self, store: Store, *, registry: Registry | None = None, cache_size: int = 1024):
+        self.store = store
+        self.registry = registry or default_registry()
+        self.cache_size = cache_size
+        self._cache: OrderedDict[str, tuple[str, ChainValidator]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- cache
+
+    def _take(self, identity: str, head_id: str) -> ChainValidator | None:
+        with self._lock:
+            entry = self._cache.pop(identity, None)
+        if entry is not None and entry[0] == head_id:
+            return entry[1]
+        return None
+
+    def _put(self, identity: str, head_id: str, validator: ChainValidator) -> None:
+        with self._lock:
+            self._cache[identity] = (head_id, validator)
+            self._cache.move_to_end(identity)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+    def _validator_at(
+        self, identity: str, upto: int, ids: dict[int, str], n: int
+    ) -> ChainValidator:
+        """A validator holding the state after stored link `upto` (a fresh one for 0)."""
+        if upto == 0:
+            return ChainValidator(registry=self.registry)
+        cached = self._take(identity, ids[upto]) if upto == n else None
+        if cached is not None:
+            return cached
+        validator = ChainValidator(registry=self.registry)
+        after = 0
+        while after < upto:
+            rows = self.store.chain_lines(identity, after, min(PAGE, upto - after))
+            if not rows:  # pragma: no cover - the ids said these rows exist
+                raise ApiError(
+                    503, "unavailable", "the stored chain changed while reading it; retry"
+                )
+            for seqno, line in rows:
+                validator.feed(line)
+                after = seqno
+        return validator
+
+    # ---------------------------------------------------------------- write
+
+    def append(self, identity: str, body: bytes) -> AppendResult:
+        """Validate and store the posted links; ApiError for anything refused (see module text)."""
+        lines = split_lines(body)
+        if not lines:
+            raise ApiError(
+                400,
+                "empty",
+                "the request has no links",
+                hint="POST the chain as JSON Lines, one link per line",
+            )
+        first = _peek_seqno(lines[0][1]) or 1
+        for _attempt in range(RETRIES):
+            try:
+                return self._append_once(identity, lines, first)
+            except Conflict:
+                continue
+        raise ApiError(
+            409,
+            "busy",
+            "other writers kept extending this chain while appending; retry",
+            headers={"retry-after": "1"},
+        )
+
+    def _append_once(
+        self, identity: str, lines: list[tuple[int, bytes]], first: int
+    ) -> AppendResult:
+        # Only the ids from just before the first posted link on: a tail push
+        # reads a few rows, not the whole chain.
+        low = max(1, first - 1)
+        stored = self.store.chain_ids(identity, low)
+        ids = dict(stored)
+        if stored:
+            n = stored[-1][0]
+        else:
+            head = self.store.head(identity)
+            n = 0 if head is None else head[0]
+            if n >= low:  # another writer stored links between the two reads
+                raise Conflict("the chain grew while reading it")
+        if first > n + 1:
+            have = f"has links up to seqno {n}" if n else "has no links of this identity"
+            raise ApiError(
+                422,
+                "gap",
+                f"the first posted link has seqno {first} but the server {have}",
+                hint="push the whole chain (the server skips links it already has)",
+                reason=str(ChainFault.SEQNO),
+                seqno=first,
+                line=lines[0][0],
+                head_seqno=n,
+            )
+        # Skip what the server already has byte for byte (a full re-push).
+        index, seqno = 0, first
+        while (
+            index < len(lines)
+            and seqno <= n
+            and hashlib.sha256(lines[index][1]).hexdigest() == ids[seqno]
+        ):
+            index += 1
+            seqno += 1
+        if index == len(lines):
+            return AppendResult(identity, n, ids[n], 0)
+
+        validator = self._validator_at(identity, seqno - 1, ids, n)
+        new_rows: list[tuple[int, str, bytes]] = []
+        for number, line in lines[index:]:
+            try:
+                link = validator.feed(line)
+            except ChainError as exc:
+                raise _chain_error(exc, number) from exc
+            if link is None:  # pragma: no cover - blank lines were dropped
+                continue
+            if link.seqno == 1 and link.signer != identity:
+                raise ApiError(
+                    422,
+                    "identity_mismatch",
+                    f"this chain belongs to {link.signer[:80]} (the signer of seqno 1), not to {identity}",
+                    hint="POST it to the URL of its own identity id",
+                    line=number,
+                )
+            if link.seqno <= n:
+                stored_id = ids[link.seqno]
+                if link.id == stored_id:
+                    continue  # the stored link, spelt differently
+                self.store.add_fork(
+                    identity, link.seqno, stored_id, link.id, link.canonical, format_time(now())
+                )
+                raise ApiError(
+                    409,
+                    "fork",
+                    f"seqno {link.seqno} conflicts with the stored link: the server has {stored_id}, "
+                    f"the request has {link.id}; the conflicting link is kept as fork evidence",
+                    hint="a chain must never have two links with one seqno; see GET …/forks",
+                    seqno=link.seqno,
+                    stored_id=stored_id,
+                    conflicting_id=link.id,
+                    link_ids=[stored_id, link.id],
+                )
+            new_rows.append((link.seqno, link.id, link.canonical))
+        state = validator.state
+        assert state is not None
+        if new_rows:
+            self.store.insert_links(identity, new_rows, format_time(now()))  # Conflict → plan again
+            head_seqno, head_id = state.length, state.head
+        else:  # only other spellings of stored links
+            head_seqno, head_id = n, ids[n]
+        if state.length == head_seqno:
+            self._put(identity, head_id, validator)
+        return AppendResult(identity, head_seqno, head_id, len(new_rows))
+
+    # ----------------------------------------------------------------- read
+
+    def forks(self, identity: str) -> list[dict[str, Any]]:
+        out = []
+        for row in self.store.forks(identity):
+            out.append(
+                {
+                    "seqno": row["seqno"],
+                    "stored_id": row["stored_id"],
+                    "link_id": row["link_id"],
+                    "first_seen": row["first_seen"],
+                    "link": parse_json(bytes(row["line"])),
+                }
+            )
+        return out
+
+
+def _chain_error(exc: ChainError, number: int) -> ApiError:
+    status, code = (
+        (400, "malformed_link") if exc.reason == ChainFault.MALFORMED else (422, "invalid_link")
+    )
+    extra: dict[str, Any] = {"reason": str(exc.reason), "line": number}
+    if exc.seqno is not None:
+        extra["seqno"] = exc.seqno
+    if exc.link_id is not None:
+        extra["link_id"] = exc.link_id
+    if exc.hint:
+        extra["hint"] = exc.hint
+    where = f"line {number} of the request" + (f" (seqno {exc.seqno})" if exc.seqno else "")
+    return ApiError(status, code, f"{where}: {exc.detail}", **extra)

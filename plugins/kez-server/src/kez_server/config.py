@@ -1,0 +1,150 @@
+"""Server settings: one attrs class, filled from flags, environment variables or code.
+
+Every setting has an environment variable (`ENV`), so a container or a
+systemd unit configures the server without a command line. Light imports
+only: `kez --help` reads the defaults from here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import attrs
+from kez_core.errors import ExitCode, KezError
+
+DEFAULT_BIND = "127.0.0.1:7878"
+DEFAULT_DB = "kez.db"
+REGISTER_BODY_CAP = 64 * 1024  # the registration envelope: one signed object
+DEFAULT_CHAIN_BODY_CAP = 8 * 1024 * 1024  # one chain POST (~16k typical links)
+
+# setting name -> environment variable
+ENV: dict[str, str] = {
+    "bind": "KEZ_SERVER_BIND",
+    "db": "KEZ_SERVER_DB",
+    "server_name": "KEZ_SERVER_NAME",
+    "public_url": "KEZ_SERVER_PUBLIC_URL",
+    "write_burst": "KEZ_SERVER_WRITE_BURST",
+    "write_rate": "KEZ_SERVER_WRITE_RATE",
+    "read_burst": "KEZ_SERVER_READ_BURST",
+    "read_rate": "KEZ_SERVER_READ_RATE",
+    "max_chain_body": "KEZ_SERVER_MAX_CHAIN_BODY",
+    "reserved": "KEZ_SERVER_RESERVED",
+    "forwarded_allow_ips": "KEZ_SERVER_FORWARDED_ALLOW_IPS",
+    "log_level": "KEZ_SERVER_LOG_LEVEL",
+}
+
+_NAME = re.compile(
+    r"^(?=.{1,253}\Z)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?\Z"
+)
+
+
+class ConfigError(KezError):
+    """A server setting is malformed (bad bind address, URL, number)."""
+
+    exit_code = ExitCode.USAGE
+    code = "config"
+
+
+def parse_bind(bind: str) -> tuple[str, int]:
+    """`127.0.0.1:7878`, `[::1]:7878`, `0.0.0.0:80` → (host, port). Port 0 picks a free one."""
+    text = bind.strip()
+    match = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:([0-9]{1,5})|([^:\s\[\]]+):([0-9]{1,5})", text)
+    if not match:
+        raise ConfigError(
+            f"bind address {bind!r} is not HOST:PORT", hint="e.g. 127.0.0.1:7878 or [::1]:7878"
+        )
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if port > 65535:
+        raise ConfigError(f"port {port} in {bind!r} is out of range (0-65535)")
+    return host, port
+
+
+def _check_url(url: str | None) -> str | None:
+    if url is None or not url.strip():
+        return None
+    url = url.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?\Z", url):
+        raise ConfigError(
+            f"public URL {url!r} is not an http(s) base URL",
+            hint="e.g. https://sig.example.org (no query, no fragment)",
+        )
+    return url
+
+
+def _nonneg(name: str) -> Any:
+    def check(_inst: object, _attr: object, value: float) -> None:
+        if value < 0:
+            raise ConfigError(f"{name} must be 0 or more, got {value}")
+
+    return check
+
+
+def _reserved(value: object) -> frozenset[str]:
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        value = re.split(r"[\s,]+", value)
+    return frozenset(str(v).strip().lower() for v in value if str(v).strip())  # type: ignore[union-attr]
+
+
+@attrs.frozen
+class ServerSettings:
+    """Everything the app needs. Rates are tokens per second; a burst of 0 means unlimited.
+
+    `server_name` is the domain handles are registered under (`alice@<server_name>`).
+    `public_url` is the base URL written into `sigchain_url`; None means the
+    URL each request came in on (scheme and Host, as the proxy forwarded them).
+    """
+
+    server_name: str = attrs.field(converter=lambda s: str(s).strip().lower())
+    db: str = DEFAULT_DB
+    bind: str = attrs.field(default=DEFAULT_BIND)
+    public_url: str | None = attrs.field(default=None, converter=_check_url)
+    write_burst: int = attrs.field(default=20, converter=int, validator=_nonneg("write burst"))
+    write_rate: float = attrs.field(default=1.0, converter=float, validator=_nonneg("write rate"))
+    read_burst: int = attrs.field(default=0, converter=int, validator=_nonneg("read burst"))
+    read_rate: float = attrs.field(default=0.0, converter=float, validator=_nonneg("read rate"))
+    max_chain_body: int = attrs.field(
+        default=DEFAULT_CHAIN_BODY_CAP, converter=int, validator=_nonneg("max chain body")
+    )
+    reserved: frozenset[str] = attrs.field(factory=frozenset, converter=_reserved)
+    forwarded_allow_ips: str = "127.0.0.1"
+    log_level: str = "info"
+
+    @server_name.validator
+    def _check_name(self, _attr: object, value: str) -> None:
+        if not _NAME.match(value):
+            raise ConfigError(
+                f"server name {value!r} is not a domain name",
+                hint="the domain handles are registered under, e.g. example.org",
+            )
+
+    @bind.validator
+    def _check_bind(self, _attr: object, value: str) -> None:
+        parse_bind(value)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return parse_bind(self.bind)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:
+        """Settings from `KEZ_SERVER_*` variables; keyword arguments win over them."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for name, var in ENV.items():
+            if environ.get(var, "").strip():
+                values[name] = environ[var].strip()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "server_name" not in values:
+            raise ConfigError(
+                "no server name: pass --server NAME or set KEZ_SERVER_NAME",
+                hint="the domain handles are registered under, e.g. example.org",
+            )
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"bad server setting: {exc}") from exc

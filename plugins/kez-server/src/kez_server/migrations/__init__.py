@@ -1,0 +1,1 @@
+"""Alembic migrations of the kez-server schema (run by `Store.migrate()` at startup)."""

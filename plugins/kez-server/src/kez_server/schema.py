@@ -1,0 +1,58 @@
+"""The tables, as SQLAlchemy Core objects (the migrations in `migrations/` create them).
+
+Every name starts with `kez_`, so the server can share a PostgreSQL database
+with other applications. Links and fork evidence are stored as the
+canonical bytes of the link (JCS, without the newline): what `GET` serves is
+exactly what was validated.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# One row per stored link. The primary key (identity, seqno) is what makes
+# appends safe under concurrency: of two writers inserting the same seqno,
+# the database lets exactly one commit.
+links = sa.Table(
+    "kez_links",
+    metadata,
+    sa.Column("identity", sa.String(200), nullable=False),
+    sa.Column("seqno", sa.BigInteger, nullable=False),
+    sa.Column("link_id", sa.String(64), nullable=False),
+    sa.Column("line", sa.LargeBinary, nullable=False),
+    sa.Column("stored_at", sa.String(20), nullable=False),
+    sa.PrimaryKeyConstraint("identity", "seqno", name="kez_links_pkey"),
+)
+
+# A validly signed link that conflicts with a stored link at the same seqno:
+# kept so that a server cannot be used to hide a fork.
+forks = sa.Table(
+    "kez_forks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("identity", sa.String(200), nullable=False),
+    sa.Column("seqno", sa.BigInteger, nullable=False),
+    sa.Column("stored_id", sa.String(64), nullable=False),
+    sa.Column("link_id", sa.String(64), nullable=False),
+    sa.Column("line", sa.LargeBinary, nullable=False),
+    sa.Column("first_seen", sa.String(20), nullable=False),
+    sa.UniqueConstraint("identity", "link_id", name="kez_forks_identity_link_key"),
+)
+
+# Registered handles. Unique on the handle, on the primary key, and on the
+# id of the registration envelope (a replayed envelope is refused).
+handles = sa.Table(
+    "kez_handles",
+    metadata,
+    sa.Column("handle", sa.String(32), primary_key=True),
+    sa.Column("primary_key", sa.String(200), nullable=False),
+    sa.Column("envelope_id", sa.String(64), nullable=False),
+    sa.Column("envelope", sa.LargeBinary, nullable=False),
+    sa.Column("registered_at", sa.String(20), nullable=False),
+    sa.UniqueConstraint("primary_key", name="kez_handles_primary_key_key"),
+    sa.UniqueConstraint("envelope_id", name="kez_handles_envelope_id_key"),
+)
+
+VERSION_TABLE = "kez_alembic_version"

@@ -1,0 +1,100 @@
+"""Run the real kez-server in a background thread, for tests, demos and benchmarks::
+
+    from kez_server.testing import running_server
+
+    with running_server() as server:                    # SQLite in a temporary folder
+        httpx.get(server.url + "/v1/healthz")
+    with running_server(db="postgresql://…", server_name="example.org", write_burst=5, write_rate=1):
+        ...
+
+`running_server(db=None, server_name="example.org", **settings)` starts the
+same app `kez-server` serves (database migrated first) under uvicorn on
+127.0.0.1 with a free port, and yields a `RunningServer` whose `.url` is the
+base URL (`http://127.0.0.1:<port>`, no trailing slash). `db` is a SQLite
+file path or a `postgresql://` URL; None means a fresh SQLite file in a
+temporary folder removed afterwards. `settings` are any other
+`ServerSettings` fields (`write_burst`, `write_rate`, `read_burst`,
+`read_rate`, `max_chain_body`, `public_url`, `reserved`); unlike the
+command, writes are not rate-limited unless `write_burst` is given. The
+server stops when the block ends, even on error.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import uvicorn
+from starlette.applications import Starlette
+
+from .app import create_app
+from .config import ServerSettings
+from .db import Store
+
+__all__ = ["RunningServer", "running_server"]
+
+
+@attrs.frozen
+class RunningServer:
+    url: str  # http://127.0.0.1:<port>
+    settings: ServerSettings
+    app: Starlette
+
+    @property
+    def store(self) -> Store:
+        return self.app.state.kez.store
+
+    @property
+    def server_name(self) -> str:
+        return self.settings.server_name
+
+
+@contextmanager
+def running_server(
+    db: str | None = None, server_name: str = "example.org", **settings: Any
+) -> Iterator[RunningServer]:
+    """Serve kez-server on 127.0.0.1 (a free port) in a thread; see the module docstring."""
+    with tempfile.TemporaryDirectory(prefix="kez-server-") as tmp:
+        settings.setdefault("write_burst", 0)
+        config = ServerSettings(
+            server_name=server_name,
+            db=db or str(Path(tmp) / "kez.db"),
+            bind="127.0.0.1:0",
+            **settings,
+        )
+        app = create_app(config)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                backlog=4096,
+                timeout_graceful_shutdown=2,
+                timeout_keep_alive=30,
+            )
+        )
+        thread = threading.Thread(target=server.run, name="kez-server", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                server.should_exit = True
+                app.state.kez.store.close()
+                raise RuntimeError("kez-server did not start")
+            time.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        try:
+            yield RunningServer(f"http://127.0.0.1:{port}", config, app)
+        finally:
+            server.should_exit = True
+            thread.join(timeout=15)
+            app.state.kez.store.close()
