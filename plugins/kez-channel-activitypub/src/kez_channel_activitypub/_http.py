@@ -8,9 +8,7 @@ any number of instances while the code keeps reasoning about real hosts.
 from __future__ import annotations
 
 import contextlib
-import http.cookiejar
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -19,6 +17,7 @@ from urllib.parse import urljoin, urlsplit
 import attrs
 import httpx
 from kez_core.protocols import ChannelContext
+from kez_core.verifier import http as http_clients
 
 MAX_BODY = 1 << 20  # a WebFinger document or an actor is a few KiB; refuse to buffer more than 1 MiB
 USER_AGENT = "kez-channel-activitypub/0.1 (+https://kez.lat)"
@@ -28,59 +27,19 @@ LD_JSON_AS = f'application/ld+json; profile="{AS_PROFILE}"'
 REDIRECTS = (301, 302, 303, 307, 308)
 
 
-_SSL_CONTEXT = None
 # Connections one client keeps: a fetch asks the instance (WebFinger) and the
 # actor's host one after the other, so a few suffice; all are kept alive.
 CLIENT_CONNECTIONS = 4
 
 
-class _NoCookies(http.cookiejar.CookieJar):
-    """Reads need no cookies: this jar keeps none, which also spares httpx from
-    wrapping every response in urllib objects to look for Set-Cookie."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def add_cookie_header(self, request: Any) -> None:
-        return None
-
-
 def new_client(timeout: float) -> httpx.AsyncClient:
-    """A client for one fetch or publish when the caller shares none.
-
-    Building an SSL context loads the CA bundle (tens of milliseconds of
-    CPU); one context is made per process and reused by every client. The
-    pool is small on purpose: httpcore's pool bookkeeping grows with the
-    square of its connections, so a verification run leases one such client
-    per fetch in flight (`leased_client`) rather than sharing one big pool.
-    """
-    global _SSL_CONTEXT
-    if _SSL_CONTEXT is None:
-        _SSL_CONTEXT = httpx.create_ssl_context()
-    limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS)
-    return httpx.AsyncClient(timeout=timeout, verify=_SSL_CONTEXT, limits=limits, cookies=_NoCookies())
+    """A client for one fetch or publish (shared SSL context, no cookie jar, small pool)."""
+    return http_clients.new_client(timeout, connections=CLIENT_CONNECTIONS)
 
 
-async def _close(client: httpx.AsyncClient) -> None:
-    await client.aclose()
-
-
-@contextlib.asynccontextmanager
-async def leased_client(ctx: ChannelContext) -> AsyncIterator[httpx.AsyncClient]:
-    """The client to use: the caller's `ctx.http_client`, else one leased from the
-    verification run (`ctx.scope`: its connections stay open for the run's next
-    fetches, and it is closed when the run ends), else one for this call alone."""
-    if ctx.http_client is not None:
-        yield ctx.http_client
-    elif ctx.scope is not None:
-        async with ctx.scope.lease(("ap", "httpx"), lambda: new_client(ctx.timeout), _close) as client:
-            yield client
-    else:
-        client = new_client(ctx.timeout)
-        try:
-            yield client
-        finally:
-            await client.aclose()
+def leased_client(ctx: ChannelContext) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    """The client to read with: the caller's, the run's, or one for this call (`client_for`)."""
+    return http_clients.client_for(ctx, "ap", connections=CLIENT_CONNECTIONS)
 
 
 class Unreachable(Exception):

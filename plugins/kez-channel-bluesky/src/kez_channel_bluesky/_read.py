@@ -29,13 +29,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import http.cookiejar
 import json
 import re
-import ssl
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -45,6 +41,7 @@ import attrs
 import httpx
 from kez_core.codec import COMPACT_TOKEN
 from kez_core.protocols import ChannelContext, FetchOutcome, ProofCandidate
+from kez_core.verifier.http import client_for
 
 from .channel import COLLECTION, PROFILE_COLLECTION, PROFILE_RKEY, RKEY, option
 
@@ -377,51 +374,13 @@ async def _read_proofs(http: Http, normal: str, ctx: ChannelContext) -> FetchOut
     )
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """httpx's default verifying context, built once per process: building one loads
-    the CA bundle (~30 ms of CPU), which would dominate a client per fetch."""
-    return httpx.create_ssl_context()
+def _client(ctx: ChannelContext) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
+    """The client to read with: the caller's, the run's, or one for this call (`client_for`).
 
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """Reads need no cookies: this jar keeps none, which also spares httpx from
-    wrapping every response in urllib objects to look for Set-Cookie."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def add_cookie_header(self, request: Any) -> None:
-        return None
-
-
-def _new_client(timeout: float) -> httpx.AsyncClient:
-    # One fetch asks up to three services (resolver, PLC, PDS) one after the
-    # other: a connection kept alive to each is all a client needs.
-    limits = httpx.Limits(max_connections=CLIENT_CONNECTIONS, max_keepalive_connections=CLIENT_CONNECTIONS)
-    return httpx.AsyncClient(timeout=timeout, verify=_ssl_context(), limits=limits, cookies=_NoCookies())
-
-
-async def _close(client: httpx.AsyncClient) -> None:
-    await client.aclose()
-
-
-@contextlib.asynccontextmanager
-async def _client(ctx: ChannelContext) -> AsyncIterator[httpx.AsyncClient]:
-    """The client to read with: the caller's `ctx.http_client`, else one leased from
-    the verification run (`ctx.scope`: its connections stay open for the run's
-    next fetches), else one for this call alone."""
-    if ctx.http_client is not None:
-        yield ctx.http_client
-    elif ctx.scope is not None:
-        async with ctx.scope.lease(("bluesky", "httpx"), lambda: _new_client(ctx.timeout), _close) as client:
-            yield client
-    else:
-        client = _new_client(ctx.timeout)
-        try:
-            yield client
-        finally:
-            await client.aclose()
+    One fetch asks up to three services (resolver, PLC, PDS) one after the
+    other: a connection kept alive to each is all a client needs.
+    """
+    return client_for(ctx, "bluesky", connections=CLIENT_CONNECTIONS)
 
 
 async def fetch_proofs(normal: str, ctx: ChannelContext) -> FetchOutcome:

@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import http.cookiejar
 import json
-import ssl
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -40,6 +37,7 @@ import attrs
 import httpx
 
 from kez_core.protocols import ChannelContext, FetchOutcome, ProofCandidate, PublishOutcome
+from kez_core.verifier.http import client_for
 
 from .channel import DEFAULT_API, PROOF_DESCRIPTION, PROOF_FILENAME
 from .errors import GitHubAuthError, GitHubPublishError
@@ -82,43 +80,6 @@ class UserNotFound(Exception):
 # ------------------------------------------------------------------ settings
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """httpx's default verifying context, built once: building one costs ~30 ms of CPU,
-    which would dominate checking many proofs with a client per fetch."""
-    return httpx.create_ssl_context()
-
-
-class _NoCookies(http.cookiejar.CookieJar):
-    """Reads need no cookies: this jar keeps none, which also spares httpx from
-    wrapping every response in urllib objects to look for Set-Cookie."""
-
-    def extract_cookies(self, response: Any, request: Any) -> None:
-        return None
-
-    def add_cookie_header(self, request: Any) -> None:
-        return None
-
-
-def _new_client(timeout: float) -> httpx.AsyncClient:
-    """A client with room for one fetch's requests (the gists read at once), all kept alive.
-
-    Small on purpose: httpcore's pool bookkeeping grows with the square of its
-    connections, so a run leases one such client per fetch in flight rather
-    than sharing one big pool.
-    """
-    size = CONCURRENCY + 1
-    return httpx.AsyncClient(
-        timeout=timeout,
-        follow_redirects=True,
-        verify=_ssl_context(),
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-        cookies=_NoCookies(),
-    )
-
-
-async def _close(client: httpx.AsyncClient) -> None:
-    await client.aclose()
 
 
 def _origin(url: str) -> tuple[str, str]:
@@ -156,14 +117,9 @@ class GitHubAPI:
 
     async def __aenter__(self) -> GitHubAPI:
         if self._client is None:
-            scope = self._ctx.scope
-            if scope is not None:
-                # A client of the verification run: its connections stay open for
-                # the run's next fetches; it is closed when the run ends.
-                lease = scope.lease(("github", "httpx"), lambda: _new_client(self.timeout), _close)
-                self._client = await self._exit.enter_async_context(lease)
-            else:
-                self._client = await self._exit.enter_async_context(_new_client(self.timeout))
+            # room for one fetch's requests (the gists read at once), all kept alive
+            lease = client_for(self._ctx, "github", connections=CONCURRENCY + 1, follow_redirects=True)
+            self._client = await self._exit.enter_async_context(lease)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
