@@ -66,16 +66,16 @@ class WebChannel:
 
     async def fetch(self, handle: str, ctx: ChannelContext) -> FetchOutcome:
         import httpx
+        from kez_core.verifier.http import client_for
 
         url = self._url(handle, ctx)
-        client = ctx.http_client or httpx.AsyncClient(timeout=ctx.timeout, follow_redirects=True)
         try:
-            response = await client.get(url, headers={"User-Agent": "kez-python"})
+            # The caller's client, else one kept for the whole verification run
+            # (ctx.scope), else one for this call: kez-core's helper decides.
+            async with client_for(ctx, self.name, connections=2, follow_redirects=True) as client:
+                response = await client.get(url, headers={"User-Agent": "kez-python"})
         except httpx.HTTPError as exc:
             return FetchOutcome(reachable=False, reason=f"{url}: {type(exc).__name__}: {exc}", source=url)
-        finally:
-            if ctx.http_client is None:
-                await client.aclose()
         if response.status_code == 404:
             return FetchOutcome(reason=f"{url} answered 404: no proof published", source=url)
         if response.status_code == 429 or response.status_code >= 500:
