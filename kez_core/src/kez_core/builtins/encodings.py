@@ -79,24 +79,22 @@ class MarkdownEncoding:
         return _FENCE_START.search(text) is not None
 
 
+_TXT_ESCAPE = re.compile(r"\\(?:([0-9]{3})|(.))", re.S)
+
+
+def _txt_unescape_one(match: re.Match[str]) -> str:
+    digits, char = match.groups()
+    if digits is not None:
+        code = int(digits)
+        return chr(code) if code < 256 else digits  # \256 and up: "\2" then "56"
+    return char
+
+
 def _unescape_txt(value: str) -> str:
-    """Zone-file character-string escapes: \\X and \\DDD."""
-    out: list[str] = []
-    i = 0
-    while i < len(value):
-        ch = value[i]
-        if ch == "\\" and i + 1 < len(value):
-            digits = value[i + 1 : i + 4]
-            if len(digits) == 3 and digits.isascii() and digits.isdigit() and int(digits) < 256:
-                out.append(chr(int(digits)))
-                i += 4
-                continue
-            out.append(value[i + 1])
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
+    """Zone-file character-string escapes: \\X and \\DDD (a compact form has none: no work)."""
+    if "\\" not in value:
+        return value
+    return _TXT_ESCAPE.sub(_txt_unescape_one, value)
 
 
 def txt_strings(compact: str) -> list[str]:
