@@ -124,3 +124,19 @@ def test_verify_merges_a_server_copy_that_is_longer(capsys, github, sig_server, 
     data = kez_json(capsys, "sigchain", "verify", str(short), "--sig-server", sig_server.url)
     assert data["status"] == "valid" and data["length"] == 2
     assert data["servers"] == [{"server": sig_server.url, "status": "read", "links": 2}]
+
+
+def test_a_long_chain_is_pushed_in_batches_under_the_body_cap(capsys, github, sig_server, monkeypatch):
+    from kez_cli import sigservers
+
+    monkeypatch.setattr(sigservers, "PUSH_BATCH_BYTES", 2000)  # a few links per request
+    kez(capsys, "identity", "new", "--no-passphrase")
+    kez_json(capsys, "sigchain", "init")
+    for i in range(6):
+        kez_json(capsys, "sigchain", "add", f"github:user{i}")
+    assert len(sigservers._batches(Keystore(registry=default_registry()).chain_path(
+        kez_json(capsys, "sigchain", "show")["identity_id"]).read_bytes().splitlines(keepends=True))) > 2
+    first = kez_json(capsys, "sigchain", "publish", "--sig-server", sig_server.url)["servers"][0]
+    assert first["outcome"] == "ok" and first["appended"] == 6 and first["head_seqno"] == 6
+    again = kez_json(capsys, "sigchain", "publish", "--sig-server", sig_server.url)["servers"][0]
+    assert again["appended"] == 0 and again["message"] == "already up to date"

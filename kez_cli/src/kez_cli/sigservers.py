@@ -188,11 +188,48 @@ async def fetch_url(url: str, timeout: float) -> ServerCopy:
         return await fetch_chain(client, url, f"{parts.scheme}://{parts.netloc}")
 
 
+PUSH_BATCH_BYTES = 4 * 1024 * 1024  # per request: under the server's default 8 MiB body cap
+
+
+def _batches(lines: Sequence[bytes], limit: int | None = None) -> list[bytes]:
+    """The chain as request bodies of at most `limit` bytes (a single longer line goes alone)."""
+    limit = PUSH_BATCH_BYTES if limit is None else limit
+    bodies: list[bytes] = []
+    current: list[bytes] = []
+    size = 0
+    for line in lines:
+        line = line if line.endswith(b"\n") else line + b"\n"
+        if current and size + len(line) > limit:
+            bodies.append(b"".join(current))
+            current, size = [], 0
+        current.append(line)
+        size += len(line)
+    if current:
+        bodies.append(b"".join(current))
+    return bodies
+
+
 async def push_chain(client: Any, base: str, identity_id: str, lines: Sequence[bytes]) -> PushResult:
-    """POST the whole chain; the server stores what extends its copy (idempotent)."""
+    """POST the whole chain, in order, in bodies under the server's cap.
+
+    The server stores what extends its copy and treats links it holds as
+    no-ops, so pushing again is harmless; the first batch that is not
+    accepted ends the push with its outcome.
+    """
+    appended = 0
+    result = PushResult(base, "ok", "already up to date")
+    for body in _batches(lines):
+        result = await _post_links(client, base, identity_id, body)
+        if result.outcome != "ok":
+            return result
+        appended += result.appended
+    message = f"stored {appended} new link(s)" if appended else "already up to date"
+    return PushResult(base, "ok", message, appended, result.head_seqno)
+
+
+async def _post_links(client: Any, base: str, identity_id: str, body: bytes) -> PushResult:
     import httpx
 
-    body = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
     try:
         response = await client.post(
             chain_url(base, identity_id), content=body, headers={"content-type": "application/x-ndjson"}
