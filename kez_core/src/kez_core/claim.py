@@ -15,11 +15,12 @@ from datetime import datetime, timedelta
 import attrs
 
 from .errors import DecodeError, KezError, SchemaError
-from .keys import Signer, normalize_key_id
+from .keys import Signer, _normalize_key_id_cached, normalize_key_id
 from .registry import Registry, default_registry
 from .signed import SignedObject, sign, verify_signature
-from .status import ClaimCheck, Status
-from .subjects import normalize_subject
+from .status import ClaimCheck, Status, claim_check
+from .subjects import MAX_HANDLE, normalize_subject
+from .subjects import _normalize_cached as _normalize_subject_cached
 from .timefmt import format_time, now, parse_time
 
 KIND = "claim"
@@ -84,9 +85,17 @@ def _claim_fields(obj: SignedObject, registry: Registry) -> tuple[str, str, date
             if field not in p:
                 raise SchemaError(f"claim payload has no {field!r}") from None
         raise
-    if not isinstance(primary, str) or normalize_key_id(primary, registry) != primary:
+    # normalize_key_id / normalize_subject, their cached cores called directly for
+    # the texts those functions would pass to them (the hot path of every check)
+    if not isinstance(primary, str) or (
+        _normalize_key_id_cached(primary, registry) if len(primary) < 200 else normalize_key_id(primary, registry)
+    ) != primary:
         raise SchemaError("claim primary must be a key id in normal form (alg:<lowercase hex>)")
-    if not isinstance(subject, str) or normalize_subject(subject, registry) != subject:
+    if not isinstance(subject, str) or (
+        _normalize_subject_cached(subject, registry)
+        if len(subject) <= MAX_HANDLE + 40
+        else normalize_subject(subject, registry)
+    ) != subject:
         raise SchemaError(f"claim subject {str(subject)[:80]!r} is not in normal form")
     if not isinstance(nonce, str) or not _NONCE_MATCH(nonce):
         raise SchemaError("claim nonce must be 32 lowercase hex characters (16 bytes)")
@@ -131,7 +140,7 @@ def check_claim(
             status, reason = Status.EXPIRED, f"expired at {expires_text}"
         else:
             status, reason = Status.VALID, f"signed by {primary}"
-    return ClaimCheck(
+    return claim_check(
         status, reason, checked_at, source, primary_text, subject_text, claim_id, created_text, expires_text
     )
 

@@ -8,7 +8,8 @@ which is how proofs in profile fields and posts are read.
 
 from __future__ import annotations
 
-from .codec import COMPACT_TOKEN, check_text, compact_decode
+from .builtins.encodings import CompactEncoding, JsonEncoding
+from .codec import COMPACT_PREFIX, COMPACT_TOKEN, check_text, compact_decode, compact_decode_plain
 from .errors import DecodeError
 from .protocols import Encoding
 from .registry import Registry, default_registry
@@ -35,11 +36,27 @@ def _detect(text: str, registry: Registry) -> Encoding | None:
     return None
 
 
+def _compact_leads(order: list[Encoding]) -> bool:
+    """True when the built-in compact encoding is the first whose detector can say yes
+    to text that starts with `kez:z1:`: it leads the order, or follows only the
+    built-in json encoding (whose detector wants a `{`)."""
+    if not order:
+        return False
+    first = type(order[0])
+    return first is CompactEncoding or (first is JsonEncoding and len(order) > 1 and type(order[1]) is CompactEncoding)
+
+
 def decode_any(text: str | bytes, registry: Registry | None = None) -> list[SignedObject]:
     """Every signed object in `text`, whatever its encoding. Raises DecodeError."""
     registry = registry or default_registry()
     text = check_text(text)
     registry.load()
+    if text.startswith(COMPACT_PREFIX) and _compact_leads(registry._encodings_in_order):
+        # One compact token, the form of nearly every proof: what detection
+        # would pick (see `_compact_leads`) without asking each detector.
+        obj = compact_decode_plain(text)
+        if obj is not None:
+            return [obj]
     for enc in registry._encodings_in_order:  # _detect, inlined: every reader comes here
         try:
             found = enc.detect(text)

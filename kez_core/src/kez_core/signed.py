@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import re
 from functools import cached_property
+from hashlib import sha256 as _sha256
 from typing import Any
 
 import attrs
 
 from .errors import SchemaError, SignatureError, UnknownNameError
 from .jcs import canonicalize, dumps_plain, encode_str
-from .keys import Signer, normal_key_id
+from .keys import Signer, _normal_key_id_cached, normal_key_id
 from .registry import Registry, default_registry
 
 PAYLOAD_VERSION = 1
@@ -141,6 +142,46 @@ class SignedObject:
 _SIG_HEX_MATCH = _SIG_HEX.match
 _KIND_MATCH = _KIND.match
 
+# Pieces of canonical text that repeat from object to object, bounded since
+# they come from input: `{"kez":"<kind>","payload":` for kinds that passed
+# `_KIND` (no escapes needed), `,"signature":{"alg":…,"key":…,"sig":"` per
+# (alg, key), exact str keys only.
+_HEADS: dict[str, bytes] = {}
+_SIGNERS: dict[tuple[str, str], bytes] = {}
+_BOUND = 256
+
+_new = object.__new__
+_set = object.__setattr__  # what attrs' own __init__ of a frozen class calls
+
+
+def _trusted_signature(alg: str, key: str, sig: str) -> Signature:
+    """`Signature(alg, key, sig)` without the generated __init__'s per-field bound setter.
+
+    Same object: the class has no validators, converters or post-init (a test
+    pins its fields, so a new one shows up there).
+    """
+    obj = _new(Signature)
+    _set(obj, "alg", alg)
+    _set(obj, "key", key)
+    _set(obj, "sig", sig)
+    return obj
+
+
+def _trusted_object(
+    kind: str, payload: dict[str, Any], alg: str, key: str, sig: str, payload_bytes: bytes, canonical: bytes
+) -> SignedObject:
+    """`SignedObject(kind, payload, Signature(alg, key, sig))` with its cached
+    properties' slots filled (JCS(payload), JCS(object), id), built without the
+    generated __init__ (see `_trusted_signature`)."""
+    obj = _new(SignedObject)
+    _set(obj, "kind", kind)
+    _set(obj, "payload", payload)
+    _set(obj, "signature", _trusted_signature(alg, key, sig))
+    _set(obj, "payload_bytes", payload_bytes)
+    _set(obj, "_canonical", canonical)
+    _set(obj, "id", _sha256(canonical).hexdigest())
+    return obj
+
 
 def object_if_canonical(data: Any, text: bytes) -> SignedObject | None:
     """`SignedObject.from_dict(data)` when `text` is exactly the object's JCS, else None.
@@ -149,36 +190,48 @@ def object_if_canonical(data: Any, text: bytes) -> SignedObject | None:
     from `text` and is plain (`jcs._plain`: ASCII names, no floats, integers
     within ±(2**53 - 1)), so the C encoder writes its JCS without a walk. Only
     objects `from_dict` accepts are returned; their JCS(payload), canonical
-    bytes and id are kept, never computed again. None means "not shown here":
-    the caller runs the strict path, which gives the verdict and the precise
-    error.
+    bytes (`text` itself) and id are kept, never computed again. None means
+    "not shown here": the caller runs the strict path, which gives the
+    verdict and the precise error.
     """
     if type(data) is not dict:
         return None
     try:
         kind, payload, sig = data["kez"], data["payload"], data["signature"]
         alg, key, value = sig["alg"], sig["key"], sig["sig"]
-        payload_bytes = dumps_plain(payload).encode("ascii")
-        canonical = b"".join(
-            (
-                f'{{"kez":{encode_str(kind)},"payload":'.encode("ascii"),
-                payload_bytes,
-                f',"signature":{{"alg":{encode_str(alg)},"key":{encode_str(key)},"sig":'
-                f"{encode_str(value)}}}}}".encode("ascii"),
-            )
-        )
-    except (KeyError, TypeError, ValueError, RecursionError):  # missing names, non-str, non-dict, …
+    except (KeyError, TypeError):  # missing names, a non-object signature
         return None
-    # Equal bytes mean the object and its signature member have exactly these
-    # three names each (JCS writes every name), and kind, alg, key and sig are
-    # strings (encode_str takes nothing else). The rest is from_dict's checks.
-    if (
-        canonical != text
-        or type(payload) is not dict
-        or type(sig) is not dict
-        or not _KIND_MATCH(kind)
-        or not _SIG_HEX_MATCH(value)
-    ):
+    if type(kind) is not str or type(payload) is not dict or type(sig) is not dict:
+        return None
+    if type(value) is not str or not _SIG_HEX_MATCH(value):  # then "<value>" is its JSON string
+        return None
+    if type(alg) is not str or type(key) is not str:
+        return None
+    head = _HEADS.get(kind)
+    if head is None:
+        if not _KIND_MATCH(kind):
+            return None
+        head = f'{{"kez":"{kind}","payload":'.encode("ascii")
+        if len(_HEADS) < _BOUND:
+            _HEADS[kind] = head
+    signer = _SIGNERS.get((alg, key))
+    if signer is None:
+        try:
+            signer = f',"signature":{{"alg":{encode_str(alg)},"key":{encode_str(key)},"sig":"'.encode("ascii")
+        except ValueError:  # non-ASCII text: not this path's
+            return None
+        if len(_SIGNERS) < _BOUND:
+            _SIGNERS[(alg, key)] = signer
+    try:
+        payload_bytes = dumps_plain(payload).encode("ascii")
+    except (TypeError, ValueError, RecursionError):  # non-JSON or non-ASCII values, …
+        return None
+    if type(text) is not bytes:
+        text = bytes(text)
+    # The object's JCS is head + payload_bytes + signer + value + '"}}'; `text`
+    # equal to it means the object and its signature member have exactly these
+    # three names each (JCS writes every name). The rest is from_dict's checks.
+    if b"".join((head, payload_bytes, signer, value.encode("ascii"), b'"}}')) != text:
         return None
     version = payload.get("version")
     if type(version) is not int or version != PAYLOAD_VERSION:
@@ -186,12 +239,69 @@ def object_if_canonical(data: Any, text: bytes) -> SignedObject | None:
     ptype = payload.get("type")
     if ptype != "kez." + kind and not _namespaced_type(ptype, kind):
         return None
-    obj = SignedObject(kind, payload, Signature(alg, key, value))
-    setattr_ = object.__setattr__  # the cached properties' slots
-    setattr_(obj, "payload_bytes", payload_bytes)
-    setattr_(obj, "_canonical", canonical)
-    setattr_(obj, "id", hashlib.sha256(canonical).hexdigest())
-    return obj
+    return _trusted_object(kind, payload, alg, key, value, payload_bytes, text)
+
+
+# Control characters: JSON forbids them raw in strings, JCS escapes them.
+_CONTROL = bytes(range(0x20))
+
+
+def claim_if_canonical(text: str, raw: bytes) -> SignedObject | None:
+    """The claim that `text` is, when it is the JCS of a claim with exactly the
+    claim fields and strings that need no escape; else None (not shown here).
+
+    `raw` is `text` as bytes (ASCII). Every proof a KEZ writer makes has this
+    form, and for it no JSON parse is needed: the text splits at its quotes
+    into the claim's skeleton and values, and rebuilding it from those values
+    gives `text` back exactly when it had that form (no value holds a quote,
+    a backslash or a control character, so each is its own JSON string and
+    its own JCS). The object is the one `object_if_canonical(json.loads(text),
+    raw)` returns; a test holds the two together.
+    """
+    parts = text.split('"')
+    count = len(parts)
+    if count == 43:
+        shift, expires = 0, None
+    elif count == 47:
+        shift, expires = 4, parts[13]
+    else:
+        return None
+    if "\\" in text or len(raw.translate(None, _CONTROL)) != len(raw):
+        return None
+    created, nonce, primary = parts[9], parts[13 + shift], parts[17 + shift]
+    subject, ptype = parts[21 + shift], parts[25 + shift]
+    alg, key, value = parts[33 + shift], parts[37 + shift], parts[41 + shift]
+    if not _SIG_HEX_MATCH(value) or (ptype != "kez.claim" and not _namespaced_type(ptype, "claim")):
+        return None
+    payload_text = (
+        f'{{"created_at":"{created}",'
+        + ("" if expires is None else f'"expires_at":"{expires}",')
+        + f'"nonce":"{nonce}","primary":"{primary}","subject":"{subject}","type":"{ptype}",'
+        f'"version":{PAYLOAD_VERSION}}}'
+    )
+    if f'{{"kez":"claim","payload":{payload_text},"signature":{{"alg":"{alg}","key":"{key}","sig":"{value}"}}}}' != text:
+        return None
+    # the names in text order, as a JSON parse inserts them
+    if expires is None:
+        payload = {
+            "created_at": created,
+            "nonce": nonce,
+            "primary": primary,
+            "subject": subject,
+            "type": ptype,
+            "version": PAYLOAD_VERSION,
+        }
+    else:
+        payload = {
+            "created_at": created,
+            "expires_at": expires,
+            "nonce": nonce,
+            "primary": primary,
+            "subject": subject,
+            "type": ptype,
+            "version": PAYLOAD_VERSION,
+        }
+    return _trusted_object("claim", payload, alg, key, value, payload_text.encode("ascii"), raw)
 
 
 def _namespaced_type(ptype: object, kind: str) -> bool:
@@ -221,14 +331,25 @@ def verify_signature(obj: SignedObject, registry: Registry | None = None) -> Non
     registry = registry or default_registry()
     sig = obj.signature
     value = sig.sig
-    if not isinstance(value, str) or not _SIG_HEX_MATCH(value):
-        # bytes.fromhex would accept spaces and upper case: one signature, one spelling
+    try:
+        # bytes.fromhex alone would accept spaces and upper case: one signature, one
+        # spelling. Reading back the same text is `_SIG_HEX` without a second pass.
+        raw = bytes.fromhex(value)
+    except (TypeError, ValueError):
+        raw = None
+    if raw is None or len(raw) != 64 or raw.hex() != value:
         raise SignatureError("signature.sig must be 128 lowercase hex characters")
     try:
         alg = registry.key_algorithm_for_signature(sig.alg)
     except UnknownNameError as exc:
         raise SignatureError(exc.message, hint=exc.hint) from exc
-    key = normal_key_id(sig.key, registry)
+    key_text = sig.key
+    # normal_key_id, its cached core called directly for the texts it would pass to it
+    key = (
+        _normal_key_id_cached(key_text, registry)
+        if isinstance(key_text, str) and len(key_text) < 200
+        else normal_key_id(key_text, registry)
+    )
     if key is None or key.alg != alg.name:
         raise SignatureError(
             f"signature.key {sig.key[:80]!r} is not a normal-form {alg.name} key for alg {sig.alg}"
@@ -238,5 +359,5 @@ def verify_signature(obj: SignedObject, registry: Registry | None = None) -> Non
         raise SignatureError(
             f"signature.key does not equal payload.{field}: the object was signed by another key"
         )
-    if not alg.verify(key.public, obj.payload_bytes, bytes.fromhex(value)):
+    if not alg.verify(key.public, obj.payload_bytes, raw):
         raise SignatureError("the signature does not verify: the payload was changed or the key is wrong")

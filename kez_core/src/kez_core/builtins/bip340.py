@@ -13,6 +13,8 @@ from functools import lru_cache
 
 import attrs
 import coincurve
+from coincurve._libsecp256k1 import lib as _lib
+from coincurve.context import GLOBAL_CONTEXT
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .. import hookimpl, nip19
@@ -26,6 +28,21 @@ _ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 @lru_cache(maxsize=4096)
 def _xonly(public: bytes) -> coincurve.PublicKeyXOnly:
     return coincurve.PublicKeyXOnly(public)
+
+
+# libsecp256k1's BIP-340 verify, called as `PublicKeyXOnly.verify` calls it
+# (same context, same parsed key struct, same arguments) without the
+# wrapper's Python frames: `_schnorrsig_verify(ctx, sig64, msg, len(msg), key)`
+# is 1 for a valid signature and 0 otherwise. A differential test holds it
+# to coincurve's verdicts.
+_schnorrsig_verify = _lib.secp256k1_schnorrsig_verify
+_CTX = GLOBAL_CONTEXT.ctx
+
+
+@lru_cache(maxsize=4096)
+def _xonly_struct(public: bytes) -> object:
+    """The parsed `secp256k1_xonly_pubkey *` of a key (raises ValueError off the curve)."""
+    return _xonly(public).public_key  # built in GLOBAL_CONTEXT, coincurve's default
 
 
 def _private_key(secret: bytes) -> coincurve.PrivateKey:
@@ -44,7 +61,7 @@ def schnorr_verify(public: bytes, message: bytes, signature: bytes) -> bool:
     if len(public) != 32 or len(signature) != 64:
         return False
     try:
-        return _xonly(public).verify(signature, message)
+        return _schnorrsig_verify(_CTX, signature, message, len(message), _xonly_struct(public)) != 0
     except (ValueError, TypeError):
         return False
 
@@ -69,7 +86,7 @@ class Bip340:
         if len(public) != 32 or len(signature) != 64:
             return False
         try:
-            return _xonly(public).verify(signature, _sha256(message).digest())
+            return _schnorrsig_verify(_CTX, signature, _sha256(message).digest(), 32, _xonly_struct(public)) != 0
         except (ValueError, TypeError):
             return False
 
