@@ -56,12 +56,13 @@ class LineParser:
         )
         # Without the duplicate-key hook (a Python call per object, a third of
         # the parse time): only for callers that prove the absence of duplicate
-        # keys otherwise (see `read_line` in validate.py).
+        # keys otherwise (see `read_line` and `read_canonical` in wire.py).
         self._fast_decoder = json.JSONDecoder(
             parse_float=self._float,
             parse_int=self._int,
             parse_constant=self._constant,
         )
+        self._fast_scan = self._fast_decoder.scan_once  # for wire.read_canonical
 
     def _pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out = dict(pairs)

@@ -11,7 +11,7 @@ number of keys and claims, not to the number of links.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -49,9 +49,12 @@ MAX_DEVICE_NAME = 64
 MAX_REASON = 1024
 
 
-@attrs.frozen(slots=True)
-class Link:
-    """One validated (or just built) link: the signed object and what was read from it."""
+class Link(NamedTuple):
+    """One validated (or just built) link: the signed object and what was read from it.
+
+    Immutable. A named tuple rather than an attrs class: one is made per line
+    validated, and a tuple is built several times faster.
+    """
 
     obj: SignedObject
     id: str

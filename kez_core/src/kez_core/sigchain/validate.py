@@ -23,9 +23,8 @@ Checks, in order, for each link (the first failure raises `ChainError`):
 
 from __future__ import annotations
 
-import hashlib
+from hashlib import sha256 as _sha256
 from collections.abc import Iterable
-from datetime import datetime
 
 from ..errors import DecodeError, KezError
 from ..protocols import KeyAlgorithm
@@ -34,8 +33,21 @@ from ..signed import SignedObject
 from . import model as m
 from .canon import LineParser, jcs
 from .errors import ChainError, ChainFault
-from .rules import APPLY, OpRules, allowed_to_sign, who_may
-from .wire import accept_message, envelope, is_hex, parse_link_time, read_line
+from .rules import APPLY, SIGNERS, OpRules, who_may
+from .wire import (
+    accept_message,
+    envelope,
+    is_hex,
+    link_time_ok,
+    parse_link_time,
+    read_canonical,
+    read_line,
+)
+
+_OP_FIELDS = m.OP_FIELDS
+_new_link = tuple.__new__  # m.Link(...) without NamedTuple's Python-level __new__
+_LINK_FIELDS = frozenset(m.LINK_FIELDS)
+_SIGNERS = SIGNERS
 
 __all__ = ["ChainValidator", "accept_message", "iter_links", "read_line", "validate_lines"]
 
@@ -48,11 +60,10 @@ class ChainValidator(OpRules):
         self.state: m.ChainState | None = None
         self.lines_read = 0
         self._parser = LineParser()
-        self._last_time: datetime | None = None
-        self._last_time_text: str | None = None
         self._sig_algs: dict[str, KeyAlgorithm] = {}
         # parsed public keys of the keys that currently hold a role (pruned on removal)
         self._pub: dict[str, tuple[KeyAlgorithm, bytes]] = {}
+        self._parsed: dict[str, tuple[KeyAlgorithm, bytes]] = {}  # any parsed key, at most 256
 
     # ------------------------------------------------------------------ input
 
@@ -80,6 +91,11 @@ class ChainValidator(OpRules):
     def feed(self, line: bytes | str) -> m.Link | None:
         """Validate one JSON Lines line (a trailing newline is allowed). Blank lines are skipped."""
         self.lines_read += 1
+        if type(line) is bytes:
+            fast = read_canonical(self._parser, line)
+            if fast is not None:  # a canonical line (what writers emit): read in one pass
+                obj, payload_jcs, canonical, sig = fast
+                return self._check(obj, payload_jcs, canonical, verify=True, simple=True, sig=sig)
         try:
             read = read_line(self._parser, line)
         except DecodeError as exc:
@@ -119,17 +135,26 @@ class ChainValidator(OpRules):
     # ------------------------------------------------------------------ rules
 
     def _check(
-        self, obj: SignedObject, payload_jcs: bytes, canonical: bytes, *, verify: bool, simple: bool
+        self,
+        obj: SignedObject,
+        payload_jcs: bytes,
+        canonical: bytes,
+        *,
+        verify: bool,
+        simple: bool,
+        sig: bytes | None = None,
     ) -> m.Link:
+        """All checks of one link; `sig` is bytes.fromhex(obj.signature.sig) when known."""
         state = self.state
         p = obj.payload
-        link_id = hashlib.sha256(canonical).hexdigest()
+        link_id = _sha256(canonical).hexdigest()
         fail = self._fail
 
         # 1. shape
-        for field in m.LINK_FIELDS:
-            if field not in p:
-                raise fail(ChainFault.MALFORMED, f"payload has no {field!r}", link_id=link_id)
+        if not p.keys() >= _LINK_FIELDS:
+            for field in m.LINK_FIELDS:
+                if field not in p:
+                    raise fail(ChainFault.MALFORMED, f"payload has no {field!r}", link_id=link_id)
         seqno, prev, created_at, op, body = (
             p["seqno"],
             p["prev"],
@@ -141,7 +166,12 @@ class ChainValidator(OpRules):
             raise fail(
                 ChainFault.MALFORMED, "payload.seqno must be a positive integer", link_id=link_id
             )
-        if prev is not None and not is_hex(prev, 64):
+        if state is None:
+            expected, want_prev, last_time = 1, None, None
+        else:
+            expected, want_prev, last_time = state.length + 1, state.head, state.last_created_at
+        # the expected prev is a link id, so a prev equal to it is 64 lowercase hex
+        if prev is not None and prev != want_prev and not is_hex(prev, 64):
             raise fail(
                 ChainFault.MALFORMED,
                 "payload.prev must be null or 64 lowercase hex",
@@ -151,17 +181,15 @@ class ChainValidator(OpRules):
             raise fail(ChainFault.MALFORMED, "payload.op must be a string", link_id=link_id)
         if not isinstance(body, dict):
             raise fail(ChainFault.MALFORMED, "payload.body must be a JSON object", link_id=link_id)
-        try:
-            when = (
-                self._last_time
-                if created_at == self._last_time_text
-                else parse_link_time(created_at, "created_at")
-            )
-        except DecodeError as exc:
-            raise fail(ChainFault.MALFORMED, exc.message, link_id=link_id) from exc
+        # Valid times are one fixed-width form: as text they sort chronologically.
+        if created_at != last_time and not link_time_ok(created_at):
+            try:
+                parse_link_time(created_at, "created_at")
+            except DecodeError as exc:
+                raise fail(ChainFault.MALFORMED, exc.message, link_id=link_id) from exc
+            raise AssertionError("link_time_ok and parse_link_time disagree")  # pragma: no cover
 
         # 2. position
-        expected = self.next_seqno
         if seqno != expected:
             kind = "duplicated or out of order" if seqno < expected else "missing before it (a gap)"
             raise fail(
@@ -169,20 +197,20 @@ class ChainValidator(OpRules):
                 f"expected seqno {expected}, found {seqno}: a link is {kind}",
                 link_id=link_id,
             )
-        want_prev = None if state is None else state.head
         if prev != want_prev:
             raise fail(
                 ChainFault.PREV,
                 f"prev is {prev}, but the previous link's id is {want_prev}",
                 link_id=link_id,
             )
-        if self._last_time is not None and when < self._last_time:
+        if last_time is not None and created_at < last_time:
             raise fail(
                 ChainFault.TIME,
-                f"created_at {created_at} is before the previous link's {state.last_created_at}",  # type: ignore[union-attr]
+                f"created_at {created_at} is before the previous link's {last_time}",
                 link_id=link_id,
             )
-        if op not in m.OP_FIELDS:
+        fields = _OP_FIELDS.get(op)
+        if fields is None:
             raise fail(
                 ChainFault.UNKNOWN_OP,
                 f"unknown op {op[:40]!r} (known: {', '.join(m.OPS)})",
@@ -191,14 +219,19 @@ class ChainValidator(OpRules):
             )
 
         # 3. signer
-        signer = obj.signature.key
+        signature = obj.signature
+        signer = signature.key
         if state is None:
             signer_pub = self._key(signer, "signature.key", ChainFault.SIGNER)
             primary, identity, role = signer, signer, "primary"
         else:
-            primary, identity = state.current_primary, state.identity_id
-            role = state.role_of(signer)
-            if role == "retired":
+            if signer == state.current_primary:
+                role = "primary"
+            elif signer in state.devices:
+                role = "device"
+            elif signer in state.recovery_keys:
+                role = "recovery"
+            elif signer in state.retired:
                 r = state.retired[signer]
                 raise fail(
                     ChainFault.ROTATED_KEY,
@@ -206,8 +239,11 @@ class ChainValidator(OpRules):
                     "and may sign nothing after that",
                     link_id=link_id,
                 )
-            allowed = allowed_to_sign(op, role, signer, body)
-            if not allowed:
+            else:
+                role = None
+            if role not in _SIGNERS[op] or (
+                op == m.OP_ADD_INBOX and role == "device" and body.get("device") != signer
+            ):
                 raise fail(
                     ChainFault.SIGNER,
                     f"{signer} ({role or 'a key this chain does not know'}) may not sign op {op!r}; "
@@ -221,20 +257,20 @@ class ChainValidator(OpRules):
         # 4. signature
         alg, public = signer_pub
         if verify:
-            sig_alg = self._sig_alg(obj.signature.alg)
+            sig_alg = self._sig_algs.get(signature.alg) or self._sig_alg(signature.alg)
             if sig_alg is None:
                 raise fail(
                     ChainFault.SIGNATURE,
-                    f"unknown signature alg {obj.signature.alg[:40]!r}",
+                    f"unknown signature alg {signature.alg[:40]!r}",
                     link_id=link_id,
                 )
             if sig_alg is not alg:
                 raise fail(
                     ChainFault.SIGNATURE,
-                    f"signature.alg {obj.signature.alg} does not belong to key {signer[:80]}",
+                    f"signature.alg {signature.alg} does not belong to key {signer[:80]}",
                     link_id=link_id,
                 )
-            if not alg.verify(public, payload_jcs, bytes.fromhex(obj.signature.sig)):
+            if not alg.verify(public, payload_jcs, sig or bytes.fromhex(signature.sig)):
                 raise fail(
                     ChainFault.SIGNATURE,
                     "the signature does not verify: the link was changed or signed by another key",
@@ -242,20 +278,16 @@ class ChainValidator(OpRules):
                 )
 
         # 5. body
-        fields = m.OP_FIELDS[op]
-        if body.keys() == fields:
-            missing = extra = None
-        else:
+        if body.keys() != fields:
             missing = fields - body.keys()
             extra = body.keys() - fields
-        if missing and "accept" in missing:
-            raise fail(
-                ChainFault.ACCEPT,
-                f"{op} body has no accept signature by the added key",
-                link_id=link_id,
-                hint="the added key must sign JCS({type: kez.accept, chain, seqno, prev, key})",
-            )
-        if missing or extra:
+            if "accept" in missing:
+                raise fail(
+                    ChainFault.ACCEPT,
+                    f"{op} body has no accept signature by the added key",
+                    link_id=link_id,
+                    hint="the added key must sign JCS({type: kez.accept, chain, seqno, prev, key})",
+                )
             parts = []
             if missing:
                 parts.append(f"lacks {', '.join(sorted(missing))}")
@@ -274,24 +306,27 @@ class ChainValidator(OpRules):
                 last_created_at=created_at,
             )
             self._remember(signer, signer_pub)
-            new_state = True
-        else:
-            new_state = False
-        try:
-            APPLY[op](self, state, body, seqno, prev, created_at, when, signer, simple)
-        except ChainError as exc:
-            if exc.link_id is None:
-                exc.link_id = link_id
-            if new_state:
+            try:
+                APPLY[op](self, state, body, seqno, prev, created_at, signer, simple)
+            except ChainError as exc:
+                if exc.link_id is None:
+                    exc.link_id = link_id
                 self._forget(signer)
-            raise
+                raise
+            self.state = state
+        else:
+            try:
+                APPLY[op](self, state, body, seqno, prev, created_at, signer, simple)
+            except ChainError as exc:
+                if exc.link_id is None:
+                    exc.link_id = link_id
+                raise
         state.head = link_id
         state.length = seqno
         state.last_created_at = created_at
-        self.state = state
-        self._last_time = when
-        self._last_time_text = created_at
-        return m.Link(obj, link_id, seqno, prev, created_at, op, body, signer, canonical)
+        return _new_link(
+            m.Link, (obj, link_id, seqno, prev, created_at, op, body, signer, canonical)
+        )
 
 
 def validate_lines(
