@@ -755,33 +755,9 @@ def running_server(latency: float = 0.0, *, domain: str = DEFAULT_DOMAIN) -> Ite
     `ctx_options()` points the channel at it; `domain` is the host to use
     in handles (`alice@mastodon.example`), though any host is answered.
     """
-    import uvicorn
+    from kez_core.localserver import serve_asgi
 
     server = MastodonServer(latency, domain)
-    config = uvicorn.Config(
-        server.app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        backlog=2048,
-        timeout_graceful_shutdown=1,
-        timeout_keep_alive=5,
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, name="kez-ap-test-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            uv.should_exit = True
-            raise RuntimeError("the ActivityPub test server did not start")
-        time.sleep(0.01)
-    port = uv.servers[0].sockets[0].getsockname()[1]
-    server.base_url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_asgi(server.app, name="the ActivityPub test server", backlog=2048, keep_alive=5) as url:
+        server.base_url = url
         yield server
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=10)

@@ -52,7 +52,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import attrs
-import uvicorn
+from kez_core.localserver import serve_asgi
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -729,30 +729,6 @@ def running_server(latency: float = 0.0) -> Iterator[FakeGitHub]:
     block ends, even on error.
     """
     fake = FakeGitHub(latency=latency)
-    config = uvicorn.Config(
-        fake.app,
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        backlog=4096,
-        timeout_graceful_shutdown=1,
-        timeout_keep_alive=30,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="fake-github", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("the fake GitHub server did not start")
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    fake.base_url = f"http://127.0.0.1:{port}"
-    try:
+    with serve_asgi(fake.app, name="the fake GitHub server", keep_alive=30) as url:
+        fake.base_url = url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)

@@ -22,15 +22,13 @@ server stops when the block ends, even on error.
 from __future__ import annotations
 
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import attrs
-import uvicorn
+from kez_core.localserver import serve_asgi
 from starlette.applications import Starlette
 
 from .app import create_app
@@ -69,32 +67,8 @@ def running_server(
             **settings,
         )
         app = create_app(config)
-        server = uvicorn.Server(
-            uvicorn.Config(
-                app,
-                host="127.0.0.1",
-                port=0,
-                log_level="warning",
-                access_log=False,
-                lifespan="on",
-                backlog=4096,
-                timeout_graceful_shutdown=2,
-                timeout_keep_alive=30,
-            )
-        )
-        thread = threading.Thread(target=server.run, name="kez-server", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                server.should_exit = True
-                app.state.kez.store.close()
-                raise RuntimeError("kez-server did not start")
-            time.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
         try:
-            yield RunningServer(f"http://127.0.0.1:{port}", config, app)
+            with serve_asgi(app, name="kez-server", lifespan="on") as url:
+                yield RunningServer(url, config, app)
         finally:
-            server.should_exit = True
-            thread.join(timeout=15)
             app.state.kez.store.close()
