@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kez_core.claim import create_claim
 from kez_core.jcs import canonicalize
 from kez_core.keys import Signer
 from kez_core.sigchain import ChainError, ChainState, SigchainBuilder, make_link, validate_lines
@@ -82,3 +84,20 @@ def expect_chain_error(lines: list[bytes], reason: str, seqno: int | None) -> Ch
     assert err.exit_code == 1
     assert str(seqno) in str(err) if seqno is not None else True
     return err
+
+
+@cache
+def every_op_chain() -> tuple[bytes, ...]:
+    """A valid chain using every op: recovery, device, claims, inbox keys, a revoke, a rotation."""
+    keys = make_keys()
+    b = builder()
+    b.add_recovery(keys.primary, keys.recovery.key_id)
+    b.add_device(keys.primary, keys.phone, "phone")
+    claim = create_claim(keys.primary, "github:alice", created_at=T0)
+    b.claim(keys.phone, claim)
+    b.add_inbox(keys.phone, b"\x01" * 32)
+    b.revoke(keys.primary, claim.id, "moved")
+    b.rotate(keys.recovery, keys.new)
+    b.claim(keys.new, create_claim(keys.new, "dns:example.org", created_at=T0))
+    b.add_inbox(keys.new, b"\x02" * 32)
+    return tuple(b.lines)

@@ -30,21 +30,9 @@ from kez_core.sigchain.wire import (
     read_line,
 )
 from kez_core.signed import SignedObject
-from sigchain_helpers import T0, builder, make_keys
+from sigchain_helpers import T0, every_op_chain, make_keys
 
-
-@cache
-def lines() -> tuple[bytes, ...]:
-    keys = make_keys()
-    b = builder()
-    b.add_recovery(keys.primary, keys.recovery.key_id)
-    b.add_device(keys.primary, keys.phone, "phone")
-    claim = create_claim(keys.primary, "github:alice", created_at=T0)
-    b.claim(keys.phone, claim)
-    b.add_inbox(keys.phone, b"\x01" * 32)
-    b.revoke(keys.primary, claim.id, "moved")
-    b.rotate(keys.recovery, keys.new)
-    return tuple(b.lines)
+lines = every_op_chain
 
 
 def reference(line: bytes):

@@ -17,29 +17,13 @@ signature, a hash link or the shape. Every other result raises ChainError
 from __future__ import annotations
 
 import io
-from functools import cache
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kez_core.claim import create_claim
 from kez_core.sigchain import ChainError, iter_file_lines, validate_lines
-from sigchain_helpers import T0, builder, make_keys
+from sigchain_helpers import every_op_chain
 
-
-@cache
-def original() -> tuple[bytes, ...]:
-    keys = make_keys()
-    b = builder()
-    b.add_recovery(keys.primary, keys.recovery.key_id)
-    b.add_device(keys.primary, keys.phone, "phone")
-    claim = create_claim(keys.primary, "github:alice", created_at=T0)
-    b.claim(keys.phone, claim)
-    b.add_inbox(keys.phone, b"\x01" * 32)
-    b.revoke(keys.primary, claim.id, "moved")
-    b.rotate(keys.recovery, keys.new)
-    b.claim(keys.new, create_claim(keys.new, "dns:example.org", created_at=T0))
-    b.add_inbox(keys.new, b"\x02" * 32)
-    return tuple(b.lines)
+original = every_op_chain
 
 
 # Positions are taken modulo the current number of lines (see `apply`), so the
