@@ -191,23 +191,15 @@ async def share_on_server(
     up, the chain comes from the server's `sigchain_url`, and every proof is
     fetched again, as a stranger would.
     """
-    from kez_core.signed import sign
     from kez_core.sigchain import merge_copies
-    from kez_core.timefmt import format_time, now
 
     from .io import read_chain_file
-    from .sigservers import fetch_url, lookup_handle, push_all, register_handle
+    from .sigservers import fetch_url, lookup_handle, push_all, register_handle, registration
 
     record = store.get(identity)
     lines = read_chain_file(store.chain_path(record.identity_id))
     pushed = (await push_all([server.url], record.identity_id, lines, 10.0))[0]
-    envelope = sign(
-        "handle_registration",
-        {"handle": handle, "primary": signer.key_id, "server": server.name, "created_at": format_time(now())},
-        signer,
-        namespace="chat",
-    )
-    registered = await register_handle(server.url, envelope.to_dict(), 10.0)
+    registered = await register_handle(server.url, registration(signer, handle, server.name).to_dict(), 10.0)
     found = await lookup_handle(server.url, handle, server.name, 10.0)
     copy = await fetch_url(found["sigchain_url"], 10.0)
     merged = merge_copies([copy.lines or []], registry=registry)

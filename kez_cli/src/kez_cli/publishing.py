@@ -8,7 +8,6 @@ form, make the real publish call, then append a `claim` link.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -49,21 +48,16 @@ def reusable_claim(lines: list[bytes], subject: str, primary: str, registry: Reg
     if merged.state is None:
         return None
     statuses = claim_statuses(merged.state)
-    found = None
-    for line in merged.lines:
-        link = object_from_json(line)
-        if link.payload.get("op") != "claim":
-            continue
-        obj = object_from_json(json.dumps(link.payload["body"]["claim"]))
-        check = statuses.get(obj.id)
-        if (
-            check is not None
-            and check.ok
-            and obj.payload.get("subject") == subject
-            and obj.payload.get("primary") == primary
-        ):
-            found = obj
-    return found
+    newest = None
+    for record in merged.state.claims.values():
+        check = statuses.get(record.claim_id)
+        if check is not None and check.ok and record.subject == subject and record.primary == primary:
+            if newest is None or record.seqno > newest.seqno:
+                newest = record
+    if newest is None:
+        return None
+    link = object_from_json(merged.lines[newest.seqno - 1])  # only that link is read again
+    return SignedObject.from_dict(link.payload["body"]["claim"])
 
 
 async def publish_claim(

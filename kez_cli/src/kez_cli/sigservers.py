@@ -75,10 +75,24 @@ def chain_url(base: str, identity_id: str) -> str:
     return f"{base}/v1/sigchains/{alg}/{hexkey}"
 
 
+def valid_handle(handle: str) -> bool:
+    """3–32 of `a-z0-9_-`, starting with a letter or digit (the server's rule 6, reserved names aside)."""
+    return bool(_HANDLE.match(handle))
+
+
+def registration(signer: Any, handle: str, server: str) -> Any:
+    """The signed `handle_registration` (`kez.chat.handle_registration`) of `handle` on `server`, made now."""
+    from kez_core.signed import sign
+    from kez_core.timefmt import format_time, now
+
+    payload = {"handle": handle, "primary": signer.key_id, "server": server, "created_at": format_time(now())}
+    return sign("handle_registration", payload, signer, namespace="chat")
+
+
 def split_handle(target: str) -> tuple[str, str] | None:
     """(handle, server) for `handle@server`, else None."""
     handle, at, server = target.partition("@")
-    if not at or not _HANDLE.match(handle) or not _HOST.match(server.lower()) or "." not in server:
+    if not at or not valid_handle(handle) or not _HOST.match(server.lower()) or "." not in server:
         return None
     return handle, server.lower()
 
@@ -343,15 +357,17 @@ def server_copies(
     timeout: float,
     *,
     extra_urls: Sequence[str] = (),
-    on_error: Any = None,
+    say: bool = True,
 ) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
     """Every server's copy of a chain (and of `extra_urls`), plus one note per source.
 
     A note says `read` (with the number of links), `not_found` or
-    `unreachable` (with the reason, also handed to `on_error`): a server
-    that fails is left out, never counted against the chain.
+    `unreachable` (with the reason, also said on stderr when `say`): a
+    server that fails is left out, never counted against the chain.
     """
     import asyncio
+
+    from .output import note
 
     async def gather() -> list[ServerCopy]:
         found = await fetch_all(servers, identity_id, timeout)
@@ -370,6 +386,6 @@ def server_copies(
             notes.append({"server": copy.server, "status": "not_found", "links": 0})
         else:
             notes.append({"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error})
-            if on_error is not None:
-                on_error(copy.error)
+            if say:
+                note(f"{copy.error} (its copy is left out)")
     return copies, notes

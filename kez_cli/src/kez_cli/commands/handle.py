@@ -16,13 +16,21 @@ import typer
 
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
-from kez_core.signed import sign
-from kez_core.timefmt import format_time, now
 
 from .. import passphrase
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, out_console
-from ..sigservers import UsageError, check_url, handle_base_url, lookup_handle, register_handle, server_name, split_handle
+from ..sigservers import (
+    UsageError,
+    check_url,
+    handle_base_url,
+    lookup_handle,
+    register_handle,
+    registration,
+    server_name,
+    split_handle,
+    valid_handle,
+)
 
 app = typer.Typer(help="Register and look up handles (alice@example.org) on a kez-server.", no_args_is_help=True)
 
@@ -50,7 +58,7 @@ def register(
     State.json_mode = json_
     base = check_url(server, "--server")
     handle = handle.strip().lower()
-    if split_handle(f"{handle}@x.y") is None:
+    if not valid_handle(handle):
         raise UsageError(
             f"{handle!r} is not a valid handle",
             hint="3–32 characters of a-z, 0-9, _ and -, starting with a letter or digit",
@@ -60,13 +68,7 @@ def register(
     record = store.get(identity)
     signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
     name = server_name_ or asyncio.run(server_name(base, timeout))
-    envelope = sign(
-        "handle_registration",
-        {"handle": handle, "primary": signer.key_id, "server": name, "created_at": format_time(now())},
-        signer,
-        namespace="chat",
-    )
-    data = asyncio.run(register_handle(base, envelope.to_dict(), timeout))
+    data = asyncio.run(register_handle(base, registration(signer, handle, name).to_dict(), timeout))
     if json_:
         emit_json(data)
     else:

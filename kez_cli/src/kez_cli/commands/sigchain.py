@@ -419,8 +419,8 @@ def verify(
     if servers:
         identity_id = merge_copies(copies, registry=store.registry).identity_id
         if identity_id is not None:
-            server_copies, server_notes = _server_copies(servers, identity_id, timeout, json_)
-            copies += server_copies
+            from_servers, server_notes = server_copies(servers, identity_id, timeout, say=not json_)
+            copies += from_servers
     merged = merge_copies(copies, registry=store.registry)
     errors = _errors(merged)
     if merged.fork is not None:
@@ -445,14 +445,6 @@ def verify(
 
 
 # ------------------------------------------------------------------ servers
-
-
-def _server_copies(
-    servers: list[str], identity_id: str, timeout: float, json_: bool
-) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
-    return server_copies(
-        servers, identity_id, timeout, on_error=None if json_ else (lambda e: note(f"{e} (its copy is left out)"))
-    )
 
 
 @app.command("publish")
@@ -520,13 +512,13 @@ def pull(
         raise UsageError("no kez-server to pull from", hint="pass --sig-server URL or set KEZ_SIG_SERVERS")
     target = normalize_key_id(identity_id, store.registry) if identity_id else store.get(identity).identity_id
     local = store.chain_path(target)
-    server_copies, notes = _server_copies(servers, target, timeout, json_)
-    if not server_copies:
+    from_servers, notes = server_copies(servers, target, timeout, say=not json_)
+    if not from_servers:
         raise StoreError(
             f"no configured server holds the chain of {target}",
             hint="check the identity id and --sig-server; unreachable servers are listed above",
         )
-    merged = merge_copies([_chain_lines(local), *server_copies], registry=store.registry)
+    merged = merge_copies([_chain_lines(local), *from_servers], registry=store.registry)
     if merged.fork is not None or merged.state is None:
         if json_:
             emit_json({"identity_id": target, "status": merged.status.value, "errors": _errors(merged), "servers": notes})

@@ -198,7 +198,7 @@ def verify(
                     extra, server_notes = server_copies(
                         servers, identity_id or _identity_of(lines, registry), timeout,
                         extra_urls=[sigchain_url] if isinstance(sigchain_url, str) else [],
-                        on_error=None if json_ else (lambda e: note(f"{e} (its copy is left out)")),
+                        say=not json_,
                     )
                     copies += extra
                 if not copies:
