@@ -10,11 +10,15 @@ import logging
 import sys
 from typing import Annotated
 
+import attrs
 import typer
 from kez_core.errors import KezError
 
 from . import __version__
 from .config import DEFAULT_BIND, DEFAULT_CHAIN_BODY_CAP, DEFAULT_DB, ENV, ServerSettings
+
+# The flags' defaults are ServerSettings' own: one place says what an unset setting means.
+_DEFAULT = {field.name: field.default for field in attrs.fields(ServerSettings)}
 
 HELP = """Run the KEZ server: sigchain store, handle registry and WebFinger.
 
@@ -61,7 +65,7 @@ def serve_command(
             envvar=ENV["write_burst"],
             help="Writes per client IP in a burst; 0: unlimited.",
         ),
-    ] = 20,
+    ] = _DEFAULT["write_burst"],
     write_rate: Annotated[
         float,
         typer.Option(
@@ -69,7 +73,7 @@ def serve_command(
             envvar=ENV["write_rate"],
             help="Write tokens refilled per second per IP.",
         ),
-    ] = 1.0,
+    ] = _DEFAULT["write_rate"],
     read_burst: Annotated[
         int,
         typer.Option(
@@ -77,13 +81,13 @@ def serve_command(
             envvar=ENV["read_burst"],
             help="Reads per client IP in a burst; 0: unlimited.",
         ),
-    ] = 0,
+    ] = _DEFAULT["read_burst"],
     read_rate: Annotated[
         float,
         typer.Option(
             "--read-rate", envvar=ENV["read_rate"], help="Read tokens refilled per second per IP."
         ),
-    ] = 0.0,
+    ] = _DEFAULT["read_rate"],
     max_chain_body: Annotated[
         int,
         typer.Option(
@@ -105,13 +109,13 @@ def serve_command(
             envvar=ENV["forwarded_allow_ips"],
             help="Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated, '*' for any).",
         ),
-    ] = "127.0.0.1",
+    ] = _DEFAULT["forwarded_allow_ips"],
     log_level: Annotated[
         str,
         typer.Option(
             "--log-level", envvar=ENV["log_level"], help="critical, error, warning, info, debug."
         ),
-    ] = "info",
+    ] = _DEFAULT["log_level"],
 ) -> None:
     """Run the KEZ server (see `kez server --help`)."""
     if not server:
