@@ -182,24 +182,26 @@ async def fetch_chain(client: Any, url: str, base: str) -> ServerCopy:
         return ServerCopy(base, None, f"{base} sent an unreadable chain: {exc.message}")
 
 
-async def fetch_all(servers: Sequence[str], identity_id: str, timeout: float) -> list[ServerCopy]:
+async def fetch_chains(sources: Sequence[tuple[str, str]], timeout: float) -> list[ServerCopy]:
+    """The chains at each (URL, server base), fetched at once over one client."""
     import asyncio
 
-    if not servers:
+    if not sources:
         return []
     async with new_client(timeout) as client:
-        return list(
-            await asyncio.gather(*(fetch_chain(client, chain_url(s, identity_id), s) for s in servers))
-        )
+        return list(await asyncio.gather(*(fetch_chain(client, url, base) for url, base in sources)))
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 async def fetch_url(url: str, timeout: float) -> ServerCopy:
     """A chain from a full URL (a handle's `sigchain_url`)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    async with new_client(timeout) as client:
-        return await fetch_chain(client, url, f"{parts.scheme}://{parts.netloc}")
+    return (await fetch_chains([(url, _origin(url))], timeout))[0]
 
 
 PUSH_BATCH_BYTES = 4 * 1024 * 1024  # per request: under the server's default 8 MiB body cap
@@ -369,16 +371,11 @@ def server_copies(
 
     from .output import note
 
-    async def gather() -> list[ServerCopy]:
-        found = await fetch_all(servers, identity_id, timeout)
-        for url in extra_urls:
-            if url.startswith(("http://", "https://")):
-                found.append(await fetch_url(url, timeout))
-        return found
-
+    sources = [(chain_url(base, identity_id), base) for base in servers]
+    sources += [(url, _origin(url)) for url in extra_urls if url.startswith(("http://", "https://"))]
     copies: list[list[bytes]] = []
     notes: list[dict[str, Any]] = []
-    for copy in asyncio.run(gather()):
+    for copy in asyncio.run(fetch_chains(sources, timeout)):
         if copy.lines:
             copies.append(copy.lines)
             notes.append({"server": copy.server, "status": "read", "links": len(copy.lines)})
