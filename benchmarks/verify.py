@@ -56,7 +56,7 @@ def main() -> None:
 
     print(f"{'alg':<10}{'measure':<34}{'per second':>14}{'ratio':>12}")
     for alg_name in ("ed25519", "nostr"):
-        alg = registry.key_algorithm(alg_name)
+        registry.key_algorithm(alg_name)  # unknown names fail here, before any work
         signer = Signer.generate(alg_name, registry)
         claims = [create_claim(signer, f"github:user{i}", registry=registry) for i in range(args.claims)]
         public = bytes.fromhex(signer.key_id.split(":", 1)[1])

@@ -39,7 +39,7 @@ def test_full_lifecycle_and_recovery_after_losing_the_primary(capsys, tmp_path):
     identity_id, recovery = setup_chain(capsys, tmp_path)
     assert recovery.stat().st_mode & 0o777 == 0o600
     gh = kez_json(capsys, "sigchain", "add", "GitHub:Alice")
-    dns = kez_json(capsys, "sigchain", "add", "dns:example.org", "--expires", "30d")
+    kez_json(capsys, "sigchain", "add", "dns:example.org", "--expires", "30d")
     assert gh["encoded"].startswith("kez:z1:") and gh["subject"] == "github:alice"
     kez_json(capsys, "sigchain", "revoke", gh["claim_id"], "--reason", "account sold")
     shown = kez_json(capsys, "sigchain", "show")

@@ -140,3 +140,30 @@ def test_a_long_chain_is_pushed_in_batches_under_the_body_cap(capsys, github, si
     assert first["outcome"] == "ok" and first["appended"] == 6 and first["head_seqno"] == 6
     again = kez_json(capsys, "sigchain", "publish", "--sig-server", sig_server.url)["servers"][0]
     assert again["appended"] == 0 and again["message"] == "already up to date"
+
+
+def test_a_handle_follows_its_identity_through_a_rotation(capsys, github, sig_server, tmp_path, monkeypatch):
+    _, pushed = publish_identity(capsys, github, sig_server)
+    identity_id = pushed["identity_id"]
+    first = kez_json(capsys, "handle", "register", "carol", "--server", sig_server.url)
+    assert first["moved"] is False and first["identity"] == first["primary"] == identity_id
+    new_primary = kez_json(capsys, "sigchain", "rotate", "--generate")["new_primary"]
+    kez_json(capsys, "sigchain", "publish", "--sig-server", sig_server.url)
+    home = str(tmp_path / "stranger")
+
+    def stranger_verifies() -> dict:
+        with monkeypatch.context() as m:
+            m.setenv("KEZ_HOME", home)
+            m.setenv("KEZ_HANDLE_SERVER", sig_server.url)
+            return kez_json(capsys, "verify", "carol@example.org", "--github-api", github.base_url)
+
+    # registered before the rotation: still good, like a claim signed before it
+    before = stranger_verifies()
+    assert before["ok"] is True and before["results"][0]["handle"]["primary"] == identity_id
+
+    moved = kez_json(capsys, "handle", "register", "carol", "--server", sig_server.url)
+    assert moved["moved"] is True and moved["pushed"]["outcome"] == "ok"
+    assert moved["primary"] == new_primary != identity_id and moved["identity"] == identity_id
+    after = stranger_verifies()["results"][0]
+    assert after["identity_id"] == identity_id and after["handle"]["primary"] == new_primary
+    assert [(c["subject"], c["status"]) for c in after["claims"]] == [("github:alice", "valid")]

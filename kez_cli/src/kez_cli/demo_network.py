@@ -199,7 +199,7 @@ async def share_on_server(
     record = store.get(identity)
     lines = read_chain_file(store.chain_path(record.identity_id))
     pushed = (await push_all([server.url], record.identity_id, lines, 10.0))[0]
-    registered = await register_handle(server.url, registration(signer, handle, server.name).to_dict(), 10.0)
+    registered = await register_handle(server.url, registration(signer, handle, server.name, record.identity_id).to_dict(), 10.0)
     found = await lookup_handle(server.url, handle, server.name, 10.0)
     copy = await fetch_url(found["sigchain_url"], 10.0)
     merged = merge_copies([copy.lines or []], registry=registry)

@@ -80,12 +80,19 @@ def valid_handle(handle: str) -> bool:
     return bool(_HANDLE.match(handle))
 
 
-def registration(signer: Any, handle: str, server: str) -> Any:
-    """The signed `handle_registration` (`kez.chat.handle_registration`) of `handle` on `server`, made now."""
+def registration(signer: Any, handle: str, server: str, identity: str | None = None) -> Any:
+    """The signed `handle_registration` (`kez.chat.handle_registration`) of `handle` on `server`, made now.
+
+    `identity` is the identity id of the signer's chain. It differs from the
+    signer's key after a rotation; the server then checks its copy of the
+    chain and points the handle at the identity, which rotations do not change.
+    """
     from kez_core.signed import sign
     from kez_core.timefmt import format_time, now
 
     payload = {"handle": handle, "primary": signer.key_id, "server": server, "created_at": format_time(now())}
+    if identity is not None:
+        payload["identity"] = identity
     return sign("handle_registration", payload, signer, namespace="chat")
 
 
@@ -332,9 +339,11 @@ async def register_handle(base: str, envelope: dict[str, Any], timeout: float) -
             raise SigServerError(_network_text(base, exc), hint="check --server, or retry later") from exc
     if response.status_code in (200, 201):
         try:
-            return dict(response.json())
+            data = dict(response.json())
         except (ValueError, TypeError) as exc:
             raise SigServerError(f"{base} accepted the registration but answered no JSON") from exc
+        data["moved"] = response.status_code == 200  # 200: an existing handle moved to this key
+        return data
     message = _error_text(response)
     if response.status_code == 409:
         raise RegistrationRefused(f"registration refused: {message}", hint="pick another handle, or this key is registered already")

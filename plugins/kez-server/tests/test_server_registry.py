@@ -42,7 +42,8 @@ def test_registration_success(client, server):
     response, signer, handle = register(client)
     assert response.status_code == 201, response.text
     data = response.json()
-    assert set(data) == {"handle", "fqhn", "primary", "sigchain_url", "registered_at"}
+    assert set(data) == {"handle", "fqhn", "primary", "identity", "sigchain_url", "registered_at"}
+    assert data["identity"] == signer.key_id
     assert data["handle"] == handle
     assert data["fqhn"] == f"{handle}@example.org"
     assert data["primary"] == signer.key_id

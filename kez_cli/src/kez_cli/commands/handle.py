@@ -19,9 +19,12 @@ from kez_core.registry import default_registry
 
 from .. import passphrase
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
-from ..output import State, emit_json, out_console
+from ..output import State, emit_json, note, out_console
 from ..sigservers import (
+    RegistrationRefused,
+    SigServerError,
     UsageError,
+    push_all,
     check_url,
     handle_base_url,
     lookup_handle,
@@ -37,7 +40,7 @@ app = typer.Typer(help="Register and look up handles (alice@example.org) on a ke
 
 def _print(data: dict[str, Any]) -> None:
     out_console.print(f"[bold]{data.get('fqhn')}[/bold]", highlight=False)
-    for key in ("primary", "sigchain_url", "registered_at"):
+    for key in ("primary", "identity", "sigchain_url", "registered_at"):
         if key in data:
             out_console.print(f"  {key:<14} {data[key]}", highlight=False)
 
@@ -54,7 +57,13 @@ def register(
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
 ) -> None:
-    """Register HANDLE for your identity's primary key (a signed registration, valid for 5 minutes)."""
+    """Register HANDLE for your identity's primary key (a signed registration, valid for 5 minutes).
+
+    Your sigchain, when you have one, is pushed to the server first: the
+    handle points at it. After `kez sigchain rotate`, run this again with the
+    same handle to move it to the new primary key (the server checks the
+    rotation in the chain just pushed).
+    """
     State.json_mode = json_
     base = check_url(server, "--server")
     handle = handle.strip().lower()
@@ -68,12 +77,37 @@ def register(
     record = store.get(identity)
     signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
     name = server_name_ or asyncio.run(server_name(base, timeout))
-    data = asyncio.run(register_handle(base, registration(signer, handle, name).to_dict(), timeout))
+    pushed = _push_own_chain(store, record.identity_id, base, timeout)
+    envelope = registration(signer, handle, name, record.identity_id).to_dict()
+    data = asyncio.run(register_handle(base, envelope, timeout))
     if json_:
-        emit_json(data)
+        emit_json({**data, "pushed": pushed})
     else:
-        out_console.print("[green bold]registered[/]", end=" ")
+        out_console.print("[green bold]moved[/]" if data.get("moved") else "[green bold]registered[/]", end=" ")
         _print(data)
+
+
+def _push_own_chain(store: Keystore, identity_id: str, base: str, timeout: float) -> dict[str, Any] | None:
+    """Push the local chain to the server the handle is registered on (None: no chain here)."""
+    from kez_core.sigchain import merge_copies
+
+    from ..io import read_chain_file
+
+    path = store.chain_path(identity_id)
+    if not path.exists():
+        return None
+    lines = merge_copies([read_chain_file(path)], registry=store.registry).lines
+    result = asyncio.run(push_all([base], identity_id, lines, timeout))[0]
+    if result.outcome == "unreachable":
+        raise SigServerError(f"pushing the sigchain first: {result.message}", hint="check --server, or retry later")
+    if result.outcome != "ok":
+        raise RegistrationRefused(
+            f"the server refused the sigchain ({result.outcome}): {result.message}",
+            hint="see `kez sigchain verify` for your chain; the handle was not registered",
+        )
+    if not State.json_mode:
+        note(f"sigchain pushed to {base}: {result.message}")
+    return result.to_json()
 
 
 @app.command("lookup")

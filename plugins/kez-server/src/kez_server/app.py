@@ -42,7 +42,7 @@ from .chains import PAGE, ChainService, check_identity
 from .config import REGISTER_BODY_CAP, ServerSettings
 from .db import Store
 from .errors import HTTP_CODES, ApiError
-from .handles import HANDLE_RE, check_registration, sigchain_path
+from .handles import HANDLE_RE, Registration, check_registration, sigchain_path
 from .ratelimit import TokenBuckets
 
 log = logging.getLogger("kez_server")
@@ -180,7 +180,8 @@ class KezServer:
             "handle": row["handle"],
             "fqhn": f"{row['handle']}@{self.settings.server_name}",
             "primary": row["primary_key"],
-            "sigchain_url": self.base_url(request) + sigchain_path(row["primary_key"]),
+            "identity": row["identity"],
+            "sigchain_url": self.base_url(request) + sigchain_path(row["identity"]),
             "registered_at": row["registered_at"],
         }
 
@@ -220,7 +221,9 @@ class KezServer:
         body = await read_body(request, REGISTER_BODY_CAP)
         row = await run_in_threadpool(self._register, body)
         return JSONResponse(
-            self.handle_body(request, row), 201, headers={"location": f"/v1/u/{row['handle']}"}
+            self.handle_body(request, row),
+            200 if row["moved"] else 201,
+            headers={"location": f"/v1/u/{row['handle']}"},
         )
 
     def _register(self, body: bytes) -> dict[str, Any]:
@@ -237,9 +240,34 @@ class KezServer:
             registry=self.registry,
         )
         registered_at = format_time(clock)
+        if reg.identity != reg.primary:
+            self._require_current_primary(reg)
         refused = self.store.register(
-            reg.handle, reg.primary, reg.envelope_id, reg.envelope, registered_at
+            reg.handle, reg.primary, reg.envelope_id, reg.envelope, registered_at, reg.identity
         )
+        moved = False
+        if refused == "handle_taken":
+            row = self.store.lookup(reg.handle)
+            if row is not None and row["identity"] == reg.identity and row["primary_key"] != reg.primary:
+                # The same identity with a new primary: a rotation. The stored chain decides.
+                self._require_current_primary(reg)
+                refused = self.store.move_handle(
+                    reg.handle,
+                    row["primary_key"],
+                    reg.primary,
+                    reg.identity,
+                    reg.envelope_id,
+                    reg.envelope,
+                    registered_at,
+                )
+                if refused == "changed":
+                    raise ApiError(
+                        409,
+                        "busy",
+                        f"handle {reg.handle!r} changed while moving it; retry",
+                        headers={"retry-after": "1"},
+                    )
+                moved = refused is None
         if refused == "replay":
             raise ApiError(
                 409,
@@ -259,7 +287,33 @@ class KezServer:
                 "primary_taken",
                 f"{reg.primary[:80]} already has a handle here" + (f" ({other})" if other else ""),
             )
-        return {"handle": reg.handle, "primary_key": reg.primary, "registered_at": registered_at}
+        return {
+            "handle": reg.handle,
+            "primary_key": reg.primary,
+            "identity": reg.identity,
+            "registered_at": registered_at,
+            "moved": moved,
+        }
+
+    def _require_current_primary(self, reg: Registration) -> None:
+        """A primary that is not the identity id must be the current primary of the chain stored here."""
+        current = self.chains.current_primary(reg.identity)
+        if current is None:
+            raise ApiError(
+                422,
+                "unknown_identity",
+                f"this server has no chain of {reg.identity}, so it cannot tell that "
+                f"{reg.primary[:80]} is its primary",
+                hint="push the chain first (kez sigchain publish --server …), then register",
+            )
+        if current != reg.primary:
+            raise ApiError(
+                422,
+                "not_current_primary",
+                f"the chain of {reg.identity} stored here has {current} as its primary, "
+                f"not {reg.primary[:80]}",
+                hint="push the newest copy of the chain (kez sigchain publish --server …), then register",
+            )
 
     async def webfinger(self, request: Request) -> Response:
         resource = request.query_params.get("resource")

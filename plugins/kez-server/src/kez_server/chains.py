@@ -155,6 +155,21 @@ class ChainService:
                 after = seqno
         return validator
 
+    def current_primary(self, identity: str) -> str | None:
+        """The current primary key of the stored chain of `identity` (None: no chain here).
+
+        Rebuilds the state from the stored links unless the cached validator
+        is at the head, and leaves the validator in the cache for the next append.
+        """
+        head = self.store.head(identity)
+        if head is None:
+            return None
+        n, head_id = head
+        validator = self._validator_at(identity, n, {n: head_id}, n)
+        primary = validator.result().current_primary
+        self._put(identity, head_id, validator)
+        return primary
+
     # ---------------------------------------------------------------- write
 
     def append(self, identity: str, body: bytes) -> AppendResult:

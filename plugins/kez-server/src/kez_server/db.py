@@ -259,21 +259,33 @@ class Store:
     # -------------------------------------------------------------- handles
 
     def lookup(self, handle: str) -> dict[str, Any] | None:
-        """{handle, primary_key, registered_at} or None."""
+        """{handle, primary_key, identity, registered_at} or None (`identity` is never NULL here)."""
         rows = self._rows(
-            "SELECT handle, primary_key, registered_at FROM kez_handles WHERE handle = ?", (handle,)
+            "SELECT handle, primary_key, identity, registered_at FROM kez_handles WHERE handle = ?",
+            (handle,),
         )
         if not rows:
             return None
-        handle, primary, registered_at = rows[0]
-        return {"handle": handle, "primary_key": primary, "registered_at": registered_at}
+        handle, primary, identity, registered_at = rows[0]
+        return {
+            "handle": handle,
+            "primary_key": primary,
+            "identity": identity or primary,
+            "registered_at": registered_at,
+        }
 
     def handle_of(self, primary: str) -> str | None:
         rows = self._rows("SELECT handle FROM kez_handles WHERE primary_key = ?", (primary,))
         return rows[0][0] if rows else None
 
     def register(
-        self, handle: str, primary: str, envelope_id: str, envelope: bytes, registered_at: str
+        self,
+        handle: str,
+        primary: str,
+        envelope_id: str,
+        envelope: bytes,
+        registered_at: str,
+        identity: str | None = None,
     ) -> str | None:
         """Store a registration. None on success, else why not: `replay`, `handle_taken`, `primary_taken`."""
         try:
@@ -283,6 +295,7 @@ class Store:
                     {
                         "handle": handle,
                         "primary_key": primary,
+                        "identity": None if identity in (None, primary) else identity,
                         "envelope_id": envelope_id,
                         "envelope": envelope,
                         "registered_at": registered_at,
@@ -291,15 +304,56 @@ class Store:
             return None
         except Conflict:
             pass
+        return self._refusal(handle, envelope_id)
+
+    def move_handle(
+        self,
+        handle: str,
+        old_primary: str,
+        primary: str,
+        identity: str,
+        envelope_id: str,
+        envelope: bytes,
+        registered_at: str,
+    ) -> str | None:
+        """Give `handle` a new primary key of the same identity (after a rotation).
+
+        Only while the row still names `old_primary`, so of two racing moves
+        one wins and the other is told `changed`. None on success, else
+        `replay`, `primary_taken` or `changed`.
+        """
+        try:
+            with self._write() as conn:
+                done = conn.execute(
+                    handles.update()
+                    .where(handles.c.handle == handle, handles.c.primary_key == old_primary)
+                    .values(
+                        primary_key=primary,
+                        identity=None if identity == primary else identity,
+                        envelope_id=envelope_id,
+                        envelope=envelope,
+                        registered_at=registered_at,
+                    )
+                )
+                if done.rowcount != 1:
+                    return "changed"
+            return None
+        except Conflict:
+            pass
+        return self._refusal(handle, envelope_id, default="primary_taken")
+
+    def _refusal(self, handle: str, envelope_id: str, default: str | None = None) -> str:
         # Which constraint refused it (the rows are never deleted, so this is stable).
         with self._reader.connect() as conn:
             if conn.execute(
                 sa.select(handles.c.handle).where(handles.c.envelope_id == envelope_id)
             ).first():
                 return "replay"
-            if conn.execute(sa.select(handles.c.handle).where(handles.c.handle == handle)).first():
+            if default is None and conn.execute(
+                sa.select(handles.c.handle).where(handles.c.handle == handle)
+            ).first():
                 return "handle_taken"
-        return "primary_taken"
+        return default or "primary_taken"
 
 
 def describe(url: str) -> str:

@@ -22,6 +22,12 @@ Rules, checked in this order (the first failure is answered):
 
 Then uniqueness: 409 `replay` (this very envelope was accepted before),
 409 `handle_taken`, 409 `primary_taken`.
+
+An optional `payload.identity` names the identity id of the handle's chain
+when the primary is not it (after a rotation). The server then requires its
+stored copy of that chain to have this primary as its current primary, and
+a registration of a taken handle by the current primary of the same identity
+moves the handle to the new key (see `app.KezServer._register`).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 import attrs
 from kez_core.errors import KezError, SchemaError
+from kez_core.keys import parse_key_id
 from kez_core.registry import Registry
 from kez_core.signed import SignedObject, verify_signature
 from kez_core.timefmt import parse_time
@@ -142,6 +149,7 @@ class Registration:
     primary: str
     envelope_id: str
     envelope: bytes  # canonical JSON of the whole envelope (kept as evidence)
+    identity: str  # the identity id of the handle's chain (payload.identity, else the primary)
 
 
 def _field(payload: dict[str, Any], name: str) -> str:
@@ -193,6 +201,14 @@ def check_registration(
     primary = _field(payload, "primary")
     server = _field(payload, "server")
     created_at = _field(payload, "created_at")
+    identity = payload.get("identity", primary)
+    if not isinstance(identity, str) or not _normal_key_id(identity, registry):
+        raise ApiError(
+            400,
+            "bad_payload",
+            "payload.identity must be an identity id in normal form (the key that signed "
+            "seqno 1 of the chain)",
+        )
     # 3. the signing key is the primary being registered
     if obj.signature.key != primary:
         raise ApiError(
@@ -235,7 +251,14 @@ def check_registration(
             f"{MAX_SKEW_SECONDS // 60} minutes of the server's clock",
             hint="sign a fresh registration (and check your clock)",
         )
-    return Registration(handle, primary, obj.id, obj.canonical())
+    return Registration(handle, primary, obj.id, obj.canonical(), identity)
+
+
+def _normal_key_id(text: str, registry: Registry) -> bool:
+    try:
+        return str(parse_key_id(text, registry)) == text and not text.startswith("npub")
+    except KezError:
+        return False
 
 
 def sigchain_path(primary: str) -> str:

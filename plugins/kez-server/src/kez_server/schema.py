@@ -43,11 +43,15 @@ forks = sa.Table(
 
 # Registered handles. Unique on the handle, on the primary key, and on the
 # id of the registration envelope (a replayed envelope is refused).
+# `identity` is the identity id of the handle's chain (NULL: the primary is
+# the identity id, as in registrations before migration 0002): it stays
+# when the owner rotates and registers the new primary for the same handle.
 handles = sa.Table(
     "kez_handles",
     metadata,
     sa.Column("handle", sa.String(32), primary_key=True),
     sa.Column("primary_key", sa.String(200), nullable=False),
+    sa.Column("identity", sa.String(200), nullable=True),
     sa.Column("envelope_id", sa.String(64), nullable=False),
     sa.Column("envelope", sa.LargeBinary, nullable=False),
     sa.Column("registered_at", sa.String(20), nullable=False),
