@@ -20,7 +20,7 @@ from kez_core.errors import ExitCode, KeyFormatError, StoreError
 from kez_core.keys import normalize_key_id
 from kez_core.keystore import Keystore
 from kez_core.registry import Registry, default_registry
-from kez_core.sigchain import merge_copies
+from kez_core.sigchain import ChainState, merge_copies
 from kez_core.status import Status, to_json
 from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, SubjectReport, recheck_offline, verify_identity, verify_subject
 
@@ -233,7 +233,7 @@ def verify(
         raise typer.Exit(ExitCode.NETWORK)
 
 
-def _check_handle_chain(info: dict[str, Any], state: Any) -> None:
+def _check_handle_chain(info: dict[str, Any], state: ChainState) -> None:
     """The chain a handle points at must be its identity's, and the registered key one of its primaries.
 
     A handle registered before its key was rotated away stays good (like a

@@ -90,12 +90,13 @@ class ChainValidator(OpRules):
 
     def feed(self, line: bytes | str) -> m.Link | None:
         """Validate one JSON Lines line (a trailing newline is allowed). Blank lines are skipped."""
+        verify = not self._trusted  # False only inside feed_trusted
         self.lines_read += 1
         if type(line) is bytes:
             fast = read_canonical(self._parser, line)
             if fast is not None:  # a canonical line (what writers emit): read in one pass
                 obj, payload_jcs, canonical, sig = fast
-                return self._check(obj, payload_jcs, canonical, verify=True, simple=True, sig=sig)
+                return self._check(obj, payload_jcs, canonical, verify=verify, simple=True, sig=sig)
         try:
             read = read_line(self._parser, line)
         except DecodeError as exc:
@@ -103,9 +104,9 @@ class ChainValidator(OpRules):
         if read is None:
             return None
         obj, payload_jcs, canonical, simple = read
-        return self._check(obj, payload_jcs, canonical, verify=True, simple=simple)
+        return self._check(obj, payload_jcs, canonical, verify=verify, simple=simple)
 
-    def feed_trusted(self, line: bytes) -> m.Link | None:
+    def feed_trusted(self, line: bytes | str) -> m.Link | None:
         """Re-read a line this program validated before, to rebuild the state: every rule
         but the signature checks (link, embedded claim and accept signatures).
 
@@ -114,20 +115,9 @@ class ChainValidator(OpRules):
         parsing alone, about a fifth of a full validation. Never for input
         from elsewhere: a changed signature would go unnoticed.
         """
-        self._trusted = True
+        self._trusted = True  # the op rules skip embedded claim and accept signatures
         try:
-            self.lines_read += 1
-            fast = read_canonical(self._parser, line) if type(line) is bytes else None
-            if fast is not None:
-                obj, payload_jcs, canonical, _sig = fast
-                return self._check(obj, payload_jcs, canonical, verify=False, simple=True)
-            read = read_line(self._parser, line)
-            if read is None:
-                return None
-            obj, payload_jcs, canonical, simple = read
-            return self._check(obj, payload_jcs, canonical, verify=False, simple=simple)
-        except DecodeError as exc:
-            raise self._fail(ChainFault.MALFORMED, exc.message, hint=exc.hint) from exc
+            return self.feed(line)
         finally:
             self._trusted = False
 

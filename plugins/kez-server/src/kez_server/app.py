@@ -205,8 +205,8 @@ class KezServer:
             )
         return JSONResponse({**body, "db": "ok"})
 
-    async def lookup(self, request: Request) -> Response:
-        handle = request.path_params["handle"]
+    async def registered(self, handle: str) -> dict[str, Any]:
+        """The stored row of `handle`; ApiError 404 when it is not registered (or not a handle)."""
         row = await self.read(self.store.lookup, handle) if HANDLE_RE.match(handle) else None
         if row is None:
             raise ApiError(
@@ -214,6 +214,11 @@ class KezServer:
                 "not_found",
                 f"no handle {handle[:40]!r} is registered on {self.settings.server_name}",
             )
+        return row
+
+    async def lookup(self, request: Request) -> Response:
+        handle = request.path_params["handle"]
+        row = await self.registered(handle)
         return JSONResponse(self.handle_body(request, row))
 
     async def register(self, request: Request) -> Response:
@@ -331,13 +336,7 @@ class KezServer:
             raise ApiError(
                 404, "not_found", f"this server answers for @{self.settings.server_name} only"
             )
-        row = await self.read(self.store.lookup, handle) if HANDLE_RE.match(handle) else None
-        if row is None:
-            raise ApiError(
-                404,
-                "not_found",
-                f"no handle {handle[:40]!r} is registered on {self.settings.server_name}",
-            )
+        row = await self.registered(handle)
         info = self.handle_body(request, row)
         links = [{"rel": NS + "sigchain", "type": NDJSON, "href": info["sigchain_url"]}]
         rels = request.query_params.getlist("rel")

@@ -63,22 +63,20 @@ class AppendResult:
 
 
 @lru_cache(maxsize=4096)
-def _identity(alg: str, hexkey: str, registry: Registry) -> str | None:
-    text = f"{alg}:{hexkey}"
+def is_identity_id(text: str, registry: Registry) -> bool:
+    """`text` is a key id in normal form (`<alg>:<lowercase hex>`, not an npub): what names a chain."""
     try:
         key = parse_key_id(text, registry)
     except KezError:
-        return None
-    return text if str(key) == text and not text.startswith("npub") else None
+        return False
+    return str(key) == text and not text.startswith("npub")
 
 
 def check_identity(alg: str, hexkey: str, registry: Registry | None = None) -> str:
     """`{alg}:{hex}` from the URL, in normal form; ApiError 400 otherwise."""
-    if len(alg) > 32 or len(hexkey) > 160:
-        identity = None
-    else:
-        identity = _identity(alg, hexkey, registry or default_registry())
-    if identity is None:
+    identity = f"{alg}:{hexkey}"
+    too_long = len(alg) > 32 or len(hexkey) > 160
+    if too_long or not is_identity_id(identity, registry or default_registry()):
         raise ApiError(
             400,
             "bad_identity",

@@ -304,7 +304,7 @@ class Store:
             return None
         except Conflict:
             pass
-        return self._refusal(handle, envelope_id)
+        return self._refusal(envelope_id, handle)
 
     def move_handle(
         self,
@@ -340,20 +340,21 @@ class Store:
             return None
         except Conflict:
             pass
-        return self._refusal(handle, envelope_id, default="primary_taken")
+        return self._refusal(envelope_id)  # the row's handle is ours: not handle_taken
 
-    def _refusal(self, handle: str, envelope_id: str, default: str | None = None) -> str:
-        # Which constraint refused it (the rows are never deleted, so this is stable).
+    def _refusal(self, envelope_id: str, handle: str | None = None) -> str:
+        """Which unique constraint refused a write: `replay`, `handle_taken` (asked only when
+        `handle` is given), else `primary_taken`. Rows are never deleted, so this is stable."""
         with self._reader.connect() as conn:
             if conn.execute(
                 sa.select(handles.c.handle).where(handles.c.envelope_id == envelope_id)
             ).first():
                 return "replay"
-            if default is None and conn.execute(
+            if handle is not None and conn.execute(
                 sa.select(handles.c.handle).where(handles.c.handle == handle)
             ).first():
                 return "handle_taken"
-        return default or "primary_taken"
+        return "primary_taken"
 
 
 def describe(url: str) -> str:

@@ -38,11 +38,11 @@ from typing import Any
 
 import attrs
 from kez_core.errors import KezError, SchemaError
-from kez_core.keys import parse_key_id
 from kez_core.registry import Registry
 from kez_core.signed import SignedObject, verify_signature
 from kez_core.timefmt import parse_time
 
+from .chains import is_identity_id
 from .errors import ApiError
 
 KIND = "handle_registration"
@@ -202,7 +202,7 @@ def check_registration(
     server = _field(payload, "server")
     created_at = _field(payload, "created_at")
     identity = payload.get("identity", primary)
-    if not isinstance(identity, str) or not _normal_key_id(identity, registry):
+    if not isinstance(identity, str) or not is_identity_id(identity, registry):
         raise ApiError(
             400,
             "bad_payload",
@@ -252,13 +252,6 @@ def check_registration(
             hint="sign a fresh registration (and check your clock)",
         )
     return Registration(handle, primary, obj.id, obj.canonical(), identity)
-
-
-def _normal_key_id(text: str, registry: Registry) -> bool:
-    try:
-        return str(parse_key_id(text, registry)) == text and not text.startswith("npub")
-    except KezError:
-        return False
 
 
 def sigchain_path(primary: str) -> str:
