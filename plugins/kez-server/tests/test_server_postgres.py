@@ -182,3 +182,40 @@ def test_sqlite_migrations_are_idempotent(tmp_path):
         assert store.revision() == "0002"
     finally:
         store.close()
+
+
+def test_sqlite_migrations_commit_once(tmp_path):
+    """All migrations and the version update are one write transaction: a second
+    process never sees a half-migrated schema (alembic would commit per migration
+    on SQLite, which it assumes has no transactional DDL)."""
+    store = Store(str(tmp_path / "once.db"))
+    commits: list[object] = []
+    sa.event.listen(store.engine, "commit", commits.append)
+    try:
+        store.migrate()
+        assert store.revision() == "0002"
+        assert len(commits) == 1
+    finally:
+        store.close()
+
+
+def test_sqlite_wal_switch_waits_for_a_locked_file(tmp_path):
+    """Switching a fresh file to WAL is a lock upgrade, for which SQLite skips the
+    busy handler: the connect hook retries instead of failing at once."""
+    import sqlite3
+
+    path = tmp_path / "wal.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    timer = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    timer.start()
+    store = Store(str(path))
+    try:
+        store.ping()
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        timer.join()
+        holder.close()
+        store.close()
