@@ -108,10 +108,14 @@ def _loads(data: str | bytes, decoder: json.JSONDecoder) -> Any:
     return decoder.decode(data)
 
 
-def parse_json(data: str | bytes) -> Any:
-    """Strict JSON: no duplicate keys, no NaN/Infinity, size-capped, typed errors."""
-    if len(data) > MAX_OBJECT_BYTES:
-        raise SizeLimitError(f"JSON object is larger than {MAX_OBJECT_BYTES} bytes")
+def parse_json(data: str | bytes, *, max_bytes: int = MAX_OBJECT_BYTES) -> Any:
+    """Strict JSON: no duplicate keys, no NaN/Infinity, size-capped, typed errors.
+
+    `max_bytes` is one object's cap; messages (which may carry an inline
+    file) pass their own, larger one.
+    """
+    if len(data) > max_bytes:
+        raise SizeLimitError(f"JSON object is larger than {max_bytes} bytes")
     try:
         return _loads(data, _STRICT)
     except DecodeError:

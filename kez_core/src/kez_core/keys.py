@@ -96,10 +96,18 @@ class Signer:
 
     alg: KeyAlgorithm
     secret: bytes
+    # Deriving the public key from the secret costs as much as a signature
+    # (~55 µs for Ed25519), and signing a message or a link asks for the key id
+    # several times: derived once, on first use (a bad secret still fails there).
+    _key_id: str | None = attrs.field(default=None, init=False, eq=False)
 
     @property
     def key_id(self) -> str:
-        return f"{self.alg.name}:{self.alg.format_public(self.alg.public_from_secret(self.secret))}"
+        key_id = self._key_id
+        if key_id is None:
+            key_id = f"{self.alg.name}:{self.alg.format_public(self.alg.public_from_secret(self.secret))}"
+            object.__setattr__(self, "_key_id", key_id)
+        return key_id
 
     def sign(self, message: bytes) -> bytes:
         return self.alg.sign(self.secret, message)

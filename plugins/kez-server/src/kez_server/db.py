@@ -12,15 +12,14 @@ surfaces as `Conflict` and the caller re-reads and decides again.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from kez_core.sqlite import enable_wal
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
@@ -63,33 +62,6 @@ def database_url(db: str) -> str:
     return "sqlite:///" + str(Path(db).expanduser().resolve())
 
 
-def _enable_wal(cursor: Any, *, deadline_s: float = 30.0) -> None:
-    """Switch the file to WAL (persistent: a no-op once any connection did it).
-
-    The switch upgrades a shared lock to an exclusive one, and SQLite does not
-    run the busy handler for lock upgrades (two upgraders would deadlock), so
-    processes opening a fresh file together get `database is locked` at once.
-    We retry here with short sleeps instead; once one of them wins the file is
-    WAL and the others see it on their next look.
-    """
-    give_up = time.monotonic() + deadline_s
-    pause = 0.005
-    while True:
-        try:
-            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() == "wal":
-                return
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() > give_up:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-
-
 def _sqlite_engine(url: str) -> Engine:
     path = url[len("sqlite:///") :]
     if path and not path.startswith("file:"):
@@ -109,7 +81,7 @@ def _sqlite_engine(url: str) -> Engine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA busy_timeout=30000")
-        _enable_wal(cursor)
+        enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

@@ -1,0 +1,66 @@
+"""End-to-end encrypted messages between KEZ identities (spec section 12).
+
+- `message`: the signed plaintext (`kez: "message"`) and its body kinds;
+- `padding`: size buckets, so lengths say little;
+- `envelope`: HPKE sealing to one inbox key, the `kez:e1:` text form, routing ids;
+- `replay`: the persistent store of accepted message ids and the time window;
+- `mailbox`: the whole send and receive paths, and the sender check against a chain.
+
+Transports (NATS, nostr, the server's inbox) only move envelope texts.
+"""
+
+from __future__ import annotations
+
+from .envelope import (
+    PREFIX,
+    InboxSecret,
+    inbox_key_id,
+    open_sealed,
+    parse_inbox_key,
+    routing_id,
+    seal,
+)
+from .errors import EnvelopeError, MessageRefused, MessageTooLarge
+from .mailbox import check_sender, open_envelope, seal_for_devices, seal_message
+from .message import (
+    MAX_MESSAGE_BYTES,
+    Message,
+    ack_body,
+    create_message,
+    message_from_json,
+    read_message,
+    text_body,
+)
+from .padding import BUCKETS, pad, unpad
+from .replay import MAX_AGE, MAX_AHEAD, ReplayStore, check_window
+
+__all__ = [
+    "BUCKETS",
+    "MAX_AGE",
+    "MAX_AHEAD",
+    "MAX_MESSAGE_BYTES",
+    "PREFIX",
+    "EnvelopeError",
+    "InboxSecret",
+    "Message",
+    "MessageRefused",
+    "MessageTooLarge",
+    "ReplayStore",
+    "ack_body",
+    "check_sender",
+    "check_window",
+    "create_message",
+    "inbox_key_id",
+    "message_from_json",
+    "open_envelope",
+    "open_sealed",
+    "pad",
+    "parse_inbox_key",
+    "read_message",
+    "routing_id",
+    "seal",
+    "seal_for_devices",
+    "seal_message",
+    "text_body",
+    "unpad",
+]

@@ -1,0 +1,156 @@
+"""Envelopes: a padded message sealed with HPKE to one inbox key.
+
+RFC 9180 base mode, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+ChaCha20-Poly1305, through `cryptography`'s `hpke.Suite` (single shot: the
+bytes are the encapsulated key `enc` then the ciphertext). The envelope
+carries nothing else: no sender, no recipient, no key id. A recipient tries
+its current inbox keys (a device has one, plus the previous one during a
+rotation), and the inner, signed message says which key it was for.
+
+Text form: `kez:e1:` + base64url without padding of `enc || ciphertext`, so
+every transport (a NATS payload, a nostr event's content, a JSON field of
+the server's inbox) carries the same ASCII string.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Sequence
+
+import attrs
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke, serialization
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+
+from ..errors import DecodeError
+from .errors import EnvelopeError
+from .padding import BUCKETS, MAX_BUCKET, pad, unpad
+
+PREFIX = "kez:e1:"
+SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
+# HPKE `info`: binds every envelope to this protocol and version.
+INFO = b"kez envelope v1"
+ENC_BYTES = 32  # X25519 encapsulated key
+TAG_BYTES = 16  # Poly1305
+_SEALED_SIZES = frozenset(ENC_BYTES + b + TAG_BYTES for b in BUCKETS)
+MAX_ENVELOPE_TEXT = len(PREFIX) + -(-(ENC_BYTES + MAX_BUCKET + TAG_BYTES) * 4 // 3)
+_INBOX_KEY = re.compile(r"^x25519:([0-9a-f]{64})\Z")
+_RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*\Z")
+
+
+def inbox_key_id(public: X25519PublicKey) -> str:
+    """`x25519:<64 hex>`: how chains (`add_inbox`) and messages name an inbox key."""
+    return "x25519:" + public.public_bytes(*_RAW).hex()
+
+
+def parse_inbox_key(text: object) -> X25519PublicKey:
+    """The public key of an `x25519:<64 lowercase hex>` id; DecodeError otherwise."""
+    match = _INBOX_KEY.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise DecodeError(
+            f"inbox key {str(text)[:80]!r} is not x25519:<64 lowercase hex>",
+            hint="inbox keys come from the recipient's chain (add_inbox links)",
+        )
+    return X25519PublicKey.from_public_bytes(bytes.fromhex(match.group(1)))
+
+
+def routing_id(inbox_key: str) -> str:
+    """Where transports deliver envelopes for an inbox key: 32 hex characters.
+
+    Derived from the (public) inbox key, so a sender who read the recipient's
+    chain can address it, and it changes with every weekly inbox rotation.
+    It names no identity, but anyone holding the chain can link the two.
+    """
+    raw = parse_inbox_key(inbox_key).public_bytes(*_RAW)
+    return hashlib.sha256(b"kez route v1\n" + raw).hexdigest()[:32]
+
+
+@attrs.frozen
+class InboxSecret:
+    """The secret half of one inbox key (held by one device; never leaves it)."""
+
+    private: X25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> InboxSecret:
+        return cls(X25519PrivateKey.generate())
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> InboxSecret:
+        if len(raw) != 32:
+            raise DecodeError("an X25519 secret key is 32 bytes")
+        return cls(X25519PrivateKey.from_private_bytes(raw))
+
+    def to_bytes(self) -> bytes:
+        return self.private.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+
+    @property
+    def key_id(self) -> str:
+        return inbox_key_id(self.private.public_key())
+
+    def __repr__(self) -> str:
+        return f"InboxSecret({self.key_id})"
+
+
+def seal(content: bytes, inbox_key: str) -> str:
+    """Pad `content` (a message's JSON) and seal it to `inbox_key`; the envelope's text."""
+    sealed = SUITE.encrypt(pad(content), parse_inbox_key(inbox_key), info=INFO)
+    return PREFIX + base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
+
+
+def envelope_bytes(envelope: str | bytes) -> bytes:
+    """`enc || ciphertext` of an envelope's text form; EnvelopeError for anything else."""
+    if isinstance(envelope, bytes | bytearray):
+        try:
+            envelope = bytes(envelope).decode("ascii")
+        except UnicodeDecodeError:
+            raise EnvelopeError("an envelope is ASCII text starting with kez:e1:") from None
+    if not isinstance(envelope, str):
+        raise EnvelopeError("an envelope is ASCII text starting with kez:e1:")
+    envelope = envelope.strip()
+    if not envelope.startswith(PREFIX):
+        raise EnvelopeError(
+            f"an envelope starts with {PREFIX!r}",
+            hint="a newer sender may use a newer envelope version: upgrade kez",
+        )
+    if len(envelope) > MAX_ENVELOPE_TEXT:
+        raise EnvelopeError(
+            f"envelope is longer than the largest one ({MAX_ENVELOPE_TEXT} characters)"
+        )
+    body = envelope[len(PREFIX) :]
+    if not _B64URL.match(body) or len(body) % 4 == 1:
+        raise EnvelopeError("envelope body is not base64url without padding")
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise EnvelopeError(f"envelope body is not base64url: {exc}") from exc
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != body:
+        raise EnvelopeError(
+            "envelope body is not canonical base64url (stray bits in the last character)"
+        )
+    if len(raw) not in _SEALED_SIZES:
+        raise EnvelopeError(f"envelope of {len(raw)} bytes does not hold a padded message")
+    return raw
+
+
+def open_sealed(envelope: str | bytes, secrets: Sequence[InboxSecret]) -> tuple[bytes, InboxSecret]:
+    """The content and the inbox secret that opened it; EnvelopeError when none of them does."""
+    raw = envelope_bytes(envelope)
+    for secret in secrets:
+        try:
+            padded = SUITE.decrypt(raw, secret.private, info=INFO)
+        except (InvalidTag, ValueError):
+            continue
+        return unpad(padded), secret
+    raise EnvelopeError(
+        "envelope does not open with any of our inbox keys (not for us, or tampered with)",
+        hint="if it was for an inbox key rotated away, keep that key's secret until its messages are read",
+    )

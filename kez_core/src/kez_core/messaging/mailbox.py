@@ -1,0 +1,133 @@
+"""Sending and receiving: seal a signed message (pad, HPKE); open + check + accept one envelope.
+
+The order of the receiving checks matters. The envelope must open with one
+of our inbox keys; the message inside must be well formed and its signature
+valid; it must name us and the very key that opened it (so it was not
+re-wrapped from someone else's inbox); it must be dated inside the window;
+only then is its id recorded in the replay store, so garbage and forgeries
+never fill that store. Whether the signing key belongs to the sender's
+identity needs the sender's chain: `check_sender` decides that against a
+validated `ChainState`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..keys import Signer
+from ..registry import Registry, default_registry
+from ..sigchain.model import ChainState
+from ..signed import SignedObject, verify_signature
+from ..timefmt import now
+from .envelope import InboxSecret, open_sealed, seal
+from .errors import MessageRefused
+from .message import Message, create_message, message_from_json, read_message
+from .replay import ReplayStore, check_window
+
+
+def seal_message(obj: SignedObject, registry: Registry | None = None) -> str:
+    """The envelope of a signed message (`create_message`), sealed to the inbox key it names."""
+    message = read_message(obj, registry)
+    return seal(obj.canonical(), message.inbox_key)
+
+
+def seal_for_devices(
+    signer: Signer,
+    *,
+    sender_identity: str,
+    recipient: ChainState,
+    body: dict[str, Any],
+    at: datetime | None = None,
+    registry: Registry | None = None,
+) -> list[tuple[str, SignedObject, str]]:
+    """One (inbox key, message, envelope) per current inbox key of the recipient's devices.
+
+    Each device has its own inbox key and opens only its own envelope; an
+    identity with no current inbox key cannot be written to (MessageRefused).
+    """
+    at = at or now()
+    keys = recipient.current_inbox_keys(at)
+    if not keys:
+        raise MessageRefused(
+            f"{recipient.identity_id} has no current inbox key",
+            reason="no_inbox_key",
+            hint="the recipient must publish one (add_inbox), or their keys have expired",
+        )
+    out = []
+    for inbox in keys:
+        obj = create_message(
+            signer,
+            sender_identity=sender_identity,
+            recipient=recipient.identity_id,
+            inbox_key=inbox.key,
+            body=body,
+            created_at=at,
+            registry=registry,
+        )
+        out.append((inbox.key, obj, seal(obj.canonical(), inbox.key)))
+    return out
+
+
+def open_envelope(
+    envelope: str | bytes,
+    secrets: Sequence[InboxSecret],
+    *,
+    identity: str,
+    replay: ReplayStore | None,
+    at: datetime | None = None,
+    registry: Registry | None = None,
+) -> Message:
+    """Open an envelope for `identity` and accept its message once (see the module docstring).
+
+    Raises EnvelopeError (not ours, tampered), DecodeError/SchemaError (a
+    malformed message), SignatureError, or MessageRefused. With `replay` None
+    the window is still checked but repeats are not (for tools that only look).
+    """
+    registry = registry or default_registry()
+    at = at or now()
+    content, secret = open_sealed(envelope, secrets)
+    message = message_from_json(content, registry)
+    verify_signature(message.signed, registry)
+    if message.inbox_key != secret.key_id:
+        raise MessageRefused(
+            f"message names inbox key {message.inbox_key}, but {secret.key_id} opened it",
+            reason="wrong_inbox_key",
+            hint="someone re-wrapped a message meant for another inbox",
+        )
+    if message.recipient != identity:
+        raise MessageRefused(
+            f"message is for {message.recipient}, not {identity}",
+            reason="wrong_recipient",
+            hint="someone re-wrapped a message meant for another identity",
+        )
+    if replay is None:
+        check_window(message.created_at, at)
+    else:
+        replay.accept(message.id, message.created_at, at)
+    return message
+
+
+def check_sender(message: Message, sender_chain: ChainState) -> None:
+    """MessageRefused unless `sender_chain` is the sender's and allows its signing key now.
+
+    The key must be the chain's current primary or one of its current
+    devices. A rotated-away primary or a removed device is refused even for
+    a message dated before the change: its secret may be what was lost.
+    """
+    if sender_chain.identity_id != message.sender_identity:
+        raise MessageRefused(
+            f"message says it is from {message.sender_identity}, the chain given is {sender_chain.identity_id}",
+            reason="sender_not_allowed",
+        )
+    role = sender_chain.role_of(message.sender)
+    if role not in ("primary", "device"):
+        what = {"retired": "a rotated-away primary", "recovery": "a recovery key"}.get(
+            role or "", "not a key of this identity"
+        )
+        raise MessageRefused(
+            f"message is signed by {message.sender}, {what}",
+            reason="sender_not_allowed",
+            hint="refresh the sender's chain; if it is current, the message is not from them",
+        )

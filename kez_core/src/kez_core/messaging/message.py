@@ -1,0 +1,166 @@
+"""Messages: the signed plaintext inside an envelope (`kez: "message"`).
+
+The payload names the sender (the key that signs, and the identity whose
+chain allows it), the recipient identity and the recipient inbox key the
+envelope is sealed to. Because those are signed, a recipient who opens an
+envelope can tell that it was meant for them and for that key: nobody can
+take a message they received and re-wrap it to someone else.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from ..codec import parse_json
+from ..errors import DecodeError, SchemaError
+from ..keys import Signer, normal_key_id, normalize_key_id
+from ..registry import Registry, default_registry
+from ..signed import SignedObject, sign
+from ..timefmt import format_time, now, parse_time
+
+KIND = "message"
+# The JSON of one message: the largest padding bucket less its marker byte.
+MAX_MESSAGE_BYTES = 128 * 1024 - 1
+MAX_ACK_IDS = 100
+_NONCE = re.compile(r"^[0-9a-f]{32}\Z")
+_INBOX_KEY = re.compile(r"^x25519:[0-9a-f]{64}\Z")
+_BODY_KIND = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
+_OBJECT_ID = re.compile(r"^[0-9a-f]{64}\Z")
+
+
+@attrs.frozen
+class Message:
+    """A message's fields, read from a signed object whose shape was checked."""
+
+    signed: SignedObject
+    sender: str
+    sender_identity: str
+    recipient: str
+    inbox_key: str
+    created_at: datetime
+    body: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        """The message id: the signed object's id (what acks and the replay store name)."""
+        return self.signed.id
+
+    @property
+    def kind(self) -> str:
+        return str(self.body["kind"])
+
+
+def text_body(text: str) -> dict[str, Any]:
+    return {"kind": "text", "text": text}
+
+
+def ack_body(message_ids: list[str]) -> dict[str, Any]:
+    """An acknowledgement of received messages: itself an encrypted message, never a public event."""
+    return {"kind": "ack", "ids": list(message_ids)}
+
+
+def create_message(
+    signer: Signer,
+    *,
+    sender_identity: str,
+    recipient: str,
+    inbox_key: str,
+    body: dict[str, Any],
+    created_at: datetime | None = None,
+    registry: Registry | None = None,
+) -> SignedObject:
+    """Sign a message to `recipient`'s inbox key `inbox_key`; the body is checked first."""
+    registry = registry or default_registry()
+    payload: dict[str, Any] = {
+        "sender": signer.key_id,
+        "sender_identity": normalize_key_id(sender_identity, registry),
+        "recipient": normalize_key_id(recipient, registry),
+        "inbox_key": inbox_key,
+        "created_at": format_time((created_at or now()).replace(microsecond=0)),
+        "nonce": secrets.token_hex(16),
+        "body": body,
+    }
+    obj = sign(KIND, payload, signer)
+    read_message(obj, registry)  # what a recipient would refuse is refused here, at the sender
+    return obj
+
+
+def message_from_json(data: bytes, registry: Registry | None = None) -> Message:
+    """A message from the JSON an envelope held: strict parse, shape checks (no signature check)."""
+    return read_message(
+        SignedObject.from_dict(parse_json(data, max_bytes=MAX_MESSAGE_BYTES)), registry
+    )
+
+
+def read_message(obj: SignedObject, registry: Registry | None = None) -> Message:
+    """Check that `obj` is a well-formed message and return its fields (no signature check)."""
+    registry = registry or default_registry()
+    if obj.kind != KIND:
+        raise SchemaError(f"expected a message, got a {obj.kind!r} object")
+    p = obj.payload
+    for field in (
+        "sender",
+        "sender_identity",
+        "recipient",
+        "inbox_key",
+        "created_at",
+        "nonce",
+        "body",
+    ):
+        if field not in p:
+            raise SchemaError(f"message payload has no {field!r}")
+    keys = {
+        name: _key(p[name], name, registry) for name in ("sender", "sender_identity", "recipient")
+    }
+    inbox_key = p["inbox_key"]
+    if not isinstance(inbox_key, str) or not _INBOX_KEY.match(inbox_key):
+        raise SchemaError("message inbox_key must be x25519:<64 lowercase hex>")
+    nonce = p["nonce"]
+    if not isinstance(nonce, str) or not _NONCE.match(nonce):
+        raise SchemaError("message nonce must be 32 lowercase hex characters (16 bytes)")
+    created = parse_time(p["created_at"], field="created_at")
+    body = p["body"]
+    _check_body(body)
+    return Message(
+        obj, keys["sender"], keys["sender_identity"], keys["recipient"], inbox_key, created, body
+    )
+
+
+def _key(value: object, field: str, registry: Registry) -> str:
+    try:
+        ok = (
+            isinstance(value, str)
+            and len(value) < 200
+            and normal_key_id(value, registry) is not None
+        )
+    except DecodeError:
+        ok = False
+    if not ok:
+        raise SchemaError(f"message {field} must be a key id in normal form (alg:<lowercase hex>)")
+    return str(value)
+
+
+def _check_body(body: object) -> None:
+    """Known body kinds are checked; other kinds pass (a newer sender's), the app decides."""
+    if not isinstance(body, dict):
+        raise SchemaError("message body must be a JSON object")
+    kind = body.get("kind")
+    if not isinstance(kind, str) or not _BODY_KIND.match(kind):
+        raise SchemaError('message body.kind must be a short lowercase name, e.g. "text"')
+    if kind == "text" and not isinstance(body.get("text"), str):
+        raise SchemaError("a text message's body.text must be a string")
+    if kind == "ack":
+        ids = body.get("ids")
+        if (
+            not isinstance(ids, list)
+            or not 1 <= len(ids) <= MAX_ACK_IDS
+            or not all(isinstance(i, str) and _OBJECT_ID.match(i) for i in ids)
+        ):
+            raise SchemaError(
+                f"an ack's body.ids must list 1 to {MAX_ACK_IDS} message ids (64 lowercase hex)"
+            )
