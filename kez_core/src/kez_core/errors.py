@@ -112,3 +112,17 @@ class PassphraseError(StoreError):
     """A passphrase is needed but none can be obtained, or it is wrong."""
 
     code = "passphrase"
+
+
+class TransportError(KezError):
+    """A message transport could not deliver or receive (server down, refused, timed out)."""
+
+    exit_code = ExitCode.NETWORK
+    code = "transport_error"
+
+
+class EnvelopeTooLarge(KezError):
+    """An envelope is larger than the transport carries in one send (`Transport.max_envelope`)."""
+
+    exit_code = ExitCode.BAD_INPUT
+    code = "envelope_too_large"

@@ -11,6 +11,7 @@ Hooks are synchronous; methods that do I/O are `async`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -195,16 +196,36 @@ class Channel(Protocol):
 
 @runtime_checkable
 class Transport(Protocol):
-    """A way to move encrypted envelopes to an inbox (`nats`, `nostr`, `http`)."""
+    """A way to move encrypted envelopes to an inbox (`nats`, `nostr`, `http`).
+
+    A transport moves envelope texts (`kez:e1:…`, ASCII bytes; see
+    `kez_core.messaging`) to a routing id (32 lowercase hex, from the inbox
+    key) and never looks inside them. `max_envelope` is the largest envelope
+    one `send` carries (a nostr event's content is capped, a NATS server has
+    a max payload); senders choose message sizes that fit.
+    """
 
     name: str
     options: Sequence[ChannelOption]
+    max_envelope: int
 
     async def send(self, routing_id: str, envelope: bytes, ctx: ChannelContext) -> None:
-        """Deliver one envelope to the inbox named by `routing_id`."""
+        """Deliver one envelope to the inbox named by `routing_id`.
 
-    def subscribe(self, routing_id: str, ctx: ChannelContext) -> AsyncIterator[bytes]:
-        """Envelopes arriving for `routing_id`, as they come."""
+        Returns once the server has it (a NATS flush, a relay's OK); raises
+        `kez_core.errors.TransportError` when no server took it, and
+        `EnvelopeTooLarge` above `max_envelope`.
+        """
+
+    def subscribe(
+        self, routing_id: str, ctx: ChannelContext
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """An async context manager; inside it, envelopes for `routing_id` as they come.
+
+        Entering returns once the subscription is live: every envelope sent
+        after that arrives (and, where the server stores them, earlier ones
+        may too; the replay store drops repeats). Leaving closes it.
+        """
 
 
 _REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -226,7 +247,7 @@ _REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     ),
     "encoding": (("name", "priority"), ("encode", "decode", "detect")),
     "channel": (("name", "aliases", "options"), ("normalize_handle", "fetch", "publish")),
-    "transport": (("name", "options"), ("send", "subscribe")),
+    "transport": (("name", "options", "max_envelope"), ("send", "subscribe")),
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from .envelope import (
     PREFIX,
     InboxSecret,
+    check_routing_id,
     inbox_key_id,
     open_sealed,
     parse_inbox_key,
@@ -47,6 +48,7 @@ __all__ = [
     "MessageTooLarge",
     "ReplayStore",
     "ack_body",
+    "check_routing_id",
     "check_sender",
     "check_window",
     "create_message",

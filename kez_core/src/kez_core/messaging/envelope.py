@@ -58,6 +58,19 @@ def parse_inbox_key(text: object) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(bytes.fromhex(match.group(1)))
 
 
+_ROUTING_ID = re.compile(r"^[0-9a-f]{32}\Z")
+
+
+def check_routing_id(value: object) -> str:
+    """`value` when it is a routing id (32 lowercase hex); DecodeError otherwise (for transports)."""
+    if not isinstance(value, str) or not _ROUTING_ID.match(value):
+        raise DecodeError(
+            f"routing id {str(value)[:80]!r} is not 32 lowercase hex characters",
+            hint="routing ids come from kez_core.messaging.routing_id(inbox_key)",
+        )
+    return value
+
+
 def routing_id(inbox_key: str) -> str:
     """Where transports deliver envelopes for an inbox key: 32 hex characters.
 

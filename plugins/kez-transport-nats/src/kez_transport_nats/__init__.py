@@ -1,0 +1,1 @@
+"""KEZ nats transport (work in progress)."""

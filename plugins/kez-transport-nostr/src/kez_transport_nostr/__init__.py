@@ -1,0 +1,1 @@
+"""KEZ nostr transport (work in progress)."""

@@ -1,0 +1,1 @@
+"""Entry point module of the nostr transport (registers nothing yet)."""
