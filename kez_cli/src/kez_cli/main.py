@@ -17,7 +17,7 @@ from kez_core import __version__ as core_version
 from kez_core.errors import ExitCode, KezError
 from kez_core.registry import default_registry
 
-from .commands import claim, demo, handle, identity, plugins, sigchain, verify
+from .commands import claim, demo, handle, identity, message, plugins, sigchain, verify
 from .output import State, report_error, warn
 
 HELP = """KEZ: prove that accounts, keys and domains are all you, with signatures anyone can check.
@@ -59,6 +59,7 @@ def build_app() -> typer.Typer:
     app.add_typer(claim.app, name="claim")
     app.add_typer(sigchain.app, name="sigchain")
     app.add_typer(handle.app, name="handle")
+    message.register(app)
     verify.register(app)
     plugins.register(app)
     demo.register(app)

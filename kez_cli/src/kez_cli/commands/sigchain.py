@@ -312,6 +312,45 @@ def add_recovery(
         note(f"recovery key {key_id} added")
 
 
+@app.command("add-inbox")
+def add_inbox(
+    expires_in: Annotated[
+        str, typer.Option("--expires-in", help="How long senders may use the key: 7d (default), 2w, …")
+    ] = "7d",
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Publish a fresh X25519 inbox key (rotate it weekly; messages are sealed to it).
+
+    The secret is stored first, in the identity's folder, encrypted with the
+    identity's passphrase when its key is; then the link is appended.
+    """
+    from kez_core.messaging import InboxKeyring, InboxSecret
+    from kez_core.timefmt import now
+
+    State.json_mode = json_
+    lifetime = parse_duration(expires_in)
+    store = _store()
+    record, path, builder = _local(store, identity)
+    password = passphrase.provider(f"identity {record.name!r}")
+    signer = _primary(store, record)
+    secret = InboxSecret.generate()
+    at = now()
+    keyring = InboxKeyring(record.path)
+    keyring.add(secret, expires_at=at + lifetime, passphrase=password() if record.encrypted else None, at=at)
+    keyring.prune(at)  # secrets no message can arrive for any more
+    link = builder.add_inbox(signer, secret.key_id, expires_at=at + lifetime, at=at)
+    state = append_links(path, [link], registry=store.registry)
+    expires = link.body["expires_at"]
+    _done(
+        link,
+        state,
+        json_,
+        f"inbox key {secret.key_id} added at seqno {link.seqno}, expires {expires}",
+        {"inbox_key": secret.key_id, "expires_at": expires},
+    )
+
+
 @app.command("show")
 def show(identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
     """Show the chain: identity id, primary, devices, recovery keys, claims and their status."""

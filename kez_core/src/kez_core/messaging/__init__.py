@@ -4,6 +4,7 @@
 - `padding`: size buckets, so lengths say little;
 - `envelope`: HPKE sealing to one inbox key, the `kez:e1:` text form, routing ids;
 - `replay`: the persistent store of accepted message ids and the time window;
+- `keyring`: a device's inbox secrets on disk, kept while messages may still arrive;
 - `mailbox`: the whole send and receive paths, and the sender check against a chain.
 
 Transports (NATS, nostr, the server's inbox) only move envelope texts.
@@ -22,6 +23,7 @@ from .envelope import (
     seal,
 )
 from .errors import EnvelopeError, MessageRefused, MessageTooLarge
+from .keyring import InboxKeyRecord, InboxKeyring
 from .mailbox import check_sender, open_envelope, seal_for_devices, seal_message
 from .message import (
     MAX_MESSAGE_BYTES,
@@ -42,6 +44,8 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "PREFIX",
     "EnvelopeError",
+    "InboxKeyRecord",
+    "InboxKeyring",
     "InboxSecret",
     "Message",
     "MessageRefused",

@@ -1,0 +1,145 @@
+"""`kez sigchain add-inbox` and `kez message seal/open` between two keystores (two people).
+
+In-process (kez_cli.main.main), each person with their own KEZ_HOME; the
+chain files are exchanged as a user would (export, import).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from kez_cli.main import main
+from kez_core.messaging import InboxKeyring
+
+
+@contextmanager
+def person(home: Path):
+    old = os.environ.get("KEZ_HOME")
+    os.environ["KEZ_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        os.environ["KEZ_HOME"] = old if old is not None else ""
+
+
+def kez(capsys, home: Path, *args: str) -> tuple[int, str, str]:
+    with person(home):
+        code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def kez_json(capsys, home: Path, *args: str):
+    code, out, err = kez(capsys, home, *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def two(capsys, tmp_path, monkeypatch):
+    """Alice and Bob, each with an identity, a chain and an inbox key; chains exchanged."""
+    monkeypatch.setenv("KEZ_PASSPHRASE", "")
+    people = {}
+    for name in ("alice", "bob"):
+        home = tmp_path / name
+        kez_json(capsys, home, "identity", "new", "--name", name, "--no-passphrase")
+        kez_json(capsys, home, "sigchain", "init")
+        added = kez_json(capsys, home, "sigchain", "add-inbox")
+        chain = tmp_path / f"{name}.jsonl"
+        kez(capsys, home, "sigchain", "export", str(chain))
+        people[name] = {
+            "home": home,
+            "chain": chain,
+            "inbox": added["inbox_key"],
+            "id": added["identity_id"],
+        }
+    for me, other in (("alice", "bob"), ("bob", "alice")):
+        kez_json(capsys, people[me]["home"], "sigchain", "import", str(people[other]["chain"]))
+    return people
+
+
+def test_add_inbox_stores_the_secret_privately_and_publishes_the_key(capsys, two):
+    bob = two["bob"]
+    shown = kez_json(capsys, bob["home"], "sigchain", "show")
+    assert [k["key"] for k in shown["inbox_keys"]] == [bob["inbox"]]
+    folder = bob["home"] / "identities" / "bob" / "inbox"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [r.key for r in InboxKeyring(folder.parent).records()] == [bob["inbox"]]
+
+
+def test_a_message_from_alice_opens_for_bob_once_with_the_sender_checked(capsys, two):
+    alice, bob = two["alice"], two["bob"]
+    sealed = kez_json(
+        capsys, alice["home"], "message", "seal", "--to", str(bob["chain"]), "--text", "hi bob ✓"
+    )
+    assert [s["inbox_key"] for s in sealed] == [bob["inbox"]]
+    envelope = sealed[0]["envelope"]
+    opened = kez_json(capsys, bob["home"], "message", "open", envelope)
+    assert opened[0]["body"] == {"kind": "text", "text": "hi bob ✓"}
+    assert opened[0]["from"] == alice["id"] and opened[0]["sender_checked"] is True
+    assert opened[0]["message_id"] == sealed[0]["message_id"]
+    code, out, _ = kez(capsys, bob["home"], "message", "open", envelope, "--json")
+    assert code == 1 and json.loads(out)[0]["refused"]["reason"] == "replay"
+
+
+def test_recipients_are_named_by_identity_id_from_the_local_store(capsys, two):
+    alice, bob = two["alice"], two["bob"]
+    code, out, err = kez(
+        capsys, alice["home"], "message", "seal", "--to", bob["id"], "--text", "by id"
+    )
+    assert code == 0, err
+    code, out, err = kez(capsys, bob["home"], "message", "open", out.strip())
+    assert code == 0 and "by id" in out
+
+
+def test_only_the_recipient_can_open_and_garbage_is_refused_politely(capsys, two):
+    alice, bob = two["alice"], two["bob"]
+    sealed = kez_json(
+        capsys, alice["home"], "message", "seal", "--to", str(bob["chain"]), "--text", "x"
+    )
+    code, out, _ = kez(capsys, alice["home"], "message", "open", sealed[0]["envelope"], "--json")
+    assert code == 1 and json.loads(out)[0]["refused"]["error"] == "bad_envelope"
+    code, out, err = kez(capsys, bob["home"], "message", "open", "kez:e1:AAAA")
+    assert code == 1 and "Traceback" not in out + err
+
+
+def test_unknown_recipients_and_missing_inbox_keys_are_clear_errors(capsys, two, tmp_path):
+    alice = two["alice"]
+    code, _, err = kez(capsys, alice["home"], "message", "seal", "--to", "nobody", "--text", "x")
+    assert code == 4 and "neither a chain file nor an identity id" in err
+    carol = tmp_path / "carol"
+    kez_json(capsys, carol, "identity", "new", "--name", "carol", "--no-passphrase")
+    code, _, err = kez(capsys, carol, "message", "open", "kez:e1:AAAA")
+    assert code == 4 and "add-inbox" in err
+    kez_json(capsys, carol, "sigchain", "init")
+    chain = tmp_path / "carol.jsonl"
+    kez_json(capsys, carol, "sigchain", "add-recovery", "--generate", str(tmp_path / "r.pem"))
+    kez(capsys, carol, "sigchain", "export", str(chain))
+    code, _, err = kez(capsys, alice["home"], "message", "seal", "--to", str(chain), "--text", "x")
+    assert code == 1 and "no current inbox key" in err
+
+
+def test_encrypted_identities_keep_inbox_secrets_encrypted(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEZ_PASSPHRASE", "correct horse")
+    home = tmp_path / "dana"
+    kez_json(capsys, home, "identity", "new", "--name", "dana")
+    kez_json(capsys, home, "sigchain", "init")
+    kez_json(capsys, home, "sigchain", "add-inbox", "--expires-in", "2w")
+    pem = next((home / "identities" / "dana" / "inbox").glob("*.pem")).read_bytes()
+    assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    chain = tmp_path / "dana.jsonl"
+    kez(capsys, home, "sigchain", "export", str(chain))
+    sealed = kez_json(capsys, home, "message", "seal", "--to", str(chain), "--text", "note to self")
+    monkeypatch.setenv("KEZ_PASSPHRASE", "wrong")
+    code, _, err = kez(capsys, home, "message", "open", sealed[0]["envelope"])
+    assert code == 4
+    monkeypatch.setenv("KEZ_PASSPHRASE", "correct horse")
+    opened = kez_json(capsys, home, "message", "open", sealed[0]["envelope"])
+    assert opened[0]["body"]["text"] == "note to self"
