@@ -18,6 +18,7 @@ import secrets
 import socket
 import ssl
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -59,6 +60,7 @@ class PublishReply:
     accepted: bool = False
     message: str = ""  # the relay's OK message, or why there was none
     retry_after: float | None = None
+    answered: bool = False  # an OK came back (accepted or refused), as opposed to a failure to talk
 
 
 class _Malformed(Exception):
@@ -229,6 +231,7 @@ async def send_event(url: str, event: dict[str, Any], timeout: float) -> Publish
                 # event is outstanding on this connection, so that OK is ours.
                 if verb == "OK" and len(message) >= 3 and message[1] in (event["id"], ""):
                     reply.accepted = message[2] is True
+                    reply.answered = True
                     reply.message = _item(message, 3) or ("accepted" if reply.accepted else "refused")
                     break
                 if verb == "NOTICE":
@@ -439,3 +442,128 @@ class RelayPool:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self._connections), return_exceptions=True)
+
+
+# ------------------------------------------------------------ a subscription kept open
+
+
+class LiveSubscription:
+    """A REQ left open after EOSE: the stored events, then new ones as the relay receives them.
+
+    `start` connects and sends `["REQ", subid, filter_]` in a background task;
+    every matching `EVENT`, before and after `EOSE`, is handed to `on_event`
+    (awaited, so a slow consumer slows the reading instead of filling memory).
+    Until `EOSE` the relay must say something within `timeout`: connecting
+    and the first answer, then each next one (time spent waiting for
+    `on_event` does not count, so many stored events and a slow consumer are
+    no failure). After `EOSE` (`live` is set) the subscription stays open
+    without a deadline until the relay closes it (`CLOSED`, or the
+    connection ends) or `aclose`. Never
+    raises for what a relay does: `error` says why it ended or never went
+    live, and `ended` is set either way. `on_end` is called once when it ends.
+
+    Used by the nostr transport (`kez-transport-nostr`), which keeps one per
+    relay while a recipient listens for envelopes.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        filter_: dict[str, Any],
+        on_event: Callable[[Any], Awaitable[None]],
+        *,
+        on_end: Callable[[LiveSubscription], None] | None = None,
+    ) -> None:
+        self.url = url
+        self.filter = filter_
+        self.subid = "kez-" + secrets.token_hex(8)
+        self.live = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.error: str | None = None
+        self.notices: list[str] = []
+        self._on_event = on_event
+        self._on_end = on_end
+        self._ws: ClientConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self, timeout: float) -> None:
+        """Open the subscription in the background (call once, inside a running loop)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(timeout))
+            self._task.add_done_callback(_retrieve)
+
+    async def wait_live(self) -> bool:
+        """Wait until the relay sent EOSE (True) or the subscription ended without it (False)."""
+        live = asyncio.ensure_future(self.live.wait())
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({live, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            live.cancel()
+            ended.cancel()
+        return self.live.is_set()
+
+    async def _run(self, timeout: float) -> None:
+        error = "closed the connection"
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                async with _connect(self.url) as ws:
+                    self._ws = ws
+                    await ws.send(_dumps(["REQ", self.subid, self.filter]))
+                    async for raw in ws:
+                        message = _parse(raw)
+                        verb = message[0]
+                        if len(message) < 2 or message[1] != self.subid:
+                            if verb == "NOTICE":
+                                self.notices.append(_item(message, 1))
+                            continue  # AUTH challenges, OK, unknown verbs: not for a read
+                        if verb == "EVENT" and len(message) >= 3:
+                            if self.live.is_set():
+                                await self._on_event(message[2])
+                                continue
+                            # Before EOSE the deadline is an idle timeout: each event
+                            # restarts it, and waiting for the consumer does not count.
+                            deadline.reschedule(None)
+                            await self._on_event(message[2])
+                            deadline.reschedule(asyncio.get_running_loop().time() + timeout)
+                        elif verb == "EOSE" and not self.live.is_set():
+                            deadline.reschedule(None)  # live: no deadline from now on
+                            self.live.set()
+                        elif verb == "CLOSED":
+                            error = f"closed the subscription: {_item(message, 2) or 'no reason given'}"
+                            break
+        except TimeoutError:
+            error = f"no answer within {timeout:g} s"
+        except _Malformed as exc:
+            error = f"sent a malformed message ({exc})"
+        except asyncio.CancelledError:
+            error = "closed by us"
+            raise
+        except Exception as exc:  # noqa: BLE001 - one relay's failure is reported, not raised
+            error = _describe(exc)[0]
+        finally:
+            self._ws = None
+            if self.error is None:
+                self.error = "closed by us" if self._closing else error
+                if self.notices and not self._closing:
+                    self.error += f" (notice: {self.notices[-1]})"
+            self.ended.set()
+            if self._on_end is not None:
+                self._on_end(self)
+
+    async def aclose(self) -> None:
+        """Say CLOSE to the relay (when still connected), close the connection, end the task."""
+        self._closing = True
+        ws = self._ws
+        if ws is not None and self.live.is_set():
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await _say_close(ws, self.subid)
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=CLOSE_TIMEOUT + 1)
+        elif task is None:
+            self.error = self.error or "closed by us"
+            self.ended.set()

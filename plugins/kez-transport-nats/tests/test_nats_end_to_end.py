@@ -1,0 +1,77 @@
+"""A real sealed message over NATS, the plugin as the CLI sees it, and one connection per run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from kez_cli.main import main as kez_main
+from kez_core.keys import Signer
+from kez_core.messaging import (
+    InboxSecret,
+    ReplayStore,
+    create_message,
+    open_envelope,
+    routing_id,
+    seal_message,
+    text_body,
+)
+from kez_core.protocols import ChannelContext
+from kez_core.verifier.scope import RunScope
+from kez_transport_nats.transport import NatsTransport
+
+
+def test_a_sealed_message_travels_over_nats_and_opens(nats_server, tmp_path):
+    alice, bob, inbox = Signer.generate(), Signer.generate(), InboxSecret.generate()
+    obj = create_message(
+        alice,
+        sender_identity=alice.key_id,
+        recipient=bob.key_id,
+        inbox_key=inbox.key_id,
+        body=text_body("hello over NATS"),
+    )
+    envelope = seal_message(obj).encode("ascii")
+    transport, route = NatsTransport(), routing_id(inbox.key_id)
+    ctx = ChannelContext(options=nats_server.ctx_options(), timeout=5)
+
+    async def run() -> bytes:
+        async with transport.subscribe(route, ctx) as incoming:
+            await transport.send(route, envelope, ctx)
+            return await asyncio.wait_for(anext(incoming), 5)
+
+    received = asyncio.run(run())
+    assert received == envelope
+    with ReplayStore(tmp_path / "replay.db") as replay:
+        message = open_envelope(received, [inbox], identity=bob.key_id, replay=replay)
+    assert message.sender == alice.key_id and message.body == text_body("hello over NATS")
+
+
+def test_kez_plugins_lists_the_nats_transport(capsys):
+    assert kez_main(["plugins", "--json"]) == 0
+    plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    nats = plugins["nats"]
+    assert nats["distribution"] == "kez-transport-nats" and nats["state"] == "loaded"
+    assert nats["provides"] == {"transport": ["nats"]}
+
+
+def test_sends_of_one_run_share_one_connection(nats_server):
+    transport, route = NatsTransport(), "ab" * 16
+    envelopes = [b"kez:e1:" + bytes([65 + i]) * 1430 for i in range(5)]
+
+    async def run() -> tuple[list[bytes], bool]:
+        scope = RunScope()
+        ctx = ChannelContext(options=nats_server.ctx_options(), timeout=5, scope=scope)
+        plain = ChannelContext(options=nats_server.ctx_options(), timeout=5)
+        async with transport.subscribe(route, plain) as incoming:
+            await asyncio.gather(*(transport.send(route, e, ctx) for e in envelopes))
+            (shared,) = scope._items.values()
+            first = shared._conn
+            await transport.send(route, envelopes[0], ctx)
+            assert shared._conn is first and not first.closed
+            got = [await asyncio.wait_for(anext(incoming), 5) for _ in range(6)]
+            await scope.aclose()
+            return got, first.closed
+
+    got, closed_at_the_end = asyncio.run(run())
+    assert sorted(got) == sorted(envelopes + envelopes[:1])
+    assert closed_at_the_end

@@ -1,0 +1,138 @@
+"""The `nostr` transport: envelopes as nostr events signed by one-time keys.
+
+`send` signs one event per envelope with a key generated for it (see
+`events`) and hands it to every configured relay at once; `subscribe`
+keeps a `REQ` open on every relay and yields the checked contents.
+
+This module stays cheap to import (`kez --help` loads the plugin's entry
+point): `websockets` and the secp256k1 code are imported inside `send` and
+`subscribe` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from kez_core.errors import EnvelopeTooLarge, TransportError
+from kez_core.messaging.envelope import check_routing_id
+from kez_core.messaging.errors import EnvelopeError
+from kez_core.protocols import ChannelContext, ChannelOption
+
+from .options import RELAY_HINT, RELAYS_OPTION, SINCE_OPTION, lookback, relay_urls
+
+if TYPE_CHECKING:
+    from kez_channel_nostr.relay import PublishReply
+
+    from .inbox import RelayInbox
+
+MAX_ENVELOPE = 32 * 1024  # DESIGN §6: a nostr event's content is at most 32 KiB
+# Once one relay took the event, the others get this much longer (within the
+# timeout) to take it too; then `send` returns rather than wait for a silent one.
+SEND_GRACE = 2.0
+
+
+def envelope_text(envelope: bytes | str, limit: int = MAX_ENVELOPE) -> str:
+    """The envelope as event content; EnvelopeTooLarge over `limit`, EnvelopeError if not ASCII."""
+    if isinstance(envelope, str):
+        raw = envelope.encode("utf-8", "surrogatepass")
+    elif isinstance(envelope, bytes | bytearray | memoryview):
+        raw = bytes(envelope)
+    else:
+        raise EnvelopeError(f"an envelope is bytes, not {type(envelope).__name__}")
+    if len(raw) > limit:
+        raise EnvelopeTooLarge(
+            f"envelope of {len(raw)} bytes is over the nostr transport's {limit} (one event's content)",
+            hint="send a smaller message (files go in chunks), or use another transport",
+        )
+    if not raw.isascii():
+        raise EnvelopeError("an envelope is ASCII text (kez:e1:…); this one is not")
+    return raw.decode("ascii")
+
+
+def _failure(reply: PublishReply) -> str:
+    """`<url> refused it: <reason>` / `<url> timed out (…)` / `<url> unreachable (…)`."""
+    if reply.answered:
+        return f"{reply.url} refused it: {reply.message}"
+    if reply.message.startswith("no OK within"):
+        return f"{reply.url} timed out ({reply.message})"
+    return f"{reply.url} unreachable ({reply.message})"
+
+
+async def _publish(urls: list[str], event: dict[str, Any], timeout: float) -> list[PublishReply]:
+    """Send `event` to every relay at once; stop waiting `SEND_GRACE` s after the first OK true."""
+    from kez_channel_nostr.relay import PublishReply, send_event
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    tasks = {asyncio.ensure_future(send_event(url, event, timeout)): url for url in urls}
+    pending = set(tasks)
+    accepted = False
+    try:
+        while pending and not accepted:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            accepted = any(task.result().accepted for task in done)
+        if pending:
+            grace = max(0.0, min(SEND_GRACE, deadline - loop.time()))
+            _, pending = await asyncio.wait(pending, timeout=grace)
+    finally:
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+    return [
+        task.result()
+        if not task.cancelled()
+        else PublishReply(tasks[task], message="no OK before another relay had taken it")
+        for task in tasks
+    ]
+
+
+@attrs.frozen
+class NostrTransport:
+    """Message transport `nostr`: kind-4243 events tagged `["p", <routing id>]`."""
+
+    name: str = "nostr"
+    options: tuple[ChannelOption, ...] = (RELAYS_OPTION, SINCE_OPTION)
+    max_envelope: int = MAX_ENVELOPE
+
+    async def send(self, routing_id: str, envelope: bytes, ctx: ChannelContext) -> None:
+        """Publish the envelope to every relay; TransportError unless at least one took it."""
+        check_routing_id(routing_id)
+        content = envelope_text(envelope, self.max_envelope)
+        urls = relay_urls(ctx)
+        from .events import envelope_event
+
+        event = envelope_event(routing_id, content)
+        replies = await _publish(urls, event, ctx.timeout)
+        if any(reply.accepted for reply in replies):
+            return
+        raise TransportError(
+            f"no nostr relay took the envelope for routing id {routing_id}: "
+            + "; ".join(_failure(reply) for reply in replies),
+            hint=f"retry later, or add relays that accept kind-4243 events; {RELAY_HINT}",
+        )
+
+    @contextlib.asynccontextmanager
+    async def subscribe(self, routing_id: str, ctx: ChannelContext) -> AsyncIterator[RelayInbox]:
+        """Live once entered (at least one relay sent EOSE); yields a `RelayInbox` of envelopes.
+
+        Asks each relay for kind-4243 events with `#p` = the routing id since
+        now minus the lookback (`--transport-since`, 48 h), so envelopes sent
+        while the recipient was away arrive too.
+        """
+        check_routing_id(routing_id)
+        urls = relay_urls(ctx)
+        since = max(0, int(time.time() - lookback(ctx).total_seconds()))
+        from .inbox import RelayInbox
+
+        inbox = RelayInbox(urls, routing_id, since, ctx.timeout)
+        try:
+            await inbox.open()
+            yield inbox
+        finally:
+            await inbox.aclose()
