@@ -7,60 +7,10 @@ chain files are exchanged as a user would (export, import).
 from __future__ import annotations
 
 import json
-import os
 import stat
-from contextlib import contextmanager
-from pathlib import Path
 
-import pytest
-from kez_cli.main import main
 from kez_core.messaging import InboxKeyring
-
-
-@contextmanager
-def person(home: Path):
-    old = os.environ.get("KEZ_HOME")
-    os.environ["KEZ_HOME"] = str(home)
-    try:
-        yield
-    finally:
-        os.environ["KEZ_HOME"] = old if old is not None else ""
-
-
-def kez(capsys, home: Path, *args: str) -> tuple[int, str, str]:
-    with person(home):
-        code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def kez_json(capsys, home: Path, *args: str):
-    code, out, err = kez(capsys, home, *args, "--json")
-    assert code == 0, err
-    return json.loads(out)
-
-
-@pytest.fixture
-def two(capsys, tmp_path, monkeypatch):
-    """Alice and Bob, each with an identity, a chain and an inbox key; chains exchanged."""
-    monkeypatch.setenv("KEZ_PASSPHRASE", "")
-    people = {}
-    for name in ("alice", "bob"):
-        home = tmp_path / name
-        kez_json(capsys, home, "identity", "new", "--name", name, "--no-passphrase")
-        kez_json(capsys, home, "sigchain", "init")
-        added = kez_json(capsys, home, "sigchain", "add-inbox")
-        chain = tmp_path / f"{name}.jsonl"
-        kez(capsys, home, "sigchain", "export", str(chain))
-        people[name] = {
-            "home": home,
-            "chain": chain,
-            "inbox": added["inbox_key"],
-            "id": added["identity_id"],
-        }
-    for me, other in (("alice", "bob"), ("bob", "alice")):
-        kez_json(capsys, people[me]["home"], "sigchain", "import", str(people[other]["chain"]))
-    return people
+from message_cli_helpers import kez, kez_json
 
 
 def test_add_inbox_stores_the_secret_privately_and_publishes_the_key(capsys, two):
@@ -143,3 +93,16 @@ def test_encrypted_identities_keep_inbox_secrets_encrypted(capsys, tmp_path, mon
     monkeypatch.setenv("KEZ_PASSPHRASE", "correct horse")
     opened = kez_json(capsys, home, "message", "open", sealed[0]["envelope"])
     assert opened[0]["body"]["text"] == "note to self"
+
+
+def test_a_sender_whose_local_chain_is_still_empty_is_shown_unchecked(capsys, two, tmp_path):
+    bob = two["bob"]
+    erin = tmp_path / "erin"
+    kez_json(capsys, erin, "identity", "new", "--name", "erin", "--no-passphrase")
+    started = kez_json(capsys, erin, "sigchain", "init")
+    # Bob has an empty copy of Erin's chain (as `sigchain init` on a shared home would leave).
+    empty = bob["home"] / "chains" / (started["identity_id"].replace(":", "-") + ".jsonl")
+    empty.write_bytes(b"")
+    sealed = kez_json(capsys, erin, "message", "seal", "--to", str(bob["chain"]), "--text", "hi")
+    opened = kez_json(capsys, bob["home"], "message", "open", sealed[0]["envelope"])
+    assert opened[0]["sender_checked"] is False and "sigchain pull" in opened[0]["sender_note"]

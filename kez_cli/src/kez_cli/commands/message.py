@@ -139,7 +139,7 @@ class _Receiver:
         chain = self.senders.get(message.sender_identity)
         if chain is None:
             local = self.store.chain_path(message.sender_identity)
-            if local.is_file():
+            if local.is_file() and read_chain_file(local):  # `sigchain init` leaves an empty file
                 chain = _chain(self.store, str(local), "sender chain")
         out: dict[str, Any] = {
             "message_id": message.id,
@@ -320,18 +320,22 @@ def listen(
         queue: asyncio.Queue[Any] = asyncio.Queue()
         keys = [s.key_id for s in receiver.secrets]
         tasks = [asyncio.create_task(one_key(k, queue)) for k in keys]
+        live = set(tasks)
         deadline = time.monotonic() + wait if wait else None
         try:
             while not count or received < count:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return
+                if not live and queue.empty():
+                    raise TransportError(f"every {via} subscription ended", hint="is the server still up?")
                 getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait([getter, *tasks], timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait([getter, *live], timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                for task in done - {getter}:  # a subscription ended: an error is the answer
+                    live.remove(task)
+                    task.result()
                 if getter not in done:
                     getter.cancel()
-                    for task in done:  # a subscription ended: its error is the answer
-                        task.result()
                     continue
                 kind, value = getter.result()
                 if kind == "live":

@@ -12,30 +12,81 @@ Transports (NATS, nostr, the server's inbox) only move envelope texts.
 
 from __future__ import annotations
 
-from .envelope import (
-    PREFIX,
-    InboxSecret,
-    check_routing_id,
-    inbox_key_id,
-    open_sealed,
-    parse_inbox_key,
-    routing_id,
-    seal,
-)
-from .errors import EnvelopeError, MessageRefused, MessageTooLarge
-from .keyring import InboxKeyRecord, InboxKeyring
-from .mailbox import check_sender, open_envelope, seal_for_devices, seal_message
-from .message import (
-    MAX_MESSAGE_BYTES,
-    Message,
-    ack_body,
-    create_message,
-    message_from_json,
-    read_message,
-    text_body,
-)
-from .padding import BUCKETS, pad, unpad
-from .replay import MAX_AGE, MAX_AHEAD, ReplayStore, check_window
+from typing import TYPE_CHECKING, Any
+
+# Names load on first use (PEP 562): transports import `messaging.envelope`,
+# and that must not pull in the chain, keystore and replay code at CLI start.
+_WHERE = {
+    "BUCKETS": "padding",
+    "EnvelopeError": "errors",
+    "InboxKeyRecord": "keyring",
+    "InboxKeyring": "keyring",
+    "InboxSecret": "envelope",
+    "MAX_AGE": "replay",
+    "MAX_AHEAD": "replay",
+    "MAX_MESSAGE_BYTES": "message",
+    "Message": "message",
+    "MessageRefused": "errors",
+    "MessageTooLarge": "errors",
+    "PREFIX": "envelope",
+    "ReplayStore": "replay",
+    "ack_body": "message",
+    "check_routing_id": "envelope",
+    "check_sender": "mailbox",
+    "check_window": "replay",
+    "create_message": "message",
+    "inbox_key_id": "envelope",
+    "message_from_json": "message",
+    "open_envelope": "mailbox",
+    "open_sealed": "envelope",
+    "pad": "padding",
+    "parse_inbox_key": "envelope",
+    "read_message": "message",
+    "routing_id": "envelope",
+    "seal": "envelope",
+    "seal_for_devices": "mailbox",
+    "seal_message": "mailbox",
+    "text_body": "message",
+    "unpad": "padding",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .envelope import (
+        PREFIX,
+        InboxSecret,
+        check_routing_id,
+        inbox_key_id,
+        open_sealed,
+        parse_inbox_key,
+        routing_id,
+        seal,
+    )
+    from .errors import EnvelopeError, MessageRefused, MessageTooLarge
+    from .keyring import InboxKeyRecord, InboxKeyring
+    from .mailbox import check_sender, open_envelope, seal_for_devices, seal_message
+    from .message import (
+        MAX_MESSAGE_BYTES,
+        Message,
+        ack_body,
+        create_message,
+        message_from_json,
+        read_message,
+        text_body,
+    )
+    from .padding import BUCKETS, pad, unpad
+    from .replay import MAX_AGE, MAX_AHEAD, ReplayStore, check_window
 
 __all__ = [
     "BUCKETS",

