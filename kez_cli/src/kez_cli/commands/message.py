@@ -19,24 +19,20 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kez_core.errors import DecodeError, KezError, StoreError, TransportError
 from kez_core.keys import normalize_key_id
 from kez_core.keystore import IdentityRecord, Keystore
-from kez_core.messaging import (
-    InboxKeyring,
-    Message,
-    ReplayStore,
-    check_sender,
-    open_envelope,
-    routing_id,
-    seal_for_devices,
-)
 from kez_core.registry import default_registry
-from kez_core.sigchain import ChainState, merge_copies
+
+# kez_core.messaging and kez_core.sigchain load inside the commands: every
+# `kez` start imports this module to build the command tree.
+if TYPE_CHECKING:
+    from kez_core.messaging import Message
+    from kez_core.sigchain import ChainState
 
 from .. import passphrase
 from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, split_channel_args
@@ -66,6 +62,8 @@ def _store() -> Keystore:
 
 def _chain(store: Keystore, source: str, what: str) -> ChainState:
     """A validated chain from a file, or from the local store by identity id."""
+    from kez_core.sigchain import merge_copies
+
     path = Path(source).expanduser()
     if not path.is_file():
         try:
@@ -87,6 +85,8 @@ def _chain(store: Keystore, source: str, what: str) -> ChainState:
 
 
 def _sealed(store: Keystore, identity: str | None, to: str, text: str) -> list[dict[str, str]]:
+    from kez_core.messaging import routing_id, seal_for_devices
+
     record = store.get(identity)
     signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
     recipient = _chain(store, to, "--to")
@@ -113,6 +113,8 @@ class _Receiver:
     """Opens envelopes for one local identity: inbox secrets, replay store, sender check."""
 
     def __init__(self, store: Keystore, record: IdentityRecord, sender_chains: list[str]) -> None:
+        from kez_core.messaging import InboxKeyring, ReplayStore
+
         self.store = store
         self.record = record
         keyring = InboxKeyring(record.path)
@@ -126,6 +128,8 @@ class _Receiver:
         self.senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
 
     def open(self, envelope: str | bytes) -> dict[str, Any]:
+        from kez_core.messaging import open_envelope
+
         message = open_envelope(
             envelope,
             self.secrets,
@@ -136,6 +140,8 @@ class _Receiver:
         return self._describe(message)
 
     def _describe(self, message: Message) -> dict[str, Any]:
+        from kez_core.messaging import check_sender
+
         chain = self.senders.get(message.sender_identity)
         if chain is None:
             local = self.store.chain_path(message.sender_identity)
@@ -306,6 +312,8 @@ def listen(
     transport = _transport(via, store.registry)
     _, args = split_channel_args(ctx.args, store.registry)
     channel_ctx = make_context(args, store.registry, timeout)
+    from kez_core.messaging import routing_id
+
     receiver = _Receiver(store, store.get(identity), sender_chain or [])
     received = 0
 
