@@ -106,3 +106,16 @@ def test_a_sender_whose_local_chain_is_still_empty_is_shown_unchecked(capsys, tw
     sealed = kez_json(capsys, erin, "message", "seal", "--to", str(bob["chain"]), "--text", "hi")
     opened = kez_json(capsys, bob["home"], "message", "open", sealed[0]["envelope"])
     assert opened[0]["sender_checked"] is False and "sigchain pull" in opened[0]["sender_note"]
+
+
+def test_building_the_cli_again_does_not_grow_the_message_group():
+    """`main()` builds the command tree per call (tests call it thousands of times)."""
+    import typer
+    from kez_cli.main import build_app
+
+    for _ in range(3):
+        app = build_app()
+        group = next(g for g in app.registered_groups if g.name == "message").typer_instance
+        assert len(group.registered_commands) == 4  # not 4 more per build
+        root = typer.main.get_command(app)
+        assert sorted(root.commands["message"].commands) == ["listen", "open", "seal", "send"]

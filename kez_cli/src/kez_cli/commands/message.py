@@ -40,10 +40,6 @@ from ..io import read_chain_file, read_input
 from ..options import IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, out_console
 
-app = typer.Typer(
-    help="Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys).",
-    no_args_is_help=True,
-)
 
 ToOpt = Annotated[
     str,
@@ -185,7 +181,6 @@ def _transport(via: str, registry: Any) -> Any:
 # ------------------------------------------------------------------ commands
 
 
-@app.command("seal")
 def seal(to: ToOpt, text: TextOpt, identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
     """Sign and seal a text message to every current inbox key of the recipient; print the envelopes.
 
@@ -201,7 +196,6 @@ def seal(to: ToOpt, text: TextOpt, identity: IdentityOpt = None, json_: JsonOpt 
             typer.echo(item["envelope"])
 
 
-@app.command("open")
 def open_(
     envelopes: Annotated[
         list[str] | None, typer.Argument(help="Envelope texts, files holding them (one per line), or - for stdin.")
@@ -371,7 +365,15 @@ def listen(
 
 
 def register(main_app: typer.Typer) -> None:
+    """Add `kez message` to a freshly built root app (a new group each time: `build_app`
+    runs once per in-process `main()`, and a shared group would collect duplicates)."""
+    app = typer.Typer(
+        help="Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys).",
+        no_args_is_help=True,
+    )
     epilog = options_help(default_registry())
+    app.command("seal")(seal)
+    app.command("open")(open_)
     app.command("send", context_settings=CONTEXT_SETTINGS, epilog=epilog)(send)
     app.command("listen", context_settings=CONTEXT_SETTINGS, epilog=epilog)(listen)
     main_app.add_typer(app, name="message")
