@@ -757,7 +757,8 @@ class TransportContract:
                 return ChannelContext(options={"nats_url": f"nats://127.0.0.1:{free_port}"}, timeout=2)
 
     It checks: Protocol conformance and options; that an envelope sent after
-    a subscription is live arrives byte for byte, only at its routing id;
+    a subscription is live arrives byte for byte, only at its routing id; that
+    a real message sealed by `kez_core.messaging` arrives and opens once;
     that a burst of envelopes all arrive; that the largest envelope the
     transport claims to carry does, and one byte more is refused with
     `EnvelopeTooLarge` before anything is sent; that a bad routing id is a
@@ -900,6 +901,38 @@ class TransportContract:
                     routing_id, self.envelope(transport.max_envelope + 1), transport_context
                 )
             )
+
+    def test_a_real_sealed_message_opens_after_the_trip(
+        self, transport: Any, transport_context: Any, tmp_path: Any
+    ) -> None:
+        """A message signed, padded and sealed by kez_core.messaging arrives and opens, once."""
+        from .messaging import (
+            InboxSecret,
+            MessageRefused,
+            ReplayStore,
+            create_message,
+            open_envelope,
+            routing_id,
+            seal_message,
+            text_body,
+        )
+
+        alice, bob, inbox = Signer.generate(), Signer.generate(), InboxSecret.generate()
+        message = create_message(
+            alice,
+            sender_identity=alice.key_id,
+            recipient=bob.key_id,
+            inbox_key=inbox.key_id,
+            body=text_body("hello over " + transport.name),
+        )
+        envelope = seal_message(message).encode("ascii")
+        got = self.exchange(transport, transport_context, routing_id(inbox.key_id), [envelope])
+        assert got == [envelope]
+        with ReplayStore(tmp_path / "replay.db") as replay:
+            opened = open_envelope(got[0], [inbox], identity=bob.key_id, replay=replay)
+            assert opened.id == message.id and opened.sender == alice.key_id
+            with pytest.raises(MessageRefused):  # a second delivery is a replay
+                open_envelope(got[0], [inbox], identity=bob.key_id, replay=replay)
 
     def test_a_bad_routing_id_is_a_decode_error(
         self, transport: Any, transport_context: Any
