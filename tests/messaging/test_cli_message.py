@@ -119,3 +119,21 @@ def test_building_the_cli_again_does_not_grow_the_message_group():
         assert len(group.registered_commands) == 4  # not 4 more per build
         root = typer.main.get_command(app)
         assert sorted(root.commands["message"].commands) == ["listen", "open", "seal", "send"]
+
+
+def test_add_inbox_asks_for_the_passphrase_once(capsys, tmp_path, monkeypatch):
+    """The identity's key and the new inbox secret use one passphrase: one prompt, not two."""
+    import getpass
+
+    from kez_cli import passphrase
+
+    home = tmp_path / "fay"
+    monkeypatch.setenv("KEZ_PASSPHRASE", "pw")
+    kez_json(capsys, home, "identity", "new", "--name", "fay")
+    kez_json(capsys, home, "sigchain", "init")
+    monkeypatch.delenv("KEZ_PASSPHRASE")
+    prompts: list[str] = []
+    monkeypatch.setattr(passphrase, "interactive", lambda: True)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": prompts.append(prompt) or "pw")
+    kez_json(capsys, home, "sigchain", "add-inbox")
+    assert len(prompts) == 1

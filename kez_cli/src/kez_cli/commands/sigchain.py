@@ -332,8 +332,9 @@ def add_inbox(
     lifetime = parse_duration(expires_in)
     store = _store()
     record, path, builder = _local(store, identity)
+    # one provider for the key and the inbox secret: a terminal user is asked once
     password = passphrase.provider(f"identity {record.name!r}")
-    signer = _primary(store, record)
+    signer = store.signer(record.name, password)
     secret = InboxSecret.generate()
     at = now()
     keyring = InboxKeyring(record.path)
