@@ -58,8 +58,6 @@ def _store() -> Keystore:
 
 def _chain(store: Keystore, source: str, what: str) -> ChainState:
     """A validated chain from a file, or from the local store by identity id."""
-    from kez_core.sigchain import merge_copies
-
     path = Path(source).expanduser()
     if not path.is_file():
         try:
@@ -74,7 +72,13 @@ def _chain(store: Keystore, source: str, what: str) -> ChainState:
             raise StoreError(
                 f"no local chain for {identity_id}", hint=f"fetch it with `kez sigchain pull {identity_id}`"
             )
-    merged = merge_copies([read_chain_file(path)], registry=store.registry)
+    return _validated(store, read_chain_file(path), path)
+
+
+def _validated(store: Keystore, lines: list[bytes], path: Path) -> ChainState:
+    from kez_core.sigchain import merge_copies
+
+    merged = merge_copies([lines], registry=store.registry)
     if merged.state is None or merged.fork is not None:
         raise StoreError(f"the chain in {path} is not valid", hint=f"`kez sigchain verify {path}` says why")
     return merged.state
@@ -141,8 +145,9 @@ class _Receiver:
         chain = self.senders.get(message.sender_identity)
         if chain is None:
             local = self.store.chain_path(message.sender_identity)
-            if local.is_file() and read_chain_file(local):  # `sigchain init` leaves an empty file
-                chain = _chain(self.store, str(local), "sender chain")
+            lines = read_chain_file(local, missing_ok=True)
+            if lines:  # none: no copy here, or the empty file `sigchain init` leaves
+                chain = _validated(self.store, lines, local)
         out: dict[str, Any] = {
             "message_id": message.id,
             "from": message.sender_identity,
@@ -174,8 +179,12 @@ def _print_message(data: dict[str, Any]) -> None:
         out_console.print(f"  [dim]{data['sender_note']}[/dim]")
 
 
-def _transport(via: str, registry: Any) -> Any:
-    return registry.transport(via)
+def _transport_setup(ctx: typer.Context, via: str, timeout: float) -> tuple[Keystore, Any, Any]:
+    """The keystore, the `--via` transport and a context from the transport flags given."""
+    store = _store()
+    transport = store.registry.transport(via)
+    _, args = split_channel_args(ctx.args, store.registry)
+    return store, transport, make_context(args, store.registry, timeout)
 
 
 # ------------------------------------------------------------------ commands
@@ -256,10 +265,7 @@ def send(
     --nats-url URL or --transport-relay URL.
     """
     State.json_mode = json_
-    store = _store()
-    transport = _transport(via, store.registry)
-    _, args = split_channel_args(ctx.args, store.registry)
-    channel_ctx = make_context(args, store.registry, timeout)
+    store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
     sealed = _sealed(store, identity, to, text)
 
     async def deliver() -> list[dict[str, Any]]:
@@ -302,10 +308,7 @@ def listen(
     refused envelopes are reported on stderr and skipped.
     """
     State.json_mode = json_
-    store = _store()
-    transport = _transport(via, store.registry)
-    _, args = split_channel_args(ctx.args, store.registry)
-    channel_ctx = make_context(args, store.registry, timeout)
+    store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
     from kez_core.messaging import routing_id
 
     receiver = _Receiver(store, store.get(identity), sender_chain or [])

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import attrs
 from kez_core.errors import EnvelopeTooLarge, TransportError
@@ -38,6 +38,8 @@ from .connection import REACH_HINT, Connection, connect, settle
 # 16 MiB holds about 95 of the largest envelopes, or 11,000 of the smallest.
 PENDING_MSGS_LIMIT = 4096
 PENDING_BYTES_LIMIT = 16 * 1024 * 1024
+
+T = TypeVar("T")
 
 _REFUSED_HINT = (
     "the server's permissions (or its auth callout) do not allow this inbox for these "
@@ -79,24 +81,14 @@ class NatsTransport:
                     hint=f"raise max_payload on the server to at least {self.max_envelope} "
                     "bytes, or send a smaller message",
                 )
-            try:
-                async with asyncio.timeout(ctx.timeout):
-                    await conn.client.publish(subject, data)
-                    await settle(conn.client, ctx.timeout)
-            except TimeoutError as exc:
-                raise TransportError(
-                    f"the NATS server at {config.shown_urls} did not confirm the envelope "
-                    f"within {ctx.timeout:g} s",
-                    hint=REACH_HINT,
-                ) from exc
-            except Exception as exc:  # noqa: BLE001 - the boundary: nothing of nats-py escapes
-                raise _lost(config, conn, exc, "sending") from exc
-            refusal = conn.refusal(subject)
-            if refusal is not None:
-                raise TransportError(
-                    f"the NATS server at {config.shown_urls} refused the envelope: {refusal}",
-                    hint=_REFUSED_HINT,
-                )
+            await _confirmed(
+                conn,
+                subject,
+                ctx.timeout,
+                "envelope",
+                "sending",
+                lambda: conn.client.publish(subject, data),
+            )
 
     def subscribe(
         self, routing_id: str, ctx: ChannelContext
@@ -123,30 +115,53 @@ async def _live_subscription(
     transport: NatsTransport, conn: Connection, subject: str, timeout: float
 ) -> Any:
     """Subscribe and flush: when this returns the server routes `subject` to us."""
+    return await _confirmed(
+        conn,
+        subject,
+        timeout,
+        "subscription",
+        "subscribing",
+        lambda: conn.client.subscribe(
+            subject,
+            pending_msgs_limit=transport.pending_msgs_limit,
+            pending_bytes_limit=transport.pending_bytes_limit,
+        ),
+    )
+
+
+async def _confirmed(
+    conn: Connection,
+    subject: str,
+    timeout: float,
+    what: str,
+    doing: str,
+    command: Callable[[], Awaitable[T]],
+) -> T:
+    """Run one command on `subject` and return once the server has processed it (`settle`).
+
+    A timeout, a broken connection and a permission refusal for `subject`
+    each become a TransportError naming `what` (the envelope, the subscription).
+    """
     config = conn.settings
     try:
         async with asyncio.timeout(timeout):
-            sub = await conn.client.subscribe(
-                subject,
-                pending_msgs_limit=transport.pending_msgs_limit,
-                pending_bytes_limit=transport.pending_bytes_limit,
-            )
+            result = await command()
             await settle(conn.client, timeout)
     except TimeoutError as exc:
         raise TransportError(
-            f"the NATS server at {config.shown_urls} did not confirm the subscription "
+            f"the NATS server at {config.shown_urls} did not confirm the {what} "
             f"within {timeout:g} s",
             hint=REACH_HINT,
         ) from exc
     except Exception as exc:  # noqa: BLE001 - the boundary: nothing of nats-py escapes
-        raise _lost(config, conn, exc, "subscribing") from exc
+        raise _lost(config, conn, exc, doing) from exc
     refusal = conn.refusal(subject)
     if refusal is not None:
         raise TransportError(
-            f"the NATS server at {config.shown_urls} refused the subscription: {refusal}",
+            f"the NATS server at {config.shown_urls} refused the {what}: {refusal}",
             hint=_REFUSED_HINT,
         )
-    return sub
+    return result
 
 
 class NatsInbox:

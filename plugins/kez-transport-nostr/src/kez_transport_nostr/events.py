@@ -30,8 +30,11 @@ from typing import Any
 from kez_core.builtins.bip340 import BIP340
 from kez_core.nostr_event import sign_event, verify_event
 
+# the transport module stays light to import, so the limit lives there
+from .transport import MAX_ENVELOPE
+
 ENVELOPE_KIND = 4243
-MAX_CONTENT = 32 * 1024  # DESIGN §6: an event's content is at most 32 KiB
+MAX_CONTENT = MAX_ENVELOPE  # DESIGN §6: an event's content is at most 32 KiB
 
 
 def envelope_event(routing_id: str, envelope: str, created_at: int | None = None) -> dict[str, Any]:
