@@ -315,10 +315,9 @@ def test_resolver_that_does_not_serve_xrpc(bsky_server, bsky_channel):
 
 def test_a_run_leases_clients_keeps_connections_alive_and_closes_them(bsky_channel, bsky_signer):
     """Within a verification run (`ctx.scope`) a fetch borrows one of the run's clients; its
-    connections stay open for the next fetch (and answer without Nagle delays: the test
-    server turns Nagle off), and the run's end closes every client."""
+    connection stays open for the next fetch (checked by the peer address the server saw,
+    not by a timing that a loaded machine would break), and the run's end closes every client."""
     import asyncio
-    import time
 
     from kez_core.verifier import RunScope
 
@@ -331,9 +330,9 @@ def test_a_run_leases_clients_keeps_connections_alive_and_closes_them(bsky_chann
             scope = RunScope(concurrency=4)
             ctx = ChannelContext(options=server.ctx_options(), timeout=5, scope=scope)
             await bsky_channel.fetch(handles[0], ctx)  # connects
-            started = time.monotonic()
+            first = len(server.peers)
             one_by_one = [await bsky_channel.fetch(h, ctx) for h in handles]
-            elapsed = time.monotonic() - started
+            sequential_peers = set(server.peers[first - 1 :])
             [client] = scope.idle(("bluesky", "httpx"))
             assert not client.is_closed
             at_once = await asyncio.gather(*(bsky_channel.fetch(h, ctx) for h in handles))
@@ -341,10 +340,9 @@ def test_a_run_leases_clients_keeps_connections_alive_and_closes_them(bsky_chann
             assert client in clients and 1 < len(clients) <= len(handles)
             await scope.aclose()
             assert all(c.is_closed for c in clients)
-            return one_by_one + list(at_once), elapsed
+            return one_by_one + list(at_once), sequential_peers
 
-        outcomes, elapsed = run(go())
+        outcomes, sequential_peers = run(go())
     assert all(o.reachable and len(o.candidates) == 1 for o in outcomes)
-    # 30 requests on a kept-alive connection: a few ms each; with Nagle's algorithm on
-    # the server each would wait ~40 ms for the client's delayed ACK.
-    assert elapsed < 0.6, elapsed
+    # 30 requests one after another, every one on the first fetch's kept-alive connection.
+    assert len(sequential_peers) == 1, sequential_peers

@@ -147,6 +147,7 @@ class FakeAtproto:
         self._secret = secrets.token_bytes(32)
         self._revoked: set[str] = set()
         self.requests: list[tuple[str, str]] = []  # (method, path?query with %-escapes decoded)
+        self.peers: list[tuple[str, int]] = []  # client (host, port) of each request: its connection
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -658,6 +659,9 @@ class FakeAtproto:
             target = f"{path}?{unquote(query)}" if query else path
             with self._lock:
                 self.requests.append((scope["method"], target))
+                client = scope.get("client")
+                if client:
+                    self.peers.append((client[0], client[1]))
             delay, fault = self._take_faults(target)
             if self.latency or delay:
                 await asyncio.sleep(self.latency + delay)
