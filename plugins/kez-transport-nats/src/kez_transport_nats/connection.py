@@ -126,6 +126,14 @@ async def connect(settings: NatsSettings, timeout: float) -> Connection:
         options["token"] = settings.token
     if settings.creds is not None:
         options["user_credentials"] = str(settings.creds)
+    elif settings.signer is not None and not settings.token:
+        # The identity's key, for a server whose auth callout is kez-server. nats-py
+        # sends it only when the server asks (a nonce: nkey users are configured).
+        from .auth import ClientAuth
+
+        auth = ClientAuth(settings.signer, settings.identity or settings.signer.key_id)
+        auth.apply(conn.client)
+        options.update(auth.connect_options())
 
     where = settings.shown_urls
     try:
