@@ -79,8 +79,9 @@ def key_base(db: str, keys_dir: str | None = None) -> Path:
         return Path(keys_dir).expanduser() / "kez-server"
     if "://" in db:
         raise ConfigError(
-            f"the NATS keys cannot be kept beside the database {db.split('@')[-1]!r}",
-            hint="pass --nats-keys DIR (or KEZ_SERVER_NATS_KEYS): a folder for the server's nkey seeds",
+            f"the NATS keys cannot be kept beside the database {db.split('@')[-1]!r}: "
+            "pass --nats-keys DIR",
+            hint="a folder for the server's nkey seeds (or set KEZ_SERVER_NATS_KEYS)",
         )
     return Path(db).expanduser().resolve()
 
