@@ -64,18 +64,6 @@ def test_a_missing_creds_file_is_a_config_error(tmp_path):
         send({"nats_url": "nats://127.0.0.1:1", "nats_creds": str(tmp_path / "none.creds")})
 
 
-def test_a_creds_file_without_nkeys_installed_says_what_to_install(tmp_path, nats_server):
-    import importlib.util
-
-    if importlib.util.find_spec("nkeys") is not None:
-        pytest.skip("nkeys is installed here")
-    creds = tmp_path / "user.creds"
-    creds.write_text("-----BEGIN NATS USER JWT-----\nx\n------END NATS USER JWT------\n")
-    with pytest.raises(NatsConfigError) as missing:
-        send({"nats_url": nats_server.url, "nats_creds": str(creds)})
-    assert "nats-py[nkeys]" in missing.value.hint
-
-
 def test_a_server_that_never_answers_is_a_transport_error_within_the_timeout(silent_url):
     started = time.monotonic()
     with pytest.raises(TransportError, match="answered within 1 s"):

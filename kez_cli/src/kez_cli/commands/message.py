@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kez_core.errors import DecodeError, KezError, StoreError, TransportError
-from kez_core.keys import normalize_key_id
+from kez_core.keys import Signer, normalize_key_id
 from kez_core.keystore import IdentityRecord, Keystore
 from kez_core.registry import default_registry
 
@@ -40,6 +40,8 @@ from ..io import read_chain_file, read_input
 from ..options import IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, out_console
 
+
+KEYRING_CHECK = 1.0  # seconds between `listen`'s looks for inbox keys added meanwhile
 
 ToOpt = Annotated[
     str,
@@ -84,11 +86,14 @@ def _validated(store: Keystore, lines: list[bytes], path: Path) -> ChainState:
     return merged.state
 
 
-def _sealed(store: Keystore, identity: str | None, to: str, text: str) -> list[dict[str, str]]:
+def _signer(store: Keystore, identity: str | None) -> tuple[IdentityRecord, Signer]:
+    record = store.get(identity)
+    return record, store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
+
+
+def _sealed(store: Keystore, record: IdentityRecord, signer: Signer, to: str, text: str) -> list[dict[str, str]]:
     from kez_core.messaging import routing_id, seal_for_devices
 
-    record = store.get(identity)
-    signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
     recipient = _chain(store, to, "--to")
     sealed = seal_for_devices(
         signer,
@@ -117,8 +122,9 @@ class _Receiver:
 
         self.store = store
         self.record = record
-        keyring = InboxKeyring(record.path)
-        self.secrets = keyring.secrets(passphrase.provider(f"identity {record.name!r}"))
+        self.passphrase = passphrase.provider(f"identity {record.name!r}")
+        self.keyring = InboxKeyring(record.path)
+        self.secrets = self.keyring.secrets(self.passphrase)
         if not self.secrets:
             raise StoreError(
                 f"identity {record.name!r} has no inbox key",
@@ -126,6 +132,19 @@ class _Receiver:
             )
         self.replay = ReplayStore(Path(record.path) / "replay.db")
         self.senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
+
+    def reload(self) -> list[str]:
+        """Read the keyring again when its keys changed (`kez sigchain add-inbox` meanwhile);
+        the key ids that are new."""
+        stored = {r.key for r in self.keyring.records()}
+        held = {s.key_id for s in self.secrets}
+        if stored <= held:
+            return []
+        self.secrets = self.keyring.secrets(self.passphrase)
+        return [s.key_id for s in self.secrets if s.key_id not in held]
+
+    def signer(self) -> Signer:
+        return self.store.signer(self.record.name, self.passphrase)
 
     def open(self, envelope: str | bytes) -> dict[str, Any]:
         from kez_core.messaging import open_envelope
@@ -187,6 +206,13 @@ def _transport_setup(ctx: typer.Context, via: str, timeout: float) -> tuple[Keys
     return store, transport, make_context(args, store.registry, timeout)
 
 
+def _as_identity(channel_ctx: Any, record: IdentityRecord, signer: Signer) -> None:
+    """Hand the transport our key: a server that wants proof of identity gets it without a flag
+    (the NATS transport signs the server's nonce for a kez-server auth callout, spec §12.5)."""
+    channel_ctx.options["kez_signer"] = signer
+    channel_ctx.options["kez_identity"] = record.identity_id
+
+
 # ------------------------------------------------------------------ commands
 
 
@@ -197,7 +223,8 @@ def seal(to: ToOpt, text: TextOpt, identity: IdentityOpt = None, json_: JsonOpt 
     each envelope's routing id, inbox key and message id).
     """
     State.json_mode = json_
-    sealed = _sealed(_store(), identity, to, text)
+    store = _store()
+    sealed = _sealed(store, *_signer(store, identity), to, text)
     if json_:
         emit_json(sealed)
     else:
@@ -266,7 +293,9 @@ def send(
     """
     State.json_mode = json_
     store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
-    sealed = _sealed(store, identity, to, text)
+    record, signer = _signer(store, identity)
+    _as_identity(channel_ctx, record, signer)
+    sealed = _sealed(store, record, signer, to, text)
 
     async def deliver() -> list[dict[str, Any]]:
         out = []
@@ -312,6 +341,7 @@ def listen(
     from kez_core.messaging import routing_id
 
     receiver = _Receiver(store, store.get(identity), sender_chain or [])
+    _as_identity(channel_ctx, receiver.record, receiver.signer())
     received = 0
 
     async def one_key(key: str, queue: asyncio.Queue[Any]) -> None:
@@ -323,22 +353,40 @@ def listen(
     async def run() -> None:
         nonlocal received
         queue: asyncio.Queue[Any] = asyncio.Queue()
-        keys = [s.key_id for s in receiver.secrets]
-        tasks = [asyncio.create_task(one_key(k, queue)) for k in keys]
-        live = set(tasks)
+        # key -> its subscription; keys added while listening (`kez sigchain add-inbox`)
+        # get one at the next keyring check, and again after a failure (the server
+        # may not hold the new chain yet): only the first keys' failures end the run
+        tasks = {s.key_id: asyncio.create_task(one_key(s.key_id, queue)) for s in receiver.secrets}
+        first = set(tasks)
+        retry: set[str] = set()
         deadline = time.monotonic() + wait if wait else None
+        next_check = time.monotonic() + KEYRING_CHECK
         try:
             while not count or received < count:
-                left = None if deadline is None else deadline - time.monotonic()
+                now_ = time.monotonic()
+                if now_ >= next_check:
+                    next_check = now_ + KEYRING_CHECK
+                    for key in [*receiver.reload(), *sorted(retry)]:
+                        retry.discard(key)
+                        if key not in tasks:
+                            tasks[key] = asyncio.create_task(one_key(key, queue))
+                left = None if deadline is None else deadline - now_
                 if left is not None and left <= 0:
                     return
+                live = set(tasks.values())
                 if not live and queue.empty():
                     raise TransportError(f"every {via} subscription ended", hint="is the server still up?")
+                step = max(0.0, next_check - now_) if left is None else min(left, max(0.0, next_check - now_))
                 getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait([getter, *live], timeout=left, return_when=asyncio.FIRST_COMPLETED)
-                for task in done - {getter}:  # a subscription ended: an error is the answer
-                    live.remove(task)
-                    task.result()
+                done, _ = await asyncio.wait([getter, *live], timeout=step, return_when=asyncio.FIRST_COMPLETED)
+                for key, task in list(tasks.items()):  # a subscription ended: an error is the answer
+                    if task in done:
+                        del tasks[key]
+                        if key in first:
+                            task.result()
+                        elif not task.cancelled() and task.exception() is not None:
+                            note(f"no {via} subscription for inbox key {key} yet: {task.exception()}")
+                            retry.add(key)
                 if getter not in done:
                     getter.cancel()
                     continue
@@ -357,9 +405,9 @@ def listen(
                 else:
                     _print_message(data)
         finally:
-            for task in tasks:
+            for task in tasks.values():
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks.values(), return_exceptions=True)
 
     try:
         asyncio.run(run())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import attrs
 import typer
@@ -16,6 +16,8 @@ from kez_core.errors import KezError
 
 from . import __version__
 from .config import DEFAULT_BIND, DEFAULT_CHAIN_BODY_CAP, DEFAULT_DB, ENV, ServerSettings
+from .nats_config import DEFAULT_NATS_LISTEN
+from .nats_run import NatsOptions
 
 # The flags' defaults are ServerSettings' own: one place says what an unset setting means.
 _DEFAULT = {field.name: field.default for field in attrs.fields(ServerSettings)}
@@ -116,6 +118,39 @@ def serve_command(
             "--log-level", envvar=ENV["log_level"], help="critical, error, warning, info, debug."
         ),
     ] = _DEFAULT["log_level"],
+    nats: Annotated[
+        str | None,
+        typer.Option(
+            "--nats",
+            envvar="KEZ_SERVER_NATS",
+            help="Serve the NATS auth callout on this nats-server (nats://HOST:PORT), "
+            "configured by `kez-server nats-config`.",
+        ),
+    ] = None,
+    with_nats: Annotated[
+        bool,
+        typer.Option(
+            "--with-nats",
+            envvar="KEZ_SERVER_WITH_NATS",
+            help="Start nats-server too (config written beside the keys) and serve its callout.",
+        ),
+    ] = False,
+    nats_listen: Annotated[
+        str,
+        typer.Option(
+            "--nats-listen",
+            envvar="KEZ_SERVER_NATS_LISTEN",
+            help="HOST:PORT of the nats-server --with-nats starts.",
+        ),
+    ] = DEFAULT_NATS_LISTEN,
+    nats_keys: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-keys",
+            envvar="KEZ_SERVER_NATS_KEYS",
+            help="Folder of the NATS nkey seeds (default: beside the SQLite database).",
+        ),
+    ] = None,
 ) -> None:
     """Run the KEZ server (see `kez server --help`)."""
     if not server:
@@ -134,7 +169,42 @@ def serve_command(
         forwarded_allow_ips=forwarded_allow_ips,
         log_level=log_level.lower(),
     )
-    serve(settings)
+    serve(settings, NatsOptions(nats, with_nats, nats_listen, nats_keys))
+
+
+NATS_CONFIG_HELP = """Write a complete nats-server config whose auth callout is this server.
+
+The server's NATS keys (issuer account and callout service user) are made
+on first use beside the database (or in --nats-keys DIR) and kept; the
+config trusts that issuer, names the service user, and has no other users.
+Start nats-server with it (`nats-server -c FILE`), then `kez-server --nats
+nats://HOST:PORT`."""
+
+
+def nats_config_command(
+    out: Annotated[str, typer.Option("--out", help="File to write the config to (mode 0600).")],
+    db: Annotated[
+        str,
+        typer.Option("--db", envvar=ENV["db"], help="The server's database (its keys sit beside it)."),
+    ] = DEFAULT_DB,
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT nats-server listens on.")
+    ] = DEFAULT_NATS_LISTEN,
+    nats_keys: Annotated[
+        str | None,
+        typer.Option(
+            "--nats-keys",
+            envvar="KEZ_SERVER_NATS_KEYS",
+            help="Folder of the NATS nkey seeds (default: beside the SQLite database).",
+        ),
+    ] = None,
+) -> None:
+    """Write the nats-server config (see `kez-server nats-config --help`)."""
+    from .nats_config import load_keys, write_config
+
+    path = write_config(db, listen, out, keys_dir=nats_keys)
+    issuer = load_keys(db, nats_keys).issuer_public
+    sys.stderr.write(f"kez-server: wrote {path} (auth callout issuer {issuer})\n")
 
 
 def _config_error(message: str) -> KezError:
@@ -145,8 +215,12 @@ def _config_error(message: str) -> KezError:
     )
 
 
-def serve(settings: ServerSettings) -> None:
-    """Migrate the database, then serve until interrupted (uvicorn, one process)."""
+def serve(settings: ServerSettings, nats: NatsOptions | None = None) -> None:
+    """Migrate the database, then serve until interrupted (uvicorn, one process).
+
+    With `nats` enabled the same process serves the NATS auth callout, and
+    starts nats-server first for `--with-nats`.
+    """
     import uvicorn
 
     from .app import create_app
@@ -170,16 +244,30 @@ def serve(settings: ServerSettings) -> None:
         f"kez-server {__version__}: handles @{settings.server_name}, "
         f"database {describe(store.url)} (schema {store.revision()}), listening on http://{shown}:{port}\n"
     )
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    uv_options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level,
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "server_header": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if nats is None or not nats.enabled:
+        uvicorn.run(app, **uv_options)
+        return
+    import asyncio
+    import contextlib
+
+    from .nats_run import serve_with_callout, started_nats
+
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(started_nats(settings.db, nats)) if nats.with_nats else nats.url
+        assert url is not None
+        sys.stderr.write(f"kez-server: NATS auth callout on {url}\n")
+        config = uvicorn.Config(app, **uv_options)
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the SIGINT it handled
+            asyncio.run(serve_with_callout(config, store, settings.db, url, nats.keys_dir))
 
 
 class _StartError(KezError):
@@ -195,9 +283,18 @@ def main(argv: list[str] | None = None) -> int:
         code = 0
     else:
         app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-        app.command(help=HELP + "\n\nkez-server --version prints the version.")(serve_command)
+        prog = "kez-server"
+        if args[:1] == ["nats-config"]:  # the one subcommand; the bare command serves
+            app.command(help=NATS_CONFIG_HELP)(nats_config_command)
+            args, prog = args[1:], "kez-server nats-config"
+        else:
+            app.command(
+                help=HELP
+                + "\n\nkez-server --version prints the version; `kez-server nats-config --help` "
+                "writes a nats-server config."
+            )(serve_command)
         try:
-            app(args=args, prog_name="kez-server")
+            app(args=args, prog_name=prog)
             code = 0
         except SystemExit as exc:  # typer ends help, usage errors and runs this way
             code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

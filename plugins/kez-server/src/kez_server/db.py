@@ -279,6 +279,14 @@ class Store:
         rows = self._rows("SELECT handle FROM kez_handles WHERE primary_key = ?", (primary,))
         return rows[0][0] if rows else None
 
+    def handle_of_identity(self, identity: str) -> str | None:
+        """The handle registered for the identity `identity` (its id, whatever its primary now)."""
+        rows = self._rows(
+            "SELECT handle FROM kez_handles WHERE identity = ? OR (identity IS NULL AND primary_key = ?)",
+            (identity, identity),
+        )
+        return rows[0][0] if rows else None
+
     def register(
         self,
         handle: str,

@@ -72,3 +72,49 @@ def running_server(
                 yield RunningServer(url, config, app)
         finally:
             app.state.kez.store.close()
+
+
+@contextmanager
+def running_callout(server: RunningServer, nats_url: str, keys: Any = None) -> Iterator[Any]:
+    """Serve the NATS auth callout of `server` against the nats-server at `nats_url` in a thread.
+
+    `keys` are the server's `NatsKeys` (default: the ones beside its SQLite
+    database, made on first use). Yields the `Authorizer`; returns once the
+    callout is subscribed, stops when the block ends.
+    """
+    import asyncio
+    import threading
+
+    from .nats_callout import Authorizer, run_callout
+    from .nats_config import load_keys
+
+    authorizer = Authorizer(server.store, keys or load_keys(server.settings.db))
+    loop = asyncio.new_event_loop()
+    ready, stop = threading.Event(), asyncio.Event()
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        started = asyncio.Event()
+        task = asyncio.ensure_future(run_callout(nats_url, authorizer, ready=started, stop=stop))
+        await asyncio.wait([task, asyncio.ensure_future(started.wait())], return_when="FIRST_COMPLETED")
+        ready.set()
+        await task
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(main())
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            failure.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=run, name="kez-nats-callout", daemon=True)
+    thread.start()
+    ready.wait(30)
+    if failure:
+        raise failure[0]
+    try:
+        yield authorizer
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

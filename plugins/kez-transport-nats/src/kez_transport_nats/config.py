@@ -49,6 +49,12 @@ CREDS_OPTION = ChannelOption(
 )
 OPTIONS: tuple[ChannelOption, ...] = (URL_OPTION, TOKEN_OPTION, CREDS_OPTION)
 
+# Not flags: the caller's own key, put in `ctx.options` by `kez message send/listen`.
+# With them (and no token or creds) the transport proves the key to a server
+# whose auth callout is kez-server (spec §12.5, `.auth`).
+SIGNER_OPTION = "kez_signer"  # a kez_core.keys.Signer: the identity's primary or device key
+IDENTITY_OPTION = "kez_identity"  # the identity id that key belongs to
+
 _USERINFO = re.compile(r"://[^/?#]*@")
 URL_HINT = (
     "pass --nats-url nats://HOST:PORT (repeatable) or set KEZ_NATS_URL=nats://a:4222,nats://b:4222"
@@ -75,10 +81,14 @@ class NatsSettings:
     urls: tuple[str, ...]
     token: str | None = attrs.field(default=None, repr=False)
     creds: Path | None = None
+    signer: Any = attrs.field(default=None, repr=False)  # kez_core.keys.Signer (see SIGNER_OPTION)
+    identity: str | None = None
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return ("nats", self.urls, self.token, str(self.creds) if self.creds else None)
+        signer = self.signer.key_id if self.signer is not None else None
+        creds = str(self.creds) if self.creds else None
+        return ("nats", self.urls, self.token, creds, signer, self.identity)
 
     @property
     def shown_urls(self) -> str:
@@ -99,7 +109,13 @@ def settings(ctx: ChannelContext) -> NatsSettings:
                 f"NATS credentials file {str(creds)!r} does not exist or is not a file",
                 hint="pass --nats-creds PATH (or KEZ_NATS_CREDS) naming a .creds file",
             )
-    return NatsSettings(urls=server_urls(ctx), token=token, creds=creds)
+    signer = options.get(SIGNER_OPTION)
+    identity = _text(options.get(IDENTITY_OPTION))
+    if signer is not None and identity is None:
+        identity = signer.key_id
+    return NatsSettings(
+        urls=server_urls(ctx), token=token, creds=creds, signer=signer, identity=identity
+    )
 
 
 def server_urls(ctx: ChannelContext) -> tuple[str, ...]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import importlib.util
 import logging
 from typing import Any
 
@@ -24,7 +23,6 @@ import attrs
 from kez_core.errors import TransportError
 
 from .config import NatsSettings
-from .errors import NatsConfigError
 
 log = logging.getLogger("kez_transport_nats")
 
@@ -35,7 +33,9 @@ CLOSE_TIMEOUT = 2.0  # closing flushes what is buffered; a dead server must not 
 
 AUTH_HINT = (
     "check the token (--nats-token / KEZ_NATS_TOKEN) or the credentials file "
-    "(--nats-creds / KEZ_NATS_CREDS) for this server"
+    "(--nats-creds / KEZ_NATS_CREDS) for this server; a server whose auth callout is "
+    "kez-server admits identities with a handle there (kez handle register) whose "
+    "chain it holds (kez sigchain publish)"
 )
 REACH_HINT = (
     "check that a NATS server runs there, or pass --nats-url nats://HOST:PORT "
@@ -88,13 +88,8 @@ async def connect(settings: NatsSettings, timeout: float) -> Connection:
     """A connection to the first configured server that accepts us, within `timeout` seconds.
 
     Raises TransportError (unreachable, refused authorization, timed out,
-    anything nats-py raises) and NatsConfigError (creds without nkeys).
+    anything nats-py raises).
     """
-    if settings.creds is not None and importlib.util.find_spec("nkeys") is None:
-        raise NatsConfigError(
-            "a NATS credentials file needs the nkeys package, which is not installed",
-            hint="install it with the NATS extra: pip install 'nats-py[nkeys]'",
-        )
     from nats import errors as nats_errors
     from nats.aio.client import Client
 
@@ -126,6 +121,14 @@ async def connect(settings: NatsSettings, timeout: float) -> Connection:
         options["token"] = settings.token
     if settings.creds is not None:
         options["user_credentials"] = str(settings.creds)
+    elif settings.signer is not None and not settings.token:
+        # The identity's key, for a server whose auth callout is kez-server. nats-py
+        # sends it only when the server asks (a nonce: nkey users are configured).
+        from .auth import ClientAuth
+
+        auth = ClientAuth(settings.signer, settings.identity or settings.signer.key_id)
+        auth.apply(conn.client)
+        options.update(auth.connect_options())
 
     where = settings.shown_urls
     try:
