@@ -31,7 +31,7 @@ from kez_core.status import Status, to_json
 from kez_core.timefmt import parse_duration
 
 from .. import passphrase
-from ..io import chain_builder, read_chain_file, read_input, write_output
+from ..io import chain_builder, read_chain_file, read_chain_source, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..sigservers import UsageError, configured_servers, server_copies
 from ..output import State, emit_json, note, out_console
@@ -389,11 +389,7 @@ def export(
 
 
 def _read_copies(files: list[str]) -> list[list[bytes]]:
-    copies = []
-    for name in files:
-        text = read_input(name)
-        copies.append([line.encode("utf-8") for line in text.splitlines() if line.strip()])
-    return copies
+    return [read_chain_source(name) for name in files]
 
 
 @app.command("import")
@@ -406,7 +402,9 @@ def import_(
     store = _store()
     copies = _read_copies(files)
     first = merge_copies(copies, registry=store.registry)
-    if first.state is None:
+    if first.state is None or _errors(first):  # a damaged file is refused, not cut at its first bad line
+        if json_:
+            emit_json({"status": "invalid", "errors": _errors(first) or [{"error": "empty", "message": "no links in the input"}]})
         _report_broken(first, json_)
         raise typer.Exit(ExitCode.NOT_VALID)
     local = store.chain_path(first.state.identity_id)
