@@ -34,7 +34,7 @@ from .. import passphrase
 from ..io import chain_builder, read_chain_file, read_chain_source, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..sigservers import UsageError, configured_servers, server_copies
-from ..output import State, emit_json, note, out_console
+from ..output import State, emit_json, note, out_console, warn
 
 app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
 
@@ -374,8 +374,14 @@ def export(
     """Write the chain as canonical JSON Lines (byte-stable: export → import → export is identical)."""
     State.json_mode = json_
     store = _store()
-    record, path, builder = _local(store, identity)
+    record = store.get(identity)
+    path = store.chain_path(record.identity_id)
     merged = merge_copies([_chain_lines(path)], registry=store.registry)
+    # the valid links only: a local chain broken at some link (e.g. one dated in the
+    # future) exports the links before it, which `import` then writes back (docs/sigchain.md §6)
+    broken = merged.copies[0].error if merged.copies else None
+    if broken is not None:
+        warn(f"the local chain is valid up to seqno {len(merged.lines)}; left out from there: {broken.message}")
     data = b"".join(merged.lines)
     if json_:
         emit_json({"identity_id": record.identity_id, "length": len(merged.lines), "jsonl": data.decode("utf-8")})

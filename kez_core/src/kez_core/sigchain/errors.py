@@ -16,6 +16,7 @@ class ChainFault(enum.StrEnum):
     SEQNO = "seqno"  # seqno is not the next number (gap, duplicate, reordering)
     PREV = "prev"  # prev is not the id of the previous link
     TIME = "time"  # created_at goes backwards
+    FUTURE = "future"  # created_at is more than MAX_CLOCK_SKEW ahead of the reader's clock
     SIGNATURE = "signature"  # the link's signature does not verify
     SIGNER = "signer"  # the signing key may not sign this op now
     ROTATED_KEY = "rotated_key"  # a rotated-away primary signed a link after its rotation
