@@ -16,7 +16,6 @@ from kez_core.keys import Signer
 
 SIGNER = Signer.generate()
 CLAIM = create_claim(SIGNER, "github:alice")
-GOOD = CLAIM.compact() if hasattr(CLAIM, "compact") else None
 
 
 def compact(obj) -> str:

@@ -106,7 +106,7 @@ def test_cli_verify_and_import_refuse_a_future_link_and_export_import_repairs(ca
     # a local chain that already holds one (written before this rule): adding refuses ...
     path.write_bytes(copy.read_bytes())
     code, _, err = kez(capsys, "sigchain", "add-recovery", KEYS.new.key_id)
-    assert code == 1 and "future" in err.lower() or "ahead" in err, err
+    assert code == 1 and "ahead" in err.replace("\n", " "), err
     # ... and export + import writes the valid prefix back, so the chain goes on
     good = tmp_path / "good.jsonl"
     assert kez(capsys, "sigchain", "export", str(good))[0] == 0

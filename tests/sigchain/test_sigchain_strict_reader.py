@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-import sys
-from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from kez_cli.main import main
 from kez_core.sigchain import ChainError, merge_copies, validate_lines
 from sigchain_helpers import builder, make_keys
@@ -110,8 +106,6 @@ def test_cli_line_numbers_are_physical_lines(capsys, tmp_path):
 def test_cli_verify_and_import_read_chain_files_over_4_mib(capsys, tmp_path):
     # long device names (64 characters) and many links: a > 4 MiB chain, built quickly
     b = builder()
-    import kez_core.sigchain.model as m
-
     primary = KEYS.primary
     n = 0
     path = tmp_path / "big.jsonl"
@@ -122,7 +116,7 @@ def test_cli_verify_and_import_read_chain_files_over_4_mib(capsys, tmp_path):
         while size <= 4 * 1024 * 1024 + 1000:
             link = b.add_recovery(primary, _fresh_key())
             fp.write(link.line)
-            size += len(link.line) + 0
+            size += len(link.line)
             n += 1
             b.lines.clear()
     assert path.stat().st_size > 4 * 1024 * 1024
