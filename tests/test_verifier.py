@@ -254,6 +254,16 @@ def test_verify_subject_reports_each_claim_found(registry, channel):
     assert run(verify_subject("mem:dave", registry=registry, policy=FAST)).status is Status.NOT_FOUND
 
 
+def test_a_broken_block_beside_the_proof_does_not_hide_it(registry, channel):
+    """Issue 13 §6: one text (a gist) holding an empty ```kez block, a broken one and the proof."""
+    alice = Signer.generate("ed25519", registry)
+    good = create_claim(alice, "mem:erin", registry=registry)
+    text = "```kez\n```\n\n```kez\nkez:z1:AAAAbroken\n```\n\n" + encode(good, "markdown", registry)
+    channel.texts["erin"] = [text]
+    report = run(verify_subject("mem:erin", registry=registry, policy=FAST))
+    assert report.status is Status.VALID and [c.claim_id for c in report.claims] == [good.id]
+
+
 # ------------------------------------------------------------------ run scope
 
 

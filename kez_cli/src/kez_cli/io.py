@@ -61,6 +61,25 @@ def read_chain_file(path: Path, *, missing_ok: bool = False) -> list[bytes]:
         raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
 
 
+def read_chain_source(source: str) -> list[bytes]:
+    """The lines of a chain copy named on the command line: a FILE, or `-` for stdin.
+
+    Read as a stream of bounded lines (any file size; a line over 64 KiB is
+    refused), split at `\\n` only, blank lines kept so that error messages
+    name physical lines. The validator judges every line as given.
+    """
+    if source != "-":
+        path = Path(source)
+        if not path.exists():
+            raise StoreError(f"no such file: {source}")
+        return read_chain_file(path)
+    from kez_core.sigchain import iter_file_lines
+
+    if sys.stdin is None:
+        raise DecodeError("nothing to read", hint="pass a FILE, or pipe the input and use -")
+    return list(iter_file_lines(sys.stdin.buffer))
+
+
 def chain_builder(lines: list[bytes], registry):
     """A builder continuing `lines` (a new chain when there are none)."""
     from kez_core.sigchain import SigchainBuilder

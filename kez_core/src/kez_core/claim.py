@@ -21,13 +21,13 @@ from .signed import SignedObject, sign, verify_signature
 from .status import ClaimCheck, Status, claim_check
 from .subjects import MAX_HANDLE, normalize_subject
 from .subjects import _normalize_cached as _normalize_subject_cached
-from .timefmt import format_time, now, parse_time
+from .timefmt import MAX_CLOCK_SKEW, format_time, now, parse_time
 
 KIND = "claim"
 _NONCE = re.compile(r"^[0-9a-f]{32}\Z")
 _NONCE_MATCH = _NONCE.match
 # A claim dated further ahead than this is refused: clocks drift, but not by hours.
-FUTURE_TOLERANCE = timedelta(minutes=5)
+FUTURE_TOLERANCE = MAX_CLOCK_SKEW
 
 
 @attrs.frozen

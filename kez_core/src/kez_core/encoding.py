@@ -8,9 +8,11 @@ which is how proofs in profile fields and posts are read.
 
 from __future__ import annotations
 
-from .builtins.encodings import CompactEncoding, JsonEncoding
+import attrs
+
+from .builtins.encodings import CompactEncoding, JsonEncoding, MarkdownEncoding, decode_block
 from .codec import COMPACT_PREFIX, COMPACT_TOKEN, check_text, compact_decode, compact_decode_plain
-from .errors import DecodeError
+from .errors import DecodeError, KezError
 from .protocols import Encoding
 from .registry import Registry, default_registry
 from .signed import SignedObject
@@ -46,8 +48,54 @@ def _compact_leads(order: list[Encoding]) -> bool:
     return first is CompactEncoding or (first is JsonEncoding and len(order) > 1 and type(order[1]) is CompactEncoding)
 
 
+@attrs.frozen
+class Candidate:
+    """One place in a text that should hold a KEZ object: what it decoded to, or why not."""
+
+    where: str  # e.g. "compact", "```kez block 2", "token 3"
+    obj: SignedObject | None = None
+    error: KezError | None = None
+
+
+def decode_candidates(text: str | bytes, registry: Registry | None = None) -> list[Candidate]:
+    """Every candidate in `text`, each decoded on its own (issue 13: one broken block or
+    token must not hide a valid proof beside it).
+
+    ```kez blocks and compact tokens in prose are one candidate each; any
+    other form (json, compact, dns, a plugin's) is one candidate holding what
+    its encoding decodes. DecodeError only when the text as a whole cannot be
+    read (not text, too large) or holds no candidate at all.
+    """
+    registry = registry or default_registry()
+    text = check_text(text)
+    registry.load()
+    enc = _detect(text, registry)
+    if enc is not None:
+        if isinstance(enc, MarkdownEncoding):
+            return [_one(f"```kez block {i}", decode_block, body) for i, body in enumerate(enc.blocks(text), 1)]
+        try:
+            return [Candidate(enc.name, obj) for obj in enc.decode(text)]
+        except KezError as exc:
+            return [Candidate(enc.name, error=exc)]
+    tokens = COMPACT_TOKEN.findall(text)
+    if not tokens:
+        raise DecodeError(
+            "input is not a KEZ object in any known encoding",
+            hint="expected JSON, kez:z1:…, a ```kez fenced block or a DNS TXT record",
+        )
+    return [_one(f"token {i}", compact_decode, token) for i, token in enumerate(tokens, 1)]
+
+
+def _one(where: str, decode, part: str) -> Candidate:  # type: ignore[no-untyped-def]
+    try:
+        return Candidate(where, decode(part))
+    except KezError as exc:
+        return Candidate(where, error=exc)
+
+
 def decode_any(text: str | bytes, registry: Registry | None = None) -> list[SignedObject]:
-    """Every signed object in `text`, whatever its encoding. Raises DecodeError."""
+    """Every signed object in `text`, whatever its encoding. Raises DecodeError when any
+    part fails (see `decode_candidates` to judge each part on its own)."""
     registry = registry or default_registry()
     text = check_text(text)
     registry.load()

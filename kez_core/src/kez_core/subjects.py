@@ -10,7 +10,10 @@ plugin's `normalize_handle` is used for any other prefix.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
+
+import idna
 
 from .errors import DecodeError, KeyFormatError, UnknownNameError
 from .registry import Registry, default_registry
@@ -23,14 +26,61 @@ _AP_USER = re.compile(r"^[a-z0-9_.~-]{1,64}\Z")
 _DID = re.compile(r"^did:(plc:[a-z2-7]{24}|web:[a-z0-9.%:-]+)\Z")
 MAX_HANDLE = 253
 _SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]").search
+_TRIM = " \t\r\n"  # what is trimmed around a subject and a handle: ASCII whitespace only
+# Unicode categories no handle may hold: controls, format characters (zero-width, bidi),
+# surrogates, and every kind of space and line or paragraph separator (spec §5).
+_BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+_JOINERS = frozenset("\u200c\u200d")  # ZWNJ, ZWJ: IDNA 2008 allows them in context (CONTEXTJ)
+_HOST_CHANNELS = frozenset({"dns", "bluesky", "ap"})
+
+
+def _bad_char(handle: str, allowed: frozenset[str] = frozenset()) -> str | None:
+    """The first whitespace or control/format character of `handle`, if any."""
+    if handle.isascii():
+        match = _SPACE_OR_CONTROL(handle)
+        return None if match is None else match.group()
+    for ch in handle:
+        if (ch.isspace() or unicodedata.category(ch) in _BAD_CATEGORIES) and ch not in allowed:
+            return ch
+    return None
+
+
+@lru_cache(maxsize=1024)
+def _dropped_by_uts46(ch: str) -> bool:
+    """True for a character UTS 46 maps to nothing ("ignored": U+00AD, U+200B, U+2060,
+    variation selectors, …): it would vanish from the name without a word."""
+    try:
+        return idna.uts46_remap(ch, std3_rules=False, transitional=False) == ""
+    except idna.IDNAError:
+        return False  # disallowed: idna.encode refuses it with its own message
 
 
 def _hostname(text: str, what: str) -> str:
-    host = text.strip().rstrip(".").lower()
-    try:
-        host = host.encode("idna").decode("ascii") if not host.isascii() else host
-    except UnicodeError as exc:
-        raise DecodeError(f"{what} {text!r} is not a valid domain name") from exc
+    """A domain name in normal form: IDNA 2008 with UTS 46 mapping, non-transitional (as
+    browsers do: `faß.de` is `xn--fa-hia.de`, not `fass.de`), A-labels, lowercase.
+
+    What IDNA 2008 refuses is refused, and so is any character its mapping
+    would drop silently: a name is never signed as a different one.
+    """
+    host = text.strip(_TRIM).rstrip(".")
+    if host.isascii():
+        host = host.lower()
+        if "xn--" in host:  # A-labels must be valid IDNA 2008 (and stay as written)
+            try:
+                idna.decode(host)
+            except (idna.IDNAError, UnicodeError) as exc:
+                raise DecodeError(f"{what} {text!r} is not a valid IDNA 2008 domain name: {exc}") from exc
+    else:
+        for ch in host:
+            if ord(ch) > 0x7F and _dropped_by_uts46(ch):
+                raise DecodeError(
+                    f"{what} {text!r} holds U+{ord(ch):04X}, which IDNA would drop silently",
+                    hint="remove invisible characters from the name",
+                )
+        try:
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise DecodeError(f"{what} {text!r} is not a valid IDNA 2008 domain name: {exc}") from exc
     labels = host.split(".")
     if len(host) > MAX_HANDLE or len(labels) < 2 or not all(_HOST_LABEL.match(x) for x in labels):
         raise DecodeError(f"{what} {text!r} is not a valid domain name", hint="e.g. example.org")
@@ -99,7 +149,7 @@ def _normalize_cached(subject: str, registry: Registry) -> str:
 def _normalize(subject: object, registry: Registry) -> str:
     if not isinstance(subject, str):
         raise DecodeError("a subject must be text like github:alice")
-    channel, sep, handle = subject.strip().partition(":")
+    channel, sep, handle = subject.strip(_TRIM).partition(":")
     channel = channel.lower()
     channel = ALIASES.get(channel, channel)
     if not sep or not handle or not _CHANNEL.match(channel):
@@ -107,8 +157,15 @@ def _normalize(subject: object, registry: Registry) -> str:
             f"subject {subject[:80]!r} is not <channel>:<handle>",
             hint="e.g. github:alice, dns:example.org, nostr:npub1…, bluesky:alice.bsky.social, ap:alice@host",
         )
-    if _SPACE_OR_CONTROL(handle.strip()) or len(handle) > MAX_HANDLE:
-        raise DecodeError(f"subject {subject[:80]!r} has spaces, control characters or is too long")
+    handle = handle.strip(_TRIM)
+    if len(handle) > MAX_HANDLE:
+        raise DecodeError(f"subject {subject[:80]!r} is too long (a handle has at most {MAX_HANDLE} characters)")
+    bad = _bad_char(handle, _JOINERS if channel in _HOST_CHANNELS else frozenset())
+    if bad is not None:
+        raise DecodeError(
+            f"subject {subject[:80]!r} holds U+{ord(bad):04X} ({unicodedata.name(bad, 'a control character')}): "
+            "handles have no whitespace, control or invisible characters",
+        )
     if channel == "nostr":
         return f"nostr:{_nostr(handle, registry)}"
     builtin = _BUILTIN.get(channel)
@@ -117,5 +174,5 @@ def _normalize(subject: object, registry: Registry) -> str:
     try:
         plugin = registry.channel(channel)
     except UnknownNameError:
-        return f"{channel}:{handle.strip()}"
+        return f"{channel}:{handle}"
     return f"{plugin.name}:{plugin.normalize_handle(handle)}"

@@ -19,6 +19,11 @@ _DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdwy])\s*\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
 
 
+# How far ahead of the reader's clock a signed time may be (a link's created_at, a
+# claim's created_at, a message's created_at): clocks disagree by seconds, not
+# minutes, and anything later is refused. One constant, so every reader agrees.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
 _last_now: tuple[int, datetime] = (0, datetime.fromtimestamp(0, UTC))
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from kez_core.claim import check_claim, create_claim
-from kez_core.encoding import decode_any, detect
+from kez_core.encoding import decode_any, decode_candidates, detect
 from kez_core.errors import ExitCode, KezError
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
@@ -71,34 +71,64 @@ def verify(
     source: Annotated[str | None, typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped).")] = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Verify a claim offline (any encoding, auto-detected). Exit 0 only when valid."""
+    """Verify a claim offline (any encoding, auto-detected). Exit 0 only when every candidate is valid.
+
+    Each ```kez block and each compact token in prose is checked on its own,
+    so a broken one is reported beside a valid one instead of hiding it.
+    """
     State.json_mode = json_
     registry = default_registry()
     text = read_input(source)
     encoding = detect(text, registry)
     try:
-        objects = decode_any(text, registry)
+        candidates = decode_candidates(text, registry)
     except KezError as exc:
         if not json_:
             raise
         emit_json({"status": "invalid", "reason": exc.message, "error": exc.code, "primary": None,
-                   "subject": None, "claim_id": None, "claims": []})
+                   "subject": None, "claim_id": None, "claims": [], "candidates": []})
         raise typer.Exit(exc.exit_code) from exc
+    decoded = [c for c in candidates if c.obj is not None]
+    if not decoded:  # nothing readable at all: the input is bad, as before
+        first = candidates[0].error
+        assert first is not None
+        if json_:
+            emit_json({"status": "invalid", "reason": first.message, "error": first.code, "primary": None,
+                       "subject": None, "claim_id": None, "claims": [],
+                       "candidates": [_broken_dict(c) for c in candidates]})
+            raise typer.Exit(first.exit_code)
+        raise first
     at = now()
-    checks = [check_claim(obj, registry=registry, at=at, source=source or "-") for obj in objects]
-    ok = all(c.ok for c in checks)
+    checks = {id(c): check_claim(c.obj, registry=registry, at=at, source=source or "-") for c in decoded}
+    ok = len(decoded) == len(candidates) and all(check.ok for check in checks.values())
+    results = [
+        {"candidate": c.where, **_result_dict(checks[id(c)], encoding)} if c.obj is not None else _broken_dict(c)
+        for c in candidates
+    ]
     if json_:
-        first = _result_dict(checks[0], encoding)
-        overall = first if len(checks) == 1 else {**first, "status": "valid" if ok else "invalid"}
-        emit_json({**overall, "claims": [_result_dict(c, encoding) for c in checks]})
+        claims = [_result_dict(checks[id(c)], encoding) for c in decoded]
+        first = claims[0]
+        overall = first if len(candidates) == 1 else {**first, "status": "valid" if ok else "invalid"}
+        emit_json({**overall, "claims": claims, "candidates": results})
     else:
-        for c in checks:
-            style = _STYLE.get(c.status, "red")
-            out_console.print(f"[{style} bold]{c.status.value}[/]  {c.subject or '?'}  ({c.reason})")
-            if c.claim_id:
-                out_console.print(f"  [dim]claim id {c.claim_id}[/dim]")
+        for c in candidates:
+            if c.obj is None:
+                out_console.print("[red bold]invalid[/]  ", end="")
+                out_console.print(f"{c.where}: {c.error}", markup=False, highlight=False)
+                continue
+            check = checks[id(c)]
+            style = _STYLE.get(check.status, "red")
+            out_console.print(f"[{style} bold]{check.status.value}[/]  {check.subject or '?'}  ({check.reason})")
+            if check.claim_id:
+                out_console.print(f"  [dim]claim id {check.claim_id}[/dim]")
     if not ok:
         raise typer.Exit(ExitCode.NOT_VALID)
+
+
+def _broken_dict(candidate: Any) -> dict[str, Any]:
+    error = candidate.error
+    return {"candidate": candidate.where, "status": "invalid", "reason": error.message, "error": error.code,
+            "primary": None, "subject": None, "claim_id": None}
 
 
 @app.command("decode")

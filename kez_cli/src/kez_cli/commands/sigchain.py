@@ -31,10 +31,10 @@ from kez_core.status import Status, to_json
 from kez_core.timefmt import parse_duration
 
 from .. import passphrase
-from ..io import chain_builder, read_chain_file, read_input, write_output
+from ..io import chain_builder, read_chain_file, read_chain_source, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..sigservers import UsageError, configured_servers, server_copies
-from ..output import State, emit_json, note, out_console
+from ..output import State, emit_json, note, out_console, warn
 
 app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
 
@@ -374,8 +374,14 @@ def export(
     """Write the chain as canonical JSON Lines (byte-stable: export → import → export is identical)."""
     State.json_mode = json_
     store = _store()
-    record, path, builder = _local(store, identity)
+    record = store.get(identity)
+    path = store.chain_path(record.identity_id)
     merged = merge_copies([_chain_lines(path)], registry=store.registry)
+    # the valid links only: a local chain broken at some link (e.g. one dated in the
+    # future) exports the links before it, which `import` then writes back (docs/sigchain.md §6)
+    broken = merged.copies[0].error if merged.copies else None
+    if broken is not None:
+        warn(f"the local chain is valid up to seqno {len(merged.lines)}; left out from there: {broken.message}")
     data = b"".join(merged.lines)
     if json_:
         emit_json({"identity_id": record.identity_id, "length": len(merged.lines), "jsonl": data.decode("utf-8")})
@@ -389,11 +395,7 @@ def export(
 
 
 def _read_copies(files: list[str]) -> list[list[bytes]]:
-    copies = []
-    for name in files:
-        text = read_input(name)
-        copies.append([line.encode("utf-8") for line in text.splitlines() if line.strip()])
-    return copies
+    return [read_chain_source(name) for name in files]
 
 
 @app.command("import")
@@ -406,7 +408,9 @@ def import_(
     store = _store()
     copies = _read_copies(files)
     first = merge_copies(copies, registry=store.registry)
-    if first.state is None:
+    if first.state is None or _errors(first):  # a damaged file is refused, not cut at its first bad line
+        if json_:
+            emit_json({"status": "invalid", "errors": _errors(first) or [{"error": "empty", "message": "no links in the input"}]})
         _report_broken(first, json_)
         raise typer.Exit(ExitCode.NOT_VALID)
     local = store.chain_path(first.state.identity_id)

@@ -11,8 +11,10 @@ from ..codec import COMPACT_PREFIX, check_text, compact_decode, compact_encode, 
 from ..errors import DecodeError
 from ..signed import SignedObject
 
+# The body is optional: an empty block (```kez, then the closing fence) is a block of
+# its own, not the start of one that runs on to the next block's closing fence.
 _FENCE = re.compile(
-    r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*kez[ \t]*\r?\n(?P<body>.*?)\r?\n(?P=indent)(?P=fence)[`~]*[ \t]*\r?$",
+    r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})[ \t]*kez[ \t]*\r?\n(?:(?P<body>.*?)\r?\n)??(?P=indent)(?P=fence)[`~]*[ \t]*\r?$",
     re.MULTILINE | re.DOTALL,
 )
 _FENCE_START = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*kez[ \t]*\r?$", re.MULTILINE)
@@ -68,15 +70,27 @@ class MarkdownEncoding:
         return f"```kez\n{compact_encode(obj)}\n```\n"
 
     def decode(self, text: str) -> list[SignedObject]:
+        return [decode_block(body) for body in self.blocks(text)]
+
+    @staticmethod
+    def blocks(text: str) -> list[str]:
+        """The body of every complete ```kez block, in order (DecodeError when there is none)."""
         text = check_text(text)
-        blocks = [m.group("body") for m in _FENCE.finditer(text)]
+        blocks = [m.group("body") or "" for m in _FENCE.finditer(text)]
         if not blocks:
             raise DecodeError("no complete ```kez fenced block found", hint="is the closing fence missing?")
-        # The compact form may be wrapped over several lines inside the block.
-        return [compact_decode("".join(body.split())) for body in blocks]
+        return blocks
 
     def detect(self, text: str) -> bool:
         return _FENCE_START.search(text) is not None
+
+
+def decode_block(body: str) -> SignedObject:
+    """The object in one ```kez block; the compact form may be wrapped over several lines."""
+    compact = "".join(body.split())
+    if not compact:
+        raise DecodeError("the ```kez block is empty")
+    return compact_decode(compact)
 
 
 _TXT_ESCAPE = re.compile(r"\\(?:([0-9]{3})|(.))", re.S)

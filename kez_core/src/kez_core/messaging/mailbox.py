@@ -4,15 +4,18 @@ The order of the receiving checks matters. The envelope must open with one
 of our inbox keys; the message inside must be well formed and its signature
 valid; it must name us and the very key that opened it (so it was not
 re-wrapped from someone else's inbox); it must be dated inside the window;
-only then is its id recorded in the replay store, so garbage and forgeries
-never fill that store. Whether the signing key belongs to the sender's
-identity needs the sender's chain: `check_sender` decides that against a
-validated `ChainState`.
+its signing key must belong to the sender's identity when the sender's
+chain is known (`check_sender`, against a validated `ChainState`); only
+then, after every check, is its id recorded in the replay store. So garbage
+and forgeries never fill that store, and a message refused because our copy
+of the sender's chain was stale opens once that copy is updated. Recording
+is one INSERT in one transaction that fails on a known id, so two processes
+opening the same envelope at once cannot both accept it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -78,12 +81,18 @@ def open_envelope(
     replay: ReplayStore | None,
     at: datetime | None = None,
     registry: Registry | None = None,
+    sender_chain: Callable[[Message], ChainState | None] | None = None,
 ) -> Message:
     """Open an envelope for `identity` and accept its message once (see the module docstring).
 
     Raises EnvelopeError (not ours, tampered), DecodeError/SchemaError (a
     malformed message), SignatureError, or MessageRefused. With `replay` None
     the window is still checked but repeats are not (for tools that only look).
+
+    `sender_chain(message)` gives the sender's validated chain, or None when
+    it is not known here (the caller then says the sender is unchecked); a
+    known chain must allow the signing key (`check_sender`) before the
+    message is accepted. Any error it raises refuses the message unrecorded.
     """
     registry = registry or default_registry()
     at = at or now()
@@ -102,9 +111,12 @@ def open_envelope(
             reason="wrong_recipient",
             hint="someone re-wrapped a message meant for another identity",
         )
-    if replay is None:
-        check_window(message.created_at, at)
-    else:
+    check_window(message.created_at, at)
+    if sender_chain is not None:
+        chain = sender_chain(message)
+        if chain is not None:
+            check_sender(message, chain)
+    if replay is not None:  # the last step: nothing is recorded for a refused message
         replay.accept(message.id, message.created_at, at)
     return message
 

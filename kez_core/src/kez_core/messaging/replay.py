@@ -18,11 +18,11 @@ from typing import Self
 
 from ..errors import StoreError
 from ..sqlite import enable_wal
-from ..timefmt import format_time, now
+from ..timefmt import MAX_CLOCK_SKEW, format_time, now
 from .errors import MessageRefused
 
 MAX_AGE = timedelta(days=7)
-MAX_AHEAD = timedelta(minutes=5)
+MAX_AHEAD = MAX_CLOCK_SKEW
 _PRUNE_EVERY = 1000  # accepted messages between two clean-ups of ids past the window
 
 

@@ -17,12 +17,13 @@ Modules, one job each:
 from __future__ import annotations
 
 from .claimstatus import claim_statuses, status_of_claim, status_of_record
-from .errors import ChainError, ChainFault
+from .errors import ChainError, ChainFault, ChainFileError
 from .io import (
     append_links,
     canonical_lines,
     export_chain,
     iter_file_lines,
+    load_chain,
     read_chain,
     write_chain,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "OPS",
     "ChainError",
     "ChainFault",
+    "ChainFileError",
     "ChainState",
     "ChainValidator",
     "ClaimRecord",
@@ -53,6 +55,7 @@ __all__ = [
     "export_chain",
     "iter_file_lines",
     "iter_links",
+    "load_chain",
     "make_link",
     "merge_copies",
     "read_chain",

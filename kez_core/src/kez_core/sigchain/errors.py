@@ -16,6 +16,7 @@ class ChainFault(enum.StrEnum):
     SEQNO = "seqno"  # seqno is not the next number (gap, duplicate, reordering)
     PREV = "prev"  # prev is not the id of the previous link
     TIME = "time"  # created_at goes backwards
+    FUTURE = "future"  # created_at is more than MAX_CLOCK_SKEW ahead of the reader's clock
     SIGNATURE = "signature"  # the link's signature does not verify
     SIGNER = "signer"  # the signing key may not sign this op now
     ROTATED_KEY = "rotated_key"  # a rotated-away primary signed a link after its rotation
@@ -64,4 +65,40 @@ class ChainError(KezError):
             out["line"] = self.line
         if self.link_id is not None:
             out["link_id"] = self.link_id
+        return out
+
+
+class ChainFileError(ChainError):
+    """A chain file or copy given as input that is not a valid chain from its first line
+    to its last: bad input (exit 3), naming the file and the line.
+
+    Where a chain is *used* (sealing to a recipient, checking a sender), a copy
+    that breaks at some line is refused whole rather than used up to that
+    line: a damaged file is a mistake to fix, not a shorter chain.
+    """
+
+    exit_code = ExitCode.BAD_INPUT
+    code = "damaged_chain"
+
+    @classmethod
+    def of(cls, origin: str, exc: ChainError) -> ChainFileError:
+        err = cls(
+            exc.reason,
+            exc.detail,
+            seqno=exc.seqno,
+            line=exc.line,
+            link_id=exc.link_id,
+            hint=exc.hint or f"`kez sigchain verify {origin}` shows every error",
+        )
+        where = f"line {exc.line}" if exc.line is not None else "the chain"
+        if exc.seqno is not None:
+            where += f" (link seqno {exc.seqno})"
+        err.message = f"{origin}, {where}: {exc.detail}"
+        err.args = (err.message,)
+        err.origin = origin
+        return err
+
+    def to_dict(self) -> dict[str, object]:  # type: ignore[override]
+        out = super().to_dict()
+        out["file"] = getattr(self, "origin", None)
         return out

@@ -20,7 +20,7 @@ from typing import BinaryIO
 from ..codec import MAX_OBJECT_BYTES
 from ..errors import StoreError
 from ..registry import Registry
-from .errors import ChainError, ChainFault
+from .errors import ChainError, ChainFault, ChainFileError
 from .model import ChainState, Link
 from .validate import ChainValidator
 
@@ -74,6 +74,24 @@ def read_chain(path: str | os.PathLike[str], *, registry: Registry | None = None
     except OSError as exc:
         raise StoreError(f"cannot read sigchain file {path}: {exc.strerror or exc}") from exc
     return validator.result()
+
+
+def load_chain(
+    lines: Iterable[bytes | str], *, origin: str, registry: Registry | None = None
+) -> ChainState:
+    """The state of a chain copy that must be valid from its first line to its last.
+
+    For a chain that is used, not merged (the recipient of a message, a
+    sender to check): any fault, an empty copy too, is a ChainFileError
+    naming `origin` (a file name) and the line, never a silently shorter chain.
+    """
+    validator = ChainValidator(registry=registry)
+    try:
+        for line in lines:
+            validator.feed(line)
+        return validator.result()
+    except ChainError as exc:
+        raise ChainFileError.of(origin, exc) from exc
 
 
 @contextlib.contextmanager

@@ -75,37 +75,56 @@ class MergeResult:
         return None if self.state is None else self.state.identity_id
 
 
-def _read_copy(
-    lines: Iterable[bytes | str],
-) -> tuple[list[bytes], list[str], str | None, ChainError | None]:
-    """Canonical lines, ids and first signer of a copy, up to its first unreadable line."""
+@attrs.frozen
+class _Copy:
+    """One copy as read: its lines as given, and the canonical lines and ids of the links
+    before its first unreadable line."""
+
+    raw: list[bytes | str]  # every line as given (blank ones too: they count for line numbers)
+    canon: list[bytes]
+    ids: list[str]
+    first: str | None  # signer of seqno 1
+    error: ChainError | None
+    exact: bool  # every link line is its canonical form (give or take surrounding whitespace)
+
+
+def _read_copy(lines: Iterable[bytes | str]) -> _Copy:
+    """Canonical lines, ids and first signer of a copy, up to its first unreadable line.
+
+    This is the cheap first look used to compare copies; the verdict on a
+    copy is always the validator's, reading the lines as given (`_validate`).
+    """
     parser = LineParser()
+    raw: list[bytes | str] = []
     canon: list[bytes] = []
     ids: list[str] = []
     first: str | None = None
+    exact = True
     for number, line in enumerate(lines, 1):
+        raw.append(line)
         try:
             read = read_line(parser, line)
         except DecodeError as exc:
-            return (
-                canon,
-                ids,
-                first,
-                ChainError(ChainFault.MALFORMED, exc.message, seqno=len(ids) + 1, line=number),
-            )
+            error = ChainError(ChainFault.MALFORMED, exc.message, seqno=len(ids) + 1, line=number)
+            return _Copy(raw, canon, ids, first, error, False)
         if read is None:
             continue
         obj, _payload, canonical, _simple = read
         if first is None:
             first = obj.signature.key
+        if exact:
+            stripped = line.strip()
+            exact = (stripped if isinstance(stripped, bytes) else stripped.encode("utf-8", "replace")) == canonical
         canon.append(canonical + b"\n")
         ids.append(hashlib.sha256(canonical).hexdigest())
-    return canon, ids, first, None
+    return _Copy(raw, canon, ids, first, None, exact)
 
 
 def _validate(
-    lines: Sequence[bytes], registry: Registry | None
+    lines: Sequence[bytes | str], registry: Registry | None
 ) -> tuple[int, ChainState | None, ChainError | None]:
+    """Validate lines as given (the one strict reader: a `"seqno": 2.0` the first look
+    would have canonicalised to `2` is refused here, at its own seqno and line)."""
     validator = ChainValidator(registry=registry)
     try:
         for line in lines:
@@ -113,7 +132,8 @@ def _validate(
     except ChainError as exc:
         state = validator.state
         return (0 if state is None else state.length), state, exc
-    return len(lines), validator.state, None
+    state = validator.state
+    return (0 if state is None else state.length), state, None
 
 
 def merge_copies(
@@ -126,20 +146,23 @@ def merge_copies(
     read = [_read_copy(c) for c in copies]
     n = len(read)
     valid_len = [0] * n
-    errors: list[ChainError | None] = [r[3] for r in read]
+    errors: list[ChainError | None] = [r.error for r in read]
     states: dict[int, ChainState] = {}
     done: list[int] = []  # copies validated in full, longest first
-    for i in sorted(range(n), key=lambda i: len(read[i][1]), reverse=True):
-        canon, ids, _, _ = read[i]
+    for i in sorted(range(n), key=lambda i: len(read[i].ids), reverse=True):
+        ids = read[i].ids
         if not ids:
             continue
-        covered = next(
-            (j for j in done if len(ids) <= valid_len[j] and read[j][1][: len(ids)] == ids), None
-        )
-        if covered is not None:
+        # A copy whose lines are, byte for byte, canonical links of a copy already
+        # validated is that copy's prefix: same text, same verdict. Any other
+        # spelling is validated as given.
+        if read[i].exact and any(
+            len(ids) <= valid_len[j] and read[j].ids[: len(ids)] == ids for j in done
+        ):
             valid_len[i] = len(ids)
             continue
-        length, state, error = _validate(canon, registry)
+        raw = read[i].raw if read[i].error is None else read[i].raw[:-1]
+        length, state, error = _validate(raw, registry)
         valid_len[i] = length
         if error is not None:
             errors[i] = error
@@ -149,7 +172,7 @@ def merge_copies(
 
     live = [i for i in range(n) if valid_len[i] > 0]
     reports = tuple(CopyReport(i, valid_len[i], errors[i]) for i in range(n))
-    identities = {read[i][2] for i in live}
+    identities = {read[i].first for i in live}
     if identity is not None:
         identities.add(identity)
     if len(identities) > 1:
@@ -163,10 +186,10 @@ def merge_copies(
         return MergeResult(None, (), None, None, reports)
 
     best = max(live, key=lambda i: (valid_len[i], i in states, -i))
-    best_ids = read[best][1]
+    best_ids = read[best].ids
     split = None  # earliest seqno where some copy differs from the longest
     for i in live:
-        ids = read[i][1]
+        ids = read[i].ids
         for k in range(valid_len[i]):
             if ids[k] != best_ids[k]:
                 if split is None or k + 1 < split:
@@ -175,15 +198,15 @@ def merge_copies(
     if split is None:
         state = states.get(best)
         if state is None or state.length != valid_len[best]:
-            _, state, _ = _validate(read[best][0][: valid_len[best]], registry)
-        return MergeResult(state, tuple(read[best][0][: valid_len[best]]), None, best, reports)
+            _, state, _ = _validate(read[best].canon[: valid_len[best]], registry)
+        return MergeResult(state, tuple(read[best].canon[: valid_len[best]]), None, best, reports)
 
     holders: dict[str, list[int]] = {}
     for i in live:
         if valid_len[i] >= split:
-            holders.setdefault(read[i][1][split - 1], []).append(i)
+            holders.setdefault(read[i].ids[split - 1], []).append(i)
     link_ids = tuple(sorted(holders))
     fork = Fork(split, link_ids, tuple(tuple(holders[x]) for x in link_ids))
-    agreed = read[best][0][: split - 1]
+    agreed = read[best].canon[: split - 1]
     state = _validate(agreed, registry)[1] if agreed else None
     return MergeResult(state, tuple(agreed), fork, None, reports)

@@ -11,7 +11,8 @@ Checks, in order, for each link (the first failure raises `ChainError`):
    object of kind `link` with the payload fields of a link  → `malformed`
 2. `seqno` is the previous seqno + 1 (1 for the first line)   → `seqno`
 3. `prev` is the id of the previous link (null for seqno 1)    → `prev`
-4. `created_at` is not before the previous link's              → `time`
+4. `created_at` is not before the previous link's              → `time`;
+   nor more than 5 minutes (MAX_CLOCK_SKEW) ahead of `clock()`   → `future`
 5. `op` is known                                                → `unknown_op`
 6. the signing key (`signature.key`) may sign this op now:
    a rotated-away primary never may                             → `rotated_key`;
@@ -23,13 +24,15 @@ Checks, in order, for each link (the first failure raises `ChainError`):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from datetime import datetime
 from hashlib import sha256 as _sha256
-from collections.abc import Iterable
 
 from ..errors import DecodeError, KezError
 from ..protocols import KeyAlgorithm
 from ..registry import Registry, default_registry
 from ..signed import SignedObject
+from ..timefmt import MAX_CLOCK_SKEW, format_time, now
 from . import model as m
 from .canon import LineParser, jcs
 from .errors import ChainError, ChainFault
@@ -55,8 +58,15 @@ __all__ = ["ChainValidator", "accept_message", "iter_links", "read_line", "valid
 class ChainValidator(OpRules):
     """Validates a chain link by link. `state` is None until the first link is accepted."""
 
-    def __init__(self, *, registry: Registry | None = None) -> None:
+    def __init__(
+        self, *, registry: Registry | None = None, clock: Callable[[], datetime] = now
+    ) -> None:
         self.registry = registry or default_registry()
+        self.clock = clock
+        # created_at of a link may be at most this (clock() + MAX_CLOCK_SKEW, as text);
+        # refreshed from the clock only when a link goes past it, so a past-dated link
+        # (nearly all) costs one string comparison
+        self._ahead_limit = ""
         self.state: m.ChainState | None = None
         self.lines_read = 0
         self._parser = LineParser()
@@ -225,6 +235,18 @@ class ChainValidator(OpRules):
                 f"created_at {created_at} is before the previous link's {last_time}",
                 link_id=link_id,
             )
+        if created_at > self._ahead_limit and not self._trusted:
+            current = self.clock()
+            self._ahead_limit = format_time(current + MAX_CLOCK_SKEW)
+            if created_at > self._ahead_limit:
+                raise fail(
+                    ChainFault.FUTURE,
+                    f"created_at {created_at} is more than {_minutes(MAX_CLOCK_SKEW)} ahead of "
+                    f"this reader's clock ({format_time(current)})",
+                    link_id=link_id,
+                    hint="check the clock of the computer that signed it; a chain holding such "
+                    "a link is valid up to the link before it (docs/sigchain.md §6)",
+                )
         fields = _OP_FIELDS.get(op)
         if fields is None:
             raise fail(
@@ -343,6 +365,11 @@ class ChainValidator(OpRules):
         return _new_link(
             m.Link, (obj, link_id, seqno, prev, created_at, op, body, signer, canonical)
         )
+
+
+def _minutes(delta: object) -> str:
+    seconds = int(delta.total_seconds())  # type: ignore[attr-defined]
+    return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
 
 
 def validate_lines(

@@ -20,7 +20,7 @@ import attrs
 
 from ..claim import KIND as CLAIM_KIND
 from ..claim import check_claim
-from ..encoding import decode_any
+from ..encoding import decode_candidates
 from ..errors import KezError, UnknownNameError
 from ..protocols import ChannelContext, FetchOutcome, ProofCandidate
 from ..registry import Registry, default_registry
@@ -191,8 +191,8 @@ async def verify_subject(
     claims: list[ClaimCheck] = []
     if outcome.reachable:
         for candidate in outcome.candidates:
-            try:
-                objects = decode_any(candidate.text, registry)
+            try:  # each block or token on its own: a broken one never hides a valid proof
+                objects = [c.obj for c in decode_candidates(candidate.text, registry) if c.obj is not None]
             except KezError:
                 continue
             for obj in objects:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from ..claim import KIND as CLAIM_KIND
-from ..encoding import decode_any
+from ..encoding import decode_candidates
 from ..errors import KezError
 from ..protocols import FetchOutcome
 from ..registry import Registry
@@ -54,9 +54,11 @@ def judge_record(
     others = 0
     undecodable = 0
     for candidate in outcome.candidates:
-        try:
-            objects = decode_any(candidate.text, registry)
+        try:  # each block or token on its own: a broken one never hides a valid proof
+            objects = [c.obj for c in decode_candidates(candidate.text, registry) if c.obj is not None]
         except KezError:
+            objects = []
+        if not objects:
             undecodable += 1
             continue
         for obj in objects:

@@ -180,10 +180,10 @@ class ChainService:
                 "the request has no links",
                 hint="POST the chain as JSON Lines, one link per line",
             )
-        first = _peek_seqno(lines[0][1]) or 1
+        peeked = _peek_seqno(lines[0][1])
         for _attempt in range(RETRIES):
             try:
-                return self._append_once(identity, lines, first)
+                return self._append_once(identity, lines, peeked or 1, placed=peeked is not None)
             except Conflict:
                 continue
         raise ApiError(
@@ -194,8 +194,11 @@ class ChainService:
         )
 
     def _append_once(
-        self, identity: str, lines: list[tuple[int, bytes]], first: int
+        self, identity: str, lines: list[tuple[int, bytes]], first: int, *, placed: bool = True
     ) -> AppendResult:
+        """`placed` False: the first line's seqno is unreadable, so it is read at seqno 1,
+        and when the server holds links its error names no seqno (the link's position
+        is unknown, and 1 would name the wrong link)."""
         # Only the ids from just before the first posted link on: a tail push
         # reads a few rows, not the whole chain.
         low = max(1, first - 1)
@@ -238,7 +241,8 @@ class ChainService:
             try:
                 link = validator.feed(line)
             except ChainError as exc:
-                raise _chain_error(exc, number) from exc
+                unknown = not placed and n > 0 and number == lines[0][0]
+                raise _chain_error(exc, number, seqno=not unknown) from exc
             if link is None:  # pragma: no cover - blank lines were dropped
                 continue
             if link.seqno == 1 and link.signer != identity:
@@ -296,16 +300,16 @@ class ChainService:
         return out
 
 
-def _chain_error(exc: ChainError, number: int) -> ApiError:
+def _chain_error(exc: ChainError, number: int, *, seqno: bool = True) -> ApiError:
     status, code = (
         (400, "malformed_link") if exc.reason == ChainFault.MALFORMED else (422, "invalid_link")
     )
     extra: dict[str, Any] = {"reason": str(exc.reason), "line": number}
-    if exc.seqno is not None:
+    if exc.seqno is not None and seqno:
         extra["seqno"] = exc.seqno
     if exc.link_id is not None:
         extra["link_id"] = exc.link_id
     if exc.hint:
         extra["hint"] = exc.hint
-    where = f"line {number} of the request" + (f" (seqno {exc.seqno})" if exc.seqno else "")
+    where = f"line {number} of the request" + (f" (seqno {exc.seqno})" if exc.seqno and seqno else "")
     return ApiError(status, code, f"{where}: {exc.detail}", **extra)
