@@ -166,3 +166,19 @@ def test_init_refuses_an_existing_recovery_file_before_writing_the_chain(capsys,
     assert code == 4 and "never overwritten" in err, err
     assert taken.read_text() == "my other key\n"
     kez_json(capsys, "sigchain", "init")
+
+
+@pytest.mark.parametrize("failure", ["ctrl-c", "not-utf8"])
+def test_add_device_stopped_at_the_device_passphrase(capsys, monkeypatch, identity, failure):
+    identity_id, _ = identity
+    monkeypatch.setenv("KEZ_PASSPHRASE", "device pw")
+    kez_json(capsys, "identity", "new", "--name", "laptop")
+    monkeypatch.delenv("KEZ_PASSPHRASE")
+    before = snapshot()
+    answers, code, message = FAILURES[failure]
+    typed(monkeypatch, answers)
+    got, _, err = kez(capsys, "sigchain", "add-device", "--name", "laptop", "--device-identity", "laptop")
+    assert (got, message in err) == (code, True), err
+    assert snapshot() == before
+    monkeypatch.setattr(passphrase, "interactive", lambda: False)
+    still_signs(capsys, identity_id)

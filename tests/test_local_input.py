@@ -153,6 +153,12 @@ def test_keystore_folders_are_private_under_umask_000(capsys, tmp_path, monkeypa
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     for key_file in [*home().rglob("*.pem"), tmp_path / "r.pem"]:
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600, key_file
+    exported = tmp_path / "chain.jsonl"
+    assert kez(capsys, "sigchain", "export", str(exported))[0] == 0
+    monkeypatch.setenv("KEZ_HOME", str(tmp_path / "other"))
+    assert kez(capsys, "sigchain", "import", str(exported))[0] == 0  # a chain is the first thing here
+    for folder in [home(), home() / "chains"]:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 
 
 # ------------------------------------------------------- a killed `identity new`

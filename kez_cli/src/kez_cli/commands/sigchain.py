@@ -430,6 +430,7 @@ def import_(
         _report_broken(first, json_)
         raise typer.Exit(ExitCode.NOT_VALID)
     local = store.chain_path(first.state.identity_id)
+    private_dir(local.parent)
     merged = merge_copies([_chain_lines(local), *copies], registry=store.registry)
     if merged.fork is not None:
         _report_broken(merged, json_)
@@ -586,6 +587,7 @@ def pull(
         raise typer.Exit(ExitCode.NOT_VALID)
     if merged.state.identity_id != target:
         raise StoreError(f"the servers sent the chain of {merged.state.identity_id}, not of {target}")
+    private_dir(local.parent)
     state = write_chain(local, merged.lines, registry=store.registry)
     if json_:
         emit_json({"identity_id": target, "length": state.length, "path": str(local), "servers": notes})
