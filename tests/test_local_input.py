@@ -11,6 +11,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kez_cli.main import main
 from kez_core.builtins import bip340, ed25519, encodings
 from kez_core.errors import DecodeError, PassphraseError, StoreError
@@ -118,6 +120,40 @@ def test_identity_file_of_the_wrong_shape(tmp_path, registry, content, fault):
     assert [r.name for r in records] == ["bob"] and fault in broken[0].message
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=12,
+)
+record_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "alg": json_values | st.just("ed25519"),
+        "key_id": json_values | st.just("ed25519:" + "ab" * 32),
+        "created_at": json_values | st.just("2026-01-01T00:00:00Z"),
+        "encrypted": json_values,
+        "identity_id": json_values,
+    },
+)
+
+
+@settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(json_values, record_like))
+def test_any_identity_file_reads_as_a_record_or_a_store_error(tmp_path, registry, value):
+    store = Keystore(tmp_path / "home", registry)
+    folder = store.identities_dir / "x"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "identity.json").write_text(json.dumps(value))
+    try:
+        record = store.get("x")
+    except StoreError as exc:
+        assert "identity.json is unreadable" in exc.message
+        assert store.list() == []
+    else:
+        assert all(isinstance(v, str) for v in (record.alg, record.key_id, record.created_at, record.identity_id))
+        assert isinstance(record.encrypted, bool)
+
+
 def test_cli_lists_the_good_identities_and_names_the_damaged_one(capsys):
     kez(capsys, "identity", "new", "--name", "alice", "--no-passphrase")
     kez(capsys, "identity", "new", "--name", "bob", "--no-passphrase")
@@ -184,9 +220,16 @@ def test_a_killed_identity_new_is_cleaned_up_at_the_next_open(tmp_path, registry
     killed_write = store.identities_dir / "alice" / ".secret.pem.0123456789ab.tmp"
     killed_write.write_bytes(b"half a key")
     os.utime(killed_write, (time.time() - 3600,) * 2)
+    (store.identities_dir / "alice" / "inbox").mkdir()
+    killed_inbox = store.identities_dir / "alice" / "inbox" / ".ab12.pem.0123456789ab.tmp"
+    killed_inbox.write_bytes(b"half an inbox key")
+    os.utime(killed_inbox, (time.time() - 3600,) * 2)
+    fresh_write = store.identities_dir / "alice" / ".identity.json.0123456789ab.tmp"
+    fresh_write.write_bytes(b"being written right now")
     assert [r.name for r in Keystore(tmp_path / "home", registry).list()] == ["alice"]
     assert not stale.exists()
-    assert not killed_write.exists()
+    assert not killed_write.exists() and not killed_inbox.exists()
+    assert fresh_write.exists()  # a write in progress is not touched
     assert sorted(p.name for p in store.identities_dir.iterdir()) == ["alice"]
 
 

@@ -176,6 +176,7 @@ class Keystore:
         for folder in self.identities_dir.iterdir():
             if not folder.name.startswith(".") and folder.is_dir():
                 sweep_temp_files(folder)
+                sweep_temp_files(folder / "inbox")  # inbox secrets are written the same way
 
     def scan(self) -> tuple[list[IdentityRecord], list[StoreError]]:
         """Every readable identity, and one error per identity folder that cannot be read."""
