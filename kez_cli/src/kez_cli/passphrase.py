@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from kez_core.errors import PassphraseError
+from kez_core.keystore import passphrase_bytes
 
 from .output import note
 
@@ -33,7 +34,7 @@ def for_new_key(*, no_passphrase: bool, where: str) -> bytes | None:
         return None
     env = os.environ.get(ENV)
     if env is not None:
-        return env.encode("utf-8") or None
+        return passphrase_bytes(env, source=ENV) or None
     if not interactive():
         note(f"no terminal and {ENV} unset: storing the key unencrypted in {where}")
         return None
@@ -41,9 +42,10 @@ def for_new_key(*, no_passphrase: bool, where: str) -> bytes | None:
     if not first:
         note("no passphrase given: the key is stored unencrypted")
         return None
+    encoded = passphrase_bytes(first, source="the terminal")
     if getpass.getpass("Repeat the passphrase: ") != first:
         raise PassphraseError("the two passphrases differ", hint="run the command again")
-    return first.encode("utf-8")
+    return encoded
 
 
 def provider(label: str) -> Callable[[], bytes | None]:
@@ -55,9 +57,9 @@ def provider(label: str) -> Callable[[], bytes | None]:
             return cache[0]
         env = os.environ.get(ENV)
         if env is not None:
-            value: bytes | None = env.encode("utf-8")
+            value: bytes | None = passphrase_bytes(env, source=ENV)
         elif interactive():
-            value = getpass.getpass(f"Passphrase for {label}: ").encode("utf-8")
+            value = passphrase_bytes(getpass.getpass(f"Passphrase for {label}: "), source="the terminal")
         else:
             raise PassphraseError(
                 f"{label} is encrypted and there is no terminal to ask for its passphrase",

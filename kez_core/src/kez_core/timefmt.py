@@ -17,6 +17,8 @@ from .errors import DecodeError
 _RFC3339_Z = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z\Z")
 _DURATION = re.compile(r"^\s*([0-9]+)\s*([smhdwy])\s*\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+MAX_DURATION_YEARS = 1000
+MAX_DURATION = timedelta(days=365 * MAX_DURATION_YEARS)  # so `now() + duration` stays a real date
 
 
 # How far ahead of the reader's clock a signed time may be (a link's created_at, a
@@ -73,18 +75,26 @@ def parse_time(text: object, *, field: str = "time") -> datetime:
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90d`, `12h`, `1y`, `2w`, `30m`, `45s` → timedelta (a year is 365 days)."""
+    """`90d`, `12h`, `1y`, `2w`, `30m`, `45s` → timedelta (a year is 365 days), at most 1000y.
+
+    The cap keeps every expiry computed from a duration inside the dates
+    Python (and RFC 3339) can write; beyond it, leave the expiry out.
+    """
     match = _DURATION.match(text) if isinstance(text, str) else None
     if not match:
         raise DecodeError(
             f"duration {text!r} not understood", hint="use a number and a unit: 90d, 12h, 2w, 1y"
         )
+    too_long = DecodeError(
+        f"duration {text[:40]!r} is longer than the maximum, {MAX_DURATION_YEARS}y",
+        hint="give a shorter one, or none for no expiry",
+    )
     if len(match.group(1)) > 12:  # more than any timedelta holds; int() of huge text is slow or refused
-        raise DecodeError(f"duration {text[:40]!r} is too long")
+        raise too_long
     amount, unit = int(match.group(1)), match.group(2)
     if amount <= 0:
         raise DecodeError(f"duration {text!r} must be positive")
-    try:
-        return timedelta(seconds=amount * _UNIT_SECONDS[unit])
-    except OverflowError as exc:
-        raise DecodeError(f"duration {text!r} is too long") from exc
+    seconds = amount * _UNIT_SECONDS[unit]
+    if seconds > MAX_DURATION.total_seconds():
+        raise too_long
+    return timedelta(seconds=seconds)

@@ -13,7 +13,7 @@ from kez_core.registry import default_registry
 from .. import passphrase
 from ..io import read_input, write_output
 from ..options import JsonOpt
-from ..output import State, emit_json, emit_text, note, out_console
+from ..output import State, emit_json, emit_text, note, out_console, warn
 
 app = typer.Typer(help="Create, list, show, export and import identities (your keys).", no_args_is_help=True)
 
@@ -58,7 +58,9 @@ def list_(json_: JsonOpt = False) -> None:
     """List the identities in the keystore."""
     State.json_mode = json_
     store = _store()
-    records = store.list()
+    records, broken = store.scan()
+    for problem in broken:  # a damaged identity is named; the others still list
+        warn(f"{problem.message} ({problem.hint})")
     default = store.default_name()
     if json_:
         emit_json([{**r.to_public_dict(), "default": r.name == default} for r in records])

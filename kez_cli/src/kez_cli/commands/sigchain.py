@@ -13,8 +13,10 @@ from typing import Annotated, Any
 
 import typer
 
+from kez_core import keychange
 from kez_core.claim import create_claim
 from kez_core.errors import ExitCode, KeyFormatError, StoreError
+from kez_core.keyfiles import private_dir
 from kez_core.keys import Signer, normalize_key_id
 from kez_core.keystore import IdentityRecord, Keystore, atomic_write, signer_from_text
 from kez_core.registry import default_registry
@@ -146,12 +148,14 @@ def init(
     path = store.chain_path(record.identity_id)
     if path.exists():
         raise StoreError(f"identity {record.name!r} already has a sigchain at {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, b"", 0o644)
+    private_dir(path.parent)
     extra: dict[str, Any] = {"path": str(path)}
     if recovery_key or new_recovery:
-        key_id = _add_recovery(store, record, recovery_key, new_recovery)
-        extra["recovery_key"] = key_id
+        # seqno 1 is the add_recovery link; the chain file appears with it, or not at all
+        builder = _builder(store, path)
+        extra["recovery_key"] = _add_recovery(store, record, recovery_key, new_recovery, path, builder)
+    else:
+        atomic_write(path, b"", 0o644)
     if json_:
         emit_json({"identity_id": record.identity_id, **extra})
     else:
@@ -159,24 +163,37 @@ def init(
         note(f"sigchain started at {path}")
 
 
-def _add_recovery(store: Keystore, record: IdentityRecord, key: str | None, generate: str | None) -> str:
+def _add_recovery(
+    store: Keystore,
+    record: IdentityRecord,
+    key: str | None,
+    generate: str | None,
+    path: Path,
+    builder: SigchainBuilder,
+) -> str:
+    """Add a recovery key (a key id, a key file's key, or a new one saved to GENERATE) via keychange."""
+    primary = lambda: _primary(store, record)  # noqa: E731
     if generate:
-        recovery = Signer.generate(record.alg, store.registry)
-        pem = recovery.alg.secret_to_pem(recovery.secret, passphrase.for_new_key(no_passphrase=False, where=generate))
-        write_output(pem.decode("ascii"), generate, 0o600)
-        key_id = recovery.key_id
-        note(f"recovery key saved to {generate}: keep it offline; it can rotate your primary if you lose it")
-    elif key and (":" in key or key.startswith("npub1")) and not Path(key).exists():
+        target = _stdout_sink if generate == "-" else Path(generate)
+        seal = lambda: passphrase.for_new_key(no_passphrase=False, where=generate)  # noqa: E731
+        change = keychange.add_recovery(
+            store, record.name, path, builder, primary=primary, save_to=target, seal=seal
+        )
+        if generate != "-":
+            note(f"recovery key saved to {generate}: keep it offline; "
+                 "it can rotate your primary if you lose it")
+        return change.key_id
+    if key and (":" in key or key.startswith("npub1")) and not Path(key).exists():
         key_id = normalize_key_id(key, store.registry)
     elif key:
         key_id = _key_from_file(key, store, "the recovery key").key_id
     else:
         raise KeyFormatError("give a recovery key id, --key-file FILE or --generate FILE")
-    path = store.chain_path(record.identity_id)
-    builder = _builder(store, path)
-    link = builder.add_recovery(_primary(store, record), key_id)
-    append_links(path, [link], registry=store.registry)
-    return key_id
+    return keychange.add_recovery(store, record.name, path, builder, primary=primary, key=key_id).key_id
+
+
+def _stdout_sink(pem: bytes) -> None:
+    write_output(pem.decode("ascii"), None)
 
 
 @app.command("add")
@@ -189,11 +206,12 @@ def add(
 ) -> None:
     """Sign a claim on SUBJECT and add it to the sigchain; prints the claim to publish."""
     State.json_mode = json_
+    lifetime = parse_duration(expires) if expires else None  # bad input fails before any prompt
     store = _store()
     record, path, builder = _local(store, identity)
     encoding = store.registry.encoding(form)
     primary = _primary(store, record)
-    claim = create_claim(primary, subject, expires_in=parse_duration(expires) if expires else None, registry=store.registry)
+    claim = create_claim(primary, subject, expires_in=lifetime, registry=store.registry)
     link = builder.claim(primary, claim)
     state = append_links(path, [link], registry=store.registry)
     text = encoding.encode(claim)
@@ -239,16 +257,24 @@ def rotate(
     store = _store()
     record, path, builder = _local(store, identity)
     if with_recovery:
-        signer = _key_from_file(with_recovery, store, "the recovery key")
+        signer = lambda: _key_from_file(with_recovery, store, "the recovery key")  # noqa: E731
     else:
-        signer = _primary(store, record)
-    successor = _key_from_file(new_key, store, "the new key") if new_key else Signer.generate(record.alg, store.registry)
-    link = builder.rotate(signer, successor)
-    state = append_links(path, [link], registry=store.registry)
-    seal = passphrase.for_new_key(no_passphrase=no_passphrase, where=record.path)
-    store.replace_primary(record.name, successor, seal)
-    _done(link, state, json_, f"primary of {record.name!r} is now {successor.key_id} (seqno {link.seqno})",
-          {"new_primary": successor.key_id, "signed_by": signer.key_id})
+        signer = lambda: _primary(store, record)  # noqa: E731
+    if new_key:
+        successor = lambda: _key_from_file(new_key, store, "the new key")  # noqa: E731
+    else:
+        successor = lambda: Signer.generate(record.alg, store.registry)  # noqa: E731
+    change = keychange.rotate(
+        store, record.name, path, builder, signer=signer, successor=successor,
+        seal=lambda: passphrase.for_new_key(no_passphrase=no_passphrase, where=record.path),
+    )
+    _done(
+        change.link,
+        change.state,
+        json_,
+        f"primary of {record.name!r} is now {change.key_id} (seqno {change.link.seqno})",
+        {"new_primary": change.key_id, "signed_by": change.signed_by},
+    )
 
 
 @app.command("add-device")
@@ -304,8 +330,8 @@ def add_recovery(
     if sum(bool(x) for x in (key, key_file, generate)) != 1:
         raise KeyFormatError("give exactly one of KEY, --key-file FILE or --generate FILE")
     store = _store()
-    record, _, _ = _local(store, identity)
-    key_id = _add_recovery(store, record, key or key_file, generate)
+    record, path, builder = _local(store, identity)
+    key_id = _add_recovery(store, record, key or key_file, generate, path, builder)
     if json_:
         emit_json({"recovery_key": key_id, "identity_id": record.identity_id})
     else:
@@ -325,30 +351,24 @@ def add_inbox(
     The secret is stored first, in the identity's folder, encrypted with the
     identity's passphrase when its key is; then the link is appended.
     """
-    from kez_core.messaging import InboxKeyring, InboxSecret
-    from kez_core.timefmt import now
-
     State.json_mode = json_
     lifetime = parse_duration(expires_in)
     store = _store()
     record, path, builder = _local(store, identity)
     # one provider for the key and the inbox secret: a terminal user is asked once
     password = passphrase.provider(f"identity {record.name!r}")
-    signer = store.signer(record.name, password)
-    secret = InboxSecret.generate()
-    at = now()
-    keyring = InboxKeyring(record.path)
-    keyring.add(secret, expires_at=at + lifetime, passphrase=password() if record.encrypted else None, at=at)
-    keyring.prune(at)  # secrets no message can arrive for any more
-    link = builder.add_inbox(signer, secret.key_id, expires_at=at + lifetime, at=at)
-    state = append_links(path, [link], registry=store.registry)
+    change = keychange.add_inbox(
+        store, record.name, path, builder,
+        signer=lambda: store.signer(record.name, password), passphrase=password, lifetime=lifetime,
+    )
+    link, state, inbox_key = change.link, change.state, change.key_id
     expires = link.body["expires_at"]
     _done(
         link,
         state,
         json_,
-        f"inbox key {secret.key_id} added at seqno {link.seqno}, expires {expires}",
-        {"inbox_key": secret.key_id, "expires_at": expires},
+        f"inbox key {inbox_key} added at seqno {link.seqno}, expires {expires}",
+        {"inbox_key": inbox_key, "expires_at": expires},
     )
 
 
@@ -414,6 +434,7 @@ def import_(
         _report_broken(first, json_)
         raise typer.Exit(ExitCode.NOT_VALID)
     local = store.chain_path(first.state.identity_id)
+    private_dir(local.parent)
     merged = merge_copies([_chain_lines(local), *copies], registry=store.registry)
     if merged.fork is not None:
         _report_broken(merged, json_)
@@ -570,6 +591,7 @@ def pull(
         raise typer.Exit(ExitCode.NOT_VALID)
     if merged.state.identity_id != target:
         raise StoreError(f"the servers sent the chain of {merged.state.identity_id}, not of {target}")
+    private_dir(local.parent)
     state = write_chain(local, merged.lines, registry=store.registry)
     if json_:
         emit_json({"identity_id": target, "length": state.length, "path": str(local), "servers": notes})

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from ..errors import DecodeError, PassphraseError, StoreError
-from ..keystore import atomic_write
+from ..keyfiles import exclusive_write, fsync_dir, private_dir
 from ..timefmt import format_time, now, parse_time
 from .envelope import InboxSecret
 from .replay import MAX_AGE, MAX_AHEAD
@@ -61,7 +61,11 @@ class InboxKeyring:
         passphrase: bytes | None,
         at: datetime | None = None,
     ) -> InboxKeyRecord:
-        """Store `secret` (encrypted when `passphrase` is given) before its key is published."""
+        """Store `secret` (encrypted when `passphrase` is given) before its key is published.
+
+        Both files are created, never replaced: a key already stored under this
+        name is refused, so no secret a chain lists can be overwritten.
+        """
         encryption = (
             serialization.BestAvailableEncryption(passphrase)
             if passphrase
@@ -75,12 +79,24 @@ class InboxKeyring:
         )
         pem_path, json_path = self._paths(record.key)
         try:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write(pem_path, pem, 0o600)
-            atomic_write(json_path, json.dumps(attrs.asdict(record), indent=2).encode(), 0o600)
+            private_dir(self.folder)
+            exclusive_write(pem_path, pem, 0o600)
+            try:
+                exclusive_write(json_path, json.dumps(attrs.asdict(record), indent=2).encode(), 0o600)
+            except BaseException:
+                pem_path.unlink(missing_ok=True)
+                raise
+        except FileExistsError as exc:
+            raise StoreError(f"inbox key {record.key} is already stored in {self.folder}") from exc
         except OSError as exc:
             raise StoreError(f"cannot store the inbox key in {self.folder}: {exc}") from exc
         return record
+
+    def discard(self, key: str) -> None:
+        """Delete an inbox key that was stored but never published (its link was not appended)."""
+        for path in reversed(self._paths(key)):  # facts first: a lone .pem is never listed
+            path.unlink(missing_ok=True)
+        fsync_dir(self.folder)
 
     def records(self) -> list[InboxKeyRecord]:
         """Every stored inbox key, newest first; unreadable entries are skipped."""

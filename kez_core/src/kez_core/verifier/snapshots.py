@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from ..errors import StoreError
+from ..keyfiles import private_dir
 from ..keystore import atomic_write
 from ..protocols import FetchOutcome, ProofCandidate
 from ..registry import Registry, default_registry
@@ -84,7 +85,7 @@ class SnapshotStore:
             ],
             "results": to_json(report),
         }
-        folder = self._dir(report.identity_id)
+        folder = private_dir(self._dir(report.identity_id))  # 0700 whatever the umask
         stamp = report.checked_at.strftime("%Y%m%dT%H%M%SZ")
         n = 0
         while (folder / f"{stamp}-{n}.json").exists():
@@ -137,7 +138,7 @@ class SnapshotStore:
 
     def record_history(self, report: IdentityReport) -> None:
         path = self._history_path(report.identity_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         lines = "".join(
             json.dumps(
                 {
