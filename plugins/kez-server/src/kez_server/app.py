@@ -43,6 +43,7 @@ from .config import REGISTER_BODY_CAP, ServerSettings
 from .db import Store
 from .errors import HTTP_CODES, ApiError
 from .handles import HANDLE_RE, Registration, check_registration, sigchain_path
+from .limits import BodyDeadline, ClientDisconnect, client_disconnected
 from .ratelimit import TokenBuckets
 
 log = logging.getLogger("kez_server")
@@ -175,6 +176,11 @@ class KezServer:
     def base_url(self, request: Request) -> str:
         return self.settings.public_url or str(request.base_url).rstrip("/")
 
+    @property
+    def url_headers(self) -> dict[str, str]:
+        """Headers of an answer holding `base_url`: without a public URL it depends on Host."""
+        return {} if self.settings.public_url else {"vary": "Host"}
+
     def handle_body(self, request: Request, row: dict[str, Any]) -> dict[str, Any]:
         return {
             "handle": row["handle"],
@@ -219,7 +225,7 @@ class KezServer:
     async def lookup(self, request: Request) -> Response:
         handle = request.path_params["handle"]
         row = await self.registered(handle)
-        return JSONResponse(self.handle_body(request, row))
+        return JSONResponse(self.handle_body(request, row), headers=self.url_headers)
 
     async def register(self, request: Request) -> Response:
         _require_type(request, _JSON_TYPES, "JSON")
@@ -228,7 +234,7 @@ class KezServer:
         return JSONResponse(
             self.handle_body(request, row),
             200 if row["moved"] else 201,
-            headers={"location": f"/v1/u/{row['handle']}"},
+            headers={"location": f"/v1/u/{row['handle']}", **self.url_headers},
         )
 
     def _register(self, body: bytes) -> dict[str, Any]:
@@ -348,7 +354,9 @@ class KezServer:
             "properties": {NS + "primary": info["primary"]},
             "links": links,
         }
-        return JSONResponse(jrd, media_type=JRD, headers={"access-control-allow-origin": "*"})
+        return JSONResponse(
+            jrd, media_type=JRD, headers={"access-control-allow-origin": "*", **self.url_headers}
+        )
 
     async def get_chain(self, request: Request) -> Response:
         identity = check_identity(
@@ -477,6 +485,7 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
+            ClientDisconnect: client_disconnected,
             **{error: _db_unavailable for error in _database_errors()},
             Exception: _internal_error,
         },
@@ -485,6 +494,7 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
     writes = TokenBuckets(settings.write_burst, settings.write_rate)
     reads = TokenBuckets(settings.read_burst, settings.read_rate)
     app.add_middleware(RateLimit, writes=writes, reads=reads)
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout)
     app.state.kez = server
     return app
 
