@@ -358,6 +358,11 @@ class KezServer:
             jrd, media_type=JRD, headers={"access-control-allow-origin": "*", **self.url_headers}
         )
 
+    async def chain(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.post_chain(request)
+        return await self.get_chain(request)
+
     async def get_chain(self, request: Request) -> Response:
         identity = check_identity(
             request.path_params["alg"], request.path_params["hex"], self.registry
@@ -476,8 +481,8 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
         Route("/v1/u/{handle}", server.lookup, methods=["GET"]),
         Route("/v1/register", server.register, methods=["POST"]),
         Route("/.well-known/webfinger", server.webfinger, methods=["GET"]),
-        Route("/v1/sigchains/{alg}/{hex}", server.get_chain, methods=["GET"]),
-        Route("/v1/sigchains/{alg}/{hex}", server.post_chain, methods=["POST"]),
+        # one route per path, so a 405 lists every method of the path in Allow
+        Route("/v1/sigchains/{alg}/{hex}", server.chain, methods=["GET", "POST"]),
         Route("/v1/sigchains/{alg}/{hex}/forks", server.get_forks, methods=["GET"]),
     ]
     app = Starlette(

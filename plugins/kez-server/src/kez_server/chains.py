@@ -18,7 +18,10 @@ in its position after the stored links:
 Concurrency: the plan is made from a snapshot of the stored ids, then the
 new links are inserted in one transaction; the (identity, seqno) primary
 key refuses the second of two writers extending the same head, and the
-loser plans again on the new snapshot (where its link now conflicts: 409).
+loser plans again on the new snapshot. Where its link now conflicts with
+a link stored after it first planned, it lost a race, which is not a fork
+to keep as evidence: 409 `chain_changed`, "fetch and retry" (typically two
+devices of one identity appending at once).
 
 To validate a link after the stored head the validator must hold the state
 of the chain up to it. Rebuilding that state means re-verifying every
@@ -181,11 +184,12 @@ class ChainService:
                 hint="POST the chain as JSON Lines, one link per line",
             )
         first = _peek_seqno(lines[0][1]) or 1
+        seen: int | None = None  # the head when this request first planned
         for _attempt in range(RETRIES):
             try:
-                return self._append_once(identity, lines, first)
-            except Conflict:
-                continue
+                return self._append_once(identity, lines, first, seen)
+            except _LostRace as lost:
+                seen = lost.head if seen is None else seen
         raise ApiError(
             409,
             "busy",
@@ -194,7 +198,7 @@ class ChainService:
         )
 
     def _append_once(
-        self, identity: str, lines: list[tuple[int, bytes]], first: int
+        self, identity: str, lines: list[tuple[int, bytes]], first: int, seen: int | None
     ) -> AppendResult:
         # Only the ids from just before the first posted link on: a tail push
         # reads a few rows, not the whole chain.
@@ -207,7 +211,7 @@ class ChainService:
             head = self.store.head(identity)
             n = 0 if head is None else head[0]
             if n >= low:  # another writer stored links between the two reads
-                raise Conflict("the chain grew while reading it")
+                raise _LostRace(low - 1)
         if first > n + 1:
             have = f"has links up to seqno {n}" if n else "has no links of this identity"
             raise ApiError(
@@ -253,6 +257,8 @@ class ChainService:
                 stored_id = ids[link.seqno]
                 if link.id == stored_id:
                     continue  # the stored link, spelt differently
+                if seen is not None and link.seqno > seen:
+                    raise _chain_changed(link.seqno, stored_id, link.id, n)
                 self.store.add_fork(
                     identity, link.seqno, stored_id, link.id, link.canonical, format_time(now())
                 )
@@ -271,7 +277,10 @@ class ChainService:
         state = validator.state
         assert state is not None
         if new_rows:
-            self.store.insert_links(identity, new_rows, format_time(now()))  # Conflict → plan again
+            try:
+                self.store.insert_links(identity, new_rows, format_time(now()))
+            except Conflict as exc:  # another writer stored these seqnos first: plan again
+                raise _LostRace(n) from exc
             head_seqno, head_id = state.length, state.head
         else:  # only other spellings of stored links
             head_seqno, head_id = n, ids[n]
@@ -294,6 +303,29 @@ class ChainService:
                 }
             )
         return out
+
+
+class _LostRace(Exception):
+    """Another writer extended the chain while this request planned; `head` is what it saw."""
+
+    def __init__(self, head: int) -> None:
+        super().__init__(head)
+        self.head = head
+
+
+def _chain_changed(seqno: int, stored_id: str, posted_id: str, head: int) -> ApiError:
+    """The answer to the loser of a race: not a fork to keep, a head that moved."""
+    return ApiError(
+        409,
+        "chain_changed",
+        f"the chain changed while this request was appended: another request stored seqno "
+        f"{seqno} ({stored_id}) first; fetch the chain and retry",
+        hint=f"GET the chain (?after={seqno - 1}), build your links on the new head and push again",
+        seqno=seqno,
+        stored_id=stored_id,
+        conflicting_id=posted_id,
+        head_seqno=head,
+    )
 
 
 def _chain_error(exc: ChainError, number: int) -> ApiError:
