@@ -44,6 +44,7 @@ from .db import Store
 from .errors import HTTP_CODES, ApiError
 from .handles import HANDLE_RE, Registration, check_registration, sigchain_path
 from .limits import BodyDeadline, ClientDisconnect, client_disconnected
+from .quotas import ClientQuota
 from .ratelimit import TokenBuckets
 
 log = logging.getLogger("kez_server")
@@ -159,7 +160,13 @@ class KezServer:
         self.store = store
         self.registry = default_registry()
         self.registry.key_algorithms()  # load plugins now, not in racing request threads
-        self.chains = ChainService(store, registry=self.registry)
+        self.chains = ChainService(
+            store,
+            registry=self.registry,
+            max_links=settings.identity_max_links,
+            max_bytes=settings.identity_max_bytes,
+            client_quota=ClientQuota(settings.client_bytes_per_hour, settings.client_links_per_hour),
+        )
 
     async def read(self, fn: Any, *args: Any) -> Any:
         """Run a database read: inline for SQLite, in the thread pool for PostgreSQL.
@@ -395,7 +402,8 @@ class KezServer:
         )
         _require_type(request, _CHAIN_TYPES, f"JSON Lines ({NDJSON})")
         body = await read_body(request, self.settings.max_chain_body)
-        result = await run_in_threadpool(self.chains.append, identity, body)
+        client = request.client.host if request.client else "?"
+        result = await run_in_threadpool(self.chains.append, identity, body, client)
         return JSONResponse(result.to_json())
 
     async def get_forks(self, request: Request) -> Response:

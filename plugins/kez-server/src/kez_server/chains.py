@@ -49,6 +49,7 @@ from kez_core.timefmt import format_time, now
 
 from .db import Conflict, Store
 from .errors import ApiError
+from .quotas import ClientQuota, check_identity_quota
 
 PAGE = 1000  # links per database read when serving a chain
 RETRIES = 4  # plans per append when other writers keep winning the race
@@ -111,11 +112,24 @@ def split_lines(body: bytes) -> list[tuple[int, bytes]]:
 class ChainService:
     """Appends and reads over a `Store` (thread-safe; called from the thread pool)."""
 
-    def __init__(self, store: Store, *, registry: Registry | None = None, cache_size: int = 1024):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        registry: Registry | None = None,
+        cache_size: int = 1024,
+        max_links: int = 0,
+        max_bytes: int = 0,
+        client_quota: ClientQuota | None = None,
+    ):
         self.store = store
         self.registry = registry or default_registry()
         self.cache_size = cache_size
+        self.max_links = max_links  # per identity (0: no quota); see quotas.py
+        self.max_bytes = max_bytes
+        self.client_quota = client_quota
         self._cache: OrderedDict[str, tuple[str, ChainValidator]] = OrderedDict()
+        self._sizes: OrderedDict[str, tuple[str, int]] = OrderedDict()  # identity -> (head id, bytes)
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- cache
@@ -133,6 +147,33 @@ class ChainService:
             self._cache.move_to_end(identity)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+    def _stored_bytes(self, identity: str, n: int, head_id: str | None) -> int:
+        """Bytes of the stored chain up to head `n` (kept per head id; read once otherwise)."""
+        if n == 0 or head_id is None:
+            return 0
+        with self._lock:
+            entry = self._sizes.get(identity)
+        if entry is not None and entry[0] == head_id:
+            return entry[1]
+        size = self.store.chain_bytes(identity, n)
+        self._put_size(identity, head_id, size)
+        return size
+
+    def _put_size(self, identity: str, head_id: str, size: int) -> None:
+        with self._lock:
+            self._sizes[identity] = (head_id, size)
+            self._sizes.move_to_end(identity)
+            while len(self._sizes) > self.cache_size:
+                self._sizes.popitem(last=False)
+
+    def _charge(self, client: str, links: int, nbytes: int) -> None:
+        if self.client_quota is not None:
+            self.client_quota.charge(client, links, nbytes)
+
+    def _refund(self, client: str, links: int, nbytes: int) -> None:
+        if self.client_quota is not None:
+            self.client_quota.refund(client, links, nbytes)
 
     def _validator_at(
         self, identity: str, upto: int, ids: dict[int, str], n: int
@@ -173,8 +214,11 @@ class ChainService:
 
     # ---------------------------------------------------------------- write
 
-    def append(self, identity: str, body: bytes) -> AppendResult:
-        """Validate and store the posted links; ApiError for anything refused (see module text)."""
+    def append(self, identity: str, body: bytes, client: str = "?") -> AppendResult:
+        """Validate and store the posted links; ApiError for anything refused (see module text).
+
+        `client` is the address the quotas charge for new links and fork evidence.
+        """
         lines = split_lines(body)
         if not lines:
             raise ApiError(
@@ -187,7 +231,7 @@ class ChainService:
         seen: int | None = None  # the head when this request first planned
         for _attempt in range(RETRIES):
             try:
-                return self._append_once(identity, lines, first, seen)
+                return self._append_once(identity, lines, first, seen, client)
             except _LostRace as lost:
                 seen = lost.head if seen is None else seen
         raise ApiError(
@@ -198,7 +242,12 @@ class ChainService:
         )
 
     def _append_once(
-        self, identity: str, lines: list[tuple[int, bytes]], first: int, seen: int | None
+        self,
+        identity: str,
+        lines: list[tuple[int, bytes]],
+        first: int,
+        seen: int | None,
+        client: str,
     ) -> AppendResult:
         # Only the ids from just before the first posted link on: a tail push
         # reads a few rows, not the whole chain.
@@ -259,6 +308,7 @@ class ChainService:
                     continue  # the stored link, spelt differently
                 if seen is not None and link.seqno > seen:
                     raise _chain_changed(link.seqno, stored_id, link.id, n)
+                self._charge(client, 1, len(link.canonical))  # evidence is stored too
                 self.store.add_fork(
                     identity, link.seqno, stored_id, link.id, link.canonical, format_time(now())
                 )
@@ -277,11 +327,24 @@ class ChainService:
         state = validator.state
         assert state is not None
         if new_rows:
+            added = sum(len(line) for _s, _i, line in new_rows)
+            stored = self._stored_bytes(identity, n, ids.get(n)) if self.max_bytes else 0
+            check_identity_quota(
+                identity,
+                state.length,
+                stored + added,
+                max_links=self.max_links,
+                max_bytes=self.max_bytes,
+            )
+            self._charge(client, len(new_rows), added)
             try:
                 self.store.insert_links(identity, new_rows, format_time(now()))
             except Conflict as exc:  # another writer stored these seqnos first: plan again
+                self._refund(client, len(new_rows), added)
                 raise _LostRace(n) from exc
             head_seqno, head_id = state.length, state.head
+            if self.max_bytes:
+                self._put_size(identity, head_id, stored + added)
         else:  # only other spellings of stored links
             head_seqno, head_id = n, ids[n]
         if state.length == head_seqno:
