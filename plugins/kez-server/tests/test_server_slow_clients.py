@@ -206,3 +206,24 @@ def test_disconnect_mid_body_is_not_an_internal_error(server_log):
     assert errors == [], [r.getMessage() for r in errors]
     gone = [r for r in server_log.records if "disconnected" in r.getMessage()]
     assert gone and all(r.levelno <= logging.INFO for r in gone)
+
+
+# ------------------------------------------------------- what is not HTTP
+
+
+def test_garbage_and_huge_heads_get_typed_answers():
+    with running_server() as server:
+        with raw(server.url) as sock:
+            sock.sendall(b"\x16\x03\x01\x02\x00 not http at all\r\n\r\n")
+            status, headers, body = read_answer(sock)
+        assert status == 400 and headers["content-type"] == "application/json"
+        typed(status, body, "bad_request")
+        with raw(server.url) as sock:
+            sock.sendall(b"GET /v1/healthz HTTP/1.1\r\nHost: x\r\n")
+            with contextlib.suppress(OSError):
+                for _ in range(100):
+                    sock.sendall(b"X-Filler: " + b"a" * 1000 + b"\r\n")
+            status, headers, body = read_answer(sock)
+        assert status == 431
+        typed(status, body, "header_too_large")
+        assert httpx.get(server.url + "/v1/healthz").status_code == 200

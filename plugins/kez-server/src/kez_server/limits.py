@@ -10,7 +10,8 @@ descriptor and `/v1/healthz` would fail for everyone. Three parts:
   `header_timeout` seconds of the connection or, on a kept-alive connection,
   of the request's first byte; a client dribbling a byte a second is cut at
   the deadline: 408 `header_timeout` and close, or a silent close when it
-  sent nothing at all) and a **connection cap** (a connection opened while
+  sent nothing at all), a **head size cap** (64 KiB: 431 `header_too_large`),
+  JSON for uvicorn's 400 to bytes that are not HTTP, and a **connection cap** (a connection opened while
   `max_connections` are open gets 503 `busy` with `Retry-After` at its first
   bytes and is closed; the slow ones free their places at their deadlines).
 - `BodyDeadline`: ASGI middleware giving each request `body_timeout` seconds
@@ -40,6 +41,7 @@ from .errors import ApiError
 
 log = logging.getLogger("kez_server")
 
+MAX_HEAD = 64 * 1024  # bytes of a request line and headers (431 beyond)
 FD_RESERVE = 64  # descriptors kept for the database pool, logs and the listening socket
 WARN_EVERY = 10.0  # seconds between two "connection cap reached" warnings
 _last_warning = [float("-inf")]
@@ -96,31 +98,45 @@ def protocol_class(header_timeout: float, max_connections: int) -> type[asyncio.
                 self._arm()  # the first bytes of a request on a kept-alive connection
                 self._got += len(data)
             super().data_received(data)
-            if awaiting and not self._awaiting_head():
+            if not awaiting or self.transport.is_closing():
+                return
+            if not self._awaiting_head():
                 self._disarm()  # the head is complete: the app has the request
+            elif self._got > MAX_HEAD:
+                self._close_with(
+                    431,
+                    "Request Header Fields Too Large",
+                    "header_too_large",
+                    f"the request line and headers exceed {MAX_HEAD} bytes",
+                )
+
+        def send_400_response(self, msg: str) -> None:
+            """uvicorn's answer to bytes that are not HTTP, in the API's JSON shape."""
+            self._close_with(400, "Bad Request", "bad_request", f"not an HTTP/1.1 request: {msg}")
+
+        def _close_with(self, status: int, reason: str, code: str, message: str) -> None:
+            self._disarm()
+            self.transport.write(_raw_answer(status, reason, {"error": code, "message": message}, {}))
+            self.transport.close()
 
         def _head_too_slow(self) -> None:
             self._timer = None
             if self.transport.is_closing() or not self._awaiting_head():
                 return
-            if self._got:
-                log.info(
-                    "client %s: no complete request head within %s s; closed",
-                    _peer(self.client),
-                    header_timeout,
-                )
-                self.transport.write(
-                    _raw_answer(
-                        408,
-                        "Request Timeout",
-                        {
-                            "error": "header_timeout",
-                            "message": f"the request head did not arrive within {header_timeout:g} s",
-                        },
-                        {},
-                    )
-                )
-            self.transport.close()
+            if not self._got:
+                self.transport.close()  # connected and said nothing: nobody to answer
+                return
+            log.info(
+                "client %s: no complete request head within %s s; closed",
+                _peer(self.client),
+                header_timeout,
+            )
+            self._close_with(
+                408,
+                "Request Timeout",
+                "header_timeout",
+                f"the request head did not arrive within {header_timeout:g} s",
+            )
 
         def _refuse_over_cap(self) -> None:
             if self.transport.is_closing():
