@@ -227,3 +227,16 @@ def test_garbage_and_huge_heads_get_typed_answers():
         assert status == 431
         typed(status, body, "header_too_large")
         assert httpx.get(server.url + "/v1/healthz").status_code == 200
+
+
+def test_connection_cap_stays_under_the_open_file_limit():
+    import resource
+
+    from kez_server.limits import FD_RESERVE, connection_cap
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        pytest.skip("no open-file limit here")
+    assert connection_cap(10) == min(10, soft - FD_RESERVE)
+    assert connection_cap(soft * 2) == soft - FD_RESERVE
+    assert connection_cap(0) == soft - FD_RESERVE  # 0: as many as the limit allows

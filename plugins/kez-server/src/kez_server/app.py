@@ -165,7 +165,9 @@ class KezServer:
             registry=self.registry,
             max_links=settings.identity_max_links,
             max_bytes=settings.identity_max_bytes,
-            client_quota=ClientQuota(settings.client_bytes_per_hour, settings.client_links_per_hour),
+            client_quota=ClientQuota(
+                settings.client_bytes_per_hour, settings.client_links_per_hour
+            ),
         )
 
     async def read(self, fn: Any, *args: Any) -> Any:

@@ -129,7 +129,8 @@ class ChainService:
         self.max_bytes = max_bytes
         self.client_quota = client_quota
         self._cache: OrderedDict[str, tuple[str, ChainValidator]] = OrderedDict()
-        self._sizes: OrderedDict[str, tuple[str, int]] = OrderedDict()  # identity -> (head id, bytes)
+        # identity -> (head id, stored bytes up to it), for the identity byte quota
+        self._sizes: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- cache

@@ -20,6 +20,7 @@ DEFAULT_DB = "kez.db"
 REGISTER_BODY_CAP = 64 * 1024  # the registration envelope: one signed object
 DEFAULT_CHAIN_BODY_CAP = 8 * 1024 * 1024  # one chain POST (~16k typical links)
 MIB = 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 1000  # lowered at start to the open-file limit - 64 (kez_server.limits)
 
 # setting name -> environment variable
 ENV: dict[str, str] = {
@@ -132,7 +133,7 @@ class ServerSettings:
         default=60.0, converter=float, validator=_nonneg("body timeout")
     )
     max_connections: int = attrs.field(
-        default=1000, converter=int, validator=_nonneg("max connections")
+        default=DEFAULT_MAX_CONNECTIONS, converter=int, validator=_nonneg("max connections")
     )
     # Storage quotas (kez_server.quotas): per identity (links, bytes of its stored
     # chain) and per client address (new bytes and links stored per hour). 0: no limit.

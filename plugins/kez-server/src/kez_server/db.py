@@ -214,7 +214,8 @@ class Store:
     def chain_bytes(self, identity: str, upto: int) -> int:
         """Bytes of the stored links of `identity` up to seqno `upto` (for the identity quota)."""
         rows = self._rows(
-            "SELECT coalesce(sum(length(line)), 0) FROM kez_links WHERE identity = ? AND seqno <= ?",
+            "SELECT coalesce(sum(length(line)), 0) FROM kez_links"
+            " WHERE identity = ? AND seqno <= ?",
             (identity, upto),
         )
         return int(rows[0][0])

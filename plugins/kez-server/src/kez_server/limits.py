@@ -11,9 +11,10 @@ descriptor and `/v1/healthz` would fail for everyone. Three parts:
   of the request's first byte; a client dribbling a byte a second is cut at
   the deadline: 408 `header_timeout` and close, or a silent close when it
   sent nothing at all), a **head size cap** (64 KiB: 431 `header_too_large`),
-  JSON for uvicorn's 400 to bytes that are not HTTP, and a **connection cap** (a connection opened while
-  `max_connections` are open gets 503 `busy` with `Retry-After` at its first
-  bytes and is closed; the slow ones free their places at their deadlines).
+  JSON for uvicorn's 400 to bytes that are not HTTP, and a **connection
+  cap** (a connection opened while `max_connections` are open gets 503
+  `busy` with `Retry-After` at its first bytes and is closed; the slow ones
+  free their places at their deadlines).
 - `BodyDeadline`: ASGI middleware giving each request `body_timeout` seconds
   from its headers to the end of its body (408 `body_timeout`, connection
   closed); reads after the body (disconnect watchers) are not limited.
@@ -36,7 +37,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .config import ServerSettings
+from .config import DEFAULT_MAX_CONNECTIONS, ServerSettings
 from .errors import ApiError
 
 log = logging.getLogger("kez_server")
@@ -63,7 +64,7 @@ def protocol_class(header_timeout: float, max_connections: int) -> type[asyncio.
     base: Any = AutoHTTPProtocol
 
     class LimitedProtocol(base):  # type: ignore[misc, valid-type]
-        """Per connection: `_timer` runs while a request head is awaited; `_got` counts its bytes."""
+        """`_timer` runs while a request head is awaited; `_got` counts its bytes."""
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -116,7 +117,8 @@ def protocol_class(header_timeout: float, max_connections: int) -> type[asyncio.
 
         def _close_with(self, status: int, reason: str, code: str, message: str) -> None:
             self._disarm()
-            self.transport.write(_raw_answer(status, reason, {"error": code, "message": message}, {}))
+            body = {"error": code, "message": message}
+            self.transport.write(_raw_answer(status, reason, body, {}))
             self.transport.close()
 
         def _head_too_slow(self) -> None:
@@ -142,7 +144,7 @@ def protocol_class(header_timeout: float, max_connections: int) -> type[asyncio.
             if self.transport.is_closing():
                 return
             now = self.loop.time()
-            if now - _last_warning[0] >= WARN_EVERY:  # one line per WARN_EVERY s, not one per client
+            if now - _last_warning[0] >= WARN_EVERY:  # one line now and then, not one per client
                 _last_warning[0] = now
                 log.warning(
                     "connection cap reached: %d connections are open (limit %d); "
@@ -172,7 +174,7 @@ def _peer(client: tuple[str, int] | None) -> str:
 
 
 class BodyDeadline:
-    """Pure ASGI middleware: the request body must arrive within `seconds` of the request's start."""
+    """Pure ASGI middleware: a request's body must arrive within `seconds` of its start."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -232,7 +234,10 @@ def connection_cap(requested: int) -> int:
         return requested
     allowed = max(1, soft - FD_RESERVE)
     if requested == 0 or requested > allowed:
-        log.warning(
+        # a warning when the operator asked for more; the default fitting a small limit is normal
+        explicit = requested not in (0, DEFAULT_MAX_CONNECTIONS)
+        log.log(
+            logging.WARNING if explicit else logging.INFO,
             "max connections lowered to %d: the open-file limit is %d (raise it with ulimit -n)",
             allowed,
             soft,

@@ -77,7 +77,7 @@ class ClientQuota:
         return any(b.enabled for b in self._buckets.values())
 
     def charge(self, client: str, links: int, nbytes: int) -> None:
-        """Take `links` and `nbytes` from `client`'s allowance, both or neither; ApiError if refused."""
+        """Take `links` and `nbytes` from `client`'s allowance, both or neither; else ApiError."""
         costs = {"links": links, "bytes": nbytes}
         with self._lock:
             taken: list[str] = []
