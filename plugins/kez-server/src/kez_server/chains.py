@@ -285,6 +285,11 @@ class ChainService:
             seqno += 1
         if index == len(lines):
             return AppendResult(identity, n, ids[n], 0)
+        # Over the link quota whatever the links say: refused before validating them, so an
+        # owner retrying at the quota does not cost the cached validator a rebuild each time.
+        check_identity_quota(
+            identity, seqno + len(lines) - index - 1, 0, max_links=self.max_links, max_bytes=0
+        )
 
         validator = self._validator_at(identity, seqno - 1, ids, n)
         new_rows: list[tuple[int, str, bytes]] = []
