@@ -216,6 +216,11 @@ def main() -> None:
                     SERVER_NAME,
                     "--write-burst",
                     "0",
+                    # all load comes from one address: no per-client quota either
+                    "--client-links-per-hour",
+                    "0",
+                    "--client-bytes-per-hour",
+                    "0",
                     "--log-level",
                     "warning",
                 ],

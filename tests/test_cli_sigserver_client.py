@@ -101,3 +101,26 @@ def test_configured_servers_from_env_and_flags(monkeypatch):
 )
 def test_split_handle(target, expected):
     assert split_handle(target) == expected
+
+
+def test_publish_that_lost_a_race_is_retryable_not_a_fork(capsys, chain):
+    """kez-server answers the loser of two racing appends 409 chain_changed (spec §11)."""
+    from kez_core.localserver import serve_asgi
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def chain_changed(_request):
+        return JSONResponse(
+            {"error": "chain_changed", "seqno": 1, "stored_id": "a" * 64, "conflicting_id": "b" * 64,
+             "head_seqno": 1, "message": "the chain changed while this request was appended: "
+             "another request stored seqno 1 first; fetch the chain and retry"},
+            409,
+        )
+
+    app = Starlette(routes=[Route("/v1/sigchains/{alg}/{hex}", chain_changed, methods=["POST"])])
+    with serve_asgi(app, name="race-server") as url:
+        code, out, _ = kez(capsys, "sigchain", "publish", "--sig-server", url, "--json")
+    result = json.loads(out)["servers"][0]
+    assert result["outcome"] == "unreachable" and "fetch the chain and retry" in result["message"]
+    assert code == 5

@@ -271,6 +271,9 @@ async def _post_links(client: Any, base: str, identity_id: str, body: bytes) -> 
         ids: tuple[str, ...] = ()
         try:
             data = response.json()
+            code = data.get("error")
+            if code in ("chain_changed", "busy"):  # a race on the server, not a fork: retry
+                return PushResult(base, "unreachable", f"{base} answered {_error_text(response)}")
             found = data.get("link_ids") or [data.get("stored_id"), data.get("conflicting_id")]
             ids = tuple(str(i) for i in found if isinstance(i, str))
         except (ValueError, AttributeError):

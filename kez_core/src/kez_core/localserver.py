@@ -27,11 +27,13 @@ def serve_asgi(
     keep_alive: float = 30,
     start_timeout: float = 30,
     stop_timeout: float = 15,
+    **options: Any,
 ) -> Iterator[str]:
     """Serve `app` on 127.0.0.1 (a free port); yields its base URL `http://127.0.0.1:<port>`.
 
     `name` names the thread and the error when the server does not start
-    within `start_timeout` seconds.
+    within `start_timeout` seconds. `options` are more `uvicorn.Config`
+    keywords (kez-server passes its own HTTP protocol class).
     """
     import uvicorn
 
@@ -46,6 +48,7 @@ def serve_asgi(
             backlog=backlog,
             timeout_graceful_shutdown=1,
             timeout_keep_alive=int(keep_alive),
+            **options,
         )
     )
     thread = threading.Thread(target=server.run, name=name, daemon=True)

@@ -308,7 +308,11 @@ def _race(server, bodies: list[bytes], url: str) -> list[httpx.Response]:
 
 @pytest.mark.parametrize("round_", range(3))
 def test_racing_appends_one_wins(client, server, round_):
-    """Clients extending the same head with different links: one 200, the rest 409, no lost link."""
+    """Clients extending the same head with different links: one 200, the rest 409, no lost link.
+
+    A loser whose insert lost the race is told `chain_changed` (fetch and retry);
+    one that arrived after the winner was stored sees a `fork`, kept as evidence.
+    Which of the two each loser gets depends on timing."""
     signer, builder = chain(5)
     push(client, signer.key_id, builder.lines)
     branches = []
@@ -321,14 +325,16 @@ def test_racing_appends_one_wins(client, server, round_):
     assert statuses == [200] + [409] * 5, [r.text for r in results]
     winner = next(i for i, r in enumerate(results) if r.status_code == 200)
     assert results[winner].json()["appended"] == 1 and results[winner].json()["head_seqno"] == 6
+    forks = 0
     for i, r in enumerate(results):
         if i != winner:
             data = r.json()
-            assert data["error"] == "fork" and data["seqno"] == 6
+            assert data["error"] in ("fork", "chain_changed") and data["seqno"] == 6, data
             assert data["stored_id"] == _id(branches[winner].lines[5])
             assert data["conflicting_id"] == _id(branches[i].lines[5])
+            forks += data["error"] == "fork"
     assert client.get(identity_path(signer.key_id)).content == body(branches[winner].lines)
-    assert len(client.get(identity_path(signer.key_id) + "/forks").json()["forks"]) == 5
+    assert len(client.get(identity_path(signer.key_id) + "/forks").json()["forks"]) == forks
 
 
 def test_racing_identical_appends_all_succeed_once(client, server):
@@ -358,3 +364,98 @@ def _canonical(obj) -> bytes:
     from kez_core.jcs import canonicalize
 
     return canonicalize(obj)
+
+
+# ------------------------------------------------------- methods, race loser, clock
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/v1/sigchains/ed25519/" + "a" * 64, {"GET", "HEAD", "POST"}),
+        ("DELETE", "/v1/sigchains/ed25519/" + "a" * 64, {"GET", "HEAD", "POST"}),
+        ("POST", "/v1/sigchains/ed25519/" + "a" * 64 + "/forks", {"GET", "HEAD"}),
+        ("GET", "/v1/register", {"POST"}),
+        ("POST", "/v1/u/alice", {"GET", "HEAD"}),
+        ("POST", "/v1/healthz", {"GET", "HEAD"}),
+    ],
+)
+def test_405_lists_the_methods_of_the_path(client, method, path, allowed):
+    response = client.request(method, path)
+    data = assert_error(response, 405, "method_not_allowed")
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+    for name in allowed:
+        assert name in data["message"]
+
+
+def test_race_loser_is_told_the_chain_changed(server):
+    """The insert of a request loses to a writer that stored another link at the same seqno
+    after the request read the head: 409 chain_changed (fetch and retry), not fork evidence."""
+    from kez_server.chains import ChainService
+    from kez_server.db import Store
+    from kez_server.errors import ApiError
+
+    signer, builder = chain(2)
+    theirs, mine = fork_of(builder, 2), fork_of(builder, 2)
+    extend(theirs, signer)
+    extend(mine, signer)
+
+    class RacedStore(Store):
+        """The real store; the other writer's insert lands just before this request's."""
+
+        raced = False
+
+        def insert_links(self, identity, rows, stored_at):
+            if not self.raced and rows[0][0] == 3:
+                self.raced = True
+                other = theirs.lines[2].rstrip(b"\n")
+                super().insert_links(identity, [(3, hashlib.sha256(other).hexdigest(), other)], stored_at)
+            super().insert_links(identity, rows, stored_at)
+
+    store = RacedStore(server.settings.db)
+    try:
+        service = ChainService(store)
+        service.append(signer.key_id, body(builder.lines))
+        with pytest.raises(ApiError) as caught:
+            service.append(signer.key_id, body(mine.lines))
+        error = caught.value
+        assert (error.status, error.code) == (409, "chain_changed")
+        assert "fetch" in error.message and error.extra["seqno"] == 3
+        assert error.extra["stored_id"] == _id(theirs.lines[2])
+        assert error.extra["head_seqno"] == 3
+        assert store.forks(signer.key_id) == []  # a lost race is not evidence of a fork
+        # fetching and building on the new head goes through
+        rebuilt = SigchainBuilder.resume(theirs.lines)
+        extend(rebuilt, signer)
+        assert service.append(signer.key_id, body(rebuilt.lines)).head_seqno == 4
+        # a link conflicting with a link stored before the request: a fork, kept as evidence
+        with pytest.raises(ApiError) as caught:
+            service.append(signer.key_id, body(mine.lines))
+        assert caught.value.code == "fork" and len(store.forks(signer.key_id)) == 1
+    finally:
+        store.close()
+
+
+def test_link_from_the_far_future_is_refused(client):
+    signer, builder = chain(1)
+    assert push(client, signer.key_id, builder.lines).status_code == 200
+    state = builder.state
+    link = make_link(
+        signer,
+        seqno=2,
+        prev=state.head,
+        op="claim",
+        body=json_claim(signer),
+        created_at="9999-12-31T23:59:59Z",
+    )
+    response = push(client, signer.key_id, [link.canonical() + b"\n"])
+    data = assert_error(response, 422, "invalid_link")
+    assert data["seqno"] == 2 and data["line"] == 1 and data["link_id"] == link.id
+    assert "9999" in data["message"] or "future" in data["message"]
+    assert client.get(identity_path(signer.key_id)).content == body(builder.lines)
+
+
+def json_claim(signer):
+    from kez_core.claim import create_claim
+
+    return {"claim": create_claim(signer, "dns:future.example.org").to_dict()}

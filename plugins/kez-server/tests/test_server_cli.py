@@ -131,6 +131,9 @@ def test_flags_win_over_environment(tmp_path):
         (["--server", "example.org", "--public-url", "ftp://x"], 2, "not an http(s) base URL"),
         (["--server", "example.org", "--write-burst", "-1"], 2, "must be 0 or more"),
         (["--server", "example.org", "--write-burst", "many"], 2, "integer"),
+        (["--server", "example.org", "--header-timeout", "-1"], 2, "must be 0 or more"),
+        (["--server", "example.org", "--client-bytes-per-hour", "-5"], 2, "must be 0 or more"),
+        (["--server", "example.org", "--bind", "0.0.0.0:7878"], 2, "needs --public-url"),
     ],
 )
 def test_config_errors(capsys, monkeypatch, tmp_path, args, code, text):
@@ -166,6 +169,13 @@ def test_version_and_help(capsys):
         ("--server", "KEZ_SERVER_NAME"),
         ("--public-url", "KEZ_SERVER_PUBLIC_URL"),
         ("--write-burst", "KEZ_SERVER_WRITE_BURST"),
+        ("--header-timeout", "KEZ_SERVER_HEADER_TIMEOUT"),
+        ("--body-timeout", "KEZ_SERVER_BODY_TIMEOUT"),
+        ("--max-connections", "KEZ_SERVER_MAX_CONNECTIONS"),
+        ("--identity-max-links", "KEZ_SERVER_IDENTITY_MAX_LINKS"),
+        ("--identity-max-bytes", "KEZ_SERVER_IDENTITY_MAX_BYTES"),
+        ("--client-links-per-hour", "KEZ_SERVER_CLIENT_LINKS_PER_HOUR"),
+        ("--client-bytes-per-hour", "KEZ_SERVER_CLIENT_BYTES_PER_HOUR"),
     ]:
         assert flag in out and env in out
 
@@ -235,3 +245,27 @@ def test_database_trouble_is_503_not_500(tmp_path):
         assert response.headers["retry-after"] == "5"
         envelope = registration(Signer.generate("ed25519"), new_handle())
         assert http.post("/v1/register", json=envelope).status_code == 503
+
+
+def test_the_command_serves_with_the_limits(tmp_path):
+    """The deadlines and the cap are uvicorn protocol options: the command must pass them."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(
+        ["--bind", f"127.0.0.1:{port}", "--db", str(tmp_path / "k.db"), "--server", "example.org"],
+        {"KEZ_SERVER_HEADER_TIMEOUT": "0.5"},
+    )
+    try:
+        wait_healthy(proc, url)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /v1/healthz HTTP/1.1\r\nHost: x\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408 ") and b"header_timeout" in answer
+        assert time.monotonic() - started < 3
+    finally:
+        code, err = stop(proc)
+    assert code == 0, err
+    assert "Traceback" not in err

@@ -180,3 +180,80 @@ def test_any_request_never_500(http, method, path, query, body):
     assert response.status_code < 500
     if response.status_code >= 400 and method != "HEAD":
         check(response)
+
+
+# ------------------------------------------- the limits: quotas, deadlines, raw bytes
+
+
+@pytest.fixture(scope="module")
+def tight():
+    """A server whose quotas, deadlines and cap are small enough for garbage to reach them."""
+    from kez_server.testing import running_server
+
+    with running_server(
+        identity_max_links=3,
+        identity_max_bytes=4000,
+        client_links_per_hour=40,
+        client_bytes_per_hour=20_000,
+        header_timeout=0.3,
+        body_timeout=0.3,
+        max_connections=50,
+    ) as server:
+        yield server
+
+
+@SETTINGS
+@given(
+    links=st.integers(1, 5),
+    body=st.none() | bodies,
+    address=st.sampled_from(["203.0.113.1", "203.0.113.2", None]),
+)
+def test_quota_paths_never_500(tight, links, body, address):
+    signer, builder = chain(links)
+    content = b"".join(builder.lines) if body is None else body
+    headers = {"content-type": "application/x-ndjson"}
+    if address:
+        headers["x-forwarded-for"] = address
+    with httpx.Client(base_url=tight.url, timeout=30) as client:
+        check(client.post(identity_path(signer.key_id), content=content, headers=headers))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    data=st.binary(max_size=300)
+    | st.builds(
+        lambda head, junk: head + junk,
+        st.sampled_from(
+            [
+                b"GET /v1/healthz HTTP/1.1\r\n",
+                b"POST /v1/register HTTP/1.1\r\nContent-Length: 50\r\n\r\n",
+                b"POST /v1/sigchains/ed25519/" + b"a" * 64 + b" HTTP/1.1\r\nContent-Length: 9\r\n\r\n",
+            ]
+        ),
+        st.binary(max_size=100),
+    ),
+)
+def test_raw_bytes_never_500(tight, data):
+    """Whatever bytes arrive, and however they stop, the answers are typed and below 500."""
+    import socket
+
+    host, port = tight.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    if received:
+        status = int(received.split(b" ", 2)[1])
+        assert status < 500, received[:300]
+        if status >= 400:
+            head, _, payload = received.partition(b"\r\n\r\n")
+            assert b"application/json" in head.lower(), received[:300]
+            if b"chunked" not in head.lower():
+                data_ = json.loads(payload)
+                assert data_["error"] and data_["message"]
+    with httpx.Client(base_url=tight.url) as client:
+        assert client.get("/v1/healthz").status_code == 200

@@ -43,6 +43,8 @@ from .config import REGISTER_BODY_CAP, ServerSettings
 from .db import Store
 from .errors import HTTP_CODES, ApiError
 from .handles import HANDLE_RE, Registration, check_registration, sigchain_path
+from .limits import BodyDeadline, ClientDisconnect, client_disconnected
+from .quotas import ClientQuota
 from .ratelimit import TokenBuckets
 
 log = logging.getLogger("kez_server")
@@ -158,7 +160,15 @@ class KezServer:
         self.store = store
         self.registry = default_registry()
         self.registry.key_algorithms()  # load plugins now, not in racing request threads
-        self.chains = ChainService(store, registry=self.registry)
+        self.chains = ChainService(
+            store,
+            registry=self.registry,
+            max_links=settings.identity_max_links,
+            max_bytes=settings.identity_max_bytes,
+            client_quota=ClientQuota(
+                settings.client_bytes_per_hour, settings.client_links_per_hour
+            ),
+        )
 
     async def read(self, fn: Any, *args: Any) -> Any:
         """Run a database read: inline for SQLite, in the thread pool for PostgreSQL.
@@ -174,6 +184,11 @@ class KezServer:
 
     def base_url(self, request: Request) -> str:
         return self.settings.public_url or str(request.base_url).rstrip("/")
+
+    @property
+    def url_headers(self) -> dict[str, str]:
+        """Headers of an answer holding `base_url`: without a public URL it depends on Host."""
+        return {} if self.settings.public_url else {"vary": "Host"}
 
     def handle_body(self, request: Request, row: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -219,7 +234,7 @@ class KezServer:
     async def lookup(self, request: Request) -> Response:
         handle = request.path_params["handle"]
         row = await self.registered(handle)
-        return JSONResponse(self.handle_body(request, row))
+        return JSONResponse(self.handle_body(request, row), headers=self.url_headers)
 
     async def register(self, request: Request) -> Response:
         _require_type(request, _JSON_TYPES, "JSON")
@@ -228,7 +243,7 @@ class KezServer:
         return JSONResponse(
             self.handle_body(request, row),
             200 if row["moved"] else 201,
-            headers={"location": f"/v1/u/{row['handle']}"},
+            headers={"location": f"/v1/u/{row['handle']}", **self.url_headers},
         )
 
     def _register(self, body: bytes) -> dict[str, Any]:
@@ -348,7 +363,14 @@ class KezServer:
             "properties": {NS + "primary": info["primary"]},
             "links": links,
         }
-        return JSONResponse(jrd, media_type=JRD, headers={"access-control-allow-origin": "*"})
+        return JSONResponse(
+            jrd, media_type=JRD, headers={"access-control-allow-origin": "*", **self.url_headers}
+        )
+
+    async def chain(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.post_chain(request)
+        return await self.get_chain(request)
 
     async def get_chain(self, request: Request) -> Response:
         identity = check_identity(
@@ -382,7 +404,8 @@ class KezServer:
         )
         _require_type(request, _CHAIN_TYPES, f"JSON Lines ({NDJSON})")
         body = await read_body(request, self.settings.max_chain_body)
-        result = await run_in_threadpool(self.chains.append, identity, body)
+        client = request.client.host if request.client else "?"
+        result = await run_in_threadpool(self.chains.append, identity, body, client)
         return JSONResponse(result.to_json())
 
     async def get_forks(self, request: Request) -> Response:
@@ -468,8 +491,8 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
         Route("/v1/u/{handle}", server.lookup, methods=["GET"]),
         Route("/v1/register", server.register, methods=["POST"]),
         Route("/.well-known/webfinger", server.webfinger, methods=["GET"]),
-        Route("/v1/sigchains/{alg}/{hex}", server.get_chain, methods=["GET"]),
-        Route("/v1/sigchains/{alg}/{hex}", server.post_chain, methods=["POST"]),
+        # one route per path, so a 405 lists every method of the path in Allow
+        Route("/v1/sigchains/{alg}/{hex}", server.chain, methods=["GET", "POST"]),
         Route("/v1/sigchains/{alg}/{hex}/forks", server.get_forks, methods=["GET"]),
     ]
     app = Starlette(
@@ -477,6 +500,7 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
+            ClientDisconnect: client_disconnected,
             **{error: _db_unavailable for error in _database_errors()},
             Exception: _internal_error,
         },
@@ -485,6 +509,7 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
     writes = TokenBuckets(settings.write_burst, settings.write_rate)
     reads = TokenBuckets(settings.read_burst, settings.read_rate)
     app.add_middleware(RateLimit, writes=writes, reads=reads)
+    app.add_middleware(BodyDeadline, seconds=settings.body_timeout)
     app.state.kez = server
     return app
 

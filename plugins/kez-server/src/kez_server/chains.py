@@ -18,7 +18,10 @@ in its position after the stored links:
 Concurrency: the plan is made from a snapshot of the stored ids, then the
 new links are inserted in one transaction; the (identity, seqno) primary
 key refuses the second of two writers extending the same head, and the
-loser plans again on the new snapshot (where its link now conflicts: 409).
+loser plans again on the new snapshot. Where its link now conflicts with
+a link stored after it first planned, it lost a race, which is not a fork
+to keep as evidence: 409 `chain_changed`, "fetch and retry" (typically two
+devices of one identity appending at once).
 
 To validate a link after the stored head the validator must hold the state
 of the chain up to it. Rebuilding that state means re-verifying every
@@ -46,6 +49,7 @@ from kez_core.timefmt import format_time, now
 
 from .db import Conflict, Store
 from .errors import ApiError
+from .quotas import ClientQuota, check_identity_quota
 
 PAGE = 1000  # links per database read when serving a chain
 RETRIES = 4  # plans per append when other writers keep winning the race
@@ -108,11 +112,25 @@ def split_lines(body: bytes) -> list[tuple[int, bytes]]:
 class ChainService:
     """Appends and reads over a `Store` (thread-safe; called from the thread pool)."""
 
-    def __init__(self, store: Store, *, registry: Registry | None = None, cache_size: int = 1024):
+    def __init__(
+        self,
+        store: Store,
+        *,
+        registry: Registry | None = None,
+        cache_size: int = 1024,
+        max_links: int = 0,
+        max_bytes: int = 0,
+        client_quota: ClientQuota | None = None,
+    ):
         self.store = store
         self.registry = registry or default_registry()
         self.cache_size = cache_size
+        self.max_links = max_links  # per identity (0: no quota); see quotas.py
+        self.max_bytes = max_bytes
+        self.client_quota = client_quota
         self._cache: OrderedDict[str, tuple[str, ChainValidator]] = OrderedDict()
+        # identity -> (head id, stored bytes up to it), for the identity byte quota
+        self._sizes: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- cache
@@ -130,6 +148,33 @@ class ChainService:
             self._cache.move_to_end(identity)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+    def _stored_bytes(self, identity: str, n: int, head_id: str | None) -> int:
+        """Bytes of the stored chain up to head `n` (kept per head id; read once otherwise)."""
+        if n == 0 or head_id is None:
+            return 0
+        with self._lock:
+            entry = self._sizes.get(identity)
+        if entry is not None and entry[0] == head_id:
+            return entry[1]
+        size = self.store.chain_bytes(identity, n)
+        self._put_size(identity, head_id, size)
+        return size
+
+    def _put_size(self, identity: str, head_id: str, size: int) -> None:
+        with self._lock:
+            self._sizes[identity] = (head_id, size)
+            self._sizes.move_to_end(identity)
+            while len(self._sizes) > self.cache_size:
+                self._sizes.popitem(last=False)
+
+    def _charge(self, client: str, links: int, nbytes: int) -> None:
+        if self.client_quota is not None:
+            self.client_quota.charge(client, links, nbytes)
+
+    def _refund(self, client: str, links: int, nbytes: int) -> None:
+        if self.client_quota is not None:
+            self.client_quota.refund(client, links, nbytes)
 
     def _validator_at(
         self, identity: str, upto: int, ids: dict[int, str], n: int
@@ -170,8 +215,11 @@ class ChainService:
 
     # ---------------------------------------------------------------- write
 
-    def append(self, identity: str, body: bytes) -> AppendResult:
-        """Validate and store the posted links; ApiError for anything refused (see module text)."""
+    def append(self, identity: str, body: bytes, client: str = "?") -> AppendResult:
+        """Validate and store the posted links; ApiError for anything refused (see module text).
+
+        `client` is the address the quotas charge for new links and fork evidence.
+        """
         lines = split_lines(body)
         if not lines:
             raise ApiError(
@@ -181,11 +229,14 @@ class ChainService:
                 hint="POST the chain as JSON Lines, one link per line",
             )
         peeked = _peek_seqno(lines[0][1])
+        seen: int | None = None  # the head when this request first planned
         for _attempt in range(RETRIES):
             try:
-                return self._append_once(identity, lines, peeked or 1, placed=peeked is not None)
-            except Conflict:
-                continue
+                return self._append_once(
+                    identity, lines, peeked or 1, seen, client, placed=peeked is not None
+                )
+            except _LostRace as lost:
+                seen = lost.head if seen is None else seen
         raise ApiError(
             409,
             "busy",
@@ -194,7 +245,14 @@ class ChainService:
         )
 
     def _append_once(
-        self, identity: str, lines: list[tuple[int, bytes]], first: int, *, placed: bool = True
+        self,
+        identity: str,
+        lines: list[tuple[int, bytes]],
+        first: int,
+        seen: int | None,
+        client: str,
+        *,
+        placed: bool = True,
     ) -> AppendResult:
         """`placed` False: the first line's seqno is unreadable, so it is read at seqno 1,
         and when the server holds links its error names no seqno (the link's position
@@ -210,7 +268,7 @@ class ChainService:
             head = self.store.head(identity)
             n = 0 if head is None else head[0]
             if n >= low:  # another writer stored links between the two reads
-                raise Conflict("the chain grew while reading it")
+                raise _LostRace(low - 1)
         if first > n + 1:
             have = f"has links up to seqno {n}" if n else "has no links of this identity"
             raise ApiError(
@@ -234,6 +292,11 @@ class ChainService:
             seqno += 1
         if index == len(lines):
             return AppendResult(identity, n, ids[n], 0)
+        # Over the link quota whatever the links say: refused before validating them, so an
+        # owner retrying at the quota does not cost the cached validator a rebuild each time.
+        check_identity_quota(
+            identity, seqno + len(lines) - index - 1, 0, max_links=self.max_links, max_bytes=0
+        )
 
         validator = self._validator_at(identity, seqno - 1, ids, n)
         new_rows: list[tuple[int, str, bytes]] = []
@@ -257,6 +320,9 @@ class ChainService:
                 stored_id = ids[link.seqno]
                 if link.id == stored_id:
                     continue  # the stored link, spelt differently
+                if seen is not None and link.seqno > seen:
+                    raise _chain_changed(link.seqno, stored_id, link.id, n)
+                self._charge(client, 1, len(link.canonical))  # evidence is stored too
                 self.store.add_fork(
                     identity, link.seqno, stored_id, link.id, link.canonical, format_time(now())
                 )
@@ -275,8 +341,24 @@ class ChainService:
         state = validator.state
         assert state is not None
         if new_rows:
-            self.store.insert_links(identity, new_rows, format_time(now()))  # Conflict → plan again
+            added = sum(len(line) for _s, _i, line in new_rows)
+            stored = self._stored_bytes(identity, n, ids.get(n)) if self.max_bytes else 0
+            check_identity_quota(
+                identity,
+                state.length,
+                stored + added,
+                max_links=self.max_links,
+                max_bytes=self.max_bytes,
+            )
+            self._charge(client, len(new_rows), added)
+            try:
+                self.store.insert_links(identity, new_rows, format_time(now()))
+            except Conflict as exc:  # another writer stored these seqnos first: plan again
+                self._refund(client, len(new_rows), added)
+                raise _LostRace(n) from exc
             head_seqno, head_id = state.length, state.head
+            if self.max_bytes:
+                self._put_size(identity, head_id, stored + added)
         else:  # only other spellings of stored links
             head_seqno, head_id = n, ids[n]
         if state.length == head_seqno:
@@ -298,6 +380,29 @@ class ChainService:
                 }
             )
         return out
+
+
+class _LostRace(Exception):
+    """Another writer extended the chain while this request planned; `head` is what it saw."""
+
+    def __init__(self, head: int) -> None:
+        super().__init__(head)
+        self.head = head
+
+
+def _chain_changed(seqno: int, stored_id: str, posted_id: str, head: int) -> ApiError:
+    """The answer to the loser of a race: not a fork to keep, a head that moved."""
+    return ApiError(
+        409,
+        "chain_changed",
+        f"the chain changed while this request was appended: another request stored seqno "
+        f"{seqno} ({stored_id}) first; fetch the chain and retry",
+        hint=f"GET the chain (?after={seqno - 1}), build your links on the new head and push again",
+        seqno=seqno,
+        stored_id=stored_id,
+        conflicting_id=posted_id,
+        head_seqno=head,
+    )
 
 
 def _chain_error(exc: ChainError, number: int, *, seqno: bool = True) -> ApiError:

@@ -57,7 +57,8 @@ def serve_command(
         typer.Option(
             "--public-url",
             envvar=ENV["public_url"],
-            help="Base URL for sigchain_url in answers (default: the URL each request came in on).",
+            help="Base URL clients reach the server at, for sigchain_url and WebFinger links. "
+            "Required when --bind is not a loopback address (default there: the request's URL).",
         ),
     ] = None,
     write_burst: Annotated[
@@ -112,6 +113,34 @@ def serve_command(
             help="Proxies whose X-Forwarded-For/-Proto are trusted (comma-separated, '*' for any).",
         ),
     ] = _DEFAULT["forwarded_allow_ips"],
+    header_timeout: Annotated[
+        float,
+        typer.Option("--header-timeout", envvar=ENV["header_timeout"], help="Seconds for a request's headers to arrive (408 after; 0: no limit)."),
+    ] = _DEFAULT["header_timeout"],
+    body_timeout: Annotated[
+        float,
+        typer.Option("--body-timeout", envvar=ENV["body_timeout"], help="Seconds for a request's whole body to arrive (408 after; 0: no limit)."),
+    ] = _DEFAULT["body_timeout"],
+    max_connections: Annotated[
+        int,
+        typer.Option("--max-connections", envvar=ENV["max_connections"], help="Open connections served at once; beyond, 503 busy (0: the open-file limit)."),
+    ] = _DEFAULT["max_connections"],
+    identity_max_links: Annotated[
+        int,
+        typer.Option("--identity-max-links", envvar=ENV["identity_max_links"], help="Links one identity's chain may have here (403 after; 0: no limit)."),
+    ] = _DEFAULT["identity_max_links"],
+    identity_max_bytes: Annotated[
+        int,
+        typer.Option("--identity-max-bytes", envvar=ENV["identity_max_bytes"], help="Bytes one identity's stored chain may take (403 after; 0: no limit)."),
+    ] = _DEFAULT["identity_max_bytes"],
+    client_bytes_per_hour: Annotated[
+        int,
+        typer.Option("--client-bytes-per-hour", envvar=ENV["client_bytes_per_hour"], help="New chain bytes one client address may store per hour (429 after; 0: no limit)."),
+    ] = _DEFAULT["client_bytes_per_hour"],
+    client_links_per_hour: Annotated[
+        int,
+        typer.Option("--client-links-per-hour", envvar=ENV["client_links_per_hour"], help="New links one client address may store per hour (429 after; 0: no limit)."),
+    ] = _DEFAULT["client_links_per_hour"],
     log_level: Annotated[
         str,
         typer.Option(
@@ -168,7 +197,15 @@ def serve_command(
         reserved=reserved,
         forwarded_allow_ips=forwarded_allow_ips,
         log_level=log_level.lower(),
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        max_connections=max_connections,
+        identity_max_links=identity_max_links,
+        identity_max_bytes=identity_max_bytes,
+        client_bytes_per_hour=client_bytes_per_hour,
+        client_links_per_hour=client_links_per_hour,
     )
+    settings.check_public_url()
     serve(settings, NatsOptions(nats, with_nats, nats_listen, nats_keys))
 
 
@@ -225,6 +262,7 @@ def serve(settings: ServerSettings, nats: NatsOptions | None = None) -> None:
 
     from .app import create_app
     from .db import describe
+    from .limits import uvicorn_options
 
     level = settings.log_level.upper()
     logging.basicConfig(
@@ -252,6 +290,7 @@ def serve(settings: ServerSettings, nats: NatsOptions | None = None) -> None:
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "server_header": False,
         "timeout_graceful_shutdown": 10,
+        **uvicorn_options(settings),
     }
     if nats is None or not nats.enabled:
         uvicorn.run(app, **uv_options)

@@ -7,6 +7,7 @@ only: `kez --help` reads the defaults from here.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from typing import Any
@@ -18,6 +19,8 @@ DEFAULT_BIND = "127.0.0.1:7878"
 DEFAULT_DB = "kez.db"
 REGISTER_BODY_CAP = 64 * 1024  # the registration envelope: one signed object
 DEFAULT_CHAIN_BODY_CAP = 8 * 1024 * 1024  # one chain POST (~16k typical links)
+MIB = 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 1000  # lowered at start to the open-file limit - 64 (kez_server.limits)
 
 # setting name -> environment variable
 ENV: dict[str, str] = {
@@ -33,6 +36,13 @@ ENV: dict[str, str] = {
     "reserved": "KEZ_SERVER_RESERVED",
     "forwarded_allow_ips": "KEZ_SERVER_FORWARDED_ALLOW_IPS",
     "log_level": "KEZ_SERVER_LOG_LEVEL",
+    "header_timeout": "KEZ_SERVER_HEADER_TIMEOUT",
+    "body_timeout": "KEZ_SERVER_BODY_TIMEOUT",
+    "max_connections": "KEZ_SERVER_MAX_CONNECTIONS",
+    "identity_max_links": "KEZ_SERVER_IDENTITY_MAX_LINKS",
+    "identity_max_bytes": "KEZ_SERVER_IDENTITY_MAX_BYTES",
+    "client_bytes_per_hour": "KEZ_SERVER_CLIENT_BYTES_PER_HOUR",
+    "client_links_per_hour": "KEZ_SERVER_CLIENT_LINKS_PER_HOUR",
 }
 
 _NAME = re.compile(
@@ -96,7 +106,8 @@ class ServerSettings:
 
     `server_name` is the domain handles are registered under (`alice@<server_name>`).
     `public_url` is the base URL written into `sigchain_url`; None means the
-    URL each request came in on (scheme and Host, as the proxy forwarded them).
+    URL each request came in on (scheme and Host, as the proxy forwarded them),
+    which the command allows only on loopback (`check_public_url`).
     """
 
     server_name: str = attrs.field(converter=lambda s: str(s).strip().lower())
@@ -113,6 +124,31 @@ class ServerSettings:
     reserved: frozenset[str] = attrs.field(factory=frozenset, converter=_reserved)
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
+    # Slow clients (kez_server.limits): seconds for a request's headers, for its whole
+    # body, and the open connections served at once (beyond: 503 `busy`). 0: no limit.
+    header_timeout: float = attrs.field(
+        default=10.0, converter=float, validator=_nonneg("header timeout")
+    )
+    body_timeout: float = attrs.field(
+        default=60.0, converter=float, validator=_nonneg("body timeout")
+    )
+    max_connections: int = attrs.field(
+        default=DEFAULT_MAX_CONNECTIONS, converter=int, validator=_nonneg("max connections")
+    )
+    # Storage quotas (kez_server.quotas): per identity (links, bytes of its stored
+    # chain) and per client address (new bytes and links stored per hour). 0: no limit.
+    identity_max_links: int = attrs.field(
+        default=100_000, converter=int, validator=_nonneg("identity max links")
+    )
+    identity_max_bytes: int = attrs.field(
+        default=64 * MIB, converter=int, validator=_nonneg("identity max bytes")
+    )
+    client_bytes_per_hour: int = attrs.field(
+        default=16 * MIB, converter=int, validator=_nonneg("client bytes per hour")
+    )
+    client_links_per_hour: int = attrs.field(
+        default=50_000, converter=int, validator=_nonneg("client links per hour")
+    )
 
     @server_name.validator
     def _check_name(self, _attr: object, value: str) -> None:
@@ -129,6 +165,32 @@ class ServerSettings:
     @property
     def host_port(self) -> tuple[str, int]:
         return parse_bind(self.bind)
+
+    def check_public_url(self) -> None:
+        """ConfigError when listening beyond loopback without `public_url`.
+
+        Without it, `sigchain_url` and the WebFinger links are built from
+        each request's Host header, which any client can set: behind a
+        cache that would hand one client's forged host to everyone. On
+        loopback (development, a proxy on the same machine that sets Host)
+        the request's URL is used, with `Vary: Host` on those answers.
+        """
+        if self.public_url is not None:
+            return
+        host = self.host_port[0]
+        if host == "localhost":
+            return
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        except ValueError:
+            pass
+        raise ConfigError(
+            f"listening on {host} needs --public-url: the URL clients reach this server at "
+            "(sigchain_url and WebFinger links are built from it, not from a Host header "
+            "any client can forge)",
+            hint="e.g. --public-url https://example.org (or set KEZ_SERVER_PUBLIC_URL)",
+        )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:

@@ -211,6 +211,15 @@ class Store:
         )
         return [(int(s), bytes(line)) for s, line in rows]
 
+    def chain_bytes(self, identity: str, upto: int) -> int:
+        """Bytes of the stored links of `identity` up to seqno `upto` (for the identity quota)."""
+        rows = self._rows(
+            "SELECT coalesce(sum(length(line)), 0) FROM kez_links"
+            " WHERE identity = ? AND seqno <= ?",
+            (identity, upto),
+        )
+        return int(rows[0][0])
+
     def insert_links(
         self, identity: str, rows: Sequence[tuple[int, str, bytes]], stored_at: str
     ) -> None:

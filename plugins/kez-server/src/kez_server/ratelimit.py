@@ -48,7 +48,11 @@ class TokenBuckets:
     def _level(self, bucket: list[float], now: float) -> float:
         return min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
 
-    def take(self, key: str) -> float | None:
+    def take(self, key: str, cost: float = 1.0) -> float | None:
+        """Take `cost` tokens from `key`'s bucket: None when taken, else seconds until they are there.
+
+        A `cost` above the burst can never be taken (the caller checks that first).
+        """
         if not self.enabled:
             return None
         now = self.clock()
@@ -62,13 +66,19 @@ class TokenBuckets:
             self._buckets.move_to_end(key)
         tokens = self._level(bucket, now)
         bucket[1] = now
-        if tokens >= 1.0:
-            bucket[0] = tokens - 1.0
+        if tokens >= cost:
+            bucket[0] = tokens - cost
             return None
         bucket[0] = tokens
         if self.rate <= 0:
             return 3600.0
-        return max(1.0, math.ceil((1.0 - tokens) / self.rate))
+        return max(1.0, math.ceil((cost - tokens) / self.rate))
+
+    def give(self, key: str, cost: float) -> None:
+        """Put back `cost` tokens taken for work that did not happen (never above the burst)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket[0] = min(self.burst, bucket[0] + cost)
 
     def sweep(self, now: float | None = None) -> int:
         """Drop buckets that are full again (idle clients); returns how many were dropped."""

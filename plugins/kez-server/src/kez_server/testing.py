@@ -14,8 +14,10 @@ base URL (`http://127.0.0.1:<port>`, no trailing slash). `db` is a SQLite
 file path or a `postgresql://` URL; None means a fresh SQLite file in a
 temporary folder removed afterwards. `settings` are any other
 `ServerSettings` fields (`write_burst`, `write_rate`, `read_burst`,
-`read_rate`, `max_chain_body`, `public_url`, `reserved`); unlike the
-command, writes are not rate-limited unless `write_burst` is given. The
+`read_rate`, `max_chain_body`, `public_url`, `reserved`, the timeouts,
+the connection cap and the quotas); unlike the command, writes are not
+rate-limited unless `write_burst` is given. The server runs with the
+command's HTTP protocol (header deadline, connection cap). The
 server stops when the block ends, even on error.
 """
 
@@ -34,6 +36,7 @@ from starlette.applications import Starlette
 from .app import create_app
 from .config import ServerSettings
 from .db import Store
+from .limits import uvicorn_options
 
 __all__ = ["RunningServer", "running_server"]
 
@@ -68,7 +71,9 @@ def running_server(
         )
         app = create_app(config)
         try:
-            with serve_asgi(app, name="kez-server", lifespan="on") as url:
+            with serve_asgi(
+                app, name="kez-server", lifespan="on", **uvicorn_options(config)
+            ) as url:
                 yield RunningServer(url, config, app)
         finally:
             app.state.kez.store.close()
