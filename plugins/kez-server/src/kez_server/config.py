@@ -33,6 +33,8 @@ ENV: dict[str, str] = {
     "reserved": "KEZ_SERVER_RESERVED",
     "forwarded_allow_ips": "KEZ_SERVER_FORWARDED_ALLOW_IPS",
     "log_level": "KEZ_SERVER_LOG_LEVEL",
+    "message_burst": "KEZ_SERVER_MESSAGE_BURST",
+    "message_rate": "KEZ_SERVER_MESSAGE_RATE",
 }
 
 _NAME = re.compile(
@@ -113,6 +115,9 @@ class ServerSettings:
     reserved: frozenset[str] = attrs.field(factory=frozenset, converter=_reserved)
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
+    # POST /v1/messages per client IP: 60 a minute, as the seeds' chat server
+    message_burst: int = attrs.field(default=60, converter=int, validator=_nonneg("message burst"))
+    message_rate: float = attrs.field(default=1.0, converter=float, validator=_nonneg("message rate"))
 
     @server_name.validator
     def _check_name(self, _attr: object, value: str) -> None:
