@@ -226,3 +226,13 @@ def test_envelopes_are_purged_after_seven_days():
         post(client, handle)  # a write runs the purge: the row is gone from the table
         assert old not in [q for q, *_ in srv.store.inbox(handle, 0, 100, 0)]
         assert newer in [q for q, *_ in srv.store.inbox(handle, 0, 100, 0)]
+
+
+def test_the_largest_envelope_is_stored(client):
+    from kez_core.messaging import BUCKETS
+
+    signer, handle = register(client)
+    largest = envelope(BUCKETS[-1])
+    answer = post(client, handle, largest)
+    assert answer.status_code == 201, answer.text
+    assert fetch(client, signer, handle).json()["messages"][0]["envelope"] == largest

@@ -180,7 +180,7 @@ class Inbox:
         _require_type(request, _JSON_TYPES, "JSON")
         body = await read_body(request, MESSAGE_BODY_CAP)
         try:
-            data = parse_json(body)
+            data = parse_json(body, max_bytes=MESSAGE_BODY_CAP)
         except DecodeError as exc:
             raise ApiError(400, "bad_json", f"the body is not strict JSON: {exc.message}") from exc
         if not isinstance(data, dict):
