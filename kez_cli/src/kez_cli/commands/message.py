@@ -4,7 +4,8 @@ A recipient is named by their chain: a chain file, or an identity id whose
 chain is in the local store (`kez sigchain pull ID` puts it there). The
 message is sealed once per current inbox key of the recipient's devices.
 `seal` and `open` work on envelope texts (copy them anywhere); `send` and
-`listen` move them through a transport plugin (`--via nats`, `--via nostr`).
+`listen` move them through a transport plugin (`--via nats`, `--via nostr`,
+`--via http`: a kez-server's inbox).
 
 Receiving uses the identity's inbox secrets (`kez sigchain add-inbox`) and
 its replay store (`$KEZ_HOME/identities/<name>/replay.db`), so a message
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import attrs
 import typer
 
 from kez_core.errors import DecodeError, KezError, StoreError, TransportError
@@ -46,7 +48,7 @@ ToOpt = Annotated[
     typer.Option("--to", help="Recipient: a chain FILE, or an identity id whose chain is stored locally."),
 ]
 TextOpt = Annotated[str, typer.Option("--text", help="The message text.")]
-ViaOpt = Annotated[str, typer.Option("--via", help="Transport plugin: nats, nostr, … (see `kez plugins`).")]
+ViaOpt = Annotated[str, typer.Option("--via", help="Transport plugin: nats, nostr, http, … (see `kez plugins`).")]
 
 
 # ------------------------------------------------------------------ helpers
@@ -112,13 +114,15 @@ def _sealed(store: Keystore, identity: str | None, to: str, text: str) -> list[d
 class _Receiver:
     """Opens envelopes for one local identity: inbox secrets, replay store, sender check."""
 
-    def __init__(self, store: Keystore, record: IdentityRecord, sender_chains: list[str]) -> None:
+    def __init__(
+        self, store: Keystore, record: IdentityRecord, sender_chains: list[str], unlock: Any = None
+    ) -> None:
         from kez_core.messaging import InboxKeyring, ReplayStore
 
         self.store = store
         self.record = record
         keyring = InboxKeyring(record.path)
-        self.secrets = keyring.secrets(passphrase.provider(f"identity {record.name!r}"))
+        self.secrets = keyring.secrets(unlock or passphrase.provider(f"identity {record.name!r}"))
         if not self.secrets:
             raise StoreError(
                 f"identity {record.name!r} has no inbox key",
@@ -268,11 +272,14 @@ def send(
     store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
     sealed = _sealed(store, identity, to, text)
 
+    # transports that address identities, not routing ids (http: the recipient's handle), read `recipient`
+    send_ctx = attrs.evolve(channel_ctx, options={**channel_ctx.options, "recipient": sealed[0]["recipient"]}) if sealed else channel_ctx
+
     async def deliver() -> list[dict[str, Any]]:
         out = []
         for item in sealed:
             try:
-                await transport.send(item["routing_id"], item["envelope"].encode("ascii"), channel_ctx)
+                await transport.send(item["routing_id"], item["envelope"].encode("ascii"), send_ctx)
                 out.append({**item, "sent": True})
             except KezError as exc:
                 out.append({**item, "sent": False, "error": exc.to_dict()})
@@ -311,7 +318,13 @@ def listen(
     store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
     from kez_core.messaging import routing_id
 
-    receiver = _Receiver(store, store.get(identity), sender_chain or [])
+    record = store.get(identity)
+    unlock = passphrase.provider(f"identity {record.name!r}")  # one prompt for the inbox secrets and the key
+    receiver = _Receiver(store, record, sender_chain or [], unlock)
+    if getattr(transport, "signs_reads", False):
+        # a transport that reads a server inbox (http) proves it with the identity's key
+        options = {**channel_ctx.options, "identity": record.identity_id, "signer": store.signer(record.name, unlock)}
+        channel_ctx = attrs.evolve(channel_ctx, options=options)
     received = 0
 
     async def one_key(key: str, queue: asyncio.Queue[Any]) -> None:

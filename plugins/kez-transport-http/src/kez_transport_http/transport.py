@@ -83,6 +83,8 @@ class HttpTransport:
     options: tuple[ChannelOption, ...] = OPTIONS
     max_envelope: int = MAX_ENVELOPE_TEXT
     reconnect_delay: float = 0.5
+    # subscribe needs the reader's key (context values `signer`, `identity`): `kez message listen` fills them
+    signs_reads: bool = True
 
     async def send(self, routing_id: str, envelope: bytes, ctx: ChannelContext) -> None:
         """Store one envelope in the recipient's inbox; returns once the server has it."""
