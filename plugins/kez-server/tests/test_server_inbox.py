@@ -236,3 +236,9 @@ def test_the_largest_envelope_is_stored(client):
     answer = post(client, handle, largest)
     assert answer.status_code == 201, answer.text
     assert fetch(client, signer, handle).json()["messages"][0]["envelope"] == largest
+
+
+def test_messages_have_their_own_limit_not_the_write_burst():
+    with running_server(write_burst=2, write_rate=0.01) as srv, httpx.Client(base_url=srv.url) as client:
+        _, handle = register(client)  # one write token
+        assert [post(client, handle).status_code for _ in range(5)] == [201] * 5
