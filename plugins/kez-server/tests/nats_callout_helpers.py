@@ -61,8 +61,8 @@ class Person:
         return ChannelContext(
             options={
                 "nats_url": (self.nats.url,),
-                "kez_signer": signer or self.primary,
-                "kez_identity": self.identity,
+                "signer": signer or self.primary,
+                "identity": self.identity,
             },
             timeout=5,
         )

@@ -77,12 +77,12 @@ def test_first_run_creates_the_schema_and_restart_keeps_data(tmp_path):
     finally:
         code, err = stop(proc)
     assert code == 0, err
-    assert "kez-server 0.1.0" in err and "schema 0002" in err
+    assert "kez-server 0.1.0" in err and "schema 0003" in err
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version_num FROM kez_alembic_version").fetchall() == [("0002",)]
+        assert conn.execute("SELECT version_num FROM kez_alembic_version").fetchall() == [("0003",)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"kez_links", "kez_forks", "kez_handles", "kez_alembic_version"} <= tables
+    assert {"kez_links", "kez_forks", "kez_handles", "kez_messages", "kez_alembic_version"} <= tables
     # again, through `kez server` and the environment: the data is still there
     port = free_port()
     url = f"http://127.0.0.1:{port}"

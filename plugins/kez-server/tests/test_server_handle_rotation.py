@@ -111,7 +111,7 @@ def test_migration_0002_keeps_handles_registered_before_it(tmp_path):
             conn.commit()
         assert store.revision() == "0001"
         store.migrate()
-        assert store.revision() == "0002"
+        assert store.revision() == "0003"
         row = store.lookup("alice")
         assert row is not None and row["identity"] == row["primary_key"] == "ed25519:" + "ab" * 32
     finally:

@@ -64,13 +64,13 @@ def test_a_removed_device_is_refused_on_its_next_connect(home):
 def test_an_unknown_key_is_refused(home):
     _server, nats = home
     stranger = Signer.generate("ed25519")
-    refused(ChannelContext(options={"nats_url": (nats.url,), "kez_signer": stranger}, timeout=5))
+    refused(ChannelContext(options={"nats_url": (nats.url,), "signer": stranger}, timeout=5))
 
 
 def test_a_registered_key_claiming_another_identity_is_refused(home):
     alice, mallory = Person(home), Person(home)
     ctx = mallory.ctx()
-    ctx.options["kez_identity"] = alice.identity
+    ctx.options["identity"] = alice.identity
     refused(ctx)
 
 

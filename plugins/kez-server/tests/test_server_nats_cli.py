@@ -87,7 +87,7 @@ def _stranger_ctx(home):
     from kez_core.protocols import ChannelContext
 
     return ChannelContext(
-        options={"nats_url": (home[1].url,), "kez_signer": Signer.generate("ed25519")}, timeout=5
+        options={"nats_url": (home[1].url,), "signer": Signer.generate("ed25519")}, timeout=5
     )
 
 

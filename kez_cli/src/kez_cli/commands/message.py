@@ -4,7 +4,8 @@ A recipient is named by their chain: a chain file, or an identity id whose
 chain is in the local store (`kez sigchain pull ID` puts it there). The
 message is sealed once per current inbox key of the recipient's devices.
 `seal` and `open` work on envelope texts (copy them anywhere); `send` and
-`listen` move them through a transport plugin (`--via nats`, `--via nostr`).
+`listen` move them through a transport plugin (`--via nats`, `--via nostr`,
+`--via http`: a kez-server's inbox).
 
 Receiving uses the identity's inbox secrets (`kez sigchain add-inbox`) and
 its replay store (`$KEZ_HOME/identities/<name>/replay.db`), so a message
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import attrs
 import typer
 
 from kez_core.errors import DecodeError, KezError, StoreError, TransportError
@@ -48,7 +50,7 @@ ToOpt = Annotated[
     typer.Option("--to", help="Recipient: a chain FILE, or an identity id whose chain is stored locally."),
 ]
 TextOpt = Annotated[str, typer.Option("--text", help="The message text.")]
-ViaOpt = Annotated[str, typer.Option("--via", help="Transport plugin: nats, nostr, … (see `kez plugins`).")]
+ViaOpt = Annotated[str, typer.Option("--via", help="Transport plugin: nats, nostr, http, … (see `kez plugins`).")]
 
 
 # ------------------------------------------------------------------ helpers
@@ -115,12 +117,14 @@ def _sealed(store: Keystore, record: IdentityRecord, signer: Signer, to: str, te
 class _Receiver:
     """Opens envelopes for one local identity: inbox secrets, replay store, sender check."""
 
-    def __init__(self, store: Keystore, record: IdentityRecord, sender_chains: list[str]) -> None:
+    def __init__(
+        self, store: Keystore, record: IdentityRecord, sender_chains: list[str], unlock: Any = None
+    ) -> None:
         from kez_core.messaging import InboxKeyring, ReplayStore
 
         self.store = store
         self.record = record
-        self.passphrase = passphrase.provider(f"identity {record.name!r}")
+        self.passphrase = unlock or passphrase.provider(f"identity {record.name!r}")
         self.keyring = InboxKeyring(record.path)
         self.secrets = self.keyring.secrets(self.passphrase)
         if not self.secrets:
@@ -215,9 +219,10 @@ def _transport_setup(ctx: typer.Context, via: str, timeout: float) -> tuple[Keys
 
 def _as_identity(channel_ctx: Any, record: IdentityRecord, signer: Signer) -> None:
     """Hand the transport our key: a server that wants proof of identity gets it without a flag
-    (the NATS transport signs the server's nonce for a kez-server auth callout, spec §12.5)."""
-    channel_ctx.options["kez_signer"] = signer
-    channel_ctx.options["kez_identity"] = record.identity_id
+    (the NATS transport signs the server's nonce for a kez-server auth callout, spec §12.5; the
+    http transport signs its inbox reads). The option names are in docs/plugins.md."""
+    channel_ctx.options["signer"] = signer
+    channel_ctx.options["identity"] = record.identity_id
 
 
 # ------------------------------------------------------------------ commands
@@ -304,11 +309,14 @@ def send(
     _as_identity(channel_ctx, record, signer)
     sealed = _sealed(store, record, signer, to, text)
 
+    # transports that address identities, not routing ids (http: the recipient's handle), read `recipient`
+    send_ctx = attrs.evolve(channel_ctx, options={**channel_ctx.options, "recipient": sealed[0]["recipient"]}) if sealed else channel_ctx
+
     async def deliver() -> list[dict[str, Any]]:
         out = []
         for item in sealed:
             try:
-                await transport.send(item["routing_id"], item["envelope"].encode("ascii"), channel_ctx)
+                await transport.send(item["routing_id"], item["envelope"].encode("ascii"), send_ctx)
                 out.append({**item, "sent": True})
             except KezError as exc:
                 out.append({**item, "sent": False, "error": exc.to_dict()})
@@ -348,6 +356,7 @@ def listen(
     from kez_core.messaging import routing_id
 
     receiver = _Receiver(store, store.get(identity), sender_chain or [])
+    # one passphrase prompt unlocks the inbox secrets and the key a server may ask proof of
     _as_identity(channel_ctx, receiver.record, receiver.signer())
     received = 0
 

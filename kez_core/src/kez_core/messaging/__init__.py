@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "BUCKETS": "padding",
     "EnvelopeError": "errors",
+    "InboxAuthError": "inbox_auth",
     "InboxKeyRecord": "keyring",
     "InboxKeyring": "keyring",
     "InboxSecret": "envelope",
@@ -39,6 +40,7 @@ _WHERE = {
     "message_from_json": "message",
     "open_envelope": "mailbox",
     "open_sealed": "envelope",
+    "parse_inbox_auth": "inbox_auth",
     "pad": "padding",
     "parse_inbox_key": "envelope",
     "read_message": "message",
@@ -46,8 +48,10 @@ _WHERE = {
     "seal": "envelope",
     "seal_for_devices": "mailbox",
     "seal_message": "mailbox",
+    "sign_inbox_request": "inbox_auth",
     "text_body": "message",
     "unpad": "padding",
+    "verify_inbox_auth": "inbox_auth",
 }
 
 
@@ -74,6 +78,7 @@ if TYPE_CHECKING:
         seal,
     )
     from .errors import EnvelopeError, MessageRefused, MessageTooLarge
+    from .inbox_auth import InboxAuthError, parse_inbox_auth, sign_inbox_request, verify_inbox_auth
     from .keyring import InboxKeyRecord, InboxKeyring
     from .mailbox import check_sender, open_envelope, seal_for_devices, seal_message
     from .message import (
@@ -95,6 +100,7 @@ __all__ = [
     "MAX_MESSAGE_BYTES",
     "PREFIX",
     "EnvelopeError",
+    "InboxAuthError",
     "InboxKeyRecord",
     "InboxKeyring",
     "InboxSecret",
@@ -111,6 +117,7 @@ __all__ = [
     "message_from_json",
     "open_envelope",
     "open_sealed",
+    "parse_inbox_auth",
     "pad",
     "parse_inbox_key",
     "read_message",
@@ -118,6 +125,8 @@ __all__ = [
     "seal",
     "seal_for_devices",
     "seal_message",
+    "sign_inbox_request",
     "text_body",
     "unpad",
+    "verify_inbox_auth",
 ]

@@ -15,6 +15,8 @@ Endpoints (docs/spec.md, "Server API"; README of kez-server):
     GET  /v1/sigchains/{alg}/{hex}[?after=SEQNO]
     POST /v1/sigchains/{alg}/{hex}
     GET  /v1/sigchains/{alg}/{hex}/forks
+    POST /v1/messages, GET|DELETE /v1/inbox/{handle}, GET /v1/inbox/{handle}/live,
+    GET  /v1/by-primary/{key id}                          (inbox.py)
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from kez_core.codec import parse_json
@@ -61,7 +64,7 @@ _CHAIN_TYPES = {
 }
 _JSON_TYPES = {"application/json"}
 _AFTER = re.compile(r"^[0-9]{1,18}\Z")
-_NO_LIMIT_PATHS = ("/v1/healthz",)
+_NO_LIMIT_PATHS = ("/v1/healthz", "/v1/messages")  # messages: their own 60/min (inbox.py)
 
 
 # ------------------------------------------------------------------ helpers
@@ -473,16 +476,27 @@ async def _internal_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal", "message": "internal server error"}, 500)
 
 
-def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starlette:
-    """The ASGI app over `settings.db` (schema migrated to the newest revision first)."""
+def create_app(
+    settings: ServerSettings, *, store: Store | None = None, clock: Callable[[], float] | None = None
+) -> Starlette:
+    """The ASGI app over `settings.db` (schema migrated to the newest revision first).
+
+    `clock` (unix seconds) is the inbox's clock: auth skew, `received_at`, the 7-day purge.
+    """
+    from . import privacy
+    from .inbox import Inbox
+
     store = store or Store(settings.db)
     store.migrate()
     server = KezServer(settings, store)
+    inbox = Inbox(server, clock=clock or time.time)
+    privacy.install(debug=settings.log_level == "debug")
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
-            yield
+            async with inbox.running():
+                yield
         finally:
             store.close()
 
@@ -494,6 +508,7 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
         # one route per path, so a 405 lists every method of the path in Allow
         Route("/v1/sigchains/{alg}/{hex}", server.chain, methods=["GET", "POST"]),
         Route("/v1/sigchains/{alg}/{hex}/forks", server.get_forks, methods=["GET"]),
+        *inbox.routes(),
     ]
     app = Starlette(
         routes=routes,
@@ -511,6 +526,7 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
     app.add_middleware(RateLimit, writes=writes, reads=reads)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout)
     app.state.kez = server
+    app.state.inbox = inbox
     return app
 
 

@@ -43,6 +43,8 @@ ENV: dict[str, str] = {
     "identity_max_bytes": "KEZ_SERVER_IDENTITY_MAX_BYTES",
     "client_bytes_per_hour": "KEZ_SERVER_CLIENT_BYTES_PER_HOUR",
     "client_links_per_hour": "KEZ_SERVER_CLIENT_LINKS_PER_HOUR",
+    "message_burst": "KEZ_SERVER_MESSAGE_BURST",
+    "message_rate": "KEZ_SERVER_MESSAGE_RATE",
 }
 
 _NAME = re.compile(
@@ -149,6 +151,9 @@ class ServerSettings:
     client_links_per_hour: int = attrs.field(
         default=50_000, converter=int, validator=_nonneg("client links per hour")
     )
+    # POST /v1/messages per client IP: 60 a minute, as the seeds' chat server
+    message_burst: int = attrs.field(default=60, converter=int, validator=_nonneg("message burst"))
+    message_rate: float = attrs.field(default=1.0, converter=float, validator=_nonneg("message rate"))
 
     @server_name.validator
     def _check_name(self, _attr: object, value: str) -> None:

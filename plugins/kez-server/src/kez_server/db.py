@@ -24,9 +24,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from .config import ConfigError
-from .schema import VERSION_TABLE, forks, handles, links
+from .schema import VERSION_TABLE, forks, handles, links, messages
 
-__all__ = ["Conflict", "Store", "database_url"]
+__all__ = ["NOTIFY_CHANNEL", "Conflict", "Store", "database_url"]
+
+NOTIFY_CHANNEL = "kez_inbox"  # PostgreSQL LISTEN/NOTIFY channel: "a message was stored for <handle>"
 
 
 # alembic keeps its migration context in module globals: one migration at a
@@ -359,6 +361,76 @@ class Store:
         except Conflict:
             pass
         return self._refusal(envelope_id)  # the row's handle is ours: not handle_taken
+
+    def handle_by_key(self, key: str) -> dict[str, Any] | None:
+        """The handle whose primary or identity id is `key` (the reverse lookup), or None."""
+        rows = self._rows(
+            "SELECT handle FROM kez_handles WHERE primary_key = ? OR identity = ? ORDER BY handle LIMIT 1",
+            (key, key),
+        )
+        return self.lookup(rows[0][0]) if rows else None
+
+    # ---------------------------------------------------------------- inbox
+
+    def store_message(
+        self, handle: str, route: str | None, envelope: str, received_at: str, received_unix: int
+    ) -> int:
+        """Store one envelope for `handle`; its seq.
+
+        On PostgreSQL the insert holds a per-handle advisory lock until it
+        commits, so one handle's seqs become visible in increasing order (a
+        reader's cursor never skips a row committed late), and the commit
+        sends NOTIFY so the other server nodes wake their live readers.
+        """
+        with self._write() as conn:
+            if self.kind == "postgresql":
+                conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:h))"), {"h": "kez_inbox:" + handle}
+                )
+            result = conn.execute(
+                messages.insert().values(
+                    handle=handle,
+                    route=route,
+                    envelope=envelope,
+                    received_at=received_at,
+                    received_unix=received_unix,
+                )
+            )
+            seq = int(result.inserted_primary_key[0])
+            if self.kind == "postgresql":
+                conn.execute(sa.text("SELECT pg_notify(:c, :h)"), {"c": NOTIFY_CHANNEL, "h": handle})
+        return seq
+
+    def inbox(
+        self, handle: str, since: int, limit: int, newer_than: int
+    ) -> list[tuple[int, str, str, str | None]]:
+        """Up to `limit` (seq, envelope, received_at, route) of `handle` with seq > `since`,
+        received at or after unix time `newer_than`, in seq order."""
+        rows = self._rows(
+            "SELECT seq, envelope, received_at, route FROM kez_messages "
+            "WHERE handle = ? AND seq > ? AND received_unix >= ? ORDER BY seq LIMIT ?",
+            (handle, since, newer_than, limit),
+        )
+        return [(int(q), e, r, route) for q, e, r, route in rows]
+
+    def last_seq(self) -> int:
+        """The highest seq stored on this server (0 when none)."""
+        rows = self._rows("SELECT MAX(seq) FROM kez_messages", ())
+        return int(rows[0][0] or 0)
+
+    def drop_messages(self, handle: str, through: int) -> int:
+        """Delete the envelopes of `handle` with seq <= `through`; how many went."""
+        with self._write() as conn:
+            done = conn.execute(
+                messages.delete().where(messages.c.handle == handle, messages.c.seq <= through)
+            )
+            return int(done.rowcount or 0)
+
+    def purge_messages(self, before_unix: int) -> int:
+        """Delete every envelope received before unix time `before_unix`; how many went."""
+        with self._write() as conn:
+            done = conn.execute(messages.delete().where(messages.c.received_unix < before_unix))
+            return int(done.rowcount or 0)
 
     def _refusal(self, envelope_id: str, handle: str | None = None) -> str:
         """Which unique constraint refused a write: `replay`, `handle_taken` (asked only when

@@ -12,7 +12,8 @@ same app `kez-server` serves (database migrated first) under uvicorn on
 127.0.0.1 with a free port, and yields a `RunningServer` whose `.url` is the
 base URL (`http://127.0.0.1:<port>`, no trailing slash). `db` is a SQLite
 file path or a `postgresql://` URL; None means a fresh SQLite file in a
-temporary folder removed afterwards. `settings` are any other
+temporary folder removed afterwards. `clock` (unix seconds) replaces the
+inbox's clock (auth skew, the 7-day purge). `settings` are any other
 `ServerSettings` fields (`write_burst`, `write_rate`, `read_burst`,
 `read_rate`, `max_chain_body`, `public_url`, `reserved`, the timeouts,
 the connection cap and the quotas); unlike the command, writes are not
@@ -24,7 +25,7 @@ server stops when the block ends, even on error.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,11 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    db: str | None = None, server_name: str = "example.org", **settings: Any
+    db: str | None = None,
+    server_name: str = "example.org",
+    *,
+    clock: Callable[[], float] | None = None,
+    **settings: Any,
 ) -> Iterator[RunningServer]:
     """Serve kez-server on 127.0.0.1 (a free port) in a thread; see the module docstring."""
     with tempfile.TemporaryDirectory(prefix="kez-server-") as tmp:
@@ -69,7 +74,7 @@ def running_server(
             bind="127.0.0.1:0",
             **settings,
         )
-        app = create_app(config)
+        app = create_app(config, clock=clock)
         try:
             with serve_asgi(
                 app, name="kez-server", lifespan="on", **uvicorn_options(config)

@@ -52,8 +52,8 @@ OPTIONS: tuple[ChannelOption, ...] = (URL_OPTION, TOKEN_OPTION, CREDS_OPTION)
 # Not flags: the caller's own key, put in `ctx.options` by `kez message send/listen`.
 # With them (and no token or creds) the transport proves the key to a server
 # whose auth callout is kez-server (spec §12.5, `.auth`).
-SIGNER_OPTION = "kez_signer"  # a kez_core.keys.Signer: the identity's primary or device key
-IDENTITY_OPTION = "kez_identity"  # the identity id that key belongs to
+SIGNER_OPTION = "signer"  # a kez_core.keys.Signer: the identity's primary or device key
+IDENTITY_OPTION = "identity"  # the identity id that key belongs to
 
 _USERINFO = re.compile(r"://[^/?#]*@")
 URL_HINT = (

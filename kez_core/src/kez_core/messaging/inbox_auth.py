@@ -1,0 +1,146 @@
+"""`X-KEZ-Auth`: how a handle's owner proves a request to its server inbox (spec section 11).
+
+The header is `<unix ts>:<sig hex>` (signed by the handle's current
+primary) or `<ts>:<key id>:<sig hex>` (signed by a current device key of
+the handle's chain). The signature covers the ASCII bytes
+
+    METHOD \\n PATH \\n BOUND \\n TS
+
+where BOUND is the request's cursor or bound value in normal form
+(`since=<n>` for reads, `through=<n>` for a delete): a captured header
+cannot page through history, delete more, or be used after the skew
+window. Every key algorithm signs with its own rule (Ed25519 the bytes,
+BIP-340 their SHA-256), which is what `Signer.sign` and the registry's
+`verify` already do. Client (`sign_inbox_request`) and server
+(`verify_inbox_auth`) share this module, so the bytes cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Collection
+
+import attrs
+
+from ..errors import ExitCode, KezError, KeyFormatError
+from ..keys import Signer, parse_key_id
+from ..registry import Registry, default_registry
+
+HEADER = "X-KEZ-Auth"
+MAX_SKEW = 60  # seconds either way
+_TS = re.compile(r"^[0-9]{1,12}\Z")
+_SIG = re.compile(r"^[0-9a-f]{2,512}\Z")
+
+
+class InboxAuthError(KezError):
+    """An `X-KEZ-Auth` header is missing, malformed, stale, from the future or signed by the
+    wrong key (or for another method, path or cursor). `reason` is the stable word."""
+
+    exit_code = ExitCode.NOT_VALID
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, reason: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, str]:
+        return {**super().to_dict(), "reason": self.reason}
+
+
+@attrs.frozen
+class InboxAuth:
+    """A parsed header: the time, the signing key id (None: the primary) and the signature."""
+
+    ts: int
+    key: str | None
+    sig: bytes
+
+
+def signed_bytes(method: str, path: str, bound: str, ts: int) -> bytes:
+    """The exact bytes a header signs."""
+    return f"{method.upper()}\n{path}\n{bound}\n{ts}".encode()
+
+
+def sign_inbox_request(
+    signer: Signer, method: str, path: str, bound: str, ts: int | None = None, *, device: bool = False
+) -> str:
+    """The header value for one request; `device=True` names the key (a device key signs)."""
+    ts = int(time.time()) if ts is None else ts
+    sig = signer.sign(signed_bytes(method, path, bound, ts)).hex()
+    return f"{ts}:{signer.key_id}:{sig}" if device else f"{ts}:{sig}"
+
+
+def parse_inbox_auth(header: str | None) -> InboxAuth:
+    """Split a header value (on the first and the last colon: key ids hold colons)."""
+    if header is None or not header.strip():
+        raise InboxAuthError(
+            f"the {HEADER} header is missing",
+            reason="missing",
+            hint=f"sign the request: {HEADER}: <unix ts>:<sig hex> (docs/spec.md, section 11)",
+        )
+    text = header.strip()
+    ts_text, sep, rest = text.partition(":")
+    key_text, _, sig_text = rest.rpartition(":")
+    if not sep or not _TS.match(ts_text) or not _SIG.match(sig_text) or len(sig_text) % 2:
+        raise InboxAuthError(
+            f"the {HEADER} header is not <unix ts>:<sig hex> or <unix ts>:<key id>:<sig hex>",
+            reason="malformed",
+        )
+    if key_text == "" and ":" in rest:
+        raise InboxAuthError(f"the {HEADER} header names an empty key id", reason="malformed")
+    return InboxAuth(int(ts_text), key_text or None, bytes.fromhex(sig_text))
+
+
+def verify_inbox_auth(
+    header: str | None,
+    *,
+    method: str,
+    path: str,
+    bound: str,
+    primary: str,
+    devices: Collection[str] = (),
+    now: float | None = None,
+    registry: Registry | None = None,
+) -> str:
+    """The key id that signed the request; InboxAuthError unless the header holds.
+
+    `primary` is the handle's current primary, `devices` its chain's current
+    device keys. Checked in this order: form, time (±`MAX_SKEW` s), signer
+    allowed, signature over (method, path, bound, ts).
+    """
+    auth = parse_inbox_auth(header)
+    clock = time.time() if now is None else now
+    skew = auth.ts - clock
+    if skew < -MAX_SKEW:
+        raise InboxAuthError(
+            f"the {HEADER} header is {int(-skew)} s old; at most {MAX_SKEW} s are accepted",
+            reason="stale",
+            hint="sign each request afresh (and check your clock)",
+        )
+    if skew > MAX_SKEW:
+        raise InboxAuthError(
+            f"the {HEADER} header is dated {int(skew)} s in the future; at most {MAX_SKEW} s are accepted",
+            reason="future",
+            hint="check your clock",
+        )
+    key = primary if auth.key is None else auth.key
+    if key != primary and key not in devices:
+        raise InboxAuthError(
+            "the key in the header is neither the handle's current primary nor one of its current devices",
+            reason="wrong_signer",
+        )
+    registry = registry or default_registry()
+    try:
+        parsed = parse_key_id(key, registry)
+        alg = registry.key_algorithm(parsed.alg)
+    except (KeyFormatError, KezError) as exc:
+        raise InboxAuthError(f"the key in the header is unusable: {exc.message}", reason="wrong_signer") from exc
+    if not alg.verify(parsed.public, signed_bytes(method, path, bound, auth.ts), auth.sig):
+        raise InboxAuthError(
+            "the signature does not hold for this request: wrong key, or signed for another "
+            "method, path or cursor",
+            reason="bad_signature",
+            hint=f"sign {method.upper()}\\n{path}\\n{bound}\\n<ts> with the handle's primary or a device key",
+        )
+    return key

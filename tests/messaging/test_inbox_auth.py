@@ -1,0 +1,108 @@
+"""X-KEZ-Auth (spec section 11): signing and checking the inbox header, both key algorithms."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from kez_core.keys import Signer
+from kez_core.messaging.inbox_auth import (
+    InboxAuthError,
+    parse_inbox_auth,
+    sign_inbox_request,
+    signed_bytes,
+    verify_inbox_auth,
+)
+
+PATH = "/v1/inbox/alice"
+NOW = 1_800_000_000
+
+
+def check(header, primary, *, devices=(), bound="since=0", path=PATH, method="GET", now=NOW):
+    return verify_inbox_auth(
+        header, method=method, path=path, bound=bound, primary=primary, devices=devices, now=now
+    )
+
+
+@pytest.mark.parametrize("alg", ["ed25519", "nostr"])
+def test_the_primary_signs_and_the_server_accepts(alg):
+    signer = Signer.generate(alg)
+    header = sign_inbox_request(signer, "GET", PATH, "since=0", NOW)
+    ts, sig = header.split(":")
+    assert ts == str(NOW) and len(sig) == 128
+    assert check(header, signer.key_id) == signer.key_id
+
+
+def test_the_signed_bytes_are_the_seeds_shape():
+    assert signed_bytes("get", PATH, "since=7", 5) == b"GET\n/v1/inbox/alice\nsince=7\n5"
+
+
+def test_bip340_signs_the_sha256_of_the_bytes():
+    import hashlib
+
+    signer = Signer.generate("nostr")
+    header = sign_inbox_request(signer, "GET", PATH, "since=0", NOW)
+    sig = bytes.fromhex(header.split(":")[1])
+    public = bytes.fromhex(signer.key_id.split(":")[1])
+    digest = hashlib.sha256(signed_bytes("GET", PATH, "since=0", NOW)).digest()
+    import coincurve
+
+    assert coincurve.PublicKeyXOnly(public).verify(sig, digest)
+
+
+@pytest.mark.parametrize("alg", ["ed25519", "nostr"])
+def test_a_device_key_names_itself(alg):
+    primary, device = Signer.generate(), Signer.generate(alg)
+    header = sign_inbox_request(device, "GET", PATH, "since=3", NOW, device=True)
+    assert header.count(":") == 3  # ts, the key id's own colon, sig
+    assert parse_inbox_auth(header).key == device.key_id
+    assert check(header, primary.key_id, devices={device.key_id}, bound="since=3") == device.key_id
+    with pytest.raises(InboxAuthError) as err:  # a device the chain does not hold
+        check(header, primary.key_id, bound="since=3")
+    assert err.value.reason == "wrong_signer"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"now": NOW + 61}, "stale"),
+        ({"now": NOW - 61}, "future"),
+        ({"bound": "since=1"}, "bad_signature"),  # signed for another cursor
+        ({"path": "/v1/inbox/bob"}, "bad_signature"),
+        ({"method": "DELETE"}, "bad_signature"),
+    ],
+)
+def test_refusals(change, reason):
+    signer = Signer.generate()
+    header = sign_inbox_request(signer, "GET", PATH, "since=0", NOW)
+    with pytest.raises(InboxAuthError) as err:
+        check(header, signer.key_id, **change)
+    assert err.value.reason == reason and err.value.exit_code == 1
+
+
+def test_the_skew_edges_are_accepted():
+    signer = Signer.generate()
+    header = sign_inbox_request(signer, "GET", PATH, "since=0", NOW)
+    assert check(header, signer.key_id, now=NOW + 60) and check(header, signer.key_id, now=NOW - 60)
+
+
+def test_a_wrong_signer_is_refused():
+    signer, other = Signer.generate(), Signer.generate()
+    header = sign_inbox_request(other, "GET", PATH, "since=0", NOW)
+    with pytest.raises(InboxAuthError) as err:
+        check(header, signer.key_id)
+    assert err.value.reason == "bad_signature"
+
+
+@pytest.mark.parametrize("header", [None, "", "  ", "abc", "123", "12:zz", "12:" + "a" * 127, ":" + "a" * 128, "1" * 13 + ":" + "a" * 128])
+def test_missing_and_malformed(header):
+    with pytest.raises(InboxAuthError) as err:
+        check(header, Signer.generate().key_id)
+    assert err.value.reason in {"missing", "malformed"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.text(max_size=300), st.from_regex(r"\A[0-9]{1,12}:[a-z0-9:]{0,80}:[0-9a-f]{0,140}\Z")))
+def test_garbage_is_only_ever_an_inbox_auth_error(header):
+    with pytest.raises(InboxAuthError):
+        check(header, "ed25519:" + "11" * 32, devices={"nostr:" + "22" * 32})
