@@ -15,6 +15,13 @@ Endpoints (docs/spec.md, "Server API"; README of kez-server):
     GET  /v1/sigchains/{alg}/{hex}[?after=SEQNO]
     POST /v1/sigchains/{alg}/{hex}
     GET  /v1/sigchains/{alg}/{hex}/forks
+    GET  /v1/push/vapid-public-key            (push_api.py)
+    POST /v1/push/subscribe/{handle}
+    POST /v1/push/unsubscribe/{handle}
+    GET  /v1/push/subscriptions/{handle}
+
+`app.state.kez.push.message_stored(handle)` sends the Web Pushes for a
+newly stored message (push.py), without waiting for them.
 """
 
 from __future__ import annotations
@@ -42,7 +49,9 @@ from .chains import PAGE, ChainService, check_identity
 from .config import REGISTER_BODY_CAP, ServerSettings
 from .db import Store
 from .errors import HTTP_CODES, ApiError
+from .push import PushService
 from .handles import HANDLE_RE, Registration, check_registration, sigchain_path
+from .push_api import build_push
 from .ratelimit import TokenBuckets
 
 log = logging.getLogger("kez_server")
@@ -159,6 +168,7 @@ class KezServer:
         self.registry = default_registry()
         self.registry.key_algorithms()  # load plugins now, not in racing request threads
         self.chains = ChainService(store, registry=self.registry)
+        self.push: PushService | None = None  # set by create_app
 
     async def read(self, fn: Any, *args: Any) -> Any:
         """Run a database read: inline for SQLite, in the thread pool for PostgreSQL.
@@ -455,12 +465,16 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
     store = store or Store(settings.db)
     store.migrate()
     server = KezServer(settings, store)
+    push = build_push(server)
+    server.push = push.service
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await push.service.start()
         try:
             yield
         finally:
+            await push.service.close()
             store.close()
 
     routes = [
@@ -471,6 +485,7 @@ def create_app(settings: ServerSettings, *, store: Store | None = None) -> Starl
         Route("/v1/sigchains/{alg}/{hex}", server.get_chain, methods=["GET"]),
         Route("/v1/sigchains/{alg}/{hex}", server.post_chain, methods=["POST"]),
         Route("/v1/sigchains/{alg}/{hex}/forks", server.get_forks, methods=["GET"]),
+        *push.routes(),
     ]
     app = Starlette(
         routes=routes,

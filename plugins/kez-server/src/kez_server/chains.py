@@ -41,7 +41,7 @@ from kez_core.codec import parse_json
 from kez_core.errors import KezError
 from kez_core.keys import parse_key_id
 from kez_core.registry import Registry, default_registry
-from kez_core.sigchain import ChainError, ChainFault, ChainValidator
+from kez_core.sigchain import ChainError, ChainFault, ChainState, ChainValidator
 from kez_core.timefmt import format_time, now
 
 from .db import Conflict, Store
@@ -154,7 +154,12 @@ class ChainService:
         return validator
 
     def current_primary(self, identity: str) -> str | None:
-        """The current primary key of the stored chain of `identity` (None: no chain here).
+        """The current primary key of the stored chain of `identity` (None: no chain here)."""
+        state = self.state(identity)
+        return state.current_primary if state is not None else None
+
+    def state(self, identity: str) -> ChainState | None:
+        """The state after the stored chain of `identity` (None: no chain here).
 
         Rebuilds the state from the stored links unless the cached validator
         is at the head, and leaves the validator in the cache for the next append.
@@ -164,9 +169,9 @@ class ChainService:
             return None
         n, head_id = head
         validator = self._validator_at(identity, n, {n: head_id}, n)
-        primary = validator.result().current_primary
+        state = validator.result()
         self._put(identity, head_id, validator)
-        return primary
+        return state
 
     # ---------------------------------------------------------------- write
 

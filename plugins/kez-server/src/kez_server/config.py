@@ -33,6 +33,10 @@ ENV: dict[str, str] = {
     "reserved": "KEZ_SERVER_RESERVED",
     "forwarded_allow_ips": "KEZ_SERVER_FORWARDED_ALLOW_IPS",
     "log_level": "KEZ_SERVER_LOG_LEVEL",
+    "vapid_key": "KEZ_SERVER_VAPID_KEY",
+    "vapid_subject": "KEZ_SERVER_VAPID_SUBJECT",
+    "push_allow": "KEZ_SERVER_PUSH_ALLOW",
+    "nostr_relays": "KEZ_SERVER_NOSTR_RELAYS",
 }
 
 _NAME = re.compile(
@@ -90,6 +94,28 @@ def _reserved(value: object) -> frozenset[str]:
     return frozenset(str(v).strip().lower() for v in value if str(v).strip())  # type: ignore[union-attr]
 
 
+def _words(value: object) -> tuple[str, ...]:
+    """A list setting: a sequence, or one string split on commas and white space (env vars)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = re.split(r"[\s,]+", value)
+    return tuple(str(v).strip() for v in value if str(v).strip())  # type: ignore[union-attr]
+
+
+def _check_subject(value: str | None) -> str | None:
+    """RFC 8292 `sub`: a `mailto:` address or an `https:` URL (push services refuse others)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not re.match(r"^(mailto:[^@\s]+@[^@\s]+|https://[^/\s]+(/\S*)?)\Z", value):
+        raise ConfigError(
+            f"VAPID subject {value!r} is neither a mailto: address nor an https: URL",
+            hint="e.g. --vapid-subject mailto:admin@example.org",
+        )
+    return value
+
+
 @attrs.frozen
 class ServerSettings:
     """Everything the app needs. Rates are tokens per second; a burst of 0 means unlimited.
@@ -113,6 +139,14 @@ class ServerSettings:
     reserved: frozenset[str] = attrs.field(factory=frozenset, converter=_reserved)
     forwarded_allow_ips: str = "127.0.0.1"
     log_level: str = "info"
+    # Web Push (push.py): the VAPID key file (None: beside the SQLite file, or
+    # ./kez-vapid.pem), its RFC 8292 subject (None:
+    # mailto:postmaster@<server_name>), hosts admitted past the SSRF rules, nostr relays
+    # to listen on for envelopes to registered identities.
+    vapid_key: str | None = None
+    vapid_subject: str | None = attrs.field(default=None, converter=_check_subject)
+    push_allow: tuple[str, ...] = attrs.field(default=(), converter=_words)
+    nostr_relays: tuple[str, ...] = attrs.field(default=(), converter=_words)
 
     @server_name.validator
     def _check_name(self, _attr: object, value: str) -> None:
@@ -129,6 +163,11 @@ class ServerSettings:
     @property
     def host_port(self) -> tuple[str, int]:
         return parse_bind(self.bind)
+
+    @property
+    def push_subject(self) -> str:
+        """The VAPID `sub` claim: --vapid-subject, else the RFC 2142 postmaster of the server's domain."""
+        return self.vapid_subject or f"mailto:postmaster@{self.server_name.split(':')[0]}"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:
