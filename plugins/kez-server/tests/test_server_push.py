@@ -320,6 +320,17 @@ def test_other_failures_keep_the_subscription(http, fake, push_server):
     assert user.listed() == [url]
 
 
+def test_redirects_are_not_followed(http, fake, push_server):
+    user = User(http)
+    fake.answers["/push/moved"] = f"redirect:{fake.url}/push/target"
+    assert user.subscribe(endpoint(fake, "moved")).status_code == 201
+    service = push_server.app.state.kez.push
+    failed = service.failed
+    stored(push_server, user.handle)
+    wait_for(lambda: service.failed == failed + 1, "the redirected push to fail")
+    assert [r.path for r in fake.records] == ["/push/moved"]  # the target was never asked
+
+
 def test_a_hanging_push_service_does_not_hold_the_caller(http, fake, push_server):
     user = User(http)
     fake.answers["/push/slow"] = "hang"
@@ -401,3 +412,45 @@ def test_bad_vapid_key_file_is_a_typed_error(tmp_path):
         load_or_create(path)
     assert info.value.exit_code == 4
     assert path.read_text() == "not a key"  # never overwritten
+
+
+async def _rebinding_lookup(host: str, _port: int) -> list[str]:
+    """At subscribe time `localhost` looks public; the push connects through the system resolver."""
+    return ["93.184.215.14"] if host == "localhost" else []
+
+
+def test_dns_rebinding_is_refused_at_send_time(fake, vapid_public, caplog):
+    caplog.set_level("INFO", logger="kez_server.push")
+    port = fake.url.rsplit(":", 1)[1]
+    with running_server(
+        vapid_key=str(vapid_public[0]),
+        vapid_subject=SUBJECT,
+        push_allow=[f"localhost:{int(port) + 1 if int(port) < 65535 else 1}"],  # another port
+        push_lookup=_rebinding_lookup,
+    ) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        user = User(http)
+        url = f"https://localhost:{port}/push/rebound"
+        assert user.subscribe(url).status_code == 201  # the check saw a public address
+        service = server.app.state.kez.push
+        stored(server, user.handle)
+        wait_for(lambda: service.failed == 1, "the push to be refused")
+        assert not fake.arrived.is_set()  # no connection reached 127.0.0.1
+        assert "resolves to 127.0.0.1, not a public address" in caplog.text
+        assert user.listed() == [url]
+
+
+def test_send_time_resolver_refuses_private_answers():
+    import asyncio
+
+    from kez_server.push_targets import EndpointPolicy, public_resolver
+
+    async def resolve(policy: EndpointPolicy) -> list:
+        resolver = public_resolver(policy)
+        try:
+            return await resolver.resolve("localhost", 8443)
+        finally:
+            await resolver.close()
+
+    with pytest.raises(OSError, match="not a public address"):
+        asyncio.run(resolve(EndpointPolicy()))
+    assert asyncio.run(resolve(EndpointPolicy(["localhost:8443"])))

@@ -83,6 +83,7 @@ class PushService:
         self._pending = 0
         self._lock = threading.Lock()
         self.sent = 0  # counters, for tests and health
+        self.failed = 0
         self.dropped = 0
 
     # ------------------------------------------------------------ lifecycle
@@ -170,18 +171,21 @@ class PushService:
             try:
                 status = await self._send(sub)
             except EndpointRefused as exc:
+                self.failed += 1
                 log.warning("push not sent: %s", exc.message)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - one push service's failure is logged, not raised
+                self.failed += 1
                 log.info("push to %s failed: %s", _host(sub.endpoint), _reason(exc))
                 return
         if status in (404, 410):
             dropped = await asyncio.to_thread(self.store.drop_endpoint, sub.endpoint)
             log.info("push service %s: subscription gone (%d); %d removed", _host(sub.endpoint), status, dropped)
-        elif status is not None and status >= 300:
-            log.info("push to %s answered %d", _host(sub.endpoint), status)
+        elif status is None or status >= 300:
+            self.failed += 1
+            log.info("push to %s answered %s", _host(sub.endpoint), status)
         else:
             self.sent += 1
 
@@ -218,8 +222,12 @@ def _host(endpoint: str) -> str:
 
 
 def _reason(exc: BaseException) -> str:
+    """Why a push failed, in words: the innermost useful cause (aiohttp wraps resolver errors)."""
     if isinstance(exc, _Redirected) or isinstance(exc.__cause__, _Redirected):
         return "it answered with a redirect (not followed)"
     if isinstance(exc, TimeoutError):
         return "timed out"
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and str(cause):
+        return f"{type(exc).__name__}: {cause}"
     return type(exc).__name__ + (f": {exc}" if str(exc) else "")

@@ -59,9 +59,18 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    db: str | None = None, server_name: str = "example.org", **settings: Any
+    db: str | None = None,
+    server_name: str = "example.org",
+    *,
+    push_lookup: Any = None,
+    **settings: Any,
 ) -> Iterator[RunningServer]:
-    """Serve kez-server on 127.0.0.1 (a free port) in a thread; see the module docstring."""
+    """Serve kez-server on 127.0.0.1 (a free port) in a thread; see the module docstring.
+
+    `push_lookup(host, port) -> [address, …]` (async) replaces the system
+    resolver of the push endpoint rules, so tests that subscribe made-up
+    public names make no DNS queries.
+    """
     with tempfile.TemporaryDirectory(prefix="kez-server-") as tmp:
         settings.setdefault("write_burst", 0)
         settings.setdefault("vapid_key", str(Path(tmp) / "vapid.pem"))
@@ -72,6 +81,8 @@ def running_server(
             **settings,
         )
         app = create_app(config)
+        if push_lookup is not None:
+            app.state.kez.push.policy.lookup = push_lookup
         try:
             with serve_asgi(app, name="kez-server", lifespan="on") as url:
                 yield RunningServer(url, config, app)
@@ -103,8 +114,8 @@ class FakePushService:
     `exp` in the future and at most 24 h ahead, `sub` equal to `subject`; a
     `TTL` header of digits. Every push is recorded (`records`) with the
     problems found. The answer is `answers[path]` (default 201): a status
-    code, or `"hang"`, which holds the request until `release` is set and
-    then answers 201. `in_flight` and `max_in_flight` count concurrent
+    code, `"hang"`, which holds the request until `release` is set and
+    then answers 201, or `"redirect:URL"` (a 307 to URL). `in_flight` and `max_in_flight` count concurrent
     requests; `arrived` is set at each arrival.
     """
 
@@ -156,6 +167,8 @@ class FakePushService:
                             tuple(problems),
                         )
                     )
+                if isinstance(answer, str) and answer.startswith("redirect:"):
+                    return Response(status_code=307, headers={"location": answer[9:]})
                 return Response(status_code=int(answer))
             finally:
                 with self._lock:
