@@ -20,7 +20,7 @@ from .config import DEFAULT_BIND, DEFAULT_CHAIN_BODY_CAP, DEFAULT_DB, ENV, Serve
 # The flags' defaults are ServerSettings' own: one place says what an unset setting means.
 _DEFAULT = {field.name: field.default for field in attrs.fields(ServerSettings)}
 
-HELP = """Run the KEZ server: sigchain store, handle registry and WebFinger.
+HELP = """Run the KEZ server: sigchain store, handle registry, WebFinger and Web Push.
 
 SQLite by default (--db FILE, created with its schema on first run);
 --db postgresql://… lets several server processes share one database.
@@ -116,6 +116,32 @@ def serve_command(
             "--log-level", envvar=ENV["log_level"], help="critical, error, warning, info, debug."
         ),
     ] = _DEFAULT["log_level"],
+    vapid_key: Annotated[
+        str | None,
+        typer.Option(
+            "--vapid-key",
+            envvar=ENV["vapid_key"],
+            help="Web Push VAPID key (P-256 PEM), created on first run "
+            "(default: beside the SQLite file, DB.vapid.pem; ./kez-vapid.pem for PostgreSQL).",
+        ),
+    ] = None,
+    vapid_subject: Annotated[
+        str | None,
+        typer.Option(
+            "--vapid-subject",
+            envvar=ENV["vapid_subject"],
+            help="VAPID contact: mailto:ADDRESS or an https: URL (default mailto:postmaster@SERVER).",
+        ),
+    ] = None,
+    push_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--push-allow",
+            metavar="HOST[:PORT]",
+            envvar=ENV["push_allow"],
+            help="HOST[:PORT] push endpoints may use although not public https (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Run the KEZ server (see `kez server --help`)."""
     if not server:
@@ -133,6 +159,9 @@ def serve_command(
         reserved=reserved,
         forwarded_allow_ips=forwarded_allow_ips,
         log_level=log_level.lower(),
+        vapid_key=vapid_key,
+        vapid_subject=vapid_subject,
+        push_allow=push_allow or (),
     )
     serve(settings)
 

@@ -36,7 +36,6 @@ ENV: dict[str, str] = {
     "vapid_key": "KEZ_SERVER_VAPID_KEY",
     "vapid_subject": "KEZ_SERVER_VAPID_SUBJECT",
     "push_allow": "KEZ_SERVER_PUSH_ALLOW",
-    "nostr_relays": "KEZ_SERVER_NOSTR_RELAYS",
 }
 
 _NAME = re.compile(
@@ -141,12 +140,11 @@ class ServerSettings:
     log_level: str = "info"
     # Web Push (push.py): the VAPID key file (None: beside the SQLite file, or
     # ./kez-vapid.pem), its RFC 8292 subject (None:
-    # mailto:postmaster@<server_name>), hosts admitted past the SSRF rules, nostr relays
-    # to listen on for envelopes to registered identities.
+    # mailto:postmaster@<server_name>) and the hosts
+    # admitted past the SSRF rules (push_targets.py).
     vapid_key: str | None = None
     vapid_subject: str | None = attrs.field(default=None, converter=_check_subject)
     push_allow: tuple[str, ...] = attrs.field(default=(), converter=_words)
-    nostr_relays: tuple[str, ...] = attrs.field(default=(), converter=_words)
 
     @server_name.validator
     def _check_name(self, _attr: object, value: str) -> None:
