@@ -101,3 +101,15 @@ def new_database(cluster) -> str:
     with psycopg.connect(cluster.get_uri(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return cluster.get_uri(name)
+
+
+def head_revision() -> str:
+    """The newest schema revision shipped in kez_server/migrations (what `migrate` brings a database to)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "kez_server:migrations")
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head

@@ -16,7 +16,7 @@ import pytest
 from kez_cli.main import main as kez_main
 from kez_core.keys import Signer
 from kez_server.cli import main as server_main
-from server_helpers import new_handle, registration
+from server_helpers import head_revision, new_handle, registration
 
 PY = sys.executable
 
@@ -77,12 +77,13 @@ def test_first_run_creates_the_schema_and_restart_keeps_data(tmp_path):
     finally:
         code, err = stop(proc)
     assert code == 0, err
-    assert "kez-server 0.1.0" in err and "schema 0003" in err
+    assert "kez-server 0.1.0" in err and f"schema {head_revision()}" in err
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version_num FROM kez_alembic_version").fetchall() == [("0003",)]
+        assert conn.execute("SELECT version_num FROM kez_alembic_version").fetchall() == [(head_revision(),)]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"kez_links", "kez_forks", "kez_handles", "kez_messages", "kez_alembic_version"} <= tables
+    assert {"kez_links", "kez_forks", "kez_handles", "kez_messages", "kez_push_subscriptions", "kez_alembic_version"} <= tables
+    assert (db.parent / "kez.db.vapid.pem").stat().st_mode & 0o777 == 0o600  # made on first run
     # again, through `kez server` and the environment: the data is still there
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -134,6 +135,9 @@ def test_flags_win_over_environment(tmp_path):
         (["--server", "example.org", "--header-timeout", "-1"], 2, "must be 0 or more"),
         (["--server", "example.org", "--client-bytes-per-hour", "-5"], 2, "must be 0 or more"),
         (["--server", "example.org", "--bind", "0.0.0.0:7878"], 2, "needs --public-url"),
+        (["--server", "example.org", "--vapid-subject", "admin"], 2, "neither a mailto:"),
+        (["--server", "example.org", "--push-allow", "a b/c"], 2, "is not HOST or HOST:PORT"),
+        (["--server", "example.org", "--push-allow", "x:99999"], 2, "port out of range"),
     ],
 )
 def test_config_errors(capsys, monkeypatch, tmp_path, args, code, text):
@@ -156,6 +160,14 @@ def test_unopenable_database(capsys, tmp_path):
     )
     err = capsys.readouterr().err
     assert "cannot open the database" in err and "Traceback" not in err
+
+
+def test_unreadable_vapid_key(capsys, tmp_path):
+    (tmp_path / "vapid.pem").write_text("-----BEGIN PRIVATE KEY-----\nnope\n")
+    args = ["--server", "example.org", "--db", str(tmp_path / "k.db"), "--bind", "127.0.0.1:0"]
+    assert server_main([*args, "--vapid-key", str(tmp_path / "vapid.pem")]) == 4
+    err = capsys.readouterr().err
+    assert "is not an unencrypted PEM private key" in err and "Traceback" not in err
 
 
 def test_version_and_help(capsys):

@@ -17,6 +17,13 @@ Endpoints (docs/spec.md, "Server API"; README of kez-server):
     GET  /v1/sigchains/{alg}/{hex}/forks
     POST /v1/messages, GET|DELETE /v1/inbox/{handle}, GET /v1/inbox/{handle}/live,
     GET  /v1/by-primary/{key id}                          (inbox.py)
+    GET  /v1/push/vapid-public-key            (push_api.py)
+    POST /v1/push/subscribe/{handle}
+    POST /v1/push/unsubscribe/{handle}
+    GET  /v1/push/subscriptions/{handle}
+
+`app.state.kez.push.message_stored(handle)` sends the Web Pushes for a
+newly stored message (push.py), without waiting for them.
 """
 
 from __future__ import annotations
@@ -45,9 +52,11 @@ from .chains import PAGE, ChainService, check_identity
 from .config import REGISTER_BODY_CAP, ServerSettings
 from .db import Store
 from .errors import HTTP_CODES, ApiError
+from .push import PushService
 from .handles import HANDLE_RE, Registration, check_registration, sigchain_path
 from .limits import BodyDeadline, ClientDisconnect, client_disconnected
 from .quotas import ClientQuota
+from .push_api import build_push
 from .ratelimit import TokenBuckets
 
 log = logging.getLogger("kez_server")
@@ -172,6 +181,7 @@ class KezServer:
                 settings.client_bytes_per_hour, settings.client_links_per_hour
             ),
         )
+        self.push: PushService | None = None  # set by create_app
 
     async def read(self, fn: Any, *args: Any) -> Any:
         """Run a database read: inline for SQLite, in the thread pool for PostgreSQL.
@@ -491,13 +501,19 @@ def create_app(
     server = KezServer(settings, store)
     inbox = Inbox(server, clock=clock or time.time)
     privacy.install(debug=settings.log_level == "debug")
+    push = build_push(server)
+    server.push = push.service
+    # every message this node stores for a handle wakes that handle's browsers (empty pushes)
+    inbox.events.on_stored(lambda handle, _seq: push.service.message_stored(handle))
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await push.service.start()
         try:
             async with inbox.running():
                 yield
         finally:
+            await push.service.close()
             store.close()
 
     routes = [
@@ -509,6 +525,7 @@ def create_app(
         Route("/v1/sigchains/{alg}/{hex}", server.chain, methods=["GET", "POST"]),
         Route("/v1/sigchains/{alg}/{hex}/forks", server.get_forks, methods=["GET"]),
         *inbox.routes(),
+        *push.routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -22,7 +22,7 @@ from .nats_run import NatsOptions
 # The flags' defaults are ServerSettings' own: one place says what an unset setting means.
 _DEFAULT = {field.name: field.default for field in attrs.fields(ServerSettings)}
 
-HELP = """Run the KEZ server: sigchain store, handle registry and WebFinger.
+HELP = """Run the KEZ server: sigchain store, handle registry, WebFinger and Web Push.
 
 SQLite by default (--db FILE, created with its schema on first run);
 --db postgresql://… lets several server processes share one database.
@@ -180,6 +180,32 @@ def serve_command(
             help="Folder of the NATS nkey seeds (default: beside the SQLite database).",
         ),
     ] = None,
+    vapid_key: Annotated[
+        str | None,
+        typer.Option(
+            "--vapid-key",
+            envvar=ENV["vapid_key"],
+            help="Web Push VAPID key (P-256 PEM), created on first run "
+            "(default: beside the SQLite file, DB.vapid.pem; ./kez-vapid.pem for PostgreSQL).",
+        ),
+    ] = None,
+    vapid_subject: Annotated[
+        str | None,
+        typer.Option(
+            "--vapid-subject",
+            envvar=ENV["vapid_subject"],
+            help="VAPID contact: mailto:ADDRESS or an https: URL (default mailto:postmaster@SERVER).",
+        ),
+    ] = None,
+    push_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--push-allow",
+            metavar="HOST[:PORT]",
+            envvar=ENV["push_allow"],
+            help="HOST[:PORT] push endpoints may use although not public https (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Run the KEZ server (see `kez server --help`)."""
     if not server:
@@ -204,6 +230,9 @@ def serve_command(
         identity_max_bytes=identity_max_bytes,
         client_bytes_per_hour=client_bytes_per_hour,
         client_links_per_hour=client_links_per_hour,
+        vapid_key=vapid_key,
+        vapid_subject=vapid_subject,
+        push_allow=push_allow or (),
     )
     settings.check_public_url()
     serve(settings, NatsOptions(nats, with_nats, nats_listen, nats_keys))

@@ -45,6 +45,9 @@ ENV: dict[str, str] = {
     "client_links_per_hour": "KEZ_SERVER_CLIENT_LINKS_PER_HOUR",
     "message_burst": "KEZ_SERVER_MESSAGE_BURST",
     "message_rate": "KEZ_SERVER_MESSAGE_RATE",
+    "vapid_key": "KEZ_SERVER_VAPID_KEY",
+    "vapid_subject": "KEZ_SERVER_VAPID_SUBJECT",
+    "push_allow": "KEZ_SERVER_PUSH_ALLOW",
 }
 
 _NAME = re.compile(
@@ -102,6 +105,28 @@ def _reserved(value: object) -> frozenset[str]:
     return frozenset(str(v).strip().lower() for v in value if str(v).strip())  # type: ignore[union-attr]
 
 
+def _words(value: object) -> tuple[str, ...]:
+    """A list setting: a sequence, or one string split on commas and white space (env vars)."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = re.split(r"[\s,]+", value)
+    return tuple(str(v).strip() for v in value if str(v).strip())  # type: ignore[union-attr]
+
+
+def _check_subject(value: str | None) -> str | None:
+    """RFC 8292 `sub`: a `mailto:` address or an `https:` URL (push services refuse others)."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    if not re.match(r"^(mailto:[^@\s]+@[^@\s]+|https://[^/\s]+(/\S*)?)\Z", value):
+        raise ConfigError(
+            f"VAPID subject {value!r} is neither a mailto: address nor an https: URL",
+            hint="e.g. --vapid-subject mailto:admin@example.org",
+        )
+    return value
+
+
 @attrs.frozen
 class ServerSettings:
     """Everything the app needs. Rates are tokens per second; a burst of 0 means unlimited.
@@ -154,6 +179,13 @@ class ServerSettings:
     # POST /v1/messages per client IP: 60 a minute, as the seeds' chat server
     message_burst: int = attrs.field(default=60, converter=int, validator=_nonneg("message burst"))
     message_rate: float = attrs.field(default=1.0, converter=float, validator=_nonneg("message rate"))
+    # Web Push (push.py): the VAPID key file (None: beside the SQLite file, or
+    # ./kez-vapid.pem), its RFC 8292 subject (None:
+    # mailto:postmaster@<server_name>) and the hosts
+    # admitted past the SSRF rules (push_targets.py).
+    vapid_key: str | None = None
+    vapid_subject: str | None = attrs.field(default=None, converter=_check_subject)
+    push_allow: tuple[str, ...] = attrs.field(default=(), converter=_words)
 
     @server_name.validator
     def _check_name(self, _attr: object, value: str) -> None:
@@ -196,6 +228,11 @@ class ServerSettings:
             "any client can forge)",
             hint="e.g. --public-url https://example.org (or set KEZ_SERVER_PUBLIC_URL)",
         )
+
+    @property
+    def push_subject(self) -> str:
+        """The VAPID `sub` claim: --vapid-subject, else the RFC 2142 postmaster of the server's domain."""
+        return self.vapid_subject or f"mailto:postmaster@{self.server_name.split(':')[0]}"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> ServerSettings:

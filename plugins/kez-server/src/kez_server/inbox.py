@@ -27,7 +27,6 @@ from typing import Any
 from kez_core.codec import parse_json
 from kez_core.errors import DecodeError, KezError
 from kez_core.messaging.envelope import envelope_bytes
-from kez_core.messaging.inbox_auth import HEADER, InboxAuthError, verify_inbox_auth
 from kez_core.timefmt import format_time
 from datetime import UTC, datetime
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +40,7 @@ from .errors import ApiError
 from .live import InboxEvents, PgListener
 from .privacy import pseudonym
 from .ratelimit import TokenBuckets
+from .request_auth import authorize
 
 log = logging.getLogger("kez_server.inbox")
 
@@ -132,36 +132,8 @@ class Inbox:
         if gone:
             log.info("purged %d envelopes older than 7 days", gone)
 
-    def _keys(self, row: dict[str, Any]) -> tuple[str, frozenset[str]]:
-        """The handle's current primary and devices, from the chain stored here when there is one."""
-        state = self.server.chains.state(row["identity"])
-        if state is None:
-            return row["primary_key"], frozenset()
-        return state.current_primary, frozenset(state.devices)
-
     async def _authorize(self, request: Request, row: dict[str, Any], method: str, path: str, bound: str) -> None:
-        primary, devices = await run_in_threadpool(self._keys, row)
-        try:
-            verify_inbox_auth(
-                request.headers.get(HEADER),
-                method=method,
-                path=path,
-                bound=bound,
-                primary=primary,
-                devices=devices,
-                now=self.clock(),
-                registry=self.server.registry,
-            )
-        except InboxAuthError as exc:
-            log.debug("refused %s %s: %s", method, pseudonym(row["handle"]), exc.reason)
-            raise ApiError(
-                401,
-                "unauthorized",
-                exc.message,
-                headers={"www-authenticate": "KEZ-Auth"},
-                reason=exc.reason,
-                **({"hint": exc.hint} if exc.hint else {}),
-            ) from None
+        await authorize(self.server, request, row, method=method, path=path, bound=bound, now=self.clock())
 
     # ---------------------------------------------------------- endpoints
 

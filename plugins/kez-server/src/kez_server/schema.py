@@ -80,3 +80,22 @@ messages = sa.Table(
     sa.Index("kez_messages_received", "received_unix"),
     sqlite_autoincrement=True,
 )
+
+
+# Web Push subscriptions (migration 0004): one row per (handle, endpoint), so
+# one browser can take pushes for several handles. The endpoint is matched by
+# its SHA-256 (`endpoint_hash`): endpoints are long URLs, and an index on the
+# hash stays small on every database. p256dh and auth are the browser's keys
+# (base64url), stored as given although pushes carry no payload.
+push_subscriptions = sa.Table(
+    "kez_push_subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("handle", sa.String(32), nullable=False, index=True),
+    sa.Column("endpoint", sa.Text, nullable=False),
+    sa.Column("endpoint_hash", sa.String(64), nullable=False, index=True),
+    sa.Column("p256dh", sa.String(100), nullable=False),
+    sa.Column("auth", sa.String(40), nullable=False),
+    sa.Column("created_at", sa.String(20), nullable=False),
+    sa.UniqueConstraint("handle", "endpoint_hash", name="kez_push_subscriptions_handle_endpoint_key"),
+)

@@ -1,0 +1,69 @@
+"""`X-KEZ-Auth` on the server: who may read a handle's inbox and manage its pushes.
+
+One check for every endpoint that needs it (the inbox, its live stream,
+the push subscriptions): the header rules and the signature live in
+`kez_core.messaging.inbox_auth` (shared with the clients that sign); this
+module adds what only the server knows, the handle's current keys, judged
+from the chain stored here (spec section 11, "Inbox").
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from kez_core.messaging.inbox_auth import HEADER, InboxAuthError, verify_inbox_auth
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from .errors import ApiError
+from .privacy import pseudonym
+
+if TYPE_CHECKING:
+    from .app import KezServer
+
+log = logging.getLogger("kez_server.auth")
+
+
+def current_keys(server: KezServer, row: dict[str, Any]) -> tuple[str, frozenset[str]]:
+    """The handle's current primary and devices: from the chain stored here when there is
+    one, else the registered primary alone."""
+    state = server.chains.state(row["identity"])
+    if state is None:
+        return row["primary_key"], frozenset()
+    return state.current_primary, frozenset(state.devices)
+
+
+async def authorize(
+    server: KezServer,
+    request: Request,
+    row: dict[str, Any],
+    *,
+    method: str,
+    path: str,
+    bound: str,
+    now: float,
+) -> str:
+    """The key id that signed this request for the handle of `row`; ApiError 401 otherwise."""
+    primary, devices = await run_in_threadpool(current_keys, server, row)
+    try:
+        return verify_inbox_auth(
+            request.headers.get(HEADER),
+            method=method,
+            path=path,
+            bound=bound,
+            primary=primary,
+            devices=devices,
+            now=now,
+            registry=server.registry,
+        )
+    except InboxAuthError as exc:
+        log.debug("refused %s %s: %s", method, pseudonym(row["handle"]), exc.reason)
+        raise ApiError(
+            401,
+            "unauthorized",
+            exc.message,
+            headers={"www-authenticate": "KEZ-Auth"},
+            reason=exc.reason,
+            **({"hint": exc.hint} if exc.hint else {}),
+        ) from None
