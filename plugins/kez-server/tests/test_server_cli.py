@@ -170,7 +170,8 @@ def test_unreadable_vapid_key(capsys, tmp_path):
     assert "is not an unencrypted PEM private key" in err and "Traceback" not in err
 
 
-def test_version_and_help(capsys):
+def test_version_and_help(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # every flag's variable on one line, whatever the columns' widths
     assert server_main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == "kez-server 0.1.0"
     assert server_main(["--help"]) == 0
