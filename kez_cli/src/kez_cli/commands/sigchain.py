@@ -34,7 +34,7 @@ from .. import passphrase
 from ..io import chain_builder, read_chain_file, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..sigservers import UsageError, configured_servers, server_copies
-from ..output import State, emit_json, note, out_console
+from ..output import State, emit_json, note, out_console, show_line
 
 app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
 
@@ -98,24 +98,22 @@ def _state_dict(state: ChainState | None, merged: MergeResult | None = None) -> 
 
 def _print_state(data: dict[str, Any]) -> None:
     if not data.get("identity_id"):
-        out_console.print("no links yet")
+        show_line("no links yet")
         return
-    out_console.print(f"[bold]identity[/bold]  {data['identity_id']}  ({data['length']} links)")
-    out_console.print(f"[bold]primary[/bold]   {data['current_primary']}")
+    show_line(("identity", "bold"), f"  {data['identity_id']}  ({data['length']} links)")
+    show_line(("primary", "bold"), f"   {data['current_primary']}")
     for device in data["devices"]:
-        out_console.print(f"[bold]device[/bold]    {device['key']}  ({device['name']})")
+        show_line(("device", "bold"), f"    {device['key']}  ({device['name']})")
     for key in data["recovery_keys"]:
-        out_console.print(f"[bold]recovery[/bold]  {key}")
+        show_line(("recovery", "bold"), f"  {key}")
     for retired in data["retired_primaries"]:
-        out_console.print(f"[dim]retired   {retired['key']} at seqno {retired['seqno']}[/dim]")
+        show_line((f"retired   {retired['key']} at seqno {retired['seqno']}", "dim"))
     colours = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow"}
     for claim in data["claims"]:
         colour = colours.get(claim["status"], "red")
-        out_console.print(
-            f"[{colour}]{claim['status']:<10}[/]  {claim['subject']}  [dim]{claim['claim_id']}[/dim]"
-        )
+        show_line((f"{claim['status']:<10}", colour), f"  {claim['subject']}  ", (str(claim["claim_id"]), "dim"))
         if claim["status"] != "valid":
-            out_console.print(f"            [dim]{claim['reason']}[/dim]")
+            show_line("            ", (str(claim["reason"]), "dim"))
 
 
 def _done(link, state: ChainState, json_: bool, message: str, extra: dict[str, Any] | None = None) -> None:
@@ -433,9 +431,9 @@ def _report_broken(merged: MergeResult, json_: bool) -> None:
     if json_:
         return
     if merged.fork is not None:
-        out_console.print(f"[red bold]fork[/]  {merged.fork.reason}")
+        show_line(("fork", "red bold"), f"  {merged.fork.reason}")
     for error in _errors(merged):
-        out_console.print(f"[red bold]invalid[/]  copy {error['copy'] + 1}: {error['message']}")
+        show_line(("invalid", "red bold"), f"  copy {error['copy'] + 1}: {error['message']}")
 
 
 @app.command("verify")
@@ -477,7 +475,7 @@ def verify(
         emit_json(data)
     else:
         if status == "valid":
-            out_console.print(f"[green bold]valid chain[/]  {data['length']} links")
+            show_line(("valid chain", "green bold"), f"  {data['length']} links")
         _report_broken(merged, False)
         _print_state(data)
     if status != "valid":
@@ -518,9 +516,9 @@ def publish(
     else:
         colours = {"ok": "green", "fork": "red", "refused": "red", "unreachable": "magenta"}
         for r in results:
-            out_console.print(f"[{colours[r.outcome]} bold]{r.outcome:<11}[/] {r.server}  {r.message}", highlight=False)
+            show_line((f"{r.outcome:<11}", f"{colours[r.outcome]} bold"), f" {r.server}  {r.message}")
             if r.link_ids:
-                out_console.print(f"  {'':<11} conflicting links: {', '.join(r.link_ids)}", highlight=False)
+                show_line(f"  {'':<11} conflicting links: {', '.join(r.link_ids)}")
     outcomes = {r.outcome for r in results}
     if "fork" in outcomes:
         raise typer.Exit(ExitCode.NOT_VALID)
