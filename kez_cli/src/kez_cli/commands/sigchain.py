@@ -404,13 +404,15 @@ def import_(
     store = _store()
     copies = _read_copies(files)
     first = merge_copies(copies, registry=store.registry)
-    if first.state is None:
-        _report_broken(first, json_)
-        raise typer.Exit(ExitCode.NOT_VALID)
-    local = store.chain_path(first.state.identity_id)
-    merged = merge_copies([_chain_lines(local), *copies], registry=store.registry)
-    if merged.fork is not None:
-        _report_broken(merged, json_)
+    broken = first if first.state is None else None
+    if broken is None:
+        local = store.chain_path(first.state.identity_id)
+        merged = merge_copies([_chain_lines(local), *copies], registry=store.registry)
+        broken = merged if merged.fork is not None else None
+    if broken is not None:  # nothing is written
+        if json_:  # one JSON document, as for every command
+            emit_json({"identity_id": broken.identity_id, "status": broken.status.value, "errors": _errors(broken)})
+        _report_broken(broken, json_)
         raise typer.Exit(ExitCode.NOT_VALID)
     state = write_chain(local, merged.lines, registry=store.registry)
     if json_:
