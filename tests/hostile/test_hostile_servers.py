@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 NAMES = sorted(HOSTILE)
-SAY: dict[str, str] = {"text": ""}  # what the server says now (one server for the module, one test at a time)
+SAY: dict[str, object] = {"text": "", "push_ok": False}  # what the server says now (one server for the module, one test at a time)
 
 
 def _json(value, status: int = 200) -> Response:
@@ -44,6 +44,8 @@ async def user(request: Request) -> Response:
 
 async def chain(request: Request) -> Response:
     if request.method == "POST":
+        if SAY.get("push_ok"):
+            return _json({"appended": 0, "head_seqno": 1})
         return _json({"error": SAY["text"], "message": SAY["text"], "link_ids": [SAY["text"]]}, 409)
     return _json({"error": SAY["text"], "message": SAY["text"]}, 500)
 
@@ -53,7 +55,10 @@ async def healthz(request: Request) -> Response:
 
 
 async def register(request: Request) -> Response:
-    return _json({"error": SAY["text"], "message": SAY["text"]}, 409)
+    text = SAY["text"]
+    if (await request.json())["payload"]["handle"] == "taken":
+        return _json({"error": text, "message": text}, 409)
+    return _json({"fqhn": text, "primary": text, "identity": text, "sigchain_url": text, "registered_at": text}, 201)
 
 
 APP = Starlette(routes=[
@@ -88,7 +93,7 @@ def own_home(tmp_path_factory):
 @pytest.mark.parametrize("name", NAMES)
 def test_hostile_server_answers(capsys, monkeypatch, server, own_home, name, json_mode):
     monkeypatch.setenv("KEZ_HOME", str(own_home))
-    SAY["text"] = HOSTILE[name]
+    SAY.update(text=HOSTILE[name], push_ok=False)
     mode = ["--json"] if json_mode else []
     net = ["--timeout", "5"]
     i = NAMES.index(name)
@@ -100,4 +105,10 @@ def test_hostile_server_answers(capsys, monkeypatch, server, own_home, name, jso
     check(kez(capsys, "sigchain", "publish", "--sig-server", server, *net, *mode), json_mode=json_mode)
     check(kez(capsys, "verify", "default", "--sig-server", server, "--no-snapshot", *net, *mode),
           json_mode=json_mode)
-    check(kez(capsys, "handle", "register", "alice", "--server", server, *net, *mode), json_mode=json_mode)
+    SAY["push_ok"] = True  # `handle register` pushes the chain first
+    refused = kez(capsys, "handle", "register", "taken", "--server", server, *net, *mode)
+    check(refused, json_mode=json_mode)
+    assert refused.code == 3
+    done = kez(capsys, "handle", "register", "alice", "--server", server, *net, *mode)  # hostile fields
+    doc = check(done, json_mode=json_mode, codes=frozenset({0}))
+    assert doc["fqhn"] == HOSTILE[name] if json_mode else done.out.startswith("registered ")
