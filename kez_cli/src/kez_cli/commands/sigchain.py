@@ -34,7 +34,7 @@ from .. import passphrase
 from ..io import chain_builder, read_chain_file, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..sigservers import UsageError, configured_servers, server_copies
-from ..output import State, emit_json, note, out_console, show_line
+from ..output import State, emit_json, emit_text, note, show_line
 
 app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
 
@@ -153,7 +153,7 @@ def init(
     if json_:
         emit_json({"identity_id": record.identity_id, **extra})
     else:
-        out_console.print(record.identity_id, markup=False)
+        emit_text(record.identity_id)
         note(f"sigchain started at {path}")
 
 
