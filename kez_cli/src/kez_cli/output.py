@@ -3,20 +3,32 @@
 Encoded claims and `--json` documents go to stdout untouched (no rich
 wrapping, which would break a 400-character compact line); notes, warnings
 and errors go to stderr so pipelines stay clean.
+
+Everything a command shows goes through `show_line()`, `styled()`, `cell()`,
+`note()`, `warn()` or `emit_json()`, never `console.print` of an f-string:
+text that came from outside (claims, chains, servers, plugins, messages)
+can hold rich markup (`[/x]` ended commands in a traceback) and control
+characters (ESC sequences rewrite lines). These helpers never interpret
+markup, and they pass every string through `kez_core.safetext`, so a
+command cannot forget to (docs/cli.md, "Text from outside").
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from kez_core.errors import KezError
+from kez_core.safetext import json_text, visible
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
+
+#: A piece of a line: plain text, or (text, rich style). The text is never markup.
+Part = str | tuple[str, str]
 
 
 class State:
@@ -25,35 +37,59 @@ class State:
     json_mode: bool = False
 
 
+def styled(*parts: Part, multiline: bool = False) -> Text:
+    """One rich Text from parts; every string made visible (`safetext.visible`), none read as markup.
+
+    Styles come only from the (text, style) tuples our own code writes, so a
+    subject like `[red]valid[/]` shows as those characters.
+    """
+    text = Text()
+    for part in parts:
+        value, style = (part, "") if isinstance(part, str) else part
+        text.append(visible(str(value), multiline=multiline), style=style)
+    return text
+
+
+def cell(value: Any, style: str = "") -> Text:
+    """A table cell holding `value` as plain, visible text."""
+    return styled((str(value), style))
+
+
+def show_line(*parts: Part, multiline: bool = False) -> None:
+    """Print one line of parts on stdout (see `styled`)."""
+    out_console.print(styled(*parts, multiline=multiline))
+
+
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    """One JSON document on stdout; controls, bidi and lone surrogates as `\\uXXXX` escapes."""
+    sys.stdout.write(json_text(data) + "\n")
+    sys.stdout.flush()
+
+
+def emit_json_line(data: Any) -> None:
+    """One JSON document on one line (a stream of them is JSON Lines)."""
+    sys.stdout.write(json_text(data, indent=None) + "\n")
     sys.stdout.flush()
 
 
 def emit_text(text: str) -> None:
-    """Raw text on stdout, exactly as given (plus a newline if missing)."""
+    """Raw text on stdout, exactly as given (plus a newline if missing): our own encoded data only."""
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.stdout.flush()
 
 
 def note(message: str) -> None:
-    err_console.print(f"[dim]kez:[/dim] {message}", markup=True)
+    err_console.print(styled(("kez:", "dim"), " ", message))
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]kez: warning:[/yellow] {_escape(message)}")
+    err_console.print(styled(("kez: warning:", "yellow"), " ", message))
 
 
 def report_error(exc: KezError) -> None:
     if State.json_mode:
         emit_json(exc.to_dict())
         return
-    err_console.print(f"[red bold]error:[/red bold] {_escape(exc.message)}")
+    err_console.print(styled(("error:", "red bold"), " ", exc.message))
     if exc.hint:
-        err_console.print(f"[dim]hint:[/dim] {_escape(exc.hint)}")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
+        err_console.print(styled(("hint:", "dim"), " ", exc.hint))

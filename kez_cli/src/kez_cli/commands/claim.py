@@ -17,7 +17,7 @@ from kez_core.timefmt import now, parse_duration
 from .. import passphrase
 from ..io import read_input, write_output
 from ..options import IdentityOpt, JsonOpt
-from ..output import State, emit_json, out_console
+from ..output import State, emit_json, show_line
 
 app = typer.Typer(help="Create, verify and decode signed claims (offline).", no_args_is_help=True)
 
@@ -113,14 +113,13 @@ def verify(
     else:
         for c in candidates:
             if c.obj is None:
-                out_console.print("[red bold]invalid[/]  ", end="")
-                out_console.print(f"{c.where}: {c.error}", markup=False, highlight=False)
+                show_line(("invalid", "red bold"), f"  {c.where}: {c.error}")
                 continue
             check = checks[id(c)]
             style = _STYLE.get(check.status, "red")
-            out_console.print(f"[{style} bold]{check.status.value}[/]  {check.subject or '?'}  ({check.reason})")
+            show_line((check.status.value, f"{style} bold"), f"  {check.subject or '?'}  ({check.reason})")
             if check.claim_id:
-                out_console.print(f"  [dim]claim id {check.claim_id}[/dim]")
+                show_line((f"  claim id {check.claim_id}", "dim"))
     if not ok:
         raise typer.Exit(ExitCode.NOT_VALID)
 
@@ -147,13 +146,13 @@ def decode(
         emit_json(docs[0] if len(docs) == 1 else docs)
         return
     for obj in objects:
-        out_console.print(f"[bold]kind[/bold]       {obj.kind}   [dim](encoding: {encoding or 'embedded compact'})[/dim]")
-        out_console.print(f"[bold]id[/bold]         {obj.id}")
+        show_line(("kind", "bold"), f"       {obj.kind}   ", (f"(encoding: {encoding or 'embedded compact'})", "dim"))
+        show_line(("id", "bold"), f"         {obj.id}")
         for key, value in obj.payload.items():
             if key in ("type", "version"):
                 continue
-            out_console.print(f"[bold]{key:<10}[/bold] {value}")
-        out_console.print(f"[bold]signed by[/bold]  {obj.signature.key} [dim]({obj.signature.alg})[/dim]")
+            show_line((f"{key:<10}", "bold"), f" {value}")
+        show_line(("signed by", "bold"), f"  {obj.signature.key} ", (f"({obj.signature.alg})", "dim"))
 
 
 def publish(
@@ -189,10 +188,10 @@ def publish(
     if json_:
         emit_json(result)
     else:
-        out_console.print(f"[green bold]published[/]  {subject}  {done.location}", highlight=False)
+        show_line(("published", "green bold"), f"  {subject}  {done.location}")
         if done.detail:
-            out_console.print(done.detail, markup=False)
-        out_console.print(f"  [dim]claim {claim_id}{' (reused from the sigchain)' if reused else f', added at seqno {seqno}'}[/dim]")
+            show_line(done.detail, multiline=True)
+        show_line((f"  claim {claim_id}{' (reused from the sigchain)' if reused else f', added at seqno {seqno}'}", "dim"))
 
 
 def register_publish(app_: typer.Typer) -> None:

@@ -28,7 +28,7 @@ from kez_core.status import Status
 from kez_core.timefmt import now
 
 from ..options import JsonOpt
-from ..output import State, emit_json, out_console
+from ..output import State, cell, emit_json, out_console, show_line
 
 
 CHANNELS = ("dns", "github", "nostr", "bluesky", "ap")
@@ -106,23 +106,26 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
 
     from ..demo_network import publish_and_verify, share_on_server, start_channels, start_sig_server, verify_state
 
-    say = out_console.print if narrate else (lambda *_a, **_k: None)
-    say("\n[bold]KEZ network demo[/bold]  (local servers on 127.0.0.1, real protocols, no accounts)\n")
+    say = show_line if narrate else (lambda *_a, **_k: None)
+    say("")
+    say(("KEZ network demo", "bold"), "  (local servers on 127.0.0.1, real protocols, no accounts)")
+    say("")
     with contextlib.ExitStack() as stack:
         started, skipped = start_channels(
-            stack, names, nostr, registry, on_start=lambda c: say(f"  started {c.server}", highlight=False)
+            stack, names, nostr, registry, on_start=lambda c: say(f"  started {c.server}")
         )
         for skip in skipped:
-            say(f"  [yellow]skipped {skip['channel']}[/]: {skip['reason']}")
+            say("  ", (f"skipped {skip['channel']}", "yellow"), f": {skip['reason']}")
         if not started:
-            say("\n[bold red]no channel could be started[/]: install a channel plugin, or name one with --channels")
+            say("")
+            say(("no channel could be started", "bold red"), ": install a channel plugin, or name one with --channels")
             return {"ok": False, "published": [], "verified": [], "skipped": skipped, "server": None}
         say("")
         published, report = asyncio.run(
             publish_and_verify(
                 store, "alice", ed, started, registry,
                 on_published=lambda c, p: say(
-                    f"  [green]published[/] {_short(p.subject):<28} seqno {p.seqno}  [dim]{p.location}[/dim]", highlight=False
+                    "  ", ("published", "green"), f" {_short(p.subject):<28} seqno {p.seqno}  ", (str(p.location), "dim")
                 ),
             )
         )
@@ -132,31 +135,34 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
             for p in report.proofs
         ]
         ok = bool(started) and report.ok and all(r["status"] == "valid" for r in rows) and len(rows) == len(started)
-        say(f"\n  verify {report.identity_id}: chain {report.chain_status.value}, {report.length} links")
+        say("")
+        say(f"  verify {report.identity_id}: chain {report.chain_status.value}, {report.length} links")
         for row in rows:
             colour = "green" if row["status"] == "valid" else "red"
-            say(f"  [{colour}]{row['status']:<8}[/] {_short(row['subject']):<28} [dim]{row['source']}[/dim]", highlight=False)
+            say("  ", (f"{row['status']:<8}", colour), f" {_short(row['subject']):<28} ", (str(row["source"]), "dim"))
         server_part = None
         try:
             sig_server = start_sig_server(stack)
         except ImportError:
             skipped.append({"channel": "kez-server", "reason": "kez-server is not installed"})
         else:
-            say(f"\n  started kez-server {sig_server.url} (handles @{sig_server.name}, SQLite)", highlight=False)
+            say("")
+            say(f"  started kez-server {sig_server.url} (handles @{sig_server.name}, SQLite)")
             shared = asyncio.run(share_on_server(store, "alice", ed, sig_server, registry))
-            say(f"  [green]pushed[/] the chain: {shared['pushed']['message']}")
-            say(f"  [green]registered[/] {shared['registered']['fqhn']} → {shared['registered']['primary']}", highlight=False)
-            say(f"  [dim]its sigchain: {shared['lookup']['sigchain_url']}[/dim]", highlight=False)
+            say("  ", ("pushed", "green"), f" the chain: {shared['pushed']['message']}")
+            say("  ", ("registered", "green"), f" {shared['registered']['fqhn']} → {shared['registered']['primary']}")
+            say("  ", (f"its sigchain: {shared['lookup']['sigchain_url']}", "dim"))
             again = asyncio.run(verify_state(shared.pop("state").state, started, registry))
             served = shared["served_chain"]
             server_part = {**shared, "verified_from_server": {
                 "ok": again.ok, "counts": again.counts(), "identity_id": again.identity_id}}
             server_ok = again.ok and served["same_as_local"] and served["identity_id"] == report.identity_id
             ok = ok and server_ok
-            say(f"  verify {shared['lookup']['fqhn']} (chain from the server, every proof fetched again): "
-                f"{'[green]ok[/]' if server_ok else '[red]FAILED[/]'} "
-                f"({', '.join(f'{n} {status}' for status, n in again.counts().items())})", highlight=False)
-    say(f"\n[bold]{'every channel verified' if ok else 'SOMETHING FAILED'}[/bold]")
+            say(f"  verify {shared['lookup']['fqhn']} (chain from the server, every proof fetched again): ",
+                ("ok", "green") if server_ok else ("FAILED", "red"),
+                f" ({', '.join(f'{n} {status}' for status, n in again.counts().items())})")
+    say("")
+    say(("every channel verified" if ok else "SOMETHING FAILED", "bold"))
     return {
         "ok": ok,
         "identity_id": report.identity_id,
@@ -197,25 +203,28 @@ def demo(
 def _print(report: dict[str, Any]) -> None:
     from rich.table import Table
 
-    out_console.print("[bold]KEZ offline demo[/bold]  (no network, throwaway keystore)\n")
+    show_line(("KEZ offline demo", "bold"), "  (no network, throwaway keystore)")
+    show_line("")
     for name, key_id in report["identities"].items():
-        out_console.print(f"  identity [bold]{name}[/bold]: {key_id}")
+        show_line("  identity ", (name, "bold"), f": {key_id}")
     table = Table("subject", "signature", "encoding", "chars", "status", box=None)
     for row in report["claims"]:
         colour = "green" if row["status"] == "valid" else "red"
-        table.add_row(row["subject"], row["signed_by"], row["encoding"], str(row["chars"]),
-                      f"[{colour}]{row['status']}[/]")
+        table.add_row(cell(row["subject"]), cell(row["signed_by"]), cell(row["encoding"]), cell(row["chars"]),
+                      cell(row["status"], colour))
     out_console.print()
     out_console.print(table)
     out_console.print()
     for neg in report["negatives"]:
-        mark = "[green]as expected[/]" if neg["status"] == neg["expected"] else "[red]WRONG[/]"
-        out_console.print(f"  {neg['case']}: [bold]{neg['status']}[/bold] {mark}")
-    out_console.print("\n[dim]the github claim, compact form:[/dim]")
-    out_console.print(report["sample"]["compact"], markup=False)
-    out_console.print("[dim]the dns claim as a zone-file line:[/dim]")
-    out_console.print(report["sample"]["dns"], markup=False)
-    out_console.print(f"\n[bold]{'offline checks passed' if report['ok'] else 'SOMETHING FAILED'}[/bold]")
+        mark = ("as expected", "green") if neg["status"] == neg["expected"] else ("WRONG", "red")
+        show_line(f"  {neg['case']}: ", (neg["status"], "bold"), " ", mark)
+    show_line("")
+    show_line(("the github claim, compact form:", "dim"))
+    show_line(report["sample"]["compact"])
+    show_line(("the dns claim as a zone-file line:", "dim"))
+    show_line(report["sample"]["dns"])
+    show_line("")
+    show_line(("offline checks passed" if report["ok"] else "SOMETHING FAILED", "bold"))
 
 
 def register(app: typer.Typer) -> None:

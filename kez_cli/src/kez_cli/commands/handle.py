@@ -19,7 +19,7 @@ from kez_core.registry import default_registry
 
 from .. import passphrase
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
-from ..output import State, emit_json, note, out_console
+from ..output import State, emit_json, note, show_line
 from ..sigservers import (
     RegistrationRefused,
     SigServerError,
@@ -38,11 +38,12 @@ from ..sigservers import (
 app = typer.Typer(help="Register and look up handles (alice@example.org) on a kez-server.", no_args_is_help=True)
 
 
-def _print(data: dict[str, Any]) -> None:
-    out_console.print(f"[bold]{data.get('fqhn')}[/bold]", highlight=False)
+def _print(data: dict[str, Any], *, heading: bool = True) -> None:
+    if heading:
+        show_line((str(data.get("fqhn")), "bold"))
     for key in ("primary", "identity", "sigchain_url", "registered_at"):
         if key in data:
-            out_console.print(f"  {key:<14} {data[key]}", highlight=False)
+            show_line(f"  {key:<14} {data[key]}")
 
 
 @app.command("register")
@@ -83,8 +84,8 @@ def register(
     if json_:
         emit_json({**data, "pushed": pushed})
     else:
-        out_console.print("[green bold]moved[/]" if data.get("moved") else "[green bold]registered[/]", end=" ")
-        _print(data)
+        show_line(("moved" if data.get("moved") else "registered", "green bold"), " ", (str(data.get("fqhn")), "bold"))
+        _print(data, heading=False)
 
 
 def _push_own_chain(store: Keystore, identity_id: str, base: str, timeout: float) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from kez_core.registry import default_registry
 from .. import passphrase
 from ..io import read_input, write_output
 from ..options import JsonOpt
-from ..output import State, emit_json, emit_text, note, out_console, warn
+from ..output import State, cell, emit_json, emit_text, note, out_console, show_line, warn
 
 app = typer.Typer(help="Create, list, show, export and import identities (your keys).", no_args_is_help=True)
 
@@ -72,7 +72,8 @@ def list_(json_: JsonOpt = False) -> None:
 
     table = Table("", "name", "key id", "created", "encrypted", box=None)
     for r in records:
-        table.add_row("*" if r.name == default else "", r.name, r.key_id, r.created_at, "yes" if r.encrypted else "no")
+        table.add_row(*(cell(v) for v in ("*" if r.name == default else "", r.name, r.key_id, r.created_at,
+                                          "yes" if r.encrypted else "no")))
     out_console.print(table)
 
 
@@ -88,7 +89,7 @@ def show(
         emit_json(facts)
         return
     for key, value in facts.items():
-        out_console.print(f"[bold]{key:>10}[/bold]  {value}")
+        show_line((f"{key:>10}", "bold"), f"  {value}")
 
 
 @app.command("default")

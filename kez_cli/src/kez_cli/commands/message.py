@@ -40,7 +40,7 @@ from .. import passphrase
 from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, split_channel_args
 from ..io import read_chain_file, read_input
 from ..options import IdentityOpt, JsonOpt, TimeoutOpt
-from ..output import State, emit_json, note, out_console
+from ..output import State, emit_json, emit_json_line, note, show_line
 
 
 KEYRING_CHECK = 1.0  # seconds between `listen`'s looks for inbox keys added meanwhile
@@ -200,13 +200,13 @@ class _Receiver:
 
 
 def _print_message(data: dict[str, Any]) -> None:
-    mark = "[green]✓[/green]" if data["sender_checked"] else "[yellow]?[/yellow]"
+    mark = ("✓", "green") if data["sender_checked"] else ("?", "yellow")
     body = data["body"]
     text = body.get("text") if body.get("kind") == "text" else json.dumps(body, ensure_ascii=False)
-    out_console.print(f"{mark} [bold]{data['from']}[/bold]  [dim]{data['created_at']}[/dim]")
-    out_console.print(f"  {text}", markup=False, highlight=False)
+    show_line(mark, " ", (str(data["from"]), "bold"), "  ", (str(data["created_at"]), "dim"))
+    show_line("  ", str(text).replace("\n", "\n  "), multiline=True)  # the body may span lines; nothing else
     if not data["sender_checked"]:
-        out_console.print(f"  [dim]{data['sender_note']}[/dim]")
+        show_line("  ", (data["sender_note"], "dim"))
 
 
 def _transport_setup(ctx: typer.Context, via: str, timeout: float) -> tuple[Keystore, Any, Any]:
@@ -282,7 +282,7 @@ def open_(
     else:
         for data in results:
             if "refused" in data:
-                out_console.print(f"[red]refused[/red]  {data['refused']['message']}", highlight=False)
+                show_line(("refused", "red"), f"  {data['refused']['message']}")
             else:
                 _print_message(data)
     if failed:
@@ -417,7 +417,7 @@ def listen(
                     continue
                 received += 1
                 if json_:
-                    typer.echo(json.dumps(data, ensure_ascii=False))
+                    emit_json_line(data)
                 else:
                     _print_message(data)
         finally:

@@ -8,7 +8,7 @@ import typer
 from kez_core.registry import default_registry
 
 from ..options import JsonOpt
-from ..output import State, emit_json, out_console
+from ..output import State, cell, emit_json, out_console, styled
 
 
 def plugins(json_: JsonOpt = False) -> None:
@@ -25,12 +25,12 @@ def plugins(json_: JsonOpt = False) -> None:
     table = Table("plugin", "distribution", "version", "provides", "state", box=None)
     for info in infos:
         provides = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(names)}" for kind, names in info.provides.items())
-        state = {"loaded": "[green]loaded[/]", "broken": "[red]broken[/]"}.get(info.state, info.state)
+        state = styled((info.state, {"loaded": "green", "broken": "red"}.get(info.state, "")))
         if info.error:
-            state += f" [dim]({info.error})[/dim]"
+            state.append_text(styled((f" ({info.error})", "dim")))
         if not info.core_compatible:
-            state += f" [yellow](wants kez-core{info.core_requirement})[/]"
-        table.add_row(info.name, info.distribution, info.version, provides or "-", state)
+            state.append_text(styled((f" (wants kez-core{info.core_requirement})", "yellow")))
+        table.add_row(cell(info.name), cell(info.distribution), cell(info.version), cell(provides or "-"), state)
     out_console.print(table)
 
 

@@ -36,7 +36,7 @@ from .. import passphrase
 from ..io import chain_builder, read_chain_file, read_chain_source, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..sigservers import UsageError, configured_servers, server_copies
-from ..output import State, emit_json, note, out_console, warn
+from ..output import State, emit_json, emit_text, note, show_line, warn
 
 app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
 
@@ -100,24 +100,22 @@ def _state_dict(state: ChainState | None, merged: MergeResult | None = None) -> 
 
 def _print_state(data: dict[str, Any]) -> None:
     if not data.get("identity_id"):
-        out_console.print("no links yet")
+        show_line("no links yet")
         return
-    out_console.print(f"[bold]identity[/bold]  {data['identity_id']}  ({data['length']} links)")
-    out_console.print(f"[bold]primary[/bold]   {data['current_primary']}")
+    show_line(("identity", "bold"), f"  {data['identity_id']}  ({data['length']} links)")
+    show_line(("primary", "bold"), f"   {data['current_primary']}")
     for device in data["devices"]:
-        out_console.print(f"[bold]device[/bold]    {device['key']}  ({device['name']})")
+        show_line(("device", "bold"), f"    {device['key']}  ({device['name']})")
     for key in data["recovery_keys"]:
-        out_console.print(f"[bold]recovery[/bold]  {key}")
+        show_line(("recovery", "bold"), f"  {key}")
     for retired in data["retired_primaries"]:
-        out_console.print(f"[dim]retired   {retired['key']} at seqno {retired['seqno']}[/dim]")
+        show_line((f"retired   {retired['key']} at seqno {retired['seqno']}", "dim"))
     colours = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow"}
     for claim in data["claims"]:
         colour = colours.get(claim["status"], "red")
-        out_console.print(
-            f"[{colour}]{claim['status']:<10}[/]  {claim['subject']}  [dim]{claim['claim_id']}[/dim]"
-        )
+        show_line((f"{claim['status']:<10}", colour), f"  {claim['subject']}  ", (str(claim["claim_id"]), "dim"))
         if claim["status"] != "valid":
-            out_console.print(f"            [dim]{claim['reason']}[/dim]")
+            show_line("            ", (str(claim["reason"]), "dim"))
 
 
 def _done(link, state: ChainState, json_: bool, message: str, extra: dict[str, Any] | None = None) -> None:
@@ -159,7 +157,7 @@ def init(
     if json_:
         emit_json({"identity_id": record.identity_id, **extra})
     else:
-        out_console.print(record.identity_id, markup=False)
+        emit_text(record.identity_id)
         note(f"sigchain started at {path}")
 
 
@@ -428,16 +426,23 @@ def import_(
     store = _store()
     copies = _read_copies(files)
     first = merge_copies(copies, registry=store.registry)
-    if first.state is None or _errors(first):  # a damaged file is refused, not cut at its first bad line
-        if json_:
-            emit_json({"status": "invalid", "errors": _errors(first) or [{"error": "empty", "message": "no links in the input"}]})
-        _report_broken(first, json_)
-        raise typer.Exit(ExitCode.NOT_VALID)
-    local = store.chain_path(first.state.identity_id)
-    private_dir(local.parent)
-    merged = merge_copies([_chain_lines(local), *copies], registry=store.registry)
-    if merged.fork is not None:
-        _report_broken(merged, json_)
+    # a damaged file is refused, not cut at its first bad line; a fork is refused too
+    broken = first if first.state is None or _errors(first) else None
+    if broken is None:
+        local = store.chain_path(first.state.identity_id)
+        private_dir(local.parent)
+        merged = merge_copies([_chain_lines(local), *copies], registry=store.registry)
+        broken = merged if merged.fork is not None else None
+    if broken is not None:  # nothing is written
+        if json_:  # one JSON document, as for every command
+            emit_json(
+                {
+                    "identity_id": broken.identity_id,
+                    "status": "fork" if broken.fork is not None else "invalid",
+                    "errors": _errors(broken) or [{"error": "empty", "message": "no links in the input"}],
+                }
+            )
+        _report_broken(broken, json_)
         raise typer.Exit(ExitCode.NOT_VALID)
     state = write_chain(local, merged.lines, registry=store.registry)
     if json_:
@@ -458,9 +463,9 @@ def _report_broken(merged: MergeResult, json_: bool) -> None:
     if json_:
         return
     if merged.fork is not None:
-        out_console.print(f"[red bold]fork[/]  {merged.fork.reason}")
+        show_line(("fork", "red bold"), f"  {merged.fork.reason}")
     for error in _errors(merged):
-        out_console.print(f"[red bold]invalid[/]  copy {error['copy'] + 1}: {error['message']}")
+        show_line(("invalid", "red bold"), f"  copy {error['copy'] + 1}: {error['message']}")
 
 
 @app.command("verify")
@@ -502,7 +507,7 @@ def verify(
         emit_json(data)
     else:
         if status == "valid":
-            out_console.print(f"[green bold]valid chain[/]  {data['length']} links")
+            show_line(("valid chain", "green bold"), f"  {data['length']} links")
         _report_broken(merged, False)
         _print_state(data)
     if status != "valid":
@@ -543,9 +548,9 @@ def publish(
     else:
         colours = {"ok": "green", "fork": "red", "refused": "red", "unreachable": "magenta"}
         for r in results:
-            out_console.print(f"[{colours[r.outcome]} bold]{r.outcome:<11}[/] {r.server}  {r.message}", highlight=False)
+            show_line((f"{r.outcome:<11}", f"{colours[r.outcome]} bold"), f" {r.server}  {r.message}")
             if r.link_ids:
-                out_console.print(f"  {'':<11} conflicting links: {', '.join(r.link_ids)}", highlight=False)
+                show_line(f"  {'':<11} conflicting links: {', '.join(r.link_ids)}")
     outcomes = {r.outcome for r in results}
     if "fork" in outcomes:
         raise typer.Exit(ExitCode.NOT_VALID)

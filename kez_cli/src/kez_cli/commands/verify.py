@@ -28,7 +28,7 @@ from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, spli
 from ..io import read_chain_file
 from ..options import HandleServerOpt, JsonOpt, SigServerOpt
 from ..sigservers import configured_servers, handle_base_url, lookup_handle, server_copies, split_handle
-from ..output import State, emit_json, err_console, note, out_console
+from ..output import State, emit_json, err_console, note, show_line
 
 _BAD = {Status.INVALID, Status.NOT_FOUND, Status.FORK}
 _COLOURS = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow", "unreachable": "magenta"}
@@ -106,19 +106,19 @@ def _subject_dict(report: SubjectReport) -> dict[str, Any]:
 def _print_identity(data: dict[str, Any]) -> None:
     tag = " (offline, from snapshot)" if data["offline"] else ""
     chain_colour = "green" if data["chain_status"] == "valid" else "red"
-    out_console.print(f"[bold]{data['identity_id']}[/bold]{tag}")
-    out_console.print(f"  chain [{chain_colour}]{data['chain_status']}[/] ({data['chain_reason']}), primary {data['current_primary']}")
+    show_line((data["identity_id"], "bold"), tag)
+    show_line("  chain ", (data["chain_status"], chain_colour), f" ({data['chain_reason']}), primary {data['current_primary']}")
     for claim in data["claims"]:
         colour = _COLOURS.get(claim["status"], "red")
-        out_console.print(f"  [{colour}]{claim['status']:<11}[/] {claim['subject']}")
-        out_console.print(f"  {'':<11} [dim]{claim['reason']}[/dim]", markup=True)
+        show_line("  ", (f"{claim['status']:<11}", colour), f" {claim['subject']}")
+        show_line(f"  {'':<11} ", (str(claim["reason"]), "dim"))
 
 
 def _print_subject(data: dict[str, Any]) -> None:
     colour = _COLOURS.get(data["status"], "red")
-    out_console.print(f"[{colour} bold]{data['status']}[/]  {data['subject']}  [dim]{data['reason']}[/dim]")
+    show_line((data["status"], f"{colour} bold"), f"  {data['subject']}  ", (str(data["reason"]), "dim"))
     for claim in data["claims"]:
-        out_console.print(f"  {claim['status']:<8} signed by {claim['primary']}  [dim]{claim['source']}[/dim]")
+        show_line(f"  {claim['status']:<8} signed by {claim['primary']}  ", (str(claim["source"]), "dim"))
 
 
 def verify(
