@@ -6,7 +6,10 @@ came from, and takes the process down when one plugin fails to import. The
 Registry fixes all three:
 
 - plugins are listed from entry-point metadata without importing them
-  (`plugins()`), and imported the first time anything is looked up;
+  (`plugins()`), and imported the first time anything is looked up; the
+  commands plugins add (entry-point group `kez.commands`) are listed the
+  same way and imported one by one, when that command runs
+  (`load_command()`);
 - an import or hook failure marks that plugin `broken` (name, distribution,
   version and the error are kept) and the rest keep working, unless
   `KEZ_STRICT_PLUGINS=1`, which makes it a `RegistryError`;
@@ -34,10 +37,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from . import hookspecs
+from .entrypoints import ENTRY_POINT_GROUP, CommandEntry, command_entries, distribution_of
+from .entrypoints import names as _names
+from .entrypoints import truthy as _truthy
 from .errors import RegistryError, UnknownNameError
 from .protocols import Channel, Encoding, KeyAlgorithm, Transport, missing_members
-
-ENTRY_POINT_GROUP = "kez"
 
 # extension point kind -> hook name
 KINDS: dict[str, str] = {
@@ -62,14 +66,6 @@ class PluginInfo:
     core_requirement: str = ""
     core_compatible: bool = True
     builtin: bool = False
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _names(value: str | None) -> set[str]:
-    return {part.strip() for part in (value or "").split(",") if part.strip()}
 
 
 def _core_version() -> str:
@@ -106,6 +102,7 @@ class Registry:
         self._pm.add_hookspecs(hookspecs)
         self._infos: dict[str, PluginInfo] = {}
         self._entry_points: dict[str, metadata.EntryPoint] = {}
+        self._commands: dict[str, CommandEntry] = {}
         self._direct: list[tuple[str, object]] = []
         self._loaded = False
         self._fatal: RegistryError | None = None
@@ -127,8 +124,7 @@ class Registry:
         core = _core_version()
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else "?"
-            version = dist.version if dist is not None else "?"
+            dist_name, version, _ = distribution_of(ep)
             if ep.name in self._entry_points:
                 first = self._infos[ep.name]
                 if first.distribution == dist_name and first.module == ep.value:
@@ -154,6 +150,34 @@ class Registry:
                 info.state = "disabled"
             self._entry_points[ep.name] = ep
             self._infos[ep.name] = info
+        for entry in command_entries():
+            self._discover_command(entry, core)
+
+    def _discover_command(self, entry: CommandEntry, core: str) -> None:
+        """A `kez.commands` entry: listed as (part of) a plugin that provides that command."""
+        info = self._infos.get(entry.name)
+        if info is not None and info.distribution != entry.distribution:
+            message = (
+                f"two plugins are named {entry.name!r}: {info.distribution} {info.version} "
+                f"({info.module}) and {entry.distribution} {entry.version} (command {entry.value}); "
+                "only the first is used"
+            )
+            if self.strict:
+                raise RegistryError(message, hint="rename one entry point")
+            self._note(message)
+            return
+        if info is None:
+            info = PluginInfo(
+                name=entry.name, module=entry.value, distribution=entry.distribution, version=entry.version
+            )
+            dist = getattr(entry.entry_point, "dist", None)
+            if dist is not None:
+                self._check_core_requirement(info, dist, core)
+            if (self._only and entry.name not in self._only) or entry.name in self._blocked:
+                info.state = "disabled"
+            self._infos[entry.name] = info
+        info.provides.setdefault("command", []).append(entry.name)
+        self._commands[entry.name] = entry
 
     def _check_core_requirement(self, info: PluginInfo, dist: Any, core: str) -> None:
         for raw in dist.requires or ():
@@ -361,6 +385,44 @@ class Registry:
 
     def transports(self) -> list[Transport]:
         return self._all("transport")
+
+    def commands(self) -> list[CommandEntry]:
+        """The enabled plugin commands (`kez.commands` entry points), from metadata only."""
+        return [entry for name, entry in self._commands.items() if self._infos[name].state != "disabled"]
+
+    def load_command(self, name: str) -> object:
+        """Import the plugin command `name` and return what its entry point names.
+
+        The caller asked to run this command, so a failure is always an
+        error here (`RegistryError`, exit 6), in strict mode or not.
+        """
+        entry = self._commands.get(name)
+        info = self._infos.get(name)
+        if entry is None or info is None or info.state == "disabled":
+            raise UnknownNameError(f"no plugin command {name!r}", hint="`kez plugins` lists what is installed")
+        try:
+            obj = entry.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+            info.state, info.error = "broken", f"import failed: {type(exc).__name__}: {exc}"
+            raise RegistryError(
+                f"plugin command {name!r} ({info.distribution} {info.version}) is broken: {info.error}",
+                hint=f"reinstall {info.distribution}, or block it with KEZ_DISABLE_PLUGINS={name}",
+            ) from exc
+        if info.state == "not loaded":
+            info.state = "loaded"
+        return obj
+
+    def load_commands(self) -> None:
+        """Import every enabled plugin command, marking failures broken (`kez plugins --load`)."""
+        for entry in self.commands():
+            info = self._infos[entry.name]
+            try:
+                entry.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+                self._broken(info, f"command import failed: {type(exc).__name__}: {exc}")
+                continue
+            if info.state == "not loaded":
+                info.state = "loaded"
 
     def register_commands(self, cli: Any) -> None:
         """Let plugins add sub-commands to the CLI (`kez_register_commands`)."""

@@ -137,6 +137,11 @@ def serve_command(
     serve(settings)
 
 
+# `kez server`: the object the `kez.commands` entry point names, imported when that command runs.
+kez_command = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+kez_command.command("server", help=HELP, no_args_is_help=False)(serve_command)
+
+
 def _config_error(message: str) -> KezError:
     from .config import ConfigError
 
