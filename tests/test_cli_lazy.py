@@ -19,7 +19,7 @@ _IMPORTS = """
 import json, sys
 from kez_cli.main import main
 rc = main(sys.argv[1:])
-mods = sorted(m for m in sys.modules if m.startswith(%r) or m.startswith('kez_cli.commands.'))
+mods = sorted(m for m in sys.modules if m.startswith(%r) or m.startswith('kez_cli.commands.') or m == 'pydantic')
 sys.stderr.write('\\nIMPORTED ' + json.dumps({'rc': rc, 'modules': mods}) + '\\n')
 """ % (PLUGIN_PREFIXES,)
 
@@ -55,6 +55,22 @@ def test_a_command_imports_its_own_module_only():
     rc, modules, _ = imported("identity", "list", "--json")
     assert rc == 0
     assert [m for m in modules if m.startswith("kez_cli.commands.")] == ["kez_cli.commands.identity"]
+
+
+def test_claim_verify_does_not_import_pydantic(capsys):
+    """typer would coerce every parameter with pydantic (60 ms); plain text and flags skip it (kez_cli.fast_params)."""
+    assert main(["identity", "new", "--no-passphrase"]) == 0
+    capsys.readouterr()
+    assert main(["claim", "create", "github:alice", "--format", "json"]) == 0
+    claim = capsys.readouterr().out
+    path = Path(os.environ["KEZ_HOME"]) / "claim.json"
+    path.write_text(claim)
+    rc, modules, out = imported("claim", "verify", str(path))
+    assert rc == 0 and out.startswith("valid")
+    assert "pydantic" not in modules
+    # what the fast path leaves to typer still works: bounds on numbers, a flag's value from a string
+    assert main(["verify", "--offline", "--timeout", "0.01", "github:alice"]) == 2
+    assert "0.1" in capsys.readouterr().err
 
 
 def test_plugins_without_load_reads_metadata_only(capsys):

@@ -41,8 +41,8 @@ def declared_options(registry: Registry, kind: str | None = None) -> list[Channe
 
 
 def options_help(registry: Registry, kind: str | None = None) -> str:
-    """Text listing the flags of `kind`'s plugins, for a command's epilog."""
-    lines = [f"{(kind or 'plugin').capitalize()} settings (flag, or environment variable):"]
+    """Text listing the flags of `kind`'s plugins, for a command's epilog (`\\b`: click keeps the lines as they are)."""
+    lines = ["\b", f"{(kind or 'plugin').capitalize()} settings (flag, or environment variable):"]
     for option in declared_options(registry, kind):
         lines.append(f"  {option.flag} VALUE  [{option.env}]  {option.help}")
     return "\n".join(lines)

@@ -22,6 +22,14 @@ import typer
 from typer import _click
 from typer.core import TyperCommand, TyperGroup
 
+from .fast_params import speed_up
+
+
+# Help and usage errors in click's plain layout. typer's rich layout imports
+# rich, markdown-it and typer.rich_utils, about 100 ms: two thirds of the
+# 150 ms `kez --help` may take (issue 16). Sub-commands inherit this.
+HELP_MARKUP = None
+
 
 @attrs.frozen
 class LazyCommand:
@@ -38,7 +46,7 @@ class LazyCommand:
 
 def _single(name: str, add: Callable[[typer.Typer], None]) -> _click.Command:
     """Build one sub-command: `add` puts it on a scratch typer app, which typer then turns into click objects."""
-    scratch = typer.Typer()
+    scratch = typer.Typer(rich_markup_mode=HELP_MARKUP)
     scratch.callback()(_no_op)  # a callback keeps typer from collapsing a one-command app into that command
     add(scratch)
     group = typer.main.get_command(scratch)
@@ -111,8 +119,13 @@ class LazyGroup(TyperGroup):
             return entry.placeholder()
         command = entry.build() if entry is not None else self.fallback_command(ctx, cmd_name)
         if command is not None:
+            speed_up(command, ctx)
             self.commands[cmd_name] = command
         return command
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        speed_up(self, ctx)  # the group's own options (built sub-commands got theirs in get_command)
+        return super().parse_args(ctx, args)
 
     def format_help(self, ctx: _click.Context, formatter: Any) -> None:
         self._listing = True  # list sub-commands by their table entries: build none of them

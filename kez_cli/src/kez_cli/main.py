@@ -21,7 +21,7 @@ from typer import _click
 from kez_core import __version__ as core_version
 from kez_core.errors import ExitCode, KezError
 
-from .lazy import LazyCommand, LazyGroup, from_module, from_object
+from .lazy import HELP_MARKUP, LazyCommand, LazyGroup, from_module, from_object
 
 HELP = """KEZ: prove that accounts, keys and domains are all you, with signatures anyone can check.
 
@@ -79,7 +79,7 @@ class KezGroup(LazyGroup):
         """Commands of plugins that use the `kez_register_commands` hook: built only for a name no table knows."""
         from kez_core.registry import default_registry
 
-        scratch = typer.Typer()
+        scratch = typer.Typer(rich_markup_mode=HELP_MARKUP)
         scratch.callback()(lambda: None)
         default_registry().register_commands(scratch)
         return typer.main.get_command(scratch).commands.get(name)  # type: ignore[attr-defined]
@@ -103,7 +103,7 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
-        rich_markup_mode="rich",
+        rich_markup_mode=HELP_MARKUP,
     )
 
     @app.callback()
