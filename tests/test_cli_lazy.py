@@ -68,6 +68,8 @@ def test_claim_verify_does_not_import_pydantic(capsys):
     rc, modules, out = imported("claim", "verify", str(path))
     assert rc == 0 and out.startswith("valid")
     assert "pydantic" not in modules
+    # plugin entry modules are imported (any may provide an encoding), transports are not built
+    assert [m for m in modules if m.endswith(".transport")] == []
     # what the fast path leaves to typer still works: bounds on numbers, a flag's value from a string
     assert main(["verify", "--offline", "--timeout", "0.01", "github:alice"]) == 2
     assert "0.1" in capsys.readouterr().err

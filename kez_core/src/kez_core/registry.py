@@ -104,7 +104,7 @@ class Registry:
         self._entry_points: dict[str, metadata.EntryPoint] = {}
         self._commands: dict[str, CommandEntry] = {}
         self._direct: list[tuple[str, object]] = []
-        self._loaded = False
+        self._imported = False
         self._fatal: RegistryError | None = None
         self._lock = threading.RLock()
         self._index: dict[str, dict[str, tuple[object, str]]] = {}
@@ -206,41 +206,73 @@ class Registry:
         return sorted(self._infos.values(), key=lambda info: info.name)
 
     def load(self) -> None:
-        """Import and register every enabled plugin, then index what they provide.
+        """Import and register every enabled plugin, then index everything they provide.
 
         Idempotent: a plugin is imported and registered at most once, and a
         strict-mode failure is raised again on every later call instead of
         leaving a half-loaded registry behind.
         """
-        if self._loaded:  # set last, under the lock, once everything is indexed
-            return
+        for kind in KINDS:
+            self._kind(kind)
+
+    def _kind(self, kind: str) -> dict[str, tuple[object, str]]:
+        """The index of one kind, its hooks called on first use.
+
+        Plugins are all imported at once (a module may provide any kind),
+        but only the registration hooks of the kinds in use run: `kez claim
+        verify` asks for key algorithms and encodings and never builds the
+        channels and transports (whose modules bring asyncio, HTTP and
+        websocket clients).
+        """
+        index = self._index.get(kind)
+        if index is not None:  # stored last, under the lock, once complete
+            return index
         with self._lock:
-            if self._loaded:
-                return
+            if kind in self._index:
+                return self._index[kind]
             if self._fatal is not None:
                 raise self._fatal
             try:
-                for name, ep in self._entry_points.items():
-                    info = self._infos[name]
-                    if info.state != "not loaded":
-                        continue
-                    try:
-                        module = ep.load()
-                    except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
-                        self._broken(info, f"import failed: {type(exc).__name__}: {exc}")
-                        continue
-                    self._register(info, module)
-                for name, obj in self._direct:
-                    if self._infos[name].state == "not loaded":
-                        self._register(self._infos[name], obj)
-                for kind in KINDS:
-                    self._index[kind] = self._collect(kind)
+                self._import_all()
+                index = self._collect(kind)
             except RegistryError as exc:
                 self._fatal = exc
                 raise
-            self._by_signature_alg = {alg.signature_alg: alg for alg in self._all_loaded("key_algorithm")}
-            self._encodings_in_order = sorted(self._all_loaded("encoding"), key=lambda e: (e.priority, e.name))
-            self._loaded = True
+            if kind == "key_algorithm":
+                self._by_signature_alg = {alg.signature_alg: alg for alg in _distinct(index)}
+            elif kind == "encoding":
+                self._encodings_in_order = sorted(_distinct(index), key=lambda e: (e.priority, e.name))
+            self._index[kind] = index
+            return index
+
+    def _ensure_imported(self) -> None:
+        with self._lock:
+            if self._fatal is not None:
+                raise self._fatal
+            try:
+                self._import_all()
+            except RegistryError as exc:
+                self._fatal = exc
+                raise
+
+    def _import_all(self) -> None:
+        """Import and register every enabled plugin, once (callers hold the lock)."""
+        if self._imported:
+            return
+        for name, ep in self._entry_points.items():
+            info = self._infos[name]
+            if info.state != "not loaded":
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+                self._broken(info, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            self._register(info, module)
+        for name, obj in self._direct:
+            if self._infos[name].state == "not loaded":
+                self._register(self._infos[name], obj)
+        self._imported = True
 
     def _register(self, info: PluginInfo, plugin: object) -> None:
         try:
@@ -325,10 +357,10 @@ class Registry:
     # -------------------------------------------------------------------- lookups
 
     def _lookup(self, kind: str, name: str) -> Any:
-        self.load()
-        entry = self._index[kind].get(name)
+        index = self._kind(kind)
+        entry = index.get(name)
         if entry is None:
-            known = ", ".join(sorted(self._index[kind])) or "none"
+            known = ", ".join(sorted(index)) or "none"
             label = kind.replace("_", " ")
             raise UnknownNameError(
                 f"unknown {label} {name!r} (known: {known})",
@@ -337,14 +369,7 @@ class Registry:
         return entry[0]
 
     def _all(self, kind: str) -> list[Any]:
-        self.load()
-        return self._all_loaded(kind)
-
-    def _all_loaded(self, kind: str) -> list[Any]:
-        seen: dict[int, Any] = {}
-        for obj, _ in self._index[kind].values():
-            seen.setdefault(id(obj), obj)
-        return list(seen.values())
+        return _distinct(self._kind(kind))
 
     def key_algorithm(self, name: str) -> KeyAlgorithm:
         return self._lookup("key_algorithm", name)
@@ -354,7 +379,7 @@ class Registry:
 
     def key_algorithm_for_signature(self, signature_alg: str) -> KeyAlgorithm:
         """The key algorithm whose `signature_alg` is this `signature.alg` value."""
-        self.load()
+        self._kind("key_algorithm")
         found = self._by_signature_alg.get(signature_alg)
         if found is not None:
             return found
@@ -366,12 +391,12 @@ class Registry:
 
     def encodings(self) -> list[Encoding]:
         """All encodings, in auto-detection order (lowest `priority` first)."""
-        self.load()
+        self._kind("encoding")
         return list(self._encodings_in_order)
 
     def _detection_order(self) -> list[Encoding]:
         """`encodings()` without the copy, for readers that only iterate it."""
-        self.load()
+        self._kind("encoding")
         return self._encodings_in_order
 
     def channel(self, name: str) -> Channel:
@@ -426,9 +451,17 @@ class Registry:
 
     def register_commands(self, cli: Any) -> None:
         """Let plugins add sub-commands to the CLI (`kez_register_commands`)."""
-        self.load()
+        self._ensure_imported()
         for _info, _result in self._call_each("kez_register_commands", cli=cli):
             pass
+
+
+def _distinct(index: Mapping[str, tuple[object, str]]) -> list[Any]:
+    """The objects of an index once each (a channel is indexed under its aliases too)."""
+    seen: dict[int, Any] = {}
+    for obj, _ in index.values():
+        seen.setdefault(id(obj), obj)
+    return list(seen.values())
 
 
 _default: Registry | None = None
