@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from importlib import metadata
+from typing import Any
 
 import attrs
 
@@ -52,21 +53,41 @@ class CommandEntry:
         return self.entry_point.load()
 
 
-def distribution_of(ep: metadata.EntryPoint) -> tuple[str, str, str]:
-    """(name, version, summary) of the distribution an entry point comes from ("?" when unknown)."""
+@attrs.frozen
+class DistInfo:
+    """What the listing needs from a distribution's METADATA, parsed once (each read parses the whole file)."""
+
+    name: str
+    version: str
+    summary: str
+    requires: tuple[str, ...]
+
+
+_UNKNOWN = DistInfo("?", "?", "", ())
+
+
+def distribution_of(ep: metadata.EntryPoint, cache: dict[Any, DistInfo] | None = None) -> DistInfo:
+    """The distribution an entry point comes from; `cache` keeps one parse per distribution."""
     dist = getattr(ep, "dist", None)
     if dist is None:
-        return "?", "?", ""
-    meta = dist.metadata
-    return meta["Name"] or "?", dist.version or "?", meta["Summary"] or ""
+        return _UNKNOWN
+    key = getattr(dist, "_path", None) or id(dist)
+    found = cache.get(key) if cache is not None else None
+    if found is None:
+        meta = dist.metadata
+        requires = meta.get_all("Requires-Dist") or dist.requires or ()
+        found = DistInfo(meta["Name"] or "?", meta["Version"] or "?", meta["Summary"] or "", tuple(requires))
+        if cache is not None:
+            cache[key] = found
+    return found
 
 
-def command_entries() -> list[CommandEntry]:
+def command_entries(cache: dict[Any, DistInfo] | None = None) -> list[CommandEntry]:
     """Every plugin command from metadata, first of each name wins, in discovery order. Imports nothing."""
     found: dict[str, CommandEntry] = {}
     for ep in metadata.entry_points(group=COMMANDS_GROUP):
         if ep.name in found:
             continue  # the same distribution twice on sys.path, or a conflict the Registry reports
-        dist, version, summary = distribution_of(ep)
-        found[ep.name] = CommandEntry(ep.name, ep.value, dist, version, summary, ep)
+        dist = distribution_of(ep, cache)
+        found[ep.name] = CommandEntry(ep.name, ep.value, dist.name, dist.version, dist.summary, ep)
     return list(found.values())

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import attrs
 
-from . import nip49
 from .errors import KeyFormatError, PassphraseError, StoreError
 from .keys import Signer
 from .registry import Registry, default_registry
@@ -286,6 +285,8 @@ class Keystore:
                 raise KeyFormatError("ncryptsec holds nostr (secp256k1) keys only")
             if not export_passphrase:
                 raise PassphraseError("ncryptsec needs a passphrase to encrypt with", hint="set KEZ_PASSPHRASE")
+            from . import nip49  # scrypt: imported by the two commands that use it
+
             return nip49.encrypt(signer.secret, _password_text(export_passphrase))
         return signer.alg.export_secret(signer.secret, form)
 
@@ -319,6 +320,8 @@ def signer_from_text(
         password = passphrase()
         if not password:
             raise PassphraseError("an ncryptsec key needs its password", hint="set KEZ_PASSPHRASE")
+        from . import nip49
+
         return Signer(registry.key_algorithm("nostr"), nip49.decrypt(text, _password_text(password)))
     if text.startswith("nsec1"):
         nostr = registry.key_algorithm("nostr")

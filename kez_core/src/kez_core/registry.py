@@ -37,7 +37,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from . import hookspecs
-from .entrypoints import ENTRY_POINT_GROUP, CommandEntry, command_entries, distribution_of
+from .entrypoints import ENTRY_POINT_GROUP, CommandEntry, DistInfo, command_entries, distribution_of
 from .entrypoints import names as _names
 from .entrypoints import truthy as _truthy
 from .errors import RegistryError, UnknownNameError
@@ -121,10 +121,12 @@ class Registry:
 
     def _discover(self) -> None:
         """Read the entry points of the `kez` group; import nothing."""
-        core = _core_version()
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            dist_name, version, _ = distribution_of(ep)
+        dists: dict[Any, DistInfo] = {}
+        found = [(ep, distribution_of(ep, dists)) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+        # kez-core declares the built-ins, so its metadata is at hand (a source tree without it: look it up)
+        core = next((dist.version for _, dist in found if dist.name == "kez-core"), None) or _core_version()
+        for ep, dist in found:
+            dist_name, version = dist.name, dist.version
             if ep.name in self._entry_points:
                 first = self._infos[ep.name]
                 if first.distribution == dist_name and first.module == ep.value:
@@ -144,16 +146,16 @@ class Registry:
                 version=version,
                 builtin=dist_name == "kez-core",
             )
-            if dist is not None and dist_name != "kez-core":
-                self._check_core_requirement(info, dist, core)
+            if dist_name != "kez-core":
+                self._check_core_requirement(info, dist.requires, core)
             if (self._only and ep.name not in self._only) or ep.name in self._blocked:
                 info.state = "disabled"
             self._entry_points[ep.name] = ep
             self._infos[ep.name] = info
-        for entry in command_entries():
-            self._discover_command(entry, core)
+        for entry in command_entries(dists):
+            self._discover_command(entry, distribution_of(entry.entry_point, dists).requires, core)
 
-    def _discover_command(self, entry: CommandEntry, core: str) -> None:
+    def _discover_command(self, entry: CommandEntry, requires: tuple[str, ...], core: str) -> None:
         """A `kez.commands` entry: listed as (part of) a plugin that provides that command."""
         info = self._infos.get(entry.name)
         if info is not None and info.distribution != entry.distribution:
@@ -170,17 +172,15 @@ class Registry:
             info = PluginInfo(
                 name=entry.name, module=entry.value, distribution=entry.distribution, version=entry.version
             )
-            dist = getattr(entry.entry_point, "dist", None)
-            if dist is not None:
-                self._check_core_requirement(info, dist, core)
+            self._check_core_requirement(info, requires, core)
             if (self._only and entry.name not in self._only) or entry.name in self._blocked:
                 info.state = "disabled"
             self._infos[entry.name] = info
         info.provides.setdefault("command", []).append(entry.name)
         self._commands[entry.name] = entry
 
-    def _check_core_requirement(self, info: PluginInfo, dist: Any, core: str) -> None:
-        for raw in dist.requires or ():
+    def _check_core_requirement(self, info: PluginInfo, requires: Iterable[str], core: str) -> None:
+        for raw in requires:
             try:
                 req = Requirement(raw)
             except InvalidRequirement:
