@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 
 from kez_cli.main import main
 
@@ -178,3 +179,41 @@ def test_each_command_lists_only_its_own_plugin_flags(capsys):
     assert main(["message", "send", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--nats-url" in out and "--github-api" not in out
+
+
+# ------------------------------------------------------------------ CLI state
+
+
+def test_cli_state_lives_in_the_click_context(monkeypatch):
+    """Each run's --json mode is its ctx.obj (a CliState), not a module global (issue 16 §4)."""
+    from kez_cli import main as main_module
+    from kez_cli.output import State
+    from kez_cli.state import CliState
+
+    seen = []
+
+    def probe(ctx: typer.Context, json_: bool = typer.Option(False, "--json")) -> None:
+        State.json_mode = json_
+        seen.append((ctx.find_object(CliState), ctx.find_object(CliState).json_mode))
+
+    def fallback(self, ctx, name):
+        app = typer.Typer()
+        app.callback()(lambda: None)
+        app.command("probe")(probe)
+        return typer.main.get_command(app).commands.get(name)
+
+    monkeypatch.setattr(main_module.KezGroup, "fallback_command", fallback)
+    assert main(["probe", "--json"]) == 0
+    assert main(["probe"]) == 0
+    (first, first_json), (second, second_json) = seen
+    assert first is not second and first_json is True and second_json is False
+    assert "json_mode" not in vars(State)  # no copy outside the run
+
+
+def test_json_errors_do_not_leak_into_the_next_run(capsys, tmp_path):
+    missing = str(tmp_path / "missing.txt")
+    assert main(["claim", "verify", "--json", missing]) == 4
+    assert json.loads(capsys.readouterr().out)["error"]
+    assert main(["claim", "decode", missing]) == 4
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("error:")

@@ -22,6 +22,7 @@ from kez_core import __version__ as core_version
 from kez_core.errors import ExitCode, KezError
 
 from .lazy import HELP_MARKUP, LazyCommand, LazyGroup, from_module, from_object
+from .state import CliState, begin, end
 
 HELP = """KEZ: prove that accounts, keys and domains are all you, with signatures anyone can check.
 
@@ -119,9 +120,11 @@ def build_app() -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `kez` console script; returns the exit code when given `argv`."""
+    state = CliState()
+    token = begin(state)  # error reporting below runs after click's context is gone
     try:
         app = build_app()
-        app(args=argv, prog_name="kez")
+        app(args=argv, prog_name="kez", obj=state)
         code = ExitCode.OK
     except SystemExit as exc:  # typer ends every run, help and usage errors included, this way
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -136,8 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         code = 0
     finally:
-        if "kez_cli.output" in sys.modules:  # nothing imported it: nothing to reset
-            sys.modules["kez_cli.output"].State.json_mode = False
+        end(token)
     if argv is None:
         sys.exit(code)
     return code
