@@ -9,7 +9,10 @@ a bare interpreter has), and which plugin modules were among them.
 
 Targets (issue 16): `kez --help` median <= 150 ms; `kez claim verify` of
 one claim <= 250 ms; neither `--help` nor `--version` nor `kez plugins`
-imports a kez_channel_* / kez_transport_* / kez_server module.
+imports a kez_channel_* / kez_transport_* / kez_server module. (A command
+that looks anything up, like `claim verify`, imports every enabled plugin's
+entry module, since any of them may provide an encoding; those modules are
+light, and only the kinds the command uses are built.)
 Run: uv run python benchmarks/cli_start.py [--runs N]
 """
 

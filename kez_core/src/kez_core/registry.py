@@ -103,6 +103,9 @@ class Registry:
         self._infos: dict[str, PluginInfo] = {}
         self._entry_points: dict[str, metadata.EntryPoint] = {}
         self._commands: dict[str, CommandEntry] = {}
+        self._commands_found = True  # until _discover reads entry points
+        self._dists: dict[Any, DistInfo] = {}
+        self._core = ""
         self._direct: list[tuple[str, object]] = []
         self._imported = False
         self._fatal: RegistryError | None = None
@@ -152,8 +155,17 @@ class Registry:
                 info.state = "disabled"
             self._entry_points[ep.name] = ep
             self._infos[ep.name] = info
-        for entry in command_entries(dists):
-            self._discover_command(entry, distribution_of(entry.entry_point, dists).requires, core)
+        self._dists, self._core = dists, core
+        self._commands_found = False
+
+    def _discover_commands(self) -> None:
+        """Read the `kez.commands` group, on first need: lookups of the other kinds never pay for it."""
+        with self._lock:
+            if self._commands_found:
+                return
+            self._commands_found = True
+            for entry in command_entries(self._dists):
+                self._discover_command(entry, distribution_of(entry.entry_point, self._dists).requires, self._core)
 
     def _discover_command(self, entry: CommandEntry, requires: tuple[str, ...], core: str) -> None:
         """A `kez.commands` entry: listed as (part of) a plugin that provides that command."""
@@ -203,6 +215,7 @@ class Registry:
 
     def plugins(self) -> list[PluginInfo]:
         """Every known plugin, loaded or not, sorted by name. Imports nothing."""
+        self._discover_commands()
         return sorted(self._infos.values(), key=lambda info: info.name)
 
     def load(self) -> None:
@@ -413,6 +426,7 @@ class Registry:
 
     def commands(self) -> list[CommandEntry]:
         """The enabled plugin commands (`kez.commands` entry points), from metadata only."""
+        self._discover_commands()
         return [entry for name, entry in self._commands.items() if self._infos[name].state != "disabled"]
 
     def load_command(self, name: str) -> object:
@@ -421,6 +435,7 @@ class Registry:
         The caller asked to run this command, so a failure is always an
         error here (`RegistryError`, exit 6), in strict mode or not.
         """
+        self._discover_commands()
         entry = self._commands.get(name)
         info = self._infos.get(name)
         if entry is None or info is None or info.state == "disabled":
