@@ -89,8 +89,9 @@ def from_object(name: str, obj: object) -> _click.Command:
 class LazyGroup(TyperGroup):
     """A typer group whose sub-commands are `LazyCommand`s, built on first use.
 
-    Subclasses provide `lazy_commands(ctx)`; typer builds the group with
-    `typer.Typer(cls=...)`, so the table lives on the class.
+    Subclasses provide `lazy_commands(ctx)`: typer makes the group itself
+    from `typer.Typer(cls=...)` and passes no table to the constructor, so
+    the group asks for it, once, when it first lists or resolves a command.
     """
 
     def lazy_commands(self, ctx: _click.Context) -> dict[str, LazyCommand]:
