@@ -191,7 +191,7 @@ def test_export_import_round_trips(capsys, tmp_path, monkeypatch):
 
 
 def test_plugins_lists_builtins_and_the_example(capsys):
-    code, out, _ = kez(capsys, "plugins", "--json")
+    code, out, _ = kez(capsys, "plugins", "--load", "--json")
     assert code == 0
     plugins = {p["name"]: p for p in json.loads(out)}
     assert plugins["armor"]["distribution"] == "kez-example"
@@ -214,19 +214,19 @@ def _broken_plugin_dir(tmp_path: Path) -> Path:
 
 def test_broken_plugin_is_reported_and_the_rest_keeps_working(tmp_path):
     env = {"PYTHONPATH": str(_broken_plugin_dir(tmp_path)), "KEZ_STRICT_PLUGINS": "0"}
-    proc = run(["plugins", "--json"], env_extra=env)
+    proc = run(["plugins", "--load", "--json"], env_extra=env)
     assert proc.returncode == 0, proc.stderr
     broken = {p["name"]: p for p in json.loads(proc.stdout)}["broken"]
     assert broken["state"] == "broken" and broken["distribution"] == "kez-broken"
     assert broken["version"] == "9.9" and "needs libfoo" in broken["error"]
     assert "broken" in proc.stderr and "kez-broken 9.9" in proc.stderr
     assert run(["identity", "new"], env_extra=env).returncode == 0
-    strict = run(["plugins"], env_extra={**env, "KEZ_STRICT_PLUGINS": "1"})
+    strict = run(["plugins", "--load"], env_extra={**env, "KEZ_STRICT_PLUGINS": "1"})
     assert strict.returncode == 6 and "needs libfoo" in strict.stderr
 
 
 def test_disable_plugins_blocks_the_example(capsys, monkeypatch):
-    proc = run(["plugins", "--json"], env_extra={"KEZ_DISABLE_PLUGINS": "armor"})
+    proc = run(["plugins", "--load", "--json"], env_extra={"KEZ_DISABLE_PLUGINS": "armor"})
     states = {p["name"]: p["state"] for p in json.loads(proc.stdout)}
     assert states["armor"] == "disabled" and states["ed25519"] == "loaded"
 

@@ -388,3 +388,22 @@ def test_strict_failure_is_raised_again_not_half_loaded():
     for _ in range(2):
         with pytest.raises(RegistryError, match="boom"):
             reg.encoding("json")
+
+
+def test_only_the_kinds_in_use_are_built():
+    """A lookup runs the registration hooks of its own kind: `kez claim verify` builds no channel or transport."""
+    calls: list[str] = []
+    plugin = make_plugin(
+        "kinds",
+        kez_register_channels=lambda: calls.append("channels") or [],
+        kez_register_transports=lambda: calls.append("transports") or [],
+    )
+    reg, _ = quiet_registry([*builtin_plugins(), plugin])
+    assert reg.encoding("json") and reg.key_algorithm("ed25519")
+    assert reg.encodings() and reg.key_algorithm_for_signature("ed25519-sha512-jcs")
+    assert calls == []
+    assert reg.channels() == [] and calls == ["channels"]
+    reg.load()
+    assert calls == ["channels", "transports"]  # each hook once
+    reg.load()
+    assert calls == ["channels", "transports"]

@@ -114,11 +114,10 @@ def test_building_the_cli_again_does_not_grow_the_message_group():
     from kez_cli.main import build_app
 
     for _ in range(3):
-        app = build_app()
-        group = next(g for g in app.registered_groups if g.name == "message").typer_instance
-        assert len(group.registered_commands) == 4  # not 4 more per build
-        root = typer.main.get_command(app)
-        assert sorted(root.commands["message"].commands) == ["listen", "open", "seal", "send"]
+        root = typer.main.get_command(build_app())
+        ctx = typer._click.Context(root, info_name="kez")
+        message = root.get_command(ctx, "message")  # the lazy tree builds it on first use
+        assert sorted(message.commands) == ["listen", "open", "seal", "send"]  # not 4 more per build
 
 
 def test_add_inbox_asks_for_the_passphrase_once(capsys, tmp_path, monkeypatch):

@@ -1,10 +1,13 @@
-"""Channel settings from the command line and the environment.
+"""Channel and transport settings from the command line and the environment.
 
-Channels declare their settings as `ChannelOption`s (flag, env var,
-default); commands that talk to channels accept every declared flag, so
+Channels and transports declare their settings as `ChannelOption`s (flag,
+env var, default). A command accepts the flags of the plugin kind it uses
+and no other: `kez verify` and `kez claim publish` take channel flags (so
 `kez verify --github-api http://127.0.0.1:8080 github:alice` reaches the
-GitHub channel without the CLI knowing GitHub exists. Precedence: flag,
-then environment variable, then the option's default.
+GitHub channel without the CLI knowing GitHub exists), `kez message send`
+and `listen` take transport flags; `kez verify --nats-url x` is a usage
+error. Precedence: flag, then environment variable, then the option's
+default.
 """
 
 from __future__ import annotations
@@ -17,32 +20,40 @@ from kez_core.errors import UnknownNameError
 from kez_core.protocols import ChannelContext, ChannelOption
 from kez_core.registry import Registry
 
-# Flags every channel command understands itself; never parsed as channel options.
+# Click passes the flags it does not know on to the command, which parses them here.
 CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
+CHANNEL = "channel"  # kez verify, kez claim publish
+TRANSPORT = "transport"  # kez message send / listen
 
-def declared_options(registry: Registry) -> list[ChannelOption]:
+
+def declared_options(registry: Registry, kind: str | None = None) -> list[ChannelOption]:
+    """The options plugins of `kind` (CHANNEL or TRANSPORT; None: both) declare, by flag."""
+    providers = {CHANNEL: registry.channels, TRANSPORT: registry.transports}
     seen: dict[str, ChannelOption] = {}
-    for provider in [*registry.channels(), *registry.transports()]:
-        for option in getattr(provider, "options", ()) or ():
-            seen.setdefault(option.flag, option)
+    for name, listed in providers.items():
+        if kind is not None and name != kind:
+            continue
+        for provider in listed():
+            for option in getattr(provider, "options", ()) or ():
+                seen.setdefault(option.flag, option)
     return sorted(seen.values(), key=lambda o: o.flag)
 
 
-def options_help(registry: Registry) -> str:
-    """Text listing every channel flag, for a command's epilog."""
-    lines = ["Channel settings (flag, or environment variable):"]
-    for option in declared_options(registry):
+def options_help(registry: Registry, kind: str | None = None) -> str:
+    """Text listing the flags of `kind`'s plugins, for a command's epilog (`\\b`: click keeps the lines as they are)."""
+    lines = ["\b", f"{(kind or 'plugin').capitalize()} settings (flag, or environment variable):"]
+    for option in declared_options(registry, kind):
         lines.append(f"  {option.flag} VALUE  [{option.env}]  {option.help}")
     return "\n".join(lines)
 
 
 def parse_channel_args(
-    args: Sequence[str], registry: Registry, env: Mapping[str, str] | None = None
+    args: Sequence[str], registry: Registry, env: Mapping[str, str] | None = None, kind: str | None = None
 ) -> dict[str, Any]:
     """`--flag VALUE` / `--flag=VALUE` pairs for declared options → ChannelContext.options."""
     env = os.environ if env is None else env
-    by_flag = {o.flag: o for o in declared_options(registry)}
+    by_flag = {o.flag: o for o in declared_options(registry, kind)}
     given: dict[str, list[str]] = {}
     i = 0
     args = list(args)
@@ -51,8 +62,8 @@ def parse_channel_args(
         flag, eq, value = arg.partition("=")
         option = by_flag.get(flag)
         if option is None:
-            known = ", ".join(by_flag) or "none (no channel plugin declares any)"
-            raise UnknownNameError(f"unknown option or argument {arg!r}", hint=f"channel flags: {known}")
+            known = ", ".join(by_flag) or f"none (no {kind or 'plugin'} declares any)"
+            raise UnknownNameError(f"unknown option or argument {arg!r}", hint=f"{kind or 'plugin'} flags: {known}")
         if not eq:
             if i + 1 >= len(args):
                 raise UnknownNameError(f"{flag} needs a value")
@@ -73,18 +84,21 @@ def parse_channel_args(
     return out
 
 
-def make_context(args: Sequence[str], registry: Registry, timeout: float) -> ChannelContext:
-    return ChannelContext(options=parse_channel_args(args, registry), timeout=timeout)
+def make_context(args: Sequence[str], registry: Registry, timeout: float, kind: str | None = None) -> ChannelContext:
+    return ChannelContext(options=parse_channel_args(args, registry, kind=kind), timeout=timeout)
 
 
-def split_channel_args(tokens: Sequence[str], registry: Registry) -> tuple[list[str], list[str]]:
-    """Separate declared channel flags (and their values) from positional arguments.
+def split_channel_args(
+    tokens: Sequence[str], registry: Registry, kind: str | None = None
+) -> tuple[list[str], list[str]]:
+    """Separate the declared flags of `kind`'s plugins (and their values) from positional arguments.
 
     Click hands unknown options to a command's variadic argument, so a
     command taking `TARGETS...` receives `--github-api URL` among its
-    targets; this takes them back out. Any other `--flag` is a usage error.
+    targets; this takes them back out. Any other `--flag`, a flag of
+    another plugin kind included, is a usage error.
     """
-    by_flag = {o.flag for o in declared_options(registry)}
+    by_flag = {o.flag for o in declared_options(registry, kind)}
     positional: list[str] = []
     flags: list[str] = []
     i = 0
@@ -95,7 +109,7 @@ def split_channel_args(tokens: Sequence[str], registry: Registry) -> tuple[list[
             flag = token.partition("=")[0]
             if flag not in by_flag:
                 known = ", ".join(sorted(by_flag)) or "none"
-                raise UnknownNameError(f"unknown option {flag!r}", hint=f"channel flags: {known}")
+                raise UnknownNameError(f"unknown option {flag!r}", hint=f"{kind or 'plugin'} flags: {known}")
             flags.append(token)
             if "=" not in token:
                 if i + 1 >= len(tokens):

@@ -1,9 +1,13 @@
 """The `kez` command: built-in groups plus whatever plugins add.
 
-Plugin commands arrive through the `kez_register_commands` hook, the same
-way a third-party plugin would add one. Errors that users can cause are
-`KezError`s: they become one readable message and a documented exit code
-(docs/cli.md), never a traceback.
+The command tree is lazy (kez_cli.lazy): the root knows each sub-command
+by name and help line and imports its module only when it runs, so `kez
+--help`, `kez --version` and `kez plugins` import no plugin (issue 16).
+Plugin commands are declared in the `kez.commands` entry-point group, or
+added by the older `kez_register_commands` hook, asked only for a name
+nothing else knows. Errors that users can cause are `KezError`s: they
+become one readable message and a documented exit code (docs/cli.md),
+never a traceback.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ import sys
 from typing import Annotated
 
 import typer
+from typer import _click
 
 from kez_core import __version__ as core_version
 from kez_core.errors import ExitCode, KezError
-from kez_core.registry import default_registry
 
-from .commands import claim, demo, handle, identity, message, plugins, sigchain, verify
-from .output import State, report_error, warn
+from .lazy import HELP_MARKUP, LazyCommand, LazyGroup, from_module, from_object
+from .state import CliState, begin, end
 
 HELP = """KEZ: prove that accounts, keys and domains are all you, with signatures anyone can check.
 
@@ -37,14 +41,70 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# The built-in commands, in the order `kez --help` lists them, with their help lines.
+BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("verify", "verify", "Verify subjects and identities against what their channels publish."),
+    ("plugins", "plugins", "List every plugin: distribution, version, what it provides, load state."),
+    ("demo", "demo", "Run the end-to-end demo: identities, claims in every encoding, then publish and verify on local servers."),
+    ("identity", "identity", "Create, list, show, export and import identities (your keys)."),
+    ("claim", "claim", "Create, verify and decode signed claims (offline)."),
+    ("sigchain", "sigchain", "Build, inspect, merge and verify sigchains (your identity's signed history)."),
+    ("handle", "handle", "Register and look up handles (alice@example.org) on a kez-server."),
+    ("message", "message", "Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys)."),
+)
+
+
+def _plugin_command(name: str, help: str) -> LazyCommand:
+    def build() -> _click.Command:
+        from kez_core.registry import default_registry
+
+        return from_object(name, default_registry().load_command(name))
+
+    return LazyCommand(name=name, help=help, build=build)
+
+
+class KezGroup(LazyGroup):
+    """The root `kez` group: built-in commands, then plugin commands from metadata."""
+
+    def lazy_commands(self, ctx: _click.Context) -> dict[str, LazyCommand]:
+        from kez_core.entrypoints import command_entries, enabled
+
+        table = {name: from_module(name, f"kez_cli.commands.{module}", help) for name, module, help in BUILTIN_COMMANDS}
+        for entry in command_entries():
+            if entry.name not in table and enabled(entry.name):
+                help = entry.summary or f"A command from {entry.distribution} {entry.version}."
+                table[entry.name] = _plugin_command(entry.name, help)
+        return table
+
+    def fallback_command(self, ctx: _click.Context, name: str) -> _click.Command | None:
+        """Commands of plugins that use the `kez_register_commands` hook: built only for a name no table knows."""
+        from kez_core.registry import default_registry
+
+        scratch = typer.Typer(rich_markup_mode=HELP_MARKUP)
+        scratch.callback()(lambda: None)
+        default_registry().register_commands(scratch)
+        return typer.main.get_command(scratch).commands.get(name)  # type: ignore[attr-defined]
+
+    def invoke(self, ctx: _click.Context) -> object:
+        if ctx._protected_args:  # a sub-command runs (not --help / --version): it will use the Registry
+            from kez_core.registry import default_registry
+
+            from .output import warn
+
+            default_registry()._warn = warn  # plugin warnings in the CLI's style, on stderr
+        return super().invoke(ctx)
+
+
 def build_app() -> typer.Typer:
+    """A fresh root app; its sub-commands are imported when they run (kez_cli.lazy)."""
     app = typer.Typer(
+        cls=KezGroup,
         name="kez",
         help=HELP,
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
-        rich_markup_mode="rich",
+        rich_markup_mode=HELP_MARKUP,
     )
 
     @app.callback()
@@ -55,29 +115,22 @@ def build_app() -> typer.Typer:
     ) -> None:
         """KEZ identity graph."""
 
-    app.add_typer(identity.app, name="identity")
-    app.add_typer(claim.app, name="claim")
-    app.add_typer(sigchain.app, name="sigchain")
-    app.add_typer(handle.app, name="handle")
-    message.register(app)
-    verify.register(app)
-    plugins.register(app)
-    demo.register(app)
-    default_registry().register_commands(app)
     return app
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `kez` console script; returns the exit code when given `argv`."""
-    registry = default_registry()
-    registry._warn = warn  # plugin warnings in the CLI's style, on stderr
+    state = CliState()
+    token = begin(state)  # error reporting below runs after click's context is gone
     try:
         app = build_app()
-        app(args=argv, prog_name="kez")
+        app(args=argv, prog_name="kez", obj=state)
         code = ExitCode.OK
     except SystemExit as exc:  # typer ends every run, help and usage errors included, this way
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except KezError as exc:
+        from .output import report_error
+
         report_error(exc)
         code = exc.exit_code
     except KeyboardInterrupt:
@@ -86,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         code = 0
     finally:
-        State.json_mode = False
+        end(token)
     if argv is None:
         sys.exit(code)
     return code

@@ -24,6 +24,8 @@ from rich.text import Text
 from kez_core.errors import KezError
 from kez_core.safetext import json_text, visible
 
+from .state import current_state
+
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 out_console = Console(highlight=False, soft_wrap=True)
 
@@ -31,10 +33,20 @@ out_console = Console(highlight=False, soft_wrap=True)
 Part = str | tuple[str, str]
 
 
-class State:
-    """Per-invocation output mode, set by each command's `--json` flag."""
+class _StateView(type):
+    """`State.json_mode` reads and writes the running invocation's CliState (kez_cli.state), not a global."""
 
-    json_mode: bool = False
+    @property
+    def json_mode(cls) -> bool:
+        return current_state().json_mode
+
+    @json_mode.setter
+    def json_mode(cls, value: bool) -> None:
+        current_state().json_mode = value
+
+
+class State(metaclass=_StateView):
+    """Per-invocation output mode, set by each command's `--json` flag (kept in ctx.obj)."""
 
 
 def styled(*parts: Part, multiline: bool = False) -> Text:

@@ -98,14 +98,14 @@ def decode_any(text: str | bytes, registry: Registry | None = None) -> list[Sign
     part fails (see `decode_candidates` to judge each part on its own)."""
     registry = registry or default_registry()
     text = check_text(text)
-    registry.load()
-    if text.startswith(COMPACT_PREFIX) and _compact_leads(registry._encodings_in_order):
+    order = registry._detection_order()  # indexes the encodings only: no channel or transport is built
+    if text.startswith(COMPACT_PREFIX) and _compact_leads(order):
         # One compact token, the form of nearly every proof: what detection
         # would pick (see `_compact_leads`) without asking each detector.
         obj = compact_decode_plain(text)
         if obj is not None:
             return [obj]
-    for enc in registry._encodings_in_order:  # _detect, inlined: every reader comes here
+    for enc in order:  # _detect, inlined: every reader comes here
         try:
             found = enc.detect(text)
         except Exception:  # noqa: BLE001 - a detector must not take decoding down

@@ -68,7 +68,9 @@ def kez_register_transports() -> Iterable[Transport]:
 def kez_register_commands(cli: Any) -> None:
     """Add sub-commands to the `kez` command line.
 
-    Called once while the CLI starts, with the root `typer.Typer` app; add
+    Called with a `typer.Typer` app only when the user typed a command name
+    that neither the built-ins nor a `kez.commands` entry point knows; add
     commands with `cli.command()` or groups with `cli.add_typer()`. Return
-    nothing. Keep the imports this needs light: `kez --help` runs it.
+    nothing. `kez --help` does not call it, so it cannot list these commands:
+    declare a command in the `kez.commands` entry-point group to be listed.
     """

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import attrs
 
-from . import nip49
 from .errors import KezError, KeyFormatError, PassphraseError, StoreError
 from .keyfiles import (
     exclusive_write,
@@ -449,6 +448,8 @@ class Keystore:
                 raise KeyFormatError("ncryptsec holds nostr (secp256k1) keys only")
             if not export_passphrase:
                 raise PassphraseError("ncryptsec needs a passphrase to encrypt with", hint="set KEZ_PASSPHRASE")
+            from . import nip49  # scrypt: imported by the two commands that use it
+
             return nip49.encrypt(signer.secret, _password_text(export_passphrase))
         return signer.alg.export_secret(signer.secret, form)
 
@@ -498,6 +499,8 @@ def signer_from_text(
         password = passphrase()
         if not password:
             raise PassphraseError("an ncryptsec key needs its password", hint="set KEZ_PASSPHRASE")
+        from . import nip49
+
         return Signer(registry.key_algorithm("nostr"), nip49.decrypt(text, _password_text(password)))
     if text.startswith("nsec1"):
         nostr = registry.key_algorithm("nostr")

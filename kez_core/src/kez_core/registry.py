@@ -6,7 +6,10 @@ came from, and takes the process down when one plugin fails to import. The
 Registry fixes all three:
 
 - plugins are listed from entry-point metadata without importing them
-  (`plugins()`), and imported the first time anything is looked up;
+  (`plugins()`), and imported the first time anything is looked up; the
+  commands plugins add (entry-point group `kez.commands`) are listed the
+  same way and imported one by one, when that command runs
+  (`load_command()`);
 - an import or hook failure marks that plugin `broken` (name, distribution,
   version and the error are kept) and the rest keep working, unless
   `KEZ_STRICT_PLUGINS=1`, which makes it a `RegistryError`;
@@ -34,10 +37,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from . import hookspecs
+from .entrypoints import ENTRY_POINT_GROUP, CommandEntry, DistInfo, command_entries, distribution_of
+from .entrypoints import names as _names
+from .entrypoints import truthy as _truthy
 from .errors import RegistryError, UnknownNameError
 from .protocols import Channel, Encoding, KeyAlgorithm, Transport, missing_members
-
-ENTRY_POINT_GROUP = "kez"
 
 # extension point kind -> hook name
 KINDS: dict[str, str] = {
@@ -62,14 +66,6 @@ class PluginInfo:
     core_requirement: str = ""
     core_compatible: bool = True
     builtin: bool = False
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _names(value: str | None) -> set[str]:
-    return {part.strip() for part in (value or "").split(",") if part.strip()}
 
 
 def _core_version() -> str:
@@ -106,8 +102,12 @@ class Registry:
         self._pm.add_hookspecs(hookspecs)
         self._infos: dict[str, PluginInfo] = {}
         self._entry_points: dict[str, metadata.EntryPoint] = {}
+        self._commands: dict[str, CommandEntry] = {}
+        self._commands_found = True  # until _discover reads entry points
+        self._dists: dict[Any, DistInfo] = {}
+        self._core = ""
         self._direct: list[tuple[str, object]] = []
-        self._loaded = False
+        self._imported = False
         self._fatal: RegistryError | None = None
         self._lock = threading.RLock()
         self._index: dict[str, dict[str, tuple[object, str]]] = {}
@@ -124,11 +124,12 @@ class Registry:
 
     def _discover(self) -> None:
         """Read the entry points of the `kez` group; import nothing."""
-        core = _core_version()
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else "?"
-            version = dist.version if dist is not None else "?"
+        dists: dict[Any, DistInfo] = {}
+        found = [(ep, distribution_of(ep, dists)) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+        # kez-core declares the built-ins, so its metadata is at hand (a source tree without it: look it up)
+        core = next((dist.version for _, dist in found if dist.name == "kez-core"), None) or _core_version()
+        for ep, dist in found:
+            dist_name, version = dist.name, dist.version
             if ep.name in self._entry_points:
                 first = self._infos[ep.name]
                 if first.distribution == dist_name and first.module == ep.value:
@@ -148,15 +149,50 @@ class Registry:
                 version=version,
                 builtin=dist_name == "kez-core",
             )
-            if dist is not None and dist_name != "kez-core":
-                self._check_core_requirement(info, dist, core)
+            if dist_name != "kez-core":
+                self._check_core_requirement(info, dist.requires, core)
             if (self._only and ep.name not in self._only) or ep.name in self._blocked:
                 info.state = "disabled"
             self._entry_points[ep.name] = ep
             self._infos[ep.name] = info
+        self._dists, self._core = dists, core
+        self._commands_found = False
 
-    def _check_core_requirement(self, info: PluginInfo, dist: Any, core: str) -> None:
-        for raw in dist.requires or ():
+    def _discover_commands(self) -> None:
+        """Read the `kez.commands` group, on first need: lookups of the other kinds never pay for it."""
+        with self._lock:
+            if self._commands_found:
+                return
+            self._commands_found = True
+            for entry in command_entries(self._dists):
+                self._discover_command(entry, distribution_of(entry.entry_point, self._dists).requires, self._core)
+
+    def _discover_command(self, entry: CommandEntry, requires: tuple[str, ...], core: str) -> None:
+        """A `kez.commands` entry: listed as (part of) a plugin that provides that command."""
+        info = self._infos.get(entry.name)
+        if info is not None and info.distribution != entry.distribution:
+            message = (
+                f"two plugins are named {entry.name!r}: {info.distribution} {info.version} "
+                f"({info.module}) and {entry.distribution} {entry.version} (command {entry.value}); "
+                "only the first is used"
+            )
+            if self.strict:
+                raise RegistryError(message, hint="rename one entry point")
+            self._note(message)
+            return
+        if info is None:
+            info = PluginInfo(
+                name=entry.name, module=entry.value, distribution=entry.distribution, version=entry.version
+            )
+            self._check_core_requirement(info, requires, core)
+            if (self._only and entry.name not in self._only) or entry.name in self._blocked:
+                info.state = "disabled"
+            self._infos[entry.name] = info
+        info.provides.setdefault("command", []).append(entry.name)
+        self._commands[entry.name] = entry
+
+    def _check_core_requirement(self, info: PluginInfo, requires: Iterable[str], core: str) -> None:
+        for raw in requires:
             try:
                 req = Requirement(raw)
             except InvalidRequirement:
@@ -179,44 +215,77 @@ class Registry:
 
     def plugins(self) -> list[PluginInfo]:
         """Every known plugin, loaded or not, sorted by name. Imports nothing."""
+        self._discover_commands()
         return sorted(self._infos.values(), key=lambda info: info.name)
 
     def load(self) -> None:
-        """Import and register every enabled plugin, then index what they provide.
+        """Import and register every enabled plugin, then index everything they provide.
 
         Idempotent: a plugin is imported and registered at most once, and a
         strict-mode failure is raised again on every later call instead of
         leaving a half-loaded registry behind.
         """
-        if self._loaded:  # set last, under the lock, once everything is indexed
-            return
+        for kind in KINDS:
+            self._kind(kind)
+
+    def _kind(self, kind: str) -> dict[str, tuple[object, str]]:
+        """The index of one kind, its hooks called on first use.
+
+        Plugins are all imported at once (a module may provide any kind),
+        but only the registration hooks of the kinds in use run: `kez claim
+        verify` asks for key algorithms and encodings and never builds the
+        channels and transports (whose modules bring asyncio, HTTP and
+        websocket clients).
+        """
+        index = self._index.get(kind)
+        if index is not None:  # stored last, under the lock, once complete
+            return index
         with self._lock:
-            if self._loaded:
-                return
+            if kind in self._index:
+                return self._index[kind]
             if self._fatal is not None:
                 raise self._fatal
             try:
-                for name, ep in self._entry_points.items():
-                    info = self._infos[name]
-                    if info.state != "not loaded":
-                        continue
-                    try:
-                        module = ep.load()
-                    except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
-                        self._broken(info, f"import failed: {type(exc).__name__}: {exc}")
-                        continue
-                    self._register(info, module)
-                for name, obj in self._direct:
-                    if self._infos[name].state == "not loaded":
-                        self._register(self._infos[name], obj)
-                for kind in KINDS:
-                    self._index[kind] = self._collect(kind)
+                self._import_all()
+                index = self._collect(kind)
             except RegistryError as exc:
                 self._fatal = exc
                 raise
-            self._by_signature_alg = {alg.signature_alg: alg for alg in self._all_loaded("key_algorithm")}
-            self._encodings_in_order = sorted(self._all_loaded("encoding"), key=lambda e: (e.priority, e.name))
-            self._loaded = True
+            if kind == "key_algorithm":
+                self._by_signature_alg = {alg.signature_alg: alg for alg in _distinct(index)}
+            elif kind == "encoding":
+                self._encodings_in_order = sorted(_distinct(index), key=lambda e: (e.priority, e.name))
+            self._index[kind] = index
+            return index
+
+    def _ensure_imported(self) -> None:
+        with self._lock:
+            if self._fatal is not None:
+                raise self._fatal
+            try:
+                self._import_all()
+            except RegistryError as exc:
+                self._fatal = exc
+                raise
+
+    def _import_all(self) -> None:
+        """Import and register every enabled plugin, once (callers hold the lock)."""
+        if self._imported:
+            return
+        for name, ep in self._entry_points.items():
+            info = self._infos[name]
+            if info.state != "not loaded":
+                continue
+            try:
+                module = ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+                self._broken(info, f"import failed: {type(exc).__name__}: {exc}")
+                continue
+            self._register(info, module)
+        for name, obj in self._direct:
+            if self._infos[name].state == "not loaded":
+                self._register(self._infos[name], obj)
+        self._imported = True
 
     def _register(self, info: PluginInfo, plugin: object) -> None:
         try:
@@ -301,10 +370,10 @@ class Registry:
     # -------------------------------------------------------------------- lookups
 
     def _lookup(self, kind: str, name: str) -> Any:
-        self.load()
-        entry = self._index[kind].get(name)
+        index = self._kind(kind)
+        entry = index.get(name)
         if entry is None:
-            known = ", ".join(sorted(self._index[kind])) or "none"
+            known = ", ".join(sorted(index)) or "none"
             label = kind.replace("_", " ")
             raise UnknownNameError(
                 f"unknown {label} {name!r} (known: {known})",
@@ -313,14 +382,7 @@ class Registry:
         return entry[0]
 
     def _all(self, kind: str) -> list[Any]:
-        self.load()
-        return self._all_loaded(kind)
-
-    def _all_loaded(self, kind: str) -> list[Any]:
-        seen: dict[int, Any] = {}
-        for obj, _ in self._index[kind].values():
-            seen.setdefault(id(obj), obj)
-        return list(seen.values())
+        return _distinct(self._kind(kind))
 
     def key_algorithm(self, name: str) -> KeyAlgorithm:
         return self._lookup("key_algorithm", name)
@@ -330,7 +392,7 @@ class Registry:
 
     def key_algorithm_for_signature(self, signature_alg: str) -> KeyAlgorithm:
         """The key algorithm whose `signature_alg` is this `signature.alg` value."""
-        self.load()
+        self._kind("key_algorithm")
         found = self._by_signature_alg.get(signature_alg)
         if found is not None:
             return found
@@ -342,12 +404,12 @@ class Registry:
 
     def encodings(self) -> list[Encoding]:
         """All encodings, in auto-detection order (lowest `priority` first)."""
-        self.load()
+        self._kind("encoding")
         return list(self._encodings_in_order)
 
     def _detection_order(self) -> list[Encoding]:
         """`encodings()` without the copy, for readers that only iterate it."""
-        self.load()
+        self._kind("encoding")
         return self._encodings_in_order
 
     def channel(self, name: str) -> Channel:
@@ -362,11 +424,59 @@ class Registry:
     def transports(self) -> list[Transport]:
         return self._all("transport")
 
+    def commands(self) -> list[CommandEntry]:
+        """The enabled plugin commands (`kez.commands` entry points), from metadata only."""
+        self._discover_commands()
+        return [entry for name, entry in self._commands.items() if self._infos[name].state != "disabled"]
+
+    def load_command(self, name: str) -> object:
+        """Import the plugin command `name` and return what its entry point names.
+
+        The caller asked to run this command, so a failure is always an
+        error here (`RegistryError`, exit 6), in strict mode or not.
+        """
+        self._discover_commands()
+        entry = self._commands.get(name)
+        info = self._infos.get(name)
+        if entry is None or info is None or info.state == "disabled":
+            raise UnknownNameError(f"no plugin command {name!r}", hint="`kez plugins` lists what is installed")
+        try:
+            obj = entry.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+            info.state, info.error = "broken", f"import failed: {type(exc).__name__}: {exc}"
+            raise RegistryError(
+                f"plugin command {name!r} ({info.distribution} {info.version}) is broken: {info.error}",
+                hint=f"reinstall {info.distribution}, or block it with KEZ_DISABLE_PLUGINS={name}",
+            ) from exc
+        if info.state == "not loaded":
+            info.state = "loaded"
+        return obj
+
+    def load_commands(self) -> None:
+        """Import every enabled plugin command, marking failures broken (`kez plugins --load`)."""
+        for entry in self.commands():
+            info = self._infos[entry.name]
+            try:
+                entry.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
+                self._broken(info, f"command import failed: {type(exc).__name__}: {exc}")
+                continue
+            if info.state == "not loaded":
+                info.state = "loaded"
+
     def register_commands(self, cli: Any) -> None:
         """Let plugins add sub-commands to the CLI (`kez_register_commands`)."""
-        self.load()
+        self._ensure_imported()
         for _info, _result in self._call_each("kez_register_commands", cli=cli):
             pass
+
+
+def _distinct(index: Mapping[str, tuple[object, str]]) -> list[Any]:
+    """The objects of an index once each (a channel is indexed under its aliases too)."""
+    seen: dict[int, Any] = {}
+    for obj, _ in index.values():
+        seen.setdefault(id(obj), obj)
+    return list(seen.values())
 
 
 _default: Registry | None = None

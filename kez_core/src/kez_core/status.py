@@ -8,11 +8,11 @@ whether a proof is honest.
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import datetime
 from typing import Any
 
 import attrs
-import cattrs
 
 from .timefmt import format_time, parse_time
 
@@ -81,11 +81,17 @@ def claim_check(
     return check
 
 
-converter = cattrs.Converter()
-converter.register_unstructure_hook(datetime, format_time)
-converter.register_structure_hook(datetime, lambda value, _: parse_time(value))
+@functools.cache
+def _converter() -> Any:
+    """cattrs, set up on first use: a command that prints no JSON does not pay its import (issue 16)."""
+    import cattrs
+
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(datetime, format_time)
+    converter.register_structure_hook(datetime, lambda value, _: parse_time(value))
+    return converter
 
 
 def to_json(result: Any) -> Any:
     """Plain JSON-ready data for any result model (what `--json` prints)."""
-    return converter.unstructure(result)
+    return _converter().unstructure(result)

@@ -12,7 +12,7 @@ from kez_transport_nats.transport import NatsTransport
 
 
 def test_kez_plugins_lists_the_nats_transport(capsys):
-    assert kez_main(["plugins", "--json"]) == 0
+    assert kez_main(["plugins", "--load", "--json"]) == 0
     plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
     nats = plugins["nats"]
     assert nats["distribution"] == "kez-transport-nats" and nats["state"] == "loaded"

@@ -13,7 +13,7 @@ from kez_transport_nostr.transport import NostrTransport
 
 
 def test_kez_plugins_lists_the_nostr_transport_next_to_the_nostr_channel(capsys):
-    assert main(["plugins", "--json"]) == 0
+    assert main(["plugins", "--load", "--json"]) == 0
     plugins = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
     mine = [p for p in plugins.values() if p["distribution"] == "kez-transport-nostr"]
     assert len(mine) == 1 and mine[0]["state"] == "loaded"

@@ -165,18 +165,18 @@ def publish(
     """Publish a claim on its channel (reusing a valid one from the sigchain) and add it to the sigchain."""
     import asyncio
 
-    from ..channel_options import make_context, split_channel_args
+    from ..channel_options import CHANNEL, make_context, split_channel_args
     from ..publishing import publish_claim
 
     State.json_mode = json_
     registry = default_registry()
-    positional, channel_args = split_channel_args([*tokens, *ctx.args], registry)
+    positional, channel_args = split_channel_args([*tokens, *ctx.args], registry, CHANNEL)
     if len(positional) != 1:
         raise KezError("give exactly one SUBJECT to publish", hint="e.g. kez claim publish github:alice")
     store = Keystore(registry=registry)
     record = store.get(identity)
     signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
-    channel_ctx = make_context(channel_args, registry, timeout=30.0)
+    channel_ctx = make_context(channel_args, registry, timeout=30.0, kind=CHANNEL)
     done = asyncio.run(
         publish_claim(
             store, record.name, signer, positional[0], channel_ctx, registry=registry,

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from kez_core.sigchain import ChainState
 
 from .. import passphrase
-from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, split_channel_args
+from ..channel_options import CONTEXT_SETTINGS, TRANSPORT, make_context, options_help, split_channel_args
 from ..io import read_chain_file, read_input
 from ..options import IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, emit_json_line, note, show_line
@@ -213,8 +213,8 @@ def _transport_setup(ctx: typer.Context, via: str, timeout: float) -> tuple[Keys
     """The keystore, the `--via` transport and a context from the transport flags given."""
     store = _store()
     transport = store.registry.transport(via)
-    _, args = split_channel_args(ctx.args, store.registry)
-    return store, transport, make_context(args, store.registry, timeout)
+    _, args = split_channel_args(ctx.args, store.registry, TRANSPORT)
+    return store, transport, make_context(args, store.registry, timeout, TRANSPORT)
 
 
 def _as_identity(channel_ctx: Any, record: IdentityRecord, signer: Signer) -> None:
@@ -438,7 +438,7 @@ def register(main_app: typer.Typer) -> None:
         help="Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys).",
         no_args_is_help=True,
     )
-    epilog = options_help(default_registry())
+    epilog = options_help(default_registry(), TRANSPORT)
     app.command("seal")(seal)
     app.command("open")(open_)
     app.command("send", context_settings=CONTEXT_SETTINGS, epilog=epilog)(send)

@@ -1,6 +1,13 @@
-"""`kez plugins`: what is installed, where it came from, and whether it loaded."""
+"""`kez plugins`: what is installed, where it came from, and whether it loaded.
+
+From entry-point metadata only, importing no plugin (so it answers even
+when a plugin takes the process down on import); `--load` imports every
+enabled plugin to show what each provides and which are broken.
+"""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import attrs
 import typer
@@ -11,11 +18,18 @@ from ..options import JsonOpt
 from ..output import State, cell, emit_json, out_console, styled
 
 
-def plugins(json_: JsonOpt = False) -> None:
+def plugins(
+    load: Annotated[
+        bool, typer.Option("--load", help="Import every enabled plugin: show what each provides and which are broken.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
     """List every plugin: distribution, version, what it provides, load state."""
     State.json_mode = json_
     registry = default_registry()
-    registry.load()
+    if load:
+        registry.load()
+        registry.load_commands()
     infos = registry.plugins()
     if json_:
         emit_json([attrs.asdict(info) for info in infos])

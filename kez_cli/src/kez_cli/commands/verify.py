@@ -24,7 +24,7 @@ from kez_core.sigchain import ChainState, merge_copies
 from kez_core.status import Status, to_json
 from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, SubjectReport, recheck_offline, verify_identity, verify_subject
 
-from ..channel_options import CONTEXT_SETTINGS, make_context, options_help, split_channel_args
+from ..channel_options import CHANNEL, CONTEXT_SETTINGS, make_context, options_help, split_channel_args
 from ..io import read_chain_file
 from ..options import HandleServerOpt, JsonOpt, SigServerOpt
 from ..sigservers import configured_servers, handle_base_url, lookup_handle, server_copies, split_handle
@@ -149,10 +149,10 @@ def verify(
     registry = default_registry()
     store = Keystore(registry=registry)
     snapshots = SnapshotStore(store.home)
-    targets, channel_args = split_channel_args([*targets, *ctx.args], registry)
+    targets, channel_args = split_channel_args([*targets, *ctx.args], registry, CHANNEL)
     if not targets:
         raise KeyFormatError("nothing to verify", hint="name a subject, identity id, identity name or chain file")
-    channel_ctx = make_context(channel_args, registry, timeout)
+    channel_ctx = make_context(channel_args, registry, timeout, CHANNEL)
     policy = FetchPolicy(concurrency=concurrency, per_channel=per_channel, timeout=timeout, retries=retries)
     servers = configured_servers(sig_server or [])
     results: list[dict[str, Any]] = []
@@ -288,4 +288,4 @@ async def _run_identity(merged, registry, channel_ctx, policy, json_: bool) -> I
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify", context_settings=CONTEXT_SETTINGS, epilog=options_help(default_registry()))(verify)
+    app.command("verify", context_settings=CONTEXT_SETTINGS, epilog=options_help(default_registry(), CHANNEL))(verify)

@@ -1,15 +1,19 @@
-"""PKCS#8 PEM helpers shared by the built-in key algorithms."""
+"""PKCS#8 PEM helpers shared by the built-in key algorithms.
+
+cryptography's serialization module is imported on first use: verifying
+(`kez claim verify`) reads no key file and should not pay for it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-
 from ..errors import KeyFormatError, PassphraseError
 
 
 def to_pem(key: Any, passphrase: bytes | None) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     encryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )
@@ -18,6 +22,8 @@ def to_pem(key: Any, passphrase: bytes | None) -> bytes:
 
 def load_pem(pem: bytes, passphrase: bytes | None) -> Any:
     """Load a PKCS#8 PEM private key; typed errors for wrong/missing passphrases and garbage."""
+    from cryptography.hazmat.primitives import serialization
+
     encrypted = b"ENCRYPTED PRIVATE KEY" in pem
     if encrypted and not passphrase:
         raise PassphraseError(

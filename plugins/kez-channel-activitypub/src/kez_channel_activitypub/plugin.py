@@ -1,16 +1,17 @@
 """Entry point of the `ap` channel (`mastodon:` is an alias).
 
-Imported by `kez --help` and `kez plugins`: it imports only the light
-channel class; httpx is imported when a proof is fetched or published.
+Imported by every command that uses the Registry, so it imports nothing
+itself: the channel class when channels are first needed, httpx when a
+proof is fetched or published.
 """
 
 from __future__ import annotations
 
 import kez_core
 
-from .channel import ActivityPubChannel
-
 
 @kez_core.hookimpl
 def kez_register_channels():
+    from .channel import ActivityPubChannel  # on first use of this kind, not when the plugin is imported
+
     return [ActivityPubChannel()]

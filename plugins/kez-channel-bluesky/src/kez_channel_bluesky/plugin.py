@@ -1,16 +1,17 @@
 """Entry point of the bluesky channel: registers `BlueskyChannel`.
 
-Only the light channel class is imported here; `kez --help` imports this
-module and must not pull in httpx or the atproto SDK.
+Imported by every command that uses the Registry, so it imports nothing
+itself: the light channel class when channels are first needed; httpx and
+the atproto SDK only when a proof is fetched or published.
 """
 
 from __future__ import annotations
 
 import kez_core
 
-from .channel import BlueskyChannel
-
 
 @kez_core.hookimpl
 def kez_register_channels():
+    from .channel import BlueskyChannel  # on first use of this kind, not when the plugin is imported
+
     return [BlueskyChannel()]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import kez_core
 
-from .channel import GitHubChannel
-
 
 @kez_core.hookimpl
 def kez_register_channels():
+    from .channel import GitHubChannel  # on first use of this kind, not when the plugin is imported
+
     return [GitHubChannel()]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import kez_core
 
-from .channel import NostrChannel
-
 
 @kez_core.hookimpl
 def kez_register_channels():
+    from .channel import NostrChannel  # on first use of this kind, not when the plugin is imported
+
     return [NostrChannel()]

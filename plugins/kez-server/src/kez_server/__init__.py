@@ -1,8 +1,9 @@
 """KEZ server: a sigchain store, a handle registry and WebFinger in one ASGI app.
 
-Importing this package is cheap (no starlette, sqlalchemy or uvicorn): the
-`kez server` command is registered from `kez_server.plugin`, which `kez
---help` imports. The app lives in `kez_server.app`, the command in
+Importing this package is cheap (no starlette, sqlalchemy or uvicorn). The
+`kez server` command is `kez_server.cli:kez_command`, declared in the
+`kez.commands` entry-point group, so `kez --help` lists it without importing
+anything of this package. The app lives in `kez_server.app`, the command in
 `kez_server.cli`, the test helper in `kez_server.testing`.
 """
 
