@@ -68,8 +68,7 @@ def decode_candidates(text: str | bytes, registry: Registry | None = None) -> li
     """
     registry = registry or default_registry()
     text = check_text(text)
-    registry.load()
-    enc = _detect(text, registry)
+    enc = _detect(text, registry)  # indexes the encodings only: no channel or transport is built
     if enc is not None:
         if isinstance(enc, MarkdownEncoding):
             return [_one(f"```kez block {i}", decode_block, body) for i, body in enumerate(enc.blocks(text), 1)]

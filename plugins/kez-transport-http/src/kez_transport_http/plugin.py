@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import kez_core
 
-from .transport import HttpTransport
-
 
 @kez_core.hookimpl
 def kez_register_transports():
+    from .transport import HttpTransport  # on first use of this kind, not when the plugin is imported
+
     return [HttpTransport()]
