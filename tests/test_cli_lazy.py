@@ -48,7 +48,7 @@ def test_help_imports_no_command_module_and_lists_every_command():
     assert rc == 0 and modules == []
     for name in ("verify", "plugins", "demo", "identity", "claim", "sigchain", "handle", "message"):
         assert f" {name} " in out
-    # kez-server's command, named by its `kez.commands` entry point, its help line the distribution's summary
+    # kez-server's command, named by its `command.<name>` entry point, its help line the distribution's summary
     assert " server " in out and "sigchain store" in out
 
 
@@ -112,7 +112,7 @@ def _fake_dist(site: Path, name: str, entry_points: str, modules: dict[str, str]
 def test_broken_plugin_command_is_listed_and_fails_alone(tmp_path):
     site = tmp_path / "site"
     _fake_dist(
-        site, "kez-boom", "[kez.commands]\nboom = kez_boom_cmd:app\n",
+        site, "kez-boom", "[kez]\ncommand.boom = kez_boom_cmd:app\n",
         {"kez_boom_cmd": "raise ImportError('needs libboom')\n"}, summary="Blow things up.",
     )
     env = {"PYTHONPATH": str(site), "KEZ_STRICT_PLUGINS": "0"}

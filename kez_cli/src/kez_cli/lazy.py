@@ -2,7 +2,7 @@
 
 The root group knows every sub-command by name and one help line, from a
 static table (the built-in groups) and from entry-point metadata (plugin
-commands, group `kez.commands`), and imports a command's module in
+commands, `command.<name>` entries of the `kez` group), and imports a command's module in
 `get_command()` only when that command runs. `kez --help` renders the
 help lines from the table, so it imports no command module and no plugin.
 

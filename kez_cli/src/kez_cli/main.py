@@ -3,7 +3,7 @@
 The command tree is lazy (kez_cli.lazy): the root knows each sub-command
 by name and help line and imports its module only when it runs, so `kez
 --help`, `kez --version` and `kez plugins` import no plugin (issue 16).
-Plugin commands are declared in the `kez.commands` entry-point group, or
+Plugin commands are declared in a `command.<name>` entry of the `kez` entry-point group, or
 added by the older `kez_register_commands` hook, asked only for a name
 nothing else knows. Errors that users can cause are `KezError`s: they
 become one readable message and a documented exit code (docs/cli.md),

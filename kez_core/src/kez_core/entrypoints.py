@@ -4,9 +4,11 @@
 (DESIGN.md §1): they learn what is installed from entry-point metadata
 only. This module holds what they need and nothing heavy: the names of
 the two entry-point groups, the `KEZ_PLUGINS` / `KEZ_DISABLE_PLUGINS`
-knobs, and the commands plugins add (group `kez.commands`: the entry-point
-name is the command's name, the distribution's summary its help line, and
-the object it names is imported only when the command runs).
+knobs, and the commands plugins add (entries of the same `kez` group named
+`command.<name>`: `<name>` is the command's name, the distribution's
+summary its help line, and the object the entry names is imported only when
+the command runs). DESIGN.md §1 fixes one entry-point group for every
+plugin, so commands are told apart by that name, not by a second group.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 import attrs
 
 ENTRY_POINT_GROUP = "kez"
-COMMANDS_GROUP = "kez.commands"
+COMMAND_PREFIX = "command."  # `command.server = "kez_server.cli:kez_command"` adds `kez server`
 
 
 def truthy(value: str | None) -> bool:
@@ -39,7 +41,7 @@ def enabled(name: str, env: Mapping[str, str] | None = None) -> bool:
 
 @attrs.frozen
 class CommandEntry:
-    """A `kez` sub-command a distribution declares in the `kez.commands` group."""
+    """A `kez` sub-command a distribution declares as `command.<name>` in the `kez` group."""
 
     name: str
     value: str  # "module:attr", naming a typer.Typer or a click command
@@ -82,12 +84,20 @@ def distribution_of(ep: metadata.EntryPoint, cache: dict[Any, DistInfo] | None =
     return found
 
 
+def is_command(entry_name: str) -> bool:
+    """Whether a `kez` entry point declares a command (`command.<name>`) rather than a hook plugin."""
+    return entry_name.startswith(COMMAND_PREFIX) and len(entry_name) > len(COMMAND_PREFIX)
+
+
 def command_entries(cache: dict[Any, DistInfo] | None = None) -> list[CommandEntry]:
     """Every plugin command from metadata, first of each name wins, in discovery order. Imports nothing."""
     found: dict[str, CommandEntry] = {}
-    for ep in metadata.entry_points(group=COMMANDS_GROUP):
-        if ep.name in found:
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if not is_command(ep.name):
+            continue
+        name = ep.name[len(COMMAND_PREFIX) :]
+        if name in found:
             continue  # the same distribution twice on sys.path, or a conflict the Registry reports
         dist = distribution_of(ep, cache)
-        found[ep.name] = CommandEntry(ep.name, ep.value, dist.name, dist.version, dist.summary, ep)
+        found[name] = CommandEntry(name, ep.value, dist.name, dist.version, dist.summary, ep)
     return list(found.values())

@@ -69,8 +69,8 @@ def kez_register_commands(cli: Any) -> None:
     """Add sub-commands to the `kez` command line.
 
     Called with a `typer.Typer` app only when the user typed a command name
-    that neither the built-ins nor a `kez.commands` entry point knows; add
+    that neither the built-ins nor a `command.<name>` entry point knows; add
     commands with `cli.command()` or groups with `cli.add_typer()`. Return
     nothing. `kez --help` does not call it, so it cannot list these commands:
-    declare a command in the `kez.commands` entry-point group to be listed.
+    declare a command in a `command.<name>` entry of the `kez` entry-point group to be listed.
     """

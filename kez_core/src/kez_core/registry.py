@@ -7,7 +7,7 @@ Registry fixes all three:
 
 - plugins are listed from entry-point metadata without importing them
   (`plugins()`), and imported the first time anything is looked up; the
-  commands plugins add (entry-point group `kez.commands`) are listed the
+  commands plugins add (entry-point group `command.<name>` entries) are listed the
   same way and imported one by one, when that command runs
   (`load_command()`);
 - an import or hook failure marks that plugin `broken` (name, distribution,
@@ -37,7 +37,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
 
 from . import hookspecs
-from .entrypoints import ENTRY_POINT_GROUP, CommandEntry, DistInfo, command_entries, distribution_of
+from .entrypoints import (
+    ENTRY_POINT_GROUP,
+    CommandEntry,
+    DistInfo,
+    command_entries,
+    distribution_of,
+    is_command,
+)
 from .entrypoints import names as _names
 from .entrypoints import truthy as _truthy
 from .errors import RegistryError, UnknownNameError
@@ -125,7 +132,11 @@ class Registry:
     def _discover(self) -> None:
         """Read the entry points of the `kez` group; import nothing."""
         dists: dict[Any, DistInfo] = {}
-        found = [(ep, distribution_of(ep, dists)) for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+        found = [
+            (ep, distribution_of(ep, dists))
+            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)
+            if not is_command(ep.name)  # `command.<name>` entries are read by `_discover_commands`
+        ]
         # kez-core declares the built-ins, so its metadata is at hand (a source tree without it: look it up)
         core = next((dist.version for _, dist in found if dist.name == "kez-core"), None) or _core_version()
         for ep, dist in found:
@@ -159,7 +170,7 @@ class Registry:
         self._commands_found = False
 
     def _discover_commands(self) -> None:
-        """Read the `kez.commands` group, on first need: lookups of the other kinds never pay for it."""
+        """Read the `command.<name>` entries of the `kez` group, on first need: lookups of the other kinds never pay for it."""
         with self._lock:
             if self._commands_found:
                 return
@@ -168,7 +179,7 @@ class Registry:
                 self._discover_command(entry, distribution_of(entry.entry_point, self._dists).requires, self._core)
 
     def _discover_command(self, entry: CommandEntry, requires: tuple[str, ...], core: str) -> None:
-        """A `kez.commands` entry: listed as (part of) a plugin that provides that command."""
+        """A `command.<name>` entries entry: listed as (part of) a plugin that provides that command."""
         info = self._infos.get(entry.name)
         if info is not None and info.distribution != entry.distribution:
             message = (
@@ -425,7 +436,7 @@ class Registry:
         return self._all("transport")
 
     def commands(self) -> list[CommandEntry]:
-        """The enabled plugin commands (`kez.commands` entry points), from metadata only."""
+        """The enabled plugin commands (`command.<name>` entries entry points), from metadata only."""
         self._discover_commands()
         return [entry for name, entry in self._commands.items() if self._infos[name].state != "disabled"]
 

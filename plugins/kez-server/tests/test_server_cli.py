@@ -202,7 +202,7 @@ def test_kez_server_is_a_plugin_command(capsys):
 
 
 def test_command_module_is_light():
-    # kez_server.cli is what `kez server` imports (its `kez.commands` entry point)
+    # kez_server.cli is what `kez server` imports (its `command.<name>` entry point)
     code = (
         "import sys\n"
         "import kez_server.cli\n"

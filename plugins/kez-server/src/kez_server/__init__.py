@@ -2,7 +2,7 @@
 
 Importing this package is cheap (no starlette, sqlalchemy or uvicorn). The
 `kez server` command is `kez_server.cli:kez_command`, declared in the
-`kez.commands` entry-point group, so `kez --help` lists it without importing
+`command.<name>` entries entry-point group, so `kez --help` lists it without importing
 anything of this package. The app lives in `kez_server.app`, the command in
 `kez_server.cli`, the test helper in `kez_server.testing`.
 """

@@ -273,7 +273,7 @@ def nats_config_command(
     sys.stderr.write(f"kez-server: wrote {path} (auth callout issuer {issuer})\n")
 
 
-# `kez server`: the object the `kez.commands` entry point names, imported when that command runs.
+# `kez server`: the object the `command.<name>` entry point names, imported when that command runs.
 kez_command = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 kez_command.command("server", help=HELP, no_args_is_help=False)(serve_command)
 
