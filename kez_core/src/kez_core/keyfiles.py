@@ -74,13 +74,9 @@ def exclusive_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     written in place instead.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    tmp = temp_name(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        create_synced(tmp, data, mode)
         os.chmod(tmp, mode)
         try:
             os.link(tmp, path)
@@ -94,13 +90,25 @@ def exclusive_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     fsync_dir(path.parent)
 
 
-def _excl_in_place(path: Path, data: bytes, mode: int) -> None:
+def temp_name(path: Path) -> Path:
+    """A fresh hidden temporary name beside `path` (`.NAME.<hex>.tmp`: swept at the next start)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+
+
+def create_synced(path: Path, data: bytes, mode: int) -> None:
+    """Create `path` (never an existing one: O_EXCL) holding `data`, flushed to disk."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _excl_in_place(path: Path, data: bytes, mode: int) -> None:
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        create_synced(path, data, mode)
+    except FileExistsError:
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)

@@ -31,6 +31,8 @@ import attrs
 
 from .errors import KezError, KeyFormatError, PassphraseError, StoreError
 from .keyfiles import (
+    create_synced,
+    temp_name,
     exclusive_write,
     fsync_dir,
     keep_copy,
@@ -72,13 +74,9 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write `data` to `path` so readers see the old content or the new, never a mix."""
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    tmp = temp_name(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        create_synced(tmp, data, mode)
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
