@@ -300,7 +300,7 @@ def test_malformed_payloads_are_refused(alice, bob, inbox):
 
 def test_routing_ids_follow_the_inbox_key(inbox):
     rid = routing_id(inbox.key_id)
-    assert len(rid) == 32 and int(rid, 16) >= 0
+    assert len(rid) == 64 and int(rid, 16) >= 0
     assert rid == routing_id(inbox.key_id)
     assert rid != routing_id(InboxSecret.generate().key_id)
 

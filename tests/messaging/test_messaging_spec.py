@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+
+import pytest
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,4 +40,16 @@ def test_the_routing_id_is_the_one_the_spec_gives():
     expected = hashlib.sha256(
         prefix.encode().decode("unicode_escape").encode() + bytes([0x11] * 32)
     )
-    assert routing_id(key) == expected.hexdigest()[:32]
+    assert routing_id(key) == expected.hexdigest()
+    assert "all 64 hex characters" in SECTION  # one id everywhere: nostr `p` tags need 64 hex
+
+
+def test_a_routing_id_is_64_hex_so_strict_relays_take_it_as_a_p_tag():
+    from kez_core.errors import DecodeError
+    from kez_core.messaging import check_routing_id
+
+    rid = routing_id("x25519:" + "22" * 32)
+    assert re.fullmatch(r"[0-9a-f]{64}", rid) and check_routing_id(rid) == rid
+    for bad in (rid[:32], rid + "0", rid.upper(), rid[:-1] + "g", None):
+        with pytest.raises(DecodeError):
+            check_routing_id(bad)

@@ -199,7 +199,7 @@ class Transport(Protocol):
     """A way to move encrypted envelopes to an inbox (`nats`, `nostr`, `http`).
 
     A transport moves envelope texts (`kez:e1:…`, ASCII bytes; see
-    `kez_core.messaging`) to a routing id (32 lowercase hex, from the inbox
+    `kez_core.messaging`) to a routing id (64 lowercase hex, from the inbox
     key) and never looks inside them. `max_envelope` is the largest envelope
     one `send` carries (a nostr event's content is capped, a NATS server has
     a max payload); senders choose message sizes that fit.

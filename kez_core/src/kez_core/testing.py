@@ -787,7 +787,7 @@ class TransportContract:
     def routing_id() -> str:
         import secrets
 
-        return secrets.token_hex(16)
+        return secrets.token_hex(32)
 
     @staticmethod
     def envelope(size: int = 1437) -> bytes:
@@ -939,7 +939,7 @@ class TransportContract:
     ) -> None:
         import asyncio
 
-        for bad in ("", "ABC", "0" * 31, "g" * 32, "0" * 32 + ".>", "*"):
+        for bad in ("", "ABC", "0" * 32, "0" * 63, "g" * 64, "0" * 64 + ".>", "*"):
             with pytest.raises(DecodeError):
                 asyncio.run(transport.send(bad, self.envelope(), transport_context))
 

@@ -81,6 +81,6 @@ def roundtrip(receiver: ChannelContext, sender: ChannelContext, route: str) -> b
 
 def refused(ctx: ChannelContext) -> TransportError:
     with pytest.raises(TransportError) as caught:
-        asyncio.run(NatsTransport().send(secrets.token_hex(16), ENVELOPE, ctx))
+        asyncio.run(NatsTransport().send(secrets.token_hex(32), ENVELOPE, ctx))
     assert "authorization" in caught.value.message.lower(), caught.value.message
     return caught.value

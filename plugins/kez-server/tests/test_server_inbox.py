@@ -33,7 +33,8 @@ def test_a_malformed_envelope_is_400(client, text):
 def test_bodies_that_are_not_a_message_are_400(client):
     _, handle = register(client)
     for body in ([], {"to": handle}, {"envelope": envelope()}, {"to": 5, "envelope": envelope()},
-                 {"to": handle, "envelope": envelope(), "route": "XYZ"}):
+                 {"to": handle, "envelope": envelope(), "route": "XYZ"},
+                 {"to": handle, "envelope": envelope(), "route": "ab" * 16}):
         assert_error(client.post("/v1/messages", json=body), 400)
     assert_error(client.post("/v1/messages", content=b"{nope", headers={"content-type": "application/json"}), 400, "bad_json")
 
@@ -67,8 +68,8 @@ def test_post_then_fetch_in_seq_order(client):
 
 def test_the_route_is_kept(client):
     signer, handle = register(client)
-    post(client, handle, route="ab" * 16)
-    assert fetch(client, signer, handle).json()["messages"][0]["route"] == "ab" * 16
+    post(client, handle, route="ab" * 32)
+    assert fetch(client, signer, handle).json()["messages"][0]["route"] == "ab" * 32
 
 
 def test_seq_increases_across_handles(client):

@@ -143,7 +143,7 @@ def test_subscribing_to_another_identity_inbox_is_refused(home):
 
 def test_publishing_to_any_inbox_is_allowed_but_not_elsewhere(home):
     alice = Person(home)
-    asyncio.run(NatsTransport().send(secrets.token_hex(16), ENVELOPE, alice.ctx()))
+    asyncio.run(NatsTransport().send(secrets.token_hex(32), ENVELOPE, alice.ctx()))
 
     async def publish_elsewhere() -> str:
         from kez_transport_nats.config import settings
@@ -162,4 +162,4 @@ def test_publishing_to_any_inbox_is_allowed_but_not_elsewhere(home):
 
 def test_an_identity_without_an_inbox_connects_and_may_only_publish(home):
     dave = Person(home, inbox=False)
-    asyncio.run(NatsTransport().send(secrets.token_hex(16), ENVELOPE, dave.ctx()))
+    asyncio.run(NatsTransport().send(secrets.token_hex(32), ENVELOPE, dave.ctx()))

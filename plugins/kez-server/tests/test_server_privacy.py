@@ -40,7 +40,7 @@ def _serve_and_talk(tmp_path, level: str) -> tuple[str, str, list[str]]:
                 time.sleep(0.1)
         with httpx.Client(base_url=url) as client:
             signer, handle = register(client)
-            route = "cd" * 16
+            route = "cd" * 32
             client.post("/v1/messages", json={"to": handle, "envelope": envelope(), "route": route})
             fetch(client, signer, handle)
             client.get(f"/v1/u/{handle}")

@@ -13,4 +13,4 @@ def envelope(bucket: int = 1024) -> bytes:
 
 
 def routing() -> str:
-    return secrets.token_hex(16)
+    return secrets.token_hex(32)

@@ -15,7 +15,7 @@ ENVELOPE = b"kez:e1:" + b"A" * 1430
 
 
 def roundtrip(ctx: ChannelContext, envelope: bytes = ENVELOPE) -> bytes:
-    transport, routing_id = NatsTransport(), secrets.token_hex(16)
+    transport, routing_id = NatsTransport(), secrets.token_hex(32)
 
     async def run() -> bytes:
         async with transport.subscribe(routing_id, ctx) as inbox:
@@ -36,7 +36,7 @@ def test_a_wrong_or_missing_token_is_a_transport_error_naming_authorization(
 ):
     ctx = ChannelContext(options=nats_token_server.ctx_options(token=token), timeout=5)
     with pytest.raises(TransportError) as sent:
-        asyncio.run(NatsTransport().send(secrets.token_hex(16), ENVELOPE, ctx))
+        asyncio.run(NatsTransport().send(secrets.token_hex(32), ENVELOPE, ctx))
     assert "authorization" in sent.value.message
     assert "--nats-token" in sent.value.hint
     assert "wrong-token" not in sent.value.message + sent.value.hint  # secrets are never echoed
@@ -59,7 +59,7 @@ def test_a_publish_the_server_forbids_is_a_transport_error(nats_permissions_serv
         options={"nats_url": _user_url(nats_permissions_server, "reader", "r1")}, timeout=5
     )
     with pytest.raises(TransportError) as refused:
-        asyncio.run(NatsTransport().send(secrets.token_hex(16), ENVELOPE, ctx))
+        asyncio.run(NatsTransport().send(secrets.token_hex(32), ENVELOPE, ctx))
     assert "refused the envelope" in refused.value.message
     assert "permissions violation" in refused.value.message.lower()
     assert "r1" not in refused.value.message  # the URL's password is redacted
@@ -74,7 +74,7 @@ def test_a_subscription_the_server_forbids_is_a_transport_error_on_entering(
     )
 
     async def listen() -> None:
-        async with NatsTransport().subscribe(secrets.token_hex(16), ctx):
+        async with NatsTransport().subscribe(secrets.token_hex(32), ctx):
             pytest.fail("the subscription was refused; entering must raise")
 
     with pytest.raises(TransportError, match="refused the subscription"):
@@ -82,7 +82,7 @@ def test_a_subscription_the_server_forbids_is_a_transport_error_on_entering(
 
 
 def test_allowed_users_exchange_envelopes(nats_permissions_server):
-    transport, routing_id = NatsTransport(), secrets.token_hex(16)
+    transport, routing_id = NatsTransport(), secrets.token_hex(32)
     reader = ChannelContext(
         options={"nats_url": _user_url(nats_permissions_server, "reader", "r1")}, timeout=5
     )
@@ -103,7 +103,7 @@ def test_a_wrong_password_is_refused_authorization(nats_permissions_server):
         options={"nats_url": _user_url(nats_permissions_server, "reader", "nope")}, timeout=5
     )
     with pytest.raises(TransportError, match="refused authorization"):
-        asyncio.run(NatsTransport().send(secrets.token_hex(16), ENVELOPE, ctx))
+        asyncio.run(NatsTransport().send(secrets.token_hex(32), ENVELOPE, ctx))
 
 
 def test_refusals_are_seen_every_time_not_by_luck(nats_permissions_server):
@@ -123,11 +123,11 @@ def test_refusals_are_seen_every_time_not_by_luck(nats_permissions_server):
         refused = 0
         for _ in range(20):
             with pytest.raises(TransportError):
-                async with transport.subscribe(secrets.token_hex(16), sender):
+                async with transport.subscribe(secrets.token_hex(32), sender):
                     pass
             refused += 1
             with pytest.raises(TransportError):
-                await transport.send(secrets.token_hex(16), ENVELOPE, reader)
+                await transport.send(secrets.token_hex(32), ENVELOPE, reader)
             refused += 1
         return refused
 

@@ -20,7 +20,7 @@ def test_kez_plugins_lists_the_nats_transport(capsys):
 
 
 def test_sends_of_one_run_share_one_connection(nats_server):
-    transport, route = NatsTransport(), "ab" * 16
+    transport, route = NatsTransport(), "ab" * 32
     envelopes = [b"kez:e1:" + bytes([65 + i]) * 1430 for i in range(5)]
 
     async def run() -> tuple[list[bytes], bool]:

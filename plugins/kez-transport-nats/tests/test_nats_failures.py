@@ -19,11 +19,11 @@ ENVELOPE = b"kez:e1:" + b"B" * 1430
 
 def send(options: dict, timeout: float = 2) -> None:
     ctx = ChannelContext(options=options, timeout=timeout)
-    asyncio.run(NatsTransport().send(secrets.token_hex(16), ENVELOPE, ctx))
+    asyncio.run(NatsTransport().send(secrets.token_hex(32), ENVELOPE, ctx))
 
 
 def test_the_subject_is_kez_inbox_and_the_routing_id_is_checked_first():
-    routing_id = "0123456789abcdef" * 2
+    routing_id = "0123456789abcdef" * 4
     assert subject_for(routing_id) == "kez.inbox." + routing_id
     for bad in ("a.b", "*", ">", routing_id + ".x", routing_id.upper(), None):
         with pytest.raises(DecodeError):
@@ -72,7 +72,7 @@ def test_a_server_that_never_answers_is_a_transport_error_within_the_timeout(sil
 
 
 def test_the_second_server_of_a_cluster_is_used_when_the_first_is_down(closed_port, nats_server):
-    transport, routing_id = NatsTransport(), secrets.token_hex(16)
+    transport, routing_id = NatsTransport(), secrets.token_hex(32)
     options = {"nats_url": f"nats://127.0.0.1:{closed_port},{nats_server.url}"}
     ctx = ChannelContext(options=options, timeout=5)
 
@@ -90,7 +90,7 @@ def test_a_server_that_goes_away_ends_the_subscription_with_a_transport_error():
     Core NATS keeps nothing for a disconnected subscriber, so a quiet end
     would look like "no more mail" while envelopes are being lost.
     """
-    transport, routing_id = NatsTransport(), secrets.token_hex(16)
+    transport, routing_id = NatsTransport(), secrets.token_hex(32)
     with running_nats_server() as server:
         ctx = ChannelContext(options=server.ctx_options(), timeout=5)
 
@@ -121,7 +121,7 @@ def test_leaving_the_block_ends_an_iteration_in_another_task_cleanly(nats_server
             async for envelope in inbox:
                 got.append(envelope)
 
-        routing_id = secrets.token_hex(16)
+        routing_id = secrets.token_hex(32)
         async with transport.subscribe(routing_id, ctx) as inbox:
             task = asyncio.create_task(reader(inbox))
             await transport.send(routing_id, ENVELOPE, ctx)

@@ -19,7 +19,7 @@ def test_max_envelope_is_the_largest_valid_envelope():
 
 
 def test_a_server_max_payload_below_the_envelope_is_envelope_too_large(nats_small_server):
-    transport, routing_id = NatsTransport(), secrets.token_hex(16)
+    transport, routing_id = NatsTransport(), secrets.token_hex(32)
     ctx = ChannelContext(options=nats_small_server.ctx_options(), timeout=5)
     fits = TransportContract.envelope(SMALL_MAX_PAYLOAD)
     too_big = TransportContract.envelope(SMALL_MAX_PAYLOAD + 1)
@@ -39,7 +39,7 @@ def test_a_server_max_payload_below_the_envelope_is_envelope_too_large(nats_smal
 def test_a_flood_is_bounded_by_the_pending_limits(nats_server):
     """A reader that does not read: nats-py drops past the limits and counts; reading then works."""
     transport = NatsTransport(pending_msgs_limit=8, pending_bytes_limit=1 << 20)
-    routing_id = secrets.token_hex(16)
+    routing_id = secrets.token_hex(32)
     ctx = ChannelContext(options=nats_server.ctx_options(), timeout=5)
     envelopes = [TransportContract.envelope(1500 + i) for i in range(40)]
 

@@ -13,7 +13,7 @@ from kez_core.protocols import ChannelContext
 
 def rid() -> str:
     """A fresh routing id, so tests sharing one relay never see each other's events."""
-    return secrets.token_hex(16)
+    return secrets.token_hex(32)
 
 
 def envelope(size: int = 1437) -> bytes:

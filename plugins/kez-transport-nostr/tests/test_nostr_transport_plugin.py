@@ -50,4 +50,11 @@ def test_the_cli_reads_the_transport_options_apart_from_the_channel_relays():
     options = parse_channel_args([], registry, env=env)
     assert options["nostr_transport_relays"] == ("ws://x", "ws://y")
     assert options["nostr_transport_since"] == "7d"
-    assert parse_channel_args([], registry, env={})["nostr_transport_relays"] == ()
+    from kez_transport_nostr.options import DEFAULT_RELAYS
+
+    defaults = parse_channel_args([], registry, env={})
+    assert defaults["nostr_transport_relays"] == DEFAULT_RELAYS
+    assert defaults["nostr_transport_rate"] == "5"
+    assert flags["--nostr-rate"] == "nostr_transport_rate"
+    assert parse_channel_args(["--nostr-rate", "2"], registry, env={})["nostr_transport_rate"] == "2"
+    assert parse_channel_args([], registry, env={"KEZ_NOSTR_RATE": "9"})["nostr_transport_rate"] == "9"

@@ -22,8 +22,17 @@ NOSTR = NostrTransport()
 # ------------------------------------------------------------------ configuration
 
 
+def test_no_relay_option_means_the_default_public_set():
+    from kez_core.protocols import ChannelContext
+    from kez_transport_nostr.options import DEFAULT_RELAYS, RELAYS_OPTION, relay_urls
+
+    assert relay_urls(ChannelContext()) == list(DEFAULT_RELAYS)  # no network: only the list
+    assert len(DEFAULT_RELAYS) == 5 and all(url.startswith("wss://") for url in DEFAULT_RELAYS)
+    assert RELAYS_OPTION.default == DEFAULT_RELAYS
+
+
 def test_no_relay_configured_is_a_transport_error_with_a_hint():
-    for options in ({}, {"nostr_transport_relays": ()}, {"nostr_transport_relays": " , "}):
+    for options in ({"nostr_transport_relays": ()}, {"nostr_transport_relays": " , "}, {"nostr_transport_relays": None}):
         context = ctx()
         context.options.clear()
         context.options.update(options)

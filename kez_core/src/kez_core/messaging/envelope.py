@@ -58,28 +58,32 @@ def parse_inbox_key(text: object) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(bytes.fromhex(match.group(1)))
 
 
-_ROUTING_ID = re.compile(r"^[0-9a-f]{32}\Z")
+_ROUTING_ID = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def check_routing_id(value: object) -> str:
-    """`value` when it is a routing id (32 lowercase hex); DecodeError otherwise (for transports)."""
+    """`value` when it is a routing id (64 lowercase hex); DecodeError otherwise (for transports)."""
     if not isinstance(value, str) or not _ROUTING_ID.match(value):
         raise DecodeError(
-            f"routing id {str(value)[:80]!r} is not 32 lowercase hex characters",
+            f"routing id {str(value)[:80]!r} is not 64 lowercase hex characters",
             hint="routing ids come from kez_core.messaging.routing_id(inbox_key)",
         )
     return value
 
 
 def routing_id(inbox_key: str) -> str:
-    """Where transports deliver envelopes for an inbox key: 32 hex characters.
+    """Where transports deliver envelopes for an inbox key: 64 hex characters.
+
+    The whole SHA-256, not a prefix: relays that check nostr `p` tags take
+    only 64 hex, and one id serves every transport (NATS subject, `p` tag,
+    the HTTP inbox's `route`).
 
     Derived from the (public) inbox key, so a sender who read the recipient's
     chain can address it, and it changes with every weekly inbox rotation.
     It names no identity, but anyone holding the chain can link the two.
     """
     raw = parse_inbox_key(inbox_key).public_bytes(*_RAW)
-    return hashlib.sha256(b"kez route v1\n" + raw).hexdigest()[:32]
+    return hashlib.sha256(b"kez route v1\n" + raw).hexdigest()
 
 
 @attrs.frozen

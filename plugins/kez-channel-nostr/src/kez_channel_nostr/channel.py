@@ -154,6 +154,7 @@ class NostrChannel:
             )
         source = f"{what} on {', '.join(urls)}"
         from . import relay
+        from .nip42 import one_time_signer
 
         filter_ = {
             "authors": [pubkey],
@@ -169,7 +170,8 @@ class NostrChannel:
             if problem:
                 return relay.QueryReply(url, error=problem)
             if scope is None:
-                return await relay.query(url, filter_, ctx.timeout)
+                # NIP-42: reading public proofs proves no account; a key made for it will do.
+                return await relay.query(url, filter_, ctx.timeout, auth=one_time_signer())
             # A verification run: the run's few connections to this relay carry
             # every proof's subscription; they close when the run ends.
             pool = scope.get(("nostr", "relay", url), lambda: _run_pool(scope, url, ctx.timeout))
@@ -242,9 +244,15 @@ class NostrChannel:
             raise NostrConfigError("bad relay address: " + "; ".join(bad), hint=_RELAY_HINT)
 
         from . import relay
+        from .nip42 import key_signer
 
         event = sign_event(secret, PROOF_KIND, proof_text, [["d", PROOF_D_TAG]], int(time.time()))
-        replies = await asyncio.gather(*(relay.send_event(url, event, ctx.timeout) for url in urls))
+        # NIP-42 with the account's own key: relays that take an author's events
+        # only after it authenticated then take the proof.
+        sign = key_signer(secret)
+        replies = await asyncio.gather(
+            *(relay.send_event(url, event, ctx.timeout, auth=sign) for url in urls)
+        )
         accepted = [r.url for r in replies if r.accepted]
         refused = [f"{r.url}: {r.message}" for r in replies if not r.accepted]
         if not accepted:
@@ -263,8 +271,9 @@ class NostrChannel:
 
 def _run_pool(scope: Any, url: str, timeout: float) -> Any:
     from . import relay
+    from .nip42 import one_time_signer
 
-    pool = relay.RelayPool(url, timeout, scope.concurrency)
+    pool = relay.RelayPool(url, timeout, scope.concurrency, auth=one_time_signer())
     scope.on_close(pool.aclose)
     return pool
 

@@ -6,6 +6,15 @@ inside `fetch` and `publish` (`kez --help` must not load it).
 Both calls are bounded by one deadline (the caller's `ctx.timeout`) and never
 raise for anything a relay or the network does: every failure ends up as a
 sentence in the returned reply.
+
+NIP-42: every call takes an optional `auth` signer (`nip42.AuthSigner`).
+With one, a relay's `["AUTH", challenge]` is answered with a signed
+kind-22242 event, and a request the relay refused before that (`OK false`
+or `CLOSED` saying `auth-required:` / `restricted:`, or nostr-relay's
+refusal sent before the answer arrived) is sent once more. A relay that
+challenged once is remembered for the process, so later connections to it
+wait for the challenge and authenticate before asking. Without a signer,
+challenges are ignored, as before.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 from websockets.asyncio.client import ClientConnection, connect
@@ -38,6 +47,14 @@ MAX_EVENTS_PER_RELAY = 100
 CLOSE_TIMEOUT = 1.0
 USER_AGENT = "kez-channel-nostr/0.1 (+https://kez.lat)"
 _MAX_RELAY_TEXT = 200
+# A relay known to challenge gets this long to send its challenge before we ask anyway.
+AUTH_WAIT = 1.0
+
+if TYPE_CHECKING:
+    from .nip42 import AuthSigner
+
+# Relays (URLs as dialled) that sent a NIP-42 challenge in this process.
+_CHALLENGERS: set[str] = set()
 
 
 @attrs.define
@@ -159,20 +176,83 @@ def _connect(url: str) -> Any:
     )
 
 
+def _challenge(message: list[Any]) -> str | None:
+    """The challenge of an `["AUTH", <challenge>]` frame, or None for any other frame."""
+    if message[0] == "AUTH" and len(message) >= 2 and isinstance(message[1], str) and message[1]:
+        return message[1]
+    return None
+
+
+def _wants_auth(text: str) -> bool:
+    """A refusal that authenticating may lift (NIP-42 / NIP-01 machine-readable prefixes)."""
+    return text.startswith(("auth-required:", "restricted:"))
+
+
+async def _answer(ws: ClientConnection, url: str, auth: AuthSigner, challenge: str) -> None:
+    _CHALLENGERS.add(url)
+    await ws.send(_dumps(["AUTH", auth(url, challenge)]))
+
+
+async def _auth_first(ws: ClientConnection, url: str, auth: AuthSigner | None) -> bool:
+    """For a relay that challenged before: wait (at most `AUTH_WAIT`) for its challenge and answer it.
+
+    True when answered. Frames before the challenge are dropped (nothing
+    was asked yet). A relay that stopped challenging costs `AUTH_WAIT` once
+    and is forgotten.
+    """
+    if auth is None or url not in _CHALLENGERS:
+        return False
+    if await _await_challenge(ws, url, auth):
+        return True
+    _CHALLENGERS.discard(url)
+    return False
+
+
+async def _await_challenge(ws: ClientConnection, url: str, auth: AuthSigner) -> bool:
+    """Read frames for at most `AUTH_WAIT` until a challenge comes, and answer it; False if none came.
+
+    For a refusal that asks for authentication (`auth-required:`) from a
+    relay that has not challenged yet: the challenge may follow it. Other
+    frames read meanwhile are dropped (the request they would answer was refused).
+    """
+    try:
+        async with asyncio.timeout(AUTH_WAIT):
+            while True:
+                challenge = _challenge(_parse(await ws.recv()))
+                if challenge is not None:
+                    await _answer(ws, url, auth, challenge)
+                    return True
+    except TimeoutError:
+        return False
+
+
+def _add_event(reply: QueryReply, event: Any, dedupe: bool) -> None:
+    """Collect `event`; after a re-sent REQ a relay may send an event twice, kept once."""
+    if dedupe and isinstance(event, dict) and any(
+        isinstance(seen, dict) and seen.get("id") == event.get("id") for seen in reply.events
+    ):
+        return
+    reply.events.append(event)
+
+
 async def _say_close(ws: ClientConnection, subid: str) -> None:
     with contextlib.suppress(ConnectionClosed, OSError):
         await ws.send(_dumps(["CLOSE", subid]))
 
 
-async def query(url: str, filter_: dict[str, Any], timeout: float) -> QueryReply:
+async def query(
+    url: str, filter_: dict[str, Any], timeout: float, *, auth: AuthSigner | None = None
+) -> QueryReply:
     """Send `["REQ", subid, filter_]` to one relay and collect its events until EOSE.
 
     Stops at EOSE, CLOSED, a malformed frame, `MAX_EVENTS_PER_RELAY` events or
     `timeout` seconds, whichever comes first; sends `CLOSE` when the
-    subscription is still open. Never raises (except for cancellation).
+    subscription is still open. With `auth`, answers a NIP-42 challenge and
+    asks once more (module docstring). Never raises (except for cancellation).
     """
     reply = QueryReply(url)
     subid = "kez-" + secrets.token_hex(8)
+    request = _dumps(["REQ", subid, filter_])
 
     def fail(text: str) -> None:
         if not reply.answered and reply.error is None:
@@ -180,12 +260,22 @@ async def query(url: str, filter_: dict[str, Any], timeout: float) -> QueryReply
 
     try:
         async with asyncio.timeout(timeout), _connect(url) as ws:
-            await ws.send(_dumps(["REQ", subid, filter_]))
+            authed = await _auth_first(ws, url, auth)
+            resent = False
+            await ws.send(request)
             while True:
                 message = _parse(await ws.recv())
                 verb = message[0]
+                challenge = _challenge(message)
+                if challenge is not None and auth is not None:
+                    await _answer(ws, url, auth, challenge)
+                    authed = True
+                    if not resent:  # the REQ went out unauthenticated: ask again
+                        resent = True
+                        await ws.send(request)
+                    continue
                 if verb == "EVENT" and len(message) >= 3 and message[1] == subid:
-                    reply.events.append(message[2])
+                    _add_event(reply, message[2], resent)
                     if len(reply.events) >= MAX_EVENTS_PER_RELAY:
                         reply.answered = True
                         reply.notices.append(f"sent more than {MAX_EVENTS_PER_RELAY} events; read no further")
@@ -196,11 +286,18 @@ async def query(url: str, filter_: dict[str, Any], timeout: float) -> QueryReply
                     await _say_close(ws, subid)
                     break
                 elif verb == "CLOSED" and len(message) >= 2 and message[1] == subid:
-                    fail(f"closed the subscription: {_item(message, 2) or 'no reason given'}")
+                    reason = _item(message, 2)
+                    if auth is not None and not resent and _wants_auth(reason):
+                        authed = authed or await _await_challenge(ws, url, auth)
+                        if authed:
+                            resent = True
+                            await ws.send(request)
+                            continue
+                    fail(f"closed the subscription: {reason or 'no reason given'}")
                     break
                 elif verb == "NOTICE":
                     reply.notices.append(_item(message, 1))
-                # AUTH challenges, OK, other subscriptions and unknown verbs: not for this read.
+                # OK, other subscriptions, unknown verbs (and challenges without a signer): not for this read.
     except TimeoutError:
         fail(f"no answer within {timeout:g} s")
     except _Malformed as exc:
@@ -213,23 +310,42 @@ async def query(url: str, filter_: dict[str, Any], timeout: float) -> QueryReply
     return reply
 
 
-async def send_event(url: str, event: dict[str, Any], timeout: float) -> PublishReply:
+async def send_event(
+    url: str, event: dict[str, Any], timeout: float, *, auth: AuthSigner | None = None
+) -> PublishReply:
     """Send `["EVENT", event]` to one relay and wait for its `["OK", id, accepted, message]`.
 
+    With `auth`, answers a NIP-42 challenge and sends the event once more
+    when the relay refused it for want of authentication (module docstring).
     Never raises (except for cancellation): a relay that cannot be reached,
     answers garbage or says nothing within `timeout` is a refusal with a reason.
     """
     reply = PublishReply(url)
     notices: list[str] = []
+    frame = _dumps(["EVENT", event])
     try:
         async with asyncio.timeout(timeout), _connect(url) as ws:
-            await ws.send(_dumps(["EVENT", event]))
+            authed = await _auth_first(ws, url, auth)
+            resent = False
+            await ws.send(frame)
             while True:
                 message = _parse(await ws.recv())
                 verb = message[0]
+                challenge = _challenge(message)
+                if challenge is not None and auth is not None:
+                    await _answer(ws, url, auth, challenge)
+                    authed = True
+                    continue
                 # nostr-relay (1.14) answers a refusal with an empty event id; one
                 # event is outstanding on this connection, so that OK is ours.
                 if verb == "OK" and len(message) >= 3 and message[1] in (event["id"], ""):
+                    if message[2] is not True and auth is not None and not resent and _wants_auth(_item(message, 3)):
+                        # refused before our answer reached it, or the challenge follows the refusal
+                        authed = authed or await _await_challenge(ws, url, auth)
+                        if authed:
+                            resent = True
+                            await ws.send(frame)
+                            continue
                     reply.accepted = message[2] is True
                     reply.answered = True
                     reply.message = _item(message, 3) or ("accepted" if reply.accepted else "refused")
@@ -260,6 +376,8 @@ SUBSCRIPTIONS_PER_CONNECTION = 16
 class _Subscription:
     reply: QueryReply
     done: asyncio.Future[None]
+    request: str = ""  # the REQ frame, sent again after a NIP-42 answer
+    resent: bool = False
 
     def finish(self, error: str | None = None) -> None:
         if error is not None and not self.reply.answered and self.reply.error is None:
@@ -277,9 +395,11 @@ class _Connection:
     opens a new connection.
     """
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, auth: AuthSigner | None = None) -> None:
         self.url = url
         self.timeout = timeout
+        self.auth = auth
+        self._authed = False
         self.load = 0  # queries using or waiting for this connection
         self.slots = asyncio.Semaphore(SUBSCRIPTIONS_PER_CONNECTION)
         self.subscriptions: dict[str, _Subscription] = {}
@@ -303,6 +423,11 @@ class _Connection:
         try:
             async with asyncio.timeout(self.timeout):
                 ws = await _connect(self.url)
+                try:
+                    self._authed = await _auth_first(ws, self.url, self.auth)
+                except BaseException:
+                    await ws.close()
+                    raise
         finally:
             self._opening = None
         if self._closed:
@@ -345,6 +470,13 @@ class _Connection:
 
     async def _dispatch(self, ws: ClientConnection, message: list[Any]) -> None:
         verb = message[0]
+        challenge = _challenge(message)
+        if challenge is not None and self.auth is not None:
+            await _answer(ws, self.url, self.auth, challenge)
+            self._authed = True
+            for subscription in list(self.subscriptions.values()):  # sent unauthenticated: ask again
+                await self._resend(ws, subscription)
+            return
         if verb == "NOTICE":
             text = _item(message, 1)
             for subscription in self.subscriptions.values():
@@ -360,18 +492,36 @@ class _Connection:
         if verb == "EVENT":
             if len(message) < 3:
                 return
-            reply.events.append(message[2])
+            _add_event(reply, message[2], subscription.resent)
             if len(reply.events) < MAX_EVENTS_PER_RELAY:
                 return
             reply.notices.append(f"sent more than {MAX_EVENTS_PER_RELAY} events; read no further")
         if verb == "CLOSED":
+            reason = _item(message, 2)
+            if self.auth is not None and not subscription.resent and _wants_auth(reason):
+                if self._authed:
+                    await self._resend(ws, subscription)
+                else:  # the challenge may follow the refusal; answering it asks again
+                    self._spawn(self._give_up_unless_resent(subid, subscription, reason))
+                return
             del self.subscriptions[subid]
-            subscription.finish(f"closed the subscription: {_item(message, 2) or 'no reason given'}")
+            subscription.finish(f"closed the subscription: {reason or 'no reason given'}")
             return
         reply.answered = True  # EOSE, or enough events
         del self.subscriptions[subid]
         subscription.finish()
         await _say_close(ws, subid)
+
+    async def _give_up_unless_resent(self, subid: str, subscription: _Subscription, reason: str) -> None:
+        await asyncio.sleep(AUTH_WAIT)
+        if not subscription.resent and self.subscriptions.get(subid) is subscription:
+            del self.subscriptions[subid]
+            subscription.finish(f"closed the subscription: {reason}")
+
+    async def _resend(self, ws: ClientConnection, subscription: _Subscription) -> None:
+        if not subscription.resent and subscription.request:
+            subscription.resent = True
+            await ws.send(subscription.request)
 
     async def query(self, filter_: dict[str, Any], timeout: float) -> QueryReply:
         """`query` over this connection: REQ, events until EOSE, CLOSE. Never raises."""
@@ -387,9 +537,10 @@ class _Connection:
         try:
             async with asyncio.timeout(timeout), self.slots:
                 ws = await self.open()
-                subscription = _Subscription(reply, asyncio.get_running_loop().create_future())
+                request = _dumps(["REQ", subid, filter_])
+                subscription = _Subscription(reply, asyncio.get_running_loop().create_future(), request)
                 self.subscriptions[subid] = subscription
-                await ws.send(_dumps(["REQ", subid, filter_]))
+                await ws.send(request)
                 await subscription.done
         except TimeoutError:
             fail(f"no answer within {timeout:g} s")
@@ -431,10 +582,12 @@ class RelayPool:
     least busy connection, and connections open only when used.
     """
 
-    def __init__(self, url: str, timeout: float, concurrency: int) -> None:
+    def __init__(
+        self, url: str, timeout: float, concurrency: int, *, auth: AuthSigner | None = None
+    ) -> None:
         count = max(1, -(-concurrency // SUBSCRIPTIONS_PER_CONNECTION))
         self.url = url
-        self._connections = [_Connection(url, timeout) for _ in range(count)]
+        self._connections = [_Connection(url, timeout, auth) for _ in range(count)]
 
     async def query(self, filter_: dict[str, Any], timeout: float) -> QueryReply:
         connection = min(self._connections, key=lambda c: c.load)  # ties: the first, already open
@@ -473,8 +626,10 @@ class LiveSubscription:
         on_event: Callable[[Any], Awaitable[None]],
         *,
         on_end: Callable[[LiveSubscription], None] | None = None,
+        auth: AuthSigner | None = None,
     ) -> None:
         self.url = url
+        self.auth = auth
         self.filter = filter_
         self.subid = "kez-" + secrets.token_hex(8)
         self.live = asyncio.Event()
@@ -510,10 +665,21 @@ class LiveSubscription:
             async with asyncio.timeout(timeout) as deadline:
                 async with _connect(self.url) as ws:
                     self._ws = ws
-                    await ws.send(_dumps(["REQ", self.subid, self.filter]))
+                    request = _dumps(["REQ", self.subid, self.filter])
+                    authed = await _auth_first(ws, self.url, self.auth)
+                    resent = False
+                    await ws.send(request)
                     async for raw in ws:
                         message = _parse(raw)
                         verb = message[0]
+                        challenge = _challenge(message)
+                        if challenge is not None and self.auth is not None:
+                            await _answer(ws, self.url, self.auth, challenge)
+                            authed = True
+                            if not resent and not self.live.is_set():  # asked unauthenticated: again
+                                resent = True
+                                await ws.send(request)
+                            continue
                         if len(message) < 2 or message[1] != self.subid:
                             if verb == "NOTICE":
                                 self.notices.append(_item(message, 1))
@@ -531,7 +697,14 @@ class LiveSubscription:
                             deadline.reschedule(None)  # live: no deadline from now on
                             self.live.set()
                         elif verb == "CLOSED":
-                            error = f"closed the subscription: {_item(message, 2) or 'no reason given'}"
+                            reason = _item(message, 2)
+                            if self.auth is not None and not resent and _wants_auth(reason):
+                                authed = authed or await _await_challenge(ws, self.url, self.auth)
+                                if authed:
+                                    resent = True
+                                    await ws.send(request)
+                                    continue
+                            error = f"closed the subscription: {reason or 'no reason given'}"
                             break
         except TimeoutError:
             error = f"no answer within {timeout:g} s"

@@ -11,7 +11,8 @@ Two parts run for the duration of the `with` block:
 
 * the real relay: the `nostr-relay` console script (PyPI `nostr-relay`),
   started as a subprocess on a free port with SQLite storage in a temporary
-  folder, authentication and rate limits off, signature checks on;
+  folder, authentication (unless `running_relay(auth_required=True)`) and
+  rate limits off, signature checks on;
 * a small WebSocket server in a background thread (`server.url`) that
   forwards every frame between the client and the relay, holding each frame
   the relay sends for `latency` seconds (nostr-relay cannot add latency), and
@@ -81,13 +82,26 @@ gunicorn:
   workers: 1
   loglevel: warning
   backlog: 2048
-authentication:
-  enabled: false
+{authentication}
 max_event_size: {max_event_size}
 message_timeout: 1800
 subscription_limit: 64
 max_limit: 6000
 """
+
+
+_NO_AUTH = "authentication:\n  enabled: false"
+# NIP-42 required for reading and writing; any key that authenticates may do both
+# (`_auth_relay.AuthenticatedMayWrite`), anonymous clients neither.
+_AUTH_REQUIRED = """\
+authentication:
+  enabled: true
+  authenticator_class: kez_channel_nostr._auth_relay.AuthenticatedMayWrite
+  relay_urls:
+    - {url}
+  actions:
+    save: w
+    query: r"""
 
 
 def _free_port() -> int:
@@ -109,15 +123,24 @@ def _relay_command(config: Path) -> list[str]:
 
 
 def _answers_req(url: str, timeout: float = 2.0) -> bool:
-    """True when a relay at `url` answers a REQ with EOSE (it is up and its database is ready)."""
+    """True when a relay at `url` answers a REQ with EOSE (it is up and its database is ready).
+
+    A relay that asks for NIP-42 AUTH gets it (a one-time key) and the REQ again.
+    """
+    from .nip42 import one_time_signer
+
+    request = json.dumps(["REQ", "ready", {"kinds": [PROOF_KIND], "limit": 1}])
     try:
         with sync_connect(url, open_timeout=timeout, close_timeout=1) as ws:
-            ws.send(json.dumps(["REQ", "ready", {"kinds": [PROOF_KIND], "limit": 1}]))
+            ws.send(request)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 message = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
                 if message[:2] == ["EOSE", "ready"]:
                     return True
+                if message[0] == "AUTH" and len(message) >= 2:
+                    ws.send(json.dumps(["AUTH", one_time_signer()(url, message[1])]))
+                    ws.send(request)
     except Exception:  # noqa: BLE001 - not up yet (refused, reset, half-started, garbage)
         return False
     return False
@@ -126,8 +149,9 @@ def _answers_req(url: str, timeout: float = 2.0) -> bool:
 class RelayProcess:
     """The `nostr-relay` server as a subprocess on 127.0.0.1 (SQLite in a temporary folder)."""
 
-    def __init__(self, *, max_event_size: int = 8192) -> None:
+    def __init__(self, *, max_event_size: int = 8192, auth_required: bool = False) -> None:
         self.max_event_size = max_event_size
+        self.auth_required = auth_required
         self.port = 0
         self.url = ""
         self._dir: tempfile.TemporaryDirectory[str] | None = None
@@ -153,7 +177,10 @@ class RelayProcess:
         config = folder / "config.yaml"
         config.write_text(
             _CONFIG.format(
-                db=folder / "relay.sqlite3", port=self.port, max_event_size=self.max_event_size
+                db=folder / "relay.sqlite3",
+                port=self.port,
+                max_event_size=self.max_event_size,
+                authentication=_AUTH_REQUIRED.format(url=self.url) if self.auth_required else _NO_AUTH,
             )
         )
         self._log = open(folder / "relay.log", "wb")  # noqa: SIM115 - closed in stop()
@@ -499,9 +526,14 @@ def _stop_leftovers() -> None:  # a test run interrupted inside a `with` block
 
 
 @contextlib.contextmanager
-def running_relay(*, max_event_size: int = 8192) -> Iterator[RelayProcess]:
-    """Only the real relay (no front): `.url` is its ws:// address."""
-    relay = RelayProcess(max_event_size=max_event_size)
+def running_relay(*, max_event_size: int = 8192, auth_required: bool = False) -> Iterator[RelayProcess]:
+    """Only the real relay (no front): `.url` is its ws:// address.
+
+    `auth_required`: the relay sends a NIP-42 challenge on connect and serves
+    only clients that answered it (any key; nostr-relay's own checks of
+    kind, relay URL, challenge and time), as restricted public relays do.
+    """
+    relay = RelayProcess(max_event_size=max_event_size, auth_required=auth_required)
     _RUNNING.add(relay)
     try:
         relay.start()

@@ -51,7 +51,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 KEEPALIVE = 15.0  # seconds between SSE comments (and re-reads) on an idle live stream
 _CURSOR = re.compile(r"^[0-9]{1,18}\Z")
-_ROUTE = re.compile(r"^[0-9a-f]{32}\Z")
+_ROUTE = re.compile(r"^[0-9a-f]{64}\Z")
 
 
 def _cursor(request: Request, name: str, default: int | None = 0) -> int:
@@ -163,7 +163,7 @@ class Inbox:
         if not isinstance(envelope, str):
             raise ApiError(400, "bad_body", "field 'envelope' must be the envelope text (kez:e1:…)")
         if route is not None and (not isinstance(route, str) or not _ROUTE.match(route)):
-            raise ApiError(400, "bad_body", "field 'route', when given, is a routing id: 32 lowercase hex")
+            raise ApiError(400, "bad_body", "field 'route', when given, is a routing id: 64 lowercase hex")
         try:
             envelope_bytes(envelope)
             if envelope != envelope.strip():

@@ -65,14 +65,14 @@ VERSION_TABLE = "kez_alembic_version"
 # `seq` is increasing per server and never reused (AUTOINCREMENT on SQLite,
 # an identity column on PostgreSQL), so a reader's cursor stays meaningful
 # after deletes and purges. `route` is the routing id the sender named
-# (optional, 32 hex) so a reader can follow one inbox key; `received_unix`
+# (optional, 64 hex) so a reader can follow one inbox key; `received_unix`
 # drives the 7-day purge.
 messages = sa.Table(
     "kez_messages",
     metadata,
     sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("handle", sa.String(32), nullable=False),
-    sa.Column("route", sa.String(32), nullable=True),
+    sa.Column("route", sa.String(64), nullable=True),
     sa.Column("envelope", sa.Text, nullable=False),
     sa.Column("received_at", sa.String(20), nullable=False),
     sa.Column("received_unix", sa.BigInteger, nullable=False),

@@ -62,7 +62,7 @@ URL_HINT = (
 
 
 def subject_for(routing_id: object) -> str:
-    """`kez.inbox.<routing id>`; DecodeError for anything but 32 lowercase hex.
+    """`kez.inbox.<routing id>`; DecodeError for anything but 64 lowercase hex.
 
     The check comes first, so no `.`, `*` or `>` can ever reach a subject and
     widen a publish or a subscription to other inboxes.

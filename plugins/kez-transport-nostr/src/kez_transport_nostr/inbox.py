@@ -16,6 +16,7 @@ import asyncio
 import collections
 from typing import Any
 
+from kez_channel_nostr.nip42 import one_time_signer
 from kez_channel_nostr.relay import LiveSubscription
 from kez_core.errors import TransportError
 
@@ -62,7 +63,10 @@ class RelayInbox:
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.subscriptions = [
-            LiveSubscription(url, self.filter, self._event_from(url), on_end=self._ended)
+            # NIP-42 with a one-time key per connection: the reader proves no lasting key.
+            LiveSubscription(
+                url, self.filter, self._event_from(url), on_end=self._ended, auth=one_time_signer()
+            )
             for url in urls
         ]
 

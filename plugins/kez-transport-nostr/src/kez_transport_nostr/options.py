@@ -17,14 +17,23 @@ from kez_core.protocols import ChannelContext, ChannelOption
 from kez_core.timefmt import parse_duration
 
 DEFAULT_SINCE = "48h"
+# The seeds' default pool (000: "was 3, now 5"). Only used when no relay is
+# configured at all; tests always pass loopback relays and never reach these.
+DEFAULT_RELAYS: tuple[str, ...] = (
+    "wss://relay.damus.io",
+    "wss://nos.lol",
+    "wss://relay.nostr.band",
+    "wss://relay.snort.social",
+    "wss://nostr.wine",
+)
 
 RELAYS_OPTION = ChannelOption(
     name="nostr_transport_relays",
     flag="--transport-relay",
     env="KEZ_TRANSPORT_RELAYS",
     help="Nostr relay (ws:// or wss://) that carries message envelopes; "
-    "repeat the flag, or separate with commas in the variable.",
-    default=(),
+    "repeat the flag, or separate with commas in the variable (default: five public relays).",
+    default=DEFAULT_RELAYS,
     multiple=True,
 )
 SINCE_OPTION = ChannelOption(
@@ -43,14 +52,16 @@ RELAY_HINT = (
 def relay_urls(ctx: ChannelContext) -> list[str]:
     """The configured relay URLs, in order, without blanks and duplicates.
 
-    TransportError when there is none or one is not a ws:// or wss:// URL: a
-    transport with nowhere to send must say so before it tries anything.
-    `ctx.options["nostr_transport_relays"]` may be a sequence of URLs or one
-    string with commas between them (the environment variable's form).
+    `DEFAULT_RELAYS` when the option is absent (a library caller that set
+    nothing). TransportError when it is set but empty, or one is not a
+    ws:// or wss:// URL: a transport with nowhere to send must say so before
+    it tries anything. `ctx.options["nostr_transport_relays"]` may be a
+    sequence of URLs or one string with commas between them (the
+    environment variable's form).
     """
     from kez_channel_nostr.channel import bad_relay_url
 
-    value = ctx.options.get(RELAYS_OPTION.name)
+    value = ctx.options.get(RELAYS_OPTION.name, DEFAULT_RELAYS)
     items: Iterable[Any] = () if value is None else [value] if isinstance(value, str) else value
     urls: list[str] = []
     for item in items:

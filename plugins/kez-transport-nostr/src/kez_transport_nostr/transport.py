@@ -24,6 +24,7 @@ from kez_core.messaging.errors import EnvelopeError
 from kez_core.protocols import ChannelContext, ChannelOption
 
 from .options import RELAY_HINT, RELAYS_OPTION, SINCE_OPTION, lookback, relay_urls
+from .throttle import RATE_OPTION, bucket_for, send_rate
 
 if TYPE_CHECKING:
     from kez_channel_nostr.relay import PublishReply
@@ -63,13 +64,32 @@ def _failure(reply: PublishReply) -> str:
     return f"{reply.url} unreachable ({reply.message})"
 
 
-async def _publish(urls: list[str], event: dict[str, Any], timeout: float) -> list[PublishReply]:
-    """Send `event` to every relay at once; stop waiting `SEND_GRACE` s after the first OK true."""
+async def _throttled_send(url: str, event: dict[str, Any], timeout: float, rate: float) -> PublishReply:
+    """`send_event` once this relay's bucket has a token (the wait counts against `timeout`)."""
     from kez_channel_nostr.relay import PublishReply, send_event
+
+    try:
+        async with asyncio.timeout(timeout):
+            waited = await bucket_for(url, rate).take()
+    except TimeoutError:
+        return PublishReply(url, message=f"no turn within {timeout:g} s (sending at most {rate:g} events/s)")
+    from kez_channel_nostr.nip42 import one_time_signer
+
+    # NIP-42 with a key made for this connection alone, like the event's own key:
+    # authenticating must not tie one sender's envelopes together.
+    remaining = max(0.001, timeout - waited) if waited else timeout
+    return await send_event(url, event, remaining, auth=one_time_signer())
+
+
+async def _publish(
+    urls: list[str], event: dict[str, Any], timeout: float, rate: float = 5.0
+) -> list[PublishReply]:
+    """Send `event` to every relay at once; stop waiting `SEND_GRACE` s after the first OK true."""
+    from kez_channel_nostr.relay import PublishReply
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    tasks = {asyncio.ensure_future(send_event(url, event, timeout)): url for url in urls}
+    tasks = {asyncio.ensure_future(_throttled_send(url, event, timeout, rate)): url for url in urls}
     pending = set(tasks)
     accepted = False
     try:
@@ -97,7 +117,7 @@ class NostrTransport:
     """Message transport `nostr`: kind-4243 events tagged `["p", <routing id>]`."""
 
     name: str = "nostr"
-    options: tuple[ChannelOption, ...] = (RELAYS_OPTION, SINCE_OPTION)
+    options: tuple[ChannelOption, ...] = (RELAYS_OPTION, SINCE_OPTION, RATE_OPTION)
     max_envelope: int = MAX_ENVELOPE
 
     async def send(self, routing_id: str, envelope: bytes, ctx: ChannelContext) -> None:
@@ -105,10 +125,11 @@ class NostrTransport:
         check_routing_id(routing_id)
         content = envelope_text(envelope, self.max_envelope)
         urls = relay_urls(ctx)
+        rate = send_rate(ctx)
         from .events import envelope_event
 
         event = envelope_event(routing_id, content)
-        replies = await _publish(urls, event, ctx.timeout)
+        replies = await _publish(urls, event, ctx.timeout, rate)
         if any(reply.accepted for reply in replies):
             return
         raise TransportError(

@@ -26,7 +26,7 @@ def upgrade() -> None:
             autoincrement=True,
         ),
         sa.Column("handle", sa.String(32), nullable=False),
-        sa.Column("route", sa.String(32), nullable=True),
+        sa.Column("route", sa.String(64), nullable=True),
         sa.Column("envelope", sa.Text, nullable=False),
         sa.Column("received_at", sa.String(20), nullable=False),
         sa.Column("received_unix", sa.BigInteger, nullable=False),
