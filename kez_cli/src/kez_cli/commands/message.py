@@ -187,11 +187,10 @@ def _print_message(data: dict[str, Any]) -> None:
         show_line(("✓✓", "green"), " ", (str(data["from"]), "bold"), "  ", ("ack: delivered ", "dim"), done)
         return
     mark = ("✓", "green") if data["sender_checked"] else ("?", "yellow")
-    if data.get("stranger"):
-        mark = (mark[0] + " (not a contact)", mark[1])
+    stranger = ("  (not a contact)", "yellow") if data.get("stranger") else ""
     body = data["body"]
     text = body.get("text") if body.get("kind") == "text" else json.dumps(body, ensure_ascii=False)
-    show_line(mark, " ", (str(data["from"]), "bold"), "  ", (str(data["created_at"]), "dim"))
+    show_line(mark, " ", (str(data["from"]), "bold"), "  ", (str(data["created_at"]), "dim"), stranger)
     show_line("  ", str(text).replace("\n", "\n  "), multiline=True)  # the body may span lines; nothing else
     if not data["sender_checked"]:
         show_line("  ", (data["sender_note"], "dim"))
