@@ -33,9 +33,7 @@ class PeerChanged(KezError):
 
 
 class HandleChainMismatch(StoreError):
-    """The chain a handle server offers is not the registered identity's."""
-
-    code = "handle_chain_mismatch"
+    """The chain a handle server offers is not the registered identity's (exit 4, as before)."""
 
 
 @attrs.frozen
@@ -94,7 +92,7 @@ def check_handle_chain(info: dict[str, Any], state: ChainState) -> None:
         raise HandleChainMismatch(
             f"{fqhn} was registered by {primary} after it was rotated away (seqno {retired.seqno}, "
             f"{retired.rotated_at})",
-            hint="a lost key may have been used; do not trust this handle",
+            hint="a rotated-away key signs nothing; the owner re-registers with `kez handle register`",
         )
 
 

@@ -29,7 +29,6 @@ from ..errors import KezError, StoreError, TransportError
 from ..keys import Signer
 from ..keystore import IdentityRecord, Keystore
 from ..sigchain.model import ChainState
-from ..timefmt import format_time, now
 from .peers import HandleDirectory, Peer, cached_chain, chain_file, identity_of, resolve_handle
 from .store import DB_FILE, ChatStore, Contact, Entry, load_store_key
 
@@ -360,7 +359,3 @@ class MessagingService:
         if Path(text).expanduser().is_file():
             return None
         return self._local_identity(text) or identity_of(self.keystore, text)
-
-
-def stamp() -> str:
-    return format_time(now())
