@@ -218,3 +218,17 @@ def test_bodies_are_encrypted_at_rest(chat, three):
     raw = b"".join(p.read_bytes() for p in db.parent.glob("chat.db*"))
     assert b"eagle" not in raw
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 1
+
+
+def test_a_sender_is_told_when_every_inbox_key_has_expired(chat, three, capsys):
+    from datetime import timedelta
+
+    from kez_core.timefmt import now
+
+    bob = run(chat["alice"].resolve_peer(three["bob"]["id"]))
+    chat["alice"].clock = lambda: now() + timedelta(days=8)  # the fixture's keys last 7 days
+    with pytest.raises(MessageRefused) as refused:
+        run(chat["alice"].send_text(bob, "anyone?", route(Wire())))
+    assert refused.value.reason == "no_inbox_key"
+    assert "every inbox key of" in refused.value.message and "has expired" in refused.value.message
+    assert run(chat["alice"].history(three["bob"]["id"]))[1] == []  # nothing stored as sending

@@ -20,6 +20,7 @@ not seen before (the replay store); anything else changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from ..errors import KezError, StoreError, TransportError
 from ..keys import Signer
 from ..keystore import IdentityRecord, Keystore
 from ..sigchain.model import ChainState
+from ..timefmt import now
 from .peers import HandleDirectory, Peer, cached_chain, chain_file, identity_of, resolve_handle
 from .store import DB_FILE, ChatStore, Contact, Entry, load_store_key
 
@@ -82,6 +84,7 @@ class MessagingService:
     passphrase: Callable[[], bytes | None]
     directory: HandleDirectory | None = None
     sender_chains: dict[str, ChainState] = attrs.Factory(dict)  # chains given by the caller (files)
+    clock: Callable[[], datetime] = now  # when "now" is, for the inbox key expiry check (tests move it)
     _store: ChatStore | None = None
     _replay: Any = None
     _secrets: list[Any] | None = None
@@ -214,8 +217,16 @@ class MessagingService:
     # ---------------------------------------------------------------- sending
 
     def _seal(self, chain: ChainState, body: dict[str, Any]) -> list[tuple[str, Any, str]]:
-        from ..messaging import seal_for_devices
+        from ..messaging import MessageRefused, seal_for_devices
 
+        if chain.inbox_keys and not chain.current_inbox_keys(self.clock()):
+            last = max(k.expires_at for k in chain.inbox_keys.values())
+            raise MessageRefused(
+                f"every inbox key of {chain.identity_id} has expired (the last on {last})",
+                reason="no_inbox_key",
+                hint="they must publish a new one (any `kez message listen` of theirs does, or "
+                f"`kez sigchain add-inbox`); then refresh their chain (`kez sigchain pull {chain.identity_id}`)",
+            )
         return seal_for_devices(
             self.signer(), sender_identity=self.identity, recipient=chain, body=body, registry=self.keystore.registry
         )
