@@ -232,3 +232,25 @@ def test_a_sender_is_told_when_every_inbox_key_has_expired(chat, three, capsys):
     assert refused.value.reason == "no_inbox_key"
     assert "every inbox key of" in refused.value.message and "has expired" in refused.value.message
     assert run(chat["alice"].history(three["bob"]["id"]))[1] == []  # nothing stored as sending
+
+
+def test_inbox_keys_renew_on_their_last_day(chat, three):
+    from datetime import timedelta
+
+    from kez_core.messaging import InboxKeyring
+    from kez_core.timefmt import now
+
+    alice = chat["alice"]
+    assert alice.renew_inbox() is None  # 7 days left: nothing to do
+    alice.clock = lambda: now() + timedelta(days=6, hours=12)
+    new_key = alice.renew_inbox()
+    assert new_key is not None and new_key != three["alice"]["inbox"]
+    chain = run(alice.resolve_peer(three["alice"]["id"])).chain
+    assert {k.key for k in chain.inbox_keys.values()} == {new_key}  # the device's key replaced
+    assert new_key in {r.key for r in InboxKeyring(alice.folder).records()}
+    alice.clock = now
+    assert alice.renew_inbox() is None
+    # and messages sealed to the new key open here
+    wire = Wire()
+    send(chat, "bob", str(Keystore(three["alice"]["home"]).chain_path(three["alice"]["id"])), "to the new key", wire)
+    assert alice.receive(wire.sent[0][1]).message.inbox_key == new_key

@@ -129,6 +129,7 @@ class _Receiver:
         self.keyring = InboxKeyring(record.path)
         senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
         self.service = _service(store, record, self.passphrase, senders)
+        _renew_inbox(self.service)
         self.secrets = self.service.secrets()
 
     def reload(self) -> list[str]:
@@ -150,6 +151,26 @@ class _Receiver:
 
     def close(self) -> None:
         self.service.close()
+
+
+def _renew_inbox(service: Any) -> None:
+    """Publish a new inbox key on the current one's last day (every receiving command does), and
+    push the chain to the configured sig-servers (`KEZ_SIG_SERVERS`) so senders find the key."""
+    from ..sigservers import configured_servers, push_all
+
+    key = service.renew_inbox()
+    if key is None:
+        return
+    note(f"published a new inbox key {key} (the current one expires within a day)")
+    servers = configured_servers()
+    if not servers:
+        note("share your chain so senders use it: `kez sigchain publish`")
+        return
+    from kez_core.chat.peers import read_cached
+
+    lines = read_cached(service.keystore, service.identity)
+    for result in asyncio.run(push_all(servers, service.identity, lines, 10.0)):
+        note(f"{result.server}: {result.message}")
 
 
 def _service(store: Keystore, record: IdentityRecord, unlock: Any, senders: Any = None, directory: Any = None) -> Any:

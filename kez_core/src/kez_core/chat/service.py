@@ -20,7 +20,7 @@ not seen before (the replay store); anything else changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +31,12 @@ from ..keys import Signer
 from ..keystore import IdentityRecord, Keystore
 from ..sigchain.model import ChainState
 from ..timefmt import now
-from .peers import HandleDirectory, Peer, cached_chain, chain_file, identity_of, resolve_handle
+from .peers import HandleDirectory, Peer, cached_chain, chain_file, identity_of, read_cached, resolve_handle
 from .store import DB_FILE, ChatStore, Contact, Entry, load_store_key
+
+
+INBOX_LIFETIME = timedelta(days=7)  # a renewed inbox key's life, as `kez sigchain add-inbox`'s default
+RENEW_MARGIN = timedelta(days=1)  # renew on the current key's last day
 
 
 @attrs.frozen
@@ -138,6 +142,32 @@ class MessagingService:
             self._store.close()
         if self._replay is not None:
             self._replay.close()
+
+    def renew_inbox(self, *, margin: timedelta = RENEW_MARGIN, lifetime: timedelta = INBOX_LIFETIME) -> str | None:
+        """Publish a new inbox key (append `add_inbox` to the local chain, secret stored first) when
+        the newest key this device holds expires within `margin`; the new key id, or None.
+
+        Receiving commands call it, so keys renew on their own before their last day. An
+        identity that never had an inbox key, or has no chain here, is left alone."""
+        from ..keychange import add_inbox
+        from ..messaging import InboxKeyring
+        from ..sigchain import SigchainBuilder
+        from ..timefmt import parse_time
+
+        records = InboxKeyring(self.folder).records()
+        if not records or max(parse_time(r.expires_at) for r in records) - self.clock() > margin:
+            return None
+        path = self.keystore.chain_path(self.identity)
+        lines = read_cached(self.keystore, self.identity)
+        if not lines:
+            return None
+        builder = SigchainBuilder.resume(lines, registry=self.keystore.registry, keep_lines=False)
+        change = add_inbox(
+            self.keystore, self.record.name, path, builder,
+            signer=self.signer, passphrase=self.passphrase, lifetime=lifetime,
+        )
+        self._secrets = None
+        return str(change.key_id)
 
     # ---------------------------------------------------------------- peers and contacts
 
