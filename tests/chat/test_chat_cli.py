@@ -127,3 +127,23 @@ def test_send_without_a_transport_is_a_usage_error(capsys, three, monkeypatch):
         monkeypatch.delenv(name)
     code, _, err = kez(capsys, three["alice"]["home"], "message", "send", three["bob"]["id"], "hi")
     assert code == 2 and "no transport is configured" in err
+
+
+def test_an_encrypted_identity_keeps_its_history_encrypted(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEZ_PASSPHRASE", "correct horse")
+    home = tmp_path / "dana"
+    kez_json(capsys, home, "identity", "new", "--name", "dana")
+    kez_json(capsys, home, "sigchain", "init")
+    kez_json(capsys, home, "sigchain", "add-inbox")
+    [own_chain] = (home / "chains").iterdir()
+    sealed = kez_json(capsys, home, "message", "seal", "--to", str(own_chain), "--text", "note to self")
+    opened = kez_json(capsys, home, "message", "open", sealed[0]["envelope"])
+    assert opened[0]["kind"] == "message"
+    folder = home / "identities" / "dana"
+    assert (folder / "chat.key").read_bytes().startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert all(b"note to self" not in p.read_bytes() for p in folder.glob("chat.db*"))
+    [entry] = kez_json(capsys, home, "message", "history", "dana")
+    assert (entry["direction"], entry["text"]) == ("in", "note to self")
+    monkeypatch.setenv("KEZ_PASSPHRASE", "wrong")
+    code, _, err = kez(capsys, home, "message", "history", "dana")
+    assert code == 4 and "passphrase" in err and "Traceback" not in err

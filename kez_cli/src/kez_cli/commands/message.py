@@ -370,12 +370,12 @@ def send(
     if peer_text is None or body is None:
         raise typer.BadParameter("give PEER and TEXT (e.g. kez message send bob@kez.example hi)")
     routes = _routes([*(words or []), *ctx.args], store, via or [], timeout)
-    record, signer = _signer(store, identity)
-    for route in routes:
-        _as_identity(route.ctx, record, signer)
+    record = store.get(identity)
     service = _service(store, record, passphrase.provider(f"identity {record.name!r}"),
                        directory=ServerDirectory(handle_server, timeout))
-    service._signer = signer  # one passphrase prompt: the key was unlocked above
+    signer = service.signer()  # one passphrase prompt unlocks the key, the store key and the transports' proof
+    for route in routes:
+        _as_identity(route.ctx, record, signer)
 
     async def run() -> Any:
         peer = await service.resolve_peer(peer_text)
