@@ -134,8 +134,8 @@ def test_an_encrypted_identity_keeps_its_history_encrypted(capsys, tmp_path, mon
     home = tmp_path / "dana"
     kez_json(capsys, home, "identity", "new", "--name", "dana")
     kez_json(capsys, home, "sigchain", "init")
-    kez_json(capsys, home, "sigchain", "add-inbox")
-    [own_chain] = (home / "chains").iterdir()
+    added = kez_json(capsys, home, "sigchain", "add-inbox")
+    own_chain = home / "chains" / (added["identity_id"].replace(":", "-") + ".jsonl")
     sealed = kez_json(capsys, home, "message", "seal", "--to", str(own_chain), "--text", "note to self")
     opened = kez_json(capsys, home, "message", "open", sealed[0]["envelope"])
     assert opened[0]["kind"] == "message"
