@@ -1,17 +1,21 @@
 """`kez message …`: end-to-end encrypted messages between identities (spec section 12).
 
-A recipient is named by their chain: a chain file, or an identity id whose
-chain is in the local store (`kez sigchain pull ID` puts it there). The
-message is sealed once per current inbox key of the recipient's devices.
-`seal` and `open` work on envelope texts (copy them anywhere); `send` and
-`listen` move them through a transport plugin (`--via nats`, `--via nostr`,
-`--via http`: a kez-server's inbox).
+Thin over the messaging service (`kez_core.chat.MessagingService`): it
+resolves the peer (a handle, contact, local identity name, identity id or
+chain file; a handle is pinned on first contact), keeps the history with
+delivery states (`sending`, `sent`, `delivered`) and sends and reads acks.
+The message is sealed once per current inbox key of the recipient's
+devices. `seal` and `open` work on envelope texts (copy them anywhere);
+`send` and `listen` move them through transport plugins (`--via nats`,
+`--via nostr`, `--via http`: a kez-server's inbox); `conversations` and
+`history` read the local store.
 
-Receiving uses the identity's inbox secrets (`kez sigchain add-inbox`) and
-its replay store (`$KEZ_HOME/identities/<name>/replay.db`), so a message
-is accepted once. The sender's signing key is checked against the sender's
-chain when that chain is known locally; otherwise the output says
-`sender_checked: false` and how to fix it.
+Receiving uses the identity's inbox secrets (`kez sigchain add-inbox`,
+renewed on their last day) and its replay store
+(`$KEZ_HOME/identities/<name>/replay.db`), so a message is accepted once.
+The sender's signing key is checked against the sender's chain when that
+chain is known locally; otherwise the output says `sender_checked: false`
+and how to fix it.
 """
 
 from __future__ import annotations
