@@ -1,17 +1,21 @@
 """`kez message …`: end-to-end encrypted messages between identities (spec section 12).
 
-A recipient is named by their chain: a chain file, or an identity id whose
-chain is in the local store (`kez sigchain pull ID` puts it there). The
-message is sealed once per current inbox key of the recipient's devices.
-`seal` and `open` work on envelope texts (copy them anywhere); `send` and
-`listen` move them through a transport plugin (`--via nats`, `--via nostr`,
-`--via http`: a kez-server's inbox).
+Thin over the messaging service (`kez_core.chat.MessagingService`): it
+resolves the peer (a handle, contact, local identity name, identity id or
+chain file; a handle is pinned on first contact), keeps the history with
+delivery states (`sending`, `sent`, `delivered`) and sends and reads acks.
+The message is sealed once per current inbox key of the recipient's
+devices. `seal` and `open` work on envelope texts (copy them anywhere);
+`send` and `listen` move them through transport plugins (`--via nats`,
+`--via nostr`, `--via http`: a kez-server's inbox); `conversations` and
+`history` read the local store.
 
-Receiving uses the identity's inbox secrets (`kez sigchain add-inbox`) and
-its replay store (`$KEZ_HOME/identities/<name>/replay.db`), so a message
-is accepted once. The sender's signing key is checked against the sender's
-chain when that chain is known locally; otherwise the output says
-`sender_checked: false` and how to fix it.
+Receiving uses the identity's inbox secrets (`kez sigchain add-inbox`,
+renewed on their last day) and its replay store
+(`$KEZ_HOME/identities/<name>/replay.db`), so a message is accepted once.
+The sender's signing key is checked against the sender's chain when that
+chain is known locally; otherwise the output says `sender_checked: false`
+and how to fix it.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ if TYPE_CHECKING:
 from .. import passphrase
 from ..channel_options import CONTEXT_SETTINGS, TRANSPORT, make_context, options_help, split_channel_args
 from ..io import read_chain_file, read_input
-from ..options import IdentityOpt, JsonOpt, TimeoutOpt
+from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, emit_json_line, note, show_line
 
 
@@ -115,25 +119,22 @@ def _sealed(store: Keystore, record: IdentityRecord, signer: Signer, to: str, te
 
 
 class _Receiver:
-    """Opens envelopes for one local identity: inbox secrets, replay store, sender check."""
+    """Opens envelopes for one local identity through its messaging service (kez_core.chat):
+    inbox secrets, replay store, sender check, then the message is stored and its ack queued."""
 
     def __init__(
         self, store: Keystore, record: IdentityRecord, sender_chains: list[str], unlock: Any = None
     ) -> None:
-        from kez_core.messaging import InboxKeyring, ReplayStore
+        from kez_core.messaging import InboxKeyring
 
         self.store = store
         self.record = record
         self.passphrase = unlock or passphrase.provider(f"identity {record.name!r}")
         self.keyring = InboxKeyring(record.path)
-        self.secrets = self.keyring.secrets(self.passphrase)
-        if not self.secrets:
-            raise StoreError(
-                f"identity {record.name!r} has no inbox key",
-                hint="publish one with `kez sigchain add-inbox` (and share the chain)",
-            )
-        self.replay = ReplayStore(Path(record.path) / "replay.db")
-        self.senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
+        senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
+        self.service = _service(store, record, self.passphrase, senders)
+        _renew_inbox(self.service)
+        self.secrets = self.service.secrets()
 
     def reload(self) -> list[str]:
         """Read the keyring again when its keys changed (`kez sigchain add-inbox` meanwhile);
@@ -142,68 +143,79 @@ class _Receiver:
         held = {s.key_id for s in self.secrets}
         if stored <= held:
             return []
-        self.secrets = self.keyring.secrets(self.passphrase)
+        self.secrets = self.service.secrets(reload=True)
         return [s.key_id for s in self.secrets if s.key_id not in held]
 
     def signer(self) -> Signer:
-        return self.store.signer(self.record.name, self.passphrase)
+        return self.service.signer()
 
     def open(self, envelope: str | bytes) -> dict[str, Any]:
-        from kez_core.messaging import open_envelope
-
-        known: list[ChainState | None] = []
-
-        def sender_chain(message: Message) -> ChainState | None:
-            known.append(self._sender_chain(message.sender_identity))
-            return known[-1]
-
-        # the sender is checked inside open_envelope, before the id is recorded
-        message = open_envelope(
-            envelope,
-            self.secrets,
-            identity=self.record.identity_id,
-            replay=self.replay,
-            registry=self.store.registry,
-            sender_chain=sender_chain,
-        )
-        return self._describe(message, known[-1] if known else None)
-
-    def _sender_chain(self, identity_id: str) -> ChainState | None:
-        """The sender's chain: a --sender-chain FILE, else the local copy; None when unknown."""
-        chain = self.senders.get(identity_id)
-        if chain is None:
-            local = self.store.chain_path(identity_id)
-            lines = read_chain_file(local, missing_ok=True)
-            if lines:  # none: no copy here, or the empty file `sigchain init` leaves
-                chain = _validated(self.store, lines, local)
-        return chain
-
-    def _describe(self, message: Message, chain: ChainState | None) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "message_id": message.id,
-            "from": message.sender_identity,
-            "sender_key": message.sender,
-            "created_at": message.signed.payload["created_at"],
-            "body": message.body,
-            "sender_checked": False,
-        }
-        if chain is None:
-            out["sender_note"] = (
-                f"the sender's chain is not known here: `kez sigchain pull {message.sender_identity}` to check"
-            )
-        else:
-            out["sender_checked"] = True  # open_envelope ran check_sender
-        return out
+        received = self.service.receive(envelope)
+        return _describe(received)
 
     def close(self) -> None:
-        self.replay.close()
+        self.service.close()
+
+
+def _renew_inbox(service: Any) -> None:
+    """Publish a new inbox key on the current one's last day (every receiving command does), and
+    push the chain to the configured sig-servers (`KEZ_SIG_SERVERS`) so senders find the key."""
+    from ..sigservers import configured_servers, push_all
+
+    key = service.renew_inbox()
+    if key is None:
+        return
+    note(f"published a new inbox key {key} (the current one expires within a day)")
+    servers = configured_servers()
+    if not servers:
+        note("share your chain so senders use it: `kez sigchain publish`")
+        return
+    from kez_core.chat.peers import read_cached
+
+    lines = read_cached(service.keystore, service.identity)
+    for result in asyncio.run(push_all(servers, service.identity, lines, 10.0)):
+        note(f"{result.server}: {result.message}")
+
+
+def _service(store: Keystore, record: IdentityRecord, unlock: Any, senders: Any = None, directory: Any = None) -> Any:
+    from kez_core.chat import MessagingService
+
+    return MessagingService(store, record, unlock, directory=directory, sender_chains=dict(senders or {}))
+
+
+def _describe(received: Any) -> dict[str, Any]:
+    """The JSON of one received envelope (`open`, `listen`)."""
+    message = received.message
+    out: dict[str, Any] = {
+        "message_id": message.id,
+        "from": message.sender_identity,
+        "sender_key": message.sender,
+        "created_at": message.signed.payload["created_at"],
+        "body": message.body,
+        "sender_checked": received.sender_checked,
+        "kind": received.kind,
+    }
+    if received.kind == "ack":
+        out["delivered"] = list(received.delivered)
+    if received.stranger:
+        out["stranger"] = True
+    if not received.sender_checked:
+        out["sender_note"] = (
+            f"the sender's chain is not known here: `kez sigchain pull {message.sender_identity}` to check"
+        )
+    return out
 
 
 def _print_message(data: dict[str, Any]) -> None:
+    if data.get("kind") == "ack":
+        done = ", ".join(data.get("delivered") or []) or "nothing new"
+        show_line(("✓✓", "green"), " ", (str(data["from"]), "bold"), "  ", ("ack: delivered ", "dim"), done)
+        return
     mark = ("✓", "green") if data["sender_checked"] else ("?", "yellow")
+    stranger = ("  (not a contact)", "yellow") if data.get("stranger") else ""
     body = data["body"]
     text = body.get("text") if body.get("kind") == "text" else json.dumps(body, ensure_ascii=False)
-    show_line(mark, " ", (str(data["from"]), "bold"), "  ", (str(data["created_at"]), "dim"))
+    show_line(mark, " ", (str(data["from"]), "bold"), "  ", (str(data["created_at"]), "dim"), stranger)
     show_line("  ", str(text).replace("\n", "\n  "), multiline=True)  # the body may span lines; nothing else
     if not data["sender_checked"]:
         show_line("  ", (data["sender_note"], "dim"))
@@ -289,49 +301,123 @@ def open_(
         raise typer.Exit(1)
 
 
+PeerArgs = Annotated[
+    list[str] | None,
+    typer.Argument(metavar="PEER TEXT", help="PEER TEXT: a handle (alice@kez.example), contact, local identity name, identity id or chain file; then the text."),
+]
+ViaManyOpt = Annotated[
+    list[str] | None,
+    typer.Option("--via", help="Transport plugin(s): nats, nostr, http (repeatable; default: every configured one)."),
+]
+
+
+def configured_transports(registry: Any, flags: list[str]) -> list[str]:
+    """Transports that have a setting given (a flag among `flags`, or its environment variable)."""
+    import os
+
+    names = []
+    for transport in registry.transports():
+        for option in getattr(transport, "options", ()) or ():
+            given = any(f == option.flag or f.startswith(option.flag + "=") for f in flags)
+            if given or os.environ.get(option.env):
+                names.append(transport.name)
+                break
+    return names
+
+
+def _routes(ctx_args: list[str], store: Keystore, via: list[str], timeout: float) -> list[Any]:
+    """One Route per `--via` name (or per configured transport), sharing one context."""
+    from kez_core.chat import Route
+
+    _, flags = split_channel_args(ctx_args, store.registry, TRANSPORT)
+    names = [n.strip() for v in via for n in v.split(",") if n.strip()] or configured_transports(store.registry, flags)
+    if not names:
+        from ..sigservers import UsageError
+
+        raise UsageError("no transport is configured", hint="pick one with --via nats|nostr|http and give its settings")
+    channel_ctx = make_context(flags, store.registry, timeout, TRANSPORT)
+    return [Route(name, store.registry.transport(name), channel_ctx) for name in dict.fromkeys(names)]
+
+
 def send(
     ctx: typer.Context,
-    to: ToOpt,
-    text: TextOpt,
-    via: ViaOpt,
+    words: PeerArgs = None,
+    to: Annotated[str | None, typer.Option("--to", help="The recipient (the older form of PEER).")] = None,
+    text: Annotated[str | None, typer.Option("--text", help="The message text (the older form of TEXT).")] = None,
+    via: ViaManyOpt = None,
+    handle_server: HandleServerOpt = None,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
 ) -> None:
-    """Seal a text message to the recipient's devices and send each envelope through a transport.
+    """Send a text message to PEER: stored as `sending`, sealed to each of their devices, sent
+    through every transport; `sent` once one accepted it, `delivered` when their ack arrives.
 
-    Transport plugins add their own flags (see `kez plugins`), e.g.
+    PEER is a handle (its server is asked, the chain pinned on first contact
+    and cached), a contact, a local identity name, an identity id or a chain
+    file. Transport plugins add their own flags (see `kez plugins`), e.g.
     --nats-url URL or --transport-relay URL.
     """
+    from ..directory import ServerDirectory
+
     State.json_mode = json_
-    store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
-    record, signer = _signer(store, identity)
-    _as_identity(channel_ctx, record, signer)
-    sealed = _sealed(store, record, signer, to, text)
+    store = _store()
+    positional, _ = split_channel_args([*(words or []), *ctx.args], store.registry, TRANSPORT)
+    peer_text, body = to, text
+    for word in positional:
+        if peer_text is None:
+            peer_text = word
+        elif body is None:
+            body = word
+        else:
+            raise typer.BadParameter(f"unexpected argument {word!r}: quote the text", param_hint="TEXT")
+    if peer_text is None or body is None:
+        raise typer.BadParameter("give PEER and TEXT (e.g. kez message send bob@kez.example hi)")
+    routes = _routes([*(words or []), *ctx.args], store, via or [], timeout)
+    record = store.get(identity)
+    service = _service(store, record, passphrase.provider(f"identity {record.name!r}"),
+                       directory=ServerDirectory(handle_server, timeout))
+    signer = service.signer()  # one passphrase prompt unlocks the key, the store key and the transports' proof
+    for route in routes:
+        _as_identity(route.ctx, record, signer)
 
-    # transports that address identities, not routing ids (http: the recipient's handle), read `recipient`
-    send_ctx = attrs.evolve(channel_ctx, options={**channel_ctx.options, "recipient": sealed[0]["recipient"]}) if sealed else channel_ctx
+    async def run() -> Any:
+        peer = await service.resolve_peer(peer_text)
+        for line in peer.notes:
+            note(line)
+        return await service.send_text(peer, body, routes)
 
-    async def deliver() -> list[dict[str, Any]]:
-        out = []
-        for item in sealed:
-            try:
-                await transport.send(item["routing_id"], item["envelope"].encode("ascii"), send_ctx)
-                out.append({**item, "sent": True})
-            except KezError as exc:
-                out.append({**item, "sent": False, "error": exc.to_dict()})
-        return out
-
-    results = asyncio.run(deliver())
+    try:
+        result = asyncio.run(run())
+    finally:
+        service.close()
+    deliveries = result.deliveries
     if json_:
-        emit_json([{k: v for k, v in r.items() if k != "envelope"} for r in results])
+        emit_json([
+            {
+                "id": result.key,
+                "state": result.state,
+                "recipient": result.peer,
+                "via": d.route,
+                "inbox_key": d.inbox_key,
+                "routing_id": d.routing_id,
+                "message_id": d.message_id,
+                "sent": d.sent,
+                **({"error": d.error} if d.error else {}),
+            }
+            for d in deliveries
+        ])
     else:
-        for r in results:
-            where = f"{via} {r['routing_id']}"
-            note(f"sent to {where}" if r["sent"] else f"not sent to {where}: {r['error']['message']}")
-    if not any(r["sent"] for r in results):
-        first = results[0]["error"] if results else {"message": "nothing to send"}
-        raise TransportError(f"the message reached no device: {first['message']}", hint=first.get("hint"))
+        for d in deliveries:
+            where = f"{d.route} {d.routing_id}"
+            note(f"sent to {where}" if d.sent else f"not sent to {where}: {(d.error or {}).get('message')}")
+        show_line((result.state, "green" if result.state == "sent" else "yellow"), "  ", result.key)
+    if not any(d.sent for d in deliveries):
+        first = next((d.error for d in deliveries if d.error), None) or {"message": "nothing to send"}
+        raise TransportError(
+            f"the message reached no device: {first['message']}",
+            hint=first.get("hint") or "it stays in the history as `sending`",
+        )
 
 
 def listen(
@@ -348,8 +434,11 @@ def listen(
 ) -> None:
     """Receive messages for this identity's inbox keys through a transport, as they arrive.
 
-    Prints each accepted message (with `--json`: one JSON object per line);
-    refused envelopes are reported on stderr and skipped.
+    Prints each accepted message (with `--json`: one JSON object per line)
+    and keeps it in the history; acks each one back to its sender (acks an
+    earlier run could not send go first); an ack received marks our message
+    `delivered`. Refused envelopes are reported on stderr and skipped;
+    messages from blocked contacts are dropped.
     """
     State.json_mode = json_
     store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
@@ -359,6 +448,16 @@ def listen(
     # one passphrase prompt unlocks the inbox secrets and the key a server may ask proof of
     _as_identity(channel_ctx, receiver.record, receiver.signer())
     received = 0
+    from kez_core.chat import Route
+
+    routes = [Route(via, transport, channel_ctx)]
+
+    async def send_acks() -> None:
+        """Acks queued in the store (this run's, and any an earlier run could not send)."""
+        try:
+            await receiver.service.flush_acks(routes)
+        except KezError as exc:
+            note(f"acks not sent yet: {exc.message}")
 
     async def one_key(key: str, queue: asyncio.Queue[Any]) -> None:
         async with transport.subscribe(routing_id(key), channel_ctx) as inbox:
@@ -369,6 +468,7 @@ def listen(
     async def run() -> None:
         nonlocal received
         queue: asyncio.Queue[Any] = asyncio.Queue()
+        await send_acks()
         # key -> its subscription; keys added while listening (`kez sigchain add-inbox`)
         # get one at the next keyring check, and again after a failure (the server
         # may not hold the new chain yet): only the first keys' failures end the run
@@ -415,6 +515,10 @@ def listen(
                 except KezError as exc:
                     note(f"refused an envelope: {exc.message}")
                     continue
+                if data["kind"] == "dropped":
+                    note(f"dropped a message from {data['from']} (blocked)")
+                    continue
+                await send_acks()
                 received += 1
                 if json_:
                     emit_json_line(data)
@@ -431,6 +535,62 @@ def listen(
         receiver.close()
 
 
+def _local_service(identity: str | None, handle_server: str | None = None, timeout: float = 10.0) -> Any:
+    from ..directory import ServerDirectory
+
+    store = _store()
+    record = store.get(identity)
+    return _service(store, record, passphrase.provider(f"identity {record.name!r}"),
+                    directory=ServerDirectory(handle_server, timeout))
+
+
+def conversations(identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
+    """List conversations, latest first, with unread counts; senders who are not contacts are marked."""
+    State.json_mode = json_
+    service = _local_service(identity)
+    try:
+        rows = service.conversations()
+    finally:
+        service.close()
+    if json_:
+        emit_json(rows)
+        return
+    if not rows:
+        note("no conversations yet")
+    for row in rows:
+        name = row["contact"] or row["handle"] or row["peer"]
+        unread = (f"  {row['unread']} unread", "bold") if row["unread"] else ""
+        stranger = ("  (not a contact)", "yellow") if row["stranger"] else ""
+        show_line((str(name), "bold"), "  ", (f"{row['messages']} messages, last {row['last_at']}", "dim"), unread, stranger)
+
+
+def history(
+    peer: Annotated[str, typer.Argument(help="A handle, contact, local identity name or identity id.")],
+    handle_server: HandleServerOpt = None,
+    identity: IdentityOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Show the conversation with PEER, oldest first, with each outgoing message's state
+    (sending, sent, delivered, read); reading it resets its unread count."""
+    State.json_mode = json_
+    service = _local_service(identity, handle_server, timeout)
+    try:
+        _, entries = asyncio.run(service.history(peer))
+    finally:
+        service.close()
+    if json_:
+        emit_json([e.to_json() for e in entries])
+        return
+    for entry in entries:
+        data = entry.to_json()
+        arrow = ("→", "cyan") if entry.direction == "out" else ("←", "magenta")
+        state = (f"  [{entry.state}]", "dim") if entry.direction == "out" else ""
+        show_line(arrow, " ", (entry.created_at, "dim"), state)
+        text = data["text"] if data["text"] is not None else json.dumps(entry.body, ensure_ascii=False)
+        show_line("  ", str(text).replace("\n", "\n  "), multiline=True)
+
+
 def register(main_app: typer.Typer) -> None:
     """Add `kez message` to a freshly built root app (a new group each time: `build_app`
     runs once per in-process `main()`, and a shared group would collect duplicates)."""
@@ -443,4 +603,6 @@ def register(main_app: typer.Typer) -> None:
     app.command("open")(open_)
     app.command("send", context_settings=CONTEXT_SETTINGS, epilog=epilog)(send)
     app.command("listen", context_settings=CONTEXT_SETTINGS, epilog=epilog)(listen)
+    app.command("conversations")(conversations)
+    app.command("history")(history)
     main_app.add_typer(app, name="message")

@@ -20,7 +20,7 @@ from kez_core.errors import ExitCode, KeyFormatError, StoreError
 from kez_core.keys import normalize_key_id
 from kez_core.keystore import Keystore
 from kez_core.registry import Registry, default_registry
-from kez_core.sigchain import ChainState, merge_copies
+from kez_core.sigchain import merge_copies
 from kez_core.status import Status, to_json
 from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, SubjectReport, recheck_offline, verify_identity, verify_subject
 
@@ -205,7 +205,9 @@ def verify(
                     raise _no_chain(identity_id or target)
                 merged = merge_copies(copies, registry=registry)
                 if handle_info is not None and merged.state is not None:
-                    _check_handle_chain(handle_info, merged.state)
+                    from kez_core.chat.peers import check_handle_chain
+
+                    check_handle_chain(handle_info, merged.state)
                 if merged.state is None:
                     bad = next((c.error for c in merged.copies if c.error), None)
                     raise StoreError(f"the chain of {target} is not valid: {bad.message if bad else 'no links'}")
@@ -231,37 +233,6 @@ def verify(
         if not json_:
             note("some proofs could not be reached; retry later (they are not counted as invalid)")
         raise typer.Exit(ExitCode.NETWORK)
-
-
-def _check_handle_chain(info: dict[str, Any], state: ChainState) -> None:
-    """The chain a handle points at must be its identity's, and the registered key one of its primaries.
-
-    A handle registered before its key was rotated away stays good (like a
-    claim signed before the rotation); one registered by a key after that key
-    was rotated away, or by a key the chain never made primary, is refused.
-    """
-    identity = info.get("identity") or info["primary"]
-    primary, fqhn = info["primary"], info["fqhn"]
-    if state.identity_id != identity:
-        raise StoreError(
-            f"{fqhn} is registered to {identity}, but the chain found is {state.identity_id}'s",
-            hint="the handle server or a sig-server serves another identity's chain; do not trust this handle",
-        )
-    if primary == state.current_primary:
-        return
-    retired = state.retired.get(primary)
-    if retired is None:
-        raise StoreError(
-            f"{fqhn} is registered to {primary}, which was never the primary of {identity}",
-            hint="do not trust this handle",
-        )
-    registered_at = info.get("registered_at")
-    if not isinstance(registered_at, str) or registered_at > retired.rotated_at:
-        raise StoreError(
-            f"{fqhn} was registered by {primary} after it was rotated away (seqno {retired.seqno}, "
-            f"{retired.rotated_at})",
-            hint="a rotated-away key signs nothing; the owner re-registers with `kez handle register`",
-        )
 
 
 def _identity_of(lines: list[bytes], registry: Registry) -> str:

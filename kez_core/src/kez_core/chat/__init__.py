@@ -1,0 +1,29 @@
+"""The messaging service (DESIGN §6): conversations, contacts, pins, delivery states and acks.
+
+- `store`: the encrypted local store of one identity (SQLite, two processes safe);
+- `peers`: naming a peer (handle, contact, name, id, file) and pinning handles;
+- `service`: `MessagingService`, the one API the CLI and a UI call.
+"""
+
+from __future__ import annotations
+
+from .peers import HandleAnswer, HandleDirectory, Peer, PeerChanged, check_handle_chain
+from .service import Delivery, MessagingService, Received, Route, SendResult
+from .store import STATES, ChatStore, Contact, Entry
+
+__all__ = [
+    "STATES",
+    "ChatStore",
+    "Contact",
+    "Delivery",
+    "Entry",
+    "HandleAnswer",
+    "HandleDirectory",
+    "MessagingService",
+    "Peer",
+    "PeerChanged",
+    "Received",
+    "Route",
+    "SendResult",
+    "check_handle_chain",
+]
