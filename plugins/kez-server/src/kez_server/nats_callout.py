@@ -50,6 +50,7 @@ from . import nats_jwt
 from .chains import PAGE, is_identity_id
 from .db import Store
 from .nats_config import AUTH_SUBJECT, NatsKeys
+from .privacy import redact_ids, shown
 
 log = logging.getLogger("kez_server.nats")
 
@@ -115,14 +116,14 @@ class Authorizer:
             grant = self.decide(nats, at)
         except Refused as exc:
             body["error"] = str(exc)
-            log.info("NATS callout: refused %s: %s", _client(nats), exc)
+            log.info("NATS callout: refused %s: %s", _client(nats), redact_ids(str(exc), log))
         else:
             body["jwt"] = self.user_jwt(user, grant)
             log.info(
                 "NATS callout: %s is %s (key %s), %d inbox(es)",
                 _client(nats),
-                grant.identity,
-                grant.key,
+                shown(grant.identity, log),
+                shown(grant.key, log),
                 len(grant.routing_ids),
             )
         response = {"sub": user, "aud": server, "nats": body}
@@ -260,8 +261,9 @@ class Authorizer:
 
 
 def _client(nats: dict[str, Any]) -> str:
+    """The connection as the log may name it: nats-server's client number, the address hidden."""
     info = nats.get("client_info") or {}
-    return f"client {info.get('id', '?')} from {info.get('host', '?')}"
+    return f"client {info.get('id', '?')} from {shown(str(info.get('host', '?')), log)}"
 
 
 async def run_callout(
