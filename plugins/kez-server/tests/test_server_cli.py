@@ -189,6 +189,8 @@ def test_version_and_help(capsys, monkeypatch):
         ("--identity-max-bytes", "KEZ_SERVER_IDENTITY_MAX_BYTES"),
         ("--client-links-per-hour", "KEZ_SERVER_CLIENT_LINKS_PER_HOUR"),
         ("--client-bytes-per-hour", "KEZ_SERVER_CLIENT_BYTES_PER_HOUR"),
+        ("--message-burst", "KEZ_SERVER_MESSAGE_BURST"),
+        ("--message-rate", "KEZ_SERVER_MESSAGE_RATE"),
     ]:
         assert flag in out and env in out
 
@@ -283,3 +285,27 @@ def test_the_command_serves_with_the_limits(tmp_path):
         code, err = stop(proc)
     assert code == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_the_command_reads_the_message_limit(tmp_path, how):
+    """--message-burst/--message-rate (or their variables) reach the inbox's per-address limit."""
+    from inbox_helpers import post, register
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["--bind", f"127.0.0.1:{port}", "--db", str(tmp_path / "k.db"), "--server", "example.org"]
+    env = {}
+    if how == "flag":
+        args += ["--message-burst", "2", "--message-rate", "0.001"]
+    else:
+        env = {"KEZ_SERVER_MESSAGE_BURST": "2", "KEZ_SERVER_MESSAGE_RATE": "0.001"}
+    proc = start(args, env)
+    try:
+        wait_healthy(proc, url)
+        with httpx.Client(base_url=url) as client:
+            _, handle = register(client, server="example.org")
+            codes = [post(client, handle).status_code for _ in range(3)]
+        assert codes == [201, 201, 429], codes
+    finally:
+        stop(proc)

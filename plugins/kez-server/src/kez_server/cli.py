@@ -141,6 +141,14 @@ def serve_command(
         int,
         typer.Option("--client-links-per-hour", envvar=ENV["client_links_per_hour"], help="New links one client address may store per hour (429 after; 0: no limit)."),
     ] = _DEFAULT["client_links_per_hour"],
+    message_burst: Annotated[
+        int,
+        typer.Option("--message-burst", envvar=ENV["message_burst"], help="Inbox messages (POST /v1/messages) per client IP in a burst; 0: unlimited."),
+    ] = _DEFAULT["message_burst"],
+    message_rate: Annotated[
+        float,
+        typer.Option("--message-rate", envvar=ENV["message_rate"], help="Inbox message tokens refilled per second per IP."),
+    ] = _DEFAULT["message_rate"],
     log_level: Annotated[
         str,
         typer.Option(
@@ -230,6 +238,8 @@ def serve_command(
         identity_max_bytes=identity_max_bytes,
         client_bytes_per_hour=client_bytes_per_hour,
         client_links_per_hour=client_links_per_hour,
+        message_burst=message_burst,
+        message_rate=message_rate,
         vapid_key=vapid_key,
         vapid_subject=vapid_subject,
         push_allow=push_allow or (),
