@@ -138,6 +138,7 @@ def test_flags_win_over_environment(tmp_path):
         (["--server", "example.org", "--vapid-subject", "admin"], 2, "neither a mailto:"),
         (["--server", "example.org", "--push-allow", "a b/c"], 2, "is not HOST or HOST:PORT"),
         (["--server", "example.org", "--push-allow", "x:99999"], 2, "port out of range"),
+        (["--server", "example.org", "--nostr-relay", "https://relay.example"], 2, "nostr relay"),
     ],
 )
 def test_config_errors(capsys, monkeypatch, tmp_path, args, code, text):
@@ -191,6 +192,7 @@ def test_version_and_help(capsys, monkeypatch):
         ("--client-bytes-per-hour", "KEZ_SERVER_CLIENT_BYTES_PER_HOUR"),
         ("--message-burst", "KEZ_SERVER_MESSAGE_BURST"),
         ("--message-rate", "KEZ_SERVER_MESSAGE_RATE"),
+        ("--nostr-relay", "KEZ_SERVER_NOSTR_RELAY"),
     ]:
         assert flag in out and env in out
 

@@ -214,6 +214,16 @@ def serve_command(
             help="HOST[:PORT] push endpoints may use although not public https (repeatable).",
         ),
     ] = None,
+    nostr_relay: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--nostr-relay",
+            metavar="URL",
+            envvar=ENV["nostr_relays"],
+            help="Watch this nostr relay (ws:// or wss://) for envelopes to registered identities "
+            "and send their Web Pushes (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Run the KEZ server (see `kez server --help`)."""
     if not server:
@@ -243,6 +253,7 @@ def serve_command(
         vapid_key=vapid_key,
         vapid_subject=vapid_subject,
         push_allow=push_allow or (),
+        nostr_relays=nostr_relay or (),
     )
     settings.check_public_url()
     serve(settings, NatsOptions(nats, with_nats, nats_listen, nats_keys))
