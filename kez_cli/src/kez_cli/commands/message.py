@@ -223,6 +223,7 @@ def _as_identity(channel_ctx: Any, record: IdentityRecord, signer: Signer) -> No
     http transport signs its inbox reads). The option names are in docs/plugins.md."""
     channel_ctx.options["signer"] = signer
     channel_ctx.options["identity"] = record.identity_id
+    channel_ctx.options["identity_dir"] = str(record.path)  # where a transport keeps its cursor
 
 
 # ------------------------------------------------------------------ commands
@@ -364,7 +365,7 @@ def listen(
         async with transport.subscribe(routing_id(key), channel_ctx) as inbox:
             await queue.put(("live", key))
             async for envelope in inbox:
-                await queue.put(("envelope", envelope))
+                await queue.put(("envelope", (envelope, inbox)))
 
     async def run() -> None:
         nonlocal received
@@ -410,16 +411,19 @@ def listen(
                 if kind == "live":
                     note(f"listening on {via} for inbox key {value}")
                     continue
+                envelope, inbox = value
                 try:
-                    data = receiver.open(value)
+                    data = receiver.open(envelope)
                 except KezError as exc:
                     note(f"refused an envelope: {exc.message}")
+                    _handled(inbox, envelope)
                     continue
                 received += 1
                 if json_:
                     emit_json_line(data)
                 else:
                     _print_message(data)
+                _handled(inbox, envelope)
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -429,6 +433,13 @@ def listen(
         asyncio.run(run())
     finally:
         receiver.close()
+
+
+def _handled(inbox: Any, envelope: bytes) -> None:
+    """Tell a transport that keeps a cursor (http) that this envelope was shown or refused."""
+    done = getattr(inbox, "done", None)
+    if done is not None:
+        done(envelope)
 
 
 def register(main_app: typer.Typer) -> None:
