@@ -237,6 +237,8 @@ def main() -> None:
                     "0",
                     "--message-burst",
                     "0",
+                    "--vapid-key",  # PostgreSQL's default is ./kez-vapid.pem: not in the caller's folder
+                    str(Path(tmp) / "vapid.pem"),
                     # all load comes from one address: no per-client quota either
                     "--client-links-per-hour",
                     "0",
