@@ -1,4 +1,4 @@
-"""kez-server on loopback: requests/s and p50/p99 latency of handle lookup, chain GET and chain append.
+"""kez-server on loopback: requests/s and p50/p99 of lookups, chains, the inbox, and live delivery.
 
 The server runs in its own process, started as users start it (`kez-server`:
 uvicorn, one process, SQLite in a temporary folder, or PostgreSQL from
@@ -17,11 +17,26 @@ server's CPU per request.
 - chain append: `POST` of one new claim link to the connection's own chain
   (the tail push a client makes after `kez sigchain add`); links are signed
   before the clock starts
+- inbox POST: `POST /v1/messages` of one 1 KiB-bucket envelope to one of
+  the handles at random
+- inbox GET: `GET /v1/inbox/{handle}?since=0` with a signed `X-KEZ-Auth`
+  (signed before the clock starts; valid 60 s) over READERS handles that
+  hold 5 envelopes each
+- live delivery: LIVE readers hold `GET /v1/inbox/{handle}/live` open
+  (Server-Sent Events); envelopes are posted to them one at a time and the
+  time from the POST being sent to the event reaching its reader is
+  measured (p50, p99)
 
-Target (issue #6): >= 1,000 lookups/s on SQLite on this 2-core machine, p99 < 50 ms.
+The limits are off for the load (`--write-burst 0`, `--message-burst 0`,
+no per-client quotas): all of it comes from one address.
+
+Targets on this 2-core machine, SQLite: lookups >= 1,000/s with p99 < 50 ms
+(issue #6); inbox POST >= 25 % of the hello-world rate, inbox GET >= 40 %,
+both p99 < 50 ms, live delivery p99 < 20 ms (issue #11).
 
 Run: uv run python benchmarks/server.py [--seconds 5] [--concurrency 32] [--db sqlite|postgresql]
-     [--handles 1000] [--chains 200] [--appends-per-client 400]
+     [--handles 1000] [--chains 200] [--appends-per-client 400] [--readers 200] [--live 20]
+     [--live-messages 300]
 """
 
 from __future__ import annotations
@@ -41,6 +56,7 @@ from pathlib import Path
 import httpx
 from kez_core.claim import create_claim
 from kez_core.keys import Signer
+from kez_core.messaging.inbox_auth import sign_inbox_request
 from kez_core.sigchain import SigchainBuilder
 from kez_core.signed import sign
 from kez_core.timefmt import format_time, now
@@ -106,9 +122,9 @@ class Connection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
 
     async def request(
-        self, method: str, path: str, body: bytes = b"", ctype: str = ""
+        self, method: str, path: str, body: bytes = b"", ctype: str = "", extra: str = ""
     ) -> tuple[int, bytes]:
-        head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n"
+        head = f"{method} {path} HTTP/1.1\r\nhost: {self.host}\r\n{extra}"
         if body or method == "POST":
             head += f"content-type: {ctype}\r\ncontent-length: {len(body)}\r\n"
         self.writer.write(head.encode() + b"\r\n" + body)
@@ -182,6 +198,9 @@ def main() -> None:
     parser.add_argument("--handles", type=int, default=1000)
     parser.add_argument("--chains", type=int, default=200)
     parser.add_argument("--appends-per-client", type=int, default=400)
+    parser.add_argument("--readers", type=int, default=200)
+    parser.add_argument("--live", type=int, default=20)
+    parser.add_argument("--live-messages", type=int, default=300)
     args = parser.parse_args()
     hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -216,6 +235,10 @@ def main() -> None:
                     SERVER_NAME,
                     "--write-burst",
                     "0",
+                    "--message-burst",
+                    "0",
+                    "--vapid-key",  # PostgreSQL's default is ./kez-vapid.pem: not in the caller's folder
+                    str(Path(tmp) / "vapid.pem"),
                     # all load comes from one address: no per-client quota either
                     "--client-links-per-hour",
                     "0",
@@ -252,6 +275,7 @@ def run(args, base, hello, hello_port, kez, kez_port, hz) -> dict[str, dict]:
         file=sys.stderr,
     )
     handles: list[str] = []
+    signers: list[Signer] = []
     chain_paths: list[str] = []
     appenders: list[tuple[str, list[bytes]]] = []
     with httpx.Client(base_url=base, timeout=60) as http:
@@ -267,6 +291,12 @@ def run(args, base, hello, hello_port, kez, kez_port, hz) -> dict[str, dict]:
             envelope = sign("handle_registration", payload, signer, namespace="chat").to_dict()
             assert http.post("/v1/register", json=envelope).status_code == 201
             handles.append(handle)
+            signers.append(signer)
+        readers = list(range(min(args.readers, len(handles))))
+        for i in readers:
+            for _ in range(5):
+                body = {"to": handles[i], "envelope": inbox_envelope()}
+                assert http.post("/v1/messages", json=body).status_code == 201
         for i in range(args.chains):
             signer = Signer.generate("ed25519")
             builder = SigchainBuilder()
@@ -310,14 +340,41 @@ def run(args, base, hello, hello_port, kez, kez_port, hz) -> dict[str, dict]:
             return None
         return ("POST", path, lines[n], NDJSON)
 
+    posts = [
+        json.dumps({"to": handles[rng.randrange(len(handles))], "envelope": inbox_envelope()}).encode()
+        for _ in range(2000)
+    ]
+
+    def post_req(_i: int, _n: int):
+        return ("POST", "/v1/messages", posts[rng.randrange(len(posts))], "application/json")
+
+    gets: list[tuple[str, str]] = []
+
+    def get_req(_i: int, _n: int):
+        path, header = gets[rng.randrange(len(gets))]
+        return ("GET", path + "?since=0", b"", "", header)
+
+    def sign_gets() -> None:  # just before the GET phase: a header is good for 60 s
+        gets[:] = [
+            (
+                f"/v1/inbox/{handles[i]}",
+                f"x-kez-auth: {sign_inbox_request(signers[i], 'GET', f'/v1/inbox/{handles[i]}', 'since=0')}\r\n",
+            )
+            for i in readers
+        ]
+
     results: dict[str, dict] = {}
     plan = [
         ("hello (bare Starlette)", hello, hello_port, hello_req, 200),
         ("handle lookup", kez, kez_port, lookup_req, 200),
         ("chain GET (10 links)", kez, kez_port, chain_req, 200),
         ("chain append (1 link)", kez, kez_port, append_req, 200),
+        ("inbox POST", kez, kez_port, post_req, 201),
+        ("inbox GET (5 envelopes)", kez, kez_port, get_req, 200),
     ]
     for name, proc, port, make, ok in plan:
+        if make is get_req:
+            sign_gets()
         cpu0 = ticks(proc.pid)
         wall0 = time.perf_counter()
         count, lat, statuses = asyncio.run(load(port, args.concurrency, args.seconds, make))
@@ -334,7 +391,83 @@ def run(args, base, hello, hello_port, kez, kez_port, hz) -> dict[str, dict]:
             "cpu_per_req_ms": cpu / max(1, count) * 1000,
         }
         print(f"  {name}: {count} requests", file=sys.stderr)
+    picked = [readers[k] for k in range(min(args.live, len(readers)))]
+    live = asyncio.run(
+        live_delivery(base, [(handles[i], signers[i]) for i in picked], args.live_messages, kez_port)
+    )
+    results["live delivery (post -> SSE)"] = live
+    print(f"  live delivery: {live['count']} messages", file=sys.stderr)
     return results
+
+
+def inbox_envelope(bucket: int = 1024) -> str:
+    """A well-formed envelope text (enc + tag + one padding bucket of random bytes)."""
+    import base64
+
+    raw = os.urandom(32 + bucket + 16)
+    return "kez:e1:" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+async def live_delivery(base: str, readers: list[tuple[str, Signer]], messages: int, port: int) -> dict:
+    """Post `messages` envelopes one at a time to SSE readers; latency post sent -> event read."""
+    arrived: dict[str, asyncio.Future[float]] = {}
+    ready = asyncio.Event()
+    opened = 0
+
+    # seqs are per server: from the newest one on, only the envelopes posted here arrive
+    with httpx.Client(base_url=base) as http:
+        first = http.post("/v1/messages", json={"to": readers[0][0], "envelope": inbox_envelope()})
+        since = first.json()["seq"]
+
+    async def reader(handle: str, signer: Signer) -> None:
+        nonlocal opened
+        path = f"/v1/inbox/{handle}/live"
+        header = sign_inbox_request(signer, "GET", path, f"since={since}")
+        async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(10, read=None)) as client:
+            async with client.stream("GET", path, params={"since": since}, headers={"x-kez-auth": header}) as answer:
+                assert answer.status_code == 200, await answer.aread()
+                opened += 1
+                if opened == len(readers):
+                    ready.set()
+                async for line in answer.aiter_lines():
+                    if line.startswith("data:"):
+                        envelope = json.loads(line[5:])["envelope"]
+                        waiter = arrived.get(envelope)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(time.perf_counter())
+
+    tasks = [asyncio.create_task(reader(h, s)) for h, s in readers]
+    await asyncio.wait_for(ready.wait(), 30)
+    await asyncio.sleep(0.5)
+    conn = Connection("127.0.0.1", port)
+    await conn.open()
+    latencies: list[float] = []
+    rng = random.Random(11)
+    try:
+        for _ in range(messages):
+            handle = readers[rng.randrange(len(readers))][0]
+            envelope = inbox_envelope()
+            arrived[envelope] = asyncio.get_running_loop().create_future()
+            body = json.dumps({"to": handle, "envelope": envelope}).encode()
+            sent = time.perf_counter()
+            status, _ = await conn.request("POST", "/v1/messages", body, "application/json")
+            assert status == 201, status
+            got = await asyncio.wait_for(arrived[envelope], 10)
+            latencies.append(got - sent)
+            await asyncio.sleep(0.005)
+    finally:
+        conn.close()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return {
+        "rps": float("nan"),
+        "p50": pct(latencies, 0.50),
+        "p99": pct(latencies, 0.99),
+        "count": len(latencies),
+        "errors": {},
+        "cpu_per_req_ms": float("nan"),
+    }
 
 
 def report(args, results: dict[str, dict]) -> None:
@@ -344,11 +477,11 @@ def report(args, results: dict[str, dict]) -> None:
         f"server and load in separate processes ({os.cpu_count()} cores)"
     )
     print(
-        f"{'endpoint':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs hello':>10}{'srv CPU/req':>13}"
+        f"{'endpoint':<30}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs hello':>10}{'srv CPU/req':>13}"
     )
     for name, r in results.items():
         print(
-            f"{name:<26}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['rps'] / hello:>9.2f}x"
+            f"{name:<30}{r['rps']:>9.0f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['rps'] / hello:>9.2f}x"
             f"{r['cpu_per_req_ms']:>10.2f} ms" + (f"  errors {r['errors']}" if r["errors"] else "")
         )
     lookup = results["handle lookup"]
@@ -356,6 +489,18 @@ def report(args, results: dict[str, dict]) -> None:
     print(
         f"target: lookups >= 1,000/s with p99 < 50 ms: {'met' if ok else 'NOT met'} "
         f"({lookup['rps']:.0f}/s, p99 {lookup['p99']:.1f} ms)"
+    )
+    for name, share in (("inbox POST", 0.25), ("inbox GET (5 envelopes)", 0.40)):
+        r = results[name]
+        ok = r["rps"] >= share * hello and r["p99"] < 50 and not r["errors"]
+        print(
+            f"target: {name} >= {share:.0%} of hello with p99 < 50 ms: {'met' if ok else 'NOT met'} "
+            f"({r['rps'] / hello:.0%}, p99 {r['p99']:.1f} ms)"
+        )
+    live = results["live delivery (post -> SSE)"]
+    print(
+        f"target: live delivery p99 < 20 ms: {'met' if live['p99'] < 20 else 'NOT met'} "
+        f"(p50 {live['p50']:.1f} ms, p99 {live['p99']:.1f} ms)"
     )
     print(
         json.dumps(

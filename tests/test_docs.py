@@ -74,3 +74,48 @@ def test_readme_starts_with_the_two_commands():
     assert blocks[1].strip() == "python3 -m pip install uv && python3 -m uv run pytest"
     ci = (DOCS.parent / ".ci" / "run").read_text()
     assert blocks[1].strip() in ci
+
+
+def _help(argv: list[str], main) -> str:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(argv)
+    return out.getvalue()
+
+
+def test_the_readme_server_guide_names_only_flags_that_exist(monkeypatch):
+    """Every `--flag` on a `kez-server` or `kez message` line of the root README's
+    "Running a kez-server" section, and every flag its text names, is in that command's help."""
+    from kez_cli.main import main as kez_main
+    from kez_server.cli import main as server_main
+
+    monkeypatch.setenv("COLUMNS", "250")
+    readme = (DOCS.parent / "README.md").read_text()
+    section = readme.split("## Running a kez-server", 1)[1].split("\n## ", 1)[0]
+    helps = {
+        "kez-server": _help(["--help"], server_main),
+        "kez-server nats-config": _help(["nats-config", "--help"], server_main),
+        "kez message send": _help(["message", "send", "--help"], kez_main),
+        "kez message listen": _help(["message", "listen", "--help"], kez_main),
+    }
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+    checked = 0
+    current = None  # the command of a line that ended with a backslash
+    for line in section.splitlines():
+        command = current or next(
+            (c for c in sorted(helps, key=len, reverse=True) if line.lstrip().startswith(c + " ")), None
+        )
+        current = command if line.rstrip().endswith("\\") else None
+        if command is None:
+            continue
+        for name in flag.findall(line.split("#", 1)[0]):
+            assert re.search(rf"{name}\b", helps[command]), f"{command} has no {name}: {line}"
+            checked += 1
+    everything = "\n".join(helps.values())
+    for name in set(re.findall(r"`(--[a-z][a-z-]+)", section)):
+        assert re.search(rf"{name}\b", everything), f"the README names {name}, which no command has"
+        checked += 1
+    assert checked > 20

@@ -47,3 +47,36 @@ def test_sending_to_someone_without_a_handle_there_is_a_clear_error(capsys, two,
     code, _, err = kez(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", "x",
                        "--via", "http", "--inbox-server", inbox_server.url)
     assert code == 5 and "no handle" in err and "Traceback" not in err
+
+
+def _listen_all(home, *args: str) -> tuple[list[str], str]:
+    """One listen run to its end: the texts printed, and stderr."""
+    listener = listen(home, "--via", "http", *args)
+    try:
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    assert listener.returncode == 0, err
+    return [json.loads(line)["body"]["text"] for line in out.splitlines()], err
+
+
+def test_a_second_listen_goes_on_from_where_the_first_stopped(capsys, two, inbox_server):
+    """The last seq shown is kept per identity, server, handle and inbox key: a later listen
+    neither prints nor refuses (as replays) what an earlier one showed, and does not skip what
+    an earlier one received but never showed."""
+    alice, bob = two["alice"], two["bob"]
+    kez_json(capsys, bob["home"], "handle", "register", "bobcur", "--server", inbox_server.url)
+    flags = ["--inbox-server", inbox_server.url]
+    for text in ("one", "two", "three"):
+        kez_json(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", text, "--via", "http", *flags)
+    texts, _ = _listen_all(bob["home"], "--count", "1", "--wait", "30", *flags)
+    assert texts == ["one"]
+    texts, err = _listen_all(bob["home"], "--count", "2", "--wait", "30", *flags)
+    assert texts == ["two", "three"] and "refused" not in err, err
+    texts, err = _listen_all(bob["home"], "--wait", "1.5", *flags)
+    assert texts == [] and "refused" not in err, err
+    cursors = list((bob["home"] / "identities").rglob("http-inbox-cursors/*"))
+    assert cursors and all(p.stat().st_mode & 0o777 == 0o600 for p in cursors)
+    # --inbox-since still wins: from 0, everything the server holds comes again (replays, refused)
+    texts, err = _listen_all(bob["home"], "--wait", "1.5", "--inbox-since", "0", *flags)
+    assert texts == [] and err.count("refused") == 3, err

@@ -138,6 +138,7 @@ def test_flags_win_over_environment(tmp_path):
         (["--server", "example.org", "--vapid-subject", "admin"], 2, "neither a mailto:"),
         (["--server", "example.org", "--push-allow", "a b/c"], 2, "is not HOST or HOST:PORT"),
         (["--server", "example.org", "--push-allow", "x:99999"], 2, "port out of range"),
+        (["--server", "example.org", "--nostr-relay", "https://relay.example"], 2, "nostr relay"),
     ],
 )
 def test_config_errors(capsys, monkeypatch, tmp_path, args, code, text):
@@ -189,6 +190,9 @@ def test_version_and_help(capsys, monkeypatch):
         ("--identity-max-bytes", "KEZ_SERVER_IDENTITY_MAX_BYTES"),
         ("--client-links-per-hour", "KEZ_SERVER_CLIENT_LINKS_PER_HOUR"),
         ("--client-bytes-per-hour", "KEZ_SERVER_CLIENT_BYTES_PER_HOUR"),
+        ("--message-burst", "KEZ_SERVER_MESSAGE_BURST"),
+        ("--message-rate", "KEZ_SERVER_MESSAGE_RATE"),
+        ("--nostr-relay", "KEZ_SERVER_NOSTR_RELAY"),
     ]:
         assert flag in out and env in out
 
@@ -283,3 +287,27 @@ def test_the_command_serves_with_the_limits(tmp_path):
         code, err = stop(proc)
     assert code == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_the_command_reads_the_message_limit(tmp_path, how):
+    """--message-burst/--message-rate (or their variables) reach the inbox's per-address limit."""
+    from inbox_helpers import post, register
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = ["--bind", f"127.0.0.1:{port}", "--db", str(tmp_path / "k.db"), "--server", "example.org"]
+    env = {}
+    if how == "flag":
+        args += ["--message-burst", "2", "--message-rate", "0.001"]
+    else:
+        env = {"KEZ_SERVER_MESSAGE_BURST": "2", "KEZ_SERVER_MESSAGE_RATE": "0.001"}
+    proc = start(args, env)
+    try:
+        wait_healthy(proc, url)
+        with httpx.Client(base_url=url) as client:
+            _, handle = register(client, server="example.org")
+            codes = [post(client, handle).status_code for _ in range(3)]
+        assert codes == [201, 201, 429], codes
+    finally:
+        stop(proc)

@@ -99,6 +99,28 @@ def test_a_current_device_key_reads(client):
     assert assert_error(refused, 401, "unauthorized")["reason"] == "wrong_signer"
 
 
+def test_a_removed_device_is_refused_on_its_next_read(client):
+    """The keys a read is checked against are cached per stored head: a chain push that
+    removes the device is seen by the very next request."""
+    from kez_core.sigchain import SigchainBuilder
+    from server_helpers import NDJSON, identity_path
+
+    primary, device = Signer.generate(), Signer.generate("nostr")
+    builder = SigchainBuilder()
+    builder.add_device(primary, device, "laptop")
+    client.post(identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON)
+    _, handle = register(client, primary)
+    path = f"/v1/inbox/{handle}"
+    for _ in range(2):  # the second read is served from the cached keys
+        answer = client.get(path, params={"since": 0}, headers=auth(device, path, "since=0", device=True))
+        assert answer.status_code == 200, answer.text
+    builder.remove_device(primary, device.key_id)
+    pushed = client.post(identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON)
+    assert pushed.status_code == 200, pushed.text
+    refused = client.get(path, params={"since": 0}, headers=auth(device, path, "since=0", device=True))
+    assert assert_error(refused, 401, "unauthorized")["reason"] == "wrong_signer"
+
+
 def _refusal(client, handle, headers, since=0):
     answer = client.get(f"/v1/inbox/{handle}", params={"since": since}, headers=headers)
     data = assert_error(answer, 401, "unauthorized")

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import attrs
 import typer
 
 from kez_core.errors import DecodeError, KezError, StoreError, TransportError
@@ -37,7 +36,6 @@ from kez_core.registry import default_registry
 # kez_core.messaging and kez_core.sigchain load inside the commands: every
 # `kez` start imports this module to build the command tree.
 if TYPE_CHECKING:
-    from kez_core.messaging import Message
     from kez_core.sigchain import ChainState
 
 from .. import passphrase
@@ -235,6 +233,7 @@ def _as_identity(channel_ctx: Any, record: IdentityRecord, signer: Signer) -> No
     http transport signs its inbox reads). The option names are in docs/plugins.md."""
     channel_ctx.options["signer"] = signer
     channel_ctx.options["identity"] = record.identity_id
+    channel_ctx.options["identity_dir"] = str(record.path)  # where a transport keeps its cursor
 
 
 # ------------------------------------------------------------------ commands
@@ -463,7 +462,7 @@ def listen(
         async with transport.subscribe(routing_id(key), channel_ctx) as inbox:
             await queue.put(("live", key))
             async for envelope in inbox:
-                await queue.put(("envelope", envelope))
+                await queue.put(("envelope", (envelope, inbox)))
 
     async def run() -> None:
         nonlocal received
@@ -510,10 +509,12 @@ def listen(
                 if kind == "live":
                     note(f"listening on {via} for inbox key {value}")
                     continue
+                envelope, inbox = value
                 try:
-                    data = receiver.open(value)
+                    data = receiver.open(envelope)
                 except KezError as exc:
                     note(f"refused an envelope: {exc.message}")
+                    _handled(inbox, envelope)
                     continue
                 if data["kind"] == "dropped":
                     note(f"dropped a message from {data['from']} (blocked)")
@@ -524,6 +525,7 @@ def listen(
                     emit_json_line(data)
                 else:
                     _print_message(data)
+                _handled(inbox, envelope)
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -589,6 +591,13 @@ def history(
         show_line(arrow, " ", (entry.created_at, "dim"), state)
         text = data["text"] if data["text"] is not None else json.dumps(entry.body, ensure_ascii=False)
         show_line("  ", str(text).replace("\n", "\n  "), multiline=True)
+
+
+def _handled(inbox: Any, envelope: bytes) -> None:
+    """Tell a transport that keeps a cursor (http) that this envelope was shown or refused."""
+    done = getattr(inbox, "done", None)
+    if done is not None:
+        done(envelope)
 
 
 def register(main_app: typer.Typer) -> None:

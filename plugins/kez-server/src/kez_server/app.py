@@ -55,6 +55,7 @@ from .errors import HTTP_CODES, ApiError
 from .push import PushService
 from .handles import HANDLE_RE, Registration, check_registration, sigchain_path
 from .limits import BodyDeadline, ClientDisconnect, client_disconnected
+from .nostr_listen import NostrListener
 from .quotas import ClientQuota
 from .push_api import build_push
 from .ratelimit import TokenBuckets
@@ -182,6 +183,7 @@ class KezServer:
             ),
         )
         self.push: PushService | None = None  # set by create_app
+        self.nostr: NostrListener | None = None  # set by create_app with --nostr-relay
 
     async def read(self, fn: Any, *args: Any) -> Any:
         """Run a database read: inline for SQLite, in the thread pool for PostgreSQL.
@@ -253,6 +255,8 @@ class KezServer:
         _require_type(request, _JSON_TYPES, "JSON")
         body = await read_body(request, REGISTER_BODY_CAP)
         row = await run_in_threadpool(self._register, body)
+        if self.nostr is not None:
+            self.nostr.changed()  # its chain's inbox keys may now be watched
         return JSONResponse(
             self.handle_body(request, row),
             200 if row["moved"] else 201,
@@ -419,6 +423,8 @@ class KezServer:
         body = await read_body(request, self.settings.max_chain_body)
         client = request.client.host if request.client else "?"
         result = await run_in_threadpool(self.chains.append, identity, body, client)
+        if self.nostr is not None:
+            self.nostr.changed()  # an add_inbox may have come
         return JSONResponse(result.to_json())
 
     async def get_forks(self, request: Request) -> Response:
@@ -505,14 +511,24 @@ def create_app(
     server.push = push.service
     # every message this node stores for a handle wakes that handle's browsers (empty pushes)
     inbox.events.on_stored(lambda handle, _seq: push.service.message_stored(handle))
+    if settings.nostr_relays:
+        from .nostr_listen import NostrListener
+
+        server.nostr = NostrListener(
+            store, server.registry, settings.nostr_relays, push.service.message_stored
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await push.service.start()
+        if server.nostr is not None:
+            await server.nostr.start()
         try:
             async with inbox.running():
                 yield
         finally:
+            if server.nostr is not None:
+                await server.nostr.close()
             await push.service.close()
             store.close()
 

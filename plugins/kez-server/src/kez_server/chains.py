@@ -131,6 +131,8 @@ class ChainService:
         self._cache: OrderedDict[str, tuple[str, ChainValidator]] = OrderedDict()
         # identity -> (head id, stored bytes up to it), for the identity byte quota
         self._sizes: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        # identity -> (head id, (current primary, devices) there), for `known_keys`
+        self._keys: OrderedDict[str, tuple[str, tuple[str, frozenset[str]]]] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------- cache
@@ -216,7 +218,30 @@ class ChainService:
         validator = self._validator_at(identity, n, {n: head_id}, n)
         state = validator.result()
         self._put(identity, head_id, validator)
+        keys = (state.current_primary, frozenset(state.devices))  # a copy: the validator goes on
+        with self._lock:
+            self._keys[identity] = (head_id, keys)
+            self._keys.move_to_end(identity)
+            while len(self._keys) > self.cache_size:
+                self._keys.popitem(last=False)
         return state
+
+    def known_keys(self, identity: str) -> tuple[bool, tuple[str, frozenset[str]] | None]:
+        """(True, (current primary, devices)) when known without reading the chain: no chain
+        here gives (True, None), and so does nothing else; the keys `state()` last saw count
+        while the stored head is still theirs. Else (False, None): call `state()`.
+
+        One head read: cheap enough to run on the event loop (SQLite), where
+        `state()` may rebuild a long chain and belongs in a thread.
+        """
+        head = self.store.head(identity)
+        if head is None:
+            return True, None
+        with self._lock:
+            entry = self._keys.get(identity)
+        if entry is not None and entry[0] == head[1]:
+            return True, entry[1]
+        return False, None
 
     # ---------------------------------------------------------------- write
 

@@ -141,6 +141,14 @@ def serve_command(
         int,
         typer.Option("--client-links-per-hour", envvar=ENV["client_links_per_hour"], help="New links one client address may store per hour (429 after; 0: no limit)."),
     ] = _DEFAULT["client_links_per_hour"],
+    message_burst: Annotated[
+        int,
+        typer.Option("--message-burst", envvar=ENV["message_burst"], help="Inbox messages (POST /v1/messages) per client IP in a burst; 0: unlimited."),
+    ] = _DEFAULT["message_burst"],
+    message_rate: Annotated[
+        float,
+        typer.Option("--message-rate", envvar=ENV["message_rate"], help="Inbox message tokens refilled per second per IP."),
+    ] = _DEFAULT["message_rate"],
     log_level: Annotated[
         str,
         typer.Option(
@@ -206,6 +214,16 @@ def serve_command(
             help="HOST[:PORT] push endpoints may use although not public https (repeatable).",
         ),
     ] = None,
+    nostr_relay: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--nostr-relay",
+            metavar="URL",
+            envvar=ENV["nostr_relays"],
+            help="Watch this nostr relay (ws:// or wss://) for envelopes to registered identities "
+            "and send their Web Pushes (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Run the KEZ server (see `kez server --help`)."""
     if not server:
@@ -230,9 +248,12 @@ def serve_command(
         identity_max_bytes=identity_max_bytes,
         client_bytes_per_hour=client_bytes_per_hour,
         client_links_per_hour=client_links_per_hour,
+        message_burst=message_burst,
+        message_rate=message_rate,
         vapid_key=vapid_key,
         vapid_subject=vapid_subject,
         push_allow=push_allow or (),
+        nostr_relays=nostr_relay or (),
     )
     settings.check_public_url()
     serve(settings, NatsOptions(nats, with_nats, nats_listen, nats_keys))

@@ -48,6 +48,7 @@ ENV: dict[str, str] = {
     "vapid_key": "KEZ_SERVER_VAPID_KEY",
     "vapid_subject": "KEZ_SERVER_VAPID_SUBJECT",
     "push_allow": "KEZ_SERVER_PUSH_ALLOW",
+    "nostr_relays": "KEZ_SERVER_NOSTR_RELAY",
 }
 
 _NAME = re.compile(
@@ -186,6 +187,19 @@ class ServerSettings:
     vapid_key: str | None = None
     vapid_subject: str | None = attrs.field(default=None, converter=_check_subject)
     push_allow: tuple[str, ...] = attrs.field(default=(), converter=_words)
+    # nostr relays watched for envelopes to registered identities (nostr_listen.py)
+    nostr_relays: tuple[str, ...] = attrs.field(default=(), converter=_words)
+
+    @nostr_relays.validator
+    def _check_relays(self, _attr: object, value: tuple[str, ...]) -> None:
+        from kez_channel_nostr.channel import bad_relay_url
+
+        for url in value:
+            if problem := bad_relay_url(url):
+                raise ConfigError(
+                    f"nostr relay {url[:120]!r} {problem}",
+                    hint="e.g. --nostr-relay wss://relay.example.org",
+                )
 
     @server_name.validator
     def _check_name(self, _attr: object, value: str) -> None:

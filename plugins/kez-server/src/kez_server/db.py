@@ -286,6 +286,13 @@ class Store:
             "registered_at": registered_at,
         }
 
+    def registered(self) -> list[tuple[str, str]]:
+        """(handle, identity id) of every registration, in handle order."""
+        rows = self._rows(
+            "SELECT handle, COALESCE(identity, primary_key) FROM kez_handles ORDER BY handle", ()
+        )
+        return [(h, i) for h, i in rows]
+
     def handle_of(self, primary: str) -> str | None:
         rows = self._rows("SELECT handle FROM kez_handles WHERE primary_key = ?", (primary,))
         return rows[0][0] if rows else None

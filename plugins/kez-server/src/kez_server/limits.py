@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .config import DEFAULT_MAX_CONNECTIONS, ServerSettings
 from .errors import ApiError
+from .privacy import redact_path, shown
 
 log = logging.getLogger("kez_server")
 
@@ -170,7 +171,8 @@ def protocol_class(header_timeout: float, max_connections: int) -> type[asyncio.
 
 
 def _peer(client: tuple[str, int] | None) -> str:
-    return f"{client[0]}:{client[1]}" if client else "?"
+    """The client as the log may name it: a per-process pseudonym at DEBUG, else nothing (spec §11)."""
+    return shown(client[0], log) if client else "?"
 
 
 class BodyDeadline:
@@ -215,7 +217,7 @@ async def client_disconnected(request: Request, _exc: Exception) -> Response:
         "client %s disconnected during %s %s; nothing stored",
         _peer(request.client and (request.client.host, request.client.port)),
         request.method,
-        request.url.path,
+        redact_path(request.url.path, debug=log.isEnabledFor(logging.DEBUG)),
     )
     return Response(status_code=400)  # not delivered: the connection is gone
 

@@ -29,27 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
 import attrs
 from kez_core.errors import KezError
 from kez_core.keys import parse_key_id
-from kez_core.messaging import routing_id
-from kez_core.messaging.replay import MAX_AGE, MAX_AHEAD
 from kez_core.registry import Registry, default_registry
-from kez_core.sigchain import ChainValidator
-from kez_core.sigchain.model import OP_ADD_INBOX, ChainState
-from kez_core.timefmt import now, parse_time
+from kez_core.timefmt import now
 from kez_transport_nats import auth
 from kez_transport_nats.config import SUBJECT_PREFIX
 
 from . import nats_jwt
-from .chains import PAGE, is_identity_id
+from .chains import is_identity_id
 from .db import Store
+from .inbox_keys import InboxHistories
 from .nats_config import AUTH_SUBJECT, NatsKeys
+from .privacy import redact_ids, shown
 
 log = logging.getLogger("kez_server.nats")
 
@@ -78,13 +74,6 @@ class Grant:
         return [SUBJECT_PREFIX + "*"]
 
 
-@attrs.frozen
-class _Chain:
-    head: str
-    state: ChainState
-    inbox: tuple[tuple[str, str, str], ...]  # (inbox key, device, expires_at) of every add_inbox
-
-
 class Authorizer:
     """Decides authorization requests from the store (thread-safe; called in a worker thread)."""
 
@@ -93,8 +82,7 @@ class Authorizer:
         self.keys = keys
         self.registry = registry or default_registry()
         self._issuer = keys.issuer()
-        self._cache: OrderedDict[str, _Chain] = OrderedDict()
-        self._lock = threading.Lock()
+        self._histories = InboxHistories(store, self.registry, CHAIN_CACHE)
 
     # ------------------------------------------------------------ answer
 
@@ -115,14 +103,14 @@ class Authorizer:
             grant = self.decide(nats, at)
         except Refused as exc:
             body["error"] = str(exc)
-            log.info("NATS callout: refused %s: %s", _client(nats), exc)
+            log.info("NATS callout: refused %s: %s", _client(nats), redact_ids(str(exc), log))
         else:
             body["jwt"] = self.user_jwt(user, grant)
             log.info(
                 "NATS callout: %s is %s (key %s), %d inbox(es)",
                 _client(nats),
-                grant.identity,
-                grant.key,
+                shown(grant.identity, log),
+                shown(grant.key, log),
                 len(grant.routing_ids),
             )
         response = {"sub": user, "aud": server, "nats": body}
@@ -209,59 +197,21 @@ class Authorizer:
         handle = self.store.handle_of_identity(identity)
         if handle is None:
             raise Refused(f"{identity} has no handle on this server")
-        chain = self._chain(identity)
+        chain = self._histories.get(identity)
         if chain is None:
             row = self.store.lookup(handle)
             if row is None or row["primary_key"] != key:
                 raise Refused(f"{key} is not the registered primary of {identity}")
             return Grant(identity, key, ())
-        state = chain.state
-        if state.role_of(key) not in ("primary", "device"):
+        if chain.state.role_of(key) not in ("primary", "device"):
             raise Refused(f"{key} is not the primary or an active device of {identity}")
-        holders = {state.current_primary, *state.devices}
-        routes: list[str] = []
-        for inbox_key, device, expires_at in chain.inbox:
-            usable = parse_time(expires_at) + MAX_AGE + MAX_AHEAD > at
-            if device in holders and usable:
-                route = routing_id(inbox_key)
-                if route not in routes:
-                    routes.append(route)
-        return Grant(identity, key, tuple(routes))
-
-    def _chain(self, identity: str) -> _Chain | None:
-        """The stored chain's state and inbox history (cached by head id)."""
-        head = self.store.head(identity)
-        if head is None:
-            return None
-        with self._lock:
-            cached = self._cache.get(identity)
-        if cached is not None and cached.head == head[1]:
-            return cached
-        validator = ChainValidator(registry=self.registry)
-        inbox: list[tuple[str, str, str]] = []
-        after = 0
-        while True:
-            rows = self.store.chain_lines(identity, after, PAGE)
-            if not rows:
-                break
-            for seqno, line in rows:
-                link = validator.feed_trusted(line)  # stored links were validated on append
-                if link is not None and link.op == OP_ADD_INBOX:
-                    body = link.body
-                    inbox.append((body["key"], body["device"], body["expires_at"]))
-                after = seqno
-        chain = _Chain(validator.result().head, validator.result(), tuple(inbox))
-        with self._lock:
-            self._cache[identity] = chain
-            self._cache.move_to_end(identity)
-            while len(self._cache) > CHAIN_CACHE:
-                self._cache.popitem(last=False)
-        return chain
+        return Grant(identity, key, chain.routing_ids(at))
 
 
 def _client(nats: dict[str, Any]) -> str:
+    """The connection as the log may name it: nats-server's client number, the address hidden."""
     info = nats.get("client_info") or {}
-    return f"client {info.get('id', '?')} from {info.get('host', '?')}"
+    return f"client {info.get('id', '?')} from {shown(str(info.get('host', '?')), log)}"
 
 
 async def run_callout(

@@ -29,6 +29,24 @@ def pseudonym(text: str) -> str:
     return "h:" + hashlib.blake2b(text.encode("utf-8", "replace"), key=_SALT, digest_size=6).hexdigest()
 
 
+# A key id or routing id in a message (refusal reasons name the identity and the key).
+_IDS = re.compile(r"\b(?:[a-z0-9]+:)?[0-9a-fA-F]{32,}\b|\bU[A-Z2-7]{55}\b")
+
+
+def shown(text: str, logger: logging.Logger) -> str:
+    """How `logger` may name a person or address: a pseudonym when it logs DEBUG, else `…`.
+
+    For a line logged at INFO or above: an operator running at INFO sees
+    that something happened, never to whom.
+    """
+    return pseudonym(text) if logger.isEnabledFor(logging.DEBUG) else "…"
+
+
+def redact_ids(text: str, logger: logging.Logger) -> str:
+    """`text` with every key id, routing id or NATS user nkey replaced as `shown` does."""
+    return _IDS.sub(lambda m: shown(m.group(0), logger), text)
+
+
 def redact_path(path: str, *, debug: bool = False) -> str:
     """`path` without its query and with the personal segment replaced (hashed when `debug`)."""
     path = path.split("?", 1)[0]

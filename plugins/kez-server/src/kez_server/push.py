@@ -144,7 +144,10 @@ class PushService:
 
     async def _fan_out(self, handle: str) -> None:
         try:
-            subs = await asyncio.to_thread(self.store.subscriptions, handle)
+            if self.store.store.inline_reads:  # SQLite: a local read, cheaper than a thread hop
+                subs = self.store.subscriptions(handle)
+            else:
+                subs = await asyncio.to_thread(self.store.subscriptions, handle)
         except Exception as exc:  # noqa: BLE001 - a database hiccup costs one fan-out, not the server
             log.warning("push fan-out: cannot read subscriptions: %r", exc)
             return

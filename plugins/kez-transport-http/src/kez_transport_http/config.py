@@ -37,8 +37,8 @@ SINCE_OPTION = ChannelOption(
     name="inbox_since",
     flag="--inbox-since",
     env="KEZ_INBOX_SINCE",
-    help="Listening catches up from this inbox seq (default 0: everything the server holds).",
-    default="0",
+    help="Listening catches up from this inbox seq (default: after the last one this identity "
+    "handled, else 0: everything the server holds).",
 )
 OPTIONS: tuple[ChannelOption, ...] = (SERVER_OPTION, HANDLE_OPTION, SINCE_OPTION)
 
@@ -90,8 +90,11 @@ def target(ctx: ChannelContext) -> Target:
     return Target(base, handle)
 
 
-def since(ctx: ChannelContext) -> int:
-    raw = _text(ctx.options.get(SINCE_OPTION.name)) or "0"
+def since(ctx: ChannelContext) -> int | None:
+    """`--inbox-since`, or None when not given (then the kept cursor, `cursor.py`, decides)."""
+    raw = _text(ctx.options.get(SINCE_OPTION.name))
+    if raw is None:
+        return None
     if not raw.isdigit() or len(raw) > 18:
         raise HttpConfigError(f"--inbox-since {raw[:40]!r} is not a non-negative integer")
     return int(raw)

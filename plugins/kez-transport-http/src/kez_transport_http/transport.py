@@ -10,7 +10,9 @@
   stored; the transport yields those whose `route` is the routing id it
   was asked for (or that name none). When the stream drops, it reconnects
   from the last seq it saw, so nothing stored is missed; the server's copy
-  stays until its owner deletes it or it ages out.
+  stays until its owner deletes it or it ages out. Without `--inbox-since`
+  the catch-up starts after the last seq the caller marked handled
+  (`cursor.py`, in the `identity_dir` context value's folder).
 
 The key always names itself in the header (`<ts>:<key id>:<sig>`), which
 the server accepts from the primary and from a current device alike.
@@ -31,6 +33,7 @@ from kez_core.messaging.inbox_auth import HEADER, sign_inbox_request
 from kez_core.protocols import ChannelContext, ChannelOption
 
 from .config import OPTIONS, HttpConfigError, Target, context_value, since, target
+from .cursor import Cursor, InboxEnvelopes
 
 RECONNECTS = 3  # attempts in a row before a dropped stream is an error
 _REACH_HINT = "is the kez-server up, and --inbox-server right?"
@@ -137,10 +140,14 @@ class HttpTransport:
         client = _client(ctx, stream=True)
         try:
             handle = await _resolve(client, where, context_value(ctx, "identity") or signer.key_id, "reader")
-            stream = _LiveStream(client, where.base, handle, signer, since(ctx), route, self.reconnect_delay)
+            cursor = Cursor(context_value(ctx, "identity_dir"), where.base, handle, route)
+            start = since(ctx)
+            stream = _LiveStream(
+                client, where.base, handle, signer, cursor.seq if start is None else start, route, self.reconnect_delay
+            )
             await stream.open()
             try:
-                yield stream.envelopes()
+                yield InboxEnvelopes(stream.envelopes(), cursor)
             finally:
                 await stream.close()
         finally:
@@ -189,7 +196,7 @@ class _LiveStream:
                 await self._response.aclose()
             self._response = None
 
-    async def envelopes(self) -> AsyncIterator[bytes]:
+    async def envelopes(self) -> AsyncIterator[tuple[int, bytes]]:
         import httpx
 
         failures = 0
@@ -206,7 +213,7 @@ class _LiveStream:
                     seq, envelope, route = item
                     self.cursor = max(self.cursor, seq)
                     if route is None or route == self.route:
-                        yield envelope
+                        yield seq, envelope
                 ended: Exception | None = None
             except (httpx.HTTPError, TransportError) as exc:
                 ended = exc
