@@ -23,7 +23,7 @@ from kez_core.claim import create_claim
 from kez_core.errors import UnknownNameError
 from kez_core.keys import Signer
 from kez_core.sigchain import ChainError, ChainValidator, iter_file_lines
-from kez_core.sigchain.parallel import validate_stream, worker_count
+from kez_core.sigchain.parallel import validate_prefix, validate_stream, worker_count
 from kez_core.sigchain import make_link
 from sigchain_helpers import T0, builder, line_of, make_keys
 
@@ -139,6 +139,16 @@ def test_pool_verdict_equals_the_one_core_verdict(edits, batch):
     small = _outcome(lambda: validate_stream(lines, workers=2, threshold=10**9, batch=batch))
     assert pooled == expected
     assert small == expected
+    # the valid prefix's state with the error (what merge_copies, and so `kez verify`, reads)
+    assert _prefix(lines, workers=2, threshold=0, batch=batch) == _prefix(lines, workers=0)
+
+
+def _prefix(lines, **kwargs) -> tuple:
+    state, error = validate_prefix(lines, **kwargs)
+    return (
+        None if state is None else attrs.asdict(state),
+        None if error is None else (error.reason, str(error), error.seqno, error.line, error.link_id),
+    )
 
 
 def test_two_signature_failures_report_the_first():

@@ -11,7 +11,8 @@ and link id). A structural error is reported only when no check before it
 failed, since every deferred check was met before it.
 
 Small chains stay on one core: the pool is used only once a chain has
-`THRESHOLD` checks (docs/sigchain.md §11). Below that, the deferred checks
+`THRESHOLD` checks (`WARM_THRESHOLD` when the pool is already running;
+docs/sigchain.md §11). Below that, the deferred checks
 are verified here, in order. `KEZ_WORKERS` sets the number of worker
 processes (0 or 1: no pool; unset: one per core when there are two or more).
 
@@ -29,7 +30,7 @@ import multiprocessing
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 
@@ -38,19 +39,23 @@ from ..protocols import KeyAlgorithm
 from ..registry import Registry
 from ..timefmt import now
 from . import model as m
-from .errors import ChainError
+from .errors import ChainError, ChainFault
 from .validate import ChainValidator
 
-# Signature checks a chain must have before the pool is used: below this, starting
-# or feeding workers costs more than it saves (measured: docs/sigchain.md §11).
-THRESHOLD = 8192
+# Signature checks a chain must have before the pool is used (docs/sigchain.md §11).
+# Starting the pool costs 0.3-0.8 s here, about what two workers save on 16k checks
+# (16384 x 62 us / 2): a process that has no pool yet starts one only for a chain
+# that long. Once the pool runs, feeding it costs a few ms per batch: one batch's
+# worth of checks (~0.25 s of work) is enough.
+THRESHOLD = 16384
+WARM_THRESHOLD = 4096
 # Checks sent to a worker at once: big enough that pickling and the round trip are
 # a few per cent of the work, small enough that the workers start early.
 BATCH = 4096
 
 Check = tuple[KeyAlgorithm, bytes, bytes, bytes]
 
-__all__ = ["BATCH", "THRESHOLD", "validate_stream", "worker_count"]
+__all__ = ["BATCH", "THRESHOLD", "WARM_THRESHOLD", "validate_prefix", "validate_stream", "worker_count"]
 
 
 def worker_count() -> int:
@@ -76,6 +81,9 @@ def verify_batch(checks: list[Check]) -> int:
     return -1
 
 
+# the built-in key algorithms' modules (what unpickling a check imports in a worker)
+_PRELOAD = ("kez_core.builtins.ed25519", "kez_core.builtins.bip340")
+
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
@@ -87,10 +95,12 @@ def _get_pool(workers: int) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != workers:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context(
-                "forkserver" if "forkserver" in methods else "spawn"
-            )
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                context = multiprocessing.get_context("forkserver")
+                # the server imports the verify code once; each worker is a fork of it
+                context.set_forkserver_preload([__name__, *_PRELOAD])
+            else:
+                context = multiprocessing.get_context("spawn")
             _pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
             _pool_size = workers
         return _pool
@@ -184,11 +194,12 @@ def validate_stream(
     registry: Registry | None = None,
     clock: Callable[[], datetime] = now,
     workers: int | None = None,
-    threshold: int = THRESHOLD,
+    threshold: int | None = None,
     batch: int = BATCH,
 ) -> m.ChainState:
     """Validate a whole chain like `ChainValidator.feed` line by line, with the signature
-    checks on `workers` processes (default `worker_count()`) once there are `threshold`.
+    checks on `workers` processes (default `worker_count()`) once there are `threshold`
+    (default THRESHOLD, or WARM_THRESHOLD when the pool already runs).
 
     Returns the state or raises exactly the ChainError the one-core path raises.
     """
@@ -199,6 +210,8 @@ def validate_stream(
         for line in lines:
             validator.feed(line)
         return validator.result()
+    if threshold is None:
+        threshold = THRESHOLD if _pool is None else WARM_THRESHOLD
     validator._checks = []
     batches = _Batches(validator, workers, threshold, batch)
     checks = validator._checks
@@ -216,3 +229,46 @@ def validate_stream(
     finally:
         batches.cancel()
     return validator.result()
+
+
+def validate_prefix(
+    lines: Sequence[bytes | str],
+    *,
+    registry: Registry | None = None,
+    workers: int | None = None,
+    threshold: int | None = None,
+    batch: int = BATCH,
+) -> tuple[m.ChainState | None, ChainError | None]:
+    """The state of the valid prefix and the first fault (None when all is valid), as a
+    one-core `ChainValidator` fed line by line leaves them when it stops at the first
+    fault (no lines or only blank ones: (None, None), like the validator's state).
+
+    The pooled path has read past a failing signature, so on a fault the
+    prefix before the faulty line is rebuilt with `feed_trusted`: its
+    signatures were all checked and passed, and the ops either fail before
+    changing the state or succeed, so the state equals the one-core one.
+    """
+    if workers is None:
+        workers = worker_count()
+    if workers < 2:
+        validator = ChainValidator(registry=registry)
+        try:
+            for line in lines:
+                validator.feed(line)
+        except ChainError as exc:
+            return validator.state, exc
+        return validator.state, None
+    try:
+        state = validate_stream(
+            lines, registry=registry, workers=workers, threshold=threshold, batch=batch
+        )
+    except ChainError as exc:
+        if exc.reason == ChainFault.EMPTY:
+            return None, None
+        if exc.line is None or exc.line <= 1:  # a fault in the first line
+            return None, exc
+        validator = ChainValidator(registry=registry)
+        for line in lines[: exc.line - 1]:
+            validator.feed_trusted(line)
+        return validator.state, exc
+    return state, None
