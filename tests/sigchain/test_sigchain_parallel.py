@@ -188,3 +188,21 @@ def test_kez_workers_env(monkeypatch):
     with pytest.raises(UnknownNameError) as info:
         worker_count()
     assert "KEZ_WORKERS" in str(info.value)
+
+
+def test_a_fault_of_the_line_source_loses_to_an_earlier_signature_failure():
+    # the reader raises (a line longer than 64 KiB) after a link whose signature
+    # fails: the one-core path stops at that link before reading so far
+    lines = list(long_chain())
+    good = b"".join(lines[:20]) + b"x" * 100_000 + b"\n"
+    lines[3] = _flip_sig(lines[3], "link")
+    bad = b"".join(lines[:20]) + b"x" * 100_000 + b"\n"
+    for data, reason in ((good, "malformed"), (bad, "signature")):
+        expected = _outcome(lambda d=data: _one_core(iter_file_lines(io.BytesIO(d))))
+        assert expected[1] == reason
+        pooled = _outcome(
+            lambda d=data: validate_stream(
+                iter_file_lines(io.BytesIO(d)), workers=2, threshold=0, batch=2
+            )
+        )
+        assert pooled == expected

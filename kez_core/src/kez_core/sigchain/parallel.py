@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from datetime import datetime
 
-from ..errors import KezError, UnknownNameError
+from ..errors import UnknownNameError
 from ..protocols import KeyAlgorithm
 from ..registry import Registry
 from ..timefmt import now
@@ -127,6 +127,7 @@ class _Batches:
         self.done = 0  # checks before this index are verified and passed
         self.inflight: deque[tuple[int, list[Check], Future[int] | None]] = deque()
         self.pool: ProcessPoolExecutor | None = None
+        self.raised: ChainError | None = None  # the failure of a deferred check, once found
 
     def _fail_at(self, index: int) -> ChainError:
         return self.validator.deferred_error(index)
@@ -135,12 +136,11 @@ class _Batches:
         """Wait for one batch; raise the one-core path's error if a check in it failed."""
         try:
             first = future.result() if future is not None else verify_batch(checks)
-        except KezError:
-            raise
         except Exception:  # a broken pool or an alg that does not pickle: verify here
             first = verify_batch(checks)
         if first >= 0:
-            raise self._fail_at(start + first)
+            self.raised = self._fail_at(start + first)
+            raise self.raised
         self.done = start + len(checks)
 
     @property
@@ -216,15 +216,18 @@ def validate_stream(
     batches = _Batches(validator, workers, threshold, batch)
     checks = validator._checks
     try:
-        for line in lines:
-            try:
+        try:
+            for line in lines:
                 validator.feed(line)
-            except ChainError:
-                # every check deferred so far came before this fault: a failure among them wins
+                if len(checks) >= batches.trigger:
+                    batches.pump()  # raises the first failing check's error, in order
+        except Exception as exc:
+            if exc is not batches.raised:
+                # A fault of this line, or of the line source (a line too long, a read
+                # error): every check deferred so far came before it, and the one-core
+                # path would have stopped at a failure among them first.
                 batches.drain()
-                raise
-            if len(checks) >= batches.trigger:
-                batches.pump()  # raises the first failing check's error, in order
+            raise
         batches.drain()
     finally:
         batches.cancel()
