@@ -7,7 +7,8 @@ module. `npub1…` is accepted on input and normalised to `nostr:<hex>`.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 
 import attrs
 
@@ -100,6 +101,13 @@ class Signer:
     # (~55 µs for Ed25519), and signing a message or a link asks for the key id
     # several times: derived once, on first use (a bad secret still fails there).
     _key_id: str | None = attrs.field(default=None, init=False, eq=False)
+    # Parsing the secret into the library's key object costs as much as a signature
+    # (~75 us for Ed25519): an algorithm offering `signing_function(secret)` is asked
+    # once, on first use, and the parsed key lives here, next to the secret it is
+    # made of (never in a module-level cache).
+    _sign_fn: Callable[[bytes], bytes] | None = attrs.field(
+        default=None, init=False, eq=False, repr=False
+    )
 
     @property
     def key_id(self) -> str:
@@ -110,7 +118,20 @@ class Signer:
         return key_id
 
     def sign(self, message: bytes) -> bytes:
-        return self.alg.sign(self.secret, message)
+        sign = self._sign_fn
+        if sign is None:
+            make = getattr(self.alg, "signing_function", None)
+            sign = make(self.secret) if make is not None else partial(self.alg.sign, self.secret)
+            object.__setattr__(self, "_sign_fn", sign)
+        return sign(message)
+
+    def __getstate__(self) -> dict[str, object]:
+        # the parsed key object does not pickle; it is made again on first use
+        return {"alg": self.alg, "secret": self.secret, "_key_id": self._key_id, "_sign_fn": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def __repr__(self) -> str:
         return f"Signer({self.key_id})"

@@ -322,8 +322,11 @@ def sign(
     """
     type_name = f"kez.{namespace}.{kind}" if namespace else f"kez.{kind}"
     body = {"type": type_name, "version": PAYLOAD_VERSION, **payload}
-    signature = signer.sign(canonicalize(body))
-    return SignedObject(kind, body, Signature(signer.alg.signature_alg, signer.key_id, signature.hex()))
+    payload_bytes = canonicalize(body)
+    signature = signer.sign(payload_bytes)
+    obj = SignedObject(kind, body, Signature(signer.alg.signature_alg, signer.key_id, signature.hex()))
+    _set(obj, "payload_bytes", payload_bytes)  # just computed: the id needs it again
+    return obj
 
 
 def verify_signature(obj: SignedObject, registry: Registry | None = None) -> None:

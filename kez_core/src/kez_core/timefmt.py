@@ -45,7 +45,11 @@ def format_time(when: datetime) -> str:
     """`2026-11-25T10:00:00Z` for an aware datetime (converted to UTC, seconds kept)."""
     if when.tzinfo is None:
         raise ValueError("naive datetime: pass an aware datetime (UTC)")
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = when.astimezone(UTC)
+    # an f-string: a quarter of strftime's cost, the same text for years 1000-9999
+    if t.year < 1000:
+        return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{t.year}-{t.month:02}-{t.day:02}T{t.hour:02}:{t.minute:02}:{t.second:02}Z"
 
 
 _RFC3339_Z_MATCH = _RFC3339_Z.match

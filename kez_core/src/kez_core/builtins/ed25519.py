@@ -23,6 +23,7 @@ RFC 8032 vectors. Without PyNaCl's low-level binding the verifier is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 import attrs
@@ -93,6 +94,10 @@ class Ed25519:
 
     def sign(self, secret: bytes, message: bytes) -> bytes:
         return _private_key(secret).sign(message)
+
+    def signing_function(self, secret: bytes) -> Callable[[bytes], bytes]:
+        """`sign` with the secret parsed once (kez_core.keys.Signer keeps it)."""
+        return _private_key(secret).sign
 
     def verify(self, public: bytes, message: bytes, signature: bytes) -> bool:
         if len(public) != 32 or len(signature) != 64:

@@ -39,6 +39,7 @@ _WHERE = {
     "inbox_key_id": "envelope",
     "message_from_json": "message",
     "open_envelope": "mailbox",
+    "open_envelopes": "mailbox",
     "open_sealed": "envelope",
     "parse_inbox_auth": "inbox_auth",
     "pad": "padding",
@@ -80,7 +81,13 @@ if TYPE_CHECKING:
     from .errors import EnvelopeError, MessageRefused, MessageTooLarge
     from .inbox_auth import InboxAuthError, parse_inbox_auth, sign_inbox_request, verify_inbox_auth
     from .keyring import InboxKeyRecord, InboxKeyring
-    from .mailbox import check_sender, open_envelope, seal_for_devices, seal_message
+    from .mailbox import (
+        check_sender,
+        open_envelope,
+        open_envelopes,
+        seal_for_devices,
+        seal_message,
+    )
     from .message import (
         MAX_MESSAGE_BYTES,
         Message,
@@ -116,6 +123,7 @@ __all__ = [
     "inbox_key_id",
     "message_from_json",
     "open_envelope",
+    "open_envelopes",
     "open_sealed",
     "parse_inbox_auth",
     "pad",

@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 import attrs
 from cryptography.exceptions import InvalidTag
@@ -49,6 +50,18 @@ def inbox_key_id(public: X25519PublicKey) -> str:
 
 def parse_inbox_key(text: object) -> X25519PublicKey:
     """The public key of an `x25519:<64 lowercase hex>` id; DecodeError otherwise."""
+    if type(text) is str:
+        return _parse_inbox_key_cached(text)
+    return _parse_inbox_key(text)
+
+
+@lru_cache(maxsize=1024)
+def _parse_inbox_key_cached(text: str) -> X25519PublicKey:
+    # a sender writes to few inbox keys, many times: parsing one costs a tenth of a seal
+    return _parse_inbox_key(text)
+
+
+def _parse_inbox_key(text: object) -> X25519PublicKey:
     match = _INBOX_KEY.match(text) if isinstance(text, str) else None
     if match is None:
         raise DecodeError(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..errors import KezError
 from ..keys import Signer
 from ..registry import Registry, default_registry
 from ..sigchain.model import ChainState
@@ -26,12 +27,14 @@ from ..signed import SignedObject, verify_signature
 from ..timefmt import now
 from .envelope import InboxSecret, open_sealed, seal
 from .errors import MessageRefused
-from .message import Message, create_message, message_from_json, read_message
+from .message import Message, create_message, made_here, message_from_json, read_message
 from .replay import ReplayStore, check_window
 
 
 def seal_message(obj: SignedObject, registry: Registry | None = None) -> str:
     """The envelope of a signed message (`create_message`), sealed to the inbox key it names."""
+    if made_here(obj):  # create_message checked it a moment ago
+        return seal(obj.canonical(), obj.payload["inbox_key"])
     message = read_message(obj, registry)
     return seal(obj.canonical(), message.inbox_key)
 
@@ -96,6 +99,60 @@ def open_envelope(
     """
     registry = registry or default_registry()
     at = at or now()
+    message = _open_checked(envelope, secrets, identity, at, registry, sender_chain)
+    if replay is not None:  # the last step: nothing is recorded for a refused message
+        replay.accept(message.id, message.created_at, at)
+    return message
+
+
+def open_envelopes(
+    envelopes: Sequence[str | bytes],
+    secrets: Sequence[InboxSecret],
+    *,
+    identity: str,
+    replay: ReplayStore | None,
+    at: datetime | None = None,
+    registry: Registry | None = None,
+    sender_chain: Callable[[Message], ChainState | None] | None = None,
+) -> list[Message | KezError]:
+    """`open_envelope` for several envelopes at once (a drained queue, a page of an inbox).
+
+    One answer per envelope, in order: its Message, or the typed error
+    `open_envelope` would raise for it. Every check runs first, then the ids
+    of the messages that passed go into the replay store in one transaction
+    (`ReplayStore.accept_many`: one fsync for the batch). A Message in the
+    answer is durable in the store when this returns; the same message twice
+    in one call opens once, the other copy is refused as a replay. A failing
+    store (StoreError) is raised, and then nothing of the batch was recorded.
+    """
+    registry = registry or default_registry()
+    at = at or now()
+    answers: list[Message | KezError] = []
+    for envelope in envelopes:
+        try:
+            answers.append(_open_checked(envelope, secrets, identity, at, registry, sender_chain))
+        except KezError as exc:
+            answers.append(exc)
+    if replay is not None:
+        opened = [i for i, a in enumerate(answers) if isinstance(a, Message)]
+        refused = replay.accept_many(
+            [(answers[i].id, answers[i].created_at) for i in opened], at  # type: ignore[union-attr]
+        )
+        for i, error in zip(opened, refused, strict=True):
+            if error is not None:
+                answers[i] = error
+    return answers
+
+
+def _open_checked(
+    envelope: str | bytes,
+    secrets: Sequence[InboxSecret],
+    identity: str,
+    at: datetime,
+    registry: Registry,
+    sender_chain: Callable[[Message], ChainState | None] | None,
+) -> Message:
+    """Every check of `open_envelope` but the replay store, in its order."""
     content, secret = open_sealed(envelope, secrets)
     message = message_from_json(content, registry)
     verify_signature(message.signed, registry)
@@ -116,8 +173,6 @@ def open_envelope(
         chain = sender_chain(message)
         if chain is not None:
             check_sender(message, chain)
-    if replay is not None:  # the last step: nothing is recorded for a refused message
-        replay.accept(message.id, message.created_at, at)
     return message
 
 

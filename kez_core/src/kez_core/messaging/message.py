@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +77,12 @@ def create_message(
 ) -> SignedObject:
     """Sign a message to `recipient`'s inbox key `inbox_key`; the body is checked first."""
     registry = registry or default_registry()
+    # What a recipient would refuse is refused here, at the sender, before signing:
+    # `read_message`'s checks, less those that hold by construction (the three key
+    # ids are normal forms made here, created_at and nonce are written here).
+    if not isinstance(inbox_key, str) or not _INBOX_KEY.match(inbox_key):
+        raise SchemaError("message inbox_key must be x25519:<64 lowercase hex>")
+    _check_body(body)
     payload: dict[str, Any] = {
         "sender": signer.key_id,
         "sender_identity": normalize_key_id(sender_identity, registry),
@@ -86,8 +93,19 @@ def create_message(
         "body": body,
     }
     obj = sign(KIND, payload, signer)
-    read_message(obj, registry)  # what a recipient would refuse is refused here, at the sender
+    _made[id(obj)] = obj
     return obj
+
+
+# Messages `create_message` made (and checked) in this process, by identity: sealing
+# one does not read it again. Weak, so an object gone is forgotten.
+_made: weakref.WeakValueDictionary[int, SignedObject] = weakref.WeakValueDictionary()
+
+
+def made_here(obj: SignedObject) -> bool:
+    """True for an object `create_message` returned (checked already, payload treated as
+    immutable like every SignedObject's)."""
+    return _made.get(id(obj)) is obj
 
 
 def message_from_json(data: bytes, registry: Registry | None = None) -> Message:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Self
@@ -43,12 +44,28 @@ def check_window(created_at: datetime, at: datetime | None = None) -> None:
         )
 
 
+class _Request:
+    """One caller's ids waiting for a group commit, and their answers once it is done."""
+
+    __slots__ = ("answers", "at", "done", "error", "messages")
+
+    def __init__(self, messages: list[tuple[str, datetime]], at: datetime) -> None:
+        self.messages = messages
+        self.at = at
+        self.answers: list[MessageRefused | None] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class ReplayStore:
     """Message ids accepted so far, in one SQLite file (safe across threads and processes)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one statement or transaction on the connection at a time
+        self._cond = threading.Condition()  # group commit: the queue and who commits it
+        self._queue: list[_Request] = []
+        self._committing = False
         self._accepted = 0
         db = None
         try:
@@ -75,22 +92,129 @@ class ReplayStore:
         self._write("CREATE INDEX IF NOT EXISTS kez_seen_by_date ON kez_seen_messages (created_at)")
 
     def accept(self, message_id: str, created_at: datetime, at: datetime | None = None) -> None:
-        """Record `message_id` as accepted; MessageRefused if it is outside the window or seen."""
+        """Record `message_id` as accepted; MessageRefused if it is outside the window or seen.
+
+        Returns once the id is durable. Threads accepting at the same time share
+        one transaction and one fsync (group commit, see `_group`).
+        """
         at = at or now()
         check_window(created_at, at)
+        (refused,) = self._group([(message_id, created_at)], at)
+        if refused is not None:
+            raise refused
+
+    def accept_many(
+        self, messages: Sequence[tuple[str, datetime]], at: datetime | None = None
+    ) -> list[MessageRefused | None]:
+        """Record many (message id, created_at) at once: one transaction, one fsync.
+
+        For a receiver holding several envelopes (a drained queue, a page of an
+        inbox). One answer per entry, in order: None when it was accepted (durable
+        when this returns), else the MessageRefused that `accept` would raise
+        (outside the window; seen before, or earlier in the same call).
+        """
+        at = at or now()
+        answers: list[MessageRefused | None] = [None] * len(messages)
+        fresh: list[tuple[str, datetime]] = []
+        where: list[int] = []
+        for i, (message_id, created_at) in enumerate(messages):
+            try:
+                check_window(created_at, at)
+            except MessageRefused as exc:
+                answers[i] = exc
+                continue
+            fresh.append((message_id, created_at))
+            where.append(i)
+        for i, refused in zip(where, self._group(fresh, at), strict=True):
+            answers[i] = refused
+        return answers
+
+    def _group(
+        self, messages: list[tuple[str, datetime]], at: datetime
+    ) -> list[MessageRefused | None]:
+        """Insert `messages` in a transaction shared with every other caller waiting now.
+
+        Leader and followers: a caller queues its request; if no commit is
+        running it becomes the leader, takes the whole queue and commits it
+        as one transaction (one fsync); callers that arrive meanwhile queue
+        up and the next leader commits them together. Each caller returns
+        only after the transaction holding its ids has committed; if that
+        commit fails, every caller in it gets the StoreError and nothing of
+        the batch is recorded (the transaction rolls back).
+        """
+        if not messages:
+            return []
+        request = _Request(messages, at)
+        with self._cond:
+            self._queue.append(request)
+            while not request.done:
+                if self._committing:
+                    self._cond.wait()
+                    continue
+                self._committing = True
+                batch, self._queue = self._queue, []
+                self._cond.release()
+                try:
+                    self._commit(batch)
+                finally:
+                    self._cond.acquire()
+                    self._committing = False
+                    self._cond.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.answers
+
+    def _commit(self, batch: list[_Request]) -> None:
+        """One write transaction for every request in `batch` (called by the leader only)."""
+        seen: set[str] = set()
         with self._lock:
-            fresh = (
-                self._write(
-                    "INSERT OR IGNORE INTO kez_seen_messages VALUES (?, ?, ?)",
-                    (message_id, int(created_at.timestamp()), int(at.timestamp())),
+            try:
+                try:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    insert = self._db.execute
+                    for request in batch:
+                        answers = request.answers
+                        stamp = int(request.at.timestamp())
+                        for message_id, created_at in request.messages:
+                            fresh = (
+                                message_id not in seen
+                                and insert(
+                                    "INSERT OR IGNORE INTO kez_seen_messages VALUES (?, ?, ?)",
+                                    (message_id, int(created_at.timestamp()), stamp),
+                                ).rowcount
+                                == 1
+                            )
+                            seen.add(message_id)
+                            answers.append(
+                                None
+                                if fresh
+                                else MessageRefused(
+                                    f"message {message_id} was already received", reason="replay"
+                                )
+                            )
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                error = StoreError(
+                    f"replay store {self.path}: {exc}",
+                    hint="is it a KEZ replay store? A damaged one can be moved away (it only guards against repeats)",
                 )
-                == 1
-            )
-            if not fresh:
-                raise MessageRefused(f"message {message_id} was already received", reason="replay")
-            self._accepted += 1
-            if self._accepted % _PRUNE_EVERY == 0:
-                self._prune(at)
+                for request in batch:
+                    request.answers, request.error, request.done = [], error, True
+                return
+            except BaseException as exc:
+                for request in batch:
+                    request.answers, request.error, request.done = [], exc, True
+                raise
+            for request in batch:
+                request.done = True
+            before = self._accepted
+            self._accepted += sum(a is None for r in batch for a in r.answers)
+            if self._accepted // _PRUNE_EVERY != before // _PRUNE_EVERY:
+                self._prune(max(r.at for r in batch))
 
     def seen(self, message_id: str) -> bool:
         with self._lock:

@@ -23,6 +23,7 @@ from ..registry import Registry
 from .errors import ChainError, ChainFault, ChainFileError
 from .model import ChainState, Link
 from .validate import ChainValidator
+from .parallel import validate_stream
 
 try:  # POSIX advisory locks keep two writers from interleaving
     import fcntl
@@ -66,14 +67,11 @@ def export_chain(lines: Iterable[bytes | str], *, registry: Registry | None = No
 
 def read_chain(path: str | os.PathLike[str], *, registry: Registry | None = None) -> ChainState:
     """Validate a chain file by streaming it; return its state."""
-    validator = ChainValidator(registry=registry)
     try:
         with open(path, "rb") as fp:
-            for line in iter_file_lines(fp):
-                validator.feed(line)
+            return validate_stream(iter_file_lines(fp), registry=registry)
     except OSError as exc:
         raise StoreError(f"cannot read sigchain file {path}: {exc.strerror or exc}") from exc
-    return validator.result()
 
 
 def load_chain(
@@ -85,11 +83,8 @@ def load_chain(
     sender to check): any fault, an empty copy too, is a ChainFileError
     naming `origin` (a file name) and the line, never a silently shorter chain.
     """
-    validator = ChainValidator(registry=registry)
     try:
-        for line in lines:
-            validator.feed(line)
-        return validator.result()
+        return validate_stream(lines, registry=registry)
     except ChainError as exc:
         raise ChainFileError.of(origin, exc) from exc
 

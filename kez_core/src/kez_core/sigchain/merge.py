@@ -30,7 +30,7 @@ from ..status import Status
 from .canon import LineParser
 from .errors import ChainError, ChainFault
 from .model import ChainState
-from .validate import ChainValidator, read_line
+from .validate import read_line
 
 
 @attrs.frozen
@@ -125,15 +125,10 @@ def _validate(
 ) -> tuple[int, ChainState | None, ChainError | None]:
     """Validate lines as given (the one strict reader: a `"seqno": 2.0` the first look
     would have canonicalised to `2` is refused here, at its own seqno and line)."""
-    validator = ChainValidator(registry=registry)
-    try:
-        for line in lines:
-            validator.feed(line)
-    except ChainError as exc:
-        state = validator.state
-        return (0 if state is None else state.length), state, exc
-    state = validator.state
-    return (0 if state is None else state.length), state, None
+    from .parallel import validate_prefix  # a long copy's signatures on every core
+
+    state, error = validate_prefix(lines, registry=registry)
+    return (0 if state is None else state.length), state, error
 
 
 def merge_copies(

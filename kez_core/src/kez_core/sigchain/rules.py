@@ -71,6 +71,18 @@ class OpRules:
         """The error for the link being checked (ChainValidator knows its position)."""
         raise NotImplementedError
 
+    def _check_signature(
+        self,
+        alg: KeyAlgorithm,
+        public: bytes,
+        message: bytes,
+        sig: bytes,
+        reason: ChainFault,
+        text: str,
+    ) -> None:
+        """Verify, or defer the check (ChainValidator); raise `_fail(reason, text)` if it fails."""
+        raise NotImplementedError
+
     def _sig_alg(self, name: str) -> KeyAlgorithm | None:
         alg = self._sig_algs.get(name)
         if alg is None:
@@ -123,10 +135,12 @@ class OpRules:
                 hint="the added key must sign JCS({type: kez.accept, chain, seqno, prev, key})",
             )
         alg, public = parsed
-        if not self._trusted and not alg.verify(
-            public, accept_message(chain, seqno, prev, key), bytes.fromhex(accept)
-        ):
-            raise self._fail(
+        if not self._trusted:
+            self._check_signature(
+                alg,
+                public,
+                accept_message(chain, seqno, prev, key),
+                bytes.fromhex(accept),
                 ChainFault.ACCEPT,
                 f"the accept signature does not verify for {key} (wrong key, chain, seqno or prev)",
             )
@@ -168,8 +182,15 @@ class OpRules:
             claim_canonical = envelope(claim_payload, signature_jcs(sig, simple), CLAIM_HEAD)
         except KezError as exc:
             raise self._fail(ChainFault.BODY, f"body.claim: {exc.message}") from exc
-        if not self._trusted and not alg.verify(public, claim_payload, bytes.fromhex(sig.sig)):
-            raise self._fail(ChainFault.BODY, "the embedded claim's signature does not verify")
+        if not self._trusted:
+            self._check_signature(
+                alg,
+                public,
+                claim_payload,
+                bytes.fromhex(sig.sig),
+                ChainFault.BODY,
+                "the embedded claim's signature does not verify",
+            )
         claim_id = hashlib.sha256(claim_canonical).hexdigest()
         if claim_id in state.claims:
             raise self._fail(

@@ -74,6 +74,12 @@ class ChainValidator(OpRules):
         # parsed public keys of the keys that currently hold a role (pruned on removal)
         self._pub: dict[str, tuple[KeyAlgorithm, bytes]] = {}
         self._parsed: dict[str, tuple[KeyAlgorithm, bytes]] = {}  # any parsed key, at most 256
+        # Deferred signature checks (sigchain/parallel.py): when a list, every signature
+        # check appends (alg, public, message, sig) here and, in `_where`, what the
+        # one-core path would raise if it failed, instead of verifying inline.
+        self._checks: list[tuple[KeyAlgorithm, bytes, bytes, bytes]] | None = None
+        self._where: list[tuple[ChainFault, str, int, int | None, str | None]] = []
+        self._link_id: str | None = None  # id of the link being checked (for deferred checks)
 
     # ------------------------------------------------------------------ input
 
@@ -308,12 +314,13 @@ class ChainValidator(OpRules):
                     f"signature.alg {signature.alg} does not belong to key {signer[:80]}",
                     link_id=link_id,
                 )
-            if not alg.verify(public, payload_jcs, sig or bytes.fromhex(signature.sig)):
-                raise fail(
-                    ChainFault.SIGNATURE,
-                    "the signature does not verify: the link was changed or signed by another key",
-                    link_id=link_id,
+            if self._checks is not None:
+                self._checks.append((alg, public, payload_jcs, sig or bytes.fromhex(signature.sig)))
+                self._where.append(
+                    (ChainFault.SIGNATURE, BAD_LINK_SIGNATURE, seqno, self.lines_read or None, link_id)
                 )
+            elif not alg.verify(public, payload_jcs, sig or bytes.fromhex(signature.sig)):
+                raise fail(ChainFault.SIGNATURE, BAD_LINK_SIGNATURE, link_id=link_id)
 
         # 5. body
         if body.keys() != fields:
@@ -335,6 +342,7 @@ class ChainValidator(OpRules):
                 )
             raise fail(ChainFault.BODY, f"{op} body {' and '.join(parts)}", link_id=link_id)
 
+        self._link_id = link_id
         if state is None:
             state = m.ChainState(
                 identity_id=identity,
@@ -367,6 +375,31 @@ class ChainValidator(OpRules):
         )
 
 
+    def _check_signature(
+        self,
+        alg: KeyAlgorithm,
+        public: bytes,
+        message: bytes,
+        sig: bytes,
+        reason: ChainFault,
+        text: str,
+    ) -> None:
+        """A signature check inside an op's rules: inline, or deferred (see `_checks`)."""
+        if self._checks is not None:
+            self._checks.append((alg, public, message, sig))
+            self._where.append((reason, text, self.next_seqno, self.lines_read or None, self._link_id))
+        elif not alg.verify(public, message, sig):
+            raise self._fail(reason, text)
+
+    def deferred_error(self, index: int) -> ChainError:
+        """The error the one-core path raises when deferred check `index` fails."""
+        reason, text, seqno, line, link_id = self._where[index]
+        return ChainError(reason, text, seqno=seqno, line=line, link_id=link_id)
+
+
+BAD_LINK_SIGNATURE = "the signature does not verify: the link was changed or signed by another key"
+
+
 def _minutes(delta: object) -> str:
     seconds = int(delta.total_seconds())  # type: ignore[attr-defined]
     return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
@@ -375,11 +408,14 @@ def _minutes(delta: object) -> str:
 def validate_lines(
     lines: Iterable[bytes | str], *, registry: Registry | None = None
 ) -> m.ChainState:
-    """Validate a whole chain given line by line; return its state or raise ChainError."""
-    validator = ChainValidator(registry=registry)
-    for line in lines:
-        validator.feed(line)
-    return validator.result()
+    """Validate a whole chain given line by line; return its state or raise ChainError.
+
+    A long chain's signatures are checked on every core (sigchain/parallel.py),
+    with exactly the verdict of `ChainValidator.feed` line by line.
+    """
+    from .parallel import validate_stream
+
+    return validate_stream(lines, registry=registry)
 
 
 def iter_links(
