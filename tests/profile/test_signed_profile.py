@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from kez_core.errors import SchemaError, SignatureError
+from kez_core.errors import DecodeError, SchemaError, SignatureError
 from kez_core.keys import Signer
 from kez_core.profile import keys as pkeys
 from kez_core.profile.signed_profile import (
@@ -81,11 +81,11 @@ def test_tampered_payload_fails() -> None:
         {"identity": "ed25519:ZZ"},
     ],
 )
-def test_bad_fields_are_schema_errors(change: dict) -> None:
+def test_bad_fields_are_decode_errors(change: dict) -> None:
     alice = Signer.generate()
     data = create_profile(alice, alice.key_id, name="Alice").to_dict()
     data["payload"].update(change)
-    with pytest.raises(SchemaError):
+    with pytest.raises(DecodeError):
         read_profile(SignedObject.from_dict(data))
 
 
