@@ -51,6 +51,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("sigchain", "sigchain", "Build, inspect, merge and verify sigchains (your identity's signed history)."),
     ("handle", "handle", "Register and look up handles (alice@example.org) on a kez-server."),
     ("message", "message", "Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys)."),
+    ("profile", "profile", "Publish your profile and picture (visually encrypted); show other people's."),
 )
 
 
