@@ -145,3 +145,26 @@ def test_reference_fragment() -> None:
     for bad in ("#kez-visual-v1:zz", "#kez-visual-v1:" + "AB" * 16, "#kez-visual-v1:00"):
         with pytest.raises(DecodeError):
             visual.split_reference("https://x/p" + bad)
+
+
+def test_permutation_is_the_stable_argsort_of_the_keystream_words() -> None:
+    """The spec's definition (docs/spec.md §13), independent of the packed-sort shortcut."""
+    n = 4096
+    stream = visual._stream(KEY, SALT, 4 * n + n)
+    words = np.frombuffer(stream, "<u4", count=n)
+    perm, mask = visual._perm_and_mask(KEY, SALT, n, 1)
+    assert np.array_equal(perm, np.argsort(words, kind="stable"))
+    assert mask.tobytes() == stream[4 * n :]
+    tied = np.array([5, 1, 5, 1, 0], dtype="<u4")  # ties keep index order
+    packed = (tied.astype(np.uint64) << np.uint64(32)) | np.arange(5, dtype=np.uint64)
+    packed.sort()
+    assert list(packed & np.uint64(0xFFFFFFFF)) == [4, 1, 3, 0, 2]
+
+
+def test_pinned_output() -> None:
+    """kez-visual-v1 is a wire format: the same key, salt and pixels always give these bytes."""
+    import hashlib
+
+    arr = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
+    out = visual.scramble_array(arr, KEY, SALT)
+    assert hashlib.sha256(out.tobytes()).hexdigest() == "aea274cb9195050e9f66a0e5be1b309aeb3dab5e914616501335a88d030cbc64"
