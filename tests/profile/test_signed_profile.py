@@ -111,3 +111,65 @@ def test_profile_key_body_and_store(tmp_path) -> None:
         store.put(pkeys.ProfileKey(alice.key_id, bytes([i]) * 32, f"{i:02x}" * 32))
     assert store.get(alice.key_id, "05" * 32) == bytes([5]) * 32
     assert store.get(alice.key_id, digest) is None
+
+
+def test_concurrent_puts_lose_no_key(tmp_path) -> None:
+    """Keys arriving at once (several listeners, several devices) are all kept."""
+    import threading
+
+    store = pkeys.ProfileKeyStore(tmp_path)
+    people = [Signer.generate().key_id for _ in range(24)]
+
+    def put(identity: str) -> None:
+        pkeys.ProfileKeyStore(tmp_path).put(pkeys.ProfileKey(identity, bytes(32), "ab" * 32))
+
+    threads = [threading.Thread(target=put, args=(p,)) for p in people]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(store.get(p, "ab" * 32) == bytes(32) for p in people)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=15), inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["kind", "identity", "key", "picture_sha256", "x"]), _json) | _json)
+def test_profile_key_body_parser_only_raises_typed(body) -> None:
+    try:
+        pkeys.parse_profile_key_body(body)
+    except SchemaError:
+        pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(
+    st.sampled_from(["identity", "signer", "name", "about", "picture", "picture_sha256", "updated_at"]), _json
+))
+def test_read_profile_only_raises_typed(fields) -> None:
+    alice = Signer.generate()
+    data = create_profile(alice, alice.key_id, name="A").to_dict()
+    data["payload"].update(fields)
+    try:
+        read_profile(SignedObject.from_dict(data))
+    except DecodeError:
+        pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=120))
+def test_split_reference_only_raises_typed(text) -> None:
+    from kez_core.profile.visual import split_reference
+
+    try:
+        split_reference(text)
+    except DecodeError:
+        pass

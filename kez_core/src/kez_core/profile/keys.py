@@ -100,11 +100,18 @@ class ProfileKeyStore:
         return keys
 
     def put(self, key: ProfileKey) -> None:
-        keys = self._read()
-        entries = [e for e in keys.get(key.identity, []) if e.get("picture_sha256") != key.picture_sha256]
-        entries.append({**key.to_json(), "received_at": format_time(now())})
-        keys[key.identity] = entries[-KEEP_PER_IDENTITY:]
-        atomic_write(self.path, json.dumps({"version": 1, "keys": keys}, indent=1).encode(), 0o600)
+        """Add `key` (replacing one for the same picture); serialised with other writers
+        (several listeners or processes receiving keys at once lose none)."""
+        from ..keyfiles import locked
+
+        lock_dir = self.path.parent / "profile"
+        lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with locked(lock_dir):
+            keys = self._read()
+            entries = [e for e in keys.get(key.identity, []) if e.get("picture_sha256") != key.picture_sha256]
+            entries.append({**key.to_json(), "received_at": format_time(now())})
+            keys[key.identity] = entries[-KEEP_PER_IDENTITY:]
+            atomic_write(self.path, json.dumps({"version": 1, "keys": keys}, indent=1).encode(), 0o600)
 
     def get(self, identity: str, picture_sha256: str) -> bytes | None:
         """The key of `identity`'s picture with this hash, or None when none was received."""

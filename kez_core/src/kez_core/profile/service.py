@@ -125,41 +125,56 @@ class OwnProfile:
 
 
 class OwnProfileStore:
-    """`<home>/profile/<identity>.json` and its two PNGs, written atomically (mode 0600)."""
+    """`<home>/profile/<identity>.json` and its two PNGs (mode 0600).
+
+    The PNG files are named by their SHA-256 and written before the JSON that
+    names them, which is replaced atomically: after a crash the state is the
+    old publication or the new one, never a picture with another one's key.
+    """
 
     def __init__(self, home: Path, identity: str) -> None:
-        stem = identity.replace(":", "-")
+        self.stem = identity.replace(":", "-")
         self.folder = Path(home) / OWN_DIR
-        self.meta = self.folder / f"{stem}.json"
-        self.published = self.folder / f"{stem}.published.png"
-        self.plain = self.folder / f"{stem}.plain.png"
+        self.meta = self.folder / f"{self.stem}.json"
+
+    def _png(self, data: bytes) -> Path:
+        return self.folder / f"{self.stem}.{hashlib.sha256(data).hexdigest()[:32]}.png"
 
     def load(self) -> OwnProfile | None:
         try:
             data = json.loads(self.meta.read_bytes())
-            published = self.published.read_bytes() if self.published.exists() else None
-            plain = self.plain.read_bytes() if self.plain.exists() else None
+            published = (self.folder / data["published"]).read_bytes() if data.get("published") else None
+            plain = (self.folder / data["plain"]).read_bytes() if data.get("plain") else None
             key = bytes.fromhex(data["key"]) if data.get("key") else None
             return OwnProfile(
                 data["handle"], data["base"], data.get("name", ""), data.get("about", ""),
                 data.get("picture"), key, published, plain,
             )
-        except FileNotFoundError:
-            return None
+        except FileNotFoundError as exc:
+            if Path(exc.filename or "") == self.meta:
+                return None
+            raise StoreError(f"your profile state in {self.meta} names a missing file: {exc.filename}") from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"cannot read your profile state in {self.meta}: {exc}") from None
 
     def save(self, handle: str, base: str, pub: Publication) -> None:
         p = pub.profile.payload
-        if pub.published_png is not None:
-            atomic_write(self.published, pub.published_png, 0o600)
-        if pub.plain_png is not None:
-            atomic_write(self.plain, pub.plain_png, 0o600)
+        names: dict[str, str | None] = {"published": None, "plain": None}
+        for field, png in (("published", pub.published_png), ("plain", pub.plain_png)):
+            if png is not None:
+                path = self._png(png)
+                if not path.exists():
+                    atomic_write(path, png, 0o600)
+                names[field] = path.name
         data = {
             "handle": handle, "base": base, "name": p["name"], "about": p["about"],
-            "picture": p.get("picture"), "key": pub.key.hex() if pub.key else None,
+            "picture": p.get("picture"), "key": pub.key.hex() if pub.key else None, **names,
         }
         atomic_write(self.meta, json.dumps(data, indent=1).encode(), 0o600)
+        keep = {name for name in names.values() if name}
+        for old in self.folder.glob(f"{self.stem}.*.png"):
+            if old.name not in keep:
+                old.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------ HTTP
