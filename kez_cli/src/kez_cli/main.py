@@ -52,6 +52,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("handle", "handle", "Register and look up handles (alice@example.org) on a kez-server."),
     ("message", "message", "Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys)."),
     ("contact", "contact", "Keep contacts: add, list, rename, remove, block."),
+    ("profile", "profile", "Publish your profile and picture (visually encrypted); show other people's."),
 )
 
 

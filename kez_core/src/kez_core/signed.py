@@ -32,6 +32,7 @@ SIGNER_FIELDS: dict[str, str] = {
     "claim": "primary",
     "message": "sender",
     "handle_registration": "primary",
+    "profile": "signer",
 }
 
 

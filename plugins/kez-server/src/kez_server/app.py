@@ -508,6 +508,9 @@ def create_app(
     inbox = Inbox(server, clock=clock or time.time)
     privacy.install(debug=settings.log_level == "debug")
     push = build_push(server)
+    from .profiles import ProfileApi
+
+    profiles = ProfileApi(server)
     server.push = push.service
     # every message this node stores for a handle wakes that handle's browsers (empty pushes)
     inbox.events.on_stored(lambda handle, _seq: push.service.message_stored(handle))
@@ -542,6 +545,7 @@ def create_app(
         Route("/v1/sigchains/{alg}/{hex}/forks", server.get_forks, methods=["GET"]),
         *inbox.routes(),
         *push.routes(),
+        *profiles.routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -99,3 +99,20 @@ push_subscriptions = sa.Table(
     sa.Column("created_at", sa.String(20), nullable=False),
     sa.UniqueConstraint("handle", "endpoint_hash", name="kez_push_subscriptions_handle_endpoint_key"),
 )
+
+
+# Profiles (migration 0005): one row per handle, holding the signed profile
+# object (its JCS bytes, as validated) and the published picture PNG. Either
+# may be absent: a client uploads the picture, then the profile naming its
+# SHA-256; readers check that hash, so the server cannot swap pictures.
+profiles = sa.Table(
+    "kez_profiles",
+    metadata,
+    sa.Column("handle", sa.String(32), primary_key=True),
+    sa.Column("profile", sa.LargeBinary, nullable=True),
+    sa.Column("profile_id", sa.String(64), nullable=True),
+    sa.Column("updated_at", sa.String(20), nullable=True),
+    sa.Column("picture", sa.LargeBinary, nullable=True),
+    sa.Column("picture_sha256", sa.String(64), nullable=True),
+    sa.Column("stored_at", sa.String(20), nullable=False),
+)

@@ -1,0 +1,222 @@
+"""`kez profile …`: publish your profile (name, about, picture) and read other people's.
+
+Thin over `kez_core.profile.service`: the picture is resized, scrambled
+under a new picture key (unless `--public-picture`) and uploaded with the
+signed profile to your handle's kez-server; `show` fetches a peer's profile,
+checks it against their chain and opens the picture when you hold its key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kez_core.errors import KezError, StoreError
+from kez_core.keystore import Keystore
+from kez_core.registry import default_registry
+
+from .. import passphrase
+from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
+from ..output import State, emit_json, note, show_line, warn
+from ..sigservers import UsageError, handle_base_url, split_handle
+
+app = typer.Typer(help="Publish your profile and picture; show other people's.", no_args_is_help=True)
+
+
+def _target(text: str) -> tuple[str, str]:
+    parts = split_handle(text.strip().lower())
+    if parts is None:
+        raise UsageError(f"{text!r} is not handle@server", hint="e.g. alice@example.org")
+    return parts
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.expanduser().write_bytes(data)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror}") from None
+
+
+@app.command("set")
+def set_(
+    name: Annotated[str | None, typer.Option("--name", help="Display name (at most 100 characters).")] = None,
+    about: Annotated[str | None, typer.Option("--about", help="About text (at most 2000 characters).")] = None,
+    picture: Annotated[
+        Path | None, typer.Option("--picture", help="Picture file (PNG, JPEG, …); resized to 256x256.", dir_okay=False)
+    ] = None,
+    public_picture: Annotated[
+        bool, typer.Option("--public-picture", help="Publish the picture as it is (no visual encryption).")
+    ] = False,
+    handle: Annotated[
+        str | None,
+        typer.Option("--handle", help="Your handle@server (remembered after the first `set`)."),
+    ] = None,
+    handle_server: HandleServerOpt = None,
+    nostr_relay: Annotated[
+        list[str] | None,
+        typer.Option("--nostr-relay", help="Also publish a kind 0 event here (nostr identities; repeatable)."),
+    ] = None,
+    identity: IdentityOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Sign and publish your profile on your handle's kez-server (and nostr, with --nostr-relay).
+
+    Name, about and picture you leave out stay as last published. A new
+    picture gets a new picture key: contacts need it (a `profile_key`
+    message) to see the face; everyone else sees noise.
+    """
+    from kez_core.profile import service
+    from kez_core.profile.keys import ProfileKey, ProfileKeyStore
+    from kez_core.profile.signed_profile import read_profile
+
+    State.json_mode = json_
+    store = Keystore(registry=default_registry())
+    record = store.get(identity)
+    identity_id = record.identity_id or record.key_id
+    own = service.OwnProfileStore(store.home, identity_id)
+    last = own.load()
+    if handle is not None:
+        handle_name, server = _target(handle)
+        base = handle_base_url(server, handle_server)
+    elif last is not None:
+        handle_name, base = last.handle, (handle_server or last.base)
+    else:
+        raise UsageError("which handle? give --handle handle@server the first time")
+    if public_picture and picture is None:
+        raise UsageError("--public-picture goes with --picture")
+    if nostr_relay and record.alg != "nostr":
+        raise UsageError("--nostr-relay needs a nostr identity (its key signs the kind 0 event)")
+    data = None
+    if picture is not None:
+        try:
+            data = picture.expanduser().read_bytes()
+        except OSError as exc:
+            raise StoreError(f"cannot read {picture}: {exc.strerror}") from None
+    signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
+    pub = service.make_publication(
+        signer,
+        identity_id,
+        base,
+        handle_name,
+        name=name if name is not None else (last.name if last else ""),
+        about=about if about is not None else (last.about if last else ""),
+        picture=data,
+        public=public_picture,
+        keep=last,
+    )
+    asyncio.run(service.publish(base, handle_name, signer, pub, device=True, timeout=timeout))
+    own.save(handle_name, base, pub)
+    body = pub.key_body(identity_id)
+    if body is not None:  # your own views (and `preview`) open your picture
+        ProfileKeyStore(store.home).put(ProfileKey(identity_id, pub.key, body["picture_sha256"]))
+    profile = read_profile(pub.profile)
+    relays = []
+    if nostr_relay:
+        relays = asyncio.run(_kind0(signer.secret, profile, nostr_relay, timeout))
+    result = {"handle": handle_name, "server": base, **profile.to_json(), "id": pub.profile.id,
+              "scrambled": pub.key is not None, "nostr": relays}
+    if json_:
+        emit_json(result)
+        return
+    show_line(("published", "green bold"), " ", (f"{handle_name} on {base}", "bold"))
+    for key in ("name", "about", "picture", "picture_sha256", "updated_at"):
+        if result.get(key) is not None:
+            show_line(f"  {key:<15} ", str(result[key]))
+    for relay in relays:
+        show_line(f"  kind 0          {relay['relay']}: {relay['message']}")
+    if pub.key is not None and picture is not None:
+        note("the picture is scrambled; contacts see it once they receive its key (a profile_key message)")
+
+
+async def _kind0(secret: bytes, profile, relays: list[str], timeout: float) -> list[dict]:
+    try:
+        from kez_channel_nostr.relay import send_event
+    except ImportError:
+        raise UsageError("--nostr-relay needs the kez-channel-nostr plugin") from None
+    from kez_core.profile.service import kind0_event
+
+    event = kind0_event(secret, profile)
+    replies = await asyncio.gather(*(send_event(url, event, timeout) for url in relays))
+    return [{"relay": r.url, "accepted": r.accepted, "message": r.message, "id": event["id"]} for r in replies]
+
+
+@app.command("show")
+def show(
+    target: Annotated[str, typer.Argument(help="handle@server, e.g. alice@example.org.")],
+    save_picture: Annotated[
+        Path | None, typer.Option("--save-picture", help="Write the picture (as contacts see it) to this PNG file.")
+    ] = None,
+    save_noise: Annotated[
+        bool, typer.Option("--save-noise", help="With --save-picture: write the scrambled picture when you hold no key.")
+    ] = False,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch again even if the cached copy is fresh (6 h).")] = False,
+    handle_server: HandleServerOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Show a person's profile, checked against their sigchain; open their picture if you hold its key."""
+    from kez_core.keystore import default_home
+    from kez_core.profile import service
+
+    State.json_mode = json_
+    handle, server = _target(target)
+    base = handle_base_url(server, handle_server)
+    peer = asyncio.run(service.read_peer_profile(default_home(), base, handle, server, refresh=refresh, timeout=timeout))
+    saved = None
+    if save_picture is not None:
+        if peer.plain_png is not None:
+            _write(save_picture, peer.plain_png)
+            saved = str(save_picture)
+        elif peer.published_png is not None and save_noise:
+            _write(save_picture, peer.published_png)
+            saved = str(save_picture)
+        elif peer.published_png is None:
+            raise KezError(f"{handle}@{server} has no picture to save")
+    if json_:
+        emit_json({**peer.to_json(), "saved": saved})
+        return
+    p = peer.profile
+    show_line((f"{handle}@{server}", "bold"), "  ", ("valid", "green"), f" (signed by {p.signer})")
+    show_line("  name            ", p.name)
+    show_line("  about           ", p.about, multiline=True)
+    show_line("  updated_at      ", str(peer.to_json()["updated_at"]))
+    if p.picture is None:
+        show_line("  picture         none")
+    elif not peer.scrambled:
+        show_line("  picture         public: ", p.picture)
+    elif peer.key_held:
+        show_line("  picture         scrambled; opened with the key you hold")
+    else:
+        show_line("  picture         scrambled; you hold no key for it (not a contact, or no profile_key yet)")
+        if save_picture is not None and not save_noise:
+            warn("nothing saved: without the key the picture is noise; add --save-noise to save it anyway")
+    if saved:
+        note(f"picture written to {saved}")
+    if peer.from_cache:
+        note(f"from the cache (fetched {peer.fetched_at}); --refresh fetches again")
+
+
+@app.command("preview")
+def preview(
+    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("profile-preview.png"),
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Write what the world sees next to what contacts see, as one side-by-side PNG."""
+    from kez_core.profile import service
+
+    State.json_mode = json_
+    store = Keystore(registry=default_registry())
+    record = store.get(identity)
+    last = service.OwnProfileStore(store.home, record.identity_id or record.key_id).load()
+    if last is None or last.published_png is None or last.plain_png is None:
+        raise StoreError("you have published no picture from this device", hint="kez profile set --picture FILE")
+    _write(output, service.side_by_side(last.published_png, last.plain_png))
+    if json_:
+        emit_json({"output": str(output), "scrambled": last.key is not None})
+    else:
+        show_line(("written", "green bold"), f" {output}: left what the world sees, right what contacts see")
