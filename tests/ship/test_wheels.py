@@ -219,6 +219,12 @@ def test_demo_without_the_extra_names_the_install_command(kez_venv, tmp_path):
     assert "skipped dns: its local server needs the module dnslib" in result.stdout
 
 
+def test_plugin_new_templates_ship_in_the_wheel(kez_venv, tmp_path):
+    _check([str(kez_venv / "kez"), "plugin", "new", "encoding", "pem2", "--dir", str(tmp_path / "p")],
+           env=_clean_env(tmp_path / "home"))
+    assert "kez_register_encodings" in (tmp_path / "p" / "src" / "kez_encoding_pem2" / "plugin.py").read_text()
+
+
 def test_a_channel_contract_suite_runs_against_the_installed_wheels(kez_venv, dist, wheelhouse, tmp_path):
     _install(kez_venv, dist, wheelhouse, "kez-core[testing]")
     suite = tmp_path / "suite"
