@@ -19,10 +19,50 @@ from typing import Any
 
 import attrs
 
+from kez_core.errors import ExitCode, KezError
 from kez_core.keys import Signer
 from kez_core.keystore import Keystore
 from kez_core.protocols import ChannelContext
 from kez_core.registry import Registry
+
+
+# The local servers are test doubles whose dependencies (starlette, uvicorn,
+# dnslib, nostr-relay, kez-server) are not in `pip install kez`; this extra has them.
+DEMO_INSTALL = "pip install 'kez[demo]'"
+
+
+class DemoExtraMissing(KezError):
+    """`kez demo` (its network part) was asked for, and no local server could start."""
+
+    exit_code = ExitCode.PLUGIN
+    code = "demo_extra_missing"
+
+
+# The modules each local server needs beyond `pip install kez`. Checked before
+# starting: the DNS server imports dnslib only when a query arrives, and the
+# nostr relay runs in a child process, so neither fails at import time here.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "dns": ("dnslib",),
+    "github": ("starlette", "uvicorn"),
+    "nostr": ("nostr_relay",),
+    "bluesky": ("starlette", "uvicorn"),
+    "ap": ("starlette", "uvicorn"),
+    "kez-server": ("kez_server", "starlette", "uvicorn"),
+}
+
+
+def require_modules(name: str) -> None:
+    """Raise ModuleNotFoundError naming the first module `name`'s local server lacks."""
+    import importlib.util
+
+    for module in NEEDS.get(name, ()):
+        if importlib.util.find_spec(module) is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+
+
+def missing_reason(exc: ImportError) -> str:
+    """The skip reason for a local server whose dependency is not installed: the module and the fix."""
+    return f"its local server needs the module {exc.name or exc}; install it with: {DEMO_INSTALL}"
 
 
 @attrs.frozen
@@ -109,8 +149,6 @@ def start_channels(
     on_start: Callable[[LocalChannel], None] = lambda _c: None,
 ) -> tuple[list[LocalChannel], list[dict[str, str]]]:
     """Start the local servers of `names`; returns (started, skipped-with-reason)."""
-    from kez_core.errors import KezError
-
     started: list[LocalChannel] = []
     skipped: list[dict[str, str]] = []
     for name in names:
@@ -120,11 +158,10 @@ def start_channels(
             skipped.append({"channel": name, "reason": f"the {name} channel plugin is not installed"})
             continue
         try:
+            require_modules(name)
             channel = STARTERS[name](stack, nostr)
         except ImportError as exc:
-            skipped.append(
-                {"channel": name, "reason": f"its local test server needs {exc.name or exc}; install the dev extras"}
-            )
+            skipped.append({"channel": name, "reason": missing_reason(exc), "missing": exc.name or str(exc), "install": DEMO_INSTALL})
             continue
         started.append(channel)
         on_start(channel)
@@ -176,6 +213,7 @@ class LocalSigServer:
 
 def start_sig_server(stack: contextlib.ExitStack) -> LocalSigServer:
     """A real kez-server (SQLite in a temporary folder) on 127.0.0.1; ImportError when not installed."""
+    require_modules("kez-server")
     from kez_server.testing import running_server
 
     server = stack.enter_context(running_server(server_name="kez.example"))

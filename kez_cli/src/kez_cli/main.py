@@ -45,6 +45,7 @@ def _version(value: bool) -> None:
 BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("verify", "verify", "Verify subjects and identities against what their channels publish."),
     ("plugins", "plugins", "List every plugin: distribution, version, what it provides, load state."),
+    ("plugin", "plugin", "Start a new plugin distribution of your own."),
     ("demo", "demo", "Run the end-to-end demo: identities, claims in every encoding, then publish and verify on local servers."),
     ("identity", "identity", "Create, list, show, export and import identities (your keys)."),
     ("claim", "claim", "Create, verify and decode signed claims (offline)."),

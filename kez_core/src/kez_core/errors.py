@@ -38,6 +38,7 @@ class KezError(Exception):
         return self.message
 
     def to_dict(self) -> dict[str, str]:
+        """The error as `--json` output shows it: `error` (the code), `message`, and `hint` when there is one."""
         out = {"error": self.code, "message": self.message}
         if self.hint:
             out["hint"] = self.hint

@@ -104,7 +104,16 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
     import asyncio
     import contextlib
 
-    from ..demo_network import publish_and_verify, share_on_server, start_channels, start_sig_server, verify_state
+    from ..demo_network import (
+        DEMO_INSTALL,
+        DemoExtraMissing,
+        missing_reason,
+        publish_and_verify,
+        share_on_server,
+        start_channels,
+        start_sig_server,
+        verify_state,
+    )
 
     say = show_line if narrate else (lambda *_a, **_k: None)
     say("")
@@ -116,6 +125,12 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
         )
         for skip in skipped:
             say("  ", (f"skipped {skip['channel']}", "yellow"), f": {skip['reason']}")
+        if not started and skipped and all("install" in s for s in skipped):
+            missing = ", ".join(dict.fromkeys(s["missing"] for s in skipped))
+            raise DemoExtraMissing(
+                f"kez demo: no local server could start (missing modules: {missing})",
+                hint=f"{DEMO_INSTALL}  (or run `kez demo --offline`)",
+            )
         if not started:
             say("")
             say(("no channel could be started", "bold red"), ": install a channel plugin, or name one with --channels")
@@ -143,8 +158,9 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
         server_part = None
         try:
             sig_server = start_sig_server(stack)
-        except ImportError:
-            skipped.append({"channel": "kez-server", "reason": "kez-server is not installed"})
+        except ImportError as exc:
+            skipped.append({"channel": "kez-server", "reason": missing_reason(exc), "missing": exc.name or str(exc),
+                            "install": DEMO_INSTALL})
         else:
             say("")
             say(f"  started kez-server {sig_server.url} (handles @{sig_server.name}, SQLite)")
