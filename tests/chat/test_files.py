@@ -268,3 +268,37 @@ def test_chunk_and_pointer_bodies_round_trip(data, size):
     for i in range(count):
         chunk = Chunk("1" * 64, i, count, data[i * size:(i + 1) * size])
         assert parse_chunk(chunk_body(chunk)) == chunk
+
+
+def test_a_resent_pointer_adds_no_second_entry(chat, three, tmp_path):
+    """The sender resumed after its pointer had arrived (it crashed before recording that)."""
+    path = make(tmp_path, 200_000)
+    wire = Wire()
+    result = send_file(chat, three, path, wire)
+    for envelope in wire.sent:
+        chat["bob"].receive(envelope)
+    peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
+    from kez_core.chat.files import Transfers
+
+    [(transfer,)] = chat["alice"].store._read("SELECT id FROM transfers")
+    [entry] = run(chat["alice"].history(three["bob"]["id"]))[1]
+    pointer_body = {"kind": "file", **{k: entry.body["file"][k] for k in ("name", "size", "sha256")},
+                    "transfer": {"id": transfer, "count": entry.body["file"]["count"],
+                                 "chunk_size": Transfers(chat["alice"].store).get(peer.identity, transfer, "out")["chunk_size"]}}
+    [(_, _, again)] = chat["alice"]._seal(peer.chain, pointer_body)
+    got = chat["bob"].receive(again)
+    assert got.kind == "file_chunk" and got.file["state"] == "complete"
+    assert len(run(chat["bob"].history(three["alice"]["id"]))[1]) == 1
+    assert sum(len(v) for v in chat["bob"].store.pending_acks().values()) == 1
+    assert result.state == "sent"
+
+
+def test_a_corrupt_inline_file_is_not_saved_nor_acked(chat, three):
+    from kez_core.chat.files import FileMeta, inline_body
+
+    peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
+    [(_, _, envelope)] = chat["alice"]._seal(peer.chain, inline_body(FileMeta("a.txt", 3, "00" * 32), b"abc"))
+    got = chat["bob"].receive(envelope)
+    assert got.file["state"] == "corrupt" and got.file["path"] is None
+    assert chat["bob"].store.pending_acks() == {}
+    assert list(three["bob"]["home"].rglob("files/*")) == []

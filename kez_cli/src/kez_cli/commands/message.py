@@ -557,6 +557,7 @@ def listen(
                 if data["kind"] == "file_chunk":  # silent plumbing: not a message of its own
                     _handled(inbox, envelope)
                     if data["file"]["state"] in ("complete", "corrupt"):
+                        received += 1  # the file is finished: it counts now (see below)
                         await send_acks()
                         if json_:
                             emit_json_line(data)
@@ -564,7 +565,8 @@ def listen(
                             _print_message(data)
                     continue
                 await send_acks()
-                received += 1
+                # a file message whose chunks are still coming counts once it is finished
+                received += 0 if (data.get("file") or {}).get("state") == "receiving" else 1
                 if json_:
                     emit_json_line(data)
                 else:

@@ -500,10 +500,14 @@ def receive_file(service: Any, message: Any, checked: bool, stranger: bool) -> A
         ok = hashlib.sha256(data).hexdigest() == meta.sha256
         path = str(save_file(files_dir(service), meta.name, data)) if ok else None
         body = _stored(meta, "complete" if ok else "corrupt", path)
-        service.store.add_incoming(message.id, sender, created, body, stranger=stranger)
+        service.store.add_incoming(message.id, sender, created, body, stranger=stranger, ack=ok)
         return Received("message", message, checked, stranger=stranger, file=body["file"])
     pointer = parsed
     transfers = Transfers(service.store)
+    known = transfers.get(sender, pointer.transfer, "in")
+    if known is not None:  # the pointer again, sealed afresh by a resumed sender: one entry, no new ack
+        known["transfer"] = pointer.transfer
+        return Received("file_chunk", message, checked, stranger=stranger, file=file_state(transfers, sender, known))
     body = _stored(pointer.meta, "receiving", None, transfer=pointer.transfer, count=pointer.count, received=0)
     if not service.store.add_incoming(message.id, sender, created, body, stranger=stranger, ack=False):
         return Received("message", message, checked, stranger=stranger, file=body["file"])
