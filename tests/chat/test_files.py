@@ -302,3 +302,23 @@ def test_a_corrupt_inline_file_is_not_saved_nor_acked(chat, three):
     assert got.file["state"] == "corrupt" and got.file["path"] is None
     assert chat["bob"].store.pending_acks() == {}
     assert list(three["bob"]["home"].rglob("files/*")) == []
+
+
+def test_a_version_1_store_moves_to_version_2_and_keeps_its_messages(tmp_path):
+    import sqlite3
+
+    from kez_core.chat.store import MIGRATIONS, ChatStore, seal_body
+
+    key = os.urandom(32)
+    db = sqlite3.connect(tmp_path / "chat.db")
+    for sql in MIGRATIONS[0]:
+        db.execute(sql)
+    db.execute("INSERT INTO messages VALUES ('k', 'p', 'in', 'delivered', 't', 0, 1, ?, 1)",
+               (seal_body(key, "k", {"kind": "text", "text": "old"}),))
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    with ChatStore(tmp_path / "chat.db", key) as store:
+        assert [e.body["text"] for e in store.history("p")] == ["old"]
+        assert store._read("SELECT count(*) FROM in_chunks") == [(0,)]
+    assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 2
