@@ -121,7 +121,8 @@ class _Receiver:
     inbox secrets, replay store, sender check, then the message is stored and its ack queued."""
 
     def __init__(
-        self, store: Keystore, record: IdentityRecord, sender_chains: list[str], unlock: Any = None
+        self, store: Keystore, record: IdentityRecord, sender_chains: list[str], unlock: Any = None,
+        save_dir: Path | None = None,
     ) -> None:
         from kez_core.messaging import InboxKeyring
 
@@ -131,6 +132,7 @@ class _Receiver:
         self.keyring = InboxKeyring(record.path)
         senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
         self.service = _service(store, record, self.passphrase, senders)
+        self.service.save_dir = save_dir
         _renew_inbox(self.service)
         self.secrets = self.service.secrets()
 
@@ -195,6 +197,8 @@ def _describe(received: Any) -> dict[str, Any]:
     }
     if received.kind == "ack":
         out["delivered"] = list(received.delivered)
+    if received.file is not None:
+        out["file"] = received.file
     if received.stranger:
         out["stranger"] = True
     if not received.sender_checked:
@@ -213,6 +217,10 @@ def _print_message(data: dict[str, Any]) -> None:
     stranger = ("  (not a contact)", "yellow") if data.get("stranger") else ""
     body = data["body"]
     text = body.get("text") if body.get("kind") == "text" else json.dumps(body, ensure_ascii=False)
+    if data.get("file") is not None:
+        from kez_core.chat.files import describe
+
+        text = describe(data["file"])
     show_line(mark, " ", (str(data["from"]), "bold"), "  ", (str(data["created_at"]), "dim"), stranger)
     show_line("  ", str(text).replace("\n", "\n  "), multiline=True)  # the body may span lines; nothing else
     if not data["sender_checked"]:
@@ -344,18 +352,26 @@ def send(
     to: Annotated[str | None, typer.Option("--to", help="The recipient (the older form of PEER).")] = None,
     text: Annotated[str | None, typer.Option("--text", help="The message text (the older form of TEXT).")] = None,
     via: ViaManyOpt = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Send this file (at most 10 MiB) instead of a text.")
+    ] = None,
     handle_server: HandleServerOpt = None,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
 ) -> None:
-    """Send a text message to PEER: stored as `sending`, sealed to each of their devices, sent
+    """Send a text message (or, with --file, a file) to PEER: stored as `sending`, sealed to each of their devices, sent
     through every transport; `sent` once one accepted it, `delivered` when their ack arrives.
 
     PEER is a handle (its server is asked, the chain pinned on first contact
     and cached), a contact, a local identity name, an identity id or a chain
     file. Transport plugins add their own flags (see `kez plugins`), e.g.
     --nats-url URL or --transport-relay URL.
+
+    A file of at most 80 KiB goes inline when one message carries it; a
+    larger one, up to 10 MiB, goes in chunks sized for the transports, then
+    the pointer message. Running the same command again after an
+    interruption sends only the chunks not sent yet.
     """
     from ..directory import ServerDirectory
 
@@ -370,7 +386,15 @@ def send(
             body = word
         else:
             raise typer.BadParameter(f"unexpected argument {word!r}: quote the text", param_hint="TEXT")
-    if peer_text is None or body is None:
+    if file is not None:
+        from kez_core.chat.files import read_for_sending
+
+        if body is not None:
+            raise typer.BadParameter("give TEXT or --file, not both", param_hint="TEXT")
+        if peer_text is None:
+            raise typer.BadParameter("give PEER (e.g. kez message send bob@kez.example --file photo.jpg)")
+        read_for_sending(file)  # too large or unreadable: refused before anything is sent
+    elif peer_text is None or body is None:
         raise typer.BadParameter("give PEER and TEXT (e.g. kez message send bob@kez.example hi)")
     routes = _routes([*(words or []), *ctx.args], store, via or [], timeout)
     record = store.get(identity)
@@ -384,11 +408,16 @@ def send(
         peer = await service.resolve_peer(peer_text)
         for line in peer.notes:
             note(line)
+        if file is not None:
+            return await service.send_file(peer, file, routes, bar.update if bar else None)
         return await service.send_text(peer, body, routes)
 
+    bar = _Bar(f"sending {file.name}") if file is not None and not json_ else None
     try:
         result = asyncio.run(run())
     finally:
+        if bar:
+            bar.close()
         service.close()
     deliveries = result.deliveries
     if json_:
@@ -427,6 +456,9 @@ def listen(
     sender_chain: Annotated[
         list[str] | None, typer.Option("--sender-chain", help="Chain FILE of a sender, to check their key.")
     ] = None,
+    save_dir: Annotated[
+        Path | None, typer.Option("--save-dir", help="Where received files go (default: the identity's files/ folder).")
+    ] = None,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
@@ -443,7 +475,8 @@ def listen(
     store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
     from kez_core.messaging import routing_id
 
-    receiver = _Receiver(store, store.get(identity), sender_chain or [])
+    receiver = _Receiver(store, store.get(identity), sender_chain or [], save_dir=save_dir)
+    bars: dict[str, _Bar] = {}
     # one passphrase prompt unlocks the inbox secrets and the key a server may ask proof of
     _as_identity(channel_ctx, receiver.record, receiver.signer())
     received = 0
@@ -519,8 +552,21 @@ def listen(
                 if data["kind"] == "dropped":
                     note(f"dropped a message from {data['from']} (blocked)")
                     continue
+                if data.get("file") is not None and not json_:
+                    _file_progress(bars, data["file"])
+                if data["kind"] == "file_chunk":  # silent plumbing: not a message of its own
+                    _handled(inbox, envelope)
+                    if data["file"]["state"] in ("complete", "corrupt"):
+                        received += 1  # the file is finished: it counts now (see below)
+                        await send_acks()
+                        if json_:
+                            emit_json_line(data)
+                        else:
+                            _print_message(data)
+                    continue
                 await send_acks()
-                received += 1
+                # a file message whose chunks are still coming counts once it is finished
+                received += 0 if (data.get("file") or {}).get("state") == "receiving" else 1
                 if json_:
                     emit_json_line(data)
                 else:
@@ -534,6 +580,8 @@ def listen(
     try:
         asyncio.run(run())
     finally:
+        for bar in bars.values():
+            bar.close()
         receiver.close()
 
 
@@ -590,7 +638,56 @@ def history(
         state = (f"  [{entry.state}]", "dim") if entry.direction == "out" else ""
         show_line(arrow, " ", (entry.created_at, "dim"), state)
         text = data["text"] if data["text"] is not None else json.dumps(entry.body, ensure_ascii=False)
+        if isinstance(data.get("file"), dict):
+            from kez_core.chat.files import describe
+
+            text = describe(data["file"])
         show_line("  ", str(text).replace("\n", "\n  "), multiline=True)
+
+
+class _Bar:
+    """A rich progress bar on stderr when it is a terminal (else nothing): file chunks sent or received."""
+
+    def __init__(self, label: str) -> None:
+        from ..output import err_console
+
+        self.progress = None
+        if err_console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                TimeRemainingColumn(), console=err_console, transient=False,
+            )
+            self.task = self.progress.add_task(label, total=None)
+            self.progress.start()
+
+    def update(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _file_progress(bars: dict[str, _Bar], file: dict[str, Any]) -> None:
+    """`listen`'s bar per incoming transfer (name shown escaped: it comes from the sender)."""
+    from kez_core.safetext import visible
+
+    transfer = file.get("transfer")
+    if not transfer or "count" not in file:
+        return
+    if transfer not in bars and file.get("state") == "receiving":
+        bars[transfer] = _Bar(f"receiving {visible(str(file.get('name') or transfer[:12]))}")
+    bar = bars.get(transfer)
+    if bar is None:
+        return
+    bar.update(int(file.get("received", 0)), int(file["count"]))
+    if file.get("state") != "receiving":
+        bar.close()
+        del bars[transfer]
 
 
 def _handled(inbox: Any, envelope: bytes) -> None:

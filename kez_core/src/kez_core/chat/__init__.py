@@ -3,6 +3,7 @@
 - `store`: the encrypted local store of one identity (SQLite, two processes safe);
 - `peers`: naming a peer (handle, contact, name, id, file) and pinning handles;
 - `service`: `MessagingService`, the one API the CLI and a UI call.
+- `files`: files over messages (inline, or chunks then a pointer; resumable, SHA-256 checked).
 """
 
 from __future__ import annotations

@@ -77,6 +77,7 @@ class Received:
     sender_checked: bool
     stranger: bool = False
     delivered: tuple[str, ...] = ()  # for an ack: the history ids now `delivered`
+    file: dict[str, Any] | None = None  # for a file or file chunk: its state (kez_core.chat.files)
 
 
 @attrs.define
@@ -89,6 +90,7 @@ class MessagingService:
     directory: HandleDirectory | None = None
     sender_chains: dict[str, ChainState] = attrs.Factory(dict)  # chains given by the caller (files)
     clock: Callable[[], datetime] = now  # when "now" is, for the inbox key expiry check (tests move it)
+    save_dir: Path | None = None  # where received files go (default: <identity>/files/)
     _store: ChatStore | None = None
     _replay: Any = None
     _secrets: list[Any] | None = None
@@ -282,13 +284,24 @@ class MessagingService:
         `sent` once one transport accepted an envelope. The stored message survives a failed send."""
         from ..messaging import text_body
 
+        return await self.send_body(peer, text_body(text), routes)
+
+    async def send_file(self, peer: Peer, path: str | Path, routes: Sequence[Route], progress: Any = None) -> SendResult:
+        """Send a file: inline, or chunks then the pointer; resumes an unfinished transfer (files.py)."""
+        from .files import send_file
+
+        return await send_file(self, peer, path, routes, progress)
+
+    async def send_body(
+        self, peer: Peer, body: dict[str, Any], routes: Sequence[Route], stored: dict[str, Any] | None = None
+    ) -> SendResult:
+        """`send_text` for any body; `stored` is what the history keeps instead of the body."""
         if not routes:
             raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
-        body = text_body(text)
         sealed = self._seal(peer.chain, body)
         key = sealed[0][1].id
         created_at = sealed[0][1].payload["created_at"]
-        self.store.add_outgoing(key, peer.identity, created_at, body)
+        self.store.add_outgoing(key, peer.identity, created_at, stored or body)
         self.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed])
         deliveries = await self._deliver(peer.identity, sealed, routes)
         state = "sending"
@@ -358,10 +371,20 @@ class MessagingService:
         if contact is not None and contact.blocked:
             return Received("dropped", message, checked)
         stranger = contact is None
+        handler = self.body_handlers().get(message.kind)
+        if handler is not None:
+            return handler(self, message, checked, stranger)
         self.store.add_incoming(
             message.id, sender, str(message.signed.payload["created_at"]), dict(message.body), stranger=stranger
         )
         return Received("message", message, checked, stranger=stranger)
+
+    @staticmethod
+    def body_handlers() -> dict[str, Callable[..., Received]]:
+        """Body kinds with their own handling: kind -> handler(service, message, checked, stranger)."""
+        from .files import receive_chunk, receive_file
+
+        return {"file": receive_file, "file_chunk": receive_chunk}
 
     def _apply_ack(self, message: Any, checked: bool) -> list[str]:
         """The history ids an ack moves to `delivered` (none unless its sender was checked)."""
@@ -388,7 +411,9 @@ class MessagingService:
         identity = self._known_identity(peer_text)
         if identity is None:
             identity = (await self.resolve_peer(peer_text)).identity
-        return identity, self.store.history(identity, mark_read=mark_read)
+        from .files import annotate
+
+        return identity, annotate(self, self.store.history(identity, mark_read=mark_read))
 
     def _known_identity(self, text: str) -> str | None:
         contact = self.store.contact(text)

@@ -55,6 +55,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE pending_acks (peer TEXT NOT NULL, message_id TEXT NOT NULL,"
         " queued_at TEXT NOT NULL, PRIMARY KEY (peer, message_id))",
     ),
+    (  # version 2: files (kez_core.chat.files); meta and chunk data sealed like bodies
+        "CREATE TABLE transfers (peer TEXT NOT NULL, id TEXT NOT NULL, direction TEXT NOT NULL, key TEXT,"
+        " state TEXT NOT NULL, meta BLOB NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (peer, id, direction))",
+        "CREATE TABLE in_chunks (peer TEXT NOT NULL, transfer TEXT NOT NULL, idx INTEGER NOT NULL,"
+        " data BLOB NOT NULL, PRIMARY KEY (peer, transfer, idx))",
+        "CREATE TABLE out_chunks (transfer TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (transfer, idx))",
+    ),
 )
 
 

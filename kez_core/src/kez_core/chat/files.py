@@ -1,0 +1,595 @@
+"""Files over messages (DESIGN §6, seeds 004; docs/spec.md §12 "Files"): inline, or chunks then a pointer.
+
+A file of at most `INLINE_MAX` bytes whose inline message fits every route's
+largest envelope travels as one message (`kind: "file"` with `data`). A
+larger one, up to `FILE_MAX`, is cut into chunks (`kind: "file_chunk"`),
+each its own message sized to the smallest `max_envelope` of the routes,
+and then a pointer (`kind: "file"` with `transfer`) is sent last: it is the
+message a person sees. Chunks may arrive in any order and more than once;
+the receiver keeps them encrypted at rest in the chat store, so a transfer
+resumes after either side restarts, and assembles the file once every
+chunk and the pointer are there, checks its SHA-256 and only then saves it
+(a fresh, sanitised name in the identity's `files/` folder; nothing is ever
+overwritten). Chunks are not history entries and are not acked; the
+pointer's ack is sent once the file is complete, so `delivered` means the
+file arrived whole.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import secrets
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ..errors import ExitCode, KezError, SchemaError, StoreError, TransportError
+from ..messaging.envelope import ENC_BYTES, PREFIX, TAG_BYTES
+from ..messaging.padding import BUCKETS
+from ..timefmt import format_time, now
+from .store import open_body, seal_body
+
+INLINE_MAX = 80 * 1024  # bytes: a larger file goes in chunks
+FILE_MAX = 10 * 1024 * 1024  # bytes: a larger file is refused before anything is sent
+MAX_CHUNKS = 65536
+MAX_OPEN_TRANSFERS = 16  # incomplete incoming transfers kept per peer; chunks of more are dropped
+_HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
+_B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}\Z")
+_MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\Z")
+NAME_MAX = 255  # characters of a file name on the wire
+
+
+class FileRefused(KezError):
+    """A file that cannot be sent (too large, unreadable, no route can carry a chunk)."""
+
+    exit_code = ExitCode.BAD_INPUT
+    code = "file_refused"
+
+
+# ------------------------------------------------------------------ sizes
+
+
+def envelope_text_length(bucket: int) -> int:
+    """Characters of the text form of an envelope holding a `bucket`-byte padded message."""
+    raw = ENC_BYTES + bucket + TAG_BYTES
+    return len(PREFIX) + (4 * raw + 2) // 3  # base64url without padding
+
+
+def largest_bucket(max_envelope: int) -> int:
+    """The largest padding bucket whose envelope a transport with `max_envelope` carries."""
+    fits = [b for b in BUCKETS if envelope_text_length(b) <= max_envelope]
+    if not fits:
+        raise FileRefused(f"a transport carrying at most {max_envelope} characters cannot carry any message")
+    return max(fits)
+
+
+def chunk_size(bucket: int, overhead: int) -> int:
+    """Raw bytes per chunk: base64 of them plus the message's other `overhead` bytes (its JSON
+    with empty data) must fill at most `bucket` less the padding marker byte."""
+    room = bucket - 1 - overhead
+    size = room // 4 * 3
+    if size <= 0:
+        raise FileRefused(f"a {bucket}-byte message has no room for file data")
+    return size
+
+
+# ------------------------------------------------------------------ bodies
+
+
+@attrs.frozen
+class FileMeta:
+    name: str
+    size: int
+    sha256: str
+    mime: str | None = None
+
+
+@attrs.frozen
+class Pointer:
+    meta: FileMeta
+    transfer: str
+    count: int
+    chunk_size: int
+
+
+@attrs.frozen
+class Chunk:
+    transfer: str
+    index: int
+    count: int
+    data: bytes
+
+
+def _meta_fields(meta: FileMeta) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": meta.name, "size": meta.size, "sha256": meta.sha256}
+    if meta.mime:
+        out["mime"] = meta.mime
+    return out
+
+
+def inline_body(meta: FileMeta, data: bytes) -> dict[str, Any]:
+    return {"kind": "file", **_meta_fields(meta), "data": base64.b64encode(data).decode("ascii")}
+
+
+def pointer_body(pointer: Pointer) -> dict[str, Any]:
+    transfer = {"id": pointer.transfer, "count": pointer.count, "chunk_size": pointer.chunk_size}
+    return {"kind": "file", **_meta_fields(pointer.meta), "transfer": transfer}
+
+
+def chunk_body(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "kind": "file_chunk", "transfer": chunk.transfer, "index": chunk.index, "count": chunk.count,
+        "data": base64.b64encode(chunk.data).decode("ascii"),
+    }
+
+
+def _int(value: object, field: str, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise SchemaError(f"a file message's {field} must be an integer from {low} to {high}")
+    return value
+
+
+def _data(value: object, limit: int) -> bytes:
+    if not isinstance(value, str) or len(value) > (limit + 2) // 3 * 4 or not _B64.match(value) or len(value) % 4:
+        raise SchemaError("a file message's data must be standard base64")
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise SchemaError("a file message's data must be standard base64") from None
+    if base64.b64encode(data).decode("ascii") != value:
+        raise SchemaError("a file message's data is not canonical base64")
+    return data
+
+
+def _meta(body: dict[str, Any]) -> FileMeta:
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= NAME_MAX:
+        raise SchemaError(f"a file message's name must be 1-{NAME_MAX} characters")
+    sha = body.get("sha256")
+    if not isinstance(sha, str) or not _HEX64.match(sha):
+        raise SchemaError("a file message's sha256 must be 64 lowercase hex")
+    mime = body.get("mime")
+    if mime is not None and (not isinstance(mime, str) or not _MIME.match(mime)):
+        raise SchemaError("a file message's mime must be a media type such as image/png")
+    return FileMeta(name, _int(body.get("size"), "size", 0, FILE_MAX), sha, mime)
+
+
+def parse_file(body: dict[str, Any]) -> tuple[FileMeta, bytes] | Pointer:
+    """An inline file (its meta and bytes) or a pointer, from a `kind: "file"` body; SchemaError else."""
+    if not isinstance(body, dict) or body.get("kind") != "file":
+        raise SchemaError('a file message has body.kind "file"')
+    meta = _meta(body)
+    if "transfer" in body:
+        t = body["transfer"]
+        if not isinstance(t, dict) or not isinstance(t.get("id"), str) or not _HEX64.match(t["id"]):
+            raise SchemaError("a file pointer's transfer.id must be 64 lowercase hex")
+        count = _int(t.get("count"), "transfer.count", 1, MAX_CHUNKS)
+        size = _int(t.get("chunk_size"), "transfer.chunk_size", 1, 128 * 1024)
+        if not (count - 1) * size < max(meta.size, 1) <= count * size:
+            raise SchemaError("a file pointer's count and chunk_size do not cover its size")
+        return Pointer(meta, t["id"], count, size)
+    data = _data(body.get("data"), INLINE_MAX)
+    if len(data) != meta.size:
+        raise SchemaError("an inline file's data is not as long as its size")
+    return meta, data
+
+
+def parse_chunk(body: dict[str, Any]) -> Chunk:
+    """A chunk from a `kind: "file_chunk"` body; SchemaError for anything else."""
+    if not isinstance(body, dict) or body.get("kind") != "file_chunk":
+        raise SchemaError('a file chunk has body.kind "file_chunk"')
+    transfer = body.get("transfer")
+    if not isinstance(transfer, str) or not _HEX64.match(transfer):
+        raise SchemaError("a file chunk's transfer must be 64 lowercase hex")
+    count = _int(body.get("count"), "count", 1, MAX_CHUNKS)
+    index = _int(body.get("index"), "index", 0, count - 1)
+    data = _data(body.get("data"), 128 * 1024)
+    if not data:
+        raise SchemaError("a file chunk holds at least one byte")
+    return Chunk(transfer, index, count, data)
+
+
+# ------------------------------------------------------------------ saving
+
+
+def safe_name(name: str) -> str:
+    """A file name that stays in its folder and shows plainly: the last path part, controls,
+    format characters and separators replaced by `_`, no leading dots, at most 120 characters."""
+    name = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
+    name = "".join("_" if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in name).strip(" ")
+    name = name.lstrip(".")
+    if len(name) > 120:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 16 else name[:120]
+    return name or "file"
+
+
+def save_file(folder: Path, name: str, data: bytes) -> Path:
+    """Write `data` under a fresh name in `folder` (`name`, then `stem (1).ext`, …): written to a
+    temporary file, then linked to a name that did not exist, so nothing is ever overwritten
+    and a crash leaves no half file under the final name."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = folder / f".kez-part-{secrets.token_hex(8)}"
+        with open(tmp, "xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            base = safe_name(name)
+            stem, dot, ext = base.rpartition(".")
+            if not stem:
+                stem, dot, ext = base, "", ""
+            for n in range(10000):
+                target = folder / (base if n == 0 else f"{stem} ({n}){dot}{ext}")
+                try:
+                    os.link(tmp, target)
+                    return target
+                except FileExistsError:
+                    continue
+            raise StoreError(f"no free name for {base!r} in {folder}")
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot save a received file in {folder}: {exc}") from exc
+
+
+# ------------------------------------------------------------------ the store's file tables
+
+
+def _ad(peer: str, transfer: str, direction: str) -> str:
+    return f"transfer:{direction}:{peer}:{transfer}"
+
+
+class Transfers:
+    """The file tables of a ChatStore (schema version 2): transfers, received chunks, sent chunks."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def get(self, peer: str, transfer: str, direction: str) -> dict[str, Any] | None:
+        rows = self.store._read(
+            "SELECT key, state, meta FROM transfers WHERE peer = ? AND id = ? AND direction = ?",
+            (peer, transfer, direction),
+        )
+        if not rows:
+            return None
+        key, state, meta = rows[0]
+        return {"key": key, "state": state, **open_body(self.store._key, _ad(peer, transfer, direction), meta)}
+
+    def put(self, peer: str, transfer: str, direction: str, key: str | None, state: str, meta: dict[str, Any]) -> None:
+        blob = seal_body(self.store._key, _ad(peer, transfer, direction), meta)
+        with self.store._write() as db:
+            db.execute(
+                "INSERT INTO transfers VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (peer, id, direction)"
+                " DO UPDATE SET key = excluded.key, state = excluded.state, meta = excluded.meta,"
+                " updated_at = excluded.updated_at",
+                (peer, transfer, direction, key, state, blob, format_time(now())),
+            )
+
+    def unfinished_out(self, peer: str, sha256: str, size: int) -> tuple[str, dict[str, Any]] | None:
+        rows = self.store._read(
+            "SELECT id FROM transfers WHERE peer = ? AND direction = 'out' AND state = 'sending'", (peer,)
+        )
+        for (transfer,) in rows:
+            record = self.get(peer, transfer, "out")
+            if record and record["sha256"] == sha256 and record["size"] == size:
+                return transfer, record
+        return None
+
+    def sent_chunks(self, transfer: str) -> set[int]:
+        return {r[0] for r in self.store._read("SELECT idx FROM out_chunks WHERE transfer = ?", (transfer,))}
+
+    def mark_sent(self, transfer: str, index: int) -> None:
+        with self.store._write() as db:
+            db.execute("INSERT OR IGNORE INTO out_chunks VALUES (?, ?)", (transfer, index))
+
+    def open_transfers(self, peer: str) -> int:
+        rows = self.store._read(
+            "SELECT count(DISTINCT c.transfer) FROM in_chunks c LEFT JOIN transfers t ON t.peer = c.peer"
+            " AND t.id = c.transfer AND t.direction = 'in' WHERE c.peer = ? AND (t.state IS NULL OR"
+            " t.state = 'receiving')",
+            (peer,),
+        )
+        return int(rows[0][0])
+
+    def add_chunk(self, peer: str, chunk: Chunk) -> bool:
+        blob = _seal_bytes(self.store._key, f"{_ad(peer, chunk.transfer, 'in')}:{chunk.index}", chunk.data)
+        with self.store._write() as db:
+            return db.execute(
+                "INSERT OR IGNORE INTO in_chunks VALUES (?, ?, ?, ?)", (peer, chunk.transfer, chunk.index, blob)
+            ).rowcount == 1
+
+    def received(self, peer: str, transfer: str, count: int) -> int:
+        rows = self.store._read(
+            "SELECT count(*) FROM in_chunks WHERE peer = ? AND transfer = ? AND idx < ?", (peer, transfer, count)
+        )
+        return int(rows[0][0])
+
+    def assemble(self, peer: str, transfer: str, count: int) -> bytes:
+        rows = self.store._read(
+            "SELECT idx, data FROM in_chunks WHERE peer = ? AND transfer = ? AND idx < ? ORDER BY idx",
+            (peer, transfer, count),
+        )
+        ad = _ad(peer, transfer, "in")
+        return b"".join(_open_bytes(self.store._key, f"{ad}:{idx}", blob) for idx, blob in rows)
+
+    def drop_chunks(self, peer: str, transfer: str) -> None:
+        with self.store._write() as db:
+            db.execute("DELETE FROM in_chunks WHERE peer = ? AND transfer = ?", (peer, transfer))
+
+    def queue_ack(self, peer: str, message_id: str) -> None:
+        with self.store._write() as db:
+            db.execute("INSERT OR IGNORE INTO pending_acks VALUES (?, ?, ?)", (peer, message_id, format_time(now())))
+
+    def set_body(self, key: str, body: dict[str, Any]) -> None:
+        with self.store._write() as db:
+            db.execute("UPDATE messages SET body = ? WHERE key = ?", (seal_body(self.store._key, key, body), key))
+
+
+def _seal_bytes(key: bytes, ad: str, data: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    nonce = os.urandom(12)
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, data, ad.encode())
+
+
+def _open_bytes(key: bytes, ad: str, blob: bytes) -> bytes:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    try:
+        return ChaCha20Poly1305(key).decrypt(blob[:12], blob[12:], ad.encode())
+    except (InvalidTag, ValueError):
+        return b""  # a damaged chunk: the SHA-256 check then fails and the file is `corrupt`
+
+
+# ------------------------------------------------------------------ sending
+
+
+Progress = Callable[[int, int], None]
+
+
+def read_for_sending(path: str | Path) -> tuple[FileMeta, bytes]:
+    """The file's meta and bytes; FileRefused (exit 3) when it is missing or over FILE_MAX,
+    checked before anything is read or sent."""
+    import mimetypes
+
+    path = Path(path).expanduser()
+    try:
+        size = path.stat().st_size
+        if not path.is_file():
+            raise FileRefused(f"{path} is not a file")
+        if size > FILE_MAX:
+            raise FileRefused(
+                f"{path.name} is {size:,} bytes; a file sent by message is at most {FILE_MAX:,} bytes (10 MiB)",
+                hint="share larger files another way and send the link",
+            )
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FileRefused(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > FILE_MAX:
+        raise FileRefused(f"{path.name} grew past {FILE_MAX:,} bytes while being read")
+    mime = mimetypes.guess_type(path.name)[0]
+    if mime is not None and not _MIME.match(mime):
+        mime = None
+    name = path.name[:NAME_MAX] or "file"
+    return FileMeta(name, len(data), hashlib.sha256(data).hexdigest(), mime), data
+
+
+def route_bucket(routes: Sequence[Any]) -> int:
+    """The largest bucket every route carries (a chunk goes through all of them)."""
+    from ..messaging.envelope import MAX_ENVELOPE_TEXT
+
+    return min(largest_bucket(int(getattr(r.transport, "max_envelope", MAX_ENVELOPE_TEXT))) for r in routes)
+
+
+def _message_size(service: Any, peer: Any, body: dict[str, Any]) -> int:
+    """Bytes of the signed message carrying `body` to the peer (measured on a real one)."""
+    from ..messaging import create_message
+
+    inbox = peer.chain.current_inbox_keys(service.clock())
+    key = inbox[0].key if inbox else "x25519:" + "0" * 64
+    obj = create_message(
+        service.signer(), sender_identity=service.identity, recipient=peer.identity, inbox_key=key,
+        body=body, registry=service.keystore.registry,
+    )
+    return len(obj.canonical())
+
+
+def _stored(meta: FileMeta, state: str, path: str | None, **more: Any) -> dict[str, Any]:
+    return {"kind": "file", "file": {**_meta_fields(meta), "state": state, "path": path, **more}}
+
+
+async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[Any], progress: Progress | None = None) -> Any:
+    """Send a file (see the module docstring); a SendResult for the message a person sees.
+
+    Re-sending the same file to the same peer while an earlier transfer of it is unfinished
+    resumes that transfer: only chunks not sent yet go out, then the pointer."""
+    from .service import SendResult
+
+    if not routes:
+        raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
+    meta, data = read_for_sending(path)
+    source = str(Path(path).expanduser().resolve())
+    bucket = route_bucket(routes)
+    if meta.size <= INLINE_MAX:
+        body = inline_body(meta, data)
+        if _message_size(service, peer, body) <= bucket - 1:
+            result = await service.send_body(peer, body, routes, stored=_stored(meta, "complete", source))
+            if progress:
+                progress(1, 1)
+            return result
+    transfers = Transfers(service.store)
+    found = transfers.unfinished_out(peer.identity, meta.sha256, meta.size)
+    if found is not None:
+        transfer, record = found
+        pointer = Pointer(meta, transfer, record["count"], record["chunk_size"])
+        key = record["key"]
+    else:
+        transfer = secrets.token_hex(32)
+        template = chunk_body(Chunk(transfer, MAX_CHUNKS - 1, MAX_CHUNKS, b""))
+        size = chunk_size(bucket, _message_size(service, peer, template))
+        count = max(1, -(-meta.size // size))
+        if count > MAX_CHUNKS:
+            raise FileRefused(f"{meta.name} would need {count} chunks on this transport (at most {MAX_CHUNKS})")
+        pointer = Pointer(meta, transfer, count, size)
+        key = None
+    sealed_pointer = service._seal(peer.chain, pointer_body(pointer))
+    if key is None:
+        key = sealed_pointer[0][1].id
+        created_at = sealed_pointer[0][1].payload["created_at"]
+        transfers.put(peer.identity, transfer, "out", key, "sending",
+                      {**_meta_fields(meta), "count": pointer.count, "chunk_size": pointer.chunk_size, "source": source})
+        service.store.add_outgoing(key, peer.identity, created_at,
+                                   _stored(meta, "sending", source, transfer=transfer, count=pointer.count))
+    done = transfers.sent_chunks(transfer)
+    if progress:
+        progress(len(done), pointer.count + 1)
+    for index in range(pointer.count):
+        if index in done:
+            continue
+        piece = data[index * pointer.chunk_size:(index + 1) * pointer.chunk_size]
+        sealed = service._seal(peer.chain, chunk_body(Chunk(transfer, index, pointer.count, piece)))
+        deliveries = await service._deliver(peer.identity, sealed, routes)
+        if not any(d.sent for d in deliveries):
+            return SendResult(key, peer.identity, "sending", tuple(deliveries))
+        transfers.mark_sent(transfer, index)
+        done.add(index)
+        if progress:
+            progress(len(done), pointer.count + 1)
+    service.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed_pointer])
+    deliveries = await service._deliver(peer.identity, sealed_pointer, routes)
+    state = "sending"
+    if any(d.sent for d in deliveries):
+        record = transfers.get(peer.identity, transfer, "out") or {}
+        transfers.put(peer.identity, transfer, "out", key, "sent",
+                      {k: v for k, v in record.items() if k not in ("key", "state")})
+        transfers.set_body(key, _stored(meta, "complete", source, transfer=transfer, count=pointer.count))
+        service.store.set_state(key, "sent", only_from=("sending",))
+        state = service._state_of(peer.identity, key)
+        if progress:
+            progress(pointer.count + 1, pointer.count + 1)
+    return SendResult(key, peer.identity, state, tuple(deliveries))
+
+
+# ------------------------------------------------------------------ receiving
+
+
+def files_dir(service: Any) -> Path:
+    return Path(service.save_dir) if getattr(service, "save_dir", None) else service.folder / "files"
+
+
+def receive_file(service: Any, message: Any, checked: bool, stranger: bool) -> Any:
+    """A `kind: "file"` message: an inline file saved now, or a pointer (saved once complete)."""
+    from .service import Received
+
+    sender = message.sender_identity
+    parsed = parse_file(dict(message.body))
+    created = str(message.signed.payload["created_at"])
+    if isinstance(parsed, tuple):
+        meta, data = parsed
+        ok = hashlib.sha256(data).hexdigest() == meta.sha256
+        path = str(save_file(files_dir(service), meta.name, data)) if ok else None
+        body = _stored(meta, "complete" if ok else "corrupt", path)
+        service.store.add_incoming(message.id, sender, created, body, stranger=stranger, ack=ok)
+        return Received("message", message, checked, stranger=stranger, file=body["file"])
+    pointer = parsed
+    transfers = Transfers(service.store)
+    known = transfers.get(sender, pointer.transfer, "in")
+    if known is not None:  # the pointer again, sealed afresh by a resumed sender: one entry, no new ack
+        known["transfer"] = pointer.transfer
+        return Received("file_chunk", message, checked, stranger=stranger, file=file_state(transfers, sender, known))
+    body = _stored(pointer.meta, "receiving", None, transfer=pointer.transfer, count=pointer.count, received=0)
+    if not service.store.add_incoming(message.id, sender, created, body, stranger=stranger, ack=False):
+        return Received("message", message, checked, stranger=stranger, file=body["file"])
+    if transfers.get(sender, pointer.transfer, "in") is None:
+        transfers.put(sender, pointer.transfer, "in", message.id, "receiving",
+                      {**_meta_fields(pointer.meta), "count": pointer.count, "chunk_size": pointer.chunk_size})
+    state = _finish(service, transfers, sender, pointer.transfer)
+    return Received("message", message, checked, stranger=stranger, file=state)
+
+
+def receive_chunk(service: Any, message: Any, checked: bool, stranger: bool) -> Any:
+    """A `kind: "file_chunk"` message: kept (encrypted), and the file finished when it was the last."""
+    from .service import Received
+
+    sender = message.sender_identity
+    chunk = parse_chunk(dict(message.body))
+    transfers = Transfers(service.store)
+    record = transfers.get(sender, chunk.transfer, "in")
+    if record is not None and record["state"] != "receiving":
+        return Received("file_chunk", message, checked, stranger=stranger, file=file_state(transfers, sender, record))
+    if record is None and transfers.received(sender, chunk.transfer, MAX_CHUNKS) == 0:
+        if transfers.open_transfers(sender) >= MAX_OPEN_TRANSFERS:
+            return Received("dropped", message, checked, stranger=stranger)
+    if chunk.count * len(chunk.data) > FILE_MAX + 128 * 1024 and chunk.index < chunk.count - 1:
+        return Received("dropped", message, checked, stranger=stranger)
+    transfers.add_chunk(sender, chunk)
+    state = _finish(service, transfers, sender, chunk.transfer) if record is not None else {
+        "state": "receiving", "received": transfers.received(sender, chunk.transfer, chunk.count), "count": chunk.count,
+    }
+    return Received("file_chunk", message, checked, stranger=stranger, file=state)
+
+
+def file_state(transfers: Transfers, peer: str, record: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: record[k] for k in ("name", "size", "sha256") if k in record}
+    return {**meta, "state": record["state"], "path": record.get("path"),
+            "received": transfers.received(peer, record["transfer"], record["count"]) if record["state"] == "receiving"
+            else record["count"], "count": record["count"], "transfer": record["transfer"]}
+
+
+def _finish(service: Any, transfers: Transfers, peer: str, transfer: str) -> dict[str, Any]:
+    """Assemble, check and save the transfer when every chunk is here; its state either way."""
+    record = transfers.get(peer, transfer, "in")
+    assert record is not None
+    record["transfer"] = transfer
+    count = record["count"]
+    got = transfers.received(peer, transfer, count)
+    meta = FileMeta(record["name"], record["size"], record["sha256"], record.get("mime"))
+    stored = {k: v for k, v in record.items() if k not in ("key", "state")}
+    if record["state"] == "receiving" and got >= count:
+        data = transfers.assemble(peer, transfer, count)
+        ok = len(data) == meta.size and hashlib.sha256(data).hexdigest() == meta.sha256
+        path = str(save_file(files_dir(service), meta.name, data)) if ok else None
+        state = "complete" if ok else "corrupt"
+        transfers.put(peer, transfer, "in", record["key"], state, {**stored, "path": path})
+        transfers.drop_chunks(peer, transfer)
+        transfers.set_body(record["key"], _stored(meta, state, path, transfer=transfer, count=count))
+        if ok:
+            transfers.queue_ack(peer, record["key"])
+        record = {**record, "state": state, "path": path}
+    return file_state(transfers, peer, record)
+
+
+def annotate(service: Any, entries: list[Any]) -> list[Any]:
+    """History entries with each incoming file's current progress (`received` of `count`)."""
+    transfers = Transfers(service.store)
+    out = []
+    for entry in entries:
+        f = entry.body.get("file") if entry.body.get("kind") == "file" else None
+        if isinstance(f, dict) and f.get("state") == "receiving" and entry.direction == "in":
+            f = {**f, "received": transfers.received(entry.peer, f.get("transfer", ""), int(f.get("count") or 0))}
+            entry = attrs.evolve(entry, body={**entry.body, "file": f})
+        out.append(entry)
+    return out
+
+
+def describe(file: dict[str, Any]) -> str:
+    """One line about a file's state, for people."""
+    name, state = json.dumps(str(file.get("name", "file")), ensure_ascii=False), file.get("state")
+    if state == "receiving":
+        return f"file {name}: receiving {file.get('received', 0)}/{file.get('count', '?')}…"
+    if state == "complete" and file.get("path"):
+        return f"file {name} ({file.get('size', '?')} bytes) saved to {file['path']}"
+    if state == "corrupt":
+        return f"file {name}: corrupt (its SHA-256 did not match), not saved"
+    return f"file {name} ({file.get('size', '?')} bytes) {state}"
