@@ -2,12 +2,14 @@
 
 - `store`: the encrypted local store of one identity (SQLite, two processes safe);
 - `peers`: naming a peer (handle, contact, name, id, file) and pinning handles;
-- `service`: `MessagingService`, the one API the CLI and a UI call.
+- `service`: `MessagingService`, the one API the CLI and a UI call;
+- `safety`: the safety number two people compare in person.
 """
 
 from __future__ import annotations
 
 from .peers import HandleAnswer, HandleDirectory, Peer, PeerChanged, check_handle_chain
+from .safety import safety_number
 from .service import Delivery, MessagingService, Received, Route, SendResult
 from .store import STATES, ChatStore, Contact, Entry
 
@@ -26,4 +28,5 @@ __all__ = [
     "Route",
     "SendResult",
     "check_handle_chain",
+    "safety_number",
 ]
