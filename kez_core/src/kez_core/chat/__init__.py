@@ -4,11 +4,13 @@
 - `peers`: naming a peer (handle, contact, name, id, file) and pinning handles;
 - `service`: `MessagingService`, the one API the CLI and a UI call.
 - `files`: files over messages (inline, or chunks then a pointer; resumable, SHA-256 checked).
+- `safety`: the safety number two people compare in person.
 """
 
 from __future__ import annotations
 
 from .peers import HandleAnswer, HandleDirectory, Peer, PeerChanged, check_handle_chain
+from .safety import safety_number
 from .service import Delivery, MessagingService, Received, Route, SendResult
 from .store import STATES, ChatStore, Contact, Entry
 
@@ -27,4 +29,5 @@ __all__ = [
     "Route",
     "SendResult",
     "check_handle_chain",
+    "safety_number",
 ]
