@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import attrs
 
-from ..errors import KezError, StoreError, TransportError
+from ..errors import KezError, SchemaError, StoreError, TransportError
 from ..keys import Signer
 from ..keystore import IdentityRecord, Keystore
 from ..sigchain.model import ChainState
@@ -72,7 +72,7 @@ class SendResult:
 class Received:
     """What `receive` made of one envelope."""
 
-    kind: str  # "message", "ack", "dropped" (a blocked sender)
+    kind: str  # "message", "ack", "dropped" (a blocked sender), "profile_key", "refused" (a bad profile_key)
     message: Any  # kez_core.messaging.Message
     sender_checked: bool
     stranger: bool = False
@@ -298,6 +298,30 @@ class MessagingService:
             state = self._state_of(peer.identity, key)
         return SendResult(key, peer.identity, state, tuple(deliveries))
 
+    async def send_profile_key(self, peer: Peer, body: dict[str, Any], routes: Sequence[Route]) -> SendResult:
+        """Send a `profile_key` body (see `Publication.key_body`) to every device of `peer`.
+        Not stored in the history: a key that cannot be sent now goes again on the next
+        `share_profile_key` (key messages are idempotent on the receiving side)."""
+        from ..profile.keys import parse_profile_key_body
+
+        if not routes:
+            raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
+        parse_profile_key_body(body, self.keystore.registry)
+        sealed = self._seal(peer.chain, body)
+        deliveries = await self._deliver(peer.identity, sealed, routes)
+        state = "sent" if any(d.sent for d in deliveries) else "sending"
+        return SendResult(sealed[0][1].id, peer.identity, state, tuple(deliveries))
+
+    async def share_profile_key(self, body: dict[str, Any], routes: Sequence[Route]) -> list[SendResult]:
+        """Send the picture key to every contact that is not blocked (on a picture change)."""
+        out = []
+        for contact in self.contacts():
+            if contact.blocked:
+                continue
+            peer = await self.resolve_peer(contact.identity)
+            out.append(await self.send_profile_key(peer, body, routes))
+        return out
+
     def _state_of(self, peer: str, key: str) -> str:
         return next((e.state for e in self.store.history(peer, mark_read=False) if e.key == key), "sending")
 
@@ -357,11 +381,34 @@ class MessagingService:
         contact = self.store.contact_for(sender)
         if contact is not None and contact.blocked:
             return Received("dropped", message, checked)
+        handler = self._BODY_HANDLERS.get(message.kind)
+        if handler is not None:
+            return handler(self, message, checked)
         stranger = contact is None
         self.store.add_incoming(
             message.id, sender, str(message.signed.payload["created_at"]), dict(message.body), stranger=stranger
         )
         return Received("message", message, checked, stranger=stranger)
+
+    def _receive_profile_key(self, message: Any, checked: bool) -> Received:
+        """Store a picture key (only from a checked sender, only for the sender's own picture);
+        it is acked like any message but is not a chat message (spec §12)."""
+        from ..profile.keys import ProfileKeyStore, accept_profile_key
+
+        kind = "refused"
+        if checked:
+            try:
+                accept_profile_key(ProfileKeyStore(self.keystore.home), dict(message.body), message.sender_identity)
+                kind = "profile_key"
+            except SchemaError:
+                pass
+        self.store.queue_ack(message.sender_identity, message.id)
+        return Received(kind, message, checked)
+
+    # body kinds that are not chat messages: kind -> handler(service, message, checked)
+    _BODY_HANDLERS: ClassVar[dict[str, Callable[[MessagingService, Any, bool], Received]]] = {
+        "profile_key": _receive_profile_key,
+    }
 
     def _apply_ack(self, message: Any, checked: bool) -> list[str]:
         """The history ids an ack moves to `delivered` (none unless its sender was checked)."""
