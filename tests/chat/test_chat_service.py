@@ -286,3 +286,19 @@ def test_a_profile_key_naming_another_identity_is_refused(chat, three):
     assert got.kind == "refused"
     assert ProfileKeyStore(three["bob"]["home"]).get(three["alice"]["id"], "a" * 64) is None
     assert run(chat["bob"].history(three["carol"]["id"]))[1] == []
+
+
+def test_a_received_profile_key_is_shown_without_the_key(chat, three, capsys):
+    from kez_cli.commands.message import _describe, _print_message
+    from kez_core.profile.keys import profile_key_body
+
+    wire = Wire()
+    body = profile_key_body(three["alice"]["id"], b"k" * 32, "a" * 64)
+    peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
+    run(chat["alice"].send_profile_key(peer, body, route(wire)))
+    data = _describe(chat["bob"].receive(wire.sent[0][1]))
+    assert data["kind"] == "profile_key" and "key" not in data["body"]
+    assert data["body"]["picture_sha256"] == "a" * 64
+    _print_message(data)
+    out = capsys.readouterr().out
+    assert "picture key" in out and (b"k" * 32).hex() not in out
