@@ -256,3 +256,51 @@ def test_inbox_keys_renew_on_their_last_day(chat, three):
     wire = Wire()
     send(chat, "bob", str(Keystore(three["alice"]["home"]).chain_path(three["alice"]["id"])), "to the new key", wire)
     assert alice.receive(wire.sent[0][1]).message.inbox_key == new_key
+
+
+# ---------------------------------------------------------------- profile keys (issue 15)
+
+
+def test_a_profile_key_from_its_owner_is_stored_acked_and_not_shown(chat, three):
+    from kez_core.profile.keys import ProfileKeyStore, profile_key_body
+
+    wire = Wire()
+    body = profile_key_body(three["alice"]["id"], b"k" * 32, "a" * 64)
+    peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
+    result = run(chat["alice"].send_profile_key(peer, body, route(wire)))
+    assert any(d.sent for d in result.deliveries)
+    got = chat["bob"].receive(wire.sent[0][1])
+    assert got.kind == "profile_key"
+    assert ProfileKeyStore(three["bob"]["home"]).get(three["alice"]["id"], "a" * 64) == b"k" * 32
+    assert run(chat["bob"].history(three["alice"]["id"]))[1] == []  # not a chat message
+    assert chat["bob"].store.pending_acks() == {three["alice"]["id"]: [got.message.id]}
+
+
+def test_a_profile_key_naming_another_identity_is_refused(chat, three):
+    from kez_core.profile.keys import ProfileKeyStore, profile_key_body
+
+    # Carol (a checked sender) hands Bob a key that claims to open Alice's picture
+    wire = Wire()
+    body = profile_key_body(three["alice"]["id"], b"x" * 32, "a" * 64)
+    peer = run(chat["carol"].resolve_peer(three["bob"]["id"]))
+    run(chat["carol"].send_profile_key(peer, body, route(wire)))
+    got = chat["bob"].receive(wire.sent[0][1])
+    assert got.kind == "refused"
+    assert ProfileKeyStore(three["bob"]["home"]).get(three["alice"]["id"], "a" * 64) is None
+    assert run(chat["bob"].history(three["carol"]["id"]))[1] == []
+
+
+def test_a_received_profile_key_is_shown_without_the_key(chat, three, capsys):
+    from kez_cli.commands.message import _describe, _print_message
+    from kez_core.profile.keys import profile_key_body
+
+    wire = Wire()
+    body = profile_key_body(three["alice"]["id"], b"k" * 32, "a" * 64)
+    peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
+    run(chat["alice"].send_profile_key(peer, body, route(wire)))
+    data = _describe(chat["bob"].receive(wire.sent[0][1]))
+    assert data["kind"] == "profile_key" and "key" not in data["body"]
+    assert data["body"]["picture_sha256"] == "a" * 64
+    _print_message(data)
+    out = capsys.readouterr().out
+    assert "picture key" in out and (b"k" * 32).hex() not in out

@@ -199,6 +199,8 @@ def _describe(received: Any) -> dict[str, Any]:
         out["delivered"] = list(received.delivered)
     if received.file is not None:
         out["file"] = received.file
+    if received.kind in ("profile_key", "refused"):  # never print the picture key itself
+        out["body"] = {k: v for k, v in message.body.items() if k != "key"}
     if received.stranger:
         out["stranger"] = True
     if not received.sender_checked:
@@ -212,6 +214,10 @@ def _print_message(data: dict[str, Any]) -> None:
     if data.get("kind") == "ack":
         done = ", ".join(data.get("delivered") or []) or "nothing new"
         show_line(("✓✓", "green"), " ", (str(data["from"]), "bold"), "  ", ("ack: delivered ", "dim"), done)
+        return
+    if data.get("kind") in ("profile_key", "refused"):
+        what = "picture key stored" if data["kind"] == "profile_key" else "picture key refused (not the sender's own)"
+        show_line(("🔑", "green"), " ", (str(data["from"]), "bold"), "  ", (what, "dim"))
         return
     mark = ("✓", "green") if data["sender_checked"] else ("?", "yellow")
     stranger = ("  (not a contact)", "yellow") if data.get("stranger") else ""

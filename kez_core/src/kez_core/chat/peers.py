@@ -163,7 +163,7 @@ async def resolve_handle(
         raise PeerChanged(
             f"{fqhn} now points at {identity}, but it was pinned to {pinned} on first contact",
             hint="the handle moved to another identity (or the server lies); ask the person on another "
-            f"channel, then write to the new identity by its id if they confirm",
+            "channel, then write to the new identity by its id if they confirm",
         )
     local = read_cached(keystore, identity)
     merged = merge_copies([*answer.copies, *([local] if local else [])], registry=keystore.registry)

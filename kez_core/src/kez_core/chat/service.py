@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import KezError, StoreError, TransportError
+from ..errors import KezError, SchemaError, StoreError, TransportError
 from ..keys import Signer
 from ..keystore import IdentityRecord, Keystore
 from ..sigchain.model import ChainState
@@ -72,7 +72,7 @@ class SendResult:
 class Received:
     """What `receive` made of one envelope."""
 
-    kind: str  # "message", "ack", "dropped" (a blocked sender)
+    kind: str  # "message", "ack", "dropped" (a blocked sender), "profile_key", "refused" (a bad profile_key)
     message: Any  # kez_core.messaging.Message
     sender_checked: bool
     stranger: bool = False
@@ -311,6 +311,30 @@ class MessagingService:
             state = self._state_of(peer.identity, key)
         return SendResult(key, peer.identity, state, tuple(deliveries))
 
+    async def send_profile_key(self, peer: Peer, body: dict[str, Any], routes: Sequence[Route]) -> SendResult:
+        """Send a `profile_key` body (see `Publication.key_body`) to every device of `peer`.
+        Not stored in the history: a key that cannot be sent now goes again on the next
+        `share_profile_key` (key messages are idempotent on the receiving side)."""
+        from ..profile.keys import parse_profile_key_body
+
+        if not routes:
+            raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
+        parse_profile_key_body(body, self.keystore.registry)
+        sealed = self._seal(peer.chain, body)
+        deliveries = await self._deliver(peer.identity, sealed, routes)
+        state = "sent" if any(d.sent for d in deliveries) else "sending"
+        return SendResult(sealed[0][1].id, peer.identity, state, tuple(deliveries))
+
+    async def share_profile_key(self, body: dict[str, Any], routes: Sequence[Route]) -> list[SendResult]:
+        """Send the picture key to every contact that is not blocked (on a picture change)."""
+        out = []
+        for contact in self.contacts():
+            if contact.blocked:
+                continue
+            peer = await self.resolve_peer(contact.identity)
+            out.append(await self.send_profile_key(peer, body, routes))
+        return out
+
     def _state_of(self, peer: str, key: str) -> str:
         return next((e.state for e in self.store.history(peer, mark_read=False) if e.key == key), "sending")
 
@@ -381,10 +405,11 @@ class MessagingService:
 
     @staticmethod
     def body_handlers() -> dict[str, Callable[..., Received]]:
-        """Body kinds with their own handling: kind -> handler(service, message, checked, stranger)."""
+        """Body kinds with their own handling (not plain chat messages):
+        kind -> handler(service, message, checked, stranger)."""
         from .files import receive_chunk, receive_file
 
-        return {"file": receive_file, "file_chunk": receive_chunk}
+        return {"file": receive_file, "file_chunk": receive_chunk, "profile_key": _receive_profile_key}
 
     def _apply_ack(self, message: Any, checked: bool) -> list[str]:
         """The history ids an ack moves to `delivered` (none unless its sender was checked)."""
@@ -425,3 +450,19 @@ class MessagingService:
         if Path(text).expanduser().is_file():
             return None
         return self._local_identity(text) or identity_of(self.keystore, text)
+
+
+def _receive_profile_key(service: MessagingService, message: Any, checked: bool, stranger: bool) -> Received:
+    """Store a picture key (only from a checked sender, only for the sender's own picture);
+    it is acked like any message but is not a chat message (spec §13)."""
+    from ..profile.keys import ProfileKeyStore, accept_profile_key
+
+    kind = "refused"
+    if checked:
+        try:
+            accept_profile_key(ProfileKeyStore(service.keystore.home), dict(message.body), message.sender_identity)
+            kind = "profile_key"
+        except SchemaError:
+            pass
+    service.store.queue_ack(message.sender_identity, message.id)
+    return Received(kind, message, checked)

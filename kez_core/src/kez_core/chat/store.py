@@ -326,6 +326,11 @@ class ChatStore:
                 )
         return True
 
+    def queue_ack(self, peer: str, message_id: str) -> None:
+        """Queue an ack for a received message that is not kept in the history (a profile key)."""
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO pending_acks VALUES (?, ?, ?)", (peer, message_id, format_time(now())))
+
     def set_state(self, key: str, state: str, *, only_from: tuple[str, ...]) -> bool:
         """Move an outgoing message to `state` if it is in one of `only_from` (states only go forward)."""
         if state not in STATES:
