@@ -54,7 +54,7 @@ def ensure_inbox(store: Keystore, name: str) -> str:
     return change.key_id
 
 
-def _transport_options(name: str, stack: contextlib.ExitStack, server: LocalSigServer) -> dict[str, Any]:
+def transport_options(name: str, stack: contextlib.ExitStack, server: LocalSigServer) -> dict[str, Any]:
     """Start (or find) the local server of transport `name`; the options that reach it.
 
     Raises ImportError/RuntimeError when its server cannot run here.
@@ -73,7 +73,7 @@ def _transport_options(name: str, stack: contextlib.ExitStack, server: LocalSigS
     return {"inbox_server": server.url}
 
 
-def _ctx(store: Keystore, name: str, base: dict[str, Any], handle: str | None) -> ChannelContext:
+def route_context(store: Keystore, name: str, base: dict[str, Any], handle: str | None) -> ChannelContext:
     """A context carrying the identity's key (servers that want proof get it) and, for http, an inbox handle."""
     record = store.get(name)
     options = {**base, "signer": store.signer(name, _no_passphrase), "identity": record.identity_id,
@@ -144,7 +144,7 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
         peer = asyncio.run(alice.resolve_peer(bob_handle))
         for name in transports:
             try:
-                base = _transport_options(name, stack, server)
+                base = transport_options(name, stack, server)
             except ImportError as exc:
                 skipped.append({"transport": name, "reason": missing_reason(exc), "install": DEMO_INSTALL})
                 say("  ", (f"skipped {name}", "yellow"), f": {missing_reason(exc)}")
@@ -154,10 +154,10 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
                 say("  ", (f"skipped {name}", "yellow"), f": {exc}; install it with: {DEMO_INSTALL}")
                 continue
             ctx = {
-                "alice_send": _ctx(store, "alice", base, bob_handle),
-                "alice_listen": _ctx(store, "alice", base, "alice"),
-                "bob_send": _ctx(store, "bob", base, f"alice@{server.name}"),
-                "bob_listen": _ctx(store, "bob", base, "bob"),
+                "alice_send": route_context(store, "alice", base, bob_handle),
+                "alice_listen": route_context(store, "alice", base, "alice"),
+                "bob_send": route_context(store, "bob", base, f"alice@{server.name}"),
+                "bob_listen": route_context(store, "bob", base, "bob"),
             }
             transport = registry.transport(name)
             try:
