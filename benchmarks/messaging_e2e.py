@@ -164,6 +164,8 @@ def main() -> None:
         try:
             for name in [n.strip() for n in args.transports.split(",") if n.strip()]:
                 base = transport_options(name, stack, server)
+                if name == "nostr":  # the 5 events/s politeness limit is for public relays, not loopback
+                    base["nostr_transport_rate"] = "100000"
                 ctx = {
                     "alice_send": route_context(store, "alice", base, f"bob@{server.name}"),
                     "alice_listen": route_context(store, "alice", base, "alice"),
@@ -173,7 +175,7 @@ def main() -> None:
                 transport = registry.transport(name)
                 try:
                     measured = asyncio.run(e2e(name, transport, alice, bob, peer, ctx, keys, args.count))
-                except TimeoutError:  # KNOWN GAP: nostr and http stall when pipelined (see the report)
+                except TimeoutError:  # a transport that lost an envelope or an ack
                     print(f"{name:<10} timed out: an envelope or ack did not arrive within {WAIT:.0f} s")
                     continue
                 base_rate = asyncio.run(raw(transport, ctx, keys, args.count, measured["envelope"]))
