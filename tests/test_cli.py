@@ -248,6 +248,12 @@ def test_demo_passes(capsys):
     assert server["lookup"]["fqhn"] == "alice@kez.example"
     assert server["served_chain"]["same_as_local"] is True
     assert server["verified_from_server"]["counts"] == {"valid": 5}
+    messaging = server["messaging"]  # alice -> bob@kez.example over each transport, bob's ack back
+    assert messaging["ok"] is True and messaging["to"] == "bob@kez.example" and messaging["skipped"] == []
+    assert {row["transport"]: row["states"] for row in messaging["messages"]} == {
+        "nats": ["sent", "delivered"], "nostr": ["sent", "delivered"], "http": ["sent", "delivered"]}
+    assert all(row["bob_got"] == row["text"] and row["sender_checked"] for row in messaging["messages"])
+    assert "file" in messaging  # filled once chunked file transfer is merged
 
 
 def test_demo_offline_starts_no_server(capsys):

@@ -177,6 +177,13 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
             say(f"  verify {shared['lookup']['fqhn']} (chain from the server, every proof fetched again): ",
                 ("ok", "green") if server_ok else ("FAILED", "red"),
                 f" ({', '.join(f'{n} {status}' for status, n in again.counts().items())})")
+            from ..demo_messaging import run_messaging
+
+            say("")
+            say(("messaging", "bold"), f"  alice → bob@{sig_server.name} over each transport, acks back")
+            messaging = run_messaging(stack, store, sig_server, registry, say)
+            server_part["messaging"] = messaging
+            ok = ok and messaging["ok"]
     say("")
     say(("every channel verified" if ok else "SOMETHING FAILED", "bold"))
     return {
