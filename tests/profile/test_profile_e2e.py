@@ -154,6 +154,16 @@ def test_a_contact_that_cannot_be_reached_is_a_warning(capsys, server, tmp_path,
     assert shares["finn"]["error"]["message"]
     code, _, err = kez(capsys, homes["dora"], "profile", "set", "--picture", str(tmp_path / "d.png"), *http)
     assert code == 0 and "picture key sent to erin" in err and "picture key not sent to finn" in err
+    # the same key again, without a new picture
+    again = kez_json(capsys, homes["dora"], "profile", "share-key", *http)
+    assert [(s["name"], s["sent"]) for s in again["key_shares"]] == [("erin", True), ("finn", False)]
     # no transport at all: published, and every contact gets a warning
     code, _, err = kez(capsys, homes["dora"], "profile", "set", "--picture", str(tmp_path / "d.png"))
     assert code == 0 and "picture key not sent to erin" in err and "--via" in err
+    code, _, err = kez(capsys, homes["dora"], "profile", "set", "--name", "D", *http)
+    assert code == 2 and "--picture" in err and "Traceback" not in err
+    code, _, err = kez(capsys, homes["dora"], "profile", "share-key", "--nats-url")
+    assert code == 2 and "Traceback" not in err
+    code, _, err = kez(capsys, tmp_path / "nobody", "identity", "new", "--no-passphrase")
+    code, _, err = kez(capsys, tmp_path / "nobody", "profile", "share-key", *http)
+    assert code == 4 and "kez profile set --picture" in err

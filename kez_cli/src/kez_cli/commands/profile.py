@@ -158,14 +158,19 @@ def set_(
         report(shares)
 
 
-def _share_key(store: Keystore, record, signer, body: dict, routes: list, handle_server: str | None, timeout: float) -> list:
-    """Send the new picture key to every contact and own other device (kez_core.profile.sharing)."""
-    from ..commands.message import _service
+def _messaging(store: Keystore, record, signer, handle_server: str | None, timeout: float):
+    """The messaging service of this identity, with the signer already unlocked (one prompt)."""
+    from kez_core.chat import MessagingService
+
     from ..directory import ServerDirectory
 
-    service = _service(store, record, passphrase.provider(f"identity {record.name!r}"),
-                       directory=ServerDirectory(handle_server, timeout))
-    service._signer = signer  # already unlocked: no second passphrase prompt
+    return MessagingService(store, record, passphrase.provider(f"identity {record.name!r}"),
+                            directory=ServerDirectory(handle_server, timeout), signer=signer)
+
+
+def _share_key(store: Keystore, record, signer, body: dict, routes: list, handle_server: str | None, timeout: float) -> list:
+    """Send the new picture key to every contact and own other device (kez_core.profile.sharing)."""
+    service = _messaging(store, record, signer, handle_server, timeout)
     try:
         return asyncio.run(service.share_profile_key(body, routes))
     finally:
@@ -182,6 +187,45 @@ async def _kind0(secret: bytes, profile, relays: list[str], timeout: float) -> l
     event = kind0_event(secret, profile)
     replies = await asyncio.gather(*(send_event(url, event, timeout) for url in relays))
     return [{"relay": r.url, "accepted": r.accepted, "message": r.message, "id": event["id"]} for r in replies]
+
+
+@app.command("share-key", context_settings=CONTEXT_SETTINGS)
+def share_key(
+    ctx: typer.Context,
+    via: ViaOpt = None,
+    handle_server: HandleServerOpt = None,
+    identity: IdentityOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Send the key of your current picture again, to every contact and your other devices.
+
+    For when a `kez profile set --picture` could not reach someone: the same
+    key again (receiving it twice changes nothing), not a new one.
+    """
+    from kez_core.profile.sharing import current_key_body
+
+    from ..key_sharing import key_routes, report
+
+    State.json_mode = json_
+    store = Keystore(registry=default_registry())
+    record = store.get(identity)
+    signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
+    routes = key_routes(ctx.args, store, via or [], timeout, record, signer)
+    service = _messaging(store, record, signer, handle_server, timeout)
+    try:
+        body = current_key_body(service)
+        if body is None:
+            raise StoreError("this device has published no scrambled picture", hint="kez profile set --picture FILE")
+        shares = asyncio.run(service.share_profile_key(body, routes))
+    finally:
+        service.close()
+    if json_:
+        emit_json({"key_shares": [share.to_json() for share in shares]})
+        return
+    if not shares:
+        note("nobody to send the key to: no contacts, and no other device of yours with an inbox key")
+    report(shares)
 
 
 @app.command("show")
