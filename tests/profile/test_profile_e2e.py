@@ -126,6 +126,15 @@ def test_picture_key_reaches_contacts_only(capsys, server, tmp_path, monkeypatch
     assert not after["from_cache"] and after["picture_sha256"] == changed["picture_sha256"]
     assert after["scrambled"] and not after["key_held"] and after["saved"] is None
 
+    # the cached copy is fresh for 6 hours: past that, `show` fetches again without --refresh
+    import json
+
+    [meta] = (homes["bob"] / "profiles").glob("alice@example.org.json")
+    data = json.loads(meta.read_text())
+    assert kez_json(capsys, homes["bob"], "profile", "show", "alice@example.org", *at)["from_cache"]
+    meta.write_text(json.dumps({**data, "fetched_unix": data["fetched_unix"] - 6 * 3600 - 1}))
+    assert not kez_json(capsys, homes["bob"], "profile", "show", "alice@example.org", *at)["from_cache"]
+
 
 def test_a_contact_that_cannot_be_reached_is_a_warning(capsys, server, tmp_path, monkeypatch) -> None:
     """A picture change with a contact whose handle is on no server here: the profile is
