@@ -114,7 +114,7 @@ def set_(
 
         routes = key_routes(ctx.args, store, via or [], timeout, record, signer)
     elif ctx.args:
-        raise UsageError(f"unexpected argument {ctx.args[0]!r}", hint="transport flags go with --picture")
+        raise UsageError(f"unexpected argument {ctx.args[0]!r}", hint="transport flags send a new picture key: they go with --picture (not --public-picture)")
     pub = service.make_publication(
         signer,
         identity_id,
@@ -152,7 +152,9 @@ def set_(
         show_line(f"  kind 0          {relay['relay']}: {relay['message']}")
     if pub.key is not None and picture is not None:
         note("the picture is scrambled; contacts see it once they receive its key (a profile_key message)")
-    if shares:
+    if shares == []:
+        note("the new key went to nobody: no contacts, and no other device of yours with an inbox key")
+    elif shares:
         from ..key_sharing import report
 
         report(shares)

@@ -15,6 +15,7 @@ the caller reports it per recipient and the rest still get their key.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -55,8 +56,6 @@ def current_key_body(service: MessagingService) -> dict[str, Any] | None:
     own = OwnProfileStore(service.keystore.home, service.identity).load()
     if own is None or own.key is None or own.published_png is None:
         return None
-    import hashlib
-
     return profile_key_body(service.identity, own.key, hashlib.sha256(own.published_png).hexdigest())
 
 
