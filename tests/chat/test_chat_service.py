@@ -304,3 +304,52 @@ def test_a_received_profile_key_is_shown_without_the_key(chat, three, capsys):
     _print_message(data)
     out = capsys.readouterr().out
     assert "picture key" in out and (b"k" * 32).hex() not in out
+
+
+def test_a_new_picture_key_goes_to_contacts_and_own_other_devices_not_to_removed_ones(chat, three):
+    """`share_profile_key` (a picture change): every contact not blocked, and this identity's
+    other devices (its own inbox key left out); a removed contact gets nothing; a contact that
+    cannot be reached is a failed share, not an exception."""
+    import attrs
+
+    from kez_core.messaging import InboxKeyring, open_envelope, routing_id
+    from kez_core.messaging.envelope import InboxSecret
+    from kez_core.profile.keys import profile_key_body
+    from kez_core.profile.sharing import OWN_DEVICES, own_devices_peer
+    from kez_core.sigchain.model import InboxKey
+
+    alice = chat["alice"]
+    run(alice.add_contact("bob", three["bob"]["id"]))
+    run(alice.add_contact("carol", three["carol"]["id"]))
+    assert own_devices_peer(alice) is None  # one device: nobody else to send to
+
+    # a second device ("phone") of alice's, with its own inbox key, in her chain
+    phone_secret, phone = InboxSecret.generate(), "ed25519:" + "ab" * 32
+    chain = alice.sender_chain(alice.identity)
+    mine = chain.inbox_keys[alice.record.key_id]
+    alice.sender_chains[alice.identity] = attrs.evolve(
+        chain,
+        devices={**chain.devices, phone: "phone"},
+        inbox_keys={**chain.inbox_keys, phone: InboxKey(phone_secret.key_id, phone, mine.expires_at, 99, phone)},
+    )
+    assert [k.key for k in own_devices_peer(alice).chain.current_inbox_keys(alice.clock())] == [phone_secret.key_id]
+
+    alice.remove_contact("carol")
+    wire = Wire()
+    body = profile_key_body(alice.identity, b"n" * 32, "c" * 64)
+    shares = run(alice.share_profile_key(body, route(wire)))
+    assert [(s.name, s.sent) for s in shares] == [("bob", True), (OWN_DEVICES, True)]
+    assert len(wire.sent) == 2
+    got = chat["bob"].receive(wire.sent[0][1])
+    assert got.kind == "profile_key"
+    # the phone opens its envelope (sealed to its inbox key, addressed to alice's identity)
+    message = open_envelope(wire.sent[1][1], [phone_secret], identity=alice.identity, replay=None,
+                            registry=alice.keystore.registry, sender_chain=lambda m: None)
+    assert message.body["kind"] == "profile_key" and message.body["key"] == (b"n" * 32).hex()
+    # this device's own inbox key got nothing
+    own_routes = {routing_id(r.key) for r in InboxKeyring(alice.folder).records()}
+    assert own_routes and own_routes.isdisjoint({rid for rid, _ in wire.sent})
+
+    # a cut wire: every share fails, reported, never raised
+    failed = run(alice.share_profile_key(body, route(Wire(fail=True))))
+    assert [s.sent for s in failed] == [False, False] and failed[0].error["message"] == "the wire is cut"

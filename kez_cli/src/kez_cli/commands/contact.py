@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..channel_options import CONTEXT_SETTINGS
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, cell, emit_json, note, out_console
 
@@ -27,25 +28,47 @@ def _service(identity: str | None, handle_server: str | None = None, timeout: fl
 NameArg = Annotated[str, typer.Argument(help="The contact's name.")]
 
 
+ViaOpt = Annotated[
+    list[str] | None,
+    typer.Option("--via", help="Transport(s) for the picture key: nats, nostr, http (default: every configured one)."),
+]
+
+
 def add(
+    ctx: typer.Context,
     name: NameArg,
     peer: Annotated[str, typer.Argument(help="A handle (alice@kez.example), identity id, local identity name or chain file.")],
+    via: ViaOpt = None,
     handle_server: HandleServerOpt = None,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
 ) -> None:
-    """Add PEER as contact NAME (a handle is looked up, its chain checked and pinned)."""
+    """Add PEER as contact NAME (a handle is looked up, its chain checked and pinned).
+
+    When you published a scrambled profile picture, the new contact is sent its
+    key (a `profile_key` message) through the transports, as `kez message send`
+    sends: --via and each transport's flags (e.g. --inbox-server URL).
+    """
+    from kez_core.profile.sharing import current_key_body
+
+    from ..key_sharing import key_routes, report
+
     State.json_mode = json_
     service = _service(identity, handle_server, timeout)
     try:
-        contact = asyncio.run(service.add_contact(name, peer))
+        routes = []
+        if current_key_body(service) is not None:  # only then are transports (and the signing key) needed
+            routes = key_routes(ctx.args, service.keystore, via or [], timeout, service.record, service.signer())
+        contact, share = asyncio.run(service.add_contact_sharing(name, peer, routes))
     finally:
         service.close()
     if json_:
-        emit_json(_json(contact))
-    else:
-        note(f"added {contact.name}: {contact.identity}")
+        emit_json({**_json(contact), "profile_key": share.to_json() if share is not None else None})
+        return
+    note(f"added {contact.name}: {contact.identity}")
+    if share is not None:
+        report([share])
 
 
 def _json(contact: Any) -> dict[str, Any]:
@@ -118,7 +141,7 @@ def block(
 
 def register(main_app: typer.Typer) -> None:
     app = typer.Typer(help="Keep contacts: add, list, rename, remove, block.", no_args_is_help=True)
-    app.command("add")(add)
+    app.command("add", context_settings=CONTEXT_SETTINGS)(add)
     app.command("list")(list_)
     app.command("rename")(rename)
     app.command("remove")(remove)

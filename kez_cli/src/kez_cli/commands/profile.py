@@ -19,6 +19,7 @@ from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
 
 from .. import passphrase
+from ..channel_options import CONTEXT_SETTINGS
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, show_line, warn
 from ..sigservers import UsageError, handle_base_url, split_handle
@@ -40,8 +41,15 @@ def _write(path: Path, data: bytes) -> None:
         raise StoreError(f"cannot write {path}: {exc.strerror}") from None
 
 
-@app.command("set")
+ViaOpt = Annotated[
+    list[str] | None,
+    typer.Option("--via", help="Transport(s) for the new picture key: nats, nostr, http (default: every configured one)."),
+]
+
+
+@app.command("set", context_settings=CONTEXT_SETTINGS)
 def set_(
+    ctx: typer.Context,
     name: Annotated[str | None, typer.Option("--name", help="Display name (at most 100 characters).")] = None,
     about: Annotated[str | None, typer.Option("--about", help="About text (at most 2000 characters).")] = None,
     picture: Annotated[
@@ -59,6 +67,7 @@ def set_(
         list[str] | None,
         typer.Option("--nostr-relay", help="Also publish a kind 0 event here (nostr identities; repeatable)."),
     ] = None,
+    via: ViaOpt = None,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
@@ -67,7 +76,9 @@ def set_(
 
     Name, about and picture you leave out stay as last published. A new
     picture gets a new picture key: contacts need it (a `profile_key`
-    message) to see the face; everyone else sees noise.
+    message) to see the face; everyone else sees noise. It is sent to every
+    contact and to your other devices through the transports, as `kez message
+    send` sends (--via and each transport's flags, e.g. --inbox-server URL).
     """
     from kez_core.profile import service
     from kez_core.profile.keys import ProfileKey, ProfileKeyStore
@@ -97,6 +108,13 @@ def set_(
         except OSError as exc:
             raise StoreError(f"cannot read {picture}: {exc.strerror}") from None
     signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
+    routes = None
+    if picture is not None and not public_picture:  # checked before anything is published
+        from ..key_sharing import key_routes
+
+        routes = key_routes(ctx.args, store, via or [], timeout, record, signer)
+    elif ctx.args:
+        raise UsageError(f"unexpected argument {ctx.args[0]!r}", hint="transport flags send a new picture key: they go with --picture (not --public-picture)")
     pub = service.make_publication(
         signer,
         identity_id,
@@ -113,12 +131,16 @@ def set_(
     body = pub.key_body(identity_id)
     if body is not None:  # your own views (and `preview`) open your picture
         ProfileKeyStore(store.home).put(ProfileKey(identity_id, pub.key, body["picture_sha256"]))
+    shares = None
+    if body is not None and routes is not None:  # a new picture: its new key goes to contacts and own devices
+        shares = _share_key(store, record, signer, body, routes, handle_server, timeout)
     profile = read_profile(pub.profile)
     relays = []
     if nostr_relay:
         relays = asyncio.run(_kind0(signer.secret, profile, nostr_relay, timeout))
     result = {"handle": handle_name, "server": base, **profile.to_json(), "id": pub.profile.id,
-              "scrambled": pub.key is not None, "nostr": relays}
+              "scrambled": pub.key is not None, "nostr": relays,
+              "key_shares": [share.to_json() for share in shares] if shares is not None else None}
     if json_:
         emit_json(result)
         return
@@ -130,6 +152,31 @@ def set_(
         show_line(f"  kind 0          {relay['relay']}: {relay['message']}")
     if pub.key is not None and picture is not None:
         note("the picture is scrambled; contacts see it once they receive its key (a profile_key message)")
+    if shares == []:
+        note("the new key went to nobody: no contacts, and no other device of yours with an inbox key")
+    elif shares:
+        from ..key_sharing import report
+
+        report(shares)
+
+
+def _messaging(store: Keystore, record, signer, handle_server: str | None, timeout: float):
+    """The messaging service of this identity, with the signer already unlocked (one prompt)."""
+    from kez_core.chat import MessagingService
+
+    from ..directory import ServerDirectory
+
+    return MessagingService(store, record, passphrase.provider(f"identity {record.name!r}"),
+                            directory=ServerDirectory(handle_server, timeout), signer=signer)
+
+
+def _share_key(store: Keystore, record, signer, body: dict, routes: list, handle_server: str | None, timeout: float) -> list:
+    """Send the new picture key to every contact and own other device (kez_core.profile.sharing)."""
+    service = _messaging(store, record, signer, handle_server, timeout)
+    try:
+        return asyncio.run(service.share_profile_key(body, routes))
+    finally:
+        service.close()
 
 
 async def _kind0(secret: bytes, profile, relays: list[str], timeout: float) -> list[dict]:
@@ -142,6 +189,45 @@ async def _kind0(secret: bytes, profile, relays: list[str], timeout: float) -> l
     event = kind0_event(secret, profile)
     replies = await asyncio.gather(*(send_event(url, event, timeout) for url in relays))
     return [{"relay": r.url, "accepted": r.accepted, "message": r.message, "id": event["id"]} for r in replies]
+
+
+@app.command("share-key", context_settings=CONTEXT_SETTINGS)
+def share_key(
+    ctx: typer.Context,
+    via: ViaOpt = None,
+    handle_server: HandleServerOpt = None,
+    identity: IdentityOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    json_: JsonOpt = False,
+) -> None:
+    """Send the key of your current picture again, to every contact and your other devices.
+
+    For when a `kez profile set --picture` could not reach someone: the same
+    key again (receiving it twice changes nothing), not a new one.
+    """
+    from kez_core.profile.sharing import current_key_body
+
+    from ..key_sharing import key_routes, report
+
+    State.json_mode = json_
+    store = Keystore(registry=default_registry())
+    record = store.get(identity)
+    signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
+    routes = key_routes(ctx.args, store, via or [], timeout, record, signer)
+    service = _messaging(store, record, signer, handle_server, timeout)
+    try:
+        body = current_key_body(service)
+        if body is None:
+            raise StoreError("this device has published no scrambled picture", hint="kez profile set --picture FILE")
+        shares = asyncio.run(service.share_profile_key(body, routes))
+    finally:
+        service.close()
+    if json_:
+        emit_json({"key_shares": [share.to_json() for share in shares]})
+        return
+    if not shares:
+        note("nobody to send the key to: no contacts, and no other device of yours with an inbox key")
+    report(shares)
 
 
 @app.command("show")

@@ -220,10 +220,13 @@ class MessagingService:
 
     async def add_contact(self, name: str, peer_text: str) -> Contact:
         """Add the peer `peer_text` names (resolved, so a handle is pinned) as contact `name`."""
+        return (await self._add_contact(name, peer_text))[0]
+
+    async def _add_contact(self, name: str, peer_text: str) -> tuple[Contact, Peer]:
         if not name or name != name.strip() or "@" in name or len(name) > 64 or not name.isprintable():
             raise StoreError(f"contact name {name!r} is not usable", hint="1-64 printable characters, no '@'")
         peer = await self.resolve_peer(peer_text)
-        return self.store.add_contact(name, peer.identity, peer.handle)
+        return self.store.add_contact(name, peer.identity, peer.handle), peer
 
     def contacts(self) -> list[Contact]:
         return self.store.contacts()
@@ -325,15 +328,23 @@ class MessagingService:
         state = "sent" if any(d.sent for d in deliveries) else "sending"
         return SendResult(sealed[0][1].id, peer.identity, state, tuple(deliveries))
 
-    async def share_profile_key(self, body: dict[str, Any], routes: Sequence[Route]) -> list[SendResult]:
-        """Send the picture key to every contact that is not blocked (on a picture change)."""
-        out = []
-        for contact in self.contacts():
-            if contact.blocked:
-                continue
-            peer = await self.resolve_peer(contact.identity)
-            out.append(await self.send_profile_key(peer, body, routes))
-        return out
+    async def share_profile_key(
+        self, body: dict[str, Any], routes: Sequence[Route], *, own_devices: bool = True
+    ) -> list[Any]:
+        """Send the picture key to every contact that is not blocked and to this identity's
+        other devices (on a picture change); one `kez_core.profile.sharing.KeyShare` per
+        recipient, a failure included as `sent=False` with its error (never raised)."""
+        from ..profile.sharing import share_with_everyone
+
+        return await share_with_everyone(self, body, routes, own_devices=own_devices)
+
+    async def add_contact_sharing(self, name: str, peer_text: str, routes: Sequence[Route]) -> tuple[Contact, Any]:
+        """`add_contact`, then send the new contact the current picture key (if this device
+        published a scrambled picture): (the contact, a KeyShare or None when there is no key)."""
+        from ..profile.sharing import share_with_contact
+
+        contact, peer = await self._add_contact(name, peer_text)
+        return contact, await share_with_contact(self, contact.name, peer, routes)
 
     def _state_of(self, peer: str, key: str) -> str:
         return next((e.state for e in self.store.history(peer, mark_read=False) if e.key == key), "sending")
