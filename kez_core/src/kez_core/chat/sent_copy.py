@@ -64,7 +64,7 @@ def parse_sent_copy(body: object, registry: Registry) -> SentCopy:
         raise SchemaError(f"a sent copy has unknown field(s) {', '.join(sorted(map(str, extra)))}")
     to = body.get("to")
     try:
-        known = isinstance(to, str) and len(to) < 200 and normal_key_id(to, registry) == to
+        known = isinstance(to, str) and len(to) < 200 and normal_key_id(to, registry) is not None
     except DecodeError:
         known = False
     if not known:
