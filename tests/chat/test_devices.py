@@ -252,3 +252,106 @@ def test_malformed_sent_copies_are_schema_errors(change):
             **change}
     with pytest.raises(SchemaError):
         parse_sent_copy(body, default_registry())
+
+
+# ---------------------------------------------------------------- renewal and expiry
+
+
+def test_a_device_renews_its_own_inbox_key_and_leaves_the_others(devices, three):
+    from datetime import timedelta
+
+    laptop, chat = devices
+    chat["laptop"].clock = lambda: now() + timedelta(days=6, hours=12)
+    new_key = chat["laptop"].renew_inbox()
+    assert new_key is not None
+    chain = Keystore(laptop["home"])
+    from kez_core.chat.peers import cached_chain
+
+    state = cached_chain(chain, three["alice"]["id"])
+    mine = state.inbox_keys[laptop["device"]]
+    assert (mine.key, mine.added_by) == (new_key, laptop["device"])  # signed by the laptop itself
+    assert state.inbox_keys[state.current_primary].key == three["alice"]["inbox"]  # the primary's stays
+
+
+def test_a_receiving_command_publishes_a_new_key_before_the_last_day(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("KEZ_PASSPHRASE", "")
+    home = tmp_path / "dave"
+    kez_json(capsys, home, "identity", "new", "--name", "dave", "--no-passphrase")
+    kez_json(capsys, home, "sigchain", "init")
+    old = kez_json(capsys, home, "sigchain", "add-inbox", "--expires-in", "12h")["inbox_key"]
+    code, _, err = kez(capsys, home, "message", "open", "kez:e1:AAAA")  # any receiving command
+    assert code == 1 and "published a new inbox key" in err, err
+    shown = kez_json(capsys, home, "sigchain", "show")
+    [key] = shown["inbox_keys"]
+    assert key["key"] != old and key["device"] == shown["current_primary"]
+    code, _, err = kez(capsys, home, "message", "open", "kez:e1:AAAA")
+    assert "published a new inbox key" not in err  # 7 days left now: nothing to do
+
+
+def test_a_sender_is_told_when_every_inbox_key_of_the_peer_expired(capsys, tmp_path, monkeypatch, chat_three):
+    import time
+
+    chat, three = chat_three
+    monkeypatch.setenv("KEZ_PASSPHRASE", "")
+    home = tmp_path / "erin"
+    kez_json(capsys, home, "identity", "new", "--name", "erin", "--no-passphrase")
+    kez_json(capsys, home, "sigchain", "init")
+    kez_json(capsys, home, "sigchain", "add-inbox", "--expires-in", "1s")
+    erin = tmp_path / "erin.jsonl"
+    kez(capsys, home, "sigchain", "export", str(erin))
+    kez_json(capsys, three["alice"]["home"], "sigchain", "import", str(erin))
+    kez_json(capsys, three["alice"]["home"], "contact", "add", "erin", str(erin))
+    time.sleep(1.5)
+
+    peer = run(chat["alice"].resolve_peer("erin"))
+    with pytest.raises(InboxKeysExpired) as expired:
+        run(chat["alice"].send_text(peer, "still there?", route(Wire())))
+    assert expired.value.reason == "no_inbox_key" and expired.value.code == "inbox_keys_expired"
+    assert "every inbox key of erin" in expired.value.message and "kez message listen" in expired.value.hint
+    assert run(chat["alice"].history("erin"))[1] == []  # nothing stored as `sending`
+
+    code, _, err = kez(capsys, three["alice"]["home"], "message", "send", "erin", "still there?",
+                       "--via", "nats", "--nats-url", "nats://127.0.0.1:9")
+    assert code == 1, err
+    assert "every inbox key of erin" in err and "kez message listen" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------- crash safety
+
+
+class Crash(Exception):
+    """A crash at a chosen point: the process dies there (nothing after it runs)."""
+
+
+def crash(*args, **kwargs):
+    raise Crash("the power went out")
+
+
+@pytest.mark.parametrize("where", ["after storing", "before storing"])
+def test_a_crash_while_receiving_loses_no_message_and_stores_it_once(chat_three, monkeypatch, where):
+    chat, three = chat_three
+    wire = Wire()
+    send(chat, "alice", three["bob"]["id"], "survive this", wire)
+    envelope = wire.sent[0][1]
+    bob = chat["bob"]
+    if where == "after storing":  # stored, the id not yet recorded in the replay store
+        monkeypatch.setattr(bob.replay, "accept", crash)
+    else:  # opened and checked, the store write fails
+        monkeypatch.setattr(bob.store, "add_incoming", crash)
+    with pytest.raises(Crash):
+        bob.receive(envelope)
+    bob.close()
+
+    again = service(three["bob"])  # the next start reads the same envelope again
+    try:
+        got = again.receive(envelope)
+        assert got.kind == "message" and got.message.body["text"] == "survive this"
+        [entry] = run(again.history(three["alice"]["id"]))[1]
+        assert (entry.key, entry.direction, entry.body["text"]) == (got.message.id, "in", "survive this")
+        assert again.store.pending_acks() == {three["alice"]["id"]: [got.message.id]}
+        with pytest.raises(MessageRefused) as replay:  # and from now on it is a replay
+            again.receive(envelope)
+        assert replay.value.reason == "replay"
+        assert len(run(again.history(three["alice"]["id"]))[1]) == 1
+    finally:
+        again.close()
