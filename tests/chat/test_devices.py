@@ -44,7 +44,8 @@ def add_laptop(capsys, tmp_path, three):
     kez(capsys, alice["home"], "sigchain", "export", str(alice["chain"]))
     for name in ("alice", "bob", "carol"):  # the laptop knows the same people
         kez_json(capsys, home, "sigchain", "import", str(three[name]["chain"]))
-    join_identity(Keystore(home), "laptop", alice["id"])
+    joined = kez_json(capsys, home, "sigchain", "join", alice["id"])
+    assert joined == {"identity": "laptop", "device": added["device"], "identity_id": alice["id"]}
     inbox = kez_json(capsys, home, "sigchain", "add-inbox")  # signed by the laptop's own key
     kez(capsys, home, "sigchain", "export", str(alice["chain"]))
     for name in ("alice", "bob", "carol"):
