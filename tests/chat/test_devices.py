@@ -356,3 +356,41 @@ def test_a_crash_while_receiving_loses_no_message_and_stores_it_once(chat_three,
         assert len(run(again.history(three["alice"]["id"]))[1]) == 1
     finally:
         again.close()
+
+
+# ---------------------------------------------------------------- the same over a real nats-server
+
+
+@pytest.fixture(scope="module")
+def nats_url():
+    from kez_transport_nats.testing import running_nats_server
+
+    with running_nats_server() as server:
+        yield server.url
+
+
+def test_two_devices_over_nats_through_the_cli(capsys, tmp_path, three, nats_url):
+    from test_chat_cli import finish, listen
+
+    laptop = add_laptop(capsys, tmp_path, three)
+    alice, bob = three["alice"], three["bob"]
+    nats = ["--via", "nats", "--nats-url", nats_url]
+    bob_ears = listen(bob["home"], *nats, "--count", "1", "--wait", "60")
+    alice_ears = listen(alice["home"], *nats, "--count", "1", "--wait", "60")  # Bob's ack
+    laptop_ears = listen(laptop["home"], *nats, "--count", "2", "--wait", "60")  # the sent copy, then the ack
+    sent = kez_json(capsys, alice["home"], "message", "send", bob["id"], "from my phone", *nats)
+    assert [(s["state"], s["sent"]) for s in sent] == [("sent", True)]
+
+    [got] = finish(bob_ears)
+    assert got["body"]["text"] == "from my phone" and got["from"] == alice["id"]
+    [ack] = finish(alice_ears)
+    assert ack["kind"] == "ack" and ack["delivered"] == [sent[0]["id"]]
+    copy, ack = finish(laptop_ears)
+    assert copy["kind"] == "sent_copy" and copy["body"]["key"] == sent[0]["id"]
+    assert ack["kind"] == "ack" and ack["delivered"] == [sent[0]["id"]]
+
+    phone = kez_json(capsys, alice["home"], "message", "history", bob["id"])
+    other = kez_json(capsys, laptop["home"], "message", "history", bob["id"])
+    assert phone == other and [(e["id"], e["direction"], e["state"], e["text"]) for e in phone] == [
+        (sent[0]["id"], "out", "delivered", "from my phone")
+    ]
