@@ -97,6 +97,7 @@ class MessagingService:
     _replay: Any = None
     _secrets: list[Any] | None = None
     _signer: Signer | None = None
+    _own: tuple[tuple[int, int], ChainState | None] | None = None  # (chain file stamp, our chain)
 
     # ---------------------------------------------------------------- parts, opened on first use
 
@@ -140,6 +141,21 @@ class MessagingService:
                 hint="publish one with `kez sigchain add-inbox` (and share the chain)",
             )
         return self._secrets
+
+    def own_chain(self) -> ChainState | None:
+        """This identity's validated chain from the local cache (None when there is none), read
+        again only when the file changed: a sent copy is sealed and checked against it."""
+        path = self.keystore.chain_path(self.identity)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+        stamp = (info.st_mtime_ns, info.st_size)
+        if self._own is None or self._own[0] != stamp:
+            self._own = (stamp, cached_chain(self.keystore, self.identity))
+        return self._own[1]
 
     def close(self) -> None:
         if self._store is not None:
@@ -275,7 +291,7 @@ class MessagingService:
         from ..messaging import InboxKeyring
         from .sent_copy import seal_sent_copies, sent_copy_body
 
-        own = cached_chain(self.keystore, self.identity)
+        own = self.own_chain()
         if own is None or peer == self.identity:
             return []
         mine = {r.key for r in InboxKeyring(self.folder).records()}
@@ -521,7 +537,7 @@ def _receive_sent_copy(service: MessagingService, message: Any, checked: bool, s
     from ..messaging import check_sender
     from .sent_copy import parse_sent_copy
 
-    own = cached_chain(service.keystore, service.identity)
+    own = service.own_chain()
     if message.sender_identity != service.identity or own is None:
         return Received("refused", message, checked)
     try:
