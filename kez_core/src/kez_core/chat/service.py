@@ -294,6 +294,9 @@ class MessagingService:
         own = self.own_chain()
         if own is None or peer == self.identity:
             return []
+        signer = self.signer().key_id
+        if not any(k.device != signer for k in own.current_inbox_keys(now())):
+            return []  # no other device (the usual case): nothing more to read
         mine = {r.key for r in InboxKeyring(self.folder).records()}
         return seal_sent_copies(
             self.signer(), own_chain=own, skip_keys=mine, body=sent_copy_body(peer, key, created_at, ids, body),
