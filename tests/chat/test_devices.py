@@ -160,6 +160,24 @@ def test_a_message_sent_from_one_device_reaches_the_others_and_histories_match(d
     ]
 
 
+def test_a_file_sent_in_chunks_reaches_the_other_device_as_its_pointer(devices, three, tmp_path):
+    import os
+
+    laptop, chat = devices
+    bob = three["bob"]["id"]
+    path = tmp_path / "photo.bin"
+    path.write_bytes(os.urandom(200_000))  # over 80 KiB: chunks, then the pointer
+    wire = Wire()
+    peer = run(chat["alice"].resolve_peer(bob))
+    result = run(chat["alice"].send_file(peer, path, route(wire)))
+    assert result.state == "sent" and [c.inbox_key for c in result.copies] == [laptop["inbox"]]
+    [copy] = to_key(wire, laptop["inbox"])  # the chunks go to Bob only; one copy of the pointer
+    assert chat["laptop"].receive(copy).kind == "sent_copy"
+    [entry] = run(chat["laptop"].history(bob))[1]
+    assert (entry.key, entry.direction, entry.state) == (result.key, "out", "sent")
+    assert entry.body["file"]["name"] == "photo.bin" and entry.body["file"]["size"] == 200_000
+
+
 def test_no_sent_copy_without_another_device(chat_three):
     chat, three = chat_three
     result = send(chat, "alice", three["bob"]["id"], "just me", Wire())

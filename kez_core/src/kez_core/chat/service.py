@@ -350,14 +350,21 @@ class MessagingService:
             state = "sent"
         elif any(d.sent for d in deliveries):
             state = self._state_of(peer.identity, key)
-        copies: list[Delivery] = []
+        copies: tuple[Delivery, ...] = ()
         if any(d.sent for d in deliveries):  # the other devices learn of what the peer may get
-            try:
-                own = self._seal_copies(peer.identity, key, created_at, ids, stored or body)
-            except KezError:
-                own = []  # too large with its wrapper, or our chain unreadable: the message itself went
-            copies = await self._deliver(self.identity, own, routes)
-        return SendResult(key, peer.identity, state, tuple(deliveries), tuple(copies))
+            copies = await self.copy_to_devices(peer.identity, key, created_at, ids, stored or body, routes)
+        return SendResult(key, peer.identity, state, tuple(deliveries), copies)
+
+    async def copy_to_devices(
+        self, peer: str, key: str, created_at: str, ids: list[str], body: dict[str, Any], routes: Sequence[Route]
+    ) -> tuple[Delivery, ...]:
+        """Send a sent copy of history entry `key` (to `peer`, sent as message `ids`) to this
+        identity's other devices (sent_copy.py); what each route did with each copy."""
+        try:
+            own = self._seal_copies(peer, key, created_at, ids, body)
+        except KezError:
+            own = []  # too large with its wrapper, or our chain unreadable: the message itself went
+        return tuple(await self._deliver(self.identity, own, routes))
 
     async def send_profile_key(self, peer: Peer, body: dict[str, Any], routes: Sequence[Route]) -> SendResult:
         """Send a `profile_key` body (see `Publication.key_body`) to every device of `peer`.
