@@ -289,6 +289,25 @@ class Keystore:
             finally:
                 del self._held[name]
 
+    def set_identity_id(self, name: str, identity_id: str) -> IdentityRecord:
+        """Record that identity `name`'s key speaks for chain `identity_id` (a device of it).
+
+        The record's `identity_id` is what the chain cache, the messaging
+        service and the transports' proofs name; the caller has checked the
+        chain lists this key (kez_core.devices.join_identity)."""
+        folder = self.identities_dir / name
+        with self.locked(name):
+            record = self._read_record(folder)
+            facts = {
+                "alg": record.alg,
+                "key_id": record.key_id,
+                "identity_id": identity_id,
+                "created_at": record.created_at,
+                "encrypted": record.encrypted,
+            }
+            atomic_write(folder / IDENTITY_FILE, json.dumps(facts, indent=2).encode(), 0o644)
+            return self._read_record(folder)
+
     def staged_path(self, name: str, key_id: str) -> Path:
         """Where a rotation's new secret waits (`pending-<alg>-<hex>.pem`) until it is installed."""
         self._check_name(name)

@@ -215,8 +215,16 @@ def _print_message(data: dict[str, Any]) -> None:
         done = ", ".join(data.get("delivered") or []) or "nothing new"
         show_line(("✓✓", "green"), " ", (str(data["from"]), "bold"), "  ", ("ack: delivered ", "dim"), done)
         return
+    if data.get("kind") == "sent_copy":  # our own message, sent from another of our devices
+        inner = data["body"].get("body") or {}
+        text = inner.get("text") if inner.get("kind") == "text" else json.dumps(inner, ensure_ascii=False)
+        show_line(("→", "green"), " ", ("sent from another device to ", "dim"), (str(data["body"].get("to")), "bold"))
+        show_line("  ", str(text).replace("\n", "\n  "), multiline=True)
+        return
     if data.get("kind") in ("profile_key", "refused"):
         what = "picture key stored" if data["kind"] == "profile_key" else "picture key refused (not the sender's own)"
+        if data["body"].get("kind") == "sent_copy":
+            what = "sent copy refused (not from this identity)"
         show_line(("🔑", "green"), " ", (str(data["from"]), "bold"), "  ", (what, "dim"))
         return
     mark = ("✓", "green") if data["sender_checked"] else ("?", "yellow")
@@ -445,6 +453,9 @@ def send(
         for d in deliveries:
             where = f"{d.route} {d.routing_id}"
             note(f"sent to {where}" if d.sent else f"not sent to {where}: {(d.error or {}).get('message')}")
+        copied = sum(c.sent for c in result.copies)
+        if copied:
+            note(f"a copy went to your other devices ({copied} envelope{'s' if copied > 1 else ''})")
         show_line((result.state, "green" if result.state == "sent" else "yellow"), "  ", result.key)
     if not any(d.sent for d in deliveries):
         first = next((d.error for d in deliveries if d.error), None) or {"message": "nothing to send"}

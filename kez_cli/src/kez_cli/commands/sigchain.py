@@ -300,6 +300,30 @@ def add_device(
     _done(link, state, json_, f"device {device.key_id} ({name}) added at seqno {link.seqno}", {"device": device.key_id})
 
 
+@app.command("join")
+def join(
+    identity_id: Annotated[str, typer.Argument(help="The identity this keystore identity's key is a device of.")],
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Make this keystore identity a device of IDENTITY_ID: it then publishes its own inbox key
+    (`kez sigchain add-inbox`, signed by the device), receives and sends as that identity.
+
+    First, on the primary: `kez sigchain add-device --device-key FILE`, then export the chain;
+    here: `kez sigchain import CHAIN_FILE`. The chain must list this key as a current device.
+    """
+    from kez_core.devices import join_identity
+
+    State.json_mode = json_
+    store = _store()
+    record = join_identity(store, store.get(identity).name, normalize_key_id(identity_id, store.registry))
+    if json_:
+        emit_json({"identity": record.name, "device": record.key_id, "identity_id": record.identity_id})
+    else:
+        note(f"{record.name!r} ({record.key_id}) is now a device of {record.identity_id}")
+        note("publish its own inbox key: `kez sigchain add-inbox`, then share the chain")
+
+
 @app.command("remove-device")
 def remove_device(
     device: Annotated[str, typer.Argument(help="Key id of the device to remove.")],

@@ -478,6 +478,12 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
         state = service._state_of(peer.identity, key)
         if progress:
             progress(pointer.count + 1, pointer.count + 1)
+        pointer_ids = [obj.id for _, obj, _ in sealed_pointer]
+        copies = await service.copy_to_devices(
+            peer.identity, key, sealed_pointer[0][1].payload["created_at"], list(dict.fromkeys([key, *pointer_ids])),
+            _stored(meta, "complete", source, transfer=transfer, count=pointer.count), routes,
+        )
+        return SendResult(key, peer.identity, state, tuple(deliveries), copies)
     return SendResult(key, peer.identity, state, tuple(deliveries))
 
 

@@ -66,13 +66,15 @@ class SendResult:
     peer: str
     state: str  # `sent` when at least one transport accepted an envelope, else `sending`
     deliveries: tuple[Delivery, ...]
+    copies: tuple[Delivery, ...] = ()  # the sent copies to this identity's other devices (sent_copy.py)
 
 
 @attrs.frozen
 class Received:
     """What `receive` made of one envelope."""
 
-    kind: str  # "message", "ack", "dropped" (a blocked sender), "profile_key", "refused" (a bad profile_key)
+    kind: str  # "message", "ack", "dropped" (a blocked sender), "profile_key", "sent_copy" (our other
+    # device's outgoing message), "refused" (a bad profile_key or sent copy)
     message: Any  # kez_core.messaging.Message
     sender_checked: bool
     stranger: bool = False
@@ -95,6 +97,7 @@ class MessagingService:
     _replay: Any = None
     _secrets: list[Any] | None = None
     _signer: Signer | None = None
+    _own: tuple[tuple[int, int], ChainState | None] | None = None  # (chain file stamp, our chain)
 
     # ---------------------------------------------------------------- parts, opened on first use
 
@@ -138,6 +141,21 @@ class MessagingService:
                 hint="publish one with `kez sigchain add-inbox` (and share the chain)",
             )
         return self._secrets
+
+    def own_chain(self) -> ChainState | None:
+        """This identity's validated chain from the local cache (None when there is none), read
+        again only when the file changed: a sent copy is sealed and checked against it."""
+        path = self.keystore.chain_path(self.identity)
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+        stamp = (info.st_mtime_ns, info.st_size)
+        if self._own is None or self._own[0] != stamp:
+            self._own = (stamp, cached_chain(self.keystore, self.identity))
+        return self._own[1]
 
     def close(self) -> None:
         if self._store is not None:
@@ -251,19 +269,41 @@ class MessagingService:
 
     # ---------------------------------------------------------------- sending
 
-    def _seal(self, chain: ChainState, body: dict[str, Any]) -> list[tuple[str, Any, str]]:
-        from ..messaging import MessageRefused, seal_for_devices
+    def _seal(self, chain: ChainState, body: dict[str, Any], name: str | None = None) -> list[tuple[str, Any, str]]:
+        """One envelope per current inbox key of `chain` (every device of the peer); `name` is how
+        the person knows the peer (a handle or contact), for the error when every key expired."""
+        from ..messaging import InboxKeysExpired, seal_for_devices
 
         if chain.inbox_keys and not chain.current_inbox_keys(self.clock()):
             last = max(k.expires_at for k in chain.inbox_keys.values())
-            raise MessageRefused(
-                f"every inbox key of {chain.identity_id} has expired (the last on {last})",
-                reason="no_inbox_key",
-                hint="they must publish a new one (any `kez message listen` of theirs does, or "
-                f"`kez sigchain add-inbox`); then refresh their chain (`kez sigchain pull {chain.identity_id}`)",
+            who = f"{name} ({chain.identity_id})" if name and name != chain.identity_id else chain.identity_id
+            raise InboxKeysExpired(
+                f"every inbox key of {who} has expired (the last on {last}): nothing was sent",
+                hint="ask them to run `kez message listen` to renew (any receiving command of theirs "
+                f"publishes a new key), then refresh their chain (`kez sigchain pull {chain.identity_id}`)",
             )
         return seal_for_devices(
             self.signer(), sender_identity=self.identity, recipient=chain, body=body, registry=self.keystore.registry
+        )
+
+    def _seal_copies(
+        self, peer: str, key: str, created_at: str, ids: list[str], body: dict[str, Any]
+    ) -> list[tuple[str, Any, str]]:
+        """Sent copies of an outgoing message for this identity's other devices (sent_copy.py);
+        none when the identity has no other device with a current inbox key, or it is to ourselves."""
+        from ..messaging import InboxKeyring
+        from .sent_copy import seal_sent_copies, sent_copy_body
+
+        own = self.own_chain()
+        if own is None or peer == self.identity:
+            return []
+        signer = self.signer().key_id
+        if not any(k.device != signer for k in own.current_inbox_keys(now())):
+            return []  # no other device (the usual case): nothing more to read
+        mine = {r.key for r in InboxKeyring(self.folder).records()}
+        return seal_sent_copies(
+            self.signer(), own_chain=own, skip_keys=mine, body=sent_copy_body(peer, key, created_at, ids, body),
+            at=now(), registry=self.keystore.registry,
         )
 
     async def _deliver(self, peer: str, sealed: list[tuple[str, Any, str]], routes: Sequence[Route]) -> list[Delivery]:
@@ -301,18 +341,33 @@ class MessagingService:
         """`send_text` for any body; `stored` is what the history keeps instead of the body."""
         if not routes:
             raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
-        sealed = self._seal(peer.chain, body)
+        sealed = self._seal(peer.chain, body, peer.handle or peer.contact)
         key = sealed[0][1].id
         created_at = sealed[0][1].payload["created_at"]
+        ids = [obj.id for _, obj, _ in sealed]
         self.store.add_outgoing(key, peer.identity, created_at, stored or body)
-        self.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed])
+        self.store.add_sent_ids(key, ids)
         deliveries = await self._deliver(peer.identity, sealed, routes)
         state = "sending"
         if any(d.sent for d in deliveries) and self.store.set_state(key, "sent", only_from=("sending",)):
             state = "sent"
         elif any(d.sent for d in deliveries):
             state = self._state_of(peer.identity, key)
-        return SendResult(key, peer.identity, state, tuple(deliveries))
+        copies: tuple[Delivery, ...] = ()
+        if any(d.sent for d in deliveries):  # the other devices learn of what the peer may get
+            copies = await self.copy_to_devices(peer.identity, key, created_at, ids, stored or body, routes)
+        return SendResult(key, peer.identity, state, tuple(deliveries), copies)
+
+    async def copy_to_devices(
+        self, peer: str, key: str, created_at: str, ids: list[str], body: dict[str, Any], routes: Sequence[Route]
+    ) -> tuple[Delivery, ...]:
+        """Send a sent copy of history entry `key` (to `peer`, sent as message `ids`) to this
+        identity's other devices (sent_copy.py); what each route did with each copy."""
+        try:
+            own = self._seal_copies(peer, key, created_at, ids, body)
+        except KezError:
+            own = []  # too large with its wrapper, or our chain unreadable: the message itself went
+        return tuple(await self._deliver(self.identity, own, routes))
 
     async def send_profile_key(self, peer: Peer, body: dict[str, Any], routes: Sequence[Route]) -> SendResult:
         """Send a `profile_key` body (see `Publication.key_body`) to every device of `peer`.
@@ -382,7 +437,7 @@ class MessagingService:
 
         Raises what `open_envelope` raises for an envelope that is refused.
         """
-        from ..messaging import open_envelope
+        from ..messaging import MessageRefused, open_envelope
 
         known: list[ChainState | None] = []
 
@@ -390,15 +445,26 @@ class MessagingService:
             known.append(self.sender_chain(message.sender_identity))
             return known[-1]
 
+        # every check but the replay store; the id is recorded there only once the message is
+        # stored, so a crash in between loses nothing (the re-read stores it, exactly once)
         message = open_envelope(
             envelope,
             self.secrets(),
             identity=self.identity,
-            replay=self.replay,
+            replay=None,
             registry=self.keystore.registry,
             sender_chain=lookup,
         )
+        if self.replay.seen(message.id):  # the usual replay, refused before anything is done again
+            raise MessageRefused(f"message {message.id} was already received", reason="replay")
         checked = bool(known and known[-1] is not None)
+        received = self._act(message, checked)
+        self.replay.accept(message.id, message.created_at)  # a racing process took it: `replay`
+        return received
+
+    def _act(self, message: Any, checked: bool) -> Received:
+        """Store or apply one opened message; safe to run again for a message stored before a
+        crash (stores are keyed by message id, acks only move states forward)."""
         sender = message.sender_identity
         if message.kind == "ack":
             return Received("ack", message, checked, delivered=tuple(self._apply_ack(message, checked)))
@@ -406,6 +472,8 @@ class MessagingService:
         if contact is not None and contact.blocked:
             return Received("dropped", message, checked)
         stranger = contact is None
+        if self.store.has_message(message.id):  # stored before a crash, not yet recorded as seen
+            return Received("message", message, checked, stranger=stranger)
         handler = self.body_handlers().get(message.kind)
         if handler is not None:
             return handler(self, message, checked, stranger)
@@ -420,7 +488,12 @@ class MessagingService:
         kind -> handler(service, message, checked, stranger)."""
         from .files import receive_chunk, receive_file
 
-        return {"file": receive_file, "file_chunk": receive_chunk, "profile_key": _receive_profile_key}
+        return {
+            "file": receive_file,
+            "file_chunk": receive_chunk,
+            "profile_key": _receive_profile_key,
+            "sent_copy": _receive_sent_copy,
+        }
 
     def _apply_ack(self, message: Any, checked: bool) -> list[str]:
         """The history ids an ack moves to `delivered` (none unless its sender was checked)."""
@@ -477,3 +550,21 @@ def _receive_profile_key(service: MessagingService, message: Any, checked: bool,
             pass
     service.store.queue_ack(message.sender_identity, message.id)
     return Received(kind, message, checked)
+
+
+def _receive_sent_copy(service: MessagingService, message: Any, checked: bool, stranger: bool) -> Received:
+    """Store another device's outgoing message (sent_copy.py): only from this identity itself,
+    its signing key checked against OUR cached chain; never acked."""
+    from ..messaging import check_sender
+    from .sent_copy import parse_sent_copy
+
+    own = service.own_chain()
+    if message.sender_identity != service.identity or own is None:
+        return Received("refused", message, checked)
+    try:
+        check_sender(message, own)
+        copy = parse_sent_copy(dict(message.body), service.keystore.registry)
+    except KezError:
+        return Received("refused", message, checked)
+    service.store.add_sent_copy(copy.key, copy.to, copy.created_at, copy.body, list(copy.ids))
+    return Received("sent_copy", message, True)

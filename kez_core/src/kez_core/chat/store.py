@@ -326,6 +326,25 @@ class ChatStore:
                 )
         return True
 
+    def add_sent_copy(self, key: str, peer: str, created_at: str, body: dict[str, Any], message_ids: list[str]) -> bool:
+        """Store what another device of this identity sent to `peer` (kez_core.chat.sent_copy):
+        outgoing, `sent`, under its history id, with the message ids an ack may name; one
+        transaction, no ack; False when already stored (a repeat changes nothing)."""
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO messages VALUES (?, ?, 'out', 'sent', ?, 0, 0, ?, "
+                "(SELECT coalesce(max(seq), 0) + 1 FROM messages))",
+                (key, peer, created_at, seal_body(self._key, key, body)),
+            )
+            if cursor.rowcount != 1:
+                return False
+            db.executemany("INSERT OR IGNORE INTO sent_ids VALUES (?, ?)", [(i, key) for i in message_ids])
+        return True
+
+    def has_message(self, key: str) -> bool:
+        """Is a history entry stored under `key`? (A message stored before a crash, see `receive`.)"""
+        return bool(self._read("SELECT 1 FROM messages WHERE key = ?", (key,)))
+
     def queue_ack(self, peer: str, message_id: str) -> None:
         """Queue an ack for a received message that is not kept in the history (a profile key)."""
         with self._write() as db:

@@ -20,6 +20,7 @@ _WHERE = {
     "BUCKETS": "padding",
     "EnvelopeError": "errors",
     "InboxAuthError": "inbox_auth",
+    "InboxKeysExpired": "errors",
     "InboxKeyRecord": "keyring",
     "InboxKeyring": "keyring",
     "InboxSecret": "envelope",
@@ -78,7 +79,7 @@ if TYPE_CHECKING:
         routing_id,
         seal,
     )
-    from .errors import EnvelopeError, MessageRefused, MessageTooLarge
+    from .errors import EnvelopeError, InboxKeysExpired, MessageRefused, MessageTooLarge
     from .inbox_auth import InboxAuthError, parse_inbox_auth, sign_inbox_request, verify_inbox_auth
     from .keyring import InboxKeyRecord, InboxKeyring
     from .mailbox import (
@@ -108,6 +109,7 @@ __all__ = [
     "PREFIX",
     "EnvelopeError",
     "InboxAuthError",
+    "InboxKeysExpired",
     "InboxKeyRecord",
     "InboxKeyring",
     "InboxSecret",

@@ -41,3 +41,13 @@ class MessageRefused(KezError):
 
     def to_dict(self) -> dict[str, str]:
         return {**super().to_dict(), "reason": self.reason}
+
+
+class InboxKeysExpired(MessageRefused):
+    """Every inbox key the recipient's chain lists has expired: nothing can be sealed to them
+    until they publish a new one (any receiving command of theirs does) and we refresh the chain."""
+
+    code = "inbox_keys_expired"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, reason="no_inbox_key", hint=hint)

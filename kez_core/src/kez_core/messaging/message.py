@@ -82,7 +82,7 @@ def create_message(
     # ids are normal forms made here, created_at and nonce are written here).
     if not isinstance(inbox_key, str) or not _INBOX_KEY.match(inbox_key):
         raise SchemaError("message inbox_key must be x25519:<64 lowercase hex>")
-    _check_body(body)
+    check_body(body)
     payload: dict[str, Any] = {
         "sender": signer.key_id,
         "sender_identity": normalize_key_id(sender_identity, registry),
@@ -143,7 +143,7 @@ def read_message(obj: SignedObject, registry: Registry | None = None) -> Message
         raise SchemaError("message nonce must be 32 lowercase hex characters (16 bytes)")
     created = parse_time(p["created_at"], field="created_at")
     body = p["body"]
-    _check_body(body)
+    check_body(body)
     return Message(
         obj, keys["sender"], keys["sender_identity"], keys["recipient"], inbox_key, created, body
     )
@@ -163,7 +163,7 @@ def _key(value: object, field: str, registry: Registry) -> str:
     return str(value)
 
 
-def _check_body(body: object) -> None:
+def check_body(body: object) -> None:
     """Known body kinds are checked; other kinds pass (a newer sender's), the app decides."""
     if not isinstance(body, dict):
         raise SchemaError("message body must be a JSON object")
