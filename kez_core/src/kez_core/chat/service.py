@@ -440,6 +440,23 @@ class MessagingService:
 
         return identity, annotate(self, self.store.history(identity, mark_read=mark_read))
 
+    def search(self, peer: str, query: str) -> list[Entry]:
+        """The messages with `peer` (an identity id) whose text or file name holds `query`
+        (case-insensitive), oldest first; reading them marks nothing read. Bodies are
+        encrypted at rest, so the search runs here, on the opened bodies."""
+        needle = query.casefold()
+        if not needle:
+            return []
+        hits = []
+        for entry in self.store.history(peer, mark_read=False):
+            text = entry.body.get("text")
+            file = entry.body.get("file")
+            name = file.get("name") if isinstance(file, dict) else entry.body.get("name")
+            words = " ".join(w for w in (text, name) if isinstance(w, str))
+            if needle in words.casefold():
+                hits.append(entry)
+        return hits
+
     def _known_identity(self, text: str) -> str | None:
         contact = self.store.contact(text)
         if contact is not None:
