@@ -304,3 +304,16 @@ def test_a_received_profile_key_is_shown_without_the_key(chat, three, capsys):
     _print_message(data)
     out = capsys.readouterr().out
     assert "picture key" in out and (b"k" * 32).hex() not in out
+
+
+def test_search_finds_text_case_insensitively_and_marks_nothing_read(chat, three):
+    wire = Wire()
+    for text in ("Lunch at noon?", "the report", "lunch moved"):
+        send(chat, "alice", three["bob"]["id"], text, wire)
+    for _, envelope in wire.sent:
+        chat["bob"].receive(envelope)
+    alice = three["alice"]["id"]
+    hits = chat["bob"].search(alice, "LUNCH")
+    assert [e.body["text"] for e in hits] == ["Lunch at noon?", "lunch moved"]
+    assert chat["bob"].search(alice, "") == [] and chat["bob"].search(alice, "nothing") == []
+    assert chat["bob"].conversations()[0]["unread"] == 3
