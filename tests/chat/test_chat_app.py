@@ -77,6 +77,8 @@ def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, 
     os.remove(alice["home"] / "chains" / (bob["id"].replace(":", "-") + ".jsonl"))
     a_app = ChatApp(session(alice, nats_url, handle_server))
     b_app = ChatApp(session(bob, nats_url, handle_server))
+    rings: list[int] = []
+    b_app.bell = lambda: rings.append(1)
 
     async def run() -> None:
         async with a_app.run_test(size=(80, 24)) as pa, b_app.run_test(size=(80, 24)) as pb:
@@ -107,6 +109,7 @@ def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, 
             requests = b_app.query_one("#requests")
             await until(pb, lambda: len(requests.query(PeerItem)) == 1, "bob's request")
             assert "(1)" in str(requests.query_one(PeerItem).query_one("Label").render())
+            assert rings == [1]  # a message in a conversation that is not open rings
             b_app.open_peer(alice["id"])
             await pb.pause()
             assert any("hi bob [b]not bold[/b]" in t for t in bubble_texts(b_app))
@@ -123,6 +126,12 @@ def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, 
             await asyncio.sleep(1.0)
             _, entries = await b_app.service.history(alice["id"], mark_read=False)
             assert [e.body["text"] for e in entries] == ["hi bob [b]not bold[/b]"]
+
+            # f2: who the open conversation is
+            await pa.press("f2")
+            await until(pa, lambda: isinstance(a_app.screen, InfoScreen), "the profile")
+            assert "Who this is" in str(a_app.screen.text)
+            await pa.press("escape")
 
             # search finds what was said, in the service
             assert [e.body["text"] for e in a_app.service.search(bob["id"], "HI BOB")] == ["hi bob [b]not bold[/b]"]
@@ -235,3 +244,29 @@ def test_outside_text_never_reaches_the_screen_raw(name, body, unread):
     for text in (line.plain, shown.plain):
         assert not [c for c in text if is_unsafe(c) and c not in "\n\t"]  # a body keeps its lines and tabs
     assert shown.spans == [s for s in shown.spans if s.style == "dim"]  # no markup became style
+
+
+def test_a_lost_connection_shows_and_so_does_its_recovery(three, handle_server):
+    from kez_transport_nats.testing import nats_server_binary
+
+    with running_nats_server() as server:
+        app = ChatApp(session(three["bob"], server.url, handle_server))
+        again: list[subprocess.Popen] = []
+
+        async def run() -> None:
+            async with app.run_test(size=(80, 24)) as pilot:
+                await until(pilot, lambda: app.links.get("nats") == "live", "the feed")
+                server.stop()
+                await until(pilot, lambda: app.links["nats"].startswith("lost"), "the loss")
+                assert "lost" in str(app.query_one("#status").render())
+                again.append(subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(server.port)],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                await until(pilot, lambda: app.links["nats"] == "live", "the recovery", timeout=40)
+                await pilot.press("ctrl+q")
+
+        try:
+            asyncio.run(run())
+        finally:
+            for proc in again:
+                proc.kill()
+                proc.wait()

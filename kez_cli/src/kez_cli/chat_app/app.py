@@ -33,14 +33,15 @@ from .session import ChatSession
 HELP = (
     ("enter", "send the message (in the compose box)"),
     ("ctrl+j", "new line in the message"),
-    ("up / down", "earlier / later messages you wrote (first / last line)"),
+    ("up, down", "what you sent before (on the first, last line)"),
     ("/file PATH", "send a file (type it in the compose box)"),
-    ("ctrl+n", "new conversation by handle (shows who it is first)"),
-    ("ctrl+r", "rename the open conversation's contact (adds it)"),
+    ("ctrl+n", "new conversation by handle (who it is, first)"),
+    ("ctrl+r", "name the open conversation's contact"),
     ("ctrl+b", "block or unblock the open conversation"),
     ("ctrl+f", "search the open conversation"),
-    ("tab / shift+tab", "move between the lists, the thread and the compose box"),
-    ("escape", "close a dialog; from the compose box, go to the list"),
+    ("f2", "who the open conversation is: devices, claims, safety number"),
+    ("tab, shift+tab", "move between the lists and the compose box"),
+    ("escape", "close a dialog, or go to the conversation list"),
     ("? / f1", "this help"),
     ("ctrl+q", "quit"),
 )
@@ -182,17 +183,18 @@ class InfoScreen(ModalScreen[bool]):
 def help_text() -> Text:
     text = Text("kez chat: keys\n\n", style="bold")
     for key, what in HELP:
-        text.append(f"{key:>16}  ", style="bold")
+        text.append(f"{key:>14}  ", style="bold")
         text.append(what + "\n")
     return text
 
 
-def peer_details(mine: str, peer: Any) -> Text:
+def peer_details(mine: str, peer: Any, *, first: bool = True) -> Text:
     """Who a handle names, before the first message: identity, devices, claims, safety number."""
     from kez_core.chat import safety_number
 
     chain = peer.chain
-    text = Text("Before you write, check who this is\n\n", style="bold")
+    heading = "Before you write, check who this is" if first else "Who this is"
+    text = Text(heading + "\n\n", style="bold")
     rows = [
         ("handle", peer.handle or "-"),
         ("identity", peer.identity),
@@ -247,6 +249,8 @@ class ChatApp(App[None]):
         Binding("ctrl+r", "rename", "rename"),
         Binding("ctrl+b", "block", "block"),
         Binding("ctrl+f", "search", "search"),
+        Binding("f2", "profile", "who", show=False),
+        Binding("escape", "focus_list", "list", show=False),
         Binding("f1", "help", "help", priority=True),
         Binding("question_mark", "help", "help", show=False),
         Binding("ctrl+q", "quit", "quit", priority=True),
@@ -263,6 +267,7 @@ class ChatApp(App[None]):
         self.links: dict[str, str] = {}
         self.unlocked = False
         self.feed_task: Any = None
+        self._echoes = 0
 
     # ------------------------------------------------------------ layout
 
@@ -317,6 +322,14 @@ class ChatApp(App[None]):
             self.feed_task = self.run_worker(self._feed(), name="feed", group="feed", exit_on_error=False)
 
     async def _feed(self) -> None:
+        try:
+            key = self.service.renew_inbox()
+        except KezError as exc:
+            self.notify(_error(exc), severity="warning", markup=False)
+        else:
+            if key is not None:
+                self.notify(visible(f"published a new inbox key {key}: share your chain (`kez sigchain publish`)"),
+                            markup=False, timeout=15)
         feed = Feed(self.session.service, self.session.routes, lambda e: self.post_message(FeedMessage(e)))
         try:
             await feed.run()
@@ -381,8 +394,11 @@ class ChatApp(App[None]):
         box = self.query_one("#messages", VerticalScroll)
         now = self.clock()
         new = []
+        echoes = [k for k in self.bubbles if k.startswith("echo-")]
         for entry in entries:
             text = render.bubble(entry, now, self.via.get(entry.key))
+            if entry.key not in self.bubbles and entry.direction == "out" and echoes:
+                self.bubbles[entry.key] = self.bubbles.pop(echoes.pop(0))  # its local echo, stored meanwhile
             shown = self.bubbles.get(entry.key)
             if shown is None:
                 shown = self.bubbles[entry.key] = Bubble(text, entry.direction == "out")
@@ -417,7 +433,8 @@ class ChatApp(App[None]):
         if text.startswith("/file "):
             self.send_file(self.current, text[len("/file "):].strip())
             return
-        pending = f"echo-{len(self.bubbles)}"
+        self._echoes += 1
+        pending = f"echo-{self._echoes}"
         self.echo(pending, text)
         self.send_text(self.current, text, pending)
 
@@ -588,6 +605,19 @@ class ChatApp(App[None]):
 
     def action_focus_list(self) -> None:
         self.query_one("#chats", ListView).focus()
+
+    def action_profile(self) -> None:
+        if self.current is not None:
+            self.show_profile(self.current)
+
+    @work(group="lookup", exclusive=True)
+    async def show_profile(self, identity: str) -> None:
+        try:
+            peer = await self._peer(identity)
+        except KezError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        self.push_screen(InfoScreen(peer_details(self.service.identity, peer, first=False), "escape: close"))
 
     async def action_quit(self) -> None:
         self.workers.cancel_all()

@@ -14,6 +14,7 @@ import typer
 
 from ..channel_options import CONTEXT_SETTINGS, TRANSPORT, options_help
 from ..options import HandleServerOpt, IdentityOpt, TimeoutOpt
+from ..sigservers import UsageError
 from .message import ViaManyOpt, _routes, _store
 
 
@@ -39,7 +40,10 @@ def chat(
         _serve(port)
         return
     store = _store()
-    routes = _routes(ctx.args, store, via or [], timeout)
+    try:
+        routes = _routes(ctx.args, store, via or [], timeout)
+    except UsageError:  # no transport configured: the app still opens (history, contacts) and says so
+        routes = []
     record = store.get(identity)
     from ..chat_app.app import ChatApp
     from ..chat_app.session import ChatSession
