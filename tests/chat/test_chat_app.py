@@ -112,7 +112,7 @@ def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, 
             assert rings == [1]  # a message in a conversation that is not open rings
             b_app.open_peer(alice["id"])
             await pb.pause()
-            assert any("hi bob [b]not bold[/b]" in t for t in bubble_texts(b_app))
+            assert any("hi bob [b]not bold[/b]" in t and "via nats" in t for t in bubble_texts(b_app))
             assert b_app.service.conversations()[0]["unread"] == 0
 
             # 5. Bob blocks Alice: her next message is dropped
@@ -239,8 +239,8 @@ def test_outside_text_never_reaches_the_screen_raw(name, body, unread):
     from kez_core.chat import Entry
 
     line = render.conversation_line({"peer": "x", "handle": name, "unread": unread})
-    entry = Entry("k", "p", "in", "sent", "2026-12-06T10:00:00Z", False, True, {"kind": "text", "text": body})
-    shown = render.bubble(entry, datetime(2026, 12, 6, tzinfo=timezone.utc), via=name)
+    entry = Entry("k", "p", "in", "sent", "2026-12-06T10:00:00Z", False, True, {"kind": "text", "text": body}, name)
+    shown = render.bubble(entry, datetime(2026, 12, 6, tzinfo=timezone.utc))
     for text in (line.plain, shown.plain):
         assert not [c for c in text if is_unsafe(c) and c not in "\n\t"]  # a body keeps its lines and tabs
     assert shown.spans == [s for s in shown.spans if s.style == "dim"]  # no markup became style

@@ -1,8 +1,7 @@
 """The `kez chat` Textual app: sidebar, thread, compose box, and modal screens.
 
 Every action calls the messaging service (`ChatSession.service`); the app only
-keeps what is on screen (the open peer, the bubbles shown, which transport a
-message came by in this run). Outside text reaches widgets only as `Text`
+keeps what is on screen (the open peer, the bubbles shown). Outside text reaches widgets only as `Text`
 objects built in `render` (markup off). Time comes from `clock`, and the
 size from the terminal, so tests and snapshots can pin both.
 """
@@ -262,7 +261,6 @@ class ChatApp(App[None]):
         self.clock = clock
         self.current: str | None = None  # the open conversation's identity id
         self.peers: dict[str, Any] = {}  # identity -> resolved Peer
-        self.via: dict[str, str] = {}  # message key -> transports it went or came by (this run)
         self.bubbles: dict[str, Bubble] = {}
         self.links: dict[str, str] = {}
         self.unlocked = False
@@ -396,7 +394,7 @@ class ChatApp(App[None]):
         new = []
         echoes = [k for k in self.bubbles if k.startswith("echo-")]
         for entry in entries:
-            text = render.bubble(entry, now, self.via.get(entry.key))
+            text = render.bubble(entry, now)
             if entry.key not in self.bubbles and entry.direction == "out" and echoes:
                 self.bubbles[entry.key] = self.bubbles.pop(echoes.pop(0))  # its local echo, stored meanwhile
             shown = self.bubbles.get(entry.key)
@@ -455,9 +453,6 @@ class ChatApp(App[None]):
         self._sent(result, pending)
 
     def _sent(self, result: Any, pending: str | None = None) -> None:
-        via = sorted({d.route for d in result.deliveries if d.sent})
-        if via:
-            self.via[result.key] = ", ".join(via)
         if pending is not None and pending in self.bubbles:
             self.bubbles[result.key] = self.bubbles.pop(pending)
         if not any(d.sent for d in result.deliveries):
@@ -496,7 +491,6 @@ class ChatApp(App[None]):
         if received.kind not in ("message",) and received.file is None:
             return
         sender = received.message.sender_identity
-        self.via.setdefault(received.message.id, event.route)
         if sender == self.current:
             self.refresh_thread()
         else:
@@ -599,7 +593,7 @@ class ChatApp(App[None]):
         text = Text(f"{len(hits)} message(s) with {visible(value)!r}\n\n", style="bold")
         now = self.clock()
         for entry in hits:
-            text.append_text(render.bubble(entry, now, self.via.get(entry.key)))
+            text.append_text(render.bubble(entry, now))
             text.append("\n\n")
         self.push_screen(InfoScreen(text, "escape: close"))
 

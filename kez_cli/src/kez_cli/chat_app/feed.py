@@ -92,7 +92,7 @@ class Feed:
 
     async def _envelope(self, route: Route, inbox: Any, envelope: bytes) -> None:
         try:
-            received = self.service.receive(envelope)
+            received = self.service.receive(envelope, via=route.name)
         except KezError as exc:
             _handled(inbox, envelope)
             self.emit(FeedEvent("refused", route.name, detail=exc.message))

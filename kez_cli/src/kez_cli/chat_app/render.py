@@ -66,14 +66,14 @@ def body_text(body: dict[str, Any], file: dict[str, Any] | None = None) -> str:
     return visible(f"({body.get('kind', 'unknown')} message)")
 
 
-def bubble(entry: Any, now: datetime, via: str | None = None) -> Text:
-    """One message: body, then a dim footer with time, state (outgoing) and transport."""
+def bubble(entry: Any, now: datetime) -> Text:
+    """One message: body, then a dim footer with time, state (outgoing) and transports."""
     data = entry.to_json()
     text = Text(body_text(entry.body, data.get("file")))
     footer = [short_time(entry.created_at, now)]
     if entry.direction == "out":
         footer.append(f"{STATE_MARKS.get(entry.state, '')} {entry.state}".strip())
-    if via:
-        footer.append(f"via {visible(via)}")
+    if entry.via:
+        footer.append(f"via {visible(entry.via)}")
     text.append("\n" + "  ".join(footer), style="dim")
     return text

@@ -290,7 +290,9 @@ class MessagingService:
         """Send a file: inline, or chunks then the pointer; resumes an unfinished transfer (files.py)."""
         from .files import send_file
 
-        return await send_file(self, peer, path, routes, progress)
+        result = await send_file(self, peer, path, routes, progress)
+        self.store.add_via(result.key, sorted({d.route for d in result.deliveries if d.sent}))
+        return result
 
     async def send_body(
         self, peer: Peer, body: dict[str, Any], routes: Sequence[Route], stored: dict[str, Any] | None = None
@@ -304,6 +306,7 @@ class MessagingService:
         self.store.add_outgoing(key, peer.identity, created_at, stored or body)
         self.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed])
         deliveries = await self._deliver(peer.identity, sealed, routes)
+        self.store.add_via(key, sorted({d.route for d in deliveries if d.sent}))
         state = "sending"
         if any(d.sent for d in deliveries) and self.store.set_state(key, "sent", only_from=("sending",)):
             state = "sent"
@@ -366,11 +369,18 @@ class MessagingService:
         """The sender's chain: one the caller gave, else the local copy; None when unknown."""
         return self.sender_chains.get(identity) or cached_chain(self.keystore, identity)
 
-    def receive(self, envelope: str | bytes) -> Received:
+    def receive(self, envelope: str | bytes, via: str | None = None) -> Received:
         """Open one envelope and act on it: store a message (and queue its ack), or apply an ack.
+        `via` names the transport it came by, kept with a stored message ("via nats").
 
         Raises what `open_envelope` raises for an envelope that is refused.
         """
+        received = self._receive(envelope)
+        if via and received.kind == "message":
+            self.store.add_via(received.message.id, [via])
+        return received
+
+    def _receive(self, envelope: str | bytes) -> Received:
         from ..messaging import open_envelope
 
         known: list[ChainState | None] = []
