@@ -43,7 +43,7 @@ def handle_server():
 def session(person, nats_url, handle_server) -> ChatSession:
     store = Keystore(person["home"], registry=default_registry())
     routes = _routes(["--nats-url", nats_url], store, ["nats"], 10.0)
-    return ChatSession(store, store.get(), routes, directory=ServerDirectory(handle_server.url, 10.0))
+    return ChatSession(store, store.get(), routes, directory=ServerDirectory(handle_server.url, 10.0), timeout=3.0)
 
 
 async def until(pilot, check, what: str, timeout: float = 30.0) -> None:
@@ -72,6 +72,7 @@ def states(app: ChatApp) -> list[str]:
 
 def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, handle_server, tmp_path):
     alice, bob = three["alice"], three["bob"]
+    kez_json(capsys, bob["home"], "sigchain", "add", "dns:bob.invalid")  # a claim whose check cannot pass
     kez_json(capsys, bob["home"], "handle", "register", "bobby", "--server", handle_server.url)
     # Alice does not know Bob's chain beforehand: the handle brings it
     os.remove(alice["home"] / "chains" / (bob["id"].replace(":", "-") + ".jsonl"))
@@ -93,6 +94,10 @@ def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, 
             shown = str(a_app.screen.text)
             assert bob["id"] in shown and "bobby@example.org" in shown
             assert safety_number(alice["id"], bob["id"]).split()[0] in shown
+            assert "dns:bob.invalid" in shown
+            # its claims get their statuses as `kez verify` gives them
+            await until(pa, lambda: "checking" not in str(a_app.screen.text), "the claim checks", timeout=40)
+            assert any(s in str(a_app.screen.text) for s in ("unreachable", "not_found", "invalid"))
             await pa.press("enter")
             assert a_app.current == bob["id"]
             assert isinstance(a_app.focused, ComposeArea)

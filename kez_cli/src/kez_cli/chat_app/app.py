@@ -170,6 +170,11 @@ class InfoScreen(ModalScreen[bool]):
         self.text = text
         self.hint = hint
 
+    def show(self, text: Text) -> None:
+        """Replace the text (the claims' statuses arrive after the screen opens)."""
+        self.text = text
+        self.query_one("#info-text", Static).update(text)
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog info"):
             yield Static(self.text, id="info-text")
@@ -187,8 +192,10 @@ def help_text() -> Text:
     return text
 
 
-def peer_details(mine: str, peer: Any, *, first: bool = True) -> Text:
-    """Who a handle names, before the first message: identity, devices, claims, safety number."""
+def peer_details(mine: str, peer: Any, *, first: bool = True, report: Any = None, failed: str = "") -> Text:
+    """Who a handle names, before the first message: identity, devices, claims with their
+    statuses (`report`: a kez_core.verifier IdentityReport; None while it is being made),
+    and the safety number."""
     from kez_core.chat import safety_number
 
     chain = peer.chain
@@ -207,11 +214,20 @@ def peer_details(mine: str, peer: Any, *, first: bool = True) -> Text:
     text.append(", ".join(visible(f"{name} {key}") for key, name in devices) or "none besides the primary key")
     text.append("\n")
     claims = chain.active_claims()
+    checks = {p.check.claim_id: p.check for p in report.proofs} if report is not None else {}
     text.append(f"{'claims':>12}  ", style="dim")
     if not claims:
         text.append("none\n")
     for i, claim in enumerate(claims):
-        text.append(("" if i == 0 else " " * 14) + visible(claim.subject) + "  (in the chain; `kez verify` checks it)\n")
+        text.append(("" if i == 0 else " " * 14) + visible(claim.subject) + "  ")
+        check = checks.get(claim.claim_id)
+        if check is not None:
+            text.append(check.status.value, style="green" if check.ok else "red")
+            text.append(visible(f" ({check.reason})") + "\n", style="dim")
+        elif failed:
+            text.append(visible(f"not checked: {failed}") + "\n", style="yellow")
+        else:
+            text.append("checking…\n", style="dim")
     for line in peer.notes:
         text.append(visible(line) + "\n", style="yellow")
     text.append("\nSafety number (compare it in person or on a call):\n", style="bold")
@@ -529,14 +545,31 @@ class ChatApp(App[None]):
             self.notify(_error(exc), severity="error", markup=False)
             return
         self.peers[peer.identity] = peer
-        details = peer_details(self.service.identity, peer)
+        mine = self.service.identity
 
         def chosen(accept: bool | None) -> None:
             if accept:
                 self.open_peer(peer.identity)
                 self.query_one("#compose", ComposeArea).focus()
 
-        self.push_screen(InfoScreen(details, "enter: start the conversation   escape: cancel"), callback=chosen)
+        screen = InfoScreen(peer_details(mine, peer), "enter: start the conversation   escape: cancel")
+        self.push_screen(screen, callback=chosen)
+        await self.check_claims(screen, mine, peer, first=True)
+
+    async def check_claims(self, screen: InfoScreen, mine: str, peer: Any, *, first: bool) -> None:
+        """Verify the peer's claims (as `kez verify` does) and show their statuses on `screen`."""
+        if not peer.chain.active_claims():
+            return
+        from kez_core.verifier import FetchPolicy, verify_identity
+
+        report, failed = None, ""
+        try:
+            report = await verify_identity(peer.chain, registry=self.service.keystore.registry,
+                                           policy=FetchPolicy(timeout=self.session.timeout, retries=0))
+        except KezError as exc:
+            failed = exc.message
+        if screen.is_attached:
+            screen.show(peer_details(mine, peer, first=first, report=report, failed=failed))
 
     def action_rename(self) -> None:
         if self.current is not None:
@@ -611,7 +644,10 @@ class ChatApp(App[None]):
         except KezError as exc:
             self.notify(_error(exc), severity="error", markup=False)
             return
-        self.push_screen(InfoScreen(peer_details(self.service.identity, peer, first=False), "escape: close"))
+        mine = self.service.identity
+        screen = InfoScreen(peer_details(mine, peer, first=False), "escape: close")
+        self.push_screen(screen)
+        await self.check_claims(screen, mine, peer, first=False)
 
     async def action_quit(self) -> None:
         self.workers.cancel_all()

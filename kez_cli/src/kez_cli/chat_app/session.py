@@ -27,6 +27,7 @@ class ChatSession:
     record: IdentityRecord
     routes: Sequence[Route]
     directory: Any = None  # a kez_core.chat.HandleDirectory (kez_cli.directory.ServerDirectory)
+    timeout: float = 10.0  # seconds per request (claim checks)
     _passphrase: list[bytes | None] = attrs.Factory(list)
     _service: MessagingService | None = None
 

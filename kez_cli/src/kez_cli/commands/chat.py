@@ -48,7 +48,7 @@ def chat(
     from ..chat_app.app import ChatApp
     from ..chat_app.session import ChatSession
 
-    session = ChatSession(store, record, routes, directory=ServerDirectory(handle_server, timeout))
+    session = ChatSession(store, record, routes, directory=ServerDirectory(handle_server, timeout), timeout=timeout)
     ChatApp(session).run()
 
 
