@@ -205,6 +205,12 @@ def test_a_file_sent_with_slash_file_arrives(three, nats_url, handle_server, tmp
             [entry] = (await b_app.service.history(alice["id"]))[1]
             assert open(entry.to_json()["file"]["path"], "rb").read() == note.read_bytes()
 
+            # a file that cannot be sent: its echo goes, the reason shows, nothing is stored
+            await type_text(pa, f"/file {tmp_path}/missing.bin")
+            await pa.press("enter")
+            await until(pa, lambda: len(a_app.query(Bubble)) == 1, "the failed echo to go")
+            assert len((await a_app.service.history(bob["id"]))[1]) == 1
+
     asyncio.run(run())
 
 

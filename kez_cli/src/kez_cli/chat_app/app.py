@@ -425,14 +425,40 @@ class ChatApp(App[None]):
             box.mount_all(new)
             box.scroll_end(animate=False)
 
-    def echo(self, key: str, text: str) -> None:
-        """Local echo: the message shows at once, as `sending`."""
-        bubble = Bubble(Text(visible(text, multiline=True) + "\n", style="").append("… sending", style="dim"), True)
+    def echo(self, text: str, state: str = "sending") -> str:
+        """Local echo: the message shows at once, as `sending`; its placeholder key."""
+        self._echoes += 1
+        key = f"echo-{self._echoes}"
+        bubble = Bubble(self._echo_text(text, state), True)
         bubble.entry_state = "sending"
+        bubble.echo_text = text
         self.bubbles[key] = bubble
         box = self.query_one("#messages", VerticalScroll)
         box.mount(bubble)
         box.scroll_end(animate=False)
+        return key
+
+    @staticmethod
+    def _echo_text(text: str, state: str) -> Text:
+        return Text(visible(text, multiline=True) + "\n").append(f"… {state}", style="dim")
+
+    def _progress(self, pending: str) -> Callable[[int, int], None]:
+        """A file's sending progress, shown on its echo until the stored entry takes over."""
+
+        def update(done: int, total: int) -> None:
+            bubble = self.bubbles.get(pending)
+            if bubble is not None:
+                bubble.update(self._echo_text(bubble.echo_text, f"sending {done}/{total}"))
+
+        return update
+
+    def _failed(self, pending: str, exc: BaseException) -> None:
+        """A send that failed: its echo goes (a message already stored shows from the history)."""
+        bubble = self.bubbles.pop(pending, None)
+        if bubble is not None:
+            bubble.remove()
+        self.notify(_error(exc), severity="error", markup=False)
+        self.refresh_thread()
 
     # ------------------------------------------------------------ sending
 
@@ -445,12 +471,10 @@ class ChatApp(App[None]):
             return
         text = event.text
         if text.startswith("/file "):
-            self.send_file(self.current, text[len("/file "):].strip())
+            path = text[len("/file "):].strip()
+            self.send_file(self.current, path, self.echo(f"file {path}"))
             return
-        self._echoes += 1
-        pending = f"echo-{self._echoes}"
-        self.echo(pending, text)
-        self.send_text(self.current, text, pending)
+        self.send_text(self.current, text, self.echo(text))
 
     async def _peer(self, identity: str) -> Any:
         peer = self.peers.get(identity)
@@ -464,7 +488,7 @@ class ChatApp(App[None]):
             peer = await self._peer(identity)
             result = await self.service.send_text(peer, text, self.session.routes)
         except KezError as exc:
-            self.notify(_error(exc), severity="error", markup=False)
+            self._failed(pending, exc)
             return
         self._sent(result, pending)
 
@@ -480,14 +504,14 @@ class ChatApp(App[None]):
         self.refresh_sidebar()
 
     @work(group="send")
-    async def send_file(self, identity: str, path: str) -> None:
+    async def send_file(self, identity: str, path: str, pending: str) -> None:
         try:
             peer = await self._peer(identity)
-            result = await self.service.send_file(peer, path, self.session.routes)
+            result = await self.service.send_file(peer, path, self.session.routes, self._progress(pending))
         except (KezError, OSError) as exc:
-            self.notify(_error(exc), severity="error", markup=False)
+            self._failed(pending, exc)
             return
-        self._sent(result)
+        self._sent(result, pending)
 
     # ------------------------------------------------------------ receiving
 
