@@ -210,6 +210,32 @@ def test_peer_names(chat, three):
     assert "no handle, chain file, contact" in err.value.message
 
 
+def test_search_finds_text_case_insensitively_and_marks_nothing_read(chat, three):
+    wire = Wire()
+    for text in ("Lunch at noon?", "the report", "lunch moved"):
+        send(chat, "alice", three["bob"]["id"], text, wire)
+    for _, envelope in wire.sent:
+        chat["bob"].receive(envelope)
+    alice = three["alice"]["id"]
+    hits = chat["bob"].search(alice, "LUNCH")
+    assert [e.body["text"] for e in hits] == ["Lunch at noon?", "lunch moved"]
+    assert chat["bob"].search(alice, "") == [] and chat["bob"].search(alice, "nothing") == []
+    assert chat["bob"].conversations()[0]["unread"] == 3
+
+
+def test_each_message_keeps_the_transports_it_went_and_came_by(chat, three):
+    wire = Wire()
+    result = send(chat, "alice", three["bob"]["id"], "hi", wire)
+    _, [out] = run(chat["alice"].history(three["bob"]["id"]))
+    assert out.key == result.key and out.via == "wire" and out.to_json()["via"] == "wire"
+    got = chat["bob"].receive(wire.sent[0][1], via="nats")
+    chat["bob"].store.add_via(got.message.id, ["nostr", "nats"])  # merged, sorted, once each
+    _, [inc] = run(chat["bob"].history(three["alice"]["id"]))
+    assert inc.via == "nats, nostr"
+    failed = send(chat, "alice", three["bob"]["id"], "lost", Wire(fail=True))
+    assert [e.via for e in run(chat["alice"].history(three["bob"]["id"]))[1] if e.key == failed.key] == [None]
+
+
 def test_bodies_are_encrypted_at_rest(chat, three):
     wire = Wire()
     send(chat, "alice", three["bob"]["id"], "the eagle lands at dawn", wire)
@@ -305,28 +331,3 @@ def test_a_received_profile_key_is_shown_without_the_key(chat, three, capsys):
     out = capsys.readouterr().out
     assert "picture key" in out and (b"k" * 32).hex() not in out
 
-
-def test_search_finds_text_case_insensitively_and_marks_nothing_read(chat, three):
-    wire = Wire()
-    for text in ("Lunch at noon?", "the report", "lunch moved"):
-        send(chat, "alice", three["bob"]["id"], text, wire)
-    for _, envelope in wire.sent:
-        chat["bob"].receive(envelope)
-    alice = three["alice"]["id"]
-    hits = chat["bob"].search(alice, "LUNCH")
-    assert [e.body["text"] for e in hits] == ["Lunch at noon?", "lunch moved"]
-    assert chat["bob"].search(alice, "") == [] and chat["bob"].search(alice, "nothing") == []
-    assert chat["bob"].conversations()[0]["unread"] == 3
-
-
-def test_each_message_keeps_the_transports_it_went_and_came_by(chat, three):
-    wire = Wire()
-    result = send(chat, "alice", three["bob"]["id"], "hi", wire)
-    _, [out] = run(chat["alice"].history(three["bob"]["id"]))
-    assert out.key == result.key and out.via == "wire" and out.to_json()["via"] == "wire"
-    got = chat["bob"].receive(wire.sent[0][1], via="nats")
-    chat["bob"].store.add_via(got.message.id, ["nostr", "nats"])  # merged, sorted, once each
-    _, [inc] = run(chat["bob"].history(three["alice"]["id"]))
-    assert inc.via == "nats, nostr"
-    failed = send(chat, "alice", three["bob"]["id"], "lost", Wire(fail=True))
-    assert [e.via for e in run(chat["alice"].history(three["bob"]["id"]))[1] if e.key == failed.key] == [None]
