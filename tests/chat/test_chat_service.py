@@ -330,4 +330,3 @@ def test_a_received_profile_key_is_shown_without_the_key(chat, three, capsys):
     _print_message(data)
     out = capsys.readouterr().out
     assert "picture key" in out and (b"k" * 32).hex() not in out
-
