@@ -281,3 +281,29 @@ def test_a_lost_connection_shows_and_so_does_its_recovery(three, handle_server):
             for proc in again:
                 proc.kill()
                 proc.wait()
+
+
+def test_kez_chat_web_serves_the_app_on_localhost(three):
+    import time
+
+    import httpx
+    from kez_transport_nats.testing import free_port
+
+    port = free_port()
+    env = {**os.environ, "KEZ_HOME": str(three["alice"]["home"]), "KEZ_PASSPHRASE": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "kez_cli", "chat", "--web", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert answer.status_code == 200 and "textual" in answer.text.lower()
+    finally:
+        proc.terminate()
+        proc.wait(10)
