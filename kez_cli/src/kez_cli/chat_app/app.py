@@ -38,7 +38,7 @@ HELP = (
     ("ctrl+r", "name the open conversation's contact"),
     ("ctrl+b", "block or unblock the open conversation"),
     ("ctrl+f", "search the open conversation"),
-    ("f2", "who the open conversation is: devices, claims, safety number"),
+    ("f2", "who it is: devices, claims, safety number"),
     ("tab, shift+tab", "move between the lists and the compose box"),
     ("escape", "close a dialog, or go to the conversation list"),
     ("? / f1", "this help"),
