@@ -79,11 +79,11 @@ def test_write_to_a_handle_and_see_it_delivered(capsys, three, nats_url, handle_
 
     history = kez_json(capsys, alice["home"], "message", "history", "bobby@example.org")
     assert history == [{"id": sent[0]["id"], "direction": "out", "state": "delivered",
-                        "created_at": history[0]["created_at"], "text": "hi bob ✓"}]
+                        "created_at": history[0]["created_at"], "text": "hi bob ✓", "via": "nats"}]
     [conv] = kez_json(capsys, bob["home"], "message", "conversations")
     assert (conv["peer"], conv["unread"], conv["stranger"]) == (alice["id"], 1, True)
     [entry] = kez_json(capsys, bob["home"], "message", "history", alice["id"])
-    assert (entry["direction"], entry["text"], entry["stranger"]) == ("in", "hi bob ✓", True)
+    assert (entry["direction"], entry["text"], entry["stranger"], entry["via"]) == ("in", "hi bob ✓", True, "nats")
     assert kez_json(capsys, bob["home"], "message", "conversations")[0]["unread"] == 0
 
     # the handle server is gone: the pinned chain carries the conversation on

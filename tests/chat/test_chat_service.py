@@ -84,7 +84,7 @@ def test_message_moves_sending_sent_delivered_through_the_ack(chat, three):
     assert entry.state == "delivered"
     assert entry.to_json() == {
         "id": result.key, "direction": "out", "state": "delivered",
-        "created_at": entry.created_at, "text": "hi bob",
+        "created_at": entry.created_at, "text": "hi bob", "via": "wire",
     }
 
 
@@ -208,6 +208,32 @@ def test_peer_names(chat, three):
     with pytest.raises(KezError) as err:
         run(alice.resolve_peer("nobody-at-all"))
     assert "no handle, chain file, contact" in err.value.message
+
+
+def test_search_finds_text_case_insensitively_and_marks_nothing_read(chat, three):
+    wire = Wire()
+    for text in ("Lunch at noon?", "the report", "lunch moved"):
+        send(chat, "alice", three["bob"]["id"], text, wire)
+    for _, envelope in wire.sent:
+        chat["bob"].receive(envelope)
+    alice = three["alice"]["id"]
+    hits = chat["bob"].search(alice, "LUNCH")
+    assert [e.body["text"] for e in hits] == ["Lunch at noon?", "lunch moved"]
+    assert chat["bob"].search(alice, "") == [] and chat["bob"].search(alice, "nothing") == []
+    assert chat["bob"].conversations()[0]["unread"] == 3
+
+
+def test_each_message_keeps_the_transports_it_went_and_came_by(chat, three):
+    wire = Wire()
+    result = send(chat, "alice", three["bob"]["id"], "hi", wire)
+    _, [out] = run(chat["alice"].history(three["bob"]["id"]))
+    assert out.key == result.key and out.via == "wire" and out.to_json()["via"] == "wire"
+    got = chat["bob"].receive(wire.sent[0][1], via="nats")
+    chat["bob"].store.add_via(got.message.id, ["nostr", "nats"])  # merged, sorted, once each
+    _, [inc] = run(chat["bob"].history(three["alice"]["id"]))
+    assert inc.via == "nats, nostr"
+    failed = send(chat, "alice", three["bob"]["id"], "lost", Wire(fail=True))
+    assert [e.via for e in run(chat["alice"].history(three["bob"]["id"]))[1] if e.key == failed.key] == [None]
 
 
 def test_bodies_are_encrypted_at_rest(chat, three):

@@ -321,4 +321,4 @@ def test_a_version_1_store_moves_to_version_2_and_keeps_its_messages(tmp_path):
     with ChatStore(tmp_path / "chat.db", key) as store:
         assert [e.body["text"] for e in store.history("p")] == ["old"]
         assert store._read("SELECT count(*) FROM in_chunks") == [(0,)]
-    assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 3  # and on to version 3 (message_via)

@@ -52,6 +52,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("sigchain", "sigchain", "Build, inspect, merge and verify sigchains (your identity's signed history)."),
     ("handle", "handle", "Register and look up handles (alice@example.org) on a kez-server."),
     ("message", "message", "Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys)."),
+    ("chat", "chat", "Chat in the terminal (or a browser tab with --web): conversations, delivery states, files."),
     ("contact", "contact", "Keep contacts: add, list, rename, remove, block."),
     ("profile", "profile", "Publish your profile and picture (visually encrypted); show other people's."),
 )

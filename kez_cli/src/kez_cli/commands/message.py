@@ -149,8 +149,8 @@ class _Receiver:
     def signer(self) -> Signer:
         return self.service.signer()
 
-    def open(self, envelope: str | bytes) -> dict[str, Any]:
-        received = self.service.receive(envelope)
+    def open(self, envelope: str | bytes, via: str | None = None) -> dict[str, Any]:
+        received = self.service.receive(envelope, via=via)
         return _describe(received)
 
     def close(self) -> None:
@@ -561,7 +561,7 @@ def listen(
                     continue
                 envelope, inbox = value
                 try:
-                    data = receiver.open(envelope)
+                    data = receiver.open(envelope, via)
                 except KezError as exc:
                     note(f"refused an envelope: {exc.message}")
                     _handled(inbox, envelope)

@@ -333,7 +333,9 @@ class MessagingService:
         """Send a file: inline, or chunks then the pointer; resumes an unfinished transfer (files.py)."""
         from .files import send_file
 
-        return await send_file(self, peer, path, routes, progress)
+        result = await send_file(self, peer, path, routes, progress)
+        self.store.add_via(result.key, sorted({d.route for d in result.deliveries if d.sent}))
+        return result
 
     async def send_body(
         self, peer: Peer, body: dict[str, Any], routes: Sequence[Route], stored: dict[str, Any] | None = None
@@ -348,6 +350,7 @@ class MessagingService:
         self.store.add_outgoing(key, peer.identity, created_at, stored or body)
         self.store.add_sent_ids(key, ids)
         deliveries = await self._deliver(peer.identity, sealed, routes)
+        self.store.add_via(key, sorted({d.route for d in deliveries if d.sent}))
         state = "sending"
         if any(d.sent for d in deliveries) and self.store.set_state(key, "sent", only_from=("sending",)):
             state = "sent"
@@ -432,11 +435,20 @@ class MessagingService:
         """The sender's chain: one the caller gave, else the local copy; None when unknown."""
         return self.sender_chains.get(identity) or cached_chain(self.keystore, identity)
 
-    def receive(self, envelope: str | bytes) -> Received:
+    def receive(self, envelope: str | bytes, via: str | None = None) -> Received:
         """Open one envelope and act on it: store a message (and queue its ack), or apply an ack.
+        `via` names the transport it came by, kept with a stored message ("via nats").
 
         Raises what `open_envelope` raises for an envelope that is refused.
         """
+        received = self._receive(envelope)
+        if via and received.kind == "message":
+            self.store.add_via(received.message.id, [via])
+        elif via and received.kind == "sent_copy":  # our other device's message: the way its copy came
+            self.store.add_via(str(received.message.body["key"]), [via])
+        return received
+
+    def _receive(self, envelope: str | bytes) -> Received:
         from ..messaging import MessageRefused, open_envelope
 
         known: list[ChainState | None] = []
@@ -523,6 +535,23 @@ class MessagingService:
         from .files import annotate
 
         return identity, annotate(self, self.store.history(identity, mark_read=mark_read))
+
+    def search(self, peer: str, query: str) -> list[Entry]:
+        """The messages with `peer` (an identity id) whose text or file name holds `query`
+        (case-insensitive), oldest first; reading them marks nothing read. Bodies are
+        encrypted at rest, so the search runs here, on the opened bodies."""
+        needle = query.casefold()
+        if not needle:
+            return []
+        hits = []
+        for entry in self.store.history(peer, mark_read=False):
+            text = entry.body.get("text")
+            file = entry.body.get("file")
+            name = file.get("name") if isinstance(file, dict) else entry.body.get("name")
+            words = " ".join(w for w in (text, name) if isinstance(w, str))
+            if needle in words.casefold():
+                hits.append(entry)
+        return hits
 
     def _known_identity(self, text: str) -> str | None:
         contact = self.store.contact(text)

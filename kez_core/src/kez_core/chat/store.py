@@ -62,6 +62,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " data BLOB NOT NULL, PRIMARY KEY (peer, transfer, idx))",
         "CREATE TABLE out_chunks (transfer TEXT NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (transfer, idx))",
     ),
+    (  # version 3: the transports a message went out or came in by ("nats", "http, nostr"), for "via …"
+        "CREATE TABLE message_via (key TEXT PRIMARY KEY, via TEXT NOT NULL)",
+    ),
 )
 
 
@@ -86,6 +89,7 @@ class Entry:
     stranger: bool
     unread: bool
     body: dict[str, Any]
+    via: str | None = None  # the transports it went out or came in by, e.g. "nats, nostr"
 
     def to_json(self) -> dict[str, Any]:
         """The `history --json` entry (docs/cli.md): id, direction, state, created_at, text."""
@@ -98,6 +102,8 @@ class Entry:
         }
         if self.stranger:
             out["stranger"] = True
+        if self.via:
+            out["via"] = self.via
         if isinstance(self.body.get("file"), dict):
             out["file"] = self.body["file"]
         return out
@@ -304,6 +310,15 @@ class ChatStore:
                 (key, peer, created_at, seal_body(self._key, key, body)),
             )
 
+    def add_via(self, key: str, routes: list[str]) -> None:
+        """Record the transports message `key` went out or came in by (merged with earlier ones)."""
+        if not routes:
+            return
+        with self._write() as db:
+            row = db.execute("SELECT via FROM message_via WHERE key = ?", (key,)).fetchone()
+            names = sorted({*(row[0].split(", ") if row else ()), *routes})
+            db.execute("INSERT OR REPLACE INTO message_via VALUES (?, ?)", (key, ", ".join(names)))
+
     def add_sent_ids(self, key: str, message_ids: list[str]) -> None:
         with self._write() as db:
             db.executemany("INSERT OR IGNORE INTO sent_ids VALUES (?, ?)", [(i, key) for i in message_ids])
@@ -384,12 +399,12 @@ class ChatStore:
 
     def history(self, peer: str, *, mark_read: bool = True) -> list[Entry]:
         rows = self._read(
-            "SELECT key, peer, direction, state, created_at, stranger, unread, body FROM messages"
-            " WHERE peer = ? ORDER BY seq",
+            "SELECT m.key, peer, direction, state, created_at, stranger, unread, body, v.via FROM messages m"
+            " LEFT JOIN message_via v ON v.key = m.key WHERE peer = ? ORDER BY seq",
             (peer,),
         )
         entries = [
-            Entry(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), open_body(self._key, r[0], r[7]))
+            Entry(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), open_body(self._key, r[0], r[7]), r[8])
             for r in rows
         ]
         if mark_read and any(e.unread for e in entries):

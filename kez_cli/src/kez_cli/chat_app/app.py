@@ -1,0 +1,681 @@
+"""The `kez chat` Textual app: sidebar, thread, compose box, and modal screens.
+
+Every action calls the messaging service (`ChatSession.service`); the app only
+keeps what is on screen (the open peer, the bubbles shown). Outside text reaches widgets only as `Text`
+objects built in `render` (markup off). Time comes from `clock`, and the
+size from the terminal, so tests and snapshots can pin both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Input, Label, ListItem, ListView, Static, TextArea
+
+from kez_core.errors import KezError
+from kez_core.safetext import visible
+from kez_core.timefmt import now as utc_now
+
+from . import render
+from .feed import Feed, FeedEvent
+from .session import ChatSession
+
+HELP = (
+    ("enter", "send the message (in the compose box)"),
+    ("ctrl+j", "new line in the message"),
+    ("up, down", "what you sent before (on the first, last line)"),
+    ("/file PATH", "send a file (type it in the compose box)"),
+    ("ctrl+n", "new conversation by handle (who it is, first)"),
+    ("ctrl+r", "name the open conversation's contact"),
+    ("ctrl+b", "block or unblock the open conversation"),
+    ("ctrl+f", "search the open conversation"),
+    ("f2", "who it is: devices, claims, safety number"),
+    ("tab, shift+tab", "move between the lists and the compose box"),
+    ("escape", "close a dialog, or go to the conversation list"),
+    ("? / f1", "this help"),
+    ("ctrl+q", "quit"),
+)
+
+
+def _error(exc: BaseException) -> str:
+    if isinstance(exc, KezError):
+        return visible(exc.message + (f" ({exc.hint})" if getattr(exc, "hint", None) else ""))
+    return visible(f"{type(exc).__name__}: {exc}")
+
+
+# ---------------------------------------------------------------- widgets
+
+
+class ComposeArea(TextArea):
+    """The compose box: enter sends, ctrl+j adds a line, up/down walk what you sent before."""
+
+    class Submitted(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(soft_wrap=True, show_line_numbers=False, **kwargs)
+        self.sent: list[str] = []
+        self._pos: int | None = None
+
+    async def _on_key(self, event: Any) -> None:
+        key = event.key
+        if key == "enter":
+            event.stop()
+            event.prevent_default()
+            text = self.text
+            if text.strip():
+                self.sent.append(text)
+                self._pos = None
+                self.post_message(self.Submitted(text))
+                self.clear()
+            return
+        if key in ("ctrl+j", "shift+enter", "newline"):
+            event.stop()
+            event.prevent_default()
+            self.insert("\n")
+            return
+        if key == "up" and self.sent and self.cursor_location[0] == 0:
+            event.stop()
+            event.prevent_default()
+            self._pos = len(self.sent) - 1 if self._pos is None else max(0, self._pos - 1)
+            self.load_text(self.sent[self._pos])
+            return
+        if key == "down" and self._pos is not None and self.cursor_location[0] == self.document.line_count - 1:
+            event.stop()
+            event.prevent_default()
+            self._pos += 1
+            if self._pos >= len(self.sent):
+                self._pos = None
+                self.load_text("")
+            else:
+                self.load_text(self.sent[self._pos])
+            return
+        await super()._on_key(event)
+
+
+class PeerItem(ListItem):
+    """A conversation in the sidebar; `peer` is the identity id."""
+
+    def __init__(self, peer: str, line: Text) -> None:
+        super().__init__(Label(line))
+        self.peer = peer
+
+
+class Bubble(Static):
+    def __init__(self, text: Text, outgoing: bool) -> None:
+        super().__init__(text, classes="bubble out" if outgoing else "bubble in")
+
+
+class FeedMessage(Message):
+    def __init__(self, event: FeedEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+# ---------------------------------------------------------------- modal screens
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """One line of input (a handle, a name, a search); escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, title: str, *, password: bool = False, check: Callable[[str], str | None] | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.password = password
+        self.check = check
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.title_text))
+            yield Input(password=self.password, id="prompt-input")
+            yield Label(Text(""), id="prompt-error")
+
+    def on_mount(self) -> None:
+        self.query_one("#prompt-input", Input).focus()
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        if self.check is not None:
+            problem = self.check(event.value)
+            if problem:
+                self.query_one("#prompt-error", Label).update(Text(problem, style="red"))
+                event.input.value = ""
+                return
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class InfoScreen(ModalScreen[bool]):
+    """A text to read (who a handle is, help, search results): enter accepts, escape closes."""
+
+    BINDINGS = [Binding("escape", "close(False)", "close"), Binding("enter", "close(True)", "ok")]
+
+    def __init__(self, text: Text, hint: str) -> None:
+        super().__init__()
+        self.text = text
+        self.hint = hint
+
+    def show(self, text: Text) -> None:
+        """Replace the text (the claims' statuses arrive after the screen opens)."""
+        self.text = text
+        self.query_one("#info-text", Static).update(text)
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog info"):
+            yield Static(self.text, id="info-text")
+            yield Label(Text(self.hint, style="dim"))
+
+    def action_close(self, accept: bool) -> None:
+        self.dismiss(accept)
+
+
+def help_text() -> Text:
+    text = Text("kez chat: keys\n\n", style="bold")
+    for key, what in HELP:
+        text.append(f"{key:>14}  ", style="bold")
+        text.append(what + "\n")
+    return text
+
+
+def peer_details(mine: str, peer: Any, *, first: bool = True, report: Any = None, failed: str = "") -> Text:
+    """Who a handle names, before the first message: identity, devices, claims with their
+    statuses (`report`: a kez_core.verifier IdentityReport; None while it is being made),
+    and the safety number."""
+    from kez_core.chat import safety_number
+
+    chain = peer.chain
+    heading = "Before you write, check who this is" if first else "Who this is"
+    text = Text(heading + "\n\n", style="bold")
+    rows = [
+        ("handle", peer.handle or "-"),
+        ("identity", peer.identity),
+        ("primary key", chain.current_primary),
+    ]
+    for label, value in rows:
+        text.append(f"{label:>12}  ", style="dim")
+        text.append(visible(str(value)) + "\n")
+    devices = sorted(chain.devices.items())
+    text.append(f"{'devices':>12}  ", style="dim")
+    text.append(", ".join(visible(f"{name} {key}") for key, name in devices) or "none besides the primary key")
+    text.append("\n")
+    claims = chain.active_claims()
+    checks = {p.check.claim_id: p.check for p in report.proofs} if report is not None else {}
+    text.append(f"{'claims':>12}  ", style="dim")
+    if not claims:
+        text.append("none\n")
+    for i, claim in enumerate(claims):
+        text.append(("" if i == 0 else " " * 14) + visible(claim.subject) + "  ")
+        check = checks.get(claim.claim_id)
+        if check is not None:
+            text.append(check.status.value, style="green" if check.ok else "red")
+            text.append(visible(f" ({check.reason})") + "\n", style="dim")
+        elif failed:
+            text.append(visible(f"not checked: {failed}") + "\n", style="yellow")
+        else:
+            text.append("checking…\n", style="dim")
+    for line in peer.notes:
+        text.append(visible(line) + "\n", style="yellow")
+    text.append("\nSafety number (compare it in person or on a call):\n", style="bold")
+    digits = safety_number(mine, peer.identity).split()
+    text.append("  " + " ".join(digits[:6]) + "\n  " + " ".join(digits[6:]) + "\n")
+    return text
+
+
+# ---------------------------------------------------------------- the app
+
+
+class ChatApp(App[None]):
+    """`kez chat`: see the module docstring."""
+
+    TITLE = "kez chat"
+    CSS = """
+    #sidebar { width: 26; border-right: solid $primary; }
+    #sidebar Label.heading { text-style: bold; padding: 0 1; }
+    #chats { height: 2fr; }
+    #requests { height: 1fr; }
+    #thread { width: 1fr; }
+    #peer-title { height: 1; padding: 0 1; text-style: bold; background: $boost; }
+    #messages { height: 1fr; }
+    .bubble { margin: 0 1 1 1; padding: 0 1; max-width: 80%; }
+    .bubble.out { background: $primary 30%; margin-left: 8; }
+    .bubble.in { background: $panel; margin-right: 8; }
+    #compose { height: 4; }
+    #status { height: 1; color: $text-muted; padding: 0 1; }
+    .dialog { width: 72; max-width: 100%; height: auto; max-height: 100%; border: thick $primary; padding: 1 2; background: $surface; }
+    PromptScreen, InfoScreen { align: center middle; }
+    """
+    BINDINGS = [
+        Binding("ctrl+n", "new_conversation", "new"),
+        Binding("ctrl+r", "rename", "rename"),
+        Binding("ctrl+b", "block", "block"),
+        Binding("ctrl+f", "search", "search"),
+        Binding("f2", "profile", "who", show=False),
+        Binding("escape", "focus_list", "list", show=False),
+        Binding("f1", "help", "help", priority=True),
+        Binding("question_mark", "help", "help", show=False),
+        Binding("ctrl+q", "quit", "quit", priority=True),
+    ]
+
+    def __init__(self, session: ChatSession, *, clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__()
+        self.session = session
+        self.clock = clock
+        self.current: str | None = None  # the open conversation's identity id
+        self.peers: dict[str, Any] = {}  # identity -> resolved Peer
+        self.bubbles: dict[str, Bubble] = {}
+        self.links: dict[str, str] = {}
+        self.unlocked = False
+        self.feed_task: Any = None
+        self._echoes = 0
+
+    # ------------------------------------------------------------ layout
+
+    def compose(self) -> ComposeResult:
+        with Horizontal():
+            with Vertical(id="sidebar"):
+                yield Label("Chats", classes="heading")
+                yield ListView(id="chats")
+                yield Label("Requests", classes="heading")
+                yield ListView(id="requests")
+            with Vertical(id="thread"):
+                yield Static(Text("no conversation open: ctrl+n to start one"), id="peer-title")
+                yield VerticalScroll(id="messages")
+                yield ComposeArea(id="compose")
+                yield Static(Text("locked"), id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.session.needs_passphrase:
+            self.push_screen(
+                PromptScreen(f"Passphrase for identity {visible(self.session.record.name)}", password=True,
+                             check=self._try_unlock),
+                callback=self._after_prompt_unlock,
+            )
+        else:
+            problem = self._try_unlock(None)
+            if problem:
+                self.notify(problem, severity="error", markup=False, timeout=30)
+            else:
+                self._start()
+
+    def _try_unlock(self, passphrase: str | None) -> str | None:
+        try:
+            self.session.unlock(passphrase)
+        except (KezError, ValueError) as exc:
+            return _error(exc)
+        return None
+
+    def _after_prompt_unlock(self, value: str | None) -> None:
+        if value is None:
+            self.exit()
+            return
+        self._start()
+
+    def _start(self) -> None:
+        self.unlocked = True
+        self.links = {r.name: "connecting" for r in self.session.routes}
+        self._show_status()
+        self.refresh_sidebar()
+        self.query_one("#compose", ComposeArea).focus()
+        if self.session.routes:
+            self.feed_task = self.run_worker(self._feed(), name="feed", group="feed", exit_on_error=False)
+
+    async def _feed(self) -> None:
+        try:
+            key = self.service.renew_inbox()
+        except KezError as exc:
+            self.notify(_error(exc), severity="warning", markup=False)
+        else:
+            if key is not None:
+                self.notify(visible(f"published a new inbox key {key}: share your chain (`kez sigchain publish`)"),
+                            markup=False, timeout=15)
+        feed = Feed(self.session.service, self.session.routes, lambda e: self.post_message(FeedMessage(e)))
+        try:
+            await feed.run()
+        except KezError as exc:
+            self.notify(_error(exc), severity="error", markup=False, timeout=30)
+
+    @property
+    def service(self) -> Any:
+        return self.session.service
+
+    # ------------------------------------------------------------ sidebar
+
+    def refresh_sidebar(self) -> None:
+        rows = self.service.conversations()
+        chats = self.query_one("#chats", ListView)
+        requests = self.query_one("#requests", ListView)
+        known = {r["peer"] for r in rows}
+        chats.clear()
+        requests.clear()
+        if self.current is not None and self.current not in known:
+            peer = self.peers.get(self.current)
+            row = {"peer": self.current, "contact": getattr(peer, "contact", None), "handle": getattr(peer, "handle", None)}
+            chats.append(PeerItem(self.current, render.conversation_line(row)))
+        for row in rows:
+            (requests if row["stranger"] else chats).append(PeerItem(row["peer"], render.conversation_line(row)))
+
+    @on(ListView.Selected)
+    def selected(self, event: ListView.Selected) -> None:
+        if isinstance(event.item, PeerItem):
+            self.open_peer(event.item.peer)
+            self.query_one("#compose", ComposeArea).focus()
+
+    # ------------------------------------------------------------ thread
+
+    def open_peer(self, identity: str) -> None:
+        if identity != self.current:
+            self.current = identity
+            self.bubbles.clear()
+            self.query_one("#messages", VerticalScroll).remove_children()
+        self.refresh_thread()
+        self.refresh_sidebar()
+
+    def _title(self) -> Text:
+        contact = self.service.store.contact_for(self.current) if self.current else None
+        peer = self.peers.get(self.current or "")
+        name = (contact.name if contact else None) or getattr(peer, "handle", None) or self.current or ""
+        text = Text(visible(str(name)))
+        if contact is None:
+            text.append("  not a contact", style="yellow")
+        elif contact.blocked:
+            text.append("  blocked", style="red")
+        return text
+
+    def refresh_thread(self) -> None:
+        if self.current is None:
+            return
+        self.query_one("#peer-title", Static).update(self._title())
+        entries = self.service.store.history(self.current, mark_read=True)
+        from kez_core.chat.files import annotate
+
+        entries = annotate(self.service, entries)
+        box = self.query_one("#messages", VerticalScroll)
+        now = self.clock()
+        new = []
+        echoes = [k for k in self.bubbles if k.startswith("echo-")]
+        for entry in entries:
+            text = render.bubble(entry, now)
+            if entry.key not in self.bubbles and entry.direction == "out" and echoes:
+                self.bubbles[entry.key] = self.bubbles.pop(echoes.pop(0))  # its local echo, stored meanwhile
+            shown = self.bubbles.get(entry.key)
+            if shown is None:
+                shown = self.bubbles[entry.key] = Bubble(text, entry.direction == "out")
+                shown.entry_state = entry.state
+                new.append(shown)
+            else:
+                shown.update(text)
+                shown.entry_state = entry.state
+        if new:
+            box.mount_all(new)
+            box.scroll_end(animate=False)
+
+    def echo(self, text: str, state: str = "sending") -> str:
+        """Local echo: the message shows at once, as `sending`; its placeholder key."""
+        self._echoes += 1
+        key = f"echo-{self._echoes}"
+        bubble = Bubble(self._echo_text(text, state), True)
+        bubble.entry_state = "sending"
+        bubble.echo_text = text
+        self.bubbles[key] = bubble
+        box = self.query_one("#messages", VerticalScroll)
+        box.mount(bubble)
+        box.scroll_end(animate=False)
+        return key
+
+    @staticmethod
+    def _echo_text(text: str, state: str) -> Text:
+        return Text(visible(text, multiline=True) + "\n").append(f"… {state}", style="dim")
+
+    def _progress(self, pending: str) -> Callable[[int, int], None]:
+        """A file's sending progress, shown on its echo until the stored entry takes over."""
+
+        def update(done: int, total: int) -> None:
+            bubble = self.bubbles.get(pending)
+            if bubble is not None:
+                bubble.update(self._echo_text(bubble.echo_text, f"sending {done}/{total}"))
+
+        return update
+
+    def _failed(self, pending: str, exc: BaseException) -> None:
+        """A send that failed: its echo goes (a message already stored shows from the history)."""
+        bubble = self.bubbles.pop(pending, None)
+        if bubble is not None:
+            bubble.remove()
+        self.notify(_error(exc), severity="error", markup=False)
+        self.refresh_thread()
+
+    # ------------------------------------------------------------ sending
+
+    @on(ComposeArea.Submitted)
+    def compose_submitted(self, event: ComposeArea.Submitted) -> None:
+        if not self.unlocked:
+            return
+        if self.current is None:
+            self.notify("open a conversation first (ctrl+n: new by handle)", severity="warning", markup=False)
+            return
+        text = event.text
+        if text.startswith("/file "):
+            path = text[len("/file "):].strip()
+            self.send_file(self.current, path, self.echo(f"file {path}"))
+            return
+        self.send_text(self.current, text, self.echo(text))
+
+    async def _peer(self, identity: str) -> Any:
+        peer = self.peers.get(identity)
+        if peer is None:
+            peer = self.peers[identity] = await self.service.resolve_peer(identity)
+        return peer
+
+    @work(group="send")
+    async def send_text(self, identity: str, text: str, pending: str) -> None:
+        try:
+            peer = await self._peer(identity)
+            result = await self.service.send_text(peer, text, self.session.routes)
+        except KezError as exc:
+            self._failed(pending, exc)
+            return
+        self._sent(result, pending)
+
+    def _sent(self, result: Any, pending: str | None = None) -> None:
+        if pending is not None and pending in self.bubbles:
+            self.bubbles[result.key] = self.bubbles.pop(pending)
+        if not any(d.sent for d in result.deliveries):
+            failed = next((d.error for d in result.deliveries if d.error), None) or {}
+            self.notify(visible(f"not sent yet: {failed.get('message', 'no transport')}"), severity="warning",
+                        markup=False)
+        if self.current == result.peer:
+            self.refresh_thread()
+        self.refresh_sidebar()
+
+    @work(group="send")
+    async def send_file(self, identity: str, path: str, pending: str) -> None:
+        try:
+            peer = await self._peer(identity)
+            result = await self.service.send_file(peer, path, self.session.routes, self._progress(pending))
+        except (KezError, OSError) as exc:
+            self._failed(pending, exc)
+            return
+        self._sent(result, pending)
+
+    # ------------------------------------------------------------ receiving
+
+    @on(FeedMessage)
+    def feed_event(self, message: FeedMessage) -> None:
+        event = message.event
+        if event.kind in ("live", "lost"):
+            self.links[event.route] = "live" if event.kind == "live" else f"lost ({event.detail}), retrying"
+            self._show_status()
+            return
+        if event.kind == "refused" or event.received is None:
+            return
+        received = event.received
+        if received.kind == "ack":
+            self.refresh_thread()
+            return
+        if received.kind not in ("message",) and received.file is None:
+            return
+        sender = received.message.sender_identity
+        if sender == self.current:
+            self.refresh_thread()
+        else:
+            self.bell()
+        self.refresh_sidebar()
+
+    def _show_status(self) -> None:
+        text = Text()
+        for name, state in self.links.items():
+            text.append(f"{visible(name)}: ", style="bold")
+            text.append(visible(state) + "  ", style="green" if state == "live" else "yellow")
+        if not self.links:
+            text.append("no transport configured: give --via (see `kez chat --help`)", style="yellow")
+        self.query_one("#status", Static).update(text)
+
+    # ------------------------------------------------------------ actions
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, InfoScreen):
+            self.push_screen(InfoScreen(help_text(), "escape: close"))
+
+    def action_new_conversation(self) -> None:
+        if self.unlocked:
+            self.push_screen(PromptScreen("Write to (a handle, e.g. bob@kez.example, or a contact)"),
+                             callback=self._new_conversation)
+
+    def _new_conversation(self, value: str | None) -> None:
+        if value and value.strip():
+            self.look_up(value.strip())
+
+    @work(group="lookup", exclusive=True)
+    async def look_up(self, text: str) -> None:
+        try:
+            peer = await self.service.resolve_peer(text)
+        except KezError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        self.peers[peer.identity] = peer
+        mine = self.service.identity
+
+        def chosen(accept: bool | None) -> None:
+            if accept:
+                self.open_peer(peer.identity)
+                self.query_one("#compose", ComposeArea).focus()
+
+        screen = InfoScreen(peer_details(mine, peer), "enter: start the conversation   escape: cancel")
+        self.push_screen(screen, callback=chosen)
+        await self.check_claims(screen, mine, peer, first=True)
+
+    async def check_claims(self, screen: InfoScreen, mine: str, peer: Any, *, first: bool) -> None:
+        """Verify the peer's claims (as `kez verify` does) and show their statuses on `screen`."""
+        if not peer.chain.active_claims():
+            return
+        from kez_core.verifier import FetchPolicy, verify_identity
+
+        report, failed = None, ""
+        try:
+            report = await verify_identity(peer.chain, registry=self.service.keystore.registry,
+                                           policy=FetchPolicy(timeout=self.session.timeout, retries=0))
+        except KezError as exc:
+            failed = exc.message
+        if screen.is_attached:
+            screen.show(peer_details(mine, peer, first=first, report=report, failed=failed))
+
+    def action_rename(self) -> None:
+        if self.current is not None:
+            self.push_screen(PromptScreen("Contact name"), callback=self._rename)
+
+    def _rename(self, value: str | None) -> None:
+        if not value or self.current is None:
+            return
+        self.rename(self.current, value.strip())
+
+    @work(group="contacts")
+    async def rename(self, identity: str, name: str) -> None:
+        try:
+            contact = self.service.store.contact_for(identity)
+            if contact is not None:
+                self.service.rename_contact(contact.name, name)
+            else:
+                await self.service.add_contact(name, identity)
+        except KezError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        self.refresh_thread()
+        self.refresh_sidebar()
+
+    def action_block(self) -> None:
+        if self.current is not None:
+            self.toggle_block(self.current)
+
+    @work(group="contacts")
+    async def toggle_block(self, identity: str) -> None:
+        contact = self.service.store.contact_for(identity)
+        try:
+            if contact is not None and contact.blocked:
+                await self.service.block(contact.name, False)
+                done = "unblocked"
+            else:
+                await self.service.block(contact.name if contact else identity, True)
+                done = "blocked: their messages are dropped"
+        except KezError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        self.notify(done, markup=False)
+        self.refresh_thread()
+        self.refresh_sidebar()
+
+    def action_search(self) -> None:
+        if self.current is not None:
+            self.push_screen(PromptScreen("Search this conversation for"), callback=self._search)
+
+    def _search(self, value: str | None) -> None:
+        if not value or self.current is None:
+            return
+        hits = self.service.search(self.current, value)
+        text = Text(f"{len(hits)} message(s) with {visible(value)!r}\n\n", style="bold")
+        now = self.clock()
+        for entry in hits:
+            text.append_text(render.bubble(entry, now))
+            text.append("\n\n")
+        self.push_screen(InfoScreen(text, "escape: close"))
+
+    def action_focus_list(self) -> None:
+        self.query_one("#chats", ListView).focus()
+
+    def action_profile(self) -> None:
+        if self.current is not None:
+            self.show_profile(self.current)
+
+    @work(group="lookup", exclusive=True)
+    async def show_profile(self, identity: str) -> None:
+        try:
+            peer = await self._peer(identity)
+        except KezError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        mine = self.service.identity
+        screen = InfoScreen(peer_details(mine, peer, first=False), "escape: close")
+        self.push_screen(screen)
+        await self.check_claims(screen, mine, peer, first=False)
+
+    async def action_quit(self) -> None:
+        self.workers.cancel_all()
+        self.exit()
+
+    def on_unmount(self) -> None:
+        self.session.close()
