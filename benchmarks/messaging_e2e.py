@@ -27,12 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import statistics
+import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import attrs
 from kez_cli.demo_messaging import ensure_inbox, route_context, transport_options
 from kez_cli.demo_network import share_on_server, start_sig_server
 from kez_cli.io import read_chain_file
@@ -41,6 +42,7 @@ from kez_core.chat import MessagingService, Route
 from kez_core.keystore import Keystore
 from kez_core.messaging import routing_id
 from kez_core.registry import default_registry
+from kez_core.verifier import RunScope
 
 
 WAIT = 15.0
@@ -72,41 +74,56 @@ async def drain(queue: asyncio.Queue[bytes]) -> list[bytes]:
 
 
 async def e2e(name: str, transport: Any, alice: MessagingService, bob: MessagingService, peer: Any,
-              ctx: dict[str, Any], keys: dict[str, str], count: int) -> dict[str, Any]:
-    send_route = [Route(name, transport, ctx["alice_send"])]
-    ack_route = [Route(name, transport, ctx["bob_send"])]
+              ctx: dict[str, Any], keys: dict[str, str], count: int, window: int) -> dict[str, Any]:
+    """`window` 1: one message at a time, as `kez message send` does (send_text / receive / flush_acks).
+    Larger: the backlog helpers (send_texts with that window, receive_many, flush_acks_batched)."""
+    scope = RunScope()  # one connection per transport for the run's sends, as a long-running client keeps
+    send_route = [Route(name, transport, attrs.evolve(ctx["alice_send"], scope=scope))]
+    ack_route = [Route(name, transport, attrs.evolve(ctx["bob_send"], scope=scope))]
     started: dict[str, float] = {}
-    latencies: list[float] = []
+    arrived: dict[str, float] = {}
     envelope_size = 0
+    batched = window > 1
     async with (transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in,
                 transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in):
         bob_q: asyncio.Queue[bytes] = asyncio.Queue()
         alice_q: asyncio.Queue[bytes] = asyncio.Queue()
         pumps = [asyncio.create_task(pump(bob_in, bob_q)), asyncio.create_task(pump(alice_in, alice_q))]
 
+        def received(service: MessagingService, envelopes: list[bytes]) -> list[Any]:
+            if batched:
+                return service.receive_many(envelopes)
+            return [service.receive(envelope) for envelope in envelopes]
+
         async def bob_side() -> None:
             nonlocal envelope_size
             got = 0
             while got < count:
-                for envelope in await drain(bob_q):
-                    envelope_size = max(envelope_size, len(envelope))
-                    if bob.receive(envelope).kind == "message":
-                        got += 1
-                await bob.flush_acks(ack_route)
+                envelopes = await drain(bob_q)
+                envelope_size = max([envelope_size, *map(len, envelopes)])
+                got += sum(getattr(r, "kind", None) == "message" for r in received(bob, envelopes))
+                await (bob.flush_acks_batched(ack_route) if batched else bob.flush_acks(ack_route))
 
         async def alice_side() -> None:
-            while len(latencies) < count:
-                for envelope in await drain(alice_q):
-                    received = alice.receive(envelope)
-                    at = time.perf_counter()
-                    for key in received.delivered:
-                        latencies.append(at - started[key])
+            while len(arrived) < count:
+                results = received(alice, await drain(alice_q))
+                at = time.perf_counter()
+                for result in results:
+                    for key in getattr(result, "delivered", ()):
+                        arrived[key] = at
 
         async def sender() -> None:
-            for i in range(count):
+            texts = [f"message {i:06d} from alice" for i in range(count)]
+            for start in range(0, count, window):
+                while len(started) - len(arrived) >= 2 * window:  # a bounded window: at most two windows undelivered
+                    await asyncio.sleep(0.001)
                 t0 = time.perf_counter()
-                result = await alice.send_text(peer, f"message {i:06d} from alice", send_route)
-                started[result.key] = t0
+                if batched:
+                    results = await alice.send_texts(peer, texts[start:start + window], send_route, window)
+                else:
+                    results = [await alice.send_text(peer, texts[start], send_route)]
+                for result in results:
+                    started[result.key] = t0
 
         begin = time.perf_counter()
         await asyncio.gather(sender(), bob_side(), alice_side())
@@ -114,6 +131,8 @@ async def e2e(name: str, transport: Any, alice: MessagingService, bob: Messaging
         for task in pumps:
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
+    await scope.aclose()
+    latencies = [arrived[key] - started[key] for key in arrived]
     return {"rate": count / elapsed, "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99),
             "envelope": envelope_size}
 
@@ -121,6 +140,8 @@ async def e2e(name: str, transport: Any, alice: MessagingService, bob: Messaging
 async def raw(transport: Any, ctx: dict[str, Any], keys: dict[str, str], count: int, size: int) -> float:
     """Envelope-sized payloads through the transport alone: sent one after another, counted on arrival."""
     payload = (b"kez:e1:" + b"A" * size)[:size]
+    scope = RunScope()
+    send_ctx = attrs.evolve(ctx["alice_send"], scope=scope)
     async with transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as inbox:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         task = asyncio.create_task(pump(inbox, queue))
@@ -128,7 +149,7 @@ async def raw(transport: Any, ctx: dict[str, Any], keys: dict[str, str], count: 
 
         async def send_all() -> None:
             for _ in range(count):
-                await transport.send(routing_id(keys["bob"]), payload, ctx["alice_send"])
+                await transport.send(routing_id(keys["bob"]), payload, send_ctx)
 
         async def count_all() -> None:
             seen = 0
@@ -139,14 +160,98 @@ async def raw(transport: Any, ctx: dict[str, Any], keys: dict[str, str], count: 
         elapsed = time.perf_counter() - begin
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+    await scope.aclose()
     return count / elapsed
+
+
+async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: MessagingService, peer: Any,
+                   ctx: dict[str, Any], keys: dict[str, str], path: Path) -> dict[str, Any]:
+    """A file alice → bob (`send_file`: chunks, then the pointer), bob taking what is ready with
+    `receive_many`; seconds to bob's SHA-256-checked copy and to alice's `delivered`."""
+    scope = RunScope()
+    send_route = [Route(name, transport, attrs.evolve(ctx["alice_send"], scope=scope))]
+    ack_route = [Route(name, transport, attrs.evolve(ctx["bob_send"], scope=scope))]
+    sizes: list[int] = []
+    async with (transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in,
+                transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in):
+        bob_q: asyncio.Queue[bytes] = asyncio.Queue()
+        alice_q: asyncio.Queue[bytes] = asyncio.Queue()
+        pumps = [asyncio.create_task(pump(bob_in, bob_q)), asyncio.create_task(pump(alice_in, alice_q))]
+        begin = time.perf_counter()
+
+        async def bob_side() -> dict[str, Any]:
+            while True:
+                envelopes = await drain(bob_q)
+                sizes.extend(map(len, envelopes))
+                for result in bob.receive_many(envelopes):
+                    state = (getattr(result, "file", None) or {}).get("state")
+                    if state in ("complete", "corrupt"):
+                        done = time.perf_counter()
+                        await bob.flush_acks_batched(ack_route)
+                        return {**result.file, "complete_s": done - begin}
+
+        bob_task = asyncio.create_task(bob_side())
+        sent = await alice.send_file(peer, path, send_route)
+        got = await bob_task
+        while True:
+            if any(sent.key in getattr(r, "delivered", ()) for r in alice.receive_many(await drain(alice_q))):
+                break
+        delivered = time.perf_counter() - begin
+        for task in pumps:
+            task.cancel()
+        await asyncio.gather(*pumps, return_exceptions=True)
+    await scope.aclose()
+    return {**got, "delivered_s": delivered, "envelope": max(sizes), "envelopes": len(sizes)}
+
+
+async def raw_bytes(transport: Any, ctx: dict[str, Any], keys: dict[str, str], data: bytes, piece: int) -> float:
+    """Seconds to push `data` through the transport alone, in `piece`-byte envelopes sent one after
+    another (as `send_file` sends its chunks), until the subscriber has every byte."""
+    scope = RunScope()
+    send_ctx = attrs.evolve(ctx["alice_send"], scope=scope)
+    pieces = [data[i:i + piece] for i in range(0, len(data), piece)]
+    async with transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as inbox:
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        task = asyncio.create_task(pump(inbox, queue))
+        begin = time.perf_counter()
+
+        async def send_all() -> None:
+            for chunk in pieces:
+                await transport.send(routing_id(keys["bob"]), chunk, send_ctx)
+
+        async def count_all() -> None:
+            seen = 0
+            while seen < len(data):
+                seen += sum(len(e) for e in await drain(queue) if not e.startswith(b"kez:"))
+
+        await asyncio.gather(send_all(), count_all())
+        elapsed = time.perf_counter() - begin
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await scope.aclose()
+    return elapsed
+
+
+def contexts(store: Keystore, server: Any, base: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "alice_send": route_context(store, "alice", base, f"bob@{server.name}"),
+        "alice_listen": route_context(store, "alice", base, "alice"),
+        "bob_send": route_context(store, "bob", base, f"alice@{server.name}"),
+        "bob_listen": route_context(store, "bob", base, "bob"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="messages per transport")
     parser.add_argument("--transports", default="nats,nostr,http")
+    parser.add_argument("--windows", default="1,64",
+                        help="messages in flight: 1 is one at a time (send_text/receive/flush_acks), more uses "
+                        "the backlog helpers (send_texts/receive_many/flush_acks_batched)")
+    parser.add_argument("--file-mb", type=float, default=10.0, help="size of the file part's file (0: no file part)")
+    parser.add_argument("--file-transports", default="nats,nostr")
     args = parser.parse_args()
+    windows = [int(w) for w in args.windows.split(",") if w.strip()]
     registry = default_registry()
     with tempfile.TemporaryDirectory(prefix="kez-bench-") as tmp, contextlib.ExitStack() as stack:
         store = Keystore(Path(tmp), registry)
@@ -157,38 +262,62 @@ def main() -> None:
             record = store.get(name)
             asyncio.run(push_all([server.url], record.identity_id, read_chain_file(store.chain_path(record.identity_id)), 10.0))
         alice = MessagingService(store, store.get("alice"), no_passphrase)
-        bob = MessagingService(store, store.get("bob"), no_passphrase)
+        bob = MessagingService(store, store.get("bob"), no_passphrase, save_dir=Path(tmp) / "bob-files")
         peer = asyncio.run(alice.resolve_peer(store.get("bob").identity_id))
+        bases: dict[str, dict[str, Any]] = {}
+
+        def base_for(name: str) -> dict[str, Any]:
+            if name not in bases:
+                bases[name] = transport_options(name, stack, server)
+                if name == "nostr":  # the 5 events/s politeness limit is for public relays, not loopback
+                    bases[name]["nostr_transport_rate"] = "100000"
+            return bases[name]
+
         print(f"messaging end to end on loopback, {args.count} messages per transport")
-        print(f"{'transport':<10}{'e2e msg/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'raw msg/s':>11}{'e2e/raw':>9}")
+        print(f"{'transport':<10}{'window':>7}{'e2e msg/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'raw msg/s':>11}{'e2e/raw':>9}")
         try:
             for name in [n.strip() for n in args.transports.split(",") if n.strip()]:
-                base = transport_options(name, stack, server)
-                if name == "nostr":  # the 5 events/s politeness limit is for public relays, not loopback
-                    base["nostr_transport_rate"] = "100000"
-                ctx = {
-                    "alice_send": route_context(store, "alice", base, f"bob@{server.name}"),
-                    "alice_listen": route_context(store, "alice", base, "alice"),
-                    "bob_send": route_context(store, "bob", base, f"alice@{server.name}"),
-                    "bob_listen": route_context(store, "bob", base, "bob"),
-                }
+                ctx = contexts(store, server, base_for(name))
                 transport = registry.transport(name)
-                try:
-                    measured = asyncio.run(e2e(name, transport, alice, bob, peer, ctx, keys, args.count))
-                except TimeoutError:  # a transport that lost an envelope or an ack
-                    print(f"{name:<10} timed out: an envelope or ack did not arrive within {WAIT:.0f} s")
-                    continue
-                base_rate = asyncio.run(raw(transport, ctx, keys, args.count, measured["envelope"]))
-                print(f"{name:<10}{measured['rate']:>11.0f}{measured['p50'] * 1e3:>9.2f}{measured['p99'] * 1e3:>9.2f}"
-                      f"{base_rate:>11.0f}{measured['rate'] / base_rate:>9.2f}"
-                      f"   (envelope {measured['envelope']} bytes)")
+                base_rate = None
+                for window in windows:
+                    try:
+                        measured = asyncio.run(e2e(name, transport, alice, bob, peer, ctx, keys, args.count, window))
+                    except TimeoutError:  # a transport that lost an envelope or an ack
+                        print(f"{name:<10}{window:>7} timed out: an envelope or ack did not arrive within {WAIT:.0f} s")
+                        continue
+                    if base_rate is None:
+                        base_rate = asyncio.run(raw(transport, ctx, keys, args.count, measured["envelope"]))
+                    print(f"{name:<10}{window:>7}{measured['rate']:>11.0f}{measured['p50'] * 1e3:>9.2f}"
+                          f"{measured['p99'] * 1e3:>9.2f}{base_rate:>11.0f}{measured['rate'] / base_rate:>9.2f}"
+                          f"   (envelope {measured['envelope']} bytes)")
+            if args.file_mb > 0:
+                size = int(args.file_mb * 1024 * 1024)
+                data = os.urandom(size)
+                path = Path(tmp) / "bench.bin"
+                path.write_bytes(data)
+                print(f"\na {size:,}-byte file alice → bob (send_file, receive_many), against the same bytes raw")
+                print(f"{'transport':<10}{'chunks':>7}{'file s':>8}{'MB/s':>7}{'raw s':>8}{'raw MB/s':>9}{'file/raw':>9}"
+                      f"{'delivered s':>12}")
+                for name in [n.strip() for n in args.file_transports.split(",") if n.strip()]:
+                    ctx = contexts(store, server, base_for(name))
+                    transport = registry.transport(name)
+                    try:
+                        got = asyncio.run(file_e2e(name, transport, alice, bob, peer, ctx, keys, path))
+                    except TimeoutError:
+                        print(f"{name:<10} timed out: a chunk or the ack did not arrive within {WAIT:.0f} s")
+                        continue
+                    saved = Path(got["path"]) if got.get("path") else None
+                    if got["state"] != "complete" or saved is None or saved.read_bytes() != data:
+                        print(f"{name:<10} the file did not arrive intact ({got['state']})")
+                        continue
+                    raw_s = asyncio.run(raw_bytes(transport, ctx, keys, data, got["envelope"]))
+                    mb = size / 1e6
+                    print(f"{name:<10}{got['count']:>7}{got['complete_s']:>8.2f}{mb / got['complete_s']:>7.1f}"
+                          f"{raw_s:>8.2f}{mb / raw_s:>9.1f}{raw_s / got['complete_s']:>9.2f}{got['delivered_s']:>12.2f}")
         finally:
             alice.close()
             bob.close()
-        import kez_core.chat as chat
-
-        if not hasattr(chat, "send_file") and not hasattr(chat.MessagingService, "send_file"):
-            print("10 MB file over nats and nostr: skipped: no file API yet")
 
 
 if __name__ == "__main__":

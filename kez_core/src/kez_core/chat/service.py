@@ -360,6 +360,27 @@ class MessagingService:
                     done.setdefault(peer, []).append(message_id)
         return done
 
+    # ---------------------------------------------------------------- backlogs (batch.py: group commits)
+
+    async def send_texts(self, peer: Peer, texts: Sequence[str], routes: Sequence[Route],
+                         window: int = 64) -> list[SendResult]:
+        """`send_text` for many texts, `window` at a time in flight; see `batch.send_texts`."""
+        from .batch import send_texts
+
+        return await send_texts(self, peer, texts, routes, window)
+
+    def receive_many(self, envelopes: Sequence[str | bytes]) -> list[Received | KezError]:
+        """`receive` for every envelope ready at once; see `batch.receive_many`."""
+        from .batch import receive_many
+
+        return receive_many(self, envelopes)
+
+    async def flush_acks_batched(self, routes: Sequence[Route]) -> dict[str, list[str]]:
+        """`flush_acks` with up to 100 ids per ack; see `batch.flush_acks_batched`."""
+        from .batch import flush_acks_batched
+
+        return await flush_acks_batched(self, routes)
+
     # ---------------------------------------------------------------- receiving
 
     def sender_chain(self, identity: str) -> ChainState | None:
@@ -387,7 +408,10 @@ class MessagingService:
             registry=self.keystore.registry,
             sender_chain=lookup,
         )
-        checked = bool(known and known[-1] is not None)
+        return self.accept_opened(message, bool(known and known[-1] is not None))
+
+    def accept_opened(self, message: Any, checked: bool) -> Received:
+        """Act on a message `open_envelope(s)` accepted: store it (and queue its ack), or apply an ack."""
         sender = message.sender_identity
         if message.kind == "ack":
             return Received("ack", message, checked, delivered=tuple(self._apply_ack(message, checked)))
