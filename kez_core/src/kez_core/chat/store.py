@@ -174,6 +174,10 @@ class ChatStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._migrate()
+            # `max(seq)` on every insert scanned the whole table (the index is by peer): quadratic
+            # over a history. Made here, idempotent, rather than as a schema version, so stores of
+            # every version get it; a later migration may take it over.
+            self._db.execute("CREATE INDEX IF NOT EXISTS messages_by_seq ON messages (seq)")
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
