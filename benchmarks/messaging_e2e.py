@@ -204,35 +204,54 @@ async def raw(transport: Any, ctx: dict[str, Any], keys: dict[str, str], count: 
     return count / elapsed
 
 
+def bob_file_thread(name: str, transport: Any, bob: MessagingService, ctx: dict[str, Any], keys: dict[str, str],
+                    ready: threading.Event, sizes: list[int]) -> dict[str, Any]:
+    """Bob in his own thread and loop: `receive_many` until a file is assembled and checked, then ack it."""
+
+    async def run() -> dict[str, Any]:
+        scope = RunScope()
+        ack_route = [Route(name, transport, attrs.evolve(ctx["bob_send"], scope=scope))]
+        try:
+            async with transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in:
+                queue: asyncio.Queue[bytes] = asyncio.Queue()
+                task = asyncio.create_task(pump(bob_in, queue))
+                ready.set()
+                try:
+                    while True:
+                        envelopes = await drain(queue)
+                        sizes.extend(map(len, envelopes))
+                        for result in bob.receive_many(envelopes):
+                            file = getattr(result, "file", None) or {}
+                            if file.get("state") in ("complete", "corrupt"):
+                                done = time.perf_counter()
+                                await bob.flush_acks_batched(ack_route)
+                                return {**file, "done": done}
+                finally:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+        finally:
+            await scope.aclose()
+
+    return asyncio.run(run())
+
+
 async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: MessagingService, peer: Any,
                    ctx: dict[str, Any], keys: dict[str, str], path: Path) -> dict[str, Any]:
-    """A file alice → bob (`send_file`: chunks, then the pointer), bob taking what is ready with
-    `receive_many`; seconds to bob's SHA-256-checked copy and to alice's `delivered`."""
+    """A file alice → bob (`send_file`: chunks, then the pointer), bob in his own thread taking what
+    is ready with `receive_many`; seconds to bob's SHA-256-checked copy and to alice's `delivered`."""
     scope = RunScope()
     send_route = [Route(name, transport, attrs.evolve(ctx["alice_send"], scope=scope))]
-    ack_route = [Route(name, transport, attrs.evolve(ctx["bob_send"], scope=scope))]
     sizes: list[int] = []
-    async with (transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in,
-                transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in):
-        bob_q: asyncio.Queue[bytes] = asyncio.Queue()
+    ready = threading.Event()
+    bob_done = asyncio.ensure_future(asyncio.to_thread(bob_file_thread, name, transport, bob, ctx, keys, ready, sizes))
+    async with transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in:
         alice_q: asyncio.Queue[bytes] = asyncio.Queue()
-        pumps = [asyncio.create_task(pump(bob_in, bob_q)), asyncio.create_task(pump(alice_in, alice_q))]
+        pumps = [asyncio.create_task(pump(alice_in, alice_q))]
+        if not await asyncio.to_thread(ready.wait, WAIT):
+            raise TimeoutError
         begin = time.perf_counter()
-
-        async def bob_side() -> dict[str, Any]:
-            while True:
-                envelopes = await drain(bob_q)
-                sizes.extend(map(len, envelopes))
-                for result in bob.receive_many(envelopes):
-                    state = (getattr(result, "file", None) or {}).get("state")
-                    if state in ("complete", "corrupt"):
-                        done = time.perf_counter()
-                        await bob.flush_acks_batched(ack_route)
-                        return {**result.file, "complete_s": done - begin}
-
-        bob_task = asyncio.create_task(bob_side())
         sent = await alice.send_file(peer, path, send_route)
-        got = await bob_task
+        got = await bob_done
         while True:
             if any(sent.key in getattr(r, "delivered", ()) for r in alice.receive_many(await drain(alice_q))):
                 break
@@ -241,7 +260,8 @@ async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: Mess
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
     await scope.aclose()
-    return {**got, "delivered_s": delivered, "envelope": max(sizes), "envelopes": len(sizes)}
+    return {**got, "complete_s": got["done"] - begin, "delivered_s": delivered, "envelope": max(sizes),
+            "envelopes": len(sizes)}
 
 
 async def raw_bytes(transport: Any, ctx: dict[str, Any], data: bytes, envelope: int) -> float:
