@@ -253,7 +253,9 @@ def test_demo_passes(capsys):
     assert {row["transport"]: row["states"] for row in messaging["messages"]} == {
         "nats": ["sent", "delivered"], "nostr": ["sent", "delivered"], "http": ["sent", "delivered"]}
     assert all(row["bob_got"] == row["text"] and row["sender_checked"] for row in messaging["messages"])
-    assert "file" in messaging  # filled once chunked file transfer is merged
+    file = messaging["file"]  # 1 MB alice -> bob over nostr in chunks, bob's copy checked, acked
+    assert file["ok"] is True and file["state"] == "delivered" and file["received"] == "complete"
+    assert file["size"] == 1024 * 1024 and file["sha256_checked"] is True and file["count"] > 1
 
 
 def test_demo_offline_starts_no_server(capsys):

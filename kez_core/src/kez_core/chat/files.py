@@ -17,6 +17,7 @@ file arrived whole.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -40,6 +41,7 @@ from .store import open_body, seal_body
 INLINE_MAX = 80 * 1024  # bytes: a larger file goes in chunks
 FILE_MAX = 10 * 1024 * 1024  # bytes: a larger file is refused before anything is sent
 MAX_CHUNKS = 65536
+CHUNK_WINDOW = 8  # chunks in flight at once while sending (each up to 128 KiB)
 MAX_OPEN_TRANSFERS = 16  # incomplete incoming transfers kept per peer; chunks of more are dropped
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 _B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}\Z")
@@ -454,18 +456,9 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     done = transfers.sent_chunks(transfer)
     if progress:
         progress(len(done), pointer.count + 1)
-    for index in range(pointer.count):
-        if index in done:
-            continue
-        piece = data[index * pointer.chunk_size:(index + 1) * pointer.chunk_size]
-        sealed = service._seal(peer.chain, chunk_body(Chunk(transfer, index, pointer.count, piece)))
-        deliveries = await service._deliver(peer.identity, sealed, routes)
-        if not any(d.sent for d in deliveries):
-            return SendResult(key, peer.identity, "sending", tuple(deliveries))
-        transfers.mark_sent(transfer, index)
-        done.add(index)
-        if progress:
-            progress(len(done), pointer.count + 1)
+    failed = await _send_chunks(service, peer, pointer, data, routes, transfers, done, progress)
+    if failed is not None:
+        return SendResult(key, peer.identity, "sending", failed)
     service.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed_pointer])
     deliveries = await service._deliver(peer.identity, sealed_pointer, routes)
     state = "sending"
@@ -485,6 +478,32 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
         )
         return SendResult(key, peer.identity, state, tuple(deliveries), copies)
     return SendResult(key, peer.identity, state, tuple(deliveries))
+
+
+async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, routes: Sequence[Any],
+                       transfers: Transfers, done: set[int], progress: Progress | None,
+                       window: int = CHUNK_WINDOW) -> tuple[Any, ...] | None:
+    """Send the chunks not in `done`, `window` at a time in flight, each window's sent marks in one
+    store transaction (one fsync, not one per chunk); the deliveries of a chunk no route took, else
+    None. A chunk is marked sent only once a transport accepted it, so a resumed transfer sends
+    exactly the ones missing."""
+    missing = [i for i in range(pointer.count) if i not in done]
+    size = pointer.chunk_size
+    for start in range(0, len(missing), window):
+        group = missing[start:start + window]
+        sealed = [service._seal(peer.chain, chunk_body(Chunk(pointer.transfer, i, pointer.count,
+                                                              data[i * size:(i + 1) * size]))) for i in group]
+        results = await asyncio.gather(*(service._deliver(peer.identity, one, routes) for one in sealed))
+        sent = [i for i, deliveries in zip(group, results, strict=True) if any(d.sent for d in deliveries)]
+        with service.store.batch():
+            for index in sent:
+                transfers.mark_sent(pointer.transfer, index)
+        done.update(sent)
+        if progress:
+            progress(len(done), pointer.count + 1)
+        if len(sent) < len(group):
+            return next(tuple(r) for r in results if not any(d.sent for d in r))
+    return None
 
 
 # ------------------------------------------------------------------ receiving

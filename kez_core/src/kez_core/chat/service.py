@@ -429,6 +429,27 @@ class MessagingService:
                     done.setdefault(peer, []).append(message_id)
         return done
 
+    # ---------------------------------------------------------------- backlogs (batch.py: group commits)
+
+    async def send_texts(self, peer: Peer, texts: Sequence[str], routes: Sequence[Route],
+                         window: int = 64) -> list[SendResult]:
+        """`send_text` for many texts, `window` at a time in flight; see `batch.send_texts`."""
+        from .batch import send_texts
+
+        return await send_texts(self, peer, texts, routes, window)
+
+    def receive_many(self, envelopes: Sequence[str | bytes]) -> list[Received | KezError]:
+        """`receive` for every envelope ready at once; see `batch.receive_many`."""
+        from .batch import receive_many
+
+        return receive_many(self, envelopes)
+
+    async def flush_acks_batched(self, routes: Sequence[Route]) -> dict[str, list[str]]:
+        """`flush_acks` with up to 100 ids per ack; see `batch.flush_acks_batched`."""
+        from .batch import flush_acks_batched
+
+        return await flush_acks_batched(self, routes)
+
     # ---------------------------------------------------------------- receiving
 
     def sender_chain(self, identity: str) -> ChainState | None:
@@ -470,13 +491,14 @@ class MessagingService:
         if self.replay.seen(message.id):  # the usual replay, refused before anything is done again
             raise MessageRefused(f"message {message.id} was already received", reason="replay")
         checked = bool(known and known[-1] is not None)
-        received = self._act(message, checked)
+        received = self.accept_opened(message, checked)
         self.replay.accept(message.id, message.created_at)  # a racing process took it: `replay`
         return received
 
-    def _act(self, message: Any, checked: bool) -> Received:
-        """Store or apply one opened message; safe to run again for a message stored before a
-        crash (stores are keyed by message id, acks only move states forward)."""
+    def accept_opened(self, message: Any, checked: bool) -> Received:
+        """Store or apply one opened message (and queue its ack); safe to run again for a
+        message stored before a crash (stores are keyed by message id, acks only move states
+        forward). The caller records the id in the replay store afterwards."""
         sender = message.sender_identity
         if message.kind == "ack":
             return Received("ack", message, checked, delivered=tuple(self._apply_ack(message, checked)))

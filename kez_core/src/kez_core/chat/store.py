@@ -171,7 +171,7 @@ class ChatStore:
     def __init__(self, path: str | Path, key: bytes) -> None:
         self.path = Path(path)
         self._key = key
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # reentrant: writes inside batch()
         db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,6 +180,10 @@ class ChatStore:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
             self._migrate()
+            # `max(seq)` on every insert scanned the whole table (the index is by peer): quadratic
+            # over a history. Made here, idempotent, rather than as a schema version, so stores of
+            # every version get it; a later migration may take it over.
+            self._db.execute("CREATE INDEX IF NOT EXISTS messages_by_seq ON messages (seq)")
         except sqlite3.Error as exc:
             if db is not None:
                 db.close()
@@ -203,9 +207,21 @@ class ChatStore:
                 db.execute(f"PRAGMA user_version={number + 1}")
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group commit: every write of this thread inside the block goes in one transaction (one
+        fsync), each as a savepoint so a write that fails undoes only itself. Used by the service
+        for a backlog (`receive_many`, `send_texts`); other threads wait until the block ends."""
+        with self._write():
+            yield
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken with BEGIN IMMEDIATE (the replay store's reason)."""
+        """One write transaction, taken with BEGIN IMMEDIATE (the replay store's reason);
+        inside `batch()`, a savepoint of its transaction."""
         with self._lock:
+            if self._db.in_transaction:
+                yield from self._savepoint()
+                return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 try:
@@ -216,6 +232,19 @@ class ChatStore:
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"message store {self.path}: {exc}") from exc
+
+    def _savepoint(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("SAVEPOINT kez_write")
+            try:
+                yield self._db
+                self._db.execute("RELEASE kez_write")
+            except BaseException:
+                self._db.execute("ROLLBACK TO kez_write")
+                self._db.execute("RELEASE kez_write")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"message store {self.path}: {exc}") from exc
 
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -376,6 +405,11 @@ class ChatStore:
                 (state, key, *only_from),
             ).rowcount
         return changed == 1
+
+    def state_of(self, key: str) -> str | None:
+        """The state of the message with history id `key`, or None when there is none."""
+        rows = self._read("SELECT state FROM messages WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
 
     def outgoing_for(self, message_id: str, peer: str) -> str | None:
         """The outgoing message to `peer` that was sent as signed message `message_id`, if any."""
