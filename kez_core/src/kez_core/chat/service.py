@@ -371,23 +371,45 @@ class MessagingService:
 
         Raises what `open_envelope` raises for an envelope that is refused.
         """
-        from ..messaging import open_envelope
+        [answer] = self.receive_many([envelope])
+        if isinstance(answer, KezError):
+            raise answer
+        return answer
 
-        known: list[ChainState | None] = []
+    def receive_many(self, envelopes: Sequence[str | bytes]) -> list[Received | KezError]:
+        """`receive` for envelopes that arrived together: one answer each, in order, a Received
+        or the typed error that refused it. Their ids go into the replay store in one transaction
+        (`open_envelopes`, `ReplayStore.accept_many`), so a burst costs one fsync, not one each."""
+        from ..messaging import open_envelopes
+
+        known: dict[str, bool] = {}
 
         def lookup(message: Any) -> ChainState | None:
-            known.append(self.sender_chain(message.sender_identity))
-            return known[-1]
+            chain = self.sender_chain(message.sender_identity)
+            known[message.id] = chain is not None
+            return chain
 
-        message = open_envelope(
-            envelope,
+        answers = open_envelopes(
+            list(envelopes),
             self.secrets(),
             identity=self.identity,
             replay=self.replay,
             registry=self.keystore.registry,
             sender_chain=lookup,
         )
-        checked = bool(known and known[-1] is not None)
+        out: list[Received | KezError] = []
+        for answer in answers:
+            if isinstance(answer, KezError):
+                out.append(answer)
+                continue
+            try:
+                out.append(self._act(answer, known.get(answer.id, False)))
+            except KezError as exc:
+                out.append(exc)
+        return out
+
+    def _act(self, message: Any, checked: bool) -> Received:
+        """What a message opened (and recorded as seen) does: stored, applied as an ack, dropped."""
         sender = message.sender_identity
         if message.kind == "ack":
             return Received("ack", message, checked, delivered=tuple(self._apply_ack(message, checked)))
