@@ -459,7 +459,7 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
             continue
         piece = data[index * pointer.chunk_size:(index + 1) * pointer.chunk_size]
         sealed = service._seal(peer.chain, chunk_body(Chunk(transfer, index, pointer.count, piece)))
-        deliveries = await service._deliver(peer.identity, sealed, routes)
+        deliveries = await service._deliver(peer.identity, sealed, routes, peer.chain)
         if not any(d.sent for d in deliveries):
             return SendResult(key, peer.identity, "sending", tuple(deliveries))
         transfers.mark_sent(transfer, index)
@@ -467,7 +467,7 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
         if progress:
             progress(len(done), pointer.count + 1)
     service.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed_pointer])
-    deliveries = await service._deliver(peer.identity, sealed_pointer, routes)
+    deliveries = await service._deliver(peer.identity, sealed_pointer, routes, peer.chain)
     state = "sending"
     if any(d.sent for d in deliveries):
         record = transfers.get(peer.identity, transfer, "out") or {}

@@ -81,6 +81,8 @@ class Listener:
     _queue: asyncio.Queue[Any] = attrs.field(init=False, factory=asyncio.Queue)
     _tasks: dict[tuple[str, str], asyncio.Task[None]] = attrs.field(init=False, factory=dict)
     _up: set[tuple[str, str]] = attrs.field(init=False, factory=set)
+    _announced: set[str] = attrs.field(init=False, factory=set)
+    _side: set[asyncio.Task[None]] = attrs.field(init=False, factory=set)
 
     @property
     def live_routes(self) -> list[Route]:
@@ -98,6 +100,9 @@ class Listener:
                 async with route.transport.subscribe(routing_id(key), route.ctx) as inbox:
                     attempt = 0
                     await self._queue.put(ListenEvent("up", route.name, key, again=was_down))
+                    if route.name not in self._announced:
+                        self._announced.add(route.name)
+                        self._side.add(asyncio.create_task(self._announce(route)))  # not in the way of envelopes
                     async for envelope in inbox:
                         await self._queue.put((route, envelope, inbox))
                 error: dict[str, Any] = TransportError(f"the {route.name} subscription ended").to_dict()
@@ -112,6 +117,19 @@ class Listener:
             was_down = True
             await self._queue.put(ListenEvent("down", route.name, key, error=error, retry_in=delay))
             await asyncio.sleep(delay)
+
+    async def _announce(self, route: Route) -> None:
+        """Once a route is live: a transport that can say where we are reached does so (nostr: our
+        NIP-65 relay list), through its optional `announce(ctx)`; what it says is a `note`."""
+        announce = getattr(route.transport, "announce", None)
+        if announce is None:
+            return
+        try:
+            said = await announce(route.ctx)
+        except KezError as exc:
+            said = f"{route.name}: {exc.message}"
+        if said:
+            await self._queue.put(ListenEvent("note", route.name, text=str(said)))
 
     def _start(self, keys: Sequence[str]) -> None:
         for route in self.routes:
@@ -212,8 +230,9 @@ class Listener:
         return None
 
     async def aclose(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._side]
         self._tasks.clear()
+        self._side.clear()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -263,13 +263,24 @@ class MessagingService:
             self.signer(), sender_identity=self.identity, recipient=chain, body=body, registry=self.keystore.registry
         )
 
-    async def _deliver(self, peer: str, sealed: list[tuple[str, Any, str]], routes: Sequence[Route]) -> list[Delivery]:
+    async def _deliver(
+        self, peer: str, sealed: list[tuple[str, Any, str]], routes: Sequence[Route], chain: ChainState | None = None
+    ) -> list[Delivery]:
         from ..messaging import routing_id
 
         out: list[Delivery] = []
         for route in routes:
-            # transports that address identities (http: the recipient's handle) read `recipient`
-            ctx = attrs.evolve(route.ctx, options={**route.ctx.options, "recipient": peer})
+            # transports that address identities (http: the recipient's handle) read `recipient`;
+            # one that picks servers per recipient (nostr: their NIP-65 relays) says so through
+            # its optional `recipient_options(chain, ctx)`; failing that, our own settings serve
+            extra: dict[str, Any] = {}
+            per_recipient = getattr(route.transport, "recipient_options", None)
+            if per_recipient is not None and chain is not None:
+                try:
+                    extra = dict(await per_recipient(chain, route.ctx))
+                except KezError:
+                    extra = {}
+            ctx = attrs.evolve(route.ctx, options={**route.ctx.options, "recipient": peer, **extra})
             for key, obj, envelope in sealed:
                 rid = routing_id(key)
                 try:
@@ -303,7 +314,7 @@ class MessagingService:
         created_at = sealed[0][1].payload["created_at"]
         self.store.add_outgoing(key, peer.identity, created_at, stored or body)
         self.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed])
-        deliveries = await self._deliver(peer.identity, sealed, routes)
+        deliveries = await self._deliver(peer.identity, sealed, routes, peer.chain)
         state = "sending"
         if any(d.sent for d in deliveries) and self.store.set_state(key, "sent", only_from=("sending",)):
             state = "sent"
@@ -321,7 +332,7 @@ class MessagingService:
             raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
         parse_profile_key_body(body, self.keystore.registry)
         sealed = self._seal(peer.chain, body)
-        deliveries = await self._deliver(peer.identity, sealed, routes)
+        deliveries = await self._deliver(peer.identity, sealed, routes, peer.chain)
         state = "sent" if any(d.sent for d in deliveries) else "sending"
         return SendResult(sealed[0][1].id, peer.identity, state, tuple(deliveries))
 
@@ -355,7 +366,7 @@ class MessagingService:
                     sealed = self._seal(chain, ack_body([message_id]))
                 except KezError:
                     break  # no current inbox key: keep it queued
-                if any(d.sent for d in await self._deliver(peer, sealed, routes)):
+                if any(d.sent for d in await self._deliver(peer, sealed, routes, chain)):
                     self.store.acked(peer, [message_id])
                     done.setdefault(peer, []).append(message_id)
         return done

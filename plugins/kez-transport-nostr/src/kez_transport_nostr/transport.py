@@ -138,6 +138,29 @@ class NostrTransport:
             hint=f"retry later, or add relays that accept kind-4243 events; {RELAY_HINT}",
         )
 
+    async def recipient_options(self, recipient: Any, ctx: ChannelContext) -> dict[str, Any]:
+        """Where to send to this recipient (a `ChainState`): NIP-65, see `nip65.recipient_options`."""
+        from .nip65 import recipient_options
+
+        return await recipient_options(recipient, ctx)
+
+    async def announce(self, ctx: ChannelContext) -> str | None:
+        """Publish our kind-10002 relay list (the relays we listen on) and a kind 0, signed by the
+        identity's key when it is a nostr key (`ctx.options["signer"]`); a line saying so, or None."""
+        signer = ctx.options.get("signer")
+        if signer is None or not str(getattr(signer, "key_id", "")).startswith("nostr:"):
+            return None
+        from .nip65 import publish_account
+
+        replies = await publish_account(signer.secret, ctx)
+        took = [r.url for r in replies["relay_list"] if r.accepted]
+        if not took:
+            raise TransportError(
+                "no relay took our NIP-65 relay list: " + "; ".join(_failure(r) for r in replies["relay_list"]),
+                hint="senders then use their own relays only; " + RELAY_HINT,
+            )
+        return f"published our NIP-65 relay list (kind 10002) on {len(took)} relay(s)"
+
     @contextlib.asynccontextmanager
     async def subscribe(self, routing_id: str, ctx: ChannelContext) -> AsyncIterator[RelayInbox]:
         """Live once entered (at least one relay sent EOSE); yields a `RelayInbox` of envelopes.
