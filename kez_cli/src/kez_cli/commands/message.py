@@ -121,27 +121,14 @@ class _Receiver:
         self, store: Keystore, record: IdentityRecord, sender_chains: list[str], unlock: Any = None,
         save_dir: Path | None = None,
     ) -> None:
-        from kez_core.messaging import InboxKeyring
-
         self.store = store
         self.record = record
         self.passphrase = unlock or passphrase.provider(f"identity {record.name!r}")
-        self.keyring = InboxKeyring(record.path)
         senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
         self.service = _service(store, record, self.passphrase, senders)
         self.service.save_dir = save_dir
         _renew_inbox(self.service)
         self.secrets = self.service.secrets()
-
-    def reload(self) -> list[str]:
-        """Read the keyring again when its keys changed (`kez sigchain add-inbox` meanwhile);
-        the key ids that are new."""
-        stored = {r.key for r in self.keyring.records()}
-        held = {s.key_id for s in self.secrets}
-        if stored <= held:
-            return []
-        self.secrets = self.service.secrets(reload=True)
-        return [s.key_id for s in self.secrets if s.key_id not in held]
 
     def signer(self) -> Signer:
         return self.service.signer()
