@@ -5,8 +5,10 @@ device holds, in a task of its own. A subscription that fails or ends is
 reported (`down`, with the error and the delay) and opened again after an
 exponential backoff with jitter (`base`, doubling, capped at `cap`); the
 next `up` says it is back. A transport catches up by itself on reopening:
-the http inbox from its cursor file, nostr from its lookback
-(`--transport-since`); core NATS keeps nothing while a subscriber is away.
+the http inbox from its cursor file, nostr from shortly before the moment
+the lost subscription ended (`ctx.options["resume_after"]`, unix time, which
+the listener sets when it subscribes again; at most the lookback
+`--transport-since`); core NATS keeps nothing while a subscriber is away.
 Envelopes that arrive together (several waiting in the queue) are opened
 as one batch through the service (`MessagingService.receive_many`: one
 replay-store transaction, `ReplayStore.accept_many`). A replay (an envelope
@@ -95,9 +97,12 @@ class Listener:
 
         attempt = 0
         was_down = False
+        ctx = route.ctx
         while True:
+            live = False
             try:
-                async with route.transport.subscribe(routing_id(key), route.ctx) as inbox:
+                async with route.transport.subscribe(routing_id(key), ctx) as inbox:
+                    live = True
                     attempt = 0
                     await self._queue.put(ListenEvent("up", route.name, key, again=was_down))
                     if route.name not in self._announced:
@@ -112,6 +117,8 @@ class Listener:
                 error = exc.to_dict()
             except Exception as exc:  # noqa: BLE001 - a plugin's own failure must not end the others
                 error = TransportError(f"{route.name}: {type(exc).__name__}: {exc}").to_dict()
+            if live:  # it was live until now: the next subscription catches up from here
+                ctx = attrs.evolve(route.ctx, options={**route.ctx.options, "resume_after": time.time()})
             delay = backoff(attempt, base=self.base, cap=self.cap)
             attempt += 1
             was_down = True
