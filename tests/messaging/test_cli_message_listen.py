@@ -167,3 +167,32 @@ def test_no_transport_configured_is_a_usage_error(capsys, two, monkeypatch):
 
     code, _, err = kez(capsys, two["bob"]["home"], "message", "listen", "--wait", "1")
     assert code == 2 and "no transport is configured" in err
+
+
+def test_notify_raises_a_desktop_notification_per_message(capsys, two, nats, tmp_path):
+    """A real program named notify-send on PATH records what `--notify` ran it with."""
+    import stat
+
+    alice, bob = two["alice"], two["bob"]
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "notify-send"
+    script.write_text("#!/usr/bin/env python3\nimport json, sys, pathlib\n"
+                      f"pathlib.Path({str(folder / 'args.json')!r}).write_text(json.dumps(sys.argv[1:]))\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{folder}{os.pathsep}{old_path}"
+    try:
+        lines = start_listen(bob["home"], "--notify", "--count", "1", "--wait", "60", "--nats-url", nats.url)
+    finally:
+        os.environ["PATH"] = old_path
+    try:
+        lines.event(lambda e: e["event"] == "up")
+        send(capsys, alice, bob, "ring \x1b[31m", "--via", "nats", "--nats-url", nats.url)
+        lines.event(lambda e: e["event"] == "message")
+        assert lines.proc.wait(30) == 0, lines.stderr()
+    finally:
+        lines.proc.kill()
+    args = json.loads((folder / "args.json").read_text())
+    assert args[:2] == ["--app-name=kez", "--"] and alice["id"][:20] in args[2]
+    assert args[3].startswith("ring ") and "\x1b" not in args[3]
