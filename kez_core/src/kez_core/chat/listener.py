@@ -35,6 +35,7 @@ from .service import MessagingService, Received, Route
 BASE_DELAY = 0.5  # seconds before the first retry of a failed subscription
 MAX_DELAY = 30.0  # the backoff's cap
 KEYRING_CHECK = 1.0  # seconds between looks for inbox keys added meanwhile
+NEW_KEY_TRIES = 30  # a key added while listening: tries at `keyring_check` pace before the backoff
 BATCH = 64  # at most this many queued envelopes are opened together
 
 
@@ -92,17 +93,21 @@ class Listener:
         names = {name for name, _ in self._up}
         return [r for r in self.routes if r.name in names]
 
-    async def _watch(self, route: Route, key: str) -> None:
+    async def _watch(self, route: Route, key: str, new: bool = False) -> None:
+        """One subscription, for ever: `up`, envelopes, `down`, a pause, again. A key `new` since
+        the start (just published) is retried every `keyring_check` seconds until it was live once,
+        for `NEW_KEY_TRIES` tries, since the server may not hold the chain naming it yet."""
         from ..messaging import routing_id
 
         attempt = 0
         was_down = False
+        ever_live = False
         ctx = route.ctx
         while True:
             live = False
             try:
                 async with route.transport.subscribe(routing_id(key), ctx) as inbox:
-                    live = True
+                    live = ever_live = True
                     attempt = 0
                     await self._queue.put(ListenEvent("up", route.name, key, again=was_down))
                     if route.name not in self._announced:
@@ -120,6 +125,8 @@ class Listener:
             if live:  # it was live until now: the next subscription catches up from here
                 ctx = attrs.evolve(route.ctx, options={**route.ctx.options, "resume_after": time.time()})
             delay = backoff(attempt, base=self.base, cap=self.cap)
+            if new and not ever_live and attempt < NEW_KEY_TRIES:
+                delay = min(delay, self.keyring_check)
             attempt += 1
             was_down = True
             await self._queue.put(ListenEvent("down", route.name, key, error=error, retry_in=delay))
@@ -138,11 +145,11 @@ class Listener:
         if said:
             await self._queue.put(ListenEvent("note", route.name, text=str(said)))
 
-    def _start(self, keys: Sequence[str]) -> None:
+    def _start(self, keys: Sequence[str], new: bool = False) -> None:
         for route in self.routes:
             for key in keys:
                 if (route.name, key) not in self._tasks:
-                    self._tasks[(route.name, key)] = asyncio.create_task(self._watch(route, key))
+                    self._tasks[(route.name, key)] = asyncio.create_task(self._watch(route, key, new))
 
     def _new_keys(self) -> list[str]:
         from ..messaging import InboxKeyring
@@ -190,7 +197,7 @@ class Listener:
             while True:
                 if time.monotonic() >= next_check:  # also while envelopes keep coming
                     next_check = time.monotonic() + self.keyring_check
-                    self._start(self._new_keys())
+                    self._start(self._new_keys(), new=True)
                 if held:
                     item = held.pop()
                 else:
@@ -198,7 +205,7 @@ class Listener:
                         item = await asyncio.wait_for(self._queue.get(), max(0.01, next_check - time.monotonic()))
                     except TimeoutError:
                         next_check = time.monotonic() + self.keyring_check
-                        self._start(self._new_keys())
+                        self._start(self._new_keys(), new=True)
                         continue
                 if isinstance(item, ListenEvent):
                     if item.kind == "up":
