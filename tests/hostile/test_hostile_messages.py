@@ -144,7 +144,7 @@ def test_message_listen_goes_on_after_hostile_messages(capsys, monkeypatch, peop
     assert not raw_controls(out) and not raw_controls(err)
     assert "refused an envelope" in err
     if json_mode:
-        received = [json.loads(line) for line in out.splitlines()]  # JSON Lines: one document a line
+        received = [d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")]  # JSON Lines: one document a line
         assert [m["body"]["text"] for m in received] == [*bodies, "the end"]
     else:
         assert out.rstrip().endswith("  the end")

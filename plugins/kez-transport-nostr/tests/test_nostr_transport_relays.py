@@ -209,6 +209,27 @@ def test_events_older_than_the_lookback_are_not_returned(transport_relay):
     assert abs(reqs[1][2]["since"] - (now - 48 * 3600)) <= 5
 
 
+def test_a_listener_subscribing_again_asks_only_from_shortly_before_it_was_left(transport_relay):
+    """`resume_after` (a Listener reconnecting): since = that time - RESUME_MARGIN, not the lookback."""
+    import attrs
+    from kez_transport_nostr.transport import RESUME_MARGIN
+
+    routing_id, now = rid(), int(time.time())
+    for event in (envelope_event(routing_id, "kez:e1:an-hour-old", now - 3600),
+                  envelope_event(routing_id, "kez:e1:a-minute-old", now - 60)):
+        transport_relay.publish_event(event)
+    base = ctx(transport_relay.url)
+
+    async def stored(options):
+        async with NOSTR.subscribe(routing_id, attrs.evolve(base, options={**base.options, **options})) as inbox:
+            return sorted(await drain(inbox, 0.3))
+
+    assert asyncio.run(stored({"resume_after": now})) == [b"kez:e1:a-minute-old"]
+    assert asyncio.run(stored({"resume_after": "garbage"})) == [b"kez:e1:a-minute-old", b"kez:e1:an-hour-old"]
+    reqs = [m for m in transport_relay.client_messages if m[0] == "REQ" and m[2].get("#p") == [routing_id]]
+    assert abs(reqs[0][2]["since"] - (now - RESUME_MARGIN)) <= 5
+
+
 def test_each_event_is_signed_by_its_own_one_time_key(transport_relay):
     routing_id, items = rid(), [envelope(100 + i) for i in range(3)]
     context = ctx(transport_relay.url)

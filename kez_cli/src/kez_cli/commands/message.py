@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -42,10 +41,8 @@ from .. import passphrase
 from ..channel_options import CONTEXT_SETTINGS, TRANSPORT, make_context, options_help, split_channel_args
 from ..io import read_chain_file, read_input
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
-from ..output import State, emit_json, emit_json_line, note, show_line
+from ..output import State, emit_json, emit_json_line, note, show_line, warn
 
-
-KEYRING_CHECK = 1.0  # seconds between `listen`'s looks for inbox keys added meanwhile
 
 ToOpt = Annotated[
     str,
@@ -124,27 +121,14 @@ class _Receiver:
         self, store: Keystore, record: IdentityRecord, sender_chains: list[str], unlock: Any = None,
         save_dir: Path | None = None,
     ) -> None:
-        from kez_core.messaging import InboxKeyring
-
         self.store = store
         self.record = record
         self.passphrase = unlock or passphrase.provider(f"identity {record.name!r}")
-        self.keyring = InboxKeyring(record.path)
         senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
         self.service = _service(store, record, self.passphrase, senders)
         self.service.save_dir = save_dir
         _renew_inbox(self.service)
         self.secrets = self.service.secrets()
-
-    def reload(self) -> list[str]:
-        """Read the keyring again when its keys changed (`kez sigchain add-inbox` meanwhile);
-        the key ids that are new."""
-        stored = {r.key for r in self.keyring.records()}
-        held = {s.key_id for s in self.secrets}
-        if stored <= held:
-            return []
-        self.secrets = self.service.secrets(reload=True)
-        return [s.key_id for s in self.secrets if s.key_id not in held]
 
     def signer(self) -> Signer:
         return self.service.signer()
@@ -241,14 +225,6 @@ def _print_message(data: dict[str, Any]) -> None:
         show_line("  ", (data["sender_note"], "dim"))
 
 
-def _transport_setup(ctx: typer.Context, via: str, timeout: float) -> tuple[Keystore, Any, Any]:
-    """The keystore, the `--via` transport and a context from the transport flags given."""
-    store = _store()
-    transport = store.registry.transport(via)
-    _, args = split_channel_args(ctx.args, store.registry, TRANSPORT)
-    return store, transport, make_context(args, store.registry, timeout, TRANSPORT)
-
-
 def _as_identity(channel_ctx: Any, record: IdentityRecord, signer: Signer) -> None:
     """Hand the transport our key: a server that wants proof of identity gets it without a flag
     (the NATS transport signs the server's nonce for a kez-server auth callout, spec §12.5; the
@@ -333,17 +309,10 @@ ViaManyOpt = Annotated[
 
 
 def configured_transports(registry: Any, flags: list[str]) -> list[str]:
-    """Transports that have a setting given (a flag among `flags`, or its environment variable)."""
-    import os
+    """Transports that have a setting given (kez_core.chat.routes: `send` and `listen` share the rule)."""
+    from kez_core.chat.routes import configured_transports as configured
 
-    names = []
-    for transport in registry.transports():
-        for option in getattr(transport, "options", ()) or ():
-            given = any(f == option.flag or f.startswith(option.flag + "=") for f in flags)
-            if given or os.environ.get(option.env):
-                names.append(transport.name)
-                break
-    return names
+    return configured(registry, flags)
 
 
 def _routes(ctx_args: list[str], store: Keystore, via: list[str], timeout: float) -> list[Any]:
@@ -467,7 +436,7 @@ def send(
 
 def listen(
     ctx: typer.Context,
-    via: ViaOpt,
+    via: ViaManyOpt = None,
     count: Annotated[int, typer.Option("--count", help="Stop after this many messages (0: never).", min=0)] = 0,
     wait: Annotated[float, typer.Option("--wait", help="Stop after this many seconds (0: never).", min=0)] = 0,
     sender_chain: Annotated[
@@ -476,123 +445,111 @@ def listen(
     save_dir: Annotated[
         Path | None, typer.Option("--save-dir", help="Where received files go (default: the identity's files/ folder).")
     ] = None,
+    notify: Annotated[
+        bool, typer.Option("--notify", help="Raise a desktop notification per message (notify-send, else a bell).")
+    ] = False,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
 ) -> None:
-    """Receive messages for this identity's inbox keys through a transport, as they arrive.
+    """Receive messages for this identity's inbox keys on every configured transport at once.
 
-    Prints each accepted message (with `--json`: one JSON object per line)
-    and keeps it in the history; acks each one back to its sender (acks an
+    Without `--via`, listens on every transport that has a setting given (as
+    `send` sends). Prints each accepted message (with `--json`: one JSON
+    object per line and event: `message`, `ack`, `file`, `up`, `down`) and
+    keeps it in the history; acks each one back to its sender (acks an
     earlier run could not send go first); an ack received marks our message
-    `delivered`. Refused envelopes are reported on stderr and skipped;
-    messages from blocked contacts are dropped.
+    `delivered`. A transport that fails is reported on stderr and retried
+    with backoff (up to 30 s), catching up from its cursor or `since`.
+    Refused envelopes are reported on stderr and skipped; messages from
+    blocked contacts are dropped.
     """
-    State.json_mode = json_
-    store, transport, channel_ctx = _transport_setup(ctx, via, timeout)
-    from kez_core.messaging import routing_id
+    from kez_core.chat.listener import Listener
 
+    State.json_mode = json_
+    store = _store()
+    routes = _routes(ctx.args, store, via or [], timeout)
     receiver = _Receiver(store, store.get(identity), sender_chain or [], save_dir=save_dir)
     bars: dict[str, _Bar] = {}
     # one passphrase prompt unlocks the inbox secrets and the key a server may ask proof of
-    _as_identity(channel_ctx, receiver.record, receiver.signer())
+    signer = receiver.signer()
+    for route in routes:
+        _as_identity(route.ctx, receiver.record, signer)
+    listener = Listener(receiver.service, routes)
+    if count:
+        listener.max_batch = count
     received = 0
-    from kez_core.chat import Route
 
-    routes = [Route(via, transport, channel_ctx)]
+    def show(data: dict[str, Any]) -> None:
+        if json_:
+            emit_json_line({"event": "ack" if data["kind"] == "ack" else "message", **data})
+        else:
+            _print_message(data)
+        if notify and data["kind"] != "ack":
+            from ..notify import notify as raise_notification
 
-    async def send_acks() -> None:
-        """Acks queued in the store (this run's, and any an earlier run could not send)."""
-        try:
-            await receiver.service.flush_acks(routes)
-        except KezError as exc:
-            note(f"acks not sent yet: {exc.message}")
+            body = data["body"]
+            text = body.get("text") if body.get("kind") == "text" else (data.get("file") or {}).get("name", "")
+            raise_notification(f"kez: {data['from']}", str(text or data["kind"]))
 
-    async def one_key(key: str, queue: asyncio.Queue[Any]) -> None:
-        async with transport.subscribe(routing_id(key), channel_ctx) as inbox:
-            await queue.put(("live", key))
-            async for envelope in inbox:
-                await queue.put(("envelope", (envelope, inbox)))
+    def on_event(event: Any) -> bool:
+        """Render one event; True when it counts as a message (for --count)."""
+        if event.kind == "up":
+            if event.again:
+                note(f"{event.route} is back: listening again for inbox key {event.key}")
+            else:
+                note(f"listening on {event.route} for inbox key {event.key}")
+            if json_:
+                emit_json_line({"event": "up", "via": event.route, "inbox_key": event.key, "again": event.again})
+            return False
+        if event.kind == "down":
+            message = (event.error or {}).get("message", "")
+            warn(f"{event.route} is down for inbox key {event.key}: {message}; retrying in {event.retry_in:.1f} s")
+            if json_:
+                emit_json_line({"event": "down", "via": event.route, "inbox_key": event.key,
+                                "error": event.error, "retry_in": round(event.retry_in or 0, 3)})
+            return False
+        if event.kind == "note":
+            note(event.text)
+            return False
+        if event.kind == "refused":
+            note(f"refused an envelope: {(event.error or {}).get('message')}")
+            return False
+        data = {**_describe(event.received), "via": event.route}
+        if data["kind"] == "dropped":
+            note(f"dropped a message from {data['from']} (blocked)")
+            return False
+        file = data.get("file")
+        if file is not None and not json_:
+            _file_progress(bars, file)
+        if data["kind"] == "file_chunk":  # plumbing: a message of its own only once the file is done
+            if file["state"] in ("complete", "corrupt"):
+                show(data)
+                return True
+            if json_:
+                emit_json_line({"event": "file", "via": event.route, "from": data["from"],
+                                **{k: file[k] for k in ("transfer", "name", "state", "received", "count") if k in file}})
+            return False
+        show(data)
+        # a file message whose chunks are still coming counts once it is finished
+        return (file or {}).get("state") != "receiving"
 
     async def run() -> None:
         nonlocal received
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        await send_acks()
-        # key -> its subscription; keys added while listening (`kez sigchain add-inbox`)
-        # get one at the next keyring check, and again after a failure (the server
-        # may not hold the new chain yet): only the first keys' failures end the run
-        tasks = {s.key_id: asyncio.create_task(one_key(s.key_id, queue)) for s in receiver.secrets}
-        first = set(tasks)
-        retry: set[str] = set()
-        deadline = time.monotonic() + wait if wait else None
-        next_check = time.monotonic() + KEYRING_CHECK
+        events = listener.events()
         try:
-            while not count or received < count:
-                now_ = time.monotonic()
-                if now_ >= next_check:
-                    next_check = now_ + KEYRING_CHECK
-                    for key in [*receiver.reload(), *sorted(retry)]:
-                        retry.discard(key)
-                        if key not in tasks:
-                            tasks[key] = asyncio.create_task(one_key(key, queue))
-                left = None if deadline is None else deadline - now_
-                if left is not None and left <= 0:
-                    return
-                live = set(tasks.values())
-                if not live and queue.empty():
-                    raise TransportError(f"every {via} subscription ended", hint="is the server still up?")
-                step = max(0.0, next_check - now_) if left is None else min(left, max(0.0, next_check - now_))
-                getter = asyncio.create_task(queue.get())
-                done, _ = await asyncio.wait([getter, *live], timeout=step, return_when=asyncio.FIRST_COMPLETED)
-                for key, task in list(tasks.items()):  # a subscription ended: an error is the answer
-                    if task in done:
-                        del tasks[key]
-                        if key in first:
-                            task.result()
-                        elif not task.cancelled() and task.exception() is not None:
-                            note(f"no {via} subscription for inbox key {key} yet: {task.exception()}")
-                            retry.add(key)
-                if getter not in done:
-                    getter.cancel()
-                    continue
-                kind, value = getter.result()
-                if kind == "live":
-                    note(f"listening on {via} for inbox key {value}")
-                    continue
-                envelope, inbox = value
-                try:
-                    data = receiver.open(envelope, via)
-                except KezError as exc:
-                    note(f"refused an envelope: {exc.message}")
-                    _handled(inbox, envelope)
-                    continue
-                if data["kind"] == "dropped":
-                    note(f"dropped a message from {data['from']} (blocked)")
-                    continue
-                if data.get("file") is not None and not json_:
-                    _file_progress(bars, data["file"])
-                if data["kind"] == "file_chunk":  # silent plumbing: not a message of its own
-                    _handled(inbox, envelope)
-                    if data["file"]["state"] in ("complete", "corrupt"):
-                        received += 1  # the file is finished: it counts now (see below)
-                        await send_acks()
-                        if json_:
-                            emit_json_line(data)
-                        else:
-                            _print_message(data)
-                    continue
-                await send_acks()
-                # a file message whose chunks are still coming counts once it is finished
-                received += 0 if (data.get("file") or {}).get("state") == "receiving" else 1
-                if json_:
-                    emit_json_line(data)
-                else:
-                    _print_message(data)
-                _handled(inbox, envelope)
+            async with asyncio.timeout(wait or None):
+                async for event in events:
+                    if on_event(event):
+                        received += 1
+                        if count and received >= count:
+                            return
+                    if count:
+                        listener.max_batch = count - received
+        except TimeoutError:
+            return
         finally:
-            for task in tasks.values():
-                task.cancel()
-            await asyncio.gather(*tasks.values(), return_exceptions=True)
+            await events.aclose()
 
     try:
         asyncio.run(run())
@@ -705,13 +662,6 @@ def _file_progress(bars: dict[str, _Bar], file: dict[str, Any]) -> None:
     if file.get("state") != "receiving":
         bar.close()
         del bars[transfer]
-
-
-def _handled(inbox: Any, envelope: bytes) -> None:
-    """Tell a transport that keeps a cursor (http) that this envelope was shown or refused."""
-    done = getattr(inbox, "done", None)
-    if done is not None:
-        done(envelope)
 
 
 def register(main_app: typer.Typer) -> None:

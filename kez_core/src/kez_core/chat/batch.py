@@ -57,7 +57,7 @@ async def send_texts(
                 first = envelopes[0][1]
                 store.add_outgoing(first.id, peer.identity, first.payload["created_at"], body)
                 store.add_sent_ids(first.id, [obj.id for _, obj, _ in envelopes])
-        deliveries = await asyncio.gather(*(service._deliver(peer.identity, envelopes, routes) for envelopes in sealed))
+        deliveries = await asyncio.gather(*(service._deliver(peer.identity, envelopes, routes, peer.chain) for envelopes in sealed))
         with store.batch():
             for envelopes, done in zip(sealed, deliveries, strict=True):
                 key = envelopes[0][1].id
@@ -70,7 +70,9 @@ async def send_texts(
     return out
 
 
-def receive_many(service: MessagingService, envelopes: Sequence[str | bytes]) -> list[Received | KezError]:
+def receive_many(
+    service: MessagingService, envelopes: Sequence[str | bytes], via: Sequence[str | None] | None = None
+) -> list[Received | KezError]:
     """`receive` for each envelope (see the module docstring); a failing store raises StoreError."""
     from ..messaging import open_envelopes
 
@@ -93,7 +95,7 @@ def receive_many(service: MessagingService, envelopes: Sequence[str | bytes]) ->
     out: list[Received | KezError] = []
     taken: dict[str, int] = {}  # message id -> its index in `out`, to record once stored
     with service.store.batch():
-        for item in opened:
+        for index, item in enumerate(opened):
             if isinstance(item, KezError):
                 out.append(item)
                 continue
@@ -101,7 +103,9 @@ def receive_many(service: MessagingService, envelopes: Sequence[str | bytes]) ->
                 out.append(MessageRefused(f"message {item.id} was already received", reason="replay"))
                 continue
             try:
-                out.append(service.accept_opened(item, checked.get(item.id, False)))
+                received = service.accept_opened(item, checked.get(item.id, False))
+                service._record_via(received, via[index] if via else None)
+                out.append(received)
                 taken[item.id] = len(out) - 1
             except KezError as exc:  # a malformed file body, as `receive` raises it
                 out.append(exc)
@@ -128,7 +132,7 @@ async def flush_acks_batched(service: MessagingService, routes: Sequence[Route])
                 sealed = service._seal(chain, ack_body(group))
             except KezError:
                 break  # no current inbox key: keep them queued
-            if any(d.sent for d in await service._deliver(peer, sealed, routes)):
+            if any(d.sent for d in await service._deliver(peer, sealed, routes, chain)):
                 service.store.acked(peer, group)
                 done.setdefault(peer, []).extend(group)
     return done

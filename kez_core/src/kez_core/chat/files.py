@@ -460,7 +460,7 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     if failed is not None:
         return SendResult(key, peer.identity, "sending", failed)
     service.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed_pointer])
-    deliveries = await service._deliver(peer.identity, sealed_pointer, routes)
+    deliveries = await service._deliver(peer.identity, sealed_pointer, routes, peer.chain)
     state = "sending"
     if any(d.sent for d in deliveries):
         record = transfers.get(peer.identity, transfer, "out") or {}
@@ -493,7 +493,7 @@ async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, r
         group = missing[start:start + window]
         sealed = [service._seal(peer.chain, chunk_body(Chunk(pointer.transfer, i, pointer.count,
                                                               data[i * size:(i + 1) * size]))) for i in group]
-        results = await asyncio.gather(*(service._deliver(peer.identity, one, routes) for one in sealed))
+        results = await asyncio.gather(*(service._deliver(peer.identity, one, routes, peer.chain) for one in sealed))
         sent = [i for i, deliveries in zip(group, results, strict=True) if any(d.sent for d in deliveries)]
         with service.store.batch():
             for index in sent:

@@ -306,13 +306,24 @@ class MessagingService:
             at=now(), registry=self.keystore.registry,
         )
 
-    async def _deliver(self, peer: str, sealed: list[tuple[str, Any, str]], routes: Sequence[Route]) -> list[Delivery]:
+    async def _deliver(
+        self, peer: str, sealed: list[tuple[str, Any, str]], routes: Sequence[Route], chain: ChainState | None = None
+    ) -> list[Delivery]:
         from ..messaging import routing_id
 
         out: list[Delivery] = []
         for route in routes:
-            # transports that address identities (http: the recipient's handle) read `recipient`
-            ctx = attrs.evolve(route.ctx, options={**route.ctx.options, "recipient": peer})
+            # transports that address identities (http: the recipient's handle) read `recipient`;
+            # one that picks servers per recipient (nostr: their NIP-65 relays) says so through
+            # its optional `recipient_options(chain, ctx)`; failing that, our own settings serve
+            extra: dict[str, Any] = {}
+            per_recipient = getattr(route.transport, "recipient_options", None)
+            if per_recipient is not None and chain is not None:
+                try:
+                    extra = dict(await per_recipient(chain, route.ctx))
+                except KezError:
+                    extra = {}
+            ctx = attrs.evolve(route.ctx, options={**route.ctx.options, "recipient": peer, **extra})
             for key, obj, envelope in sealed:
                 rid = routing_id(key)
                 try:
@@ -349,7 +360,7 @@ class MessagingService:
         ids = [obj.id for _, obj, _ in sealed]
         self.store.add_outgoing(key, peer.identity, created_at, stored or body)
         self.store.add_sent_ids(key, ids)
-        deliveries = await self._deliver(peer.identity, sealed, routes)
+        deliveries = await self._deliver(peer.identity, sealed, routes, peer.chain)
         self.store.add_via(key, sorted({d.route for d in deliveries if d.sent}))
         state = "sending"
         if any(d.sent for d in deliveries) and self.store.set_state(key, "sent", only_from=("sending",)):
@@ -370,7 +381,7 @@ class MessagingService:
             own = self._seal_copies(peer, key, created_at, ids, body)
         except KezError:
             own = []  # too large with its wrapper, or our chain unreadable: the message itself went
-        return tuple(await self._deliver(self.identity, own, routes))
+        return tuple(await self._deliver(self.identity, own, routes, self.own_chain()))
 
     async def send_profile_key(self, peer: Peer, body: dict[str, Any], routes: Sequence[Route]) -> SendResult:
         """Send a `profile_key` body (see `Publication.key_body`) to every device of `peer`.
@@ -382,7 +393,7 @@ class MessagingService:
             raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
         parse_profile_key_body(body, self.keystore.registry)
         sealed = self._seal(peer.chain, body)
-        deliveries = await self._deliver(peer.identity, sealed, routes)
+        deliveries = await self._deliver(peer.identity, sealed, routes, peer.chain)
         state = "sent" if any(d.sent for d in deliveries) else "sending"
         return SendResult(sealed[0][1].id, peer.identity, state, tuple(deliveries))
 
@@ -424,7 +435,7 @@ class MessagingService:
                     sealed = self._seal(chain, ack_body([message_id]))
                 except KezError:
                     break  # no current inbox key: keep it queued
-                if any(d.sent for d in await self._deliver(peer, sealed, routes)):
+                if any(d.sent for d in await self._deliver(peer, sealed, routes, chain)):
                     self.store.acked(peer, [message_id])
                     done.setdefault(peer, []).append(message_id)
         return done
@@ -438,11 +449,14 @@ class MessagingService:
 
         return await send_texts(self, peer, texts, routes, window)
 
-    def receive_many(self, envelopes: Sequence[str | bytes]) -> list[Received | KezError]:
-        """`receive` for every envelope ready at once; see `batch.receive_many`."""
+    def receive_many(
+        self, envelopes: Sequence[str | bytes], via: Sequence[str | None] | None = None
+    ) -> list[Received | KezError]:
+        """`receive` for every envelope ready at once (`via`: each one's transport); see
+        `batch.receive_many`."""
         from .batch import receive_many
 
-        return receive_many(self, envelopes)
+        return receive_many(self, envelopes, via)
 
     async def flush_acks_batched(self, routes: Sequence[Route]) -> dict[str, list[str]]:
         """`flush_acks` with up to 100 ids per ack; see `batch.flush_acks_batched`."""
@@ -463,11 +477,15 @@ class MessagingService:
         Raises what `open_envelope` raises for an envelope that is refused.
         """
         received = self._receive(envelope)
+        self._record_via(received, via)
+        return received
+
+    def _record_via(self, received: Received, via: str | None) -> None:
+        """Keep the transport a stored message came by ("via nats")."""
         if via and received.kind == "message":
             self.store.add_via(received.message.id, [via])
         elif via and received.kind == "sent_copy":  # our other device's message: the way its copy came
             self.store.add_via(str(received.message.body["key"]), [via])
-        return received
 
     def _receive(self, envelope: str | bytes) -> Received:
         from ..messaging import MessageRefused, open_envelope

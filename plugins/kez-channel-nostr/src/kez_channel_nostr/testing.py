@@ -169,10 +169,33 @@ class RelayProcess:
                 self.stop()
         raise RuntimeError(last_error)
 
-    def _start_once(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="kez-nostr-relay-")
+    def pause(self) -> None:
+        """Stop the relay process but keep its port and database: `resume()` brings it back (a
+        relay that went down and came back, with the events it stored)."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def resume(self) -> None:
+        """Start the relay again after `pause()`, on the same port with the same database."""
+        if self._dir is None:
+            raise RuntimeError("resume() after pause(), not after stop()")
+        self._start_once(again=True)
+
+    def _start_once(self, again: bool = False) -> None:
+        if not again:
+            self._dir = tempfile.TemporaryDirectory(prefix="kez-nostr-relay-")
+            self.port = _free_port()
+        assert self._dir is not None
         folder = Path(self._dir.name)
-        self.port = _free_port()
         self.url = f"ws://127.0.0.1:{self.port}"
         config = folder / "config.yaml"
         config.write_text(
@@ -183,7 +206,7 @@ class RelayProcess:
                 authentication=_AUTH_REQUIRED.format(url=self.url) if self.auth_required else _NO_AUTH,
             )
         )
-        self._log = open(folder / "relay.log", "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(folder / "relay.log", "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(
             _relay_command(config),
             cwd=folder,

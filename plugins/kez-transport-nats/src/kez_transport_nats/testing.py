@@ -60,6 +60,7 @@ class NatsServer:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+    args: list[str] = attrs.field(factory=list)  # the command line, for `restart`
 
     @property
     def url(self) -> str:
@@ -78,6 +79,14 @@ class NatsServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+
+    def restart(self) -> None:
+        """Start the server again on the same port after `stop()` (a server that went down and came back)."""
+        if self.process.poll() is None:
+            raise RuntimeError("the server is still running: stop() it first")
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        _wait_until_ready(self)
 
     def log(self) -> str:
         try:
@@ -107,7 +116,7 @@ def running_nats_server(
         log_path = folder / "server.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        server = NatsServer(port=port, process=process, log_path=log_path)
+        server = NatsServer(port=port, process=process, log_path=log_path, args=args)
         try:
             _wait_until_ready(server)
             yield server

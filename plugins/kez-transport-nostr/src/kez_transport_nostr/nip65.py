@@ -23,9 +23,12 @@ from typing import Any
 
 from kez_core.protocols import ChannelContext
 
-from .options import relay_urls
+from .options import RELAYS_OPTION, relay_urls
 
 READ_RELAYS_PER_KEY = 4
+CACHE_SECONDS = 600.0  # a recipient's relays found are reused this long (per process)
+MISS_SECONDS = 60.0  # ... and "no list found" this long, so a list published meanwhile is seen soon
+_found: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[float, list[str]]] = {}
 
 
 def _pubkey_hex(key: str) -> str | None:
@@ -45,6 +48,33 @@ async def recipient_relays(nostr_keys: Iterable[str], ctx: ChannelContext) -> li
     lists = await asyncio.gather(*(fetch_relay_list(ours, key, ctx.timeout) for key in keys))
     theirs = [url for found in lists if found is not None for url in found.read[:READ_RELAYS_PER_KEY]]
     return list(dict.fromkeys([*theirs, *ours]))
+
+
+def chain_nostr_keys(chain: Any) -> list[str]:
+    """The nostr keys of a KEZ identity (a `ChainState`): its primary when that is a `nostr:` key,
+    and the `nostr:` subjects of its claims not revoked; no duplicates."""
+    keys = [chain.current_primary] if str(chain.current_primary).startswith("nostr:") else []
+    keys += [c.subject for c in chain.active_claims() if str(c.subject).startswith("nostr:")]
+    return list(dict.fromkeys(k for k in keys if _pubkey_hex(k)))
+
+
+async def recipient_options(chain: Any, ctx: ChannelContext) -> dict[str, Any]:
+    """The send options for one recipient: `nostr_transport_relays` = `recipient_relays` of the
+    chain's nostr keys (cached, see `CACHE_SECONDS`); {} for a chain without nostr keys."""
+    import time
+
+    keys = chain_nostr_keys(chain)
+    if not keys:
+        return {}
+    ours = relay_urls(ctx)
+    slot = (tuple(keys), tuple(ours))
+    hit = _found.get(slot)
+    if hit is not None and time.monotonic() < hit[0]:
+        urls = hit[1]
+    else:
+        urls = await recipient_relays(keys, ctx)
+        _found[slot] = (time.monotonic() + (CACHE_SECONDS if urls != ours else MISS_SECONDS), urls)
+    return {RELAYS_OPTION.name: tuple(urls)}
 
 
 async def publish_account(

@@ -35,6 +35,9 @@ MAX_ENVELOPE = 32 * 1024  # DESIGN §6: a nostr event's content is at most 32 Ki
 # Once one relay took the event, the others get this much longer (within the
 # timeout) to take it too; then `send` returns rather than wait for a silent one.
 SEND_GRACE = 2.0
+# A subscription opened again asks from this long before the last one ended (senders' clocks
+# may be off by up to 5 minutes, spec §12 "Replay"), not from the whole lookback.
+RESUME_MARGIN = 600.0
 
 
 def envelope_text(envelope: bytes | str, limit: int = MAX_ENVELOPE) -> str:
@@ -138,17 +141,46 @@ class NostrTransport:
             hint=f"retry later, or add relays that accept kind-4243 events; {RELAY_HINT}",
         )
 
+    async def recipient_options(self, recipient: Any, ctx: ChannelContext) -> dict[str, Any]:
+        """Where to send to this recipient (a `ChainState`): NIP-65, see `nip65.recipient_options`."""
+        from .nip65 import recipient_options
+
+        return await recipient_options(recipient, ctx)
+
+    async def announce(self, ctx: ChannelContext) -> str | None:
+        """Publish our kind-10002 relay list (the relays we listen on) and a kind 0, signed by the
+        identity's key when it is a nostr key (`ctx.options["signer"]`); a line saying so, or None."""
+        signer = ctx.options.get("signer")
+        if signer is None or not str(getattr(signer, "key_id", "")).startswith("nostr:"):
+            return None
+        from .nip65 import publish_account
+
+        replies = await publish_account(signer.secret, ctx)
+        took = [r.url for r in replies["relay_list"] if r.accepted]
+        if not took:
+            raise TransportError(
+                "no relay took our NIP-65 relay list: " + "; ".join(_failure(r) for r in replies["relay_list"]),
+                hint="senders then use their own relays only; " + RELAY_HINT,
+            )
+        return f"published our NIP-65 relay list (kind 10002) on {len(took)} relay(s)"
+
     @contextlib.asynccontextmanager
     async def subscribe(self, routing_id: str, ctx: ChannelContext) -> AsyncIterator[RelayInbox]:
         """Live once entered (at least one relay sent EOSE); yields a `RelayInbox` of envelopes.
 
         Asks each relay for kind-4243 events with `#p` = the routing id since
         now minus the lookback (`--transport-since`, 48 h), so envelopes sent
-        while the recipient was away arrive too.
+        while the recipient was away arrive too. A listener subscribing again
+        after a loss passes `ctx.options["resume_after"]` (unix time the last
+        subscription ended): then it asks only from `RESUME_MARGIN` before that
+        (never before the lookback), the catch-up without the lookback's repeats.
         """
         check_routing_id(routing_id)
         urls = relay_urls(ctx)
         since = max(0, int(time.time() - lookback(ctx).total_seconds()))
+        left = ctx.options.get("resume_after")
+        if isinstance(left, int | float) and not isinstance(left, bool):  # a listener subscribing again
+            since = max(since, int(left - RESUME_MARGIN))
         from .inbox import RelayInbox
 
         inbox = RelayInbox(urls, routing_id, since, ctx.timeout)
