@@ -37,6 +37,7 @@ from starlette.routing import Route
 from .app import _JSON_TYPES, KezServer, _require_type, read_body
 from .chains import is_identity_id
 from .errors import ApiError
+from .inbox_writer import InboxWriter
 from .live import InboxEvents, PgListener
 from .privacy import pseudonym
 from .ratelimit import TokenBuckets
@@ -88,6 +89,7 @@ class Inbox:
         self.store = server.store
         self.clock = clock
         self.events = InboxEvents()
+        self.writer = InboxWriter(self.store)  # POSTs stored together commit together
         settings = server.settings
         self.buckets = TokenBuckets(settings.message_burst, settings.message_rate)
         self.keepalive = KEEPALIVE
@@ -173,10 +175,9 @@ class Inbox:
         row = await self.server.registered(to)
         now = self.clock()
         received_at = format_time(datetime.fromtimestamp(int(now), UTC))
-        seq = await run_in_threadpool(
-            self.store.store_message, row["handle"], route, envelope, received_at, int(now)
-        )
-        log.debug("stored seq %d for %s", seq, pseudonym(row["handle"]))
+        seq = await self.writer.store_message(row["handle"], route, envelope, received_at, int(now))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stored seq %d for %s", seq, pseudonym(row["handle"]))
         self.events.stored(row["handle"], seq)
         await self._purge()
         return JSONResponse({"seq": seq}, 201)
