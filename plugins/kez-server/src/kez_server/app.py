@@ -536,6 +536,8 @@ def create_app(
             store.close()
 
     routes = [
+        # the inbox first: its POST and GET are the hottest paths, and Starlette tries routes in order
+        *inbox.routes(),
         Route("/v1/healthz", server.healthz, methods=["GET"]),
         Route("/v1/u/{handle}", server.lookup, methods=["GET"]),
         Route("/v1/register", server.register, methods=["POST"]),
@@ -543,7 +545,6 @@ def create_app(
         # one route per path, so a 405 lists every method of the path in Allow
         Route("/v1/sigchains/{alg}/{hex}", server.chain, methods=["GET", "POST"]),
         Route("/v1/sigchains/{alg}/{hex}/forks", server.get_forks, methods=["GET"]),
-        *inbox.routes(),
         *push.routes(),
         *profiles.routes(),
     ]

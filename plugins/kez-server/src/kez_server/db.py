@@ -28,6 +28,8 @@ from .schema import VERSION_TABLE, forks, handles, links, messages
 
 __all__ = ["NOTIFY_CHANNEL", "Conflict", "Store", "database_url"]
 
+MessageRow = tuple[str, str | None, str, str, int]  # handle, route, envelope, received_at, received_unix
+
 NOTIFY_CHANNEL = "kez_inbox"  # PostgreSQL LISTEN/NOTIFY channel: "a message was stored for <handle>"
 
 
@@ -64,13 +66,28 @@ def database_url(db: str) -> str:
     return "sqlite:///" + str(Path(db).expanduser().resolve())
 
 
+_SQLITE_CONNECT_ARGS = {"check_same_thread": False, "timeout": 30}
+
+
+def _prepare_sqlite(dbapi_conn: Any) -> None:
+    """Settings of every SQLite connection: autocommit at the driver level (we emit
+    BEGIN ourselves, see `_begin`), WAL, synchronous=NORMAL, foreign keys."""
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA busy_timeout=30000")
+    enable_wal(cursor)
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
 def _sqlite_engine(url: str) -> Engine:
     path = url[len("sqlite:///") :]
     if path and not path.startswith("file:"):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        connect_args=dict(_SQLITE_CONNECT_ARGS),
         poolclass=sa.QueuePool,
         pool_size=16,
         max_overflow=32,
@@ -79,14 +96,7 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
-        # Autocommit at the driver level: we emit BEGIN ourselves (below).
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA busy_timeout=30000")
-        enable_wal(cursor)
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        _prepare_sqlite(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -121,6 +131,10 @@ class Store:
             # file, and waiting for it in SQLite's busy handler (sleeps of up to
             # 100 ms) makes long tails; other processes still wait in the handler
             self._write_lock = threading.Lock()
+        # SQLite reads: one lasting driver connection per thread (see `_rows`)
+        self._local: threading.local | None = None if self.url.startswith("postgresql") else threading.local()
+        self._readers: dict[threading.Thread, Any] = {}
+        self._readers_lock = threading.Lock()
         self.kind = self.engine.dialect.name  # "sqlite" or "postgresql"
         self.inline_reads = self.kind == "sqlite"  # see KezServer.read
         self._sql: dict[str, str] = {}
@@ -155,6 +169,13 @@ class Store:
             conn.execute(sa.text("SELECT 1")).scalar()
 
     def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers.values():
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._readers.clear()
+        if self._local is not None:
+            self._local = threading.local()  # a read after close opens afresh
         self.engine.dispose()
         if self._reader is not self.engine:
             self._reader.dispose()
@@ -171,11 +192,26 @@ class Store:
                 raise Conflict(str(exc.orig)) from exc
 
     def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        """A read on a pooled driver connection: the hot paths skip SQLAlchemy's statement layer
-        (a lookup costs ~25 µs this way, ~180 µs through Core). `?` marks parameters."""
+        """A read on a driver connection: the hot paths skip SQLAlchemy's statement layer
+        (a lookup costs ~25 µs this way, ~180 µs through Core). `?` marks parameters.
+
+        On SQLite each thread keeps its own connection (autocommit: every read
+        sees the newest commit, WAL) instead of taking one from the pool: the
+        pool's checkout and reset-on-return cost more than a lookup, and the
+        event loop's inline reads (KezServer.read) run one after another.
+        """
         text = self._sql.get(sql)
         if text is None:
             text = self._sql[sql] = sql.replace("?", self._mark)
+        if self._local is not None:
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = self._thread_reader()
+            cursor = conn.execute(text, params)
+            try:
+                return cursor.fetchall()
+            finally:
+                cursor.close()
         conn = self._reader.raw_connection()
         try:
             cursor = conn.cursor()
@@ -186,6 +222,20 @@ class Store:
                 cursor.close()
         finally:
             conn.close()  # back to the pool
+
+    def _thread_reader(self) -> Any:
+        """A new SQLite connection for the calling thread; closes those of threads that ended
+        (pool threads come and go)."""
+        dialect = self._reader.dialect
+        cargs, cparams = dialect.create_connect_args(sa.engine.make_url(self.url))
+        conn = dialect.connect(*cargs, **{**cparams, **_SQLITE_CONNECT_ARGS})
+        _prepare_sqlite(conn)
+        with self._readers_lock:
+            for thread in [t for t in self._readers if not t.is_alive()]:
+                with contextlib.suppress(Exception):
+                    self._readers.pop(thread).close()
+            self._readers[threading.current_thread()] = conn
+        return conn
 
     # --------------------------------------------------------------- chains
 
@@ -382,31 +432,66 @@ class Store:
     def store_message(
         self, handle: str, route: str | None, envelope: str, received_at: str, received_unix: int
     ) -> int:
-        """Store one envelope for `handle`; its seq.
+        """Store one envelope for `handle`; its seq (see `store_messages`)."""
+        return self.store_messages([(handle, route, envelope, received_at, received_unix)])[0]
 
-        On PostgreSQL the insert holds a per-handle advisory lock until it
+    def store_messages(self, rows: Sequence[MessageRow]) -> list[int]:
+        """Store envelopes (handle, route, envelope, received_at, received_unix) in ONE
+        transaction; their seqs, in order. Returns only after the commit.
+
+        A batch shares one commit (and one WAL sync point), which is what lets
+        the inbox group concurrent POSTs (inbox_writer.py). It runs on the
+        driver connection: SQLAlchemy's statement layer costs more than the
+        insert itself.
+
+        On PostgreSQL the transaction first holds a per-handle advisory lock
+        (taken in sorted order, so two batches never deadlock) until it
         commits, so one handle's seqs become visible in increasing order (a
         reader's cursor never skips a row committed late), and the commit
-        sends NOTIFY so the other server nodes wake their live readers.
+        sends NOTIFY once per handle so the other server nodes wake their
+        live readers.
         """
-        with self._write() as conn:
-            if self.kind == "postgresql":
-                conn.execute(
-                    sa.text("SELECT pg_advisory_xact_lock(hashtext(:h))"), {"h": "kez_inbox:" + handle}
-                )
-            result = conn.execute(
-                messages.insert().values(
-                    handle=handle,
-                    route=route,
-                    envelope=envelope,
-                    received_at=received_at,
-                    received_unix=received_unix,
-                )
-            )
-            seq = int(result.inserted_primary_key[0])
-            if self.kind == "postgresql":
-                conn.execute(sa.text("SELECT pg_notify(:c, :h)"), {"c": NOTIFY_CHANNEL, "h": handle})
-        return seq
+        if not rows:
+            return []
+        postgres = self.kind == "postgresql"
+        insert = (
+            "INSERT INTO kez_messages (handle, route, envelope, received_at, received_unix)"
+            " VALUES (?, ?, ?, ?, ?)"
+        ).replace("?", self._mark)
+        lock = self._write_lock or contextlib.nullcontext()
+        with lock:
+            conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                try:
+                    seqs: list[int] = []
+                    if postgres:
+                        for handle in sorted({row[0] for row in rows}):
+                            cursor.execute(
+                                "SELECT pg_advisory_xact_lock(hashtext(%s))", ("kez_inbox:" + handle,)
+                            )
+                        for row in rows:
+                            cursor.execute(insert + " RETURNING seq", row)
+                            seqs.append(int(cursor.fetchone()[0]))
+                        for handle in sorted({row[0] for row in rows}):
+                            cursor.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, handle))
+                        conn.commit()
+                    else:
+                        cursor.execute("BEGIN IMMEDIATE")
+                        try:
+                            for row in rows:
+                                cursor.execute(insert, row)
+                                seqs.append(int(cursor.lastrowid))
+                            cursor.execute("COMMIT")
+                        except BaseException:
+                            with contextlib.suppress(Exception):
+                                cursor.execute("ROLLBACK")
+                            raise
+                    return seqs
+                finally:
+                    cursor.close()
+            finally:
+                conn.close()  # back to the pool (a PostgreSQL transaction left open is rolled back)
 
     def inbox(
         self, handle: str, since: int, limit: int, newer_than: int

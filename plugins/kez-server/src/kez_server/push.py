@@ -138,16 +138,30 @@ class PushService:
             loop.call_soon_threadsafe(self._spawn, handle)
 
     def _spawn(self, handle: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._fan_out(handle))
+        if self.store.store.inline_reads:
+            # SQLite: read now (a local read) and start no task for the usual handle without
+            # subscriptions: a task per stored message was a visible share of a POST's cost
+            subs = self._subscriptions(handle)
+            if not subs:
+                return
+            coro = self.push_all(subs)
+        else:
+            coro = self._fan_out(handle)
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fan_out(self, handle: str) -> None:
+    def _subscriptions(self, handle: str) -> list[Subscription]:
         try:
-            if self.store.store.inline_reads:  # SQLite: a local read, cheaper than a thread hop
-                subs = self.store.subscriptions(handle)
-            else:
-                subs = await asyncio.to_thread(self.store.subscriptions, handle)
+            return self.store.subscriptions(handle)
+        except Exception as exc:  # noqa: BLE001 - a database hiccup costs one fan-out, not the server
+            log.warning("push fan-out: cannot read subscriptions: %r", exc)
+            return []
+
+    async def _fan_out(self, handle: str) -> None:
+        """PostgreSQL: the subscriptions are read in a thread (a network round trip)."""
+        try:
+            subs = await asyncio.to_thread(self.store.subscriptions, handle)
         except Exception as exc:  # noqa: BLE001 - a database hiccup costs one fan-out, not the server
             log.warning("push fan-out: cannot read subscriptions: %r", exc)
             return
