@@ -11,9 +11,10 @@ os.environ.setdefault("KEZ_STRICT_PLUGINS", "1")
 
 
 @pytest.fixture(autouse=True)
-def _private_kez_home(tmp_path_factory, monkeypatch):
-    """Never touch the real user's keystore; no passphrase prompts."""
-    home = tmp_path_factory.mktemp("kez-home")
-    monkeypatch.setenv("KEZ_HOME", str(home))
-    monkeypatch.delenv("KEZ_PASSPHRASE", raising=False)
-    return home
+def _private_kez_home(kez_home):
+    """Never touch the real user's keystore; no passphrase prompts.
+
+    `kez_home` comes from kez_core's pytest plugin (`kez_core.testing.pytest_plugin`),
+    so this home and the one the `kez` fixture runs in are the same directory.
+    """
+    return kez_home

@@ -8,7 +8,6 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kez_cli.main import main
 from kez_core.claim import create_claim
 from kez_core.encoding import decode_any, decode_candidates
 from kez_core.errors import DecodeError
@@ -46,31 +45,25 @@ def test_each_candidate_is_decoded_on_its_own(name):
         decode_any(TEXTS[name])
 
 
-def kez(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.mark.parametrize("name", list(TEXTS))
-def test_cli_claim_verify_reports_every_candidate(capsys, tmp_path, name):
+def test_cli_claim_verify_reports_every_candidate(kez, tmp_path, name):
     path = tmp_path / "proof.md"
     path.write_text(TEXTS[name])
-    code, out, _ = kez(capsys, "claim", "verify", str(path), "--json")
+    code, out, _ = kez("claim", "verify", str(path), "--json")
     data = json.loads(out)
     statuses = sorted(c["status"] for c in data["candidates"])
     assert statuses == ["invalid", "valid"], data
     assert data["subject"] == "github:alice" and data["claim_id"] == CLAIM.id  # the first claim found
     assert [c["claim_id"] for c in data["claims"]] == [CLAIM.id]
     assert data["status"] == "invalid" and code == 1  # not every candidate is valid
-    code, out, _ = kez(capsys, "claim", "verify", str(path))
+    code, out, _ = kez("claim", "verify", str(path))
     assert code == 1 and "valid" in out and "github:alice" in out and "invalid" in out
 
 
-def test_cli_single_candidate_json_is_unchanged(capsys, tmp_path):
+def test_cli_single_candidate_json_is_unchanged(kez, tmp_path):
     path = tmp_path / "c.txt"
     path.write_text(compact(CLAIM))
-    code, out, _ = kez(capsys, "claim", "verify", str(path), "--json")
+    code, out, _ = kez("claim", "verify", str(path), "--json")
     data = json.loads(out)
     assert code == 0 and data["status"] == "valid" and data["claim_id"] == CLAIM.id
     assert len(data["claims"]) == 1 and len(data["candidates"]) == 1

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from kez_cli.main import main
 
 KEZ = [sys.executable, "-m", "kez_cli"]
 
@@ -26,12 +25,6 @@ def run(args, *, input_text=None, env_extra=None, timeout=60):
         env=env,
         timeout=timeout,
     )
-
-
-def kez(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_help_imports_no_heavy_sdk():
@@ -75,13 +68,13 @@ def test_encrypted_key_without_passphrase_fails_fast_never_hangs():
 
 @pytest.mark.parametrize("alg", ["ed25519", "nostr"])
 @pytest.mark.parametrize("form", ["json", "compact", "markdown", "dns", "armor"])
-def test_create_then_verify_every_encoding(capsys, tmp_path, alg, form):
-    assert kez(capsys, "identity", "new", "--alg", alg, "--no-passphrase")[0] == 0
-    code, out, _ = kez(capsys, "claim", "create", "dns:Example.ORG", "--format", form, "--expires", "30d")
+def test_create_then_verify_every_encoding(kez, tmp_path, alg, form):
+    assert kez("identity", "new", "--alg", alg, "--no-passphrase")[0] == 0
+    code, out, _ = kez("claim", "create", "dns:Example.ORG", "--format", form, "--expires", "30d")
     assert code == 0
     path = tmp_path / "claim.txt"
     path.write_text(out)
-    code, out, _ = kez(capsys, "claim", "verify", str(path), "--json")
+    code, out, _ = kez("claim", "verify", str(path), "--json")
     assert code == 0
     result = json.loads(out)
     assert result["status"] == "valid"
@@ -93,29 +86,29 @@ def test_create_then_verify_every_encoding(capsys, tmp_path, alg, form):
         assert key in result
 
 
-def test_verify_tampered_claim_exits_1(capsys, tmp_path):
-    kez(capsys, "identity", "new", "--no-passphrase")
-    _, out, _ = kez(capsys, "claim", "create", "github:alice", "--format", "json")
+def test_verify_tampered_claim_exits_1(kez, tmp_path):
+    kez("identity", "new", "--no-passphrase")
+    _, out, _ = kez("claim", "create", "github:alice", "--format", "json")
     obj = json.loads(out)
     obj["payload"]["subject"] = "github:mallory"
     path = tmp_path / "tampered.json"
     path.write_text(json.dumps(obj))
-    code, out, _ = kez(capsys, "claim", "verify", str(path), "--json")
+    code, out, _ = kez("claim", "verify", str(path), "--json")
     assert code == 1
     assert json.loads(out)["status"] == "invalid"
     assert "signature" in json.loads(out)["reason"]
 
 
-def test_verify_garbage_is_a_clear_error(capsys, tmp_path):
+def test_verify_garbage_is_a_clear_error(kez, tmp_path):
     path = tmp_path / "garbage"
     path.write_bytes(b"\xff\xfe not a claim")
-    code, out, err = kez(capsys, "claim", "verify", str(path))
+    code, out, err = kez("claim", "verify", str(path))
     assert code == 3 and "UTF-8" in err and not out
     path.write_text("hello world")
-    code, out, err = kez(capsys, "claim", "verify", str(path), "--json")
+    code, out, err = kez("claim", "verify", str(path), "--json")
     assert code == 3
     assert json.loads(out)["status"] == "invalid"
-    code, _, err = kez(capsys, "claim", "verify", str(tmp_path / "missing"))
+    code, _, err = kez("claim", "verify", str(tmp_path / "missing"))
     assert code == 4 and "no such file" in err
 
 
@@ -127,71 +120,71 @@ def test_verify_reads_stdin_pipe():
     assert "valid" in proc.stdout and "ap:alice@social.example" in proc.stdout
 
 
-def test_decode_shows_fields(capsys):
-    kez(capsys, "identity", "new", "--alg", "nostr", "--no-passphrase")
-    _, out, _ = kez(capsys, "claim", "create", "mastodon:@bob@host.example", "--format", "markdown")
+def test_decode_shows_fields(kez):
+    kez("identity", "new", "--alg", "nostr", "--no-passphrase")
+    _, out, _ = kez("claim", "create", "mastodon:@bob@host.example", "--format", "markdown")
     claim_path = Path(os.environ["KEZ_HOME"]) / "c.md"
     claim_path.write_text("My proof:\n\n" + out + "\nthanks\n")
-    code, out, _ = kez(capsys, "claim", "decode", str(claim_path), "--json")
+    code, out, _ = kez("claim", "decode", str(claim_path), "--json")
     assert code == 0
     doc = json.loads(out)
     assert doc["encoding"] == "markdown" and doc["payload"]["subject"] == "ap:bob@host.example"
 
 
-def test_usage_errors_exit_2(capsys):
-    kez(capsys, "identity", "new", "--no-passphrase")
-    assert kez(capsys, "claim", "create", "github:alice", "--format", "nope")[0] == 2
-    assert kez(capsys, "identity", "new", "--alg", "rsa")[0] == 2
-    assert kez(capsys, "identity", "bogus-command")[0] == 2
-    code, _, err = kez(capsys, "claim", "create", "not a subject")
+def test_usage_errors_exit_2(kez):
+    kez("identity", "new", "--no-passphrase")
+    assert kez("claim", "create", "github:alice", "--format", "nope")[0] == 2
+    assert kez("identity", "new", "--alg", "rsa")[0] == 2
+    assert kez("identity", "bogus-command")[0] == 2
+    code, _, err = kez("claim", "create", "not a subject")
     assert code == 3 and "channel" in err
 
 
-def test_several_identities_need_a_choice_or_default(capsys):
-    kez(capsys, "identity", "new", "--no-passphrase", "--name", "one")
-    kez(capsys, "identity", "new", "--no-passphrase", "--name", "two", "--alg", "nostr")
-    code, out, _ = kez(capsys, "identity", "list", "--json")
+def test_several_identities_need_a_choice_or_default(kez):
+    kez("identity", "new", "--no-passphrase", "--name", "one")
+    kez("identity", "new", "--no-passphrase", "--name", "two", "--alg", "nostr")
+    code, out, _ = kez("identity", "list", "--json")
     listed = {r["name"]: r for r in json.loads(out)}
     assert listed["one"]["default"] and not listed["two"]["default"]
-    assert kez(capsys, "identity", "default", "two")[0] == 0
-    _, out, _ = kez(capsys, "claim", "create", "github:alice", "--json")
+    assert kez("identity", "default", "two")[0] == 0
+    _, out, _ = kez("claim", "create", "github:alice", "--json")
     assert json.loads(out)["object"]["payload"]["primary"] == listed["two"]["key_id"]
-    code, _, err = kez(capsys, "identity", "new", "--no-passphrase", "--name", "one")
+    code, _, err = kez("identity", "new", "--no-passphrase", "--name", "one")
     assert code == 4 and "already exists" in err
 
 
-def test_export_import_round_trips(capsys, tmp_path, monkeypatch):
-    kez(capsys, "identity", "new", "--alg", "nostr", "--no-passphrase", "--name", "n")
-    _, shown, _ = kez(capsys, "identity", "show", "n", "--json")
+def test_export_import_round_trips(kez, tmp_path, monkeypatch):
+    kez("identity", "new", "--alg", "nostr", "--no-passphrase", "--name", "n")
+    _, shown, _ = kez("identity", "show", "n", "--json")
     key_id = json.loads(shown)["key_id"]
     origin = os.environ["KEZ_HOME"]
     for form in ("nsec", "hex", "pem"):
         monkeypatch.setenv("KEZ_HOME", origin)
-        code, out, _ = kez(capsys, "identity", "export", "n", "--format", form)
+        code, out, _ = kez("identity", "export", "n", "--format", form)
         assert code == 0
         src = tmp_path / f"key.{form}"
         src.write_text(out)
         extra = ["--alg", "nostr"] if form == "hex" else []
         # importing the same key twice is refused, so use a fresh keystore each time
         monkeypatch.setenv("KEZ_HOME", str(tmp_path / f"home-{form}"))
-        code, out, err = kez(capsys, "identity", "import", str(src), "--no-passphrase", *extra)
+        code, out, err = kez("identity", "import", str(src), "--no-passphrase", *extra)
         assert code == 0, err
         assert out.strip() == key_id
     monkeypatch.setenv("KEZ_HOME", str(tmp_path / "home-nsec"))
     monkeypatch.setenv("KEZ_PASSPHRASE", "correct horse")
-    code, out, _ = kez(capsys, "identity", "export", "--format", "ncryptsec", "--output", str(tmp_path / "k.nc"))
+    code, out, _ = kez("identity", "export", "--format", "ncryptsec", "--output", str(tmp_path / "k.nc"))
     assert code == 0 and (tmp_path / "k.nc").stat().st_mode & 0o777 == 0o600
     monkeypatch.setenv("KEZ_HOME", str(tmp_path / "home-nc"))
-    code, out, _ = kez(capsys, "identity", "import", str(tmp_path / "k.nc"))
+    code, out, _ = kez("identity", "import", str(tmp_path / "k.nc"))
     assert code == 0 and out.strip() == key_id
     monkeypatch.setenv("KEZ_PASSPHRASE", "wrong")
     monkeypatch.setenv("KEZ_HOME", str(tmp_path / "home-nc2"))
-    code, _, err = kez(capsys, "identity", "import", str(tmp_path / "k.nc"))
+    code, _, err = kez("identity", "import", str(tmp_path / "k.nc"))
     assert code == 4 and "wrong password" in err
 
 
-def test_plugins_lists_builtins_and_the_example(capsys):
-    code, out, _ = kez(capsys, "plugins", "--load", "--json")
+def test_plugins_lists_builtins_and_the_example(kez):
+    code, out, _ = kez("plugins", "--load", "--json")
     assert code == 0
     plugins = {p["name"]: p for p in json.loads(out)}
     assert plugins["armor"]["distribution"] == "kez-example"
@@ -225,15 +218,15 @@ def test_broken_plugin_is_reported_and_the_rest_keeps_working(tmp_path):
     assert strict.returncode == 6 and "needs libfoo" in strict.stderr
 
 
-def test_disable_plugins_blocks_the_example(capsys, monkeypatch):
+def test_disable_plugins_blocks_the_example(kez, monkeypatch):
     proc = run(["plugins", "--load", "--json"], env_extra={"KEZ_DISABLE_PLUGINS": "armor"})
     states = {p["name"]: p["state"] for p in json.loads(proc.stdout)}
     assert states["armor"] == "disabled" and states["ed25519"] == "loaded"
 
 
-def test_demo_passes(capsys):
+def test_demo_passes(kez):
     """The README's first command: offline part, then all five channels on local servers."""
-    code, out, _ = kez(capsys, "demo", "--json")
+    code, out, _ = kez("demo", "--json")
     assert code == 0
     report = json.loads(out)
     assert report["ok"] is True
@@ -258,26 +251,26 @@ def test_demo_passes(capsys):
     assert file["size"] == 1024 * 1024 and file["sha256_checked"] is True and file["count"] > 1
 
 
-def test_demo_offline_starts_no_server(capsys):
-    code, out, _ = kez(capsys, "demo", "--offline", "--json")
+def test_demo_offline_starts_no_server(kez):
+    code, out, _ = kez("demo", "--offline", "--json")
     assert code == 0
     assert "network" not in json.loads(out)
 
 
-def test_demo_skips_unknown_channels_with_a_reason(capsys):
-    code, out, _ = kez(capsys, "demo", "--channels", "dns,nosuch", "--json")
+def test_demo_skips_unknown_channels_with_a_reason(kez):
+    code, out, _ = kez("demo", "--channels", "dns,nosuch", "--json")
     network = json.loads(out)["network"]
     assert code == 0
     assert [row["channel"] for row in network["verified"]] == ["dns"]
     assert network["skipped"] == [{"channel": "nosuch", "reason": "the nosuch channel plugin is not installed"}]
 
 
-def test_demo_with_no_channel_started_fails_clearly(capsys):
-    code, out, _ = kez(capsys, "demo", "--channels", "nosuch", "--json")
+def test_demo_with_no_channel_started_fails_clearly(kez):
+    code, out, _ = kez("demo", "--channels", "nosuch", "--json")
     assert code == 1
     assert json.loads(out)["network"]["ok"] is False
 
 
-def test_version(capsys):
-    code, out, _ = kez(capsys, "--version")
+def test_version(kez):
+    code, out, _ = kez("--version")
     assert code == 0 and out.startswith("kez 0.1.0")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from kez_cli.main import main
+from kez_cli.main import BUILTIN_COMMANDS, main
 
 PLUGIN_PREFIXES = ("kez_channel_", "kez_transport_", "kez_server", "kez_example")
 
@@ -217,3 +217,25 @@ def test_json_errors_do_not_leak_into_the_next_run(capsys, tmp_path):
     assert main(["claim", "decode", missing]) == 4
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("error:")
+
+
+#: Groups whose module another change rewrites; they still keep a module-level `app` (issue 16 §4).
+_GROUPS_NOT_YET_BUILT_BY_A_FUNCTION = {"profile"}
+
+
+@pytest.mark.parametrize("module", sorted({m for _, m, _ in BUILTIN_COMMANDS}))
+def test_every_group_is_built_by_a_function(module):
+    """A module-level group would be shared by every in-process `main()` and collect state;
+    `register(app)` builds a fresh one per run (issue 16 §4)."""
+    import importlib
+
+    if module in _GROUPS_NOT_YET_BUILT_BY_A_FUNCTION:
+        pytest.skip(f"kez_cli.commands.{module} is rewritten elsewhere")
+    mod = importlib.import_module(f"kez_cli.commands.{module}")
+    assert callable(getattr(mod, "register", None)), module
+    assert not [name for name, value in vars(mod).items() if isinstance(value, typer.Typer)], module
+    first, second = typer.Typer(), typer.Typer()
+    mod.register(first)
+    mod.register(second)
+    built = [typer.main.get_command(app) for app in (first, second)]
+    assert built[0] is not built[1]

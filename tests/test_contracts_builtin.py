@@ -152,8 +152,8 @@ def test_contract_without_fixture_fails_with_a_sentence(tmp_path):
 
 def test_hypothesis_checks_skip_without_hypothesis(monkeypatch):
     """hypothesis is optional for plugin suites: its checks skip instead of failing."""
-    from kez_core import testing
+    from kez_core.testing import _support
 
-    monkeypatch.setattr(testing, "hypothesis", None)
+    monkeypatch.setattr(_support, "hypothesis", None)
     with pytest.raises(pytest.skip.Exception, match="hypothesis"):
         TestJson().test_arbitrary_text_hypothesis(JsonEncoding())

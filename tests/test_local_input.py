@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from kez_cli.main import main
 from kez_core.builtins import bip340, ed25519, encodings
 from kez_core.errors import DecodeError, PassphraseError, StoreError
 from kez_core.keys import Signer
@@ -25,12 +24,6 @@ from kez_core.timefmt import MAX_DURATION, parse_duration
 @pytest.fixture(scope="module")
 def registry():
     return Registry(plugins=[ed25519, bip340, encodings], entry_points=False, env={})
-
-
-def kez(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def home() -> Path:
@@ -47,13 +40,13 @@ def test_passphrase_that_is_not_utf8_is_a_typed_error():
 
 
 @pytest.mark.parametrize("command", [["identity", "new"], ["claim", "create", "dns:example.org"]])
-def test_non_utf8_kez_passphrase(capsys, monkeypatch, command):
+def test_non_utf8_kez_passphrase(kez, monkeypatch, command):
     if command[0] == "claim":
         monkeypatch.setenv("KEZ_PASSPHRASE", "pw")
-        kez(capsys, "identity", "new")
+        kez("identity", "new")
     monkeypatch.setenv("KEZ_PASSPHRASE", "pw\udcff")  # what a Latin-1 environment gives Python
     before = sorted(p.name for p in home().rglob("*"))
-    code, _, err = kez(capsys, *command)
+    code, _, err = kez(*command)
     assert code == 4 and "KEZ_PASSPHRASE is not valid UTF-8" in err, err
     assert "Traceback" not in err
     assert sorted(p.name for p in home().rglob("*")) == before
@@ -80,10 +73,10 @@ def test_the_maximum_duration_itself_is_accepted():
         ["sigchain", "add-inbox", "--expires-in", "99999y"],
     ],
 )
-def test_cli_refuses_a_duration_past_the_maximum(capsys, command):
-    kez(capsys, "identity", "new", "--no-passphrase")
-    kez(capsys, "sigchain", "init")
-    code, _, err = kez(capsys, *command)
+def test_cli_refuses_a_duration_past_the_maximum(kez, command):
+    kez("identity", "new", "--no-passphrase")
+    kez("sigchain", "init")
+    code, _, err = kez(*command)
     assert code == 3 and "1000y" in err, err
 
 
@@ -154,16 +147,16 @@ def test_any_identity_file_reads_as_a_record_or_a_store_error(tmp_path, registry
         assert isinstance(record.encrypted, bool)
 
 
-def test_cli_lists_the_good_identities_and_names_the_damaged_one(capsys):
-    kez(capsys, "identity", "new", "--name", "alice", "--no-passphrase")
-    kez(capsys, "identity", "new", "--name", "bob", "--no-passphrase")
+def test_cli_lists_the_good_identities_and_names_the_damaged_one(kez):
+    kez("identity", "new", "--name", "alice", "--no-passphrase")
+    kez("identity", "new", "--name", "bob", "--no-passphrase")
     (home() / "identities" / "alice" / "identity.json").write_text('{"name": 5}')
-    code, out, err = kez(capsys, "identity", "list", "--json")
+    code, out, err = kez("identity", "list", "--json")
     assert code == 0 and [r["name"] for r in json.loads(out)] == ["bob"]
     assert "alice" in err and "'alg' is missing" in err
-    code, _, err = kez(capsys, "identity", "show", "alice")
+    code, _, err = kez("identity", "show", "alice")
     assert code == 4 and "identity.json is unreadable" in err and "Traceback" not in err
-    assert kez(capsys, "claim", "create", "dns:example.org", "--identity", "bob")[0] == 0
+    assert kez("claim", "create", "dns:example.org", "--identity", "bob")[0] == 0
 
 
 # ----------------------------------------------------------------- umask 000
@@ -178,11 +171,11 @@ def open_umask():
         os.umask(old)
 
 
-def test_keystore_folders_are_private_under_umask_000(capsys, tmp_path, monkeypatch, open_umask):
+def test_keystore_folders_are_private_under_umask_000(kez, tmp_path, monkeypatch, open_umask):
     monkeypatch.setenv("KEZ_HOME", str(tmp_path / "fresh" / "home"))
-    assert kez(capsys, "identity", "new", "--no-passphrase")[0] == 0
-    assert kez(capsys, "sigchain", "init", "--new-recovery", str(tmp_path / "r.pem"))[0] == 0
-    assert kez(capsys, "sigchain", "add-inbox")[0] == 0
+    assert kez("identity", "new", "--no-passphrase")[0] == 0
+    assert kez("sigchain", "init", "--new-recovery", str(tmp_path / "r.pem"))[0] == 0
+    assert kez("sigchain", "add-inbox")[0] == 0
     folders = [home(), *(p for p in home().rglob("*") if p.is_dir())]
     assert {p.name for p in folders} >= {"home", "identities", "default", "chains", "inbox"}
     for folder in folders:
@@ -190,9 +183,9 @@ def test_keystore_folders_are_private_under_umask_000(capsys, tmp_path, monkeypa
     for key_file in [*home().rglob("*.pem"), tmp_path / "r.pem"]:
         assert stat.S_IMODE(key_file.stat().st_mode) == 0o600, key_file
     exported = tmp_path / "chain.jsonl"
-    assert kez(capsys, "sigchain", "export", str(exported))[0] == 0
+    assert kez("sigchain", "export", str(exported))[0] == 0
     monkeypatch.setenv("KEZ_HOME", str(tmp_path / "other"))
-    assert kez(capsys, "sigchain", "import", str(exported))[0] == 0  # a chain is the first thing here
+    assert kez("sigchain", "import", str(exported))[0] == 0  # a chain is the first thing here
     for folder in [home(), home() / "chains"]:
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
 

@@ -29,15 +29,6 @@ def _uv() -> list[str]:
     return [found] if found else [sys.executable, "-m", "uv"]
 
 
-def _kez(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(args)) or 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 @pytest.fixture(scope="module")
 def overlay(tmp_path_factory) -> Path:
     """A venv that sees every workspace package and gets the generated distributions installed."""
@@ -99,17 +90,17 @@ def test_generated_files(tmp_path):
     (["plugin", "new", "channel", "Bad-Name"], 2, "not a usable plugin name"),
     (["plugin", "new", "channel", "9lives"], 2, "not a usable plugin name"),
 ])
-def test_bad_arguments_are_usage_errors(capsys, tmp_path, args, code, words):
-    got, out, err = _kez(capsys, *args, "--dir", str(tmp_path / "x"))
+def test_bad_arguments_are_usage_errors(kez, tmp_path, args, code, words):
+    got, out, err = kez(*args, "--dir", str(tmp_path / "x"))
     assert got == code and words in err and "Traceback" not in err
     assert not (tmp_path / "x").exists()
 
 
-def test_never_overwrites(capsys, tmp_path):
+def test_never_overwrites(kez, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "pyproject.toml").write_text("precious")
-    got, out, err = _kez(capsys, "plugin", "new", "channel", "web", "--dir", str(folder))
+    got, out, err = kez("plugin", "new", "channel", "web", "--dir", str(folder))
     assert got == 4 and "already exists" in err
     assert (folder / "pyproject.toml").read_text() == "precious"
     assert sorted(p.name for p in folder.iterdir()) == ["pyproject.toml"]

@@ -20,7 +20,18 @@ import os
 log = logging.getLogger("mkdocs.plugins.kez")
 
 # The modules docs/api.md renders: what a plugin imports from kez-core.
-API_MODULES = ("kez_core.hookspecs", "kez_core.protocols", "kez_core.errors", "kez_core.testing")
+API_MODULES = (
+    "kez_core.hookspecs",
+    "kez_core.protocols",
+    "kez_core.errors",
+    # kez_core.testing is a package: each contract suite lives in its own module
+    "kez_core.testing.keys",
+    "kez_core.testing.encodings",
+    "kez_core.testing.channels",
+    "kez_core.testing.transports",
+    "kez_core.testing.ports",
+    "kez_core.testing.pytest_plugin",
+)
 
 
 def undocumented(module_name: str) -> list[str]:

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import unicodedata
 
-import attrs
-from kez_cli.main import main
+from kez_core.testing.pytest_plugin import KezResult
 
 HOSTILE: dict[str, str] = {
     "markup close": "[/x]",
@@ -65,18 +64,9 @@ def raw_controls(text: str) -> list[str]:
     return [c for c in text if c not in "\n\t" and unicodedata.category(c) in _BANNED]
 
 
-@attrs.frozen
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def kez(capsys, *args: str) -> Run:
-    """The CLI in-process; any exception that escapes `main` fails the test (a traceback)."""
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return Run(code, out, err)
+#: One CLI run, from the `kez` fixture of kez_core's pytest plugin (in-process:
+#: any exception that escapes `main` fails the test, a traceback).
+Run = KezResult
 
 
 def check(run: Run, *, json_mode: bool, codes: frozenset[int] = DOCUMENTED_EXITS) -> object:
@@ -84,12 +74,12 @@ def check(run: Run, *, json_mode: bool, codes: frozenset[int] = DOCUMENTED_EXITS
 
     Returns the JSON document in `--json` mode.
     """
-    assert "Traceback" not in run.out + run.err
-    assert run.code in codes, (run.code, run.err[-500:])
-    assert not raw_controls(run.out), ("stdout", sorted({hex(ord(c)) for c in raw_controls(run.out)}))
-    assert not raw_controls(run.err), ("stderr", sorted({hex(ord(c)) for c in raw_controls(run.err)}))
-    run.out.encode("utf-8")  # what reaches a UTF-8 terminal can be encoded (no lone surrogate)
-    run.err.encode("utf-8")
+    assert "Traceback" not in run.stdout + run.stderr
+    assert run.exit_code in codes, (run.exit_code, run.stderr[-500:])
+    assert not raw_controls(run.stdout), ("stdout", sorted({hex(ord(c)) for c in raw_controls(run.stdout)}))
+    assert not raw_controls(run.stderr), ("stderr", sorted({hex(ord(c)) for c in raw_controls(run.stderr)}))
+    run.stdout.encode("utf-8")  # what reaches a UTF-8 terminal can be encoded (no lone surrogate)
+    run.stderr.encode("utf-8")
     if json_mode:
-        return json.loads(run.out)  # exactly one document: trailing data is a JSONDecodeError
+        return json.loads(run.stdout)  # exactly one document: trailing data is a JSONDecodeError
     return None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from corpus import HOSTILE, check, kez
+from corpus import HOSTILE, check
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kez_core.claim import KIND, create_claim
@@ -57,36 +57,36 @@ def claim_files(tmp_path, text: str) -> dict[str, str]:
 
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_claim_verify_and_decode(capsys, tmp_path, name, json_mode):
+def test_claim_verify_and_decode(kez, tmp_path, name, json_mode):
     text = HOSTILE[name]
     mode = ["--json"] if json_mode else []
     for variant, path in claim_files(tmp_path, text).items():
-        run = kez(capsys, "claim", "verify", path, *mode)
+        run = kez("claim", "verify", path, *mode)
         doc = check(run, json_mode=json_mode)
         if variant == "tampered subject":
-            assert run.code == 1  # never valid
+            assert run.exit_code == 1  # never valid
             if json_mode:
                 assert doc["status"] == "invalid"
             else:
-                assert run.out.startswith("invalid")
-                assert "\nvalid" not in run.out
+                assert run.stdout.startswith("invalid")
+                assert "\nvalid" not in run.stdout
         if variant == "raw text":
             continue  # decode fails the same way verify did
-        run = kez(capsys, "claim", "decode", path, *mode)
+        run = kez("claim", "decode", path, *mode)
         doc = check(run, json_mode=json_mode)
-        if json_mode and variant == "signed" and run.code == 0:
+        if json_mode and variant == "signed" and run.exit_code == 0:
             assert doc["payload"]["note"] == text  # --json keeps the exact value
-        if not json_mode and variant == "signed" and run.code == 0 and len(text) < 100:
-            assert f"note       {visible(text)}\n" in run.out  # in full, escaped, not read as markup
+        if not json_mode and variant == "signed" and run.exit_code == 0 and len(text) < 100:
+            assert f"note       {visible(text)}\n" in run.stdout  # in full, escaped, not read as markup
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, blacklist_categories=()), max_size=40),
        st.booleans())
-def test_claim_verify_on_any_text(capsys, tmp_path, text, json_mode):
+def test_claim_verify_on_any_text(kez, tmp_path, text, json_mode):
     path = tmp_path / "claim.json"
     path.write_text(json.dumps(_signed({"note": text}, text)))
-    run = kez(capsys, "claim", "verify", str(path), *(["--json"] if json_mode else []))
+    run = kez("claim", "verify", str(path), *(["--json"] if json_mode else []))
     check(run, json_mode=json_mode)
-    run = kez(capsys, "claim", "decode", str(path), *(["--json"] if json_mode else []))
+    run = kez("claim", "decode", str(path), *(["--json"] if json_mode else []))
     check(run, json_mode=json_mode)

@@ -19,7 +19,7 @@ import sys
 import time
 
 import pytest
-from corpus import HOSTILE, Run, check, kez, raw_controls
+from corpus import HOSTILE, Run, check, raw_controls
 from kez_cli.main import main
 from kez_core.messaging import routing_id
 from kez_core.protocols import ChannelContext
@@ -58,33 +58,33 @@ def people(tmp_path_factory):
     return out
 
 
-def _seal(capsys, people, text: str) -> tuple[Run, list[str]]:
+def _seal(kez, people, text: str) -> tuple[Run, list[str]]:
     os.environ["KEZ_HOME"] = str(people["alice"])
-    run = kez(capsys, "message", "seal", "--to", str(people["bob_chain"]), "--text", text, "--json")
+    run = kez("message", "seal", "--to", str(people["bob_chain"]), "--text", text, "--json")
     check(run, json_mode=True)
-    return run, [item["envelope"] for item in json.loads(run.out)] if run.code == 0 else []
+    return run, [item["envelope"] for item in json.loads(run.stdout)] if run.exit_code == 0 else []
 
 
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
 @pytest.mark.parametrize("name", NAMES)
-def test_message_open(capsys, monkeypatch, people, name, json_mode):
+def test_message_open(kez, monkeypatch, people, name, json_mode):
     text = HOSTILE[name]
     monkeypatch.setenv("KEZ_HOME", str(people["alice"]))
-    sealed, envelopes = _seal(capsys, people, text)
+    sealed, envelopes = _seal(kez, people, text)
     if not envelopes:
-        assert sealed.code == 3  # a lone surrogate cannot be signed: refused, typed
+        assert sealed.exit_code == 3  # a lone surrogate cannot be signed: refused, typed
         envelopes = []
     monkeypatch.setenv("KEZ_HOME", str(people["bob"]))
     mode = ["--json"] if json_mode else []
-    run = kez(capsys, "message", "open", *envelopes, GARBAGE, *mode)
+    run = kez("message", "open", *envelopes, GARBAGE, *mode)
     doc = check(run, json_mode=json_mode, codes=frozenset({1}))  # the garbage envelope is refused
     if json_mode and envelopes:
         assert doc[0]["body"]["text"] == text and doc[0]["sender_checked"] is True
     if not json_mode and envelopes:
-        lines = run.out.splitlines()
+        lines = run.stdout.splitlines()
         assert lines[0].startswith("✓ ")  # checked sender, and nothing in the body can rewrite this line
         if len(text) < 100 and "\t" not in text:  # (rich lays tabs out as spaces)
-            assert "  " + visible(text, multiline=True).replace("\n", "\n  ") in run.out
+            assert "  " + visible(text, multiline=True).replace("\n", "\n  ") in run.stdout
 
 
 @pytest.fixture(scope="module")
@@ -112,17 +112,17 @@ def _listen(home, nats_url: str, count: int, json_mode: bool) -> subprocess.Pope
 
 
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
-def test_message_listen_goes_on_after_hostile_messages(capsys, monkeypatch, people, nats, json_mode):
+def test_message_listen_goes_on_after_hostile_messages(kez, monkeypatch, people, nats, json_mode):
     monkeypatch.setenv("KEZ_HOME", str(people["bob"]))
-    inbox = json.loads(kez(capsys, "sigchain", "show", "--json").out)["inbox_keys"][0]["key"]
+    inbox = json.loads(kez("sigchain", "show", "--json").stdout)["inbox_keys"][0]["key"]
     bodies = []
     envelopes = []
     for name in NAMES:
-        _, sealed = _seal(capsys, people, HOSTILE[name])
+        _, sealed = _seal(kez, people, HOSTILE[name])
         if sealed:
             bodies.append(HOSTILE[name])
             envelopes += sealed
-    _, last = _seal(capsys, people, "the end")
+    _, last = _seal(kez, people, "the end")
     listener = _listen(people["bob"], nats.url, len(bodies) + 1, json_mode)
     ctx = ChannelContext(options=nats.ctx_options(), timeout=10)
 

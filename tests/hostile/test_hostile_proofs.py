@@ -9,7 +9,7 @@ and API errors whose message is one.
 from __future__ import annotations
 
 import pytest
-from corpus import HOSTILE, check, kez
+from corpus import HOSTILE, check
 from kez_channel_github.testing import running_server
 from kez_core.claim import KIND
 from kez_core.keys import Signer
@@ -28,7 +28,7 @@ def github():
 
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
 @pytest.mark.parametrize("name", NAMES)
-def test_verify_subject_with_hostile_proofs(capsys, github, name, json_mode):
+def test_verify_subject_with_hostile_proofs(kez, github, name, json_mode):
     text = HOSTILE[name]
     mode = ["--json"] if json_mode else []
     flags = ["--github-api", github.ctx_options()["github_api"], "--retries", "0", "--timeout", "5", "--no-snapshot"]
@@ -42,8 +42,8 @@ def test_verify_subject_with_hostile_proofs(capsys, github, name, json_mode):
                             "nonce": "00" * 16, "note": text}, SIGNER)
         compact = default_registry().encoding("compact").encode(claim)
         github.add_gist("alice", {"kez-proof.md": f"{text}\n```kez\n{compact}\n```\n{text}"}, description=text)
-        check(kez(capsys, "verify", "github:alice", *flags, *mode), json_mode=json_mode)
+        check(kez("verify", "github:alice", *flags, *mode), json_mode=json_mode)
     github.fail_next(5, status=404, message=text)
-    check(kez(capsys, "verify", "github:alice", *flags, *mode), json_mode=json_mode)
+    check(kez("verify", "github:alice", *flags, *mode), json_mode=json_mode)
     github.fail_next(5, status=503, message=text)
-    check(kez(capsys, "verify", "github:alice", *flags, *mode), json_mode=json_mode)
+    check(kez("verify", "github:alice", *flags, *mode), json_mode=json_mode)

@@ -14,7 +14,7 @@ import json
 import os
 
 import pytest
-from corpus import HOSTILE, check, kez
+from corpus import HOSTILE, check
 from kez_cli.main import main
 from kez_core.localserver import serve_asgi
 from starlette.applications import Starlette
@@ -91,24 +91,24 @@ def own_home(tmp_path_factory):
 
 @pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
 @pytest.mark.parametrize("name", NAMES)
-def test_hostile_server_answers(capsys, monkeypatch, server, own_home, name, json_mode):
+def test_hostile_server_answers(kez, monkeypatch, server, own_home, name, json_mode):
     monkeypatch.setenv("KEZ_HOME", str(own_home))
     SAY.update(text=HOSTILE[name], push_ok=False)
     mode = ["--json"] if json_mode else []
     net = ["--timeout", "5"]
     i = NAMES.index(name)
     for who in (f"ok{i:02d}", f"err{i:02d}", f"bad{i:02d}"):
-        check(kez(capsys, "handle", "lookup", f"{who}@example.org", "--handle-server", server, *net, *mode),
+        check(kez("handle", "lookup", f"{who}@example.org", "--handle-server", server, *net, *mode),
               json_mode=json_mode)
-    check(kez(capsys, "verify", f"ok{i:02d}@example.org", "--handle-server", server, "--no-snapshot", *net, *mode),
+    check(kez("verify", f"ok{i:02d}@example.org", "--handle-server", server, "--no-snapshot", *net, *mode),
           json_mode=json_mode)
-    check(kez(capsys, "sigchain", "publish", "--sig-server", server, *net, *mode), json_mode=json_mode)
-    check(kez(capsys, "verify", "default", "--sig-server", server, "--no-snapshot", *net, *mode),
+    check(kez("sigchain", "publish", "--sig-server", server, *net, *mode), json_mode=json_mode)
+    check(kez("verify", "default", "--sig-server", server, "--no-snapshot", *net, *mode),
           json_mode=json_mode)
     SAY["push_ok"] = True  # `handle register` pushes the chain first
-    refused = kez(capsys, "handle", "register", "taken", "--server", server, *net, *mode)
+    refused = kez("handle", "register", "taken", "--server", server, *net, *mode)
     check(refused, json_mode=json_mode)
-    assert refused.code == 3
-    done = kez(capsys, "handle", "register", "alice", "--server", server, *net, *mode)  # hostile fields
+    assert refused.exit_code == 3
+    done = kez("handle", "register", "alice", "--server", server, *net, *mode)  # hostile fields
     doc = check(done, json_mode=json_mode, codes=frozenset({0}))
-    assert doc["fqhn"] == HOSTILE[name] if json_mode else done.out.startswith("registered ")
+    assert doc["fqhn"] == HOSTILE[name] if json_mode else done.stdout.startswith("registered ")

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import pytest
-from corpus import HOSTILE, check, kez
+from corpus import HOSTILE, check
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from kez_cli.main import main
@@ -28,12 +27,6 @@ from kez_core.timefmt import format_time, now
 
 MODES = pytest.mark.parametrize("json_mode", [False, True], ids=["text", "json"])
 NAMES = pytest.mark.parametrize("name", sorted(HOSTILE))
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def _swap(line: bytes, path: tuple[str, ...], value: str) -> bytes:
@@ -94,35 +87,35 @@ def _device_key(tmp_path) -> str:
 
 @MODES
 @NAMES
-def test_own_chain_add_device_revoke_add_and_show(capsys, monkeypatch, tmp_path, own_home, name, json_mode):
+def test_own_chain_add_device_revoke_add_and_show(kez, monkeypatch, tmp_path, own_home, name, json_mode):
     monkeypatch.setenv("KEZ_HOME", str(own_home))
     text = HOSTILE[name]
     mode = ["--json"] if json_mode else []
-    check(kez(capsys, "sigchain", "add", f"github:{text}", *mode), json_mode=json_mode)
-    added = check(kez(capsys, "sigchain", "add", f"github:a{len(HOSTILE)}{sorted(HOSTILE).index(name)}{json_mode:d}",
+    check(kez("sigchain", "add", f"github:{text}", *mode), json_mode=json_mode)
+    added = check(kez("sigchain", "add", f"github:a{len(HOSTILE)}{sorted(HOSTILE).index(name)}{json_mode:d}",
                       "--json"), json_mode=True)
-    device = kez(capsys, "sigchain", "add-device", "--name", text, "--device-key", _device_key(tmp_path), *mode)
+    device = kez("sigchain", "add-device", "--name", text, "--device-key", _device_key(tmp_path), *mode)
     check(device, json_mode=json_mode)
-    check(kez(capsys, "sigchain", "revoke", added["claim_id"], "--reason", text, *mode), json_mode=json_mode)
-    shown = kez(capsys, "sigchain", "show", *mode)
+    check(kez("sigchain", "revoke", added["claim_id"], "--reason", text, *mode), json_mode=json_mode)
+    shown = kez("sigchain", "show", *mode)
     doc = check(shown, json_mode=json_mode, codes=frozenset({0}))  # stored links never break `show`
-    if device.code == 0 and json_mode:
+    if device.exit_code == 0 and json_mode:
         assert text in [d["name"] for d in doc["devices"]]
         assert any(text in c["reason"] for c in doc["claims"])
-    if device.code == 0 and not json_mode and len(text) < 100:
-        assert f"({visible(text)})\n" in shown.out
+    if device.exit_code == 0 and not json_mode and len(text) < 100:
+        assert f"({visible(text)})\n" in shown.stdout
 
 
 @MODES
 @NAMES
-def test_stranger_chain_verify_import_and_verify_file(capsys, tmp_path, name, json_mode):
+def test_stranger_chain_verify_import_and_verify_file(kez, closed_port, tmp_path, name, json_mode):
     mode = ["--json"] if json_mode else []
-    closed = _closed_port_url()
+    closed = f"http://127.0.0.1:{closed_port}"
     for variant, lines in stranger_chains(HOSTILE[name]).items():
         path = tmp_path / f"{variant.replace(' ', '-')}.jsonl"
         path.write_bytes(b"".join(lines))
-        check(kez(capsys, "sigchain", "verify", str(path), *mode), json_mode=json_mode)
-        check(kez(capsys, "sigchain", "import", str(path), *mode), json_mode=json_mode)
+        check(kez("sigchain", "verify", str(path), *mode), json_mode=json_mode)
+        check(kez("sigchain", "import", str(path), *mode), json_mode=json_mode)
         if variant == "named":  # (a chain with no valid link says only that)
-            check(kez(capsys, "verify", str(path), "--github-api", closed, "--retries", "0", "--timeout", "1",
+            check(kez("verify", str(path), "--github-api", closed, "--retries", "0", "--timeout", "1",
                       "--no-snapshot", *mode), json_mode=json_mode)

@@ -172,7 +172,7 @@ while todo:
 installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() for d in md.distributions()}
 failed = {}
 for mod in pkgutil.walk_packages(kez_core.__path__, "kez_core."):
-    if mod.name == "kez_core.testing":
+    if mod.name == "kez_core.testing" or mod.name.startswith("kez_core.testing."):
         continue  # the contract suites need the `testing` extra (pytest)
     try:
         importlib.import_module(mod.name)
@@ -230,6 +230,13 @@ def test_a_channel_contract_suite_runs_against_the_installed_wheels(kez_venv, di
     suite = tmp_path / "suite"
     suite.mkdir()
     shutil.copy(ROOT / "plugins" / "kez-channel-dns" / "tests" / "test_dns_contract.py", suite)
+    # kez-core's pytest plugin (entry point pytest11 `kez`) gives its fixtures without a conftest
+    (suite / "test_fixtures.py").write_text(
+        "def test_fixtures(kez, free_port, closed_port):\n"
+        "    assert kez('identity', 'new', '--no-passphrase').exit_code == 0\n"
+        "    assert kez('plugins', '--json').json()\n"
+        "    assert free_port != closed_port\n"
+    )
     result = _run([str(kez_venv / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(suite),
                    str(suite)], env=_clean_env(tmp_path / "home"), cwd=suite)
     assert result.returncode == 0, result.stdout + result.stderr

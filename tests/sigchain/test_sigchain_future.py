@@ -7,7 +7,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kez_cli.main import main
 from kez_core.sigchain import ChainError, ChainValidator, SigchainBuilder, merge_copies, validate_lines
 from kez_core.timefmt import MAX_CLOCK_SKEW, format_time
 from sigchain_helpers import T0, builder, make_keys, next_link
@@ -78,15 +77,9 @@ def test_builder_refuses_a_far_future_link_and_appends_nothing():
     b.add_recovery(KEYS.primary, KEYS.new.key_id)  # still usable
 
 
-def kez(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_verify_and_import_refuse_a_future_link_and_export_import_repairs(capsys, tmp_path):
-    kez(capsys, "identity", "new", "--no-passphrase")
-    code, out, _ = kez(capsys, "sigchain", "init", "--recovery-key", KEYS.device.key_id, "--json")
+def test_cli_verify_and_import_refuse_a_future_link_and_export_import_repairs(kez, tmp_path):
+    kez("identity", "new", "--no-passphrase")
+    code, out, _ = kez("sigchain", "init", "--recovery-key", KEYS.device.key_id, "--json")
     assert code == 0
     identity = json.loads(out)["identity_id"]
     from kez_core.keystore import Keystore
@@ -98,18 +91,18 @@ def test_cli_verify_and_import_refuse_a_future_link_and_export_import_repairs(ca
     bad = next_link(state, signer, "add_recovery", {"key": KEYS.recovery.key_id}, created_at=FAR)
     copy = tmp_path / "copy.jsonl"
     copy.write_bytes(path.read_bytes() + bad)
-    code, out, _ = kez(capsys, "sigchain", "verify", str(copy), "--json")
+    code, out, _ = kez("sigchain", "verify", str(copy), "--json")
     data = json.loads(out)
     assert code == 1 and data["errors"][0]["reason"] == "future" and data["errors"][0]["seqno"] == 2
-    code, _, _ = kez(capsys, "sigchain", "import", str(copy))
+    code, _, _ = kez("sigchain", "import", str(copy))
     assert code == 1
     # a local chain that already holds one (written before this rule): adding refuses ...
     path.write_bytes(copy.read_bytes())
-    code, _, err = kez(capsys, "sigchain", "add-recovery", KEYS.new.key_id)
+    code, _, err = kez("sigchain", "add-recovery", KEYS.new.key_id)
     assert code == 1 and "ahead" in err.replace("\n", " "), err
     # ... and export + import writes the valid prefix back, so the chain goes on
     good = tmp_path / "good.jsonl"
-    assert kez(capsys, "sigchain", "export", str(good))[0] == 0
-    assert kez(capsys, "sigchain", "import", str(good))[0] == 0
-    code, _, err = kez(capsys, "sigchain", "add-recovery", KEYS.new.key_id)
+    assert kez("sigchain", "export", str(good))[0] == 0
+    assert kez("sigchain", "import", str(good))[0] == 0
+    code, _, err = kez("sigchain", "add-recovery", KEYS.new.key_id)
     assert code == 0, err

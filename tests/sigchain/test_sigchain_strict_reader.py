@@ -7,7 +7,6 @@ import json
 import re
 
 import pytest
-from kez_cli.main import main
 from kez_core.sigchain import ChainError, merge_copies, validate_lines
 from sigchain_helpers import builder, make_keys
 
@@ -67,26 +66,20 @@ def test_a_copy_covered_by_another_is_still_read_strictly():
     assert merged.copies[1].error is not None and merged.copies[1].valid_links == 1
 
 
-def kez(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_verify_and_import_refuse_a_float_seqno(capsys, tmp_path):
+def test_cli_verify_and_import_refuse_a_float_seqno(kez, tmp_path):
     lines = list(LINES)
     lines[1] = respell_seqno(lines[1], "7e0").replace(b'"seqno":7e0', b'"seqno":2e0')
     path = tmp_path / "chain.jsonl"
     path.write_bytes(b"".join(lines))
-    code, out, _ = kez(capsys, "sigchain", "verify", str(path), "--json")
+    code, out, _ = kez("sigchain", "verify", str(path), "--json")
     data = json.loads(out)
     assert code == 1 and data["status"] == "invalid", data
     assert data["errors"][0]["seqno"] == 2 and data["errors"][0]["line"] == 2
-    code, out, _ = kez(capsys, "sigchain", "import", str(path), "--json")
+    code, out, _ = kez("sigchain", "import", str(path), "--json")
     assert code == 1
 
 
-def test_cli_line_numbers_are_physical_lines(capsys, tmp_path):
+def test_cli_line_numbers_are_physical_lines(kez, tmp_path):
     # U+2028 inside a JSON string is legal JSON; it must not split the line
     b = builder()
     b.add_device(KEYS.primary, KEYS.device, "lap\u2028top")
@@ -97,13 +90,13 @@ def test_cli_line_numbers_are_physical_lines(capsys, tmp_path):
     lines.append(respell_seqno(lines[0], "1").replace(b'"seqno":1', b'"seqno":3.0'))
     path = tmp_path / "chain.jsonl"
     path.write_bytes(b"".join(lines))
-    code, out, _ = kez(capsys, "sigchain", "verify", str(path), "--json")
+    code, out, _ = kez("sigchain", "verify", str(path), "--json")
     data = json.loads(out)
     assert data["length"] == 2, data
     assert data["errors"][0]["line"] == 4 and data["errors"][0]["seqno"] == 3, data
 
 
-def test_cli_verify_and_import_read_chain_files_over_4_mib(capsys, tmp_path):
+def test_cli_verify_and_import_read_chain_files_over_4_mib(kez, tmp_path):
     # long device names (64 characters) and many links: a > 4 MiB chain, built quickly
     b = builder()
     primary = KEYS.primary
@@ -120,10 +113,10 @@ def test_cli_verify_and_import_read_chain_files_over_4_mib(capsys, tmp_path):
             n += 1
             b.lines.clear()
     assert path.stat().st_size > 4 * 1024 * 1024
-    code, out, err = kez(capsys, "sigchain", "verify", str(path), "--json")
+    code, out, err = kez("sigchain", "verify", str(path), "--json")
     assert code == 0, (out[-500:], err)
     assert json.loads(out)["length"] == n
-    code, out, err = kez(capsys, "sigchain", "import", str(path), "--json")
+    code, out, err = kez("sigchain", "import", str(path), "--json")
     assert code == 0, err
     assert json.loads(out)["length"] == n
 

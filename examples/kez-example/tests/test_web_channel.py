@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kez_cli.main import main
 from kez_core.protocols import ChannelContext
 from kez_core.testing import ChannelContract
 from kez_example.web import WebChannel
@@ -47,12 +45,6 @@ def site(tmp_path):
     server.server_close()
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class TestWebChannelContract(ChannelContract):
     valid_handles = ["example.org", "Example.ORG.", "sub.example.co.uk"]
     invalid_handles = ["", "no_dots", "-bad-.example", "a b.example"]
@@ -62,7 +54,7 @@ class TestWebChannelContract(ChannelContract):
         return WebChannel()
 
 
-def test_fetch_statuses(site):
+def test_fetch_statuses(site, closed_port):
     root, base, handler = site
     channel = WebChannel()
     ctx = ChannelContext(options={"web_base_url": base}, timeout=5)
@@ -75,30 +67,24 @@ def test_fetch_statuses(site):
     handler.fail_with = 503
     busy = asyncio.run(channel.fetch("example.org", ctx))
     assert not busy.reachable and busy.retry_after == 1.0
-    down = asyncio.run(channel.fetch("example.org", ChannelContext(options={"web_base_url": f"http://127.0.0.1:{_closed_port()}"}, timeout=2)))
+    down = asyncio.run(channel.fetch("example.org", ChannelContext(options={"web_base_url": f"http://127.0.0.1:{closed_port}"}, timeout=2)))
     assert not down.reachable and "ConnectError" in down.reason
 
 
-def kez(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_publish_then_verify_online_offline_and_history(site, capsys, tmp_path):
+def test_publish_then_verify_online_offline_and_history(site, kez, tmp_path):
     root, base, handler = site
-    kez(capsys, "identity", "new", "--no-passphrase")
-    kez(capsys, "sigchain", "init")
-    code, out, err = kez(capsys, "claim", "publish", "web:Example.org", "--web-root", str(root), "--json")
+    kez("identity", "new", "--no-passphrase")
+    kez("sigchain", "init")
+    code, out, err = kez("claim", "publish", "web:Example.org", "--web-root", str(root), "--json")
     assert code == 0, err
     published = json.loads(out)
     assert published["seqno"] == 1 and not published["reused"]
     assert "```kez" in (root / ".well-known" / "kez.txt").read_text()
     # Publishing again reuses the claim already in the chain.
-    code, out, _ = kez(capsys, "claim", "publish", "web:example.org", "--web-root", str(root), "--json")
+    code, out, _ = kez("claim", "publish", "web:example.org", "--web-root", str(root), "--json")
     assert json.loads(out)["reused"] is True and json.loads(out)["claim_id"] == published["claim_id"]
 
-    code, out, err = kez(capsys, "verify", "default", "--web-base-url", base, "--json")
+    code, out, err = kez("verify", "default", "--web-base-url", base, "--json")
     assert code == 0, err
     result = json.loads(out)["results"][0]
     assert result["chain_status"] == "valid" and result["ok"]
@@ -106,23 +92,23 @@ def test_publish_then_verify_online_offline_and_history(site, capsys, tmp_path):
     assert result["claims"][0]["source"] == f"{base}/.well-known/kez.txt"
     assert result["snapshot"]
 
-    code, out, _ = kez(capsys, "verify", "web:example.org", f"--web-base-url={base}", "--json")
+    code, out, _ = kez("verify", "web:example.org", f"--web-base-url={base}", "--json")
     assert code == 0 and json.loads(out)["results"][0]["status"] == "valid"
 
     handler.fail_with = 503  # the site goes down: online says unreachable (exit 5), offline still knows
-    code, out, _ = kez(capsys, "verify", "default", "--web-base-url", base, "--retries", "0", "--json")
+    code, out, _ = kez("verify", "default", "--web-base-url", base, "--retries", "0", "--json")
     assert code == 5 and json.loads(out)["results"][0]["claims"][0]["status"] == "unreachable"
-    code, out, _ = kez(capsys, "verify", "default", "--offline", "--json")
+    code, out, _ = kez("verify", "default", "--offline", "--json")
     offline = json.loads(out)["results"][0]
     assert code == 0 and offline["offline"] and offline["claims"][0]["status"] == "valid"
     handler.fail_with = None
 
     (root / ".well-known" / "kez.txt").write_text("nothing here")
-    code, out, _ = kez(capsys, "verify", "default", "--web-base-url", base, "--json")
+    code, out, _ = kez("verify", "default", "--web-base-url", base, "--json")
     assert code == 1 and json.loads(out)["results"][0]["claims"][0]["status"] == "not_found"
 
-    code, _, _ = kez(capsys, "sigchain", "revoke", published["claim_id"], "--reason", "moved")
-    code, out, _ = kez(capsys, "verify", "default", "--web-base-url", base, "--json")
+    code, _, _ = kez("sigchain", "revoke", published["claim_id"], "--reason", "moved")
+    code, out, _ = kez("verify", "default", "--web-base-url", base, "--json")
     assert code == 0 and json.loads(out)["results"][0]["claims"][0]["status"] == "revoked"
 
     from kez_core.keystore import Keystore
@@ -133,9 +119,9 @@ def test_publish_then_verify_online_offline_and_history(site, capsys, tmp_path):
     assert [h["status"] for h in history] == ["valid", "unreachable", "valid", "not_found", "revoked"]
 
 
-def test_unknown_flag_and_missing_root_are_clear_errors(capsys):
-    kez(capsys, "identity", "new", "--no-passphrase")
-    code, _, err = kez(capsys, "verify", "web:example.org", "--no-such-flag", "x")
+def test_unknown_flag_and_missing_root_are_clear_errors(kez):
+    kez("identity", "new", "--no-passphrase")
+    code, _, err = kez("verify", "web:example.org", "--no-such-flag", "x")
     assert code == 2 and "--web-base-url" in err
-    code, _, err = kez(capsys, "claim", "publish", "web:example.org")
+    code, _, err = kez("claim", "publish", "web:example.org")
     assert code == 4 and "--web-root" in err

@@ -48,7 +48,7 @@ BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("plugin", "plugin", "Start a new plugin distribution of your own."),
     ("demo", "demo", "Run the end-to-end demo: identities, claims in every encoding, then publish and verify on local servers."),
     ("identity", "identity", "Create, list, show, export and import identities (your keys)."),
-    ("claim", "claim", "Create, verify and decode signed claims (offline)."),
+    ("claim", "claim", "Create, verify, decode, publish and revoke signed claims."),
     ("sigchain", "sigchain", "Build, inspect, merge and verify sigchains (your identity's signed history)."),
     ("handle", "handle", "Register and look up handles (alice@example.org) on a kez-server."),
     ("message", "message", "Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys)."),

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import timedelta
 
+from kez_channel_activitypub import ActivityPubChannel
 from kez_core.claim import create_claim
 from kez_core.encoding import decode_any, encode
 from kez_core.keys import Signer
 from kez_core.protocols import ChannelContext, FetchOutcome
 from kez_core.signed import SignedObject
+from kez_core.testing.ports import free_port
 from kez_core.timefmt import now
-from kez_channel_activitypub import ActivityPubChannel
 
 DOMAIN = "mastodon.example"
 CHANNEL = ActivityPubChannel()
@@ -58,8 +58,4 @@ def objects(outcome: FetchOutcome):
 
 def closed_port_url() -> str:
     """A base URL on 127.0.0.1 where nothing listens."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"

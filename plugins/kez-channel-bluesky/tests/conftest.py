@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 
 import pytest
 from kez_channel_bluesky.channel import BlueskyChannel
@@ -38,9 +37,6 @@ def bsky_other_signer() -> Signer:
 
 
 @pytest.fixture
-def bsky_closed_url() -> str:
-    """A 127.0.0.1 URL where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+def bsky_closed_url(closed_port) -> str:
+    """A 127.0.0.1 URL where connections are refused (kez_core's `closed_port` fixture)."""
+    return f"http://127.0.0.1:{closed_port}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 
 import httpx
 import pytest
@@ -32,13 +31,6 @@ def context(kez_server, owner):
     return ChannelContext(
         options={"inbox_server": kez_server.url, "inbox_handle": handle, "signer": signer}, timeout=5
     )
-
-
-@pytest.fixture
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

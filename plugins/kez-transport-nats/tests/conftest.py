@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from kez_transport_nats.testing import free_port, running_nats_server
+from kez_transport_nats.testing import running_nats_server
 from nats_helpers import PERMISSIONS_CONFIG, SMALL_MAX_PAYLOAD, TOKEN
 
 
@@ -39,12 +39,6 @@ def nats_small_server():
 def nats_permissions_server():
     with running_nats_server(config=PERMISSIONS_CONFIG) as server:
         yield server
-
-
-@pytest.fixture
-def closed_port():
-    """A port on 127.0.0.1 where nothing listens (connections are refused)."""
-    return free_port()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""`kez claim …`: create, verify and decode signed claims offline."""
+"""`kez claim …`: create, verify and decode signed claims offline; publish and revoke them."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from kez_core.timefmt import now, parse_duration
 from .. import passphrase
 from ..io import read_input, write_output
 from ..options import IdentityOpt, JsonOpt
-from ..output import State, emit_json, show_line
+from ..output import State, emit_json, note, show_line
 
-app = typer.Typer(help="Create, verify and decode signed claims (offline).", no_args_is_help=True)
 
 _STYLE = {
     Status.VALID: "green",
@@ -31,7 +30,6 @@ _STYLE = {
 }
 
 
-@app.command("create")
 def create(
     subject: Annotated[str, typer.Argument(help="What you claim, as channel:handle (github:alice, dns:example.org, …).")],
     expires: Annotated[
@@ -66,7 +64,6 @@ def _result_dict(check: ClaimCheck, encoding: str | None) -> dict[str, Any]:
     return data
 
 
-@app.command("verify")
 def verify(
     source: Annotated[str | None, typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped).")] = None,
     json_: JsonOpt = False,
@@ -130,7 +127,6 @@ def _broken_dict(candidate: Any) -> dict[str, Any]:
             "primary": None, "subject": None, "claim_id": None}
 
 
-@app.command("decode")
 def decode(
     source: Annotated[str | None, typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped).")] = None,
     json_: JsonOpt = False,
@@ -194,10 +190,47 @@ def publish(
         show_line((f"  claim {claim_id}{' (reused from the sigchain)' if reused else f', added at seqno {seqno}'}", "dim"))
 
 
+def revoke(
+    target: Annotated[str, typer.Argument(help="A claim id (8+ hex digits of it) or a subject such as github:alice.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, in words (kept in the chain, public).")] = "",
+    identity: IdentityOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Revoke a claim in your sigchain, by claim id or subject; then republish the chain.
+
+    A subject revokes every claim on it that is not revoked yet. Every copy
+    of a revoked claim verifies as `revoked` once verifiers have the chain.
+    """
+    from kez_core.revocation import revoke_claims
+
+    State.json_mode = json_
+    store = Keystore(registry=default_registry())
+    record = store.get(identity)
+    done = revoke_claims(
+        store, record.name, target, reason=reason, registry=store.registry,
+        signer=lambda: store.signer(record.name, passphrase.provider(f"identity {record.name!r}")),
+    )
+    if json_:
+        emit_json(done.to_json())
+        return
+    for claim in done.claims:
+        show_line(("revoked", "yellow bold"), f"  {claim.subject}  ", (f"claim {claim.claim_id}, seqno {claim.seqno}", "dim"))
+    note(done.hint)
+
+
 def register_publish(app_: typer.Typer) -> None:
     from ..channel_options import CONTEXT_SETTINGS
 
     app_.command("publish", context_settings=CONTEXT_SETTINGS)(publish)
 
 
-register_publish(app)
+def register(main_app: typer.Typer) -> None:
+    """Add `kez claim` to a freshly built root app (a new group each time: `build_app`
+    runs once per in-process `main()`, and a shared group would collect duplicates)."""
+    app = typer.Typer(help="Create, verify, decode, publish and revoke signed claims.", no_args_is_help=True)
+    app.command("create")(create)
+    app.command("verify")(verify)
+    app.command("decode")(decode)
+    register_publish(app)
+    app.command("revoke")(revoke)
+    main_app.add_typer(app, name="claim")

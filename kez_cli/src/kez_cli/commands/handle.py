@@ -35,7 +35,6 @@ from ..sigservers import (
     valid_handle,
 )
 
-app = typer.Typer(help="Register and look up handles (alice@example.org) on a kez-server.", no_args_is_help=True)
 
 
 def _print(data: dict[str, Any], *, heading: bool = True) -> None:
@@ -46,8 +45,7 @@ def _print(data: dict[str, Any], *, heading: bool = True) -> None:
             show_line(f"  {key:<14} {data[key]}")
 
 
-@app.command("register")
-def register(
+def handle_register(
     handle: Annotated[str, typer.Argument(help="The handle to claim: 3–32 of a-z 0-9 _ -, starting with a letter or digit.")],
     server: Annotated[str, typer.Option("--server", help="Base URL of the kez-server, e.g. https://example.org.")],
     server_name_: Annotated[
@@ -111,7 +109,6 @@ def _push_own_chain(store: Keystore, identity_id: str, base: str, timeout: float
     return result.to_json()
 
 
-@app.command("lookup")
 def lookup(
     target: Annotated[str, typer.Argument(help="handle@server, e.g. alice@example.org.")],
     handle_server: HandleServerOpt = None,
@@ -129,3 +126,12 @@ def lookup(
         emit_json(data)
     else:
         _print(data)
+
+
+def register(main_app: typer.Typer) -> None:
+    """Add `kez handle` to a freshly built root app (a new group each time: `build_app`
+    runs once per in-process `main()`, and a shared group would collect duplicates)."""
+    app = typer.Typer(help="Register and look up handles (alice@example.org) on a kez-server.", no_args_is_help=True)
+    app.command("register")(handle_register)
+    app.command("lookup")(lookup)
+    main_app.add_typer(app, name="handle")

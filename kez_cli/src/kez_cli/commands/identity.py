@@ -15,7 +15,6 @@ from ..io import read_input, write_output
 from ..options import JsonOpt
 from ..output import State, cell, emit_json, emit_text, note, out_console, show_line, warn
 
-app = typer.Typer(help="Create, list, show, export and import identities (your keys).", no_args_is_help=True)
 
 
 def _store() -> Keystore:
@@ -32,7 +31,6 @@ def _public_facts(store: Keystore, name: str | None) -> dict[str, object]:
     return facts
 
 
-@app.command("new")
 def new(
     alg: Annotated[str, typer.Option("--alg", help="Key algorithm: ed25519 or nostr (BIP-340).")] = "ed25519",
     name: Annotated[str, typer.Option("--name", help="Name of the identity in the keystore.")] = "default",
@@ -53,7 +51,6 @@ def new(
         emit_text(record.key_id)
 
 
-@app.command("list")
 def list_(json_: JsonOpt = False) -> None:
     """List the identities in the keystore."""
     State.json_mode = json_
@@ -77,7 +74,6 @@ def list_(json_: JsonOpt = False) -> None:
     out_console.print(table)
 
 
-@app.command("show")
 def show(
     name: Annotated[str | None, typer.Argument(help="Identity name (default identity if omitted).")] = None,
     json_: JsonOpt = False,
@@ -92,7 +88,6 @@ def show(
         show_line((f"{key:>10}", "bold"), f"  {value}")
 
 
-@app.command("default")
 def set_default(
     name: Annotated[str, typer.Argument(help="Identity to use when --identity is not given.")],
     json_: JsonOpt = False,
@@ -107,7 +102,6 @@ def set_default(
         note(f"default identity is now {name!r}")
 
 
-@app.command("export")
 def export(
     name: Annotated[str | None, typer.Argument(help="Identity name (default identity if omitted).")] = None,
     form: Annotated[
@@ -138,7 +132,6 @@ def export(
         write_output(text, output, 0o644 if public else 0o600)
 
 
-@app.command("import")
 def import_(
     source: Annotated[str, typer.Argument(help="FILE holding the key (PEM, nsec, ncryptsec, hex), or - for stdin.")],
     name: Annotated[str, typer.Option("--name", help="Name for the imported identity.")] = "default",
@@ -161,3 +154,16 @@ def import_(
         emit_json(_public_facts(store, record.name))
     else:
         emit_text(record.key_id)
+
+
+def register(main_app: typer.Typer) -> None:
+    """Add `kez identity` to a freshly built root app (a new group each time: `build_app`
+    runs once per in-process `main()`, and a shared group would collect duplicates)."""
+    app = typer.Typer(help="Create, list, show, export and import identities (your keys).", no_args_is_help=True)
+    app.command("new")(new)
+    app.command("list")(list_)
+    app.command("show")(show)
+    app.command("default")(set_default)
+    app.command("export")(export)
+    app.command("import")(import_)
+    main_app.add_typer(app, name="identity")

@@ -10,10 +10,8 @@ import typer
 from ..options import JsonOpt
 from ..output import State, emit_json, show_line
 
-app = typer.Typer(help="Start a new plugin distribution of your own.", no_args_is_help=True)
 
 
-@app.command("new")
 def new(
     kind: Annotated[str, typer.Argument(help="channel, transport, encoding or key.", show_default=False)],
     name: Annotated[str, typer.Argument(help="The plugin's name: lower-case letters and digits (e.g. web).")],
@@ -35,3 +33,11 @@ def new(
     for rel in done.files:
         show_line(f"  {rel}")
     show_line("next: pip install -e '.[test]' in that folder, then `kez plugins --load` and `pytest`")
+
+
+def register(main_app: typer.Typer) -> None:
+    """Add `kez plugin` to a freshly built root app (a new group each time: `build_app`
+    runs once per in-process `main()`, and a shared group would collect duplicates)."""
+    app = typer.Typer(help="Start a new plugin distribution of your own.", no_args_is_help=True)
+    app.command("new")(new)
+    main_app.add_typer(app, name="plugin")

@@ -38,7 +38,6 @@ from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..sigservers import UsageError, configured_servers, server_copies
 from ..output import State, emit_json, emit_text, note, show_line, warn
 
-app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
 
 
 # ------------------------------------------------------------------ helpers
@@ -128,7 +127,6 @@ def _done(link, state: ChainState, json_: bool, message: str, extra: dict[str, A
 # ------------------------------------------------------------------ commands
 
 
-@app.command("init")
 def init(
     identity: IdentityOpt = None,
     recovery_key: Annotated[
@@ -194,7 +192,6 @@ def _stdout_sink(pem: bytes) -> None:
     write_output(pem.decode("ascii"), None)
 
 
-@app.command("add")
 def add(
     subject: Annotated[str, typer.Argument(help="channel:handle to claim, e.g. github:alice.")],
     expires: Annotated[str | None, typer.Option("--expires", help="Validity: 90d, 1y, … Default: never.")] = None,
@@ -221,23 +218,29 @@ def add(
         note(f"claim {claim.id} added at seqno {link.seqno}; publish the text above on {claim.payload['subject']}")
 
 
-@app.command("revoke")
 def revoke(
     claim_id: Annotated[str, typer.Argument(help="Id of the claim to revoke (see `kez sigchain show`).")],
     reason: Annotated[str, typer.Option("--reason", help="Why, in words (kept in the chain).")] = "",
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
-    """Revoke a claim: from now on every copy of it verifies as `revoked`."""
+    """Revoke a claim: from now on every copy of it verifies as `revoked` (see also `kez claim revoke`)."""
+    from kez_core.revocation import revoke_claims
+
     State.json_mode = json_
+    if ":" in claim_id:
+        raise UsageError("`kez sigchain revoke` takes a claim id; to revoke by subject use `kez claim revoke`")
     store = _store()
-    record, path, builder = _local(store, identity)
-    link = builder.revoke(_primary(store, record), claim_id.strip().lower(), reason)
-    state = append_links(path, [link], registry=store.registry)
-    _done(link, state, json_, f"claim {claim_id} revoked at seqno {link.seqno}", {"claim_id": claim_id})
+    record = store.get(identity)
+    done = revoke_claims(store, record.name, claim_id, reason=reason, signer=lambda: _primary(store, record))
+    claim = done.claims[0]
+    if json_:
+        emit_json({"seqno": claim.seqno, "link_id": claim.link_id, "op": "revoke", "identity_id": done.identity_id,
+                   "claim_id": claim.claim_id})
+    else:
+        note(f"claim {claim.claim_id} revoked at seqno {claim.seqno}; {done.hint}")
 
 
-@app.command("rotate")
 def rotate(
     new_key: Annotated[str | None, typer.Option("--new-key", help="FILE holding the new primary's secret key.")] = None,
     generate: Annotated[bool, typer.Option("--generate", help="Generate the new primary key.")] = False,
@@ -275,7 +278,6 @@ def rotate(
     )
 
 
-@app.command("add-device")
 def add_device(
     name: Annotated[str, typer.Option("--name", help="A name for the device, e.g. laptop.")],
     device_identity: Annotated[
@@ -300,7 +302,6 @@ def add_device(
     _done(link, state, json_, f"device {device.key_id} ({name}) added at seqno {link.seqno}", {"device": device.key_id})
 
 
-@app.command("join")
 def join(
     identity_id: Annotated[str, typer.Argument(help="The identity this keystore identity's key is a device of.")],
     identity: IdentityOpt = None,
@@ -324,7 +325,6 @@ def join(
         note("publish its own inbox key: `kez sigchain add-inbox`, then share the chain")
 
 
-@app.command("remove-device")
 def remove_device(
     device: Annotated[str, typer.Argument(help="Key id of the device to remove.")],
     identity: IdentityOpt = None,
@@ -339,7 +339,6 @@ def remove_device(
     _done(link, state, json_, f"device {device} removed at seqno {link.seqno}")
 
 
-@app.command("add-recovery")
 def add_recovery(
     key: Annotated[str | None, typer.Argument(help="Recovery key id (alg:hex or npub).")] = None,
     key_file: Annotated[str | None, typer.Option("--key-file", help="FILE holding the recovery secret key.")] = None,
@@ -360,7 +359,6 @@ def add_recovery(
         note(f"recovery key {key_id} added")
 
 
-@app.command("add-inbox")
 def add_inbox(
     expires_in: Annotated[
         str, typer.Option("--expires-in", help="How long senders may use the key: 7d (default), 2w, …")
@@ -394,7 +392,6 @@ def add_inbox(
     )
 
 
-@app.command("show")
 def show(identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
     """Show the chain: identity id, primary, devices, recovery keys, claims and their status."""
     State.json_mode = json_
@@ -407,7 +404,6 @@ def show(identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
         _print_state(data)
 
 
-@app.command("export")
 def export(
     output: Annotated[str | None, typer.Argument(help="FILE to write (default: stdout).")] = None,
     identity: IdentityOpt = None,
@@ -440,7 +436,6 @@ def _read_copies(files: list[str]) -> list[list[bytes]]:
     return [read_chain_source(name) for name in files]
 
 
-@app.command("import")
 def import_(
     files: Annotated[list[str], typer.Argument(help="Chain copies (JSON Lines) to merge into the local copy.")],
     json_: JsonOpt = False,
@@ -492,7 +487,6 @@ def _report_broken(merged: MergeResult, json_: bool) -> None:
         show_line(("invalid", "red bold"), f"  copy {error['copy'] + 1}: {error['message']}")
 
 
-@app.command("verify")
 def verify(
     files: Annotated[list[str], typer.Argument(help="One or more copies (JSON Lines) of one chain.")],
     sig_server: SigServerOpt = None,
@@ -541,7 +535,6 @@ def verify(
 # ------------------------------------------------------------------ servers
 
 
-@app.command("publish")
 def publish(
     sig_server: SigServerOpt = None,
     identity: IdentityOpt = None,
@@ -584,7 +577,6 @@ def publish(
         raise typer.Exit(ExitCode.NETWORK)
 
 
-@app.command("pull")
 def pull(
     identity_id: Annotated[
         str | None, typer.Argument(help="Identity id to fetch (default: the --identity's own chain).")
@@ -626,3 +618,25 @@ def pull(
         emit_json({"identity_id": target, "length": state.length, "path": str(local), "servers": notes})
     else:
         note(f"{target}: {state.length} links in {local}")
+
+
+def register(main_app: typer.Typer) -> None:
+    """Add `kez sigchain` to a freshly built root app (a new group each time: `build_app`
+    runs once per in-process `main()`, and a shared group would collect duplicates)."""
+    app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
+    app.command("init")(init)
+    app.command("add")(add)
+    app.command("revoke")(revoke)
+    app.command("rotate")(rotate)
+    app.command("add-device")(add_device)
+    app.command("join")(join)
+    app.command("remove-device")(remove_device)
+    app.command("add-recovery")(add_recovery)
+    app.command("add-inbox")(add_inbox)
+    app.command("show")(show)
+    app.command("export")(export)
+    app.command("import")(import_)
+    app.command("verify")(verify)
+    app.command("publish")(publish)
+    app.command("pull")(pull)
+    main_app.add_typer(app, name="sigchain")
