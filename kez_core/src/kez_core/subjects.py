@@ -55,7 +55,7 @@ def _dropped_by_uts46(ch: str) -> bool:
         return False  # disallowed: idna.encode refuses it with its own message
 
 
-def _hostname(text: str, what: str) -> str:
+def hostname(text: str, what: str = "domain name") -> str:
     """A domain name in normal form: IDNA 2008 with UTS 46 mapping, non-transitional (as
     browsers do: `faß.de` is `xn--fa-hia.de`, not `fass.de`), A-labels, lowercase.
 
@@ -85,6 +85,9 @@ def _hostname(text: str, what: str) -> str:
     if len(host) > MAX_HANDLE or len(labels) < 2 or not all(_HOST_LABEL.match(x) for x in labels):
         raise DecodeError(f"{what} {text!r} is not a valid domain name", hint="e.g. example.org")
     return host
+
+
+_hostname = hostname  # the old private name, kept for code written before kez_core.plugin
 
 
 def _dns(handle: str) -> str:

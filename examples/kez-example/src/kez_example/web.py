@@ -3,13 +3,18 @@
 A complete channel in one small module, written to be copied. It shows
 the pieces every channel has:
 
+- everything comes from `kez_core.plugin`, the public plugin API (no
+  other `kez_core` module: those are private and may change);
+- `BaseChannel`: the defaults, so only what differs is written;
 - `options`: every setting it reads, each with a CLI flag and an
   environment variable (the CLI fills `ctx.options` from them);
 - `normalize_handle`: one spelling per account (here: a domain name);
 - `fetch`: read proofs without credentials, and report network trouble as
   `FetchOutcome(reachable=False)` (never raise, never call it invalid);
 - `publish`: put a proof where the channel reads it (here: a file under
-  the site's document root, since a static site has no API).
+  the site's document root, since a static site has no API); errors come
+  from kez-core's plugin family (`CredentialsError`, `PublishError`,
+  `ChannelConfigError`), whose exit codes are fixed.
 
 httpx is imported inside `fetch`, so `kez --help` stays fast.
 """
@@ -20,27 +25,28 @@ import os
 from pathlib import Path
 
 import attrs
-
-import kez_core
-
-from kez_core.errors import ExitCode, KezError
-from kez_core.protocols import ChannelContext, ChannelOption, FetchOutcome, ProofCandidate, PublishOutcome
-from kez_core.subjects import _hostname
-from kez_core.timefmt import now
+from kez_core.plugin import (
+    BaseChannel,
+    ChannelConfigError,
+    ChannelContext,
+    ChannelOption,
+    FetchOutcome,
+    ProofCandidate,
+    PublishOutcome,
+    hookimpl,
+    hostname,
+    now,
+)
 
 WELL_KNOWN = "/.well-known/kez.txt"
 MAX_BYTES = 256 * 1024
 
 
-class PublishError(KezError):
-    exit_code = ExitCode.STORE
-    code = "publish_error"
-
-
 @attrs.frozen
-class WebChannel:
+class WebChannel(BaseChannel):
+    # BaseChannel gives the defaults (no aliases, compact proofs, no options);
+    # a channel sets its name and what differs.
     name: str = "web"
-    aliases: tuple[str, ...] = ()
     proof_encoding: str = "markdown"
     options: tuple[ChannelOption, ...] = (
         ChannelOption(
@@ -58,7 +64,7 @@ class WebChannel:
     )
 
     def normalize_handle(self, handle: str) -> str:
-        return _hostname(handle, "web domain")
+        return hostname(handle, "web domain")
 
     def _url(self, domain: str, ctx: ChannelContext) -> str:
         base = ctx.options.get("web_base_url") or f"https://{domain}"
@@ -66,7 +72,7 @@ class WebChannel:
 
     async def fetch(self, handle: str, ctx: ChannelContext) -> FetchOutcome:
         import httpx
-        from kez_core.verifier.http import client_for
+        from kez_core.plugin import client_for  # loads the HTTP helper on first use
 
         url = self._url(handle, ctx)
         try:
@@ -94,7 +100,8 @@ class WebChannel:
     async def publish(self, handle: str, proof_text: str, ctx: ChannelContext) -> PublishOutcome:
         root = ctx.options.get("web_root")
         if not root:
-            raise PublishError("no document root to publish into", hint="pass --web-root DIR or set KEZ_WEB_ROOT")
+            # a setting is missing: ChannelConfigError (exit 2), one of kez-core's plugin errors
+            raise ChannelConfigError("no document root to publish into", hint="pass --web-root DIR or set KEZ_WEB_ROOT")
         target = Path(root) / ".well-known" / "kez.txt"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(".kez.txt.tmp")
@@ -103,6 +110,6 @@ class WebChannel:
         return PublishOutcome(location=f"https://{handle}{WELL_KNOWN}", detail=f"written to {target}")
 
 
-@kez_core.hookimpl
+@hookimpl
 def kez_register_channels():
     return [WebChannel()]

@@ -23,8 +23,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
-from kez_core.protocols import ChannelContext, ChannelOption, FetchOutcome, PublishOutcome
-from kez_core.subjects import normalize_subject
+from kez_core.plugin import (
+    ChannelContext,
+    ChannelOption,
+    FetchOutcome,
+    PublishOutcome,
+    normalize_subject,
+)
 
 COLLECTION = "lat.kez.claim"
 RKEY = "self"
