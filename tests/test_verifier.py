@@ -40,6 +40,7 @@ class MemoryChannel:
     name: str = "mem"
     aliases: tuple[str, ...] = ()
     options: tuple = ()
+    proof_encoding: str = "compact"
     texts: dict[str, list[str]] = attrs.field(factory=dict)
     down: set[str] = attrs.field(factory=set)
     retry_after: float | None = None

@@ -13,7 +13,7 @@ import pytest
 
 from kez_cli.main import main
 from kez_core.protocols import ChannelContext
-from kez_core.testing import ChannelContract
+from kez_core.testing import ChannelContract, closed_port
 from kez_example.web import WebChannel
 
 
@@ -60,6 +60,10 @@ class TestWebChannelContract(ChannelContract):
     @pytest.fixture
     def channel(self):
         return WebChannel()
+
+    @pytest.fixture
+    def unreachable_context(self):
+        return ChannelContext(options={"web_base_url": f"http://127.0.0.1:{closed_port()}"}, timeout=2)
 
 
 def test_fetch_statuses(site):

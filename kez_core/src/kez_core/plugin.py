@@ -141,9 +141,11 @@ class BaseChannel:
         return text
 
     async def fetch(self, handle: str, ctx: ChannelContext) -> FetchOutcome:
+        """Read the proofs of `handle`; every channel writes its own (there is no sensible default)."""
         raise NotImplementedError(f"channel {self.name!r} does not implement fetch")
 
     async def publish(self, handle: str, proof_text: str, ctx: ChannelContext) -> PublishOutcome:
+        """Refuse with `PublishError`: a channel that can publish overrides this."""
         raise PublishError(
             f"the {self.name} channel cannot publish proofs",
             hint="publish the proof text by hand where the channel reads it",

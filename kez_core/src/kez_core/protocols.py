@@ -174,12 +174,15 @@ class Channel(Protocol):
     """A place where an account proves it belongs to an identity (`github`, `dns`, …).
 
     `name` is the subject prefix; `aliases` are other prefixes that mean the
-    same channel (`mastodon` for `ap`).
+    same channel (`mastodon` for `ap`). `proof_encoding` names the encoding
+    `kez claim publish` writes the proof in (`compact`, `markdown`, `dns`, or
+    one a plugin registers); it must be registered where the channel is used.
     """
 
     name: str
     aliases: Sequence[str]
     options: Sequence[ChannelOption]  # settings it reads from ChannelContext.options (may be empty)
+    proof_encoding: str
 
     def normalize_handle(self, handle: str) -> str:
         """The handle in normal form (lowercase host, no `@`, …). Raises DecodeError."""
@@ -228,26 +231,37 @@ class Transport(Protocol):
         """
 
 
+PROTOCOLS: dict[str, type] = {
+    "key_algorithm": KeyAlgorithm,
+    "encoding": Encoding,
+    "channel": Channel,
+    "transport": Transport,
+}
+
+
+def protocol_members(protocol: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(attributes, methods) a Protocol requires, read from the class itself.
+
+    Derived rather than listed by hand, so a member added to a Protocol is
+    checked on load at once (Python 3.13's `typing.get_protocol_members`
+    gives the same set, without the split).
+    """
+    attributes: list[str] = []
+    methods: list[str] = []
+    for klass in reversed(protocol.__mro__):
+        if klass in (object, Protocol) or not getattr(klass, "_is_protocol", False):
+            continue
+        for name in klass.__dict__.get("__annotations__", {}):
+            if not name.startswith("_") and name not in attributes:
+                attributes.append(name)
+        for name, value in klass.__dict__.items():
+            if not name.startswith("_") and callable(value) and name not in methods:
+                methods.append(name)
+    return tuple(attributes), tuple(methods)
+
+
 _REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # kind: (attributes, callables)
-    "key_algorithm": (
-        ("name", "signature_alg", "secret_formats"),
-        (
-            "generate_secret",
-            "public_from_secret",
-            "sign",
-            "verify",
-            "parse_public",
-            "format_public",
-            "secret_to_pem",
-            "secret_from_pem",
-            "export_secret",
-            "import_secret",
-        ),
-    ),
-    "encoding": (("name", "priority"), ("encode", "decode", "detect")),
-    "channel": (("name", "aliases", "options"), ("normalize_handle", "fetch", "publish")),
-    "transport": (("name", "options", "max_envelope"), ("send", "subscribe")),
+    kind: protocol_members(protocol) for kind, protocol in PROTOCOLS.items()
 }
 
 

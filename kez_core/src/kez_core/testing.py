@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - exercised only where hypothesis is abs
 
 __all__ = [
     "ChannelContract",
+    "closed_port",
     "EncodingContract",
     "KeyAlgorithmContract",
     "TransportContract",
@@ -95,6 +96,15 @@ def provider(
             "transport": list(transports),
         },
     )
+
+
+def closed_port() -> int:
+    """A TCP port on 127.0.0.1 where nothing listens (bound, then released), for unreachable contexts."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _builtin_key_algorithms() -> list[KeyAlgorithm]:
@@ -643,19 +653,39 @@ class ChannelContract:
             def channel(self):
                 return ExampleChannel()
 
+    and an `unreachable_context`: a `ChannelContext` whose options point the
+    channel at a port on 127.0.0.1 where nothing listens::
+
+            @pytest.fixture
+            def unreachable_context(self):
+                url = f"http://127.0.0.1:{closed_port()}"  # kez_core.testing.closed_port
+                return ChannelContext(options={"example_api": url}, timeout=2)
+
     It checks: Protocol conformance (`fetch` and `publish` are coroutines),
+    that `proof_encoding` names an encoding registered beside the channel
+    (the built-ins, plus `extra_encodings` when the channel brings its own),
     that `normalize_handle` is idempotent on `valid_handles`, agrees with
     `kez_core.subjects.normalize_subject`, refuses `invalid_handles` with
-    `DecodeError` and raises nothing else on arbitrary text. Fetching and
-    publishing need servers and are tested by the channel's own suite.
+    `DecodeError` and raises nothing else on arbitrary text, and that `fetch`
+    against a dead server reports `reachable=False` (`unreachable`) with a
+    reason, never raising. Fetching real proofs and publishing need live
+    servers and are tested by the channel's own suite.
     """
 
     valid_handles: Sequence[str] = ()
     invalid_handles: Sequence[str] = ()
+    extra_encodings: Sequence[Encoding] = ()  # encodings the channel's plugin registers itself
 
     @pytest.fixture
     def channel(self) -> Channel:
         pytest.fail("subclass ChannelContract and provide a `channel` fixture")
+
+    @pytest.fixture
+    def unreachable_context(self) -> Any:
+        pytest.fail(
+            "provide an `unreachable_context` fixture: a ChannelContext whose options point "
+            "the channel at a closed port on 127.0.0.1"
+        )
 
     @pytest.fixture
     def contract_registry(self, channel: Channel) -> Registry:
@@ -683,6 +713,37 @@ class ChannelContract:
         assert isinstance(channel, Channel)
         assert inspect.iscoroutinefunction(channel.fetch), "fetch must be `async def`"
         assert inspect.iscoroutinefunction(channel.publish), "publish must be `async def`"
+
+    def test_proof_encoding_is_registered(self, channel: Channel) -> None:
+        encoding = getattr(channel, "proof_encoding", None)
+        assert isinstance(encoding, str) and encoding, "proof_encoding names an encoding, e.g. 'compact'"
+        registry = Registry(
+            plugins=[provider(encodings=[*_builtin_encodings(), *self.extra_encodings], channels=[channel])],
+            entry_points=False,
+            env={},
+        )
+        known = sorted(e.name for e in registry.encodings())
+        assert encoding in known, (
+            f"proof_encoding {encoding!r} is not registered (known: {', '.join(known)}); "
+            "list your plugin's own encodings in `extra_encodings`"
+        )
+
+    def test_fetch_from_a_dead_server_is_unreachable(self, channel: Channel, unreachable_context: Any) -> None:
+        import asyncio
+
+        from .protocols import FetchOutcome
+
+        if not self.valid_handles:
+            pytest.fail("set `valid_handles` on the subclass")
+        handle = channel.normalize_handle(self.valid_handles[0])
+        try:
+            outcome = asyncio.run(channel.fetch(handle, unreachable_context))
+        except Exception as exc:  # noqa: BLE001 - the contract is that nothing escapes
+            pytest.fail(f"fetch raised {type(exc).__name__}: {exc}; report FetchOutcome(reachable=False) instead")
+        assert isinstance(outcome, FetchOutcome)
+        assert outcome.reachable is False, "a dead server is `unreachable` (retryable), never `invalid`"
+        assert outcome.reason, "say why it was unreachable (the address and the error)"
+        assert outcome.candidates == ()
 
     def test_names(self, channel: Channel, contract_registry: Registry) -> None:
         assert isinstance(channel.name, str) and channel.name and ":" not in channel.name

@@ -9,7 +9,8 @@ import pytest
 from kez_channel_bluesky.channel import BlueskyChannel
 from kez_core.registry import default_registry
 from kez_core.subjects import normalize_subject
-from kez_core.testing import ChannelContract
+from kez_core.protocols import ChannelContext
+from kez_core.testing import ChannelContract, closed_port
 
 
 class TestBlueskyChannelContract(ChannelContract):
@@ -35,6 +36,13 @@ class TestBlueskyChannelContract(ChannelContract):
     @pytest.fixture
     def channel(self):
         return BlueskyChannel()
+
+    @pytest.fixture
+    def unreachable_context(self):
+        dead = f"http://127.0.0.1:{closed_port()}"
+        return ChannelContext(
+            options={"atproto_resolver": dead, "atproto_plc": dead, "atproto_pds": dead}, timeout=2
+        )
 
 
 def test_options_declared():

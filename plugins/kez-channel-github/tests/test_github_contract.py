@@ -9,7 +9,8 @@ import pytest
 
 from kez_channel_github import GitHubChannel, plugin
 from kez_core.registry import Registry
-from kez_core.testing import ChannelContract
+from kez_core.protocols import ChannelContext
+from kez_core.testing import ChannelContract, closed_port
 
 
 class TestGitHubChannelContract(ChannelContract):
@@ -21,6 +22,10 @@ class TestGitHubChannelContract(ChannelContract):
     @pytest.fixture
     def channel(self):
         return GitHubChannel()
+
+    @pytest.fixture
+    def unreachable_context(self):
+        return ChannelContext(options={"github_api": f"http://127.0.0.1:{closed_port()}"}, timeout=2)
 
 
 def test_plugin_registers_the_channel():
