@@ -60,7 +60,7 @@ def test_registered_through_entry_point():
     registry = default_registry()
     channel = registry.channel("bluesky")
     assert isinstance(channel, BlueskyChannel)
-    # `bsky` is mapped by the core's subject rules, not declared as an alias here.
+    # `bsky` is an alias the plugin declares.
     assert normalize_subject("bsky:@Alice.Test", registry) == "bluesky:alice.test"
 
 

@@ -73,7 +73,7 @@ class ActivityPubChannel:
     """Proofs in an ActivityPub actor's profile fields or summary."""
 
     name: str = "ap"
-    aliases: tuple[str, ...] = ("mastodon",)
+    aliases: tuple[str, ...] = ("mastodon", "activitypub")  # subject prefixes meaning `ap:`
     options: tuple[ChannelOption, ...] = OPTIONS
     proof_encoding: ClassVar[str] = "compact"
 
