@@ -12,6 +12,7 @@ import ast
 import importlib
 from pathlib import Path
 
+import attrs
 import pytest
 
 import kez_core.plugin
@@ -147,3 +148,66 @@ def test_exit_code_is_an_int_enum_with_the_documented_values():
         "OK": 0, "NOT_VALID": 1, "USAGE": 2, "BAD_INPUT": 3, "STORE": 4, "NETWORK": 5, "PLUGIN": 6,
     }
     assert f"{errors.ExitCode.STORE}" == "4"
+
+
+# ------------------------------------------------------------------ typed options
+
+
+def test_plugin_option_derives_flag_and_variable_and_reads_typed():
+    from kez_core.plugin import ChannelConfigError, PluginContext, PluginOption
+
+    port = PluginOption(name="example_port", of_type=int, default=8080, help="the port")
+    assert (port.flag, port.env) == ("--example-port", "KEZ_EXAMPLE_PORT")
+    assert PluginContext().get(port) == 8080
+    assert PluginContext(options={"example_port": "9090"}).get(port) == 9090
+    assert PluginContext(options={"example_port": 7}).get(port) == 7  # set in code: kept
+    with pytest.raises(ChannelConfigError) as info:
+        PluginContext(options={"example_port": "eighty"}).get(port)
+    assert "--example-port" in info.value.message and "KEZ_EXAMPLE_PORT" in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_plugin_option_parse_multiple_and_bool():
+    from kez_core.plugin import ChannelConfigError, KezError, PluginContext, PluginOption
+
+    def ws_url(text: str) -> str:
+        if not text.startswith(("ws://", "wss://")):
+            raise ChannelConfigError(f"{text!r} is not a ws:// or wss:// URL")
+        return text
+
+    relays = PluginOption(name="relays", flag="--relay", multiple=True, parse=ws_url, default=("wss://a",), help="h")
+    assert PluginContext().get(relays) == ("wss://a",)
+    assert PluginContext(options={"relays": "ws://b, wss://c"}).get(relays) == ("ws://b", "wss://c")
+    with pytest.raises(KezError):
+        PluginContext(options={"relays": ("http://x",)}).get(relays)
+    flag = PluginOption(name="quiet", of_type=bool, default=False, help="h")
+    assert PluginContext(options={"quiet": "yes"}).get(flag) is True
+    assert PluginContext(options={"quiet": "off"}).get(flag) is False
+
+
+def test_old_names_still_work():
+    from kez_core.plugin import ChannelContext, ChannelOption, PluginContext, PluginOption
+
+    assert ChannelContext is PluginContext and ChannelOption is PluginOption
+    old = ChannelOption(name="x_url", flag="--x-url", env="KEZ_X_URL", help="h", default="d")
+    assert ChannelContext(options={}).get(old) == "d"
+
+
+def test_the_cli_converts_each_value_once(monkeypatch):
+    """A malformed typed value is a usage error naming the flag, before any plugin runs."""
+    from kez_cli.channel_options import parse_channel_args
+    from kez_core.plugin import ChannelConfigError, PluginOption
+    from kez_core.registry import Registry
+    from kez_core.testing import provider
+
+    @attrs.frozen
+    class Typed(kez_core.plugin.BaseChannel):
+        name: str = "typed"
+        options: tuple = (PluginOption(name="typed_retries", of_type=int, default=2, help="retries"),)
+
+    registry = Registry(plugins=[provider(channels=[Typed()])], entry_points=False, env={})
+    assert parse_channel_args(["--typed-retries", "5"], registry, env={}) == {"typed_retries": 5}
+    assert parse_channel_args([], registry, env={"KEZ_TYPED_RETRIES": "4"}) == {"typed_retries": 4}
+    assert parse_channel_args([], registry, env={}) == {"typed_retries": 2}
+    with pytest.raises(ChannelConfigError):
+        parse_channel_args(["--typed-retries=many"], registry, env={})

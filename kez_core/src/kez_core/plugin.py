@@ -53,6 +53,8 @@ from .protocols import (
     Encoding,
     FetchOutcome,
     KeyAlgorithm,
+    PluginContext,
+    PluginOption,
     ProofCandidate,
     PublishOutcome,
     Transport,
@@ -77,8 +79,11 @@ __all__ = [
     "Encoding",
     "KeyAlgorithm",
     "Transport",
-    "ChannelContext",
-    "ChannelOption",
+    # the typed option a plugin declares, and the context it reads values from
+    "PluginOption",
+    "PluginContext",
+    "ChannelContext",  # deprecated name of PluginContext
+    "ChannelOption",  # deprecated name of PluginOption
     "FetchOutcome",
     "ProofCandidate",
     "PublishOutcome",
@@ -130,7 +135,7 @@ class BaseChannel:
 
     name: str = ""
     aliases: Sequence[str] = ()
-    options: Sequence[ChannelOption] = ()
+    options: Sequence[PluginOption] = ()
     proof_encoding: str = "compact"
 
     def normalize_handle(self, handle: str) -> str:

@@ -6,8 +6,9 @@ the pieces every channel has:
 - everything comes from `kez_core.plugin`, the public plugin API (no
   other `kez_core` module: those are private and may change);
 - `BaseChannel`: the defaults, so only what differs is written;
-- `options`: every setting it reads, each with a CLI flag and an
-  environment variable (the CLI fills `ctx.options` from them);
+- `options`: every setting it reads, each a typed `PluginOption` (the CLI
+  derives its flag and `KEZ_*` variable and handles defaults; the channel
+  reads the value with `ctx.get(OPTION)`);
 - `normalize_handle`: one spelling per account (here: a domain name);
 - `fetch`: read proofs without credentials, and report network trouble as
   `FetchOutcome(reachable=False)` (never raise, never call it invalid);
@@ -28,9 +29,9 @@ import attrs
 from kez_core.plugin import (
     BaseChannel,
     ChannelConfigError,
-    ChannelContext,
-    ChannelOption,
     FetchOutcome,
+    PluginContext,
+    PluginOption,
     ProofCandidate,
     PublishOutcome,
     hookimpl,
@@ -41,6 +42,18 @@ from kez_core.plugin import (
 WELL_KNOWN = "/.well-known/kez.txt"
 MAX_BYTES = 256 * 1024
 
+# Each setting is declared once; the CLI derives `--web-base-url` and
+# `KEZ_WEB_BASE_URL` from the name, and `ctx.get(OPTION)` reads it back typed.
+BASE_URL = PluginOption(
+    name="web_base_url",
+    help="Read every domain from this base URL instead of https://<domain> (tests, mirrors).",
+)
+ROOT = PluginOption(
+    name="web_root",
+    of_type=Path,
+    help="Document root of your site: publish writes .well-known/kez.txt under it.",
+)
+
 
 @attrs.frozen
 class WebChannel(BaseChannel):
@@ -48,29 +61,16 @@ class WebChannel(BaseChannel):
     # a channel sets its name and what differs.
     name: str = "web"
     proof_encoding: str = "markdown"
-    options: tuple[ChannelOption, ...] = (
-        ChannelOption(
-            name="web_base_url",
-            flag="--web-base-url",
-            env="KEZ_WEB_BASE_URL",
-            help="Read every domain from this base URL instead of https://<domain> (tests, mirrors).",
-        ),
-        ChannelOption(
-            name="web_root",
-            flag="--web-root",
-            env="KEZ_WEB_ROOT",
-            help="Document root of your site: publish writes .well-known/kez.txt under it.",
-        ),
-    )
+    options: tuple[PluginOption, ...] = (BASE_URL, ROOT)
 
     def normalize_handle(self, handle: str) -> str:
         return hostname(handle, "web domain")
 
-    def _url(self, domain: str, ctx: ChannelContext) -> str:
-        base = ctx.options.get("web_base_url") or f"https://{domain}"
+    def _url(self, domain: str, ctx: PluginContext) -> str:
+        base = ctx.get(BASE_URL) or f"https://{domain}"
         return base.rstrip("/") + WELL_KNOWN
 
-    async def fetch(self, handle: str, ctx: ChannelContext) -> FetchOutcome:
+    async def fetch(self, handle: str, ctx: PluginContext) -> FetchOutcome:
         import httpx
         from kez_core.plugin import client_for  # loads the HTTP helper on first use
 
@@ -97,12 +97,12 @@ class WebChannel(BaseChannel):
         text = response.content[:MAX_BYTES].decode("utf-8", "replace")
         return FetchOutcome((ProofCandidate(text, url, now()),), source=url)
 
-    async def publish(self, handle: str, proof_text: str, ctx: ChannelContext) -> PublishOutcome:
-        root = ctx.options.get("web_root")
+    async def publish(self, handle: str, proof_text: str, ctx: PluginContext) -> PublishOutcome:
+        root = ctx.get(ROOT)
         if not root:
             # a setting is missing: ChannelConfigError (exit 2), one of kez-core's plugin errors
             raise ChannelConfigError("no document root to publish into", hint="pass --web-root DIR or set KEZ_WEB_ROOT")
-        target = Path(root) / ".well-known" / "kez.txt"
+        target = root / ".well-known" / "kez.txt"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(".kez.txt.tmp")
         tmp.write_text(proof_text, encoding="utf-8")
