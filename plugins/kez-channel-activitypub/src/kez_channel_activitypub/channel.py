@@ -53,12 +53,10 @@ OPTIONS: tuple[ChannelOption, ...] = (
 
 
 def option(ctx: ChannelContext, name: str) -> object:
-    """A setting from `ctx.options`, falling back to the declared default."""
-    if name in ctx.options and ctx.options[name] not in (None, ""):
-        return ctx.options[name]
+    """The typed value of the declared option `name` (`ctx.get`: set value, else its default)."""
     for declared in OPTIONS:
         if declared.name == name:
-            return declared.default
+            return ctx.get(declared)
     raise KeyError(name)
 
 

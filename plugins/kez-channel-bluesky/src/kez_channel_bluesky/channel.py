@@ -80,10 +80,8 @@ OPTIONS: tuple[ChannelOption, ...] = (
 
 
 def option(ctx: ChannelContext, name: str) -> str | None:
-    """`ctx.options[name]`, else the declared default; blank text counts as unset."""
-    value = ctx.options.get(name)
-    if value is None:
-        value = next(o.default for o in OPTIONS if o.name == name)
+    """The declared option `name` read with `ctx.get` (set value, else its default); blank text counts as unset."""
+    value = ctx.get(next(o for o in OPTIONS if o.name == name))
     if isinstance(value, (tuple, list)):
         value = value[0] if value else None
     if value is None:
