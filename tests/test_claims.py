@@ -13,7 +13,7 @@ import pytest
 from kez_core.builtins import bip340, ed25519, encodings
 from kez_core.claim import check_claim, create_claim, read_claim
 from kez_core.encoding import decode_any, encode
-from kez_core.errors import DecodeError, KezError, SchemaError, SignatureError
+from kez_core.errors import DecodeError, KezError, SchemaError, SignatureError, UnknownNameError
 from kez_core.keys import Signer
 from kez_core.registry import Registry
 from kez_core.signed import Signature, SignedObject, sign, verify_signature
@@ -27,7 +27,11 @@ ENCODINGS = ["json", "compact", "markdown", "dns"]
 
 @pytest.fixture(scope="module")
 def registry():
-    return Registry(plugins=[ed25519, bip340, encodings], entry_points=False, env={})
+    # the ap and bluesky plugins declare the aliases `mastodon:`, `activitypub:` and `bsky:`
+    from kez_channel_activitypub import plugin as ap
+    from kez_channel_bluesky import plugin as bluesky
+
+    return Registry(plugins=[ed25519, bip340, encodings, ap, bluesky], entry_points=False, env={})
 
 
 @pytest.fixture(scope="module", params=ALGS)
@@ -389,7 +393,6 @@ NPUB_HEX = "7e7e9c42a91bfef19fa929e5fda1b72e0ebc1a4c1141673e2794234d86addf4e"
         ("mastodon:alice@mastodon.social", "ap:alice@mastodon.social"),
         ("Mastodon:@alice@mastodon.social", "ap:alice@mastodon.social"),
         ("activitypub:alice@example.org", "ap:alice@example.org"),
-        ("futurechannel:SomeHandle", "futurechannel:SomeHandle"),  # no plugin: kept as written
     ],
 )
 def test_subject_normalisation(registry, raw, normal):
@@ -433,6 +436,17 @@ def test_subject_normalisation(registry, raw, normal):
 def test_subject_rejections(registry, raw):
     with pytest.raises(DecodeError):
         normalize_subject(raw, registry)
+
+
+@pytest.mark.parametrize("raw", ["futurechannel:SomeHandle", "web:Example.ORG", "mastodon:a@b.example"])
+def test_a_prefix_no_plugin_provides_is_refused(raw):
+    """Kept as written, `web:Example.ORG` would be one subject without the web plugin and another with it."""
+    bare = Registry(plugins=[ed25519, bip340, encodings], entry_points=False, env={})
+    with pytest.raises(UnknownNameError) as info:
+        normalize_subject(raw, bare)
+    assert "kez plugins" in info.value.hint and raw.split(":")[0] in info.value.message
+    # the five channels the design fixes keep their normal forms without any plugin
+    assert normalize_subject("GitHub:Alice", bare) == "github:alice"
 
 
 def test_create_claim_normalises_subject(signer, registry):

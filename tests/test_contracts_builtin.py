@@ -98,6 +98,7 @@ class ExampleChannel:
     name: str = "example"
     aliases: tuple[str, ...] = ("ex",)
     options: tuple = ()
+    proof_encoding: str = "compact"
 
     def normalize_handle(self, handle: str) -> str:
         text = handle.strip().removeprefix("@").lower()
@@ -119,6 +120,10 @@ class TestExampleChannel(ChannelContract):
     @pytest.fixture
     def channel(self):
         return ExampleChannel()
+
+    @pytest.fixture
+    def unreachable_context(self):
+        return ChannelContext(timeout=2)  # the example channel has no server to point anywhere
 
 
 def test_contract_without_fixture_fails_with_a_sentence(tmp_path):

@@ -108,6 +108,7 @@ def test_channel_alias_conflicting_with_a_name():
         name: str
         aliases: tuple[str, ...] = ()
         options: tuple = ()
+        proof_encoding: str = "compact"
 
         def normalize_handle(self, handle):
             return handle

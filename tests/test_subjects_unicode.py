@@ -3,6 +3,8 @@ silently, and handles of channels without a plugin hold no whitespace or control
 
 from __future__ import annotations
 
+import functools
+
 import unicodedata
 
 import idna
@@ -10,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from kez_core.errors import DecodeError
-from kez_core.registry import default_registry
+from kez_core.registry import Registry, default_registry
 from kez_core.subjects import normalize_subject
 
 
@@ -57,24 +59,41 @@ def test_what_idna_2008_refuses_or_would_drop_is_refused(raw):
         normalize_subject(raw, default_registry())
 
 
+@functools.lru_cache(maxsize=1)
+def _future_registry():
+    """A registry whose `futurechannel` plugin keeps handles as written: what the core checks before any plugin."""
+    import attrs
+    from kez_core.plugin import BaseChannel
+    from kez_core.testing import provider
+
+    @attrs.frozen
+    class Passthrough(BaseChannel):
+        name: str = "futurechannel"
+
+        def normalize_handle(self, handle: str) -> str:
+            return handle
+
+    return Registry(plugins=[provider(channels=[Passthrough()])], entry_points=False, env={})
+
+
 BAD_CHARS = ["\u0085", "\u00a0", "\u2028", "\u2029", "\u3000", "\u200b", "\u200e", "\u202e", "\t", "\x7f", "\x1b"]
 
 
 @pytest.mark.parametrize("char", BAD_CHARS)
 def test_handles_of_channels_without_a_plugin_refuse_whitespace_and_controls(char):
     with pytest.raises(DecodeError) as info:
-        normalize_subject(f"futurechannel:ab{char}cd", default_registry())
+        normalize_subject(f"futurechannel:ab{char}cd", _future_registry())
     assert f"U+{ord(char):04X}" in info.value.message
     if char not in " \t\r\n":  # ASCII whitespace around a handle is trimmed, as before
         with pytest.raises(DecodeError):
-            normalize_subject(f"futurechannel:abcd{char}", default_registry())
+            normalize_subject(f"futurechannel:abcd{char}", _future_registry())
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(min_size=1, max_size=12))
 def test_no_handle_keeps_whitespace_or_control_characters(handle):
     try:
-        got = normalize_subject(f"futurechannel:{handle}", default_registry())
+        got = normalize_subject(f"futurechannel:{handle}", _future_registry())
     except DecodeError:
         return
     kept = got.split(":", 1)[1]

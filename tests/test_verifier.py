@@ -40,6 +40,7 @@ class MemoryChannel:
     name: str = "mem"
     aliases: tuple[str, ...] = ()
     options: tuple = ()
+    proof_encoding: str = "compact"
     texts: dict[str, list[str]] = attrs.field(factory=dict)
     down: set[str] = attrs.field(factory=set)
     retry_after: float | None = None
@@ -195,7 +196,16 @@ def test_raising_or_hanging_channel_is_unreachable_not_invalid(registry, channel
 
 
 def test_missing_channel_plugin_is_unreachable(registry):
-    _, builder, _ = build(registry, ["nowhere:alice"])
+    """A claim made where the `nowhere` plugin is installed, checked where it is not: unreachable, not invalid."""
+    from kez_core.builtins import bip340, ed25519, encodings
+    from kez_core.testing import provider
+
+    elsewhere = Registry(
+        plugins=[ed25519, bip340, encodings, provider(channels=[MemoryChannel(name="nowhere")])],
+        entry_points=False,
+        env={},
+    )
+    _, builder, _ = build(elsewhere, ["nowhere:alice"])
     report = run(verify_identity(builder.state, registry=registry, policy=FAST))
     assert report.proofs[0].check.status is Status.UNREACHABLE
     assert "no channel plugin" in report.proofs[0].check.reason

@@ -53,6 +53,10 @@ class TestWebChannelContract(ChannelContract):
     def channel(self):
         return WebChannel()
 
+    @pytest.fixture
+    def unreachable_context(self, closed_port):
+        return ChannelContext(options={"web_base_url": f"http://127.0.0.1:{closed_port}"}, timeout=2)
+
 
 def test_fetch_statuses(site, closed_port):
     root, base, handler = site
@@ -124,4 +128,4 @@ def test_unknown_flag_and_missing_root_are_clear_errors(kez):
     code, _, err = kez("verify", "web:example.org", "--no-such-flag", "x")
     assert code == 2 and "--web-base-url" in err
     code, _, err = kez("claim", "publish", "web:example.org")
-    assert code == 4 and "--web-root" in err
+    assert code == 2 and "--web-root" in err  # a missing setting: ChannelConfigError

@@ -1,7 +1,10 @@
 """Channel and transport settings from the command line and the environment.
 
-Channels and transports declare their settings as `ChannelOption`s (flag,
-env var, default). A command accepts the flags of the plugin kind it uses
+Channels and transports declare their settings as typed `PluginOption`s
+(flag, env var, default, type or parse function); this module is the one
+place that handles flags, variables and defaults for every plugin, and
+converts each value once, so a malformed one is a `ChannelConfigError`
+(exit 2) naming the flag before any plugin runs. A command accepts the flags of the plugin kind it uses
 and no other: `kez verify` and `kez claim publish` take channel flags (so
 `kez verify --github-api http://127.0.0.1:8080 github:alice` reaches the
 GitHub channel without the CLI knowing GitHub exists), `kez message send`
@@ -17,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kez_core.errors import UnknownNameError
-from kez_core.protocols import ChannelContext, ChannelOption
+from kez_core.protocols import PluginContext, PluginOption
 from kez_core.registry import Registry
 
 # Click passes the flags it does not know on to the command, which parses them here.
@@ -27,10 +30,10 @@ CHANNEL = "channel"  # kez verify, kez claim publish
 TRANSPORT = "transport"  # kez message send / listen
 
 
-def declared_options(registry: Registry, kind: str | None = None) -> list[ChannelOption]:
+def declared_options(registry: Registry, kind: str | None = None) -> list[PluginOption]:
     """The options plugins of `kind` (CHANNEL or TRANSPORT; None: both) declare, by flag."""
     providers = {CHANNEL: registry.channels, TRANSPORT: registry.transports}
-    seen: dict[str, ChannelOption] = {}
+    seen: dict[str, PluginOption] = {}
     for name, listed in providers.items():
         if kind is not None and name != kind:
             continue
@@ -51,7 +54,7 @@ def options_help(registry: Registry, kind: str | None = None) -> str:
 def parse_channel_args(
     args: Sequence[str], registry: Registry, env: Mapping[str, str] | None = None, kind: str | None = None
 ) -> dict[str, Any]:
-    """`--flag VALUE` / `--flag=VALUE` pairs for declared options → ChannelContext.options."""
+    """`--flag VALUE` / `--flag=VALUE` pairs for declared options → PluginContext.options."""
     env = os.environ if env is None else env
     by_flag = {o.flag: o for o in declared_options(registry, kind)}
     given: dict[str, list[str]] = {}
@@ -75,17 +78,16 @@ def parse_channel_args(
     for option in by_flag.values():
         if option.name in given:
             values = given[option.name]
-            out[option.name] = tuple(values) if option.multiple else values[-1]
+            out[option.name] = option.convert(tuple(values) if option.multiple else values[-1])
         elif env.get(option.env):
-            raw = env[option.env]
-            out[option.name] = tuple(v.strip() for v in raw.split(",") if v.strip()) if option.multiple else raw
+            out[option.name] = option.convert(env[option.env])  # a multiple one: comma-separated
         elif option.default is not None:
             out[option.name] = option.default
     return out
 
 
-def make_context(args: Sequence[str], registry: Registry, timeout: float, kind: str | None = None) -> ChannelContext:
-    return ChannelContext(options=parse_channel_args(args, registry, kind=kind), timeout=timeout)
+def make_context(args: Sequence[str], registry: Registry, timeout: float, kind: str | None = None) -> PluginContext:
+    return PluginContext(options=parse_channel_args(args, registry, kind=kind), timeout=timeout)
 
 
 def split_channel_args(

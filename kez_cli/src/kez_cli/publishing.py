@@ -85,7 +85,7 @@ async def publish_claim(
     reused = claim is not None
     if claim is None:
         claim = create_claim(signer, subject, expires_in=expires_in, registry=registry)
-    text = registry.encoding(getattr(channel, "proof_encoding", "compact")).encode(claim)
+    text = registry.encoding(channel.proof_encoding).encode(claim)
     if channel_name == "nostr" and "nostr_secret" not in ctx.options and signer.key_id == f"nostr:{handle}":
         ctx.options["nostr_secret"] = signer.secret.hex()  # the identity key is the nostr account
     outcome = await channel.publish(handle, text, ctx)

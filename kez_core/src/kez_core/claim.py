@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from .errors import DecodeError, KezError, SchemaError
+from .errors import DecodeError, KezError, SchemaError, UnknownNameError
 from .keys import Signer, _normalize_key_id_cached, normalize_key_id
 from .registry import Registry, default_registry
 from .signed import SignedObject, sign, verify_signature
@@ -91,11 +91,7 @@ def _claim_fields(obj: SignedObject, registry: Registry) -> tuple[str, str, date
         _normalize_key_id_cached(primary, registry) if len(primary) < 200 else normalize_key_id(primary, registry)
     ) != primary:
         raise SchemaError("claim primary must be a key id in normal form (alg:<lowercase hex>)")
-    if not isinstance(subject, str) or (
-        _normalize_subject_cached(subject, registry)
-        if len(subject) <= MAX_HANDLE + 40
-        else normalize_subject(subject, registry)
-    ) != subject:
+    if not isinstance(subject, str) or _subject_normal_form(subject, registry) != subject:
         raise SchemaError(f"claim subject {str(subject)[:80]!r} is not in normal form")
     if not isinstance(nonce, str) or not _NONCE_MATCH(nonce):
         raise SchemaError("claim nonce must be 32 lowercase hex characters (16 bytes)")
@@ -107,6 +103,21 @@ def _claim_fields(obj: SignedObject, registry: Registry) -> tuple[str, str, date
     else:
         expires = None
     return primary, subject, created, expires, nonce
+
+
+def _subject_normal_form(subject: str, registry: Registry) -> str:
+    """The subject's normal form; a claim read whose channel no plugin here provides is taken as written.
+
+    Making a claim for an unknown prefix is refused (`normalize_subject`), but a claim
+    someone made where that plugin is installed is not `invalid` here: its signature
+    is still checked, and fetching its proof reports the missing plugin (`unreachable`).
+    """
+    try:
+        if len(subject) <= MAX_HANDLE + 40:
+            return _normalize_subject_cached(subject, registry)
+        return normalize_subject(subject, registry)
+    except UnknownNameError:
+        return subject
 
 
 def check_claim(

@@ -7,9 +7,15 @@ a traceback. The exit codes are part of the CLI contract (docs/cli.md).
 
 from __future__ import annotations
 
+import enum
 
-class ExitCode:
-    """Process exit codes of the `kez` command (documented in docs/cli.md)."""
+
+class ExitCode(enum.IntEnum):
+    """Process exit codes of the `kez` command (documented in docs/cli.md).
+
+    An IntEnum so a code prints with its name in logs and tests, and still
+    compares equal to the plain int `sys.exit` and click see.
+    """
 
     OK = 0
     NOT_VALID = 1  # a verification ran and the answer is not `valid`
@@ -127,3 +133,41 @@ class EnvelopeTooLarge(KezError):
 
     exit_code = ExitCode.BAD_INPUT
     code = "envelope_too_large"
+
+
+# ------------------------------------------------------------ plugin errors
+#
+# One family for what channel (and other) plugins raise, each with a FIXED
+# exit code, so `kez claim publish` exits the same way whichever plugin ran:
+# a plugin subclasses these to give its own `code` (the `--json` error name)
+# and never changes `exit_code`.
+
+
+class PluginError(KezError):
+    """Base of the errors plugins raise on purpose (credentials, publishing, settings)."""
+
+    exit_code = ExitCode.BAD_INPUT
+    code = "plugin_failed"
+
+
+class CredentialsError(PluginError):
+    """Credentials are missing, refused, or belong to another account (a token, an app
+    password, a TSIG key, a secret key): the same exit code as any other missing or
+    wrong secret (a keystore passphrase), 4."""
+
+    exit_code = ExitCode.STORE
+    code = "credentials"
+
+
+class PublishError(PluginError):
+    """The channel could not take the proof: network, refused, rate limited (exit 5, retryable)."""
+
+    exit_code = ExitCode.NETWORK
+    code = "publish_error"
+
+
+class ChannelConfigError(PluginError):
+    """A plugin setting (flag or `KEZ_*` variable) is malformed: a usage error, exit 2."""
+
+    exit_code = ExitCode.USAGE
+    code = "channel_config"

@@ -10,7 +10,7 @@ Hooks are synchronous; methods that do I/O are `async`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -130,37 +130,96 @@ class PublishOutcome:
     detail: str = ""
 
 
-@attrs.frozen
-class ChannelOption:
-    """A setting a channel (or transport) needs: its CLI flag and environment variable.
+def _flag_of(option: PluginOption) -> str:
+    return "--" + option.name.replace("_", "-")
 
-    The CLI turns every declared option into `--<flag> VALUE` on commands that
-    talk to channels, and fills `ChannelContext.options[name]` from the flag,
-    else the environment variable, else `default`. `multiple` options (a relay
-    list) take the flag several times, or a comma-separated environment value.
-    `secret` options (tokens, passwords) are never printed.
+
+def _env_of(option: PluginOption) -> str:
+    return "KEZ_" + option.name.upper()
+
+
+@attrs.frozen(kw_only=True)
+class PluginOption:
+    """A typed setting a plugin declares once: its CLI flag, `KEZ_*` variable, default, type and help.
+
+    As in tox 4's `add_config`, the host does the flag / environment / default
+    handling once (docs/cli.md: flag, else variable, else default) and the
+    plugin reads a typed value back with `ctx.get(OPTION)`, instead of
+    parsing `ctx.options[name]` itself. Options are scoped per plugin kind:
+    a command accepts the flags of the kind it uses (channel flags on `kez
+    verify` and `kez claim publish`, transport flags on `kez message`).
+
+    `flag` and `env` default to `--<name with dashes>` and `KEZ_<NAME>`.
+    `parse` turns the text of a flag or variable into the value (a URL
+    check, a duration); without it `of_type` does (`str`, `int`, `float`,
+    `bool`). A `multiple` option (a relay list) takes the flag several times
+    or a comma-separated variable and reads as a tuple. `secret` options
+    (tokens, passwords) are never printed.
     """
 
-    name: str  # key in ChannelContext.options, e.g. "github_api"
-    flag: str  # e.g. "--github-api"
-    env: str  # e.g. "KEZ_GITHUB_API"
+    name: str  # key in PluginContext.options, e.g. "github_api"
     help: str
-    default: str | tuple[str, ...] | None = None
+    flag: str = attrs.field(default=attrs.Factory(_flag_of, takes_self=True))
+    env: str = attrs.field(default=attrs.Factory(_env_of, takes_self=True))
+    default: Any = None
+    of_type: type = str
+    parse: Callable[[str], Any] | None = attrs.field(default=None, eq=False, repr=False)
     multiple: bool = False
     secret: bool = False
 
+    def convert(self, raw: Any) -> Any:
+        """`raw` (text from a flag or variable, or a value a caller set) as this option's type.
+
+        Text goes through `parse` (else `of_type`); a value already of the
+        type is kept. A malformed value is a `ChannelConfigError` naming the
+        flag and the variable, never a traceback.
+        """
+        if raw is None:
+            return None
+        if self.multiple and not isinstance(raw, str):
+            return tuple(self._one(item) for item in raw)
+        if self.multiple:
+            return tuple(self._one(item.strip()) for item in raw.split(",") if item.strip())
+        return self._one(raw)
+
+    def _one(self, raw: Any) -> Any:
+        from .errors import ChannelConfigError, KezError
+
+        if not isinstance(raw, str):
+            return raw  # set in code (tests, library callers): already typed
+        try:
+            if self.parse is not None:
+                return self.parse(raw)
+            if self.of_type is bool:
+                text = raw.strip().lower()
+                if text in ("1", "true", "yes", "on"):
+                    return True
+                if text in ("0", "false", "no", "off", ""):
+                    return False
+                raise ValueError("expected true/false, yes/no, on/off or 1/0")
+            return self.of_type(raw)
+        except KezError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ChannelConfigError(
+                f"{self.flag} / {self.env}: {raw[:80]!r} is not valid: {exc}", hint=self.help
+            ) from exc
+
+
+ChannelOption = PluginOption  # the name before issue 16; kept so existing plugins keep working (deprecated)
+
 
 @attrs.frozen
-class ChannelContext:
-    """Settings handed to channel I/O: base URLs, timeouts, credentials.
+class PluginContext:
+    """Settings handed to plugin I/O: option values, the timeout, a shared client, the run scope.
 
-    `options` holds per-channel settings by name (e.g. `github_api`), filled
-    from CLI flags and environment variables by the caller. `scope`, when
-    set, is the current verification run's `kez_core.verifier.RunScope`:
-    channels may keep clients, connections and caches there for the rest of
-    the run, and the engine closes them when the run ends. Without one (a
-    single fetch, a publish) a channel opens and closes what it needs within
-    the call.
+    `options` holds the values of the declared `PluginOption`s by name,
+    filled by the caller from flags, `KEZ_*` variables and defaults; read
+    them typed with `ctx.get(OPTION)`. `scope`, when set, is the current
+    verification run's `kez_core.verifier.RunScope`: channels may keep
+    clients, connections and caches there for the rest of the run, and the
+    engine closes them when the run ends. Without one (a single fetch, a
+    publish) a plugin opens and closes what it needs within the call.
     """
 
     options: dict[str, Any] = attrs.field(factory=dict)
@@ -168,18 +227,31 @@ class ChannelContext:
     http_client: Any = None  # an httpx.AsyncClient when the caller shares one
     scope: RunScope | None = attrs.field(default=None, eq=False, repr=False)
 
+    def get(self, option: PluginOption) -> Any:
+        """The typed value of `option`: what the caller set, else its default (None when it has none)."""
+        raw = self.options.get(option.name)
+        if raw is None or (isinstance(raw, str) and not raw.strip() and not option.multiple):
+            raw = option.default
+        return option.convert(raw)
+
+
+ChannelContext = PluginContext  # the name before issue 16; kept so transports and older plugins keep working (deprecated)
+
 
 @runtime_checkable
 class Channel(Protocol):
     """A place where an account proves it belongs to an identity (`github`, `dns`, …).
 
     `name` is the subject prefix; `aliases` are other prefixes that mean the
-    same channel (`mastodon` for `ap`).
+    same channel (`mastodon` for `ap`). `proof_encoding` names the encoding
+    `kez claim publish` writes the proof in (`compact`, `markdown`, `dns`, or
+    one a plugin registers); it must be registered where the channel is used.
     """
 
     name: str
     aliases: Sequence[str]
     options: Sequence[ChannelOption]  # settings it reads from ChannelContext.options (may be empty)
+    proof_encoding: str
 
     def normalize_handle(self, handle: str) -> str:
         """The handle in normal form (lowercase host, no `@`, …). Raises DecodeError."""
@@ -228,26 +300,37 @@ class Transport(Protocol):
         """
 
 
+PROTOCOLS: dict[str, type] = {
+    "key_algorithm": KeyAlgorithm,
+    "encoding": Encoding,
+    "channel": Channel,
+    "transport": Transport,
+}
+
+
+def protocol_members(protocol: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(attributes, methods) a Protocol requires, read from the class itself.
+
+    Derived rather than listed by hand, so a member added to a Protocol is
+    checked on load at once (Python 3.13's `typing.get_protocol_members`
+    gives the same set, without the split).
+    """
+    attributes: list[str] = []
+    methods: list[str] = []
+    for klass in reversed(protocol.__mro__):
+        if klass in (object, Protocol) or not getattr(klass, "_is_protocol", False):
+            continue
+        for name in klass.__dict__.get("__annotations__", {}):
+            if not name.startswith("_") and name not in attributes:
+                attributes.append(name)
+        for name, value in klass.__dict__.items():
+            if not name.startswith("_") and callable(value) and name not in methods:
+                methods.append(name)
+    return tuple(attributes), tuple(methods)
+
+
 _REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    # kind: (attributes, callables)
-    "key_algorithm": (
-        ("name", "signature_alg", "secret_formats"),
-        (
-            "generate_secret",
-            "public_from_secret",
-            "sign",
-            "verify",
-            "parse_public",
-            "format_public",
-            "secret_to_pem",
-            "secret_from_pem",
-            "export_secret",
-            "import_secret",
-        ),
-    ),
-    "encoding": (("name", "priority"), ("encode", "decode", "detect")),
-    "channel": (("name", "aliases", "options"), ("normalize_handle", "fetch", "publish")),
-    "transport": (("name", "options", "max_envelope"), ("send", "subscribe")),
+    kind: protocol_members(protocol) for kind, protocol in PROTOCOLS.items()
 }
 
 

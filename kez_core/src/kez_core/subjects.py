@@ -1,10 +1,16 @@
 """Claim subjects: `<channel>:<handle>` in normal form.
 
 Two spellings of one account must give one subject, or a claim made on one
-machine would not match a proof read on another. The rules for the five
-channels of the design live here, in the core, so a claim made without the
-channel plugin installed is byte-identical to one made with it; a channel
-plugin's `normalize_handle` is used for any other prefix.
+machine would not match a proof read on another. The normal forms of the
+five channels the design fixes (DESIGN §3: `dns`, `github`, `nostr`,
+`bluesky`, `ap`) are part of the claim format and live here, so they never
+depend on which version of a plugin is installed; their plugins call back
+into these rules. Every other prefix, aliases included (`mastodon:` and
+`activitypub:` for `ap`, `bsky:` for `bluesky`), is resolved through the
+channel plugins: the plugin declares its aliases, and a prefix no loaded
+plugin provides is refused (`UnknownNameError`, with a hint pointing to
+`kez plugins`) rather than kept as written, so `web:Example.ORG` can never
+give one subject with the web plugin installed and another without it.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import idna
 
 from .errors import DecodeError, KeyFormatError, UnknownNameError
 from .registry import Registry, default_registry
 
-ALIASES = {"mastodon": "ap", "activitypub": "ap", "bsky": "bluesky"}
+if TYPE_CHECKING:
+    from .protocols import Channel
+
 _CHANNEL = re.compile(r"^[a-z][a-z0-9-]{0,31}\Z")
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
 _GITHUB = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}\Z")
@@ -55,7 +64,7 @@ def _dropped_by_uts46(ch: str) -> bool:
         return False  # disallowed: idna.encode refuses it with its own message
 
 
-def _hostname(text: str, what: str) -> str:
+def hostname(text: str, what: str = "domain name") -> str:
     """A domain name in normal form: IDNA 2008 with UTS 46 mapping, non-transitional (as
     browsers do: `faß.de` is `xn--fa-hia.de`, not `fass.de`), A-labels, lowercase.
 
@@ -85,6 +94,9 @@ def _hostname(text: str, what: str) -> str:
     if len(host) > MAX_HANDLE or len(labels) < 2 or not all(_HOST_LABEL.match(x) for x in labels):
         raise DecodeError(f"{what} {text!r} is not a valid domain name", hint="e.g. example.org")
     return host
+
+
+_hostname = hostname  # the old private name, kept for code written before kez_core.plugin
 
 
 def _dns(handle: str) -> str:
@@ -151,12 +163,16 @@ def _normalize(subject: object, registry: Registry) -> str:
         raise DecodeError("a subject must be text like github:alice")
     channel, sep, handle = subject.strip(_TRIM).partition(":")
     channel = channel.lower()
-    channel = ALIASES.get(channel, channel)
     if not sep or not handle or not _CHANNEL.match(channel):
         raise DecodeError(
             f"subject {subject[:80]!r} is not <channel>:<handle>",
             hint="e.g. github:alice, dns:example.org, nostr:npub1…, bluesky:alice.bsky.social, ap:alice@host",
         )
+    plugin = None
+    if channel not in _BUILTIN and channel != "nostr":
+        plugin = _channel_for(channel, subject, registry)
+        if plugin.name in _BUILTIN or plugin.name == "nostr":  # an alias of a design channel: the core's rule
+            channel, plugin = plugin.name, None
     handle = handle.strip(_TRIM)
     if len(handle) > MAX_HANDLE:
         raise DecodeError(f"subject {subject[:80]!r} is too long (a handle has at most {MAX_HANDLE} characters)")
@@ -171,8 +187,16 @@ def _normalize(subject: object, registry: Registry) -> str:
     builtin = _BUILTIN.get(channel)
     if builtin is not None:
         return f"{channel}:{builtin(handle)}"
-    try:
-        plugin = registry.channel(channel)
-    except UnknownNameError:
-        return f"{channel}:{handle}"
+    assert plugin is not None
     return f"{plugin.name}:{plugin.normalize_handle(handle)}"
+
+
+def _channel_for(prefix: str, subject: str, registry: Registry) -> Channel:
+    """The channel plugin that provides `prefix` (its name or one of its aliases)."""
+    try:
+        return registry.channel(prefix)
+    except UnknownNameError as exc:
+        raise UnknownNameError(
+            f"subject {subject[:80]!r}: no installed channel provides {prefix + ':'!r}",
+            hint=f"`kez plugins` lists the installed channels; install the plugin that provides {prefix + ':'!r}",
+        ) from exc

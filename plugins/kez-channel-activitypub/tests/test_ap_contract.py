@@ -8,6 +8,7 @@ import sys
 import pytest
 from kez_core.registry import Registry
 from kez_core.subjects import normalize_subject
+from kez_core.protocols import ChannelContext
 from kez_core.testing import ChannelContract
 from kez_channel_activitypub import ActivityPubChannel, plugin
 from kez_channel_activitypub._html import html_to_text
@@ -38,6 +39,10 @@ class TestActivityPubChannelContract(ChannelContract):
     @pytest.fixture
     def channel(self):
         return ActivityPubChannel()
+
+    @pytest.fixture
+    def unreachable_context(self, closed_port):
+        return ChannelContext(options={"ap_base_url": f"http://127.0.0.1:{closed_port}"}, timeout=2)
 
 
 def test_options():

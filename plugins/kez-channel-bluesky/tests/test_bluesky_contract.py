@@ -9,6 +9,7 @@ import pytest
 from kez_channel_bluesky.channel import BlueskyChannel
 from kez_core.registry import default_registry
 from kez_core.subjects import normalize_subject
+from kez_core.protocols import ChannelContext
 from kez_core.testing import ChannelContract
 
 
@@ -36,6 +37,13 @@ class TestBlueskyChannelContract(ChannelContract):
     def channel(self):
         return BlueskyChannel()
 
+    @pytest.fixture
+    def unreachable_context(self, closed_port):
+        dead = f"http://127.0.0.1:{closed_port}"
+        return ChannelContext(
+            options={"atproto_resolver": dead, "atproto_plc": dead, "atproto_pds": dead}, timeout=2
+        )
+
 
 def test_options_declared():
     options = {o.name: o for o in BlueskyChannel().options}
@@ -52,7 +60,7 @@ def test_registered_through_entry_point():
     registry = default_registry()
     channel = registry.channel("bluesky")
     assert isinstance(channel, BlueskyChannel)
-    # `bsky` is mapped by the core's subject rules, not declared as an alias here.
+    # `bsky` is an alias the plugin declares.
     assert normalize_subject("bsky:@Alice.Test", registry) == "bluesky:alice.test"
 
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 from kez_core.protocols import Channel
 from kez_core.registry import Registry
+from kez_core.protocols import ChannelContext
 from kez_core.testing import ChannelContract
 
 from kez_channel_dns.channel import OPTIONS, DnsChannel
@@ -37,6 +38,10 @@ class TestDnsChannelContract(ChannelContract):
     @pytest.fixture
     def channel(self):
         return DnsChannel()
+
+    @pytest.fixture
+    def unreachable_context(self, closed_port):
+        return ChannelContext(options={"dns_server": f"127.0.0.1:{closed_port}"}, timeout=2)
 
 
 def test_entry_point_registers_the_channel():

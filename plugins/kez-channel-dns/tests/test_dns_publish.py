@@ -18,7 +18,7 @@ from dns.rdtypes.ANY.TXT import TXT
 from kez_core.claim import check_claim, create_claim
 from kez_core.codec import compact_encode
 from kez_core.encoding import decode_any, encode
-from kez_core.errors import DecodeError, ExitCode, KezError, StoreError
+from kez_core.errors import CredentialsError, DecodeError, ExitCode, KezError
 from kez_core.protocols import ChannelContext
 from kez_core.status import Status
 
@@ -190,7 +190,7 @@ def test_publish_without_credentials_is_a_typed_error(dns_server, dns_channel, p
     del options[missing]
     with pytest.raises(DnsCredentialsError) as caught:
         run(dns_channel.publish("example.org", proof_text, ChannelContext(options)))
-    assert isinstance(caught.value, StoreError)
+    assert isinstance(caught.value, CredentialsError) and caught.value.exit_code == ExitCode.STORE
     flag = "--" + missing.replace("_", "-")
     assert flag in caught.value.message and "KEZ_" + missing.upper() in caught.value.message
     assert dns_server.updates == []

@@ -9,6 +9,7 @@ import pytest
 
 from kez_channel_github import GitHubChannel, plugin
 from kez_core.registry import Registry
+from kez_core.protocols import ChannelContext
 from kez_core.testing import ChannelContract
 
 
@@ -21,6 +22,10 @@ class TestGitHubChannelContract(ChannelContract):
     @pytest.fixture
     def channel(self):
         return GitHubChannel()
+
+    @pytest.fixture
+    def unreachable_context(self, closed_port):
+        return ChannelContext(options={"github_api": f"http://127.0.0.1:{closed_port}"}, timeout=2)
 
 
 def test_plugin_registers_the_channel():

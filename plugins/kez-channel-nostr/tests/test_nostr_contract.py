@@ -13,6 +13,7 @@ from kez_channel_nostr.channel import DEFAULT_RELAYS, NostrChannel
 from kez_core.builtins.bip340 import BIP340
 from kez_core.nip19 import encode as nip19_encode
 from kez_core.registry import Registry
+from kez_core.protocols import ChannelContext
 from kez_core.testing import ChannelContract
 
 _SECRET = bytes.fromhex("b7e151628aed2a6abf7158809cf4f3c762e7160f38b4da56a784d9045190cfef")
@@ -40,6 +41,10 @@ class TestNostrChannelContract(ChannelContract):
     @pytest.fixture
     def channel(self):
         return NostrChannel()
+
+    @pytest.fixture
+    def unreachable_context(self, closed_port):
+        return ChannelContext(options={"nostr_relays": (f"ws://127.0.0.1:{closed_port}",)}, timeout=2)
 
 
 def test_options_are_the_documented_ones():

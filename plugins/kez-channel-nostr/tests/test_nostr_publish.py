@@ -6,7 +6,7 @@ import pytest
 from nostr_helpers import NostrAccount, checks, claim_text, fetch, publish
 
 from kez_core import nip19
-from kez_core.errors import ExitCode, KeyFormatError, KezError, StoreError
+from kez_core.errors import CredentialsError, ExitCode, KeyFormatError, KezError
 from kez_core.keys import Signer
 from kez_core.status import Status
 from kez_channel_nostr.errors import (
@@ -60,7 +60,7 @@ def test_publish_without_secret_is_a_typed_error(nostr_server, identity, account
     for options in (nostr_server.ctx_options(), {**nostr_server.ctx_options(), "nostr_secret": "  "}):
         with pytest.raises(NostrSecretMissingError) as caught:
             publish(account.pubkey, claim_text(identity, account), options)
-        assert isinstance(caught.value, StoreError)
+        assert isinstance(caught.value, CredentialsError) and caught.value.exit_code == ExitCode.STORE
         assert "--nostr-secret" in caught.value.hint and "KEZ_NOSTR_SECRET" in caught.value.hint
     assert not [m for m in nostr_server.client_messages if m[0] == "EVENT"]  # nothing was sent
 

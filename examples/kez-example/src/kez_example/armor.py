@@ -7,7 +7,7 @@
 
 It reuses the core's compact form (so the bytes inside are the same as
 `kez:z1:`), and shows everything an encoding plugin needs: an attrs class
-that satisfies `kez_core.protocols.Encoding`, and one hook implementation.
+that satisfies `kez_core.plugin.Encoding`, and one hook implementation.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from __future__ import annotations
 import re
 
 import attrs
-
-import kez_core
-from kez_core.codec import check_text, compact_decode, compact_encode
-from kez_core.errors import DecodeError
-from kez_core.signed import SignedObject
+from kez_core.plugin import (
+    DecodeError,
+    SignedObject,
+    check_text,
+    compact_decode,
+    compact_encode,
+    hookimpl,
+)
 
 BEGIN = "-----BEGIN KEZ SIGNED OBJECT-----"
 END = "-----END KEZ SIGNED OBJECT-----"
@@ -47,6 +50,6 @@ class ArmorEncoding:
         return BEGIN in text
 
 
-@kez_core.hookimpl
+@hookimpl
 def kez_register_encodings():
     return [ArmorEncoding()]

@@ -3,13 +3,19 @@
 A complete channel in one small module, written to be copied. It shows
 the pieces every channel has:
 
-- `options`: every setting it reads, each with a CLI flag and an
-  environment variable (the CLI fills `ctx.options` from them);
+- everything comes from `kez_core.plugin`, the public plugin API (no
+  other `kez_core` module: those are private and may change);
+- `BaseChannel`: the defaults, so only what differs is written;
+- `options`: every setting it reads, each a typed `PluginOption` (the CLI
+  derives its flag and `KEZ_*` variable and handles defaults; the channel
+  reads the value with `ctx.get(OPTION)`);
 - `normalize_handle`: one spelling per account (here: a domain name);
 - `fetch`: read proofs without credentials, and report network trouble as
   `FetchOutcome(reachable=False)` (never raise, never call it invalid);
 - `publish`: put a proof where the channel reads it (here: a file under
-  the site's document root, since a static site has no API).
+  the site's document root, since a static site has no API); errors come
+  from kez-core's plugin family (`CredentialsError`, `PublishError`,
+  `ChannelConfigError`), whose exit codes are fixed.
 
 httpx is imported inside `fetch`, so `kez --help` stays fast.
 """
@@ -20,53 +26,53 @@ import os
 from pathlib import Path
 
 import attrs
-
-import kez_core
-
-from kez_core.errors import ExitCode, KezError
-from kez_core.protocols import ChannelContext, ChannelOption, FetchOutcome, ProofCandidate, PublishOutcome
-from kez_core.subjects import _hostname
-from kez_core.timefmt import now
+from kez_core.plugin import (
+    BaseChannel,
+    ChannelConfigError,
+    FetchOutcome,
+    PluginContext,
+    PluginOption,
+    ProofCandidate,
+    PublishOutcome,
+    hookimpl,
+    hostname,
+    now,
+)
 
 WELL_KNOWN = "/.well-known/kez.txt"
 MAX_BYTES = 256 * 1024
 
-
-class PublishError(KezError):
-    exit_code = ExitCode.STORE
-    code = "publish_error"
+# Each setting is declared once; the CLI derives `--web-base-url` and
+# `KEZ_WEB_BASE_URL` from the name, and `ctx.get(OPTION)` reads it back typed.
+BASE_URL = PluginOption(
+    name="web_base_url",
+    help="Read every domain from this base URL instead of https://<domain> (tests, mirrors).",
+)
+ROOT = PluginOption(
+    name="web_root",
+    of_type=Path,
+    help="Document root of your site: publish writes .well-known/kez.txt under it.",
+)
 
 
 @attrs.frozen
-class WebChannel:
+class WebChannel(BaseChannel):
+    # BaseChannel gives the defaults (no aliases, compact proofs, no options);
+    # a channel sets its name and what differs.
     name: str = "web"
-    aliases: tuple[str, ...] = ()
     proof_encoding: str = "markdown"
-    options: tuple[ChannelOption, ...] = (
-        ChannelOption(
-            name="web_base_url",
-            flag="--web-base-url",
-            env="KEZ_WEB_BASE_URL",
-            help="Read every domain from this base URL instead of https://<domain> (tests, mirrors).",
-        ),
-        ChannelOption(
-            name="web_root",
-            flag="--web-root",
-            env="KEZ_WEB_ROOT",
-            help="Document root of your site: publish writes .well-known/kez.txt under it.",
-        ),
-    )
+    options: tuple[PluginOption, ...] = (BASE_URL, ROOT)
 
     def normalize_handle(self, handle: str) -> str:
-        return _hostname(handle, "web domain")
+        return hostname(handle, "web domain")
 
-    def _url(self, domain: str, ctx: ChannelContext) -> str:
-        base = ctx.options.get("web_base_url") or f"https://{domain}"
+    def _url(self, domain: str, ctx: PluginContext) -> str:
+        base = ctx.get(BASE_URL) or f"https://{domain}"
         return base.rstrip("/") + WELL_KNOWN
 
-    async def fetch(self, handle: str, ctx: ChannelContext) -> FetchOutcome:
+    async def fetch(self, handle: str, ctx: PluginContext) -> FetchOutcome:
         import httpx
-        from kez_core.verifier.http import client_for
+        from kez_core.plugin import client_for  # loads the HTTP helper on first use
 
         url = self._url(handle, ctx)
         try:
@@ -91,11 +97,12 @@ class WebChannel:
         text = response.content[:MAX_BYTES].decode("utf-8", "replace")
         return FetchOutcome((ProofCandidate(text, url, now()),), source=url)
 
-    async def publish(self, handle: str, proof_text: str, ctx: ChannelContext) -> PublishOutcome:
-        root = ctx.options.get("web_root")
+    async def publish(self, handle: str, proof_text: str, ctx: PluginContext) -> PublishOutcome:
+        root = ctx.get(ROOT)
         if not root:
-            raise PublishError("no document root to publish into", hint="pass --web-root DIR or set KEZ_WEB_ROOT")
-        target = Path(root) / ".well-known" / "kez.txt"
+            # a setting is missing: ChannelConfigError (exit 2), one of kez-core's plugin errors
+            raise ChannelConfigError("no document root to publish into", hint="pass --web-root DIR or set KEZ_WEB_ROOT")
+        target = root / ".well-known" / "kez.txt"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(".kez.txt.tmp")
         tmp.write_text(proof_text, encoding="utf-8")
@@ -103,6 +110,6 @@ class WebChannel:
         return PublishOutcome(location=f"https://{handle}{WELL_KNOWN}", detail=f"written to {target}")
 
 
-@kez_core.hookimpl
+@hookimpl
 def kez_register_channels():
     return [WebChannel()]

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from ..errors import DecodeError
-from ..protocols import Channel, missing_members
+from ..protocols import Channel, Encoding, missing_members
 from ..registry import Registry
 from ..subjects import normalize_subject
 from ._support import (
     _assert_loaded,
+    _builtin_encodings,
     _builtin_key_algorithms,
     _expect,
     _hypothesis,
@@ -37,19 +39,40 @@ class ChannelContract:
             def channel(self):
                 return ExampleChannel()
 
+    and an `unreachable_context`: a context whose options point the channel
+    at a port on 127.0.0.1 where nothing listens (the `closed_port` fixture
+    of kez_core's pytest plugin)::
+
+            @pytest.fixture
+            def unreachable_context(self, closed_port):
+                url = f"http://127.0.0.1:{closed_port}"
+                return PluginContext(options={"example_api": url}, timeout=2)
+
     It checks: Protocol conformance (`fetch` and `publish` are coroutines),
+    that `proof_encoding` names an encoding registered beside the channel
+    (the built-ins, plus `extra_encodings` when the channel brings its own),
     that `normalize_handle` is idempotent on `valid_handles`, agrees with
     `kez_core.subjects.normalize_subject`, refuses `invalid_handles` with
-    `DecodeError` and raises nothing else on arbitrary text. Fetching and
-    publishing need servers and are tested by the channel's own suite.
+    `DecodeError` and raises nothing else on arbitrary text, and that `fetch`
+    against a dead server reports `reachable=False` (`unreachable`) with a
+    reason, never raising. Fetching real proofs and publishing need live
+    servers and are tested by the channel's own suite.
     """
 
     valid_handles: Sequence[str] = ()
     invalid_handles: Sequence[str] = ()
+    extra_encodings: Sequence[Encoding] = ()  # encodings the channel's plugin registers itself
 
     @pytest.fixture
     def channel(self) -> Channel:
         pytest.fail("subclass ChannelContract and provide a `channel` fixture")
+
+    @pytest.fixture
+    def unreachable_context(self) -> Any:
+        pytest.fail(
+            "provide an `unreachable_context` fixture: a PluginContext whose options point "
+            "the channel at a closed port on 127.0.0.1 (the `closed_port` fixture)"
+        )
 
     @pytest.fixture
     def contract_registry(self, channel: Channel) -> Registry:
@@ -63,6 +86,37 @@ class ChannelContract:
 
     def test_conforms_to_protocol(self, channel: Channel) -> None:
         assert missing_members("channel", channel) == []
+
+    def test_proof_encoding_is_registered(self, channel: Channel) -> None:
+        encoding = getattr(channel, "proof_encoding", None)
+        assert isinstance(encoding, str) and encoding, "proof_encoding names an encoding, e.g. 'compact'"
+        registry = Registry(
+            plugins=[provider(encodings=[*_builtin_encodings(), *self.extra_encodings], channels=[channel])],
+            entry_points=False,
+            env={},
+        )
+        known = sorted(e.name for e in registry.encodings())
+        assert encoding in known, (
+            f"proof_encoding {encoding!r} is not registered (known: {', '.join(known)}); "
+            "list your plugin's own encodings in `extra_encodings`"
+        )
+
+    def test_fetch_from_a_dead_server_is_unreachable(self, channel: Channel, unreachable_context: Any) -> None:
+        import asyncio
+
+        from ..protocols import FetchOutcome
+
+        if not self.valid_handles:
+            pytest.fail("set `valid_handles` on the subclass")
+        handle = channel.normalize_handle(self.valid_handles[0])
+        try:
+            outcome = asyncio.run(channel.fetch(handle, unreachable_context))
+        except Exception as exc:  # noqa: BLE001 - the contract is that nothing escapes
+            pytest.fail(f"fetch raised {type(exc).__name__}: {exc}; report FetchOutcome(reachable=False) instead")
+        assert isinstance(outcome, FetchOutcome)
+        assert outcome.reachable is False, "a dead server is `unreachable` (retryable), never `invalid`"
+        assert outcome.reason, "say why it was unreachable (the address and the error)"
+        assert outcome.candidates == ()
 
     def test_options_are_declared_well(self, channel: Channel) -> None:
         from ..protocols import ChannelOption

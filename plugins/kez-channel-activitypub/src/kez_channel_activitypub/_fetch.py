@@ -31,8 +31,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-from kez_core.protocols import ChannelContext, FetchOutcome, ProofCandidate
-from kez_core.timefmt import now
+from kez_core.plugin import ChannelContext, FetchOutcome, ProofCandidate, now
 
 from ._html import html_to_text
 from ._http import (

@@ -16,8 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import attrs
 import httpx
-from kez_core.protocols import ChannelContext
-from kez_core.verifier import http as http_clients
+from kez_core.plugin import ChannelContext, client_for, new_http_client
 
 MAX_BODY = 1 << 20  # a WebFinger document or an actor is a few KiB; refuse to buffer more than 1 MiB
 USER_AGENT = "kez-channel-activitypub/0.1 (+https://kez.lat)"
@@ -34,12 +33,12 @@ CLIENT_CONNECTIONS = 4
 
 def new_client(timeout: float) -> httpx.AsyncClient:
     """A client for one fetch or publish (shared SSL context, no cookie jar, small pool)."""
-    return http_clients.new_client(timeout, connections=CLIENT_CONNECTIONS)
+    return new_http_client(timeout, connections=CLIENT_CONNECTIONS)
 
 
 def leased_client(ctx: ChannelContext) -> contextlib.AbstractAsyncContextManager[httpx.AsyncClient]:
     """The client to read with: the caller's, the run's, or one for this call (`client_for`)."""
-    return http_clients.client_for(ctx, "ap", connections=CLIENT_CONNECTIONS)
+    return client_for(ctx, "ap", connections=CLIENT_CONNECTIONS)
 
 
 class Unreachable(Exception):

@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from kez_core.protocols import ChannelContext, PublishOutcome
+from kez_core.plugin import ChannelContext, PublishOutcome
 
 from ._http import Answer, Unreachable, json_object, new_client, request, transient
 from .channel import option

@@ -18,8 +18,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 import attrs
-from kez_core.protocols import ChannelContext, ChannelOption, FetchOutcome, PublishOutcome
-from kez_core.subjects import normalize_subject
+from kez_core.plugin import (
+    ChannelContext,
+    ChannelOption,
+    FetchOutcome,
+    PublishOutcome,
+    normalize_subject,
+)
 
 OPTIONS: tuple[ChannelOption, ...] = (
     ChannelOption(
@@ -48,12 +53,10 @@ OPTIONS: tuple[ChannelOption, ...] = (
 
 
 def option(ctx: ChannelContext, name: str) -> object:
-    """A setting from `ctx.options`, falling back to the declared default."""
-    if name in ctx.options and ctx.options[name] not in (None, ""):
-        return ctx.options[name]
+    """The typed value of the declared option `name` (`ctx.get`: set value, else its default)."""
     for declared in OPTIONS:
         if declared.name == name:
-            return declared.default
+            return ctx.get(declared)
     raise KeyError(name)
 
 
@@ -68,7 +71,7 @@ class ActivityPubChannel:
     """Proofs in an ActivityPub actor's profile fields or summary."""
 
     name: str = "ap"
-    aliases: tuple[str, ...] = ("mastodon",)
+    aliases: tuple[str, ...] = ("mastodon", "activitypub")  # subject prefixes meaning `ap:`
     options: tuple[ChannelOption, ...] = OPTIONS
     proof_encoding: ClassVar[str] = "compact"
 

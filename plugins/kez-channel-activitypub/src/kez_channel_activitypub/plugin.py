@@ -7,11 +7,13 @@ proof is fetched or published.
 
 from __future__ import annotations
 
-import kez_core
+from kez_core.plugin import hookimpl
 
 
-@kez_core.hookimpl
+@hookimpl
 def kez_register_channels():
-    from .channel import ActivityPubChannel  # on first use of this kind, not when the plugin is imported
+    from .channel import (
+        ActivityPubChannel,  # on first use of this kind, not when the plugin is imported
+    )
 
     return [ActivityPubChannel()]

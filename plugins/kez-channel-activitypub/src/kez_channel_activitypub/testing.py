@@ -755,7 +755,7 @@ def running_server(latency: float = 0.0, *, domain: str = DEFAULT_DOMAIN) -> Ite
     `ctx_options()` points the channel at it; `domain` is the host to use
     in handles (`alice@mastodon.example`), though any host is answered.
     """
-    from kez_core.localserver import serve_asgi
+    from kez_core.plugin import serve_asgi
 
     server = MastodonServer(latency, domain)
     with serve_asgi(server.app, name="the ActivityPub test server", backlog=2048, keep_alive=5) as url:

@@ -18,10 +18,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from kez_core.codec import COMPACT_PREFIX, compact_encode
-from kez_core.encoding import decode_any
-from kez_core.errors import DecodeError
-from kez_core.protocols import ChannelContext, PublishOutcome
+from kez_core.plugin import (
+    COMPACT_PREFIX,
+    ChannelContext,
+    DecodeError,
+    PublishOutcome,
+    compact_encode,
+    decode_any,
+)
 
 from ._read import Http, NotFound, Unreachable, resolve_identity
 from .channel import COLLECTION, RKEY, option

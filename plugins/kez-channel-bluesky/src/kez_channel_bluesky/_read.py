@@ -39,9 +39,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 import attrs
 import httpx
-from kez_core.codec import COMPACT_TOKEN
-from kez_core.protocols import ChannelContext, FetchOutcome, ProofCandidate
-from kez_core.verifier.http import client_for
+from kez_core.plugin import COMPACT_TOKEN, ChannelContext, FetchOutcome, ProofCandidate, client_for
 
 from .channel import COLLECTION, PROFILE_COLLECTION, PROFILE_RKEY, RKEY, option
 

@@ -23,8 +23,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
-from kez_core.protocols import ChannelContext, ChannelOption, FetchOutcome, PublishOutcome
-from kez_core.subjects import normalize_subject
+from kez_core.plugin import (
+    ChannelContext,
+    ChannelOption,
+    FetchOutcome,
+    PublishOutcome,
+    normalize_subject,
+)
 
 COLLECTION = "lat.kez.claim"
 RKEY = "self"
@@ -75,10 +80,8 @@ OPTIONS: tuple[ChannelOption, ...] = (
 
 
 def option(ctx: ChannelContext, name: str) -> str | None:
-    """`ctx.options[name]`, else the declared default; blank text counts as unset."""
-    value = ctx.options.get(name)
-    if value is None:
-        value = next(o.default for o in OPTIONS if o.name == name)
+    """The declared option `name` read with `ctx.get` (set value, else its default); blank text counts as unset."""
+    value = ctx.get(next(o for o in OPTIONS if o.name == name))
     if isinstance(value, (tuple, list)):
         value = value[0] if value else None
     if value is None:
@@ -92,7 +95,7 @@ class BlueskyChannel:
     """Proofs in a Bluesky / atproto repo (`bluesky:alice.bsky.social`, `bluesky:did:plc:…`)."""
 
     name: str = "bluesky"
-    aliases: Sequence[str] = ()  # the core maps `bsky` to `bluesky` itself
+    aliases: Sequence[str] = ("bsky",)  # `bsky:` means `bluesky:` (the plugin declares it, not the core)
     options: Sequence[ChannelOption] = OPTIONS
     proof_encoding: str = "compact"
 

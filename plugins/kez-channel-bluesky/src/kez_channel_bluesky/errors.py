@@ -1,19 +1,21 @@
-"""Typed errors of the bluesky channel (what `publish` raises)."""
+"""Typed errors of the bluesky channel (what `publish` raises).
+
+Both belong to kez-core's plugin error family, whose exit codes are fixed
+(docs/cli.md).
+"""
 
 from __future__ import annotations
 
-from kez_core.errors import ExitCode, KezError
+from kez_core.plugin import CredentialsError, PublishError
 
 
-class BlueskyCredentialsError(KezError):
+class BlueskyCredentialsError(CredentialsError):
     """No app password was given, or the PDS refused the login."""
 
-    exit_code = ExitCode.USAGE
     code = "bluesky_credentials"
 
 
-class BlueskyPublishError(KezError):
+class BlueskyPublishError(PublishError):
     """The PDS could not be reached or refused to write the proof record."""
 
-    exit_code = ExitCode.NETWORK
     code = "bluesky_publish"

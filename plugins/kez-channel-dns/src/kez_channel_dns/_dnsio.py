@@ -26,12 +26,17 @@ import dns.tsig
 import dns.tsigkeyring
 import dns.update
 from dns.rdtypes.ANY.TXT import TXT
-
-from kez_core.builtins.encodings import DNS_TTL, txt_strings
-from kez_core.codec import compact_encode
-from kez_core.errors import DecodeError
-from kez_core.protocols import ChannelContext, FetchOutcome, ProofCandidate, PublishOutcome
-from kez_core.timefmt import now
+from kez_core.plugin import (
+    DNS_TTL,
+    ChannelContext,
+    DecodeError,
+    FetchOutcome,
+    ProofCandidate,
+    PublishOutcome,
+    compact_encode,
+    now,
+    txt_strings,
+)
 
 from .errors import DnsCredentialsError, DnsOptionError, DnsPublishError
 
@@ -195,7 +200,7 @@ async def fetch_txt(domain: str, ctx: ChannelContext, server: str | None) -> Fet
 
 def _claim_strings(domain: str, proof_text: str) -> tuple[list[str], str]:
     """The TXT character-strings and zone-file line for the one object in `proof_text`."""
-    from kez_core.encoding import decode_any
+    from kez_core.plugin import decode_any
 
     objects = decode_any(proof_text)
     if len(objects) != 1:

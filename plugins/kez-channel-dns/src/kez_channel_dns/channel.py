@@ -16,9 +16,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import attrs
-
-from kez_core.protocols import ChannelContext, ChannelOption, FetchOutcome, PublishOutcome
-from kez_core.subjects import normalize_subject
+from kez_core.plugin import (
+    ChannelContext,
+    ChannelOption,
+    FetchOutcome,
+    PublishOutcome,
+    normalize_subject,
+)
 
 DEFAULT_TSIG_ALGORITHM = "hmac-sha256"
 
@@ -65,11 +69,12 @@ OPTIONS: tuple[ChannelOption, ...] = (
     ),
 )
 _DEFAULTS = {option.name: option.default for option in OPTIONS}
+_BY_NAME = {option.name: option for option in OPTIONS}
 
 
 def option_value(ctx: ChannelContext, name: str) -> Any:
-    """A setting from `ctx.options`, else the option's default; blank text counts as unset."""
-    value = (ctx.options or {}).get(name)
+    """A setting read with `ctx.get` (set value, else its default); text is trimmed, blank counts as unset."""
+    value = ctx.get(_BY_NAME[name])
     if isinstance(value, str):
         value = value.strip()
     if value is None or value == "":

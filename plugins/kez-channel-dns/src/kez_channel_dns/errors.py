@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from kez_core.errors import ExitCode, KezError, StoreError
+from kez_core.plugin import ChannelConfigError, CredentialsError, PublishError
 
 
-class DnsOptionError(KezError):
+class DnsOptionError(ChannelConfigError):
     """A dns channel setting is malformed (server address, zone, TSIG secret or algorithm)."""
 
-    exit_code = ExitCode.USAGE
     code = "dns_option"
 
 
-class DnsCredentialsError(StoreError):
+class DnsCredentialsError(CredentialsError):
     """An RFC 2136 update needs a TSIG key name and secret that were not given."""
 
     code = "dns_credentials"
 
 
-class DnsPublishError(KezError):
+class DnsPublishError(PublishError):
     """The update server could not be reached or did not accept the update.
 
     `rcode` is the DNS response code the server answered (`NOTAUTH`,
@@ -26,7 +25,6 @@ class DnsPublishError(KezError):
     `BADTIME`), when there was one.
     """
 
-    exit_code = ExitCode.NETWORK
     code = "dns_publish"
 
     def __init__(

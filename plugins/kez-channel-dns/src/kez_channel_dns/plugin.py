@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import kez_core
+from kez_core.plugin import hookimpl
 
 
-@kez_core.hookimpl
+@hookimpl
 def kez_register_channels():
     from .channel import DnsChannel  # on first use of this kind, not when the plugin is imported
 

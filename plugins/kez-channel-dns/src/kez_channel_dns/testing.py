@@ -208,7 +208,7 @@ class DnsTestServer:
         unless `replace` is true.
         """
         if not isinstance(proof, str | bytes):
-            from kez_core.codec import compact_encode
+            from kez_core.plugin import compact_encode
 
             proof = compact_encode(proof)
         name = f"_kez.{_owner(domain)}"

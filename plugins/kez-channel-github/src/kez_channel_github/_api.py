@@ -35,9 +35,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import attrs
 import httpx
-
-from kez_core.protocols import ChannelContext, FetchOutcome, ProofCandidate, PublishOutcome
-from kez_core.verifier.http import client_for
+from kez_core.plugin import ChannelContext, FetchOutcome, ProofCandidate, PublishOutcome, client_for
 
 from .channel import DEFAULT_API, PROOF_DESCRIPTION, PROOF_FILENAME
 from .errors import GitHubAuthError, GitHubPublishError

@@ -16,9 +16,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 import attrs
-
-from kez_core.protocols import ChannelContext, ChannelOption, FetchOutcome, PublishOutcome
-from kez_core.subjects import normalize_subject
+from kez_core.plugin import (
+    ChannelContext,
+    ChannelOption,
+    FetchOutcome,
+    PublishOutcome,
+    normalize_subject,
+)
 
 DEFAULT_API = "https://api.github.com"
 PROOF_FILENAME = "kez-proof.md"

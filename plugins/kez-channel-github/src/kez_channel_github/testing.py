@@ -52,7 +52,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import attrs
-from kez_core.localserver import serve_asgi
+from kez_core.plugin import serve_asgi
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request

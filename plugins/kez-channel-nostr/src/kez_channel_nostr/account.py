@@ -23,8 +23,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
-from kez_core.builtins.bip340 import BIP340
-from kez_core.nostr_event import sign_event, verify_event
+from kez_core.plugin import BIP340, sign_event, verify_event
 
 from .channel import bad_relay_url
 

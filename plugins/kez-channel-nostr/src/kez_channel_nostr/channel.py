@@ -25,19 +25,23 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import attrs
-
-from kez_core.errors import KeyFormatError
-from kez_core.protocols import (
+from kez_core.plugin import (
     ChannelContext,
     ChannelOption,
     FetchOutcome,
+    KeyFormatError,
     ProofCandidate,
     PublishOutcome,
+    normalize_subject,
+    now,
 )
-from kez_core.subjects import normalize_subject
-from kez_core.timefmt import now
 
-from .errors import NostrConfigError, NostrKeyMismatchError, NostrPublishError, NostrSecretMissingError
+from .errors import (
+    NostrConfigError,
+    NostrKeyMismatchError,
+    NostrPublishError,
+    NostrSecretMissingError,
+)
 
 PROOF_KIND = 30078  # NIP-78 application-specific data (parameterized replaceable)
 PROOF_D_TAG = "kez"
@@ -109,7 +113,7 @@ def _first_d_tag(tags: Any) -> str | None:
 
 def _rejection(event: Any, pubkey: str) -> str | None:
     """Why `event` is not a proof event of `pubkey`, or None when it is one."""
-    from kez_core.nostr_event import verify_event
+    from kez_core.plugin import verify_event
 
     if not isinstance(event, dict):
         return "not an event object"
@@ -225,8 +229,7 @@ class NostrChannel:
     # --------------------------------------------------------------- publish
 
     async def publish(self, handle: str, proof_text: str, ctx: ChannelContext) -> PublishOutcome:
-        from kez_core.builtins.bip340 import BIP340
-        from kez_core.nostr_event import sign_event
+        from kez_core.plugin import BIP340, sign_event
 
         pubkey = self.normalize_handle(handle)
         secret = _secret(ctx, pubkey)
@@ -280,7 +283,7 @@ def _run_pool(scope: Any, url: str, timeout: float) -> Any:
 
 def _secret(ctx: ChannelContext, pubkey: str) -> bytes:
     """The 32-byte secret from `ctx.options["nostr_secret"]` (nsec1…, hex or raw bytes)."""
-    from kez_core.builtins.bip340 import BIP340
+    from kez_core.plugin import BIP340
 
     value = ctx.options.get(SECRET_OPTION.name)
     if value is None or (isinstance(value, str) and not value.strip()):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from kez_core.errors import ExitCode, KezError, StoreError
+from kez_core.plugin import ChannelConfigError, CredentialsError, ExitCode, KezError, PublishError
 
 
-class NostrSecretMissingError(StoreError):
+class NostrSecretMissingError(CredentialsError):
     """Publishing needs the subject's nostr secret key and none was given."""
 
     code = "nostr_secret_missing"
@@ -18,15 +18,13 @@ class NostrKeyMismatchError(KezError):
     code = "nostr_key_mismatch"
 
 
-class NostrConfigError(KezError):
+class NostrConfigError(ChannelConfigError):
     """The relay list is empty or holds something that is not a ws:// or wss:// URL."""
 
-    exit_code = ExitCode.USAGE
     code = "nostr_config"
 
 
-class NostrPublishError(KezError):
+class NostrPublishError(PublishError):
     """No relay accepted the proof event (all refused it, or none could be reached)."""
 
-    exit_code = ExitCode.NETWORK
     code = "nostr_publish_failed"

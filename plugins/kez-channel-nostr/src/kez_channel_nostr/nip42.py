@@ -21,8 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kez_core.builtins.bip340 import BIP340
-from kez_core.nostr_event import sign_event
+from kez_core.plugin import BIP340, sign_event
 
 AUTH_KIND = 22242
 

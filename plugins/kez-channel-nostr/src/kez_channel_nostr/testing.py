@@ -471,7 +471,7 @@ class NostrTestServer:
         kind: int = PROOF_KIND,
     ) -> dict[str, Any]:
         """Sign a proof event (kind 30078, `["d","kez"]`) with `secret`, publish it, return it."""
-        from kez_core.nostr_event import sign_event
+        from kez_core.plugin import sign_event
 
         event = sign_event(
             secret,
