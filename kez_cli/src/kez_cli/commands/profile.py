@@ -24,7 +24,6 @@ from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, show_line, warn
 from ..sigservers import UsageError, handle_base_url, split_handle
 
-app = typer.Typer(help="Publish your profile and picture; show other people's.", no_args_is_help=True)
 
 
 def _target(text: str) -> tuple[str, str]:
@@ -47,7 +46,6 @@ ViaOpt = Annotated[
 ]
 
 
-@app.command("set", context_settings=CONTEXT_SETTINGS)
 def set_(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Option("--name", help="Display name (at most 100 characters).")] = None,
@@ -191,7 +189,6 @@ async def _kind0(secret: bytes, profile, relays: list[str], timeout: float) -> l
     return [{"relay": r.url, "accepted": r.accepted, "message": r.message, "id": event["id"]} for r in replies]
 
 
-@app.command("share-key", context_settings=CONTEXT_SETTINGS)
 def share_key(
     ctx: typer.Context,
     via: ViaOpt = None,
@@ -230,7 +227,6 @@ def share_key(
     report(shares)
 
 
-@app.command("show")
 def show(
     target: Annotated[str, typer.Argument(help="handle@server, e.g. alice@example.org.")],
     save_picture: Annotated[
@@ -286,7 +282,6 @@ def show(
         note(f"from the cache (fetched {peer.fetched_at}); --refresh fetches again")
 
 
-@app.command("preview")
 def preview(
     output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("profile-preview.png"),
     identity: IdentityOpt = None,
@@ -306,3 +301,13 @@ def preview(
         emit_json({"output": str(output), "scrambled": last.key is not None})
     else:
         show_line(("written", "green bold"), f" {output}: left what the world sees, right what contacts see")
+
+
+def register(main_app: typer.Typer) -> None:
+    """Add `kez profile` to a freshly built root app (a new group each time, as every group)."""
+    app = typer.Typer(help="Publish your profile and picture; show other people's.", no_args_is_help=True)
+    app.command("set", context_settings=CONTEXT_SETTINGS)(set_)
+    app.command("share-key", context_settings=CONTEXT_SETTINGS)(share_key)
+    app.command("show")(show)
+    app.command("preview")(preview)
+    main_app.add_typer(app, name="profile")
