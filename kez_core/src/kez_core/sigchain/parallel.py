@@ -57,6 +57,7 @@ Check = tuple[KeyAlgorithm, bytes, bytes, bytes]
 
 __all__ = [
     "BATCH",
+    "PooledFeed",
     "THRESHOLD",
     "WARM_THRESHOLD",
     "validate_many",
@@ -373,3 +374,63 @@ def validate_many(
             again.feed_trusted(line)
         out.append((again.state, error))
     return out
+
+
+class PooledFeed:
+    """`validator.feed` line by line with the signature checks on the pool, for a caller
+    that acts between lines (kez-server's append: fork evidence, identity checks).
+
+    Pooled only when `expected` links are enough to reach the threshold; otherwise
+    `feed` is `validator.feed`. A caller must `drain()` before acting on a link
+    (storing it, raising about it): that verifies every check deferred so far and
+    raises the first failure, the error the one-core path would have raised
+    first. `close()` (always, in a finally) leaves the validator as the one-core
+    path leaves it, to be reused.
+    """
+
+    def __init__(
+        self,
+        validator: ChainValidator,
+        expected: int,
+        *,
+        workers: int | None = None,
+        threshold: int | None = None,
+        batch: int | None = None,
+    ) -> None:
+        self.validator = validator
+        batch = BATCH if batch is None else batch
+        if workers is None:
+            workers = worker_count()
+        if threshold is None:
+            threshold = THRESHOLD if _pool is None else WARM_THRESHOLD
+        self.batches: _Batches | None = None
+        # every link has at least one check: a chain this long reaches the threshold
+        if workers >= 2 and expected >= threshold and validator._checks is None:
+            validator._checks = []
+            validator._where = []
+            self.batches = _Batches(validator, workers, threshold, batch)
+
+    def feed(self, line: bytes | str) -> m.Link | None:
+        batches = self.batches
+        if batches is None:
+            return self.validator.feed(line)
+        try:
+            link = self.validator.feed(line)
+        except Exception as exc:
+            if exc is not batches.raised:
+                batches.drain()  # a deferred check before this line fails first
+            raise
+        if len(self.validator._checks or ()) >= batches.trigger:
+            batches.pump()
+        return link
+
+    def drain(self) -> None:
+        if self.batches is not None:
+            self.batches.drain()
+
+    def close(self) -> None:
+        if self.batches is not None:
+            self.batches.cancel()
+            self.batches = None
+            self.validator._checks = None
+            self.validator._where = []
