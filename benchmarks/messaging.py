@@ -80,13 +80,16 @@ def main() -> None:
 
     alice, bob, inbox = Signer.generate(), Signer.generate(), InboxSecret.generate()
     body = text_body("x" * args.text_bytes)
+    # what a sender holds: the recipient's inbox key id as text (from their chain),
+    # not derived from the secret at every message
+    inbox_key = inbox.key_id
 
     def send(created_at: datetime | None = None) -> tuple[SignedObject, str]:
         obj = create_message(
             alice,
             sender_identity=alice.key_id,
             recipient=bob.key_id,
-            inbox_key=inbox.key_id,
+            inbox_key=inbox_key,
             body=body,
             created_at=created_at,
         )

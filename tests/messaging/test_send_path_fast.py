@@ -89,3 +89,60 @@ def test_create_message_refuses_before_signing_and_seal_rereads_other_objects():
 )
 def test_format_time_writes_what_strftime_writes(when):
     assert format_time(when) == when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_json_text = st.text(st.characters(codec="utf-8"), max_size=40)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | _json_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_json_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(text=_json_text, extra=st.dictionaries(_json_text.filter(lambda k: k not in ("kind", "text")), _json, max_size=3),
+       alg=st.sampled_from(["ed25519", "nostr"]))
+def test_create_message_writes_exactly_the_jcs_of_what_it_signs(text, extra, alg):
+    """JCS once: the spliced payload and object bytes are canonicalize()'s, the signature holds."""
+    signer, bob, inbox = _SIGNERS[alg], _SIGNERS["ed25519"], _INBOX
+    body = {**extra, "kind": "text", "text": text}
+    obj = create_message(signer, sender_identity=signer.key_id, recipient=bob.key_id,
+                         inbox_key=inbox.key_id, body=body)
+    assert obj.payload_bytes == canonicalize(obj.payload)
+    assert obj.canonical() == canonicalize(obj.to_dict())
+    fresh = SignedObject.from_dict(obj.to_dict())
+    assert fresh.id == obj.id and fresh.canonical() == obj.canonical()
+    from kez_core.signed import verify_signature
+
+    verify_signature(fresh)
+    assert obj.payload["type"] == "kez.message" and obj.payload["version"] == 1
+
+
+_SIGNERS = {"ed25519": Signer.generate("ed25519"), "nostr": Signer.generate("nostr")}
+_INBOX = InboxSecret.generate()
+
+
+def test_created_at_is_now_to_the_second_or_what_was_given():
+    from kez_core.timefmt import now
+
+    alice, inbox = Signer.generate(), InboxSecret.generate()
+    before = format_time(now())
+    obj = create_message(alice, sender_identity=alice.key_id, recipient=alice.key_id,
+                         inbox_key=inbox.key_id, body=text_body("hi"))
+    assert before <= obj.payload["created_at"] <= format_time(now())
+    given_at = T0 + timedelta(microseconds=5)
+    obj = create_message(alice, sender_identity=alice.key_id, recipient=alice.key_id,
+                         inbox_key=inbox.key_id, body=text_body("hi"), created_at=given_at)
+    assert obj.payload["created_at"] == format_time(T0)
+
+
+def test_envelope_text_is_base64url_without_padding():
+    import base64
+
+    from kez_core.messaging.envelope import PREFIX, envelope_bytes
+
+    alice, inbox = Signer.generate(), InboxSecret.generate()
+    obj = create_message(alice, sender_identity=alice.key_id, recipient=alice.key_id,
+                         inbox_key=inbox.key_id, body=text_body("é" * 300))
+    text = seal_message(obj)
+    raw = envelope_bytes(text)
+    assert text == PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")

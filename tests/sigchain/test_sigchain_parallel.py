@@ -23,7 +23,8 @@ from kez_core.claim import create_claim
 from kez_core.errors import UnknownNameError
 from kez_core.keys import Signer
 from kez_core.sigchain import ChainError, ChainValidator, iter_file_lines
-from kez_core.sigchain.parallel import validate_prefix, validate_stream, worker_count
+from kez_core.sigchain import merge_copies, merge_many
+from kez_core.sigchain.parallel import validate_many, validate_prefix, validate_stream, worker_count
 from kez_core.sigchain import make_link
 from sigchain_helpers import T0, builder, line_of, make_keys
 
@@ -212,3 +213,67 @@ def test_a_fault_of_the_line_source_loses_to_an_earlier_signature_failure():
             )
         )
         assert pooled == expected
+
+
+@cache
+def small_chains() -> tuple[tuple[bytes, ...], ...]:
+    """Several short chains of different identities (what `kez verify a b c` reads)."""
+    out = []
+    for n in range(4):
+        keys = make_keys()
+        b = builder()
+        b.add_recovery(keys.primary, keys.recovery.key_id)
+        device = Signer.generate("nostr" if n % 2 else "ed25519")
+        SIGNERS.update({k.key_id: k for k in (*vars(keys).values(), device)})
+        b.add_device(keys.primary, device, "d")
+        b.claim(device, create_claim(keys.primary, f"github:many{n}", created_at=T0))
+        b.claim(keys.primary, create_claim(keys.primary, f"dns:m{n}.example.org", created_at=T0))
+        out.append(tuple(b.lines))
+    return tuple(out)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.lists(st.tuples(st.integers(min_value=0, max_value=4), edit), max_size=4),
+    batch=st.integers(min_value=1, max_value=9),
+)
+def test_many_chains_on_the_pool_equal_each_chain_on_one_core(edits, batch):
+    chains = [list(c) for c in small_chains()] + [list(long_chain())]
+    for which, e in edits:
+        chains[which] = _apply(chains[which], e)
+    expected = [_prefix(c, workers=0) for c in chains]
+    for threshold in (0, 10**9):  # on the pool, and all here
+        got = validate_many(chains, workers=2, threshold=threshold, batch=batch)
+        assert [_pair(state, error) for state, error in got] == expected
+
+
+def _pair(state, error) -> tuple:
+    return (
+        None if state is None else attrs.asdict(state),
+        None if error is None else (error.reason, str(error), error.seqno, error.line, error.link_id),
+    )
+
+
+def test_merge_many_equals_merge_copies_one_by_one():
+    chains = [list(c) for c in small_chains()]
+    chains[1][2] = _flip_sig(chains[1][2], "link")
+    groups = [[c, c[:2]] for c in chains] + [[], [chains[0], chains[2]]]
+
+    def key(result) -> tuple:
+        if isinstance(result, ChainError):
+            return ("error", result.reason, str(result))
+        return (
+            None if result.state is None else attrs.asdict(result.state),
+            result.lines,
+            result.fork,
+            result.winner,
+            [(c.index, c.valid_links, None if c.error is None else str(c.error)) for c in result.copies],
+        )
+
+    def one(copies):
+        try:
+            return merge_copies(copies)
+        except ChainError as exc:
+            return exc
+
+    assert [key(r) for r in merge_many(groups)] == [key(one(g)) for g in groups]

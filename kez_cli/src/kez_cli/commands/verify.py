@@ -11,16 +11,17 @@ and every claim's status is appended to its history.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from kez_core.errors import ExitCode, KeyFormatError, StoreError
+from kez_core.errors import ExitCode, KeyFormatError, KezError, StoreError
 from kez_core.keys import normalize_key_id
 from kez_core.keystore import Keystore
 from kez_core.registry import Registry, default_registry
-from kez_core.sigchain import merge_copies
+from kez_core.sigchain import merge_copies, prevalidated
 from kez_core.status import Status, to_json
 from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, SubjectReport, recheck_offline, verify_identity, verify_subject
 
@@ -157,8 +158,34 @@ def verify(
     servers = configured_servers(sig_server or [])
     results: list[dict[str, Any]] = []
     statuses: list[Status] = []
+    # Local chains of many targets are validated together, their signatures on the
+    # worker pool (`prevalidated`); a target that does not resolve here is resolved
+    # (and fails) in its turn below.
+    resolved: dict[str, tuple[str, Any]] = {}
+    if not offline and len(targets) > 1:
+        for target in targets:
+            with contextlib.suppress(KezError):  # reads local files only
+                resolved[target] = _resolve(target, store, registry)
+    local_chains = [[v[1]] for k, v in resolved.values() if k == "chain" and v[1]]
+    with prevalidated(local_chains, registry=registry) if len(local_chains) > 1 else contextlib.nullcontext():
+        _verify_targets(targets, resolved, store, registry, snapshots, servers, offline, channel_ctx,
+                        policy, timeout, no_snapshot, handle_server, json_, results, statuses)
+    ok = not any(s in _BAD or s is Status.UNREACHABLE for s in statuses)
+    if json_:
+        emit_json({"ok": ok, "results": results})
+    if any(s in _BAD for s in statuses):
+        raise typer.Exit(ExitCode.NOT_VALID)
+    if any(s is Status.UNREACHABLE for s in statuses):
+        if not json_:
+            note("some proofs could not be reached; retry later (they are not counted as invalid)")
+        raise typer.Exit(ExitCode.NETWORK)
+
+
+def _verify_targets(targets, resolved, store, registry, snapshots, servers, offline, channel_ctx,
+                    policy, timeout, no_snapshot, handle_server, json_, results, statuses) -> None:
+    """Verify each target in turn, appending its JSON data to `results` and its statuses."""
     for target in targets:
-        kind, value = _resolve(target, store, registry)
+        kind, value = resolved.get(target) or _resolve(target, store, registry)
         handle_info: dict[str, Any] | None = None
         server_notes: list[dict[str, Any]] = []
         if kind == "handle":
@@ -224,15 +251,6 @@ def verify(
         results.append(data)
         if not json_:
             (_print_subject if kind == "subject" else _print_identity)(data)
-    ok = not any(s in _BAD or s is Status.UNREACHABLE for s in statuses)
-    if json_:
-        emit_json({"ok": ok, "results": results})
-    if any(s in _BAD for s in statuses):
-        raise typer.Exit(ExitCode.NOT_VALID)
-    if any(s is Status.UNREACHABLE for s in statuses):
-        if not json_:
-            note("some proofs could not be reached; retry later (they are not counted as invalid)")
-        raise typer.Exit(ExitCode.NETWORK)
 
 
 def _identity_of(lines: list[bytes], registry: Registry) -> str:

@@ -10,7 +10,8 @@ Modules, one job each:
 - `validate`    ChainValidator (streaming, position and signatures), validate_lines, iter_links
 - `ops`         SigchainBuilder (checked), make_link / accept_signature (raw)
 - `claimstatus` claim statuses from a chain (valid, revoked, expired, superseded, fork)
-- `merge`       merge_copies: prefixes, forks, identities
+- `merge`       merge_copies: prefixes, forks, identities; merge_many / prevalidated:
+                many identities' chains with their signatures on the pool together
 - `io`          files: streaming read, atomic write/append, canonical export
 """
 
@@ -27,7 +28,7 @@ from .io import (
     read_chain,
     write_chain,
 )
-from .merge import CopyReport, Fork, MergeResult, merge_copies
+from .merge import CopyReport, Fork, MergeResult, merge_copies, merge_many, prevalidated
 from .model import OPS, ChainState, ClaimRecord, InboxKey, Link, RetiredKey
 from .ops import SigchainBuilder, accept_signature, make_link
 from .validate import ChainValidator, accept_message, iter_links, validate_lines
@@ -58,6 +59,8 @@ __all__ = [
     "load_chain",
     "make_link",
     "merge_copies",
+    "merge_many",
+    "prevalidated",
     "read_chain",
     "status_of_claim",
     "status_of_record",

@@ -19,8 +19,10 @@ costs about one validation.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 
@@ -127,8 +129,60 @@ def _validate(
     would have canonicalised to `2` is refused here, at its own seqno and line)."""
     from .parallel import validate_prefix  # a long copy's signatures on every core
 
+    known = _known.get()
+    if known is not None and known[0] is registry:
+        found = known[1].get(tuple(lines))
+        if found is not None:
+            state, error = found
+            return (0 if state is None else state.length), state, error
     state, error = validate_prefix(lines, registry=registry)
     return (0 if state is None else state.length), state, error
+
+
+# copies validated ahead by `prevalidated`: (registry, lines as given -> validate_prefix result)
+_known: contextvars.ContextVar[
+    tuple[Registry | None, dict[tuple[bytes | str, ...], tuple[ChainState | None, ChainError | None]]]
+    | None
+] = contextvars.ContextVar("kez_sigchain_prevalidated", default=None)
+
+
+@contextlib.contextmanager
+def prevalidated(
+    groups: Sequence[Sequence[Sequence[bytes | str]]], *, registry: Registry | None = None
+) -> Iterator[None]:
+    """Validate the longest copy of each group (one identity's copies) together, so
+    that many small chains share the pool (`parallel.validate_many`); `merge_copies`
+    calls inside the block take those verdicts instead of validating again.
+
+    The verdicts are `validate_prefix`'s, so every merge gives what it gives
+    without this block; a copy not validated ahead is validated when merged.
+    """
+    from .parallel import validate_many
+
+    chosen = [list(max(g, key=len)) for g in groups if any(len(c) for c in g)]
+    results = validate_many(chosen, registry=registry)
+    table = {tuple(lines): result for lines, result in zip(chosen, results)}
+    token = _known.set((registry, table))
+    try:
+        yield
+    finally:
+        _known.reset(token)
+
+
+def merge_many(
+    groups: Sequence[Sequence[Sequence[bytes | str]]], *, registry: Registry | None = None
+) -> list[MergeResult | ChainError]:
+    """`merge_copies` of each group (the copies of one identity's chain), the chains'
+    signature checks on the pool together (`prevalidated`). A group whose copies
+    belong to different identities gets its ChainError in its place."""
+    out: list[MergeResult | ChainError] = []
+    with prevalidated(groups, registry=registry):
+        for copies in groups:
+            try:
+                out.append(merge_copies(copies, registry=registry))
+            except ChainError as exc:
+                out.append(exc)
+    return out
 
 
 def merge_copies(

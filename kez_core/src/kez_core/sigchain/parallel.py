@@ -55,7 +55,16 @@ BATCH = 4096
 
 Check = tuple[KeyAlgorithm, bytes, bytes, bytes]
 
-__all__ = ["BATCH", "THRESHOLD", "WARM_THRESHOLD", "validate_prefix", "validate_stream", "worker_count"]
+__all__ = [
+    "BATCH",
+    "PooledFeed",
+    "THRESHOLD",
+    "WARM_THRESHOLD",
+    "validate_many",
+    "validate_prefix",
+    "validate_stream",
+    "worker_count",
+]
 
 
 def worker_count() -> int:
@@ -275,3 +284,153 @@ def validate_prefix(
             validator.feed_trusted(line)
         return validator.state, exc
     return state, None
+
+
+def verify_failures(checks: list[Check]) -> list[int]:
+    """In a worker: the indexes of every check that fails (checks of many chains share a batch)."""
+    return [i for i, (alg, public, message, sig) in enumerate(checks) if not alg.verify(public, message, sig)]
+
+
+def validate_many(
+    chains: Sequence[Sequence[bytes | str]],
+    *,
+    registry: Registry | None = None,
+    workers: int | None = None,
+    threshold: int | None = None,
+    batch: int = BATCH,
+) -> list[tuple[m.ChainState | None, ChainError | None]]:
+    """`validate_prefix` of each chain, with the signature checks of all of them together.
+
+    Many small chains (`kez verify` of many identities, a graph) each stay below
+    the threshold, yet together they can fill the pool: each chain's structure is
+    checked in order here with its signature checks deferred, and once the
+    deferred checks of all chains reach `threshold` they are verified in batches
+    on the pool (below it, here). Each chain then gets the one-core verdict: its
+    first failing check if any (every check deferred for it came before its
+    structural fault), else its structural fault, else its state. Equal, chain by
+    chain, to `validate_prefix` (tests/sigchain/test_sigchain_parallel.py).
+    """
+    if workers is None:
+        workers = worker_count()
+    if threshold is None:
+        threshold = THRESHOLD if _pool is None else WARM_THRESHOLD
+    validators: list[ChainValidator] = []
+    faults: list[ChainError | None] = []
+    checks: list[Check] = []
+    owner: list[tuple[int, int]] = []  # global check index -> (chain, its index in that chain)
+    for number, lines in enumerate(chains):
+        validator = ChainValidator(registry=registry)
+        validator._checks = []
+        fault = None
+        try:
+            for line in lines:
+                validator.feed(line)
+        except ChainError as exc:
+            fault = exc
+        own = validator._checks
+        validator._checks = None
+        checks.extend(own)
+        owner.extend((number, k) for k in range(len(own)))
+        validators.append(validator)
+        faults.append(fault)
+
+    failed: list[int] = []  # global indexes of failing checks, ascending
+    if workers < 2 or len(checks) < threshold:
+        failed = verify_failures(checks)
+    else:
+        pool = _get_pool(workers)
+        parts = [(start, checks[start : start + batch]) for start in range(0, len(checks), batch)]
+        futures: list[Future[list[int]] | None] = []
+        for _start, part in parts:
+            try:
+                futures.append(pool.submit(verify_failures, part))
+            except Exception:  # the pool is broken or shut down: verify here
+                futures.append(None)
+        for (start, part), future in zip(parts, futures):
+            try:
+                bad = future.result() if future is not None else verify_failures(part)
+            except Exception:  # a broken pool or an alg that does not pickle: verify here
+                bad = verify_failures(part)
+            failed.extend(start + i for i in bad)
+
+    first_bad: dict[int, int] = {}
+    for index in failed:
+        number, k = owner[index]
+        first_bad.setdefault(number, k)
+    out: list[tuple[m.ChainState | None, ChainError | None]] = []
+    for number, validator in enumerate(validators):
+        k = first_bad.get(number)
+        if k is None:
+            out.append((validator.state, faults[number]))
+            continue
+        error = validator.deferred_error(k)
+        if error.line is None or error.line <= 1:  # a fault in the first line
+            out.append((None, error))
+            continue
+        # the validator read past the failing signature: rebuild the prefix before it
+        # (its signatures all passed; see validate_prefix)
+        again = ChainValidator(registry=registry)
+        for line in chains[number][: error.line - 1]:
+            again.feed_trusted(line)
+        out.append((again.state, error))
+    return out
+
+
+class PooledFeed:
+    """`validator.feed` line by line with the signature checks on the pool, for a caller
+    that acts between lines (kez-server's append: fork evidence, identity checks).
+
+    Pooled only when `expected` links are enough to reach the threshold; otherwise
+    `feed` is `validator.feed`. A caller must `drain()` before acting on a link
+    (storing it, raising about it): that verifies every check deferred so far and
+    raises the first failure, the error the one-core path would have raised
+    first. `close()` (always, in a finally) leaves the validator as the one-core
+    path leaves it, to be reused.
+    """
+
+    def __init__(
+        self,
+        validator: ChainValidator,
+        expected: int,
+        *,
+        workers: int | None = None,
+        threshold: int | None = None,
+        batch: int | None = None,
+    ) -> None:
+        self.validator = validator
+        batch = BATCH if batch is None else batch
+        if workers is None:
+            workers = worker_count()
+        if threshold is None:
+            threshold = THRESHOLD if _pool is None else WARM_THRESHOLD
+        self.batches: _Batches | None = None
+        # every link has at least one check: a chain this long reaches the threshold
+        if workers >= 2 and expected >= threshold and validator._checks is None:
+            validator._checks = []
+            validator._where = []
+            self.batches = _Batches(validator, workers, threshold, batch)
+
+    def feed(self, line: bytes | str) -> m.Link | None:
+        batches = self.batches
+        if batches is None:
+            return self.validator.feed(line)
+        try:
+            link = self.validator.feed(line)
+        except Exception as exc:
+            if exc is not batches.raised:
+                batches.drain()  # a deferred check before this line fails first
+            raise
+        if len(self.validator._checks or ()) >= batches.trigger:
+            batches.pump()
+        return link
+
+    def drain(self) -> None:
+        if self.batches is not None:
+            self.batches.drain()
+
+    def close(self) -> None:
+        if self.batches is not None:
+            self.batches.cancel()
+            self.batches = None
+            self.validator._checks = None
+            self.validator._where = []

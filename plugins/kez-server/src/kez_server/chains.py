@@ -45,6 +45,7 @@ from kez_core.errors import KezError
 from kez_core.keys import parse_key_id
 from kez_core.registry import Registry, default_registry
 from kez_core.sigchain import ChainError, ChainFault, ChainState, ChainValidator
+from kez_core.sigchain.parallel import PooledFeed
 from kez_core.timefmt import format_time, now
 
 from .db import Conflict, Store
@@ -330,44 +331,68 @@ class ChainService:
 
         validator = self._validator_at(identity, seqno - 1, ids, n)
         new_rows: list[tuple[int, str, bytes]] = []
-        for number, line in lines[index:]:
+        # A long push (a whole chain posted at once) has its signatures checked on the
+        # worker pool (PooledFeed); `drain()` before acting on a link, so that a failing
+        # signature earlier in the request is the error, as on one core.
+        feeder = PooledFeed(validator, len(lines) - index)
+        base = validator.lines_read
+        numbers = [number for number, _line in lines[index:]]
+
+        def refused(exc: ChainError, current: int) -> ApiError:
+            # the request line of the link the error is about (a deferred check's link
+            # may come before the line being read)
+            number = numbers[exc.line - base - 1] if exc.line and exc.line > base else current
+            unknown = not placed and n > 0 and number == lines[0][0]
+            return _chain_error(exc, number, seqno=not unknown)
+
+        try:
+            for number, line in lines[index:]:
+                try:
+                    link = feeder.feed(line)
+                    if link is not None and (
+                        link.seqno == 1 or (link.seqno <= n and link.id != ids[link.seqno])
+                    ):
+                        feeder.drain()  # about to act on it: its signatures first
+                except ChainError as exc:
+                    raise refused(exc, number) from exc
+                if link is None:  # pragma: no cover - blank lines were dropped
+                    continue
+                if link.seqno == 1 and link.signer != identity:
+                    raise ApiError(
+                        422,
+                        "identity_mismatch",
+                        f"this chain belongs to {link.signer[:80]} (the signer of seqno 1), not to {identity}",
+                        hint="POST it to the URL of its own identity id",
+                        line=number,
+                    )
+                if link.seqno <= n:
+                    stored_id = ids[link.seqno]
+                    if link.id == stored_id:
+                        continue  # the stored link, spelt differently
+                    if seen is not None and link.seqno > seen:
+                        raise _chain_changed(link.seqno, stored_id, link.id, n)
+                    self._charge(client, 1, len(link.canonical))  # evidence is stored too
+                    self.store.add_fork(
+                        identity, link.seqno, stored_id, link.id, link.canonical, format_time(now())
+                    )
+                    raise ApiError(
+                        409,
+                        "fork",
+                        f"seqno {link.seqno} conflicts with the stored link: the server has {stored_id}, "
+                        f"the request has {link.id}; the conflicting link is kept as fork evidence",
+                        hint="a chain must never have two links with one seqno; see GET …/forks",
+                        seqno=link.seqno,
+                        stored_id=stored_id,
+                        conflicting_id=link.id,
+                        link_ids=[stored_id, link.id],
+                    )
+                new_rows.append((link.seqno, link.id, link.canonical))
             try:
-                link = validator.feed(line)
+                feeder.drain()
             except ChainError as exc:
-                unknown = not placed and n > 0 and number == lines[0][0]
-                raise _chain_error(exc, number, seqno=not unknown) from exc
-            if link is None:  # pragma: no cover - blank lines were dropped
-                continue
-            if link.seqno == 1 and link.signer != identity:
-                raise ApiError(
-                    422,
-                    "identity_mismatch",
-                    f"this chain belongs to {link.signer[:80]} (the signer of seqno 1), not to {identity}",
-                    hint="POST it to the URL of its own identity id",
-                    line=number,
-                )
-            if link.seqno <= n:
-                stored_id = ids[link.seqno]
-                if link.id == stored_id:
-                    continue  # the stored link, spelt differently
-                if seen is not None and link.seqno > seen:
-                    raise _chain_changed(link.seqno, stored_id, link.id, n)
-                self._charge(client, 1, len(link.canonical))  # evidence is stored too
-                self.store.add_fork(
-                    identity, link.seqno, stored_id, link.id, link.canonical, format_time(now())
-                )
-                raise ApiError(
-                    409,
-                    "fork",
-                    f"seqno {link.seqno} conflicts with the stored link: the server has {stored_id}, "
-                    f"the request has {link.id}; the conflicting link is kept as fork evidence",
-                    hint="a chain must never have two links with one seqno; see GET …/forks",
-                    seqno=link.seqno,
-                    stored_id=stored_id,
-                    conflicting_id=link.id,
-                    link_ids=[stored_id, link.id],
-                )
-            new_rows.append((link.seqno, link.id, link.canonical))
+                raise refused(exc, numbers[-1]) from exc
+        finally:
+            feeder.close()
         state = validator.state
         assert state is not None
         if new_rows:
