@@ -26,7 +26,6 @@ from kez_core.safetext import visible
 from kez_core.timefmt import now as utc_now
 
 from . import render
-from .feed import Feed, FeedEvent
 from .session import ChatSession
 
 HELP = (
@@ -117,8 +116,10 @@ class Bubble(Static):
         super().__init__(text, classes="bubble out" if outgoing else "bubble in")
 
 
-class FeedMessage(Message):
-    def __init__(self, event: FeedEvent) -> None:
+class ListenMessage(Message):
+    """One `kez_core.chat.listener.ListenEvent`, posted from the listening worker."""
+
+    def __init__(self, event: Any) -> None:
         super().__init__()
         self.event = event
 
@@ -280,7 +281,7 @@ class ChatApp(App[None]):
         self.bubbles: dict[str, Bubble] = {}
         self.links: dict[str, str] = {}
         self.unlocked = False
-        self.feed_task: Any = None
+        self.listen_task: Any = None
         self._echoes = 0
 
     # ------------------------------------------------------------ layout
@@ -333,9 +334,9 @@ class ChatApp(App[None]):
         self.refresh_sidebar()
         self.query_one("#compose", ComposeArea).focus()
         if self.session.routes:
-            self.feed_task = self.run_worker(self._feed(), name="feed", group="feed", exit_on_error=False)
+            self.listen_task = self.run_worker(self._listen(), name="listen", group="listen", exit_on_error=False)
 
-    async def _feed(self) -> None:
+    async def _listen(self) -> None:
         try:
             key = self.service.renew_inbox()
         except KezError as exc:
@@ -344,11 +345,16 @@ class ChatApp(App[None]):
             if key is not None:
                 self.notify(visible(f"published a new inbox key {key}: share your chain (`kez sigchain publish`)"),
                             markup=False, timeout=15)
-        feed = Feed(self.session.service, self.session.routes, lambda e: self.post_message(FeedMessage(e)))
+        from kez_core.chat.listener import Listener
+
+        events = Listener(self.session.service, self.session.routes).events()
         try:
-            await feed.run()
+            async for event in events:
+                self.post_message(ListenMessage(event))
         except KezError as exc:
             self.notify(_error(exc), severity="error", markup=False, timeout=30)
+        finally:
+            await events.aclose()
 
     @property
     def service(self) -> Any:
@@ -515,12 +521,19 @@ class ChatApp(App[None]):
 
     # ------------------------------------------------------------ receiving
 
-    @on(FeedMessage)
-    def feed_event(self, message: FeedMessage) -> None:
+    @on(ListenMessage)
+    def listen_event(self, message: ListenMessage) -> None:
         event = message.event
-        if event.kind in ("live", "lost"):
-            self.links[event.route] = "live" if event.kind == "live" else f"lost ({event.detail}), retrying"
+        if event.kind in ("up", "down"):
+            if event.kind == "up":
+                self.links[event.route] = "live"
+            else:
+                detail = (event.error or {}).get("message", "")
+                self.links[event.route] = f"lost ({detail}), retrying in {event.retry_in or 0:.0f} s"
             self._show_status()
+            return
+        if event.kind == "note":
+            self.notify(visible(event.text), markup=False)
             return
         if event.kind == "refused" or event.received is None:
             return
