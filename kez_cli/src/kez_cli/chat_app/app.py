@@ -38,6 +38,8 @@ HELP = (
     ("ctrl+b", "block or unblock the open conversation"),
     ("ctrl+f", "search the open conversation"),
     ("f2", "who it is: devices, claims, safety number"),
+    ("ctrl+s", "save the latest file received here (a copy)"),
+    ("ctrl+o", "open the latest file received here (xdg-open)"),
     ("tab, shift+tab", "move between the lists and the compose box"),
     ("escape", "close a dialog, or go to the conversation list"),
     ("? / f1", "this help"),
@@ -266,16 +268,21 @@ class ChatApp(App[None]):
         Binding("ctrl+b", "block", "block"),
         Binding("ctrl+f", "search", "search"),
         Binding("f2", "profile", "who", show=False),
+        Binding("ctrl+s", "save_file", "save file", show=False),
+        Binding("ctrl+o", "open_file", "open file", show=False),
         Binding("escape", "focus_list", "list", show=False),
         Binding("f1", "help", "help", priority=True),
         Binding("question_mark", "help", "help", show=False),
         Binding("ctrl+q", "quit", "quit", priority=True),
     ]
 
-    def __init__(self, session: ChatSession, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, session: ChatSession, *, clock: Callable[[], datetime] = utc_now,
+                 desktop_notify: bool = False) -> None:
         super().__init__()
         self.session = session
         self.clock = clock
+        self.desktop_notify = desktop_notify  # `--notify`: notify-send when on PATH (else the bell)
+        self.receiving: dict[str, str] = {}  # transfer -> "name N/M", files still arriving
         self.current: str | None = None  # the open conversation's identity id
         self.peers: dict[str, Any] = {}  # identity -> resolved Peer
         self.bubbles: dict[str, Bubble] = {}
@@ -541,14 +548,49 @@ class ChatApp(App[None]):
         if received.kind == "ack":
             self.refresh_thread()
             return
-        if received.kind not in ("message",) and received.file is None:
+        if received.kind not in ("message", "file_chunk"):
             return
+        if received.file is not None:
+            self._file_progress(received.file, received.message.body)
         sender = received.message.sender_identity
         if sender == self.current:
             self.refresh_thread()
+        elif received.kind == "message":
+            self.alert(sender, received)
+        self.refresh_sidebar()
+
+    def _file_progress(self, file: dict[str, Any], body: dict[str, Any]) -> None:
+        """"Receiving N/M…" in the status line while a file's chunks arrive (they come before
+        the message naming the file, so a chunk's transfer id is the key until then)."""
+        transfer = str(file.get("transfer") or body.get("transfer") or "")
+        if not transfer:
+            return
+        if file.get("state") == "receiving":
+            self.receiving[transfer] = f"{visible(str(file.get('name') or 'file'))} {file.get('received', 0)}/{file.get('count', '?')}"
+        else:
+            self.receiving.pop(transfer, None)
+        self._show_status()
+
+    def alert(self, sender: str, received: Any) -> None:
+        """A message in a conversation that is not open: a desktop notification with `--notify`
+        (notify-send, run off the UI thread), else the terminal bell."""
+        from ..notify import notify, notify_command
+
+        body = received.message.body
+        if received.file is not None:
+            what = f"file {received.file.get('name', '')}"
+        elif body.get("kind") == "text":
+            what = str(body.get("text", ""))
+        else:
+            what = str(body.get("kind", "message"))
+        contact = self.service.store.contact_for(sender)
+        peer = self.peers.get(sender)
+        title = "kez: " + render.peer_label({"peer": sender, "contact": contact.name if contact else None,
+                                             "handle": getattr(peer, "handle", None)})
+        if self.desktop_notify and notify_command(title, what) is not None:
+            self.run_worker(lambda: notify(title, what), thread=True, group="notify", exit_on_error=False)
         else:
             self.bell()
-        self.refresh_sidebar()
 
     def _show_status(self) -> None:
         text = Text()
@@ -557,6 +599,8 @@ class ChatApp(App[None]):
             text.append(visible(state) + "  ", style="green" if state == "live" else "yellow")
         if not self.links:
             text.append("no transport configured: give --via (see `kez chat --help`)", style="yellow")
+        for shown in self.receiving.values():
+            text.append(f"Receiving {shown}…  ", style="cyan")
         self.query_one("#status", Static).update(text)
 
     # ------------------------------------------------------------ actions
@@ -666,6 +710,54 @@ class ChatApp(App[None]):
             text.append_text(render.bubble(entry, now))
             text.append("\n\n")
         self.push_screen(InfoScreen(text, "escape: close"))
+
+    def _latest_file(self) -> dict[str, Any] | None:
+        from kez_core.chat.received_files import latest_received
+
+        if self.current is None:
+            return None
+        found = latest_received(self.service.store.history(self.current, mark_read=False))
+        if found is None:
+            self.notify("no file received in this conversation yet", severity="warning", markup=False)
+        return found
+
+    def action_save_file(self) -> None:
+        file = self._latest_file()
+        if file is not None:
+            self.push_screen(PromptScreen(f"Save {visible(str(file.get('name', 'file')))} to (a path or a folder)"),
+                             callback=lambda value: self._save_file(file, value))
+
+    def _save_file(self, file: dict[str, Any], value: str | None) -> None:
+        from kez_core.chat.received_files import copy_received
+
+        if not value or not value.strip():
+            return
+        try:
+            target = copy_received(file, value.strip())
+        except KezError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        self.notify(visible(f"saved a copy to {target}"), markup=False)
+
+    def action_open_file(self) -> None:
+        import shutil
+        import subprocess
+
+        file = self._latest_file()
+        if file is None:
+            return
+        path = str(file["path"])
+        opener = shutil.which("xdg-open")
+        if opener is None:
+            self.notify(visible(f"no xdg-open here: the file is at {path}"), markup=False, timeout=15)
+            return
+        try:  # an argument list, no shell; detached so the viewer outlives nothing of ours
+            subprocess.Popen([opener, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        self.notify(visible(f"opening {path}"), markup=False)
 
     def action_focus_list(self) -> None:
         self.query_one("#chats", ListView).focus()
