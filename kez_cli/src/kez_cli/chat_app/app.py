@@ -598,7 +598,7 @@ class ChatApp(App[None]):
             text.append(f"{visible(name)}: ", style="bold")
             text.append(visible(state) + "  ", style="green" if state == "live" else "yellow")
         if not self.links:
-            text.append("no transport configured: give --via (see `kez chat --help`)", style="yellow")
+            text.append("no transport: give --via (kez chat --help)", style="yellow")
         for shown in self.receiving.values():
             text.append(f"Receiving {shown}…  ", style="cyan")
         self.query_one("#status", Static).update(text)
