@@ -51,3 +51,36 @@ def test_new_conversation_by_handle(snap_compare, tmp_path, size):
 def test_help(snap_compare, tmp_path, size):
     """F1: every key binding."""
     assert snap_compare(offline_app(tmp_path), terminal_size=size, press=["f1"])
+
+
+def test_a_long_thread_is_a_window_and_page_up_at_its_top_shows_more(tmp_path):
+    """500 messages: the thread mounts the latest THREAD_WINDOW, and page-up past its top the
+    window before, keeping the message that was at the top in sight."""
+    import asyncio
+
+    from kez_cli.chat_app.app import THREAD_WINDOW, Bubble
+
+    app = offline_app(tmp_path, thread_size=500)
+    app.animation_level = "none"
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.open_peer(BOB)
+            await pilot.pause()
+            assert len(app.query(Bubble)) == THREAD_WINDOW
+            assert "message 499 from bob" in str(list(app.query(Bubble))[-1].render())
+            earlier = str(app.query_one("#earlier").render())
+            assert f"{500 - THREAD_WINDOW} earlier messages" in earlier
+            thread = app.query_one("#messages")
+            thread.focus()
+            first = list(app.query(Bubble))[0]
+            while thread.scroll_y > 0:
+                await pilot.press("pageup")
+            await pilot.press("pageup")
+            await pilot.pause()
+            assert len(app.query(Bubble)) == 2 * THREAD_WINDOW
+            assert f"{500 - 2 * THREAD_WINDOW} earlier" in str(app.query_one("#earlier").render())
+            assert thread.scroll_y > 0 and first.region.y >= 0  # the old top is still in the window
+            app.exit()
+
+    asyncio.run(run())

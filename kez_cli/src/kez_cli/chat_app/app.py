@@ -113,6 +113,20 @@ class PeerItem(ListItem):
         self.peer = peer
 
 
+THREAD_WINDOW = 50  # bubbles mounted when a conversation opens, and per page-up past the top
+
+
+class Thread(VerticalScroll):
+    """The open conversation: a window of its latest messages, never the whole history as
+    widgets (a 10,000-message thread would take seconds per frame); page-up at the top
+    mounts the window before it."""
+
+    def action_page_up(self) -> None:
+        if self.scroll_y <= 0 and getattr(self.app, "load_earlier", lambda: False)():
+            return
+        super().action_page_up()
+
+
 class Bubble(Static):
     def __init__(self, text: Text, outgoing: bool) -> None:
         super().__init__(text, classes="bubble out" if outgoing else "bubble in")
@@ -254,6 +268,7 @@ class ChatApp(App[None]):
     #thread { width: 1fr; }
     #peer-title { height: 1; padding: 0 1; text-style: bold; background: $boost; }
     #messages { height: 1fr; }
+    #earlier { display: none; padding: 0 1; }
     .bubble { margin: 0 1 1 1; padding: 0 1; max-width: 80%; }
     .bubble.out { background: $primary 30%; margin-left: 8; }
     .bubble.in { background: $panel; margin-right: 8; }
@@ -286,6 +301,7 @@ class ChatApp(App[None]):
         self.current: str | None = None  # the open conversation's identity id
         self.peers: dict[str, Any] = {}  # identity -> resolved Peer
         self.bubbles: dict[str, Bubble] = {}
+        self.shown_from: int | None = None  # index in the open history of its first bubble (None: the latest window)
         self.links: dict[str, str] = {}
         self.unlocked = False
         self.listen_task: Any = None
@@ -302,7 +318,7 @@ class ChatApp(App[None]):
                 yield ListView(id="requests")
             with Vertical(id="thread"):
                 yield Static(Text("no conversation open: ctrl+n to start one"), id="peer-title")
-                yield VerticalScroll(id="messages")
+                yield Thread(Static(Text(""), id="earlier"), id="messages")
                 yield ComposeArea(id="compose")
                 yield Static(Text("locked"), id="status")
         yield Footer()
@@ -395,7 +411,8 @@ class ChatApp(App[None]):
         if identity != self.current:
             self.current = identity
             self.bubbles.clear()
-            self.query_one("#messages", VerticalScroll).remove_children()
+            self.shown_from = None
+            self.query_one("#messages", Thread).query(Bubble).remove()
         self.refresh_thread()
         self.refresh_sidebar()
 
@@ -414,11 +431,14 @@ class ChatApp(App[None]):
         if self.current is None:
             return
         self.query_one("#peer-title", Static).update(self._title())
-        entries = self.service.store.history(self.current, mark_read=True)
+        store = self.service.store
+        if self.shown_from is None:
+            self.shown_from = max(0, store.history_length(self.current) - THREAD_WINDOW)
         from kez_core.chat.files import annotate
 
-        entries = annotate(self.service, entries)
-        box = self.query_one("#messages", VerticalScroll)
+        entries = annotate(self.service, store.history(self.current, mark_read=True, start=self.shown_from))
+        box = self.query_one("#messages", Thread)
+        self._show_earlier()
         now = self.clock()
         new = []
         echoes = [k for k in self.bubbles if k.startswith("echo-")]
@@ -438,6 +458,37 @@ class ChatApp(App[None]):
             box.mount_all(new)
             box.scroll_end(animate=False)
 
+    def _show_earlier(self) -> None:
+        label = self.query_one("#earlier", Static)
+        label.display = bool(self.shown_from)
+        if self.shown_from:
+            label.update(Text(f"↑ {self.shown_from:,} earlier messages: page up at the top shows more", style="dim"))
+
+    def load_earlier(self) -> bool:
+        """Mount the window of messages before the first shown one (page-up at the thread's top);
+        False when the whole conversation is shown."""
+        if self.current is None or not self.shown_from:
+            return False
+        from kez_core.chat.files import annotate
+
+        start = max(0, self.shown_from - THREAD_WINDOW)
+        entries = annotate(self.service, self.service.store.history(self.current, mark_read=False, start=start,
+                                                                    limit=self.shown_from - start))
+        now = self.clock()
+        new = []
+        for entry in entries:
+            bubble = self.bubbles[entry.key] = Bubble(render.bubble(entry, now), entry.direction == "out")
+            bubble.entry_state = entry.state
+            new.append(bubble)
+        box = self.query_one("#messages", Thread)
+        first = next(iter(box.query(Bubble)), None)
+        box.mount_all(new, after=self.query_one("#earlier", Static))
+        self.shown_from = start
+        self._show_earlier()
+        if first is not None:  # keep the place: the message that was at the top stays in sight
+            box.call_after_refresh(box.scroll_to_widget, first, top=True, animate=False)
+        return True
+
     def echo(self, text: str, state: str = "sending") -> str:
         """Local echo: the message shows at once, as `sending`; its placeholder key."""
         self._echoes += 1
@@ -446,7 +497,7 @@ class ChatApp(App[None]):
         bubble.entry_state = "sending"
         bubble.echo_text = text
         self.bubbles[key] = bubble
-        box = self.query_one("#messages", VerticalScroll)
+        box = self.query_one("#messages", Thread)
         box.mount(bubble)
         box.scroll_end(animate=False)
         return key
