@@ -19,7 +19,7 @@ from kez_transport_nats.testing import running_nats_server
 from message_cli_helpers import kez_json
 
 from kez_cli.chat_app import render
-from kez_cli.chat_app.app import ChatApp, Bubble, ComposeArea, InfoScreen, PeerItem
+from kez_cli.chat_app.app import ChatApp, Bubble, ComposeArea, InfoScreen, PeerItem, PromptScreen
 from kez_cli.chat_app.session import ChatSession
 from kez_cli.commands.message import _routes
 from kez_cli.directory import ServerDirectory
@@ -212,6 +212,89 @@ def test_a_file_sent_with_slash_file_arrives(three, nats_url, handle_server, tmp
             assert len((await a_app.service.history(bob["id"]))[1]) == 1
 
     asyncio.run(run())
+
+
+def _fake_program(folder, name: str, log) -> None:
+    """A stand-in for a desktop program (notify-send, xdg-open): it writes its arguments to `log`."""
+    folder.mkdir(exist_ok=True)
+    script = folder / name
+    script.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" >> {log}\n")
+    script.chmod(0o755)
+
+
+def test_notifications_file_progress_save_and_open(three, nats_url, handle_server, tmp_path, monkeypatch):
+    alice, bob = three["alice"], three["bob"]
+    bin_dir, calls = tmp_path / "bin", tmp_path / "calls.txt"
+    _fake_program(bin_dir, "notify-send", calls)
+    _fake_program(bin_dir, "xdg-open", calls)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    big = tmp_path / "photo.bin"
+    big.write_bytes(os.urandom(300 * 1024))  # chunked: more than INLINE_MAX
+    a_app = ChatApp(session(alice, nats_url, handle_server))
+    b_app = ChatApp(session(bob, nats_url, handle_server), desktop_notify=True)
+    statuses: list[str] = []
+    show_status = b_app._show_status
+
+    def spy() -> None:
+        show_status()
+        statuses.append(str(b_app.query_one("#status").render()))
+
+    b_app._show_status = spy
+
+    async def run() -> None:
+        async with a_app.run_test(size=(80, 24)) as pa, b_app.run_test(size=(80, 24)) as pb:
+            await until(pa, lambda: a_app.links.get("nats") == "live", "alice's feed")
+            await until(pb, lambda: b_app.links.get("nats") == "live", "bob's feed")
+            a_app.open_peer(bob["id"])
+            a_app.query_one(ComposeArea).focus()
+            # a message in a conversation Bob has not open: a desktop notification (notify-send)
+            await type_text(pa, "look at this")
+            await pa.press("enter")
+            await until(pb, lambda: calls.exists() and "look at this" in calls.read_text(), "the notification")
+            assert f"kez: {alice['id'][:21]}…" in calls.read_text()
+            # a chunked file: "Receiving N/M…" while its chunks arrive, gone once it is complete
+            await type_text(pa, f"/file {big}")
+            await pa.press("enter")
+            await until(pa, lambda: states(a_app)[-1:] == ["delivered"] and len(states(a_app)) == 2, "delivered")
+            await until(pb, lambda: not b_app.receiving, "the file complete")
+            assert any("Receiving file 1/4…" in s for s in statuses), statuses  # chunks come before the name
+            assert "Receiving" not in str(b_app.query_one("#status").render())
+            # Bob opens the conversation, saves a copy (ctrl+s) and opens the file (ctrl+o)
+            b_app.open_peer(alice["id"])
+            b_app.query_one(ComposeArea).focus()
+            await pb.press("ctrl+s")
+            await until(pb, lambda: isinstance(b_app.screen, PromptScreen), "the save prompt")
+            copy = tmp_path / "copy.bin"
+            await type_text(pb, str(copy))
+            await pb.press("enter")
+            await until(pb, lambda: copy.exists(), "the copy")
+            assert copy.read_bytes() == big.read_bytes()
+            await pb.press("ctrl+s")  # the same name again is refused, nothing overwritten
+            await until(pb, lambda: isinstance(b_app.screen, PromptScreen), "the save prompt")
+            await type_text(pb, str(copy))
+            await pb.press("enter")
+            await pb.press("ctrl+o")
+            await until(pb, lambda: "photo" in calls.read_text().splitlines()[-1], "xdg-open")
+            saved = calls.read_text().splitlines()[-1]
+            assert open(saved, "rb").read() == big.read_bytes()
+            assert "kez: " in calls.read_text() and "file photo.bin" in calls.read_text()  # its notification
+
+    asyncio.run(run())
+
+
+def test_a_copy_never_overwrites(tmp_path):
+    from kez_core.chat.received_files import copy_received
+    from kez_core.errors import StoreError
+
+    source = tmp_path / "a.txt"
+    source.write_text("x")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert copy_received({"path": str(source)}, folder) == folder / "a.txt"
+    with pytest.raises(StoreError):
+        copy_received({"path": str(source)}, folder / "a.txt")
+    with pytest.raises(StoreError):
+        copy_received({"path": str(tmp_path / "gone")}, folder / "b.txt")
 
 
 def test_the_passphrase_is_asked_inside_the_app(capsys, tmp_path, monkeypatch):

@@ -98,3 +98,23 @@ def test_a_failed_write_keeps_what_was_stored(tmp_path):
     assert [e.body["text"] for e in store.history("p")] == ["kept"]
     store.close()
     assert not os.path.exists(tmp_path / "chat.db-journal")
+
+
+def test_a_window_of_a_history(tmp_path):
+    store = ChatStore(tmp_path / "chat.db", KEY)
+    with store.batch():
+        for i in range(30):
+            store.add_incoming(f"m{i}", "peer", f"2026-12-06T10:{i:02d}:00Z", {"kind": "text", "text": str(i)},
+                               stranger=False, ack=False)
+    store.add_incoming("other", "someone else", "2026-12-06T11:00:00Z", {"kind": "text", "text": "x"}, stranger=True)
+    assert store.history_length("peer") == 30 and store.history_length("nobody") == 0
+    every = store.history("peer", mark_read=False)
+    assert [e.key for e in store.history("peer", mark_read=False, start=25)] == [e.key for e in every[25:]]
+    assert [e.key for e in store.history("peer", mark_read=False, start=10, limit=5)] == [e.key for e in every[10:15]]
+    assert store.history("peer", mark_read=False, start=40) == []
+    assert store.history("peer", mark_read=False, limit=0) == []
+    # reading the latest window marks the conversation read
+    store.history("peer", start=28)
+    assert store.conversations()[-1]["unread"] == 0 or store.conversations()[0]["unread"] == 0
+    assert {r["peer"]: r["unread"] for r in store.conversations()}["peer"] == 0
+    store.close()

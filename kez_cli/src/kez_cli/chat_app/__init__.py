@@ -2,7 +2,7 @@
 
 The app holds no messaging logic: every action calls `kez_core.chat.MessagingService`.
 - `session`: one identity's service, routes and unlock step (what the app is given);
-- `feed`: the live receive side, every transport x every inbox key, as app events;
+- the live receive side is `kez_core.chat.listener.Listener` (typed events, reconnect with backoff);
 - `render`: outside text to Textual `Text` objects (markup off, safetext escaped);
 - `app`: the screens and bindings.
 

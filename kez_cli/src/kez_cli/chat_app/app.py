@@ -26,7 +26,6 @@ from kez_core.safetext import visible
 from kez_core.timefmt import now as utc_now
 
 from . import render
-from .feed import Feed, FeedEvent
 from .session import ChatSession
 
 HELP = (
@@ -39,6 +38,8 @@ HELP = (
     ("ctrl+b", "block or unblock the open conversation"),
     ("ctrl+f", "search the open conversation"),
     ("f2", "who it is: devices, claims, safety number"),
+    ("ctrl+s", "save the latest file received here (a copy)"),
+    ("ctrl+o", "open the latest file received here (xdg-open)"),
     ("tab, shift+tab", "move between the lists and the compose box"),
     ("escape", "close a dialog, or go to the conversation list"),
     ("? / f1", "this help"),
@@ -112,13 +113,29 @@ class PeerItem(ListItem):
         self.peer = peer
 
 
+THREAD_WINDOW = 50  # bubbles mounted when a conversation opens, and per page-up past the top
+
+
+class Thread(VerticalScroll):
+    """The open conversation: a window of its latest messages, never the whole history as
+    widgets (a 10,000-message thread would take seconds per frame); page-up at the top
+    mounts the window before it."""
+
+    def action_page_up(self) -> None:
+        if self.scroll_y <= 0 and getattr(self.app, "load_earlier", lambda: False)():
+            return
+        super().action_page_up()
+
+
 class Bubble(Static):
     def __init__(self, text: Text, outgoing: bool) -> None:
         super().__init__(text, classes="bubble out" if outgoing else "bubble in")
 
 
-class FeedMessage(Message):
-    def __init__(self, event: FeedEvent) -> None:
+class ListenMessage(Message):
+    """One `kez_core.chat.listener.ListenEvent`, posted from the listening worker."""
+
+    def __init__(self, event: Any) -> None:
         super().__init__()
         self.event = event
 
@@ -251,6 +268,7 @@ class ChatApp(App[None]):
     #thread { width: 1fr; }
     #peer-title { height: 1; padding: 0 1; text-style: bold; background: $boost; }
     #messages { height: 1fr; }
+    #earlier { display: none; padding: 0 1; }
     .bubble { margin: 0 1 1 1; padding: 0 1; max-width: 80%; }
     .bubble.out { background: $primary 30%; margin-left: 8; }
     .bubble.in { background: $panel; margin-right: 8; }
@@ -265,22 +283,28 @@ class ChatApp(App[None]):
         Binding("ctrl+b", "block", "block"),
         Binding("ctrl+f", "search", "search"),
         Binding("f2", "profile", "who", show=False),
+        Binding("ctrl+s", "save_file", "save file", show=False),
+        Binding("ctrl+o", "open_file", "open file", show=False),
         Binding("escape", "focus_list", "list", show=False),
         Binding("f1", "help", "help", priority=True),
         Binding("question_mark", "help", "help", show=False),
         Binding("ctrl+q", "quit", "quit", priority=True),
     ]
 
-    def __init__(self, session: ChatSession, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, session: ChatSession, *, clock: Callable[[], datetime] = utc_now,
+                 desktop_notify: bool = False) -> None:
         super().__init__()
         self.session = session
         self.clock = clock
+        self.desktop_notify = desktop_notify  # `--notify`: notify-send when on PATH (else the bell)
+        self.receiving: dict[str, str] = {}  # transfer -> "name N/M", files still arriving
         self.current: str | None = None  # the open conversation's identity id
         self.peers: dict[str, Any] = {}  # identity -> resolved Peer
         self.bubbles: dict[str, Bubble] = {}
+        self.shown_from: int | None = None  # index in the open history of its first bubble (None: the latest window)
         self.links: dict[str, str] = {}
         self.unlocked = False
-        self.feed_task: Any = None
+        self.listen_task: Any = None
         self._echoes = 0
 
     # ------------------------------------------------------------ layout
@@ -294,7 +318,7 @@ class ChatApp(App[None]):
                 yield ListView(id="requests")
             with Vertical(id="thread"):
                 yield Static(Text("no conversation open: ctrl+n to start one"), id="peer-title")
-                yield VerticalScroll(id="messages")
+                yield Thread(Static(Text(""), id="earlier"), id="messages")
                 yield ComposeArea(id="compose")
                 yield Static(Text("locked"), id="status")
         yield Footer()
@@ -333,9 +357,9 @@ class ChatApp(App[None]):
         self.refresh_sidebar()
         self.query_one("#compose", ComposeArea).focus()
         if self.session.routes:
-            self.feed_task = self.run_worker(self._feed(), name="feed", group="feed", exit_on_error=False)
+            self.listen_task = self.run_worker(self._listen(), name="listen", group="listen", exit_on_error=False)
 
-    async def _feed(self) -> None:
+    async def _listen(self) -> None:
         try:
             key = self.service.renew_inbox()
         except KezError as exc:
@@ -344,11 +368,16 @@ class ChatApp(App[None]):
             if key is not None:
                 self.notify(visible(f"published a new inbox key {key}: share your chain (`kez sigchain publish`)"),
                             markup=False, timeout=15)
-        feed = Feed(self.session.service, self.session.routes, lambda e: self.post_message(FeedMessage(e)))
+        from kez_core.chat.listener import Listener
+
+        events = Listener(self.session.service, self.session.routes).events()
         try:
-            await feed.run()
+            async for event in events:
+                self.post_message(ListenMessage(event))
         except KezError as exc:
             self.notify(_error(exc), severity="error", markup=False, timeout=30)
+        finally:
+            await events.aclose()
 
     @property
     def service(self) -> Any:
@@ -382,7 +411,8 @@ class ChatApp(App[None]):
         if identity != self.current:
             self.current = identity
             self.bubbles.clear()
-            self.query_one("#messages", VerticalScroll).remove_children()
+            self.shown_from = None
+            self.query_one("#messages", Thread).query(Bubble).remove()
         self.refresh_thread()
         self.refresh_sidebar()
 
@@ -401,11 +431,14 @@ class ChatApp(App[None]):
         if self.current is None:
             return
         self.query_one("#peer-title", Static).update(self._title())
-        entries = self.service.store.history(self.current, mark_read=True)
+        store = self.service.store
+        if self.shown_from is None:
+            self.shown_from = max(0, store.history_length(self.current) - THREAD_WINDOW)
         from kez_core.chat.files import annotate
 
-        entries = annotate(self.service, entries)
-        box = self.query_one("#messages", VerticalScroll)
+        entries = annotate(self.service, store.history(self.current, mark_read=True, start=self.shown_from))
+        box = self.query_one("#messages", Thread)
+        self._show_earlier()
         now = self.clock()
         new = []
         echoes = [k for k in self.bubbles if k.startswith("echo-")]
@@ -425,6 +458,37 @@ class ChatApp(App[None]):
             box.mount_all(new)
             box.scroll_end(animate=False)
 
+    def _show_earlier(self) -> None:
+        label = self.query_one("#earlier", Static)
+        label.display = bool(self.shown_from)
+        if self.shown_from:
+            label.update(Text(f"↑ {self.shown_from:,} earlier messages: page up at the top shows more", style="dim"))
+
+    def load_earlier(self) -> bool:
+        """Mount the window of messages before the first shown one (page-up at the thread's top);
+        False when the whole conversation is shown."""
+        if self.current is None or not self.shown_from:
+            return False
+        from kez_core.chat.files import annotate
+
+        start = max(0, self.shown_from - THREAD_WINDOW)
+        entries = annotate(self.service, self.service.store.history(self.current, mark_read=False, start=start,
+                                                                    limit=self.shown_from - start))
+        now = self.clock()
+        new = []
+        for entry in entries:
+            bubble = self.bubbles[entry.key] = Bubble(render.bubble(entry, now), entry.direction == "out")
+            bubble.entry_state = entry.state
+            new.append(bubble)
+        box = self.query_one("#messages", Thread)
+        first = next(iter(box.query(Bubble)), None)
+        box.mount_all(new, after=self.query_one("#earlier", Static))
+        self.shown_from = start
+        self._show_earlier()
+        if first is not None:  # keep the place: the message that was at the top stays in sight
+            box.call_after_refresh(box.scroll_to_widget, first, top=True, animate=False)
+        return True
+
     def echo(self, text: str, state: str = "sending") -> str:
         """Local echo: the message shows at once, as `sending`; its placeholder key."""
         self._echoes += 1
@@ -433,7 +497,7 @@ class ChatApp(App[None]):
         bubble.entry_state = "sending"
         bubble.echo_text = text
         self.bubbles[key] = bubble
-        box = self.query_one("#messages", VerticalScroll)
+        box = self.query_one("#messages", Thread)
         box.mount(bubble)
         box.scroll_end(animate=False)
         return key
@@ -515,12 +579,19 @@ class ChatApp(App[None]):
 
     # ------------------------------------------------------------ receiving
 
-    @on(FeedMessage)
-    def feed_event(self, message: FeedMessage) -> None:
+    @on(ListenMessage)
+    def listen_event(self, message: ListenMessage) -> None:
         event = message.event
-        if event.kind in ("live", "lost"):
-            self.links[event.route] = "live" if event.kind == "live" else f"lost ({event.detail}), retrying"
+        if event.kind in ("up", "down"):
+            if event.kind == "up":
+                self.links[event.route] = "live"
+            else:
+                detail = (event.error or {}).get("message", "")
+                self.links[event.route] = f"lost ({detail}), retrying in {event.retry_in or 0:.0f} s"
             self._show_status()
+            return
+        if event.kind == "note":
+            self.notify(visible(event.text), markup=False)
             return
         if event.kind == "refused" or event.received is None:
             return
@@ -528,14 +599,49 @@ class ChatApp(App[None]):
         if received.kind == "ack":
             self.refresh_thread()
             return
-        if received.kind not in ("message",) and received.file is None:
+        if received.kind not in ("message", "file_chunk"):
             return
+        if received.file is not None:
+            self._file_progress(received.file, received.message.body)
         sender = received.message.sender_identity
         if sender == self.current:
             self.refresh_thread()
+        elif received.kind == "message":
+            self.alert(sender, received)
+        self.refresh_sidebar()
+
+    def _file_progress(self, file: dict[str, Any], body: dict[str, Any]) -> None:
+        """"Receiving N/M…" in the status line while a file's chunks arrive (they come before
+        the message naming the file, so a chunk's transfer id is the key until then)."""
+        transfer = str(file.get("transfer") or body.get("transfer") or "")
+        if not transfer:
+            return
+        if file.get("state") == "receiving":
+            self.receiving[transfer] = f"{visible(str(file.get('name') or 'file'))} {file.get('received', 0)}/{file.get('count', '?')}"
+        else:
+            self.receiving.pop(transfer, None)
+        self._show_status()
+
+    def alert(self, sender: str, received: Any) -> None:
+        """A message in a conversation that is not open: a desktop notification with `--notify`
+        (notify-send, run off the UI thread), else the terminal bell."""
+        from ..notify import notify, notify_command
+
+        body = received.message.body
+        if received.file is not None:
+            what = f"file {received.file.get('name', '')}"
+        elif body.get("kind") == "text":
+            what = str(body.get("text", ""))
+        else:
+            what = str(body.get("kind", "message"))
+        contact = self.service.store.contact_for(sender)
+        peer = self.peers.get(sender)
+        title = "kez: " + render.peer_label({"peer": sender, "contact": contact.name if contact else None,
+                                             "handle": getattr(peer, "handle", None)})
+        if self.desktop_notify and notify_command(title, what) is not None:
+            self.run_worker(lambda: notify(title, what), thread=True, group="notify", exit_on_error=False)
         else:
             self.bell()
-        self.refresh_sidebar()
 
     def _show_status(self) -> None:
         text = Text()
@@ -543,7 +649,9 @@ class ChatApp(App[None]):
             text.append(f"{visible(name)}: ", style="bold")
             text.append(visible(state) + "  ", style="green" if state == "live" else "yellow")
         if not self.links:
-            text.append("no transport configured: give --via (see `kez chat --help`)", style="yellow")
+            text.append("no transport: give --via (kez chat --help)", style="yellow")
+        for shown in self.receiving.values():
+            text.append(f"Receiving {shown}…  ", style="cyan")
         self.query_one("#status", Static).update(text)
 
     # ------------------------------------------------------------ actions
@@ -653,6 +761,54 @@ class ChatApp(App[None]):
             text.append_text(render.bubble(entry, now))
             text.append("\n\n")
         self.push_screen(InfoScreen(text, "escape: close"))
+
+    def _latest_file(self) -> dict[str, Any] | None:
+        from kez_core.chat.received_files import latest_received
+
+        if self.current is None:
+            return None
+        found = latest_received(self.service.store.history(self.current, mark_read=False))
+        if found is None:
+            self.notify("no file received in this conversation yet", severity="warning", markup=False)
+        return found
+
+    def action_save_file(self) -> None:
+        file = self._latest_file()
+        if file is not None:
+            self.push_screen(PromptScreen(f"Save {visible(str(file.get('name', 'file')))} to (a path or a folder)"),
+                             callback=lambda value: self._save_file(file, value))
+
+    def _save_file(self, file: dict[str, Any], value: str | None) -> None:
+        from kez_core.chat.received_files import copy_received
+
+        if not value or not value.strip():
+            return
+        try:
+            target = copy_received(file, value.strip())
+        except KezError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        self.notify(visible(f"saved a copy to {target}"), markup=False)
+
+    def action_open_file(self) -> None:
+        import shutil
+        import subprocess
+
+        file = self._latest_file()
+        if file is None:
+            return
+        path = str(file["path"])
+        opener = shutil.which("xdg-open")
+        if opener is None:
+            self.notify(visible(f"no xdg-open here: the file is at {path}"), markup=False, timeout=15)
+            return
+        try:  # an argument list, no shell; detached so the viewer outlives nothing of ours
+            subprocess.Popen([opener, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            self.notify(_error(exc), severity="error", markup=False)
+            return
+        self.notify(visible(f"opening {path}"), markup=False)
 
     def action_focus_list(self) -> None:
         self.query_one("#chats", ListView).focus()

@@ -16,7 +16,7 @@ from rich.text import Text
 
 from kez_core.safetext import visible
 
-STATE_MARKS = {"sending": "…", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read"}
+STATE_MARKS = {"sending": "…", "sent": "✓", "delivered": "✓✓", "read": "✓✓"}
 
 
 def badge(unread: int) -> str:
@@ -35,9 +35,16 @@ def peer_label(row: dict[str, Any]) -> str:
     return visible(peer if len(peer) <= 24 else peer[:21] + "…")
 
 
+SIDEBAR_TEXT = 22  # columns of a sidebar line: a long name is cut so its badge still shows
+
+
 def conversation_line(row: dict[str, Any]) -> Text:
-    text = Text(peer_label(row), style="bold" if row.get("unread") else "")
     count = badge(int(row.get("unread") or 0))
+    name = peer_label(row)
+    room = SIDEBAR_TEXT - (len(count) + 3 if count else 0)
+    if len(name) > room:
+        name = name[: room - 1] + "…"
+    text = Text(name, style="bold" if row.get("unread") else "")
     if count:
         text.append(f" ({count})", style="reverse")
     return text

@@ -26,6 +26,10 @@ def chat(
     timeout: TimeoutOpt = 10.0,
     web: Annotated[bool, typer.Option("--web", help="Serve the app in a browser tab on 127.0.0.1 (textual-serve).")] = False,
     port: Annotated[int, typer.Option("--port", help="The --web port.", min=1, max=65535)] = 8000,
+    notify: Annotated[
+        bool, typer.Option("--notify", help="A desktop notification (notify-send, else the bell) for a message "
+                           "in a conversation that is not open.")
+    ] = False,
 ) -> None:
     """Chat in the terminal: conversations, live delivery states, files, contacts.
 
@@ -49,7 +53,7 @@ def chat(
     from ..chat_app.session import ChatSession
 
     session = ChatSession(store, record, routes, directory=ServerDirectory(handle_server, timeout), timeout=timeout)
-    ChatApp(session).run()
+    ChatApp(session, desktop_notify=notify).run()
 
 
 def _serve(port: int) -> None:

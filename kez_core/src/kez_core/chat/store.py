@@ -431,11 +431,14 @@ class ChatStore:
         with self._write() as db:
             db.executemany("DELETE FROM pending_acks WHERE peer = ? AND message_id = ?", [(peer, i) for i in message_ids])
 
-    def history(self, peer: str, *, mark_read: bool = True) -> list[Entry]:
+    def history(self, peer: str, *, mark_read: bool = True, start: int = 0, limit: int | None = None) -> list[Entry]:
+        """The conversation with `peer`, oldest first; `start`/`limit` give a window of it (as
+        `[start:start + limit]`), so a UI showing the latest messages of a long history opens
+        only those bodies. Reading unread messages marks the whole conversation read."""
         rows = self._read(
             "SELECT m.key, peer, direction, state, created_at, stranger, unread, body, v.via FROM messages m"
-            " LEFT JOIN message_via v ON v.key = m.key WHERE peer = ? ORDER BY seq",
-            (peer,),
+            " LEFT JOIN message_via v ON v.key = m.key WHERE peer = ? ORDER BY seq LIMIT ? OFFSET ?",
+            (peer, -1 if limit is None else max(0, limit), max(0, start)),
         )
         entries = [
             Entry(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), open_body(self._key, r[0], r[7]), r[8])
@@ -445,6 +448,10 @@ class ChatStore:
             with self._write() as db:
                 db.execute("UPDATE messages SET unread = 0 WHERE peer = ?", (peer,))
         return entries
+
+    def history_length(self, peer: str) -> int:
+        """How many messages the conversation with `peer` has (for windows of `history`)."""
+        return int(self._read("SELECT count(*) FROM messages WHERE peer = ?", (peer,))[0][0])
 
     def conversations(self) -> list[dict[str, Any]]:
         """One row per peer: its identity, message count, unread count, last time, stranger or not."""
