@@ -31,7 +31,12 @@ PASSPHRASE = "right horse"
 @pytest.fixture
 def alice_and_bob(capsys, tmp_path, monkeypatch):
     """Alice with a passphrase (the app asks for it), Bob a contact of hers named "bob"."""
-    from conftest import make_people
+    import importlib.util  # this folder's conftest by path: `conftest` may name another folder's in a full run
+
+    spec = importlib.util.spec_from_file_location("chat_conftest", Path(__file__).with_name("conftest.py"))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    make_people = helpers.make_people
 
     monkeypatch.setenv("KEZ_PASSPHRASE", "")
     bob = make_people(capsys, tmp_path, ["bob"])["bob"]
