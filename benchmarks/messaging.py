@@ -29,6 +29,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from kez_core.chat.listener import BATCH as LISTENER_BATCH
+
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kez_core.keys import Signer
 from kez_core.messaging import (
@@ -74,7 +76,10 @@ def main() -> None:
         "--backlog", type=int, default=2000, help="messages through the replay store"
     )
     parser.add_argument(
-        "--batch", type=int, default=32, help="envelopes per open_envelopes call (a drained queue)"
+        "--batch",
+        type=int,
+        default=LISTENER_BATCH,
+        help="envelopes per open_envelopes call (default: what `kez message listen` opens at once from a drained queue)",
     )
     args = parser.parse_args()
 

@@ -1,7 +1,7 @@
 """Visual encryption speed: scramble/unscramble of a 256x256 RGB picture, as a ratio to numpy.
 
-    .venv/bin/python benchmarks/profile.py               # best of 200 runs each
-    .venv/bin/python benchmarks/profile.py --runs 50 --json
+    .venv/bin/python benchmarks/profile_picture.py               # best of 200 runs each
+    .venv/bin/python benchmarks/profile_picture.py --runs 50 --json
 
 The baseline is the cheapest thing that moves the same pixels: indexing the
 same (65536, 3) uint8 array with a precomputed random permutation

@@ -24,6 +24,7 @@ from .errors import MessageRefused
 
 MAX_AGE = timedelta(days=7)
 MAX_AHEAD = MAX_CLOCK_SKEW
+_LOOKUP_CHUNK = 500  # ids per `IN (...)` lookup, below SQLite's parameter limit
 _PRUNE_EVERY = 1000  # accepted messages between two clean-ups of ids past the window
 
 
@@ -171,27 +172,25 @@ class ReplayStore:
             try:
                 try:
                     self._db.execute("BEGIN IMMEDIATE")
-                    insert = self._db.execute
+                    stored = self._stored([m for r in batch for m, _ in r.messages])
+                    rows: list[tuple[str, int, int]] = []
                     for request in batch:
                         answers = request.answers
                         stamp = int(request.at.timestamp())
                         for message_id, created_at in request.messages:
-                            fresh = (
-                                message_id not in seen
-                                and insert(
-                                    "INSERT OR IGNORE INTO kez_seen_messages VALUES (?, ?, ?)",
-                                    (message_id, int(created_at.timestamp()), stamp),
-                                ).rowcount
-                                == 1
-                            )
-                            seen.add(message_id)
-                            answers.append(
-                                None
-                                if fresh
-                                else MessageRefused(
-                                    f"message {message_id} was already received", reason="replay"
+                            if message_id in stored or message_id in seen:
+                                answers.append(
+                                    MessageRefused(
+                                        f"message {message_id} was already received", reason="replay"
+                                    )
                                 )
-                            )
+                                continue
+                            seen.add(message_id)
+                            rows.append((message_id, int(created_at.timestamp()), stamp))
+                            answers.append(None)
+                    # ids known absent (read inside this write transaction): one
+                    # statement for the lot instead of one per id
+                    self._db.executemany("INSERT INTO kez_seen_messages VALUES (?, ?, ?)", rows)
                     self._db.execute("COMMIT")
                 except BaseException:
                     if self._db.in_transaction:
@@ -215,6 +214,20 @@ class ReplayStore:
             self._accepted += sum(a is None for r in batch for a in r.answers)
             if self._accepted // _PRUNE_EVERY != before // _PRUNE_EVERY:
                 self._prune(max(r.at for r in batch))
+
+    def _stored(self, ids: list[str]) -> set[str]:
+        """Which of `ids` are already recorded (inside the caller's transaction)."""
+        found: set[str] = set()
+        for i in range(0, len(ids), _LOOKUP_CHUNK):
+            part = ids[i : i + _LOOKUP_CHUNK]
+            marks = ",".join("?" * len(part))
+            found.update(
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT id FROM kez_seen_messages WHERE id IN ({marks})", part
+                )
+            )
+        return found
 
     def seen(self, message_id: str) -> bool:
         with self._lock:
