@@ -161,7 +161,7 @@ def prevalidated(
 
     chosen = [list(max(g, key=len)) for g in groups if any(len(c) for c in g)]
     results = validate_many(chosen, registry=registry)
-    table = {tuple(lines): result for lines, result in zip(chosen, results)}
+    table = {tuple(lines): result for lines, result in zip(chosen, results, strict=True)}
     token = _known.set((registry, table))
     try:
         yield

@@ -346,7 +346,7 @@ def validate_many(
                 futures.append(pool.submit(verify_failures, part))
             except Exception:  # the pool is broken or shut down: verify here
                 futures.append(None)
-        for (start, part), future in zip(parts, futures):
+        for (start, part), future in zip(parts, futures, strict=True):
             try:
                 bad = future.result() if future is not None else verify_failures(part)
             except Exception:  # a broken pool or an alg that does not pickle: verify here
