@@ -16,7 +16,6 @@ upwards only). The PNG encode/decode around it (Pillow) is timed apart.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time

@@ -67,14 +67,14 @@ def main() -> None:
             from kez_core.builtins.ed25519 import sodium_accepts
 
             key = Ed25519PublicKey.from_public_bytes(public)
-            raw = rate(lambda item: key.verify(item[1], item[0]), prepared, args.seconds)
-            sodium = rate(lambda item: sodium_accepts(public, item[0], item[1]), prepared, args.seconds)
+            raw = rate(lambda item, key=key: key.verify(item[1], item[0]), prepared, args.seconds)
+            sodium = rate(lambda item, public=public: sodium_accepts(public, item[0], item[1]), prepared, args.seconds)
         else:
             import coincurve
 
             key = coincurve.PublicKeyXOnly(public)
             digests = [(hashlib.sha256(m).digest(), s) for m, s in prepared]
-            raw = rate(lambda item: key.verify(item[1], item[0]), digests, args.seconds)
+            raw = rate(lambda item, key=key: key.verify(item[1], item[0]), digests, args.seconds)
         print(f"{alg_name:<10}{'raw library verify':<34}{raw:>14,.0f}{'1.00':>12}")
         if alg_name == "ed25519":
             # kez verifies with libsodium first, OpenSSL only on refusal (same verdicts)
@@ -95,7 +95,7 @@ def main() -> None:
         if alg_name == "nostr":
             sample = digests[: max(3, min(10, len(digests)))]
             assert reference_verify(sample[0][0], public, sample[0][1])
-            pure = rate(lambda item: reference_verify(item[0], public, item[1]), sample, args.seconds)
+            pure = rate(lambda item, public=public: reference_verify(item[0], public, item[1]), sample, args.seconds)
             print(f"{alg_name:<10}{'pure-Python BIP-340 reference':<34}{pure:>14,.1f}"
                   f"{last_ours / pure:>11,.0f}x slower than kez (compact)")
     print(f"\npython {sys.version.split()[0]}; {args.claims} claims per alg; {args.seconds}s per measurement")

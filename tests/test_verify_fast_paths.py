@@ -246,7 +246,7 @@ def test_claim_reading_without_a_parse_matches_the_parse(text, index):
 
 
 def test_claim_reading_without_a_parse_takes_every_written_claim():
-    for claim, text in zip(CLAIMS, CANONICAL):
+    for claim, text in zip(CLAIMS, CANONICAL, strict=True):
         assert _claim_reading(text) is not None
         assert claim_if_canonical(text, text.encode()) == claim
 

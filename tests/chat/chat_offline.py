@@ -11,7 +11,7 @@ makes on a `MessagingService` (`conversations`, `store.history`,
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,7 +22,7 @@ from kez_core.chat.peers import Peer
 from kez_core.chat.store import ChatStore
 from kez_core.errors import PassphraseError
 
-NOW = datetime(2026, 12, 6, 18, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 6, 18, 0, tzinfo=UTC)
 ALICE = "ed25519:" + "a1" * 32
 BOB = "ed25519:" + "b0" * 32
 CAROL = "ed25519:" + "c4" * 32

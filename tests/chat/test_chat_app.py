@@ -328,13 +328,13 @@ from kez_core.safetext import is_unsafe  # noqa: E402
 
 @given(name=st.text(max_size=40), body=st.text(max_size=200), unread=st.integers(-5, 10**6))
 def test_outside_text_never_reaches_the_screen_raw(name, body, unread):
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from kez_core.chat import Entry
 
     line = render.conversation_line({"peer": "x", "handle": name, "unread": unread})
     entry = Entry("k", "p", "in", "sent", "2026-12-06T10:00:00Z", False, True, {"kind": "text", "text": body}, name)
-    shown = render.bubble(entry, datetime(2026, 12, 6, tzinfo=timezone.utc))
+    shown = render.bubble(entry, datetime(2026, 12, 6, tzinfo=UTC))
     for text in (line.plain, shown.plain):
         assert not [c for c in text if is_unsafe(c) and c not in "\n\t"]  # a body keeps its lines and tabs
     assert shown.spans == [s for s in shown.spans if s.style == "dim"]  # no markup became style

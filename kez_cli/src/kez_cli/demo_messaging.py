@@ -178,7 +178,7 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
             try:
                 row = asyncio.run(_exchange(alice, bob, peer, name, transport, ctx, keys,
                                             f"hello bob, over {name}"))
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 row = {"transport": name, "states": [], "state": "timeout", "text": f"hello bob, over {name}"}
             rows.append(row)
             colour = "green" if row["state"] == "delivered" else "red"
@@ -216,7 +216,7 @@ def _file_act(alice: Any, bob: Any, peer: Any, say: Callable[..., None], transpo
         begin = time.perf_counter()
         try:
             row = asyncio.run(_file_exchange(alice, bob, peer, transport, ctx, keys, path, say))
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             say("  ", ("timeout  ", "red"), " the file did not arrive whole")
             return {"ok": False, "state": "timeout", "size": FILE_SIZE, "sha256": digest}
     if row["state"] == "sending":

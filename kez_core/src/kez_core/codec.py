@@ -14,6 +14,7 @@ import io
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import zstandard
@@ -161,7 +162,9 @@ def _plain_int(text: str) -> int:
 # Numbers the C encoder would not write as JCS (any float, integers beyond
 # ±(2**53 - 1)) stop the scan at once: no per-call flag, nothing thread-local.
 _UNCHECKED = json.JSONDecoder(parse_constant=_no_constants, parse_float=_refuse_float, parse_int=_plain_int)
-_SCAN = _UNCHECKED.scan_once  # what JSONDecoder.decode calls, without its whitespace handling
+# what JSONDecoder.decode calls, without its whitespace handling (CPython's JSONDecoder
+# sets `scan_once` in __init__; typeshed does not declare it)
+_SCAN: Callable[[str, int], tuple[Any, int]] = _UNCHECKED.scan_once  # type: ignore[attr-defined]
 _CANONICAL_START = '{"kez":"'
 # What every KEZ writer emits for a claim: read without a JSON parse
 # (`signed.claim_if_canonical`), when it is exactly that.
@@ -173,11 +176,12 @@ def object_from_json(data: str | bytes) -> SignedObject:
     """A signed object from JSON text: strict parse, envelope checks (see `SignedObject.from_dict`)."""
     if len(data) <= MAX_OBJECT_BYTES:
         # the canonical fast path (see above); anything it does not vouch for goes the strict way
-        kind = type(data)
-        if kind is bytes:
+        text: str | None
+        raw: bytes | None
+        if type(data) is bytes:
             text, raw = (data.decode("ascii"), data) if data.isascii() else (None, None)
         else:
-            text, raw = (data, None) if kind is str and data.isascii() else (None, None)
+            text, raw = (data, None) if type(data) is str and data.isascii() else (None, None)
         # "\\" first: one memchr, where a two-character search costs ten times more
         if text is not None and text.startswith(_CANONICAL_START) and ("\\" not in text or "\\u" not in text):
             if raw is None:

@@ -44,7 +44,7 @@ def _compact_leads(order: list[Encoding]) -> bool:
     built-in json encoding (whose detector wants a `{`)."""
     if not order:
         return False
-    first = type(order[0])
+    first: type[object] = type(order[0])
     return first is CompactEncoding or (first is JsonEncoding and len(order) > 1 and type(order[1]) is CompactEncoding)
 
 

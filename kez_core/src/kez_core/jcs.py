@@ -34,8 +34,9 @@ _INT_MAX = 2**53 - 1
 _FAST = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
 
 try:
-    from json.encoder import c_encode_basestring as _c_str
-    from json.encoder import c_make_encoder as _c_make_encoder
+    # CPython's C accelerators: typeshed does not declare them (they may be None or absent)
+    from json.encoder import c_encode_basestring as _c_str  # type: ignore[attr-defined]
+    from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
 
     # The C encoder `_FAST` uses, built once, called without `JSONEncoder.encode`'s
     # per-call setup: markers=None (no cycle check; parsed JSON has no cycles),
@@ -50,8 +51,12 @@ try:
     encode_str = _c_str
 
 except (ImportError, TypeError):  # pragma: no cover - no C accelerator (e.g. PyPy)
-    dumps_plain = _FAST.encode
-    encode_str = json.encoder.py_encode_basestring  # type: ignore[attr-defined]
+
+    def dumps_plain(value: Any) -> str:
+        """JCS text of a value the caller knows is plain (see `_plain`); no check is made."""
+        return _FAST.encode(value)
+
+    encode_str = json.encoder.py_encode_basestring
 
 
 def _plain(value: Any) -> bool:
@@ -60,7 +65,8 @@ def _plain(value: Any) -> bool:
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
-        return -_INT_MAX <= value <= _INT_MAX
+        number: int = value
+        return -_INT_MAX <= number <= _INT_MAX
     if kind is dict:
         return all(type(k) is str and k.isascii() and _plain(v) for k, v in value.items())
     if kind is list:

@@ -114,8 +114,8 @@ def add_recovery(
         raise ValueError("add_recovery needs a key id or somewhere to save a new key")
     link = builder.add_recovery(signing, key)
     private_dir(chain.parent)
-    save: Callable[[], object] = lambda: None
-    undo: Callable[[], None] = lambda: None
+    save: Callable[[], object] = lambda: None  # noqa: E731
+    undo: Callable[[], None] = lambda: None  # noqa: E731
     if isinstance(save_to, Path):
         save = lambda: _create_key_file(save_to, pem)  # noqa: E731
         undo = lambda: _remove_if_ours(save_to, pem)  # noqa: E731

@@ -182,7 +182,7 @@ def sweep_new_folders(parent: Path, prefix: str) -> list[Path]:
     nobody holds, or that has no lock and is older than a minute, is what a
     killed process left: it may hold a secret key, so it goes.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(parent.iterdir())
     except OSError:
@@ -200,7 +200,7 @@ def sweep_new_folders(parent: Path, prefix: str) -> list[Path]:
 
 def sweep_temp_files(folder: Path) -> list[Path]:
     """Remove `.*.tmp` files older than a minute from `folder` (left by a write that was killed)."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(folder.iterdir())
     except OSError:

@@ -521,7 +521,10 @@ def signer_from_text(
         return Signer(registry.key_algorithm("nostr"), nip49.decrypt(text, _password_text(password)))
     if text.startswith("nsec1"):
         nostr = registry.key_algorithm("nostr")
-        return Signer(nostr, nostr.import_secret(text))
+        secret = nostr.import_secret(text)
+        if secret is None:
+            raise KeyFormatError("not an nsec key the nostr key algorithm reads")
+        return Signer(nostr, secret)
     if alg is None:
         raise KeyFormatError(
             "cannot tell which algorithm this key is for",

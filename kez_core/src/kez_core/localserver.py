@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 
 @contextlib.contextmanager
@@ -22,7 +22,7 @@ def serve_asgi(
     app: Any,
     *,
     name: str,
-    lifespan: str = "off",
+    lifespan: Literal["auto", "on", "off"] = "off",
     backlog: int = 4096,
     keep_alive: float = 30,
     start_timeout: float = 30,

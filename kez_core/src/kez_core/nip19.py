@@ -128,6 +128,8 @@ def decode_expect(text: str, hrp: str) -> bytes:
     entity = decode(text)
     if entity.hrp != hrp:
         raise KeyFormatError(f"expected {hrp}…, got {entity.hrp}…")
+    if not isinstance(entity.data, bytes):  # `hrp` names an entity with fields (nprofile, …)
+        raise KeyFormatError(f"{hrp}… is not a bare 32-byte entity")
     return entity.data
 
 

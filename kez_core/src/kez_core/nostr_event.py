@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 import time
-from typing import Any
+from typing import Any, TypeGuard
 
 from .builtins.bip340 import BIP340, schnorr_sign, schnorr_verify
 from .errors import KezError, SchemaError
@@ -33,7 +33,7 @@ MAX_KIND = 65535
 __all__ = ["event_id", "serialize_event", "sign_event", "verify_event"]
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -35,9 +35,19 @@ class KeyAlgorithm(Protocol):
     `format_public`, `import_secret` and `export_secret`.
     """
 
-    name: str
-    signature_alg: str
-    secret_formats: Sequence[str]  # accepted by export_secret, e.g. ("hex", "nsec")
+    # Data members are read-only properties: implementations are frozen attrs
+    # classes (or plain class attributes), which a settable member would refuse.
+    @property
+    def name(self) -> str:
+        """The key-id prefix it owns (`ed25519`)."""
+
+    @property
+    def signature_alg(self) -> str:
+        """The `signature.alg` value it signs and verifies."""
+
+    @property
+    def secret_formats(self) -> Sequence[str]:
+        """Forms `export_secret` accepts, e.g. `("hex", "nsec")`."""
 
     def generate_secret(self) -> bytes:
         """A new random secret key."""
@@ -82,8 +92,13 @@ class Encoding(Protocol):
     that says yes.
     """
 
-    name: str
-    priority: int
+    @property
+    def name(self) -> str:
+        """The encoding's name (`compact`)."""
+
+    @property
+    def priority(self) -> int:
+        """Auto-detection order: lower is asked first."""
 
     def encode(self, obj: SignedObject) -> str:
         """The object in this form."""
@@ -248,10 +263,21 @@ class Channel(Protocol):
     one a plugin registers); it must be registered where the channel is used.
     """
 
-    name: str
-    aliases: Sequence[str]
-    options: Sequence[ChannelOption]  # settings it reads from ChannelContext.options (may be empty)
-    proof_encoding: str
+    @property
+    def name(self) -> str:
+        """The subject prefix (`github`)."""
+
+    @property
+    def aliases(self) -> Sequence[str]:
+        """Other prefixes that mean the same channel (may be empty)."""
+
+    @property
+    def options(self) -> Sequence[ChannelOption]:
+        """Settings it reads from `ChannelContext.options` (may be empty)."""
+
+    @property
+    def proof_encoding(self) -> str:
+        """The encoding `kez claim publish` writes the proof in."""
 
     def normalize_handle(self, handle: str) -> str:
         """The handle in normal form (lowercase host, no `@`, …). Raises DecodeError."""
@@ -277,9 +303,17 @@ class Transport(Protocol):
     a max payload); senders choose message sizes that fit.
     """
 
-    name: str
-    options: Sequence[ChannelOption]
-    max_envelope: int
+    @property
+    def name(self) -> str:
+        """The transport's name (`nats`)."""
+
+    @property
+    def options(self) -> Sequence[ChannelOption]:
+        """Settings it reads from `ChannelContext.options` (may be empty)."""
+
+    @property
+    def max_envelope(self) -> int:
+        """The largest envelope, in bytes, one `send` carries."""
 
     async def send(self, routing_id: str, envelope: bytes, ctx: ChannelContext) -> None:
         """Deliver one envelope to the inbox named by `routing_id`.
@@ -324,7 +358,12 @@ def protocol_members(protocol: type) -> tuple[tuple[str, ...], tuple[str, ...]]:
             if not name.startswith("_") and name not in attributes:
                 attributes.append(name)
         for name, value in klass.__dict__.items():
-            if not name.startswith("_") and callable(value) and name not in methods:
+            if name.startswith("_"):
+                continue
+            # a read-only property is a data member: a plain attribute satisfies it
+            if isinstance(value, property) and name not in attributes:
+                attributes.append(name)
+            elif callable(value) and name not in methods:
                 methods.append(name)
     return tuple(attributes), tuple(methods)
 

@@ -396,7 +396,8 @@ class Registry:
         return _distinct(self._kind(kind))
 
     def key_algorithm(self, name: str) -> KeyAlgorithm:
-        return self._lookup("key_algorithm", name)
+        found: KeyAlgorithm = self._lookup("key_algorithm", name)
+        return found
 
     def key_algorithms(self) -> list[KeyAlgorithm]:
         return self._all("key_algorithm")
@@ -411,7 +412,8 @@ class Registry:
         raise UnknownNameError(f"unknown signature alg {signature_alg!r} (known: {known})")
 
     def encoding(self, name: str) -> Encoding:
-        return self._lookup("encoding", name)
+        found: Encoding = self._lookup("encoding", name)
+        return found
 
     def encodings(self) -> list[Encoding]:
         """All encodings, in auto-detection order (lowest `priority` first)."""
@@ -424,13 +426,15 @@ class Registry:
         return self._encodings_in_order
 
     def channel(self, name: str) -> Channel:
-        return self._lookup("channel", name)
+        found: Channel = self._lookup("channel", name)
+        return found
 
     def channels(self) -> list[Channel]:
         return self._all("channel")
 
     def transport(self, name: str) -> Transport:
-        return self._lookup("transport", name)
+        found: Transport = self._lookup("transport", name)
+        return found
 
     def transports(self) -> list[Transport]:
         return self._all("transport")

@@ -94,7 +94,8 @@ class SignedObject:
 
     @property
     def type(self) -> str:
-        return self.payload["type"]
+        kind: str = self.payload["type"]
+        return kind
 
     @classmethod
     def from_dict(cls, data: object) -> SignedObject:

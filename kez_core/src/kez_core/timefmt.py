@@ -73,7 +73,8 @@ def parse_time(text: object, *, field: str = "time") -> datetime:
             hint="write it like 2026-01-31T12:00:00Z",
         )
     try:
-        return datetime(*(int(g) for g in match.groups()), tzinfo=UTC)
+        year, month, day, hour, minute, second = (int(g) for g in match.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
     except ValueError as exc:
         raise DecodeError(f"{field} {text!r} is not a real date: {exc}") from exc
 

@@ -17,7 +17,8 @@ def to_pem(key: Any, passphrase: bytes | None) -> bytes:
     encryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    pem: bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return pem
 
 
 def load_pem(pem: bytes, passphrase: bytes | None) -> Any:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import attrs
 import coincurve
@@ -20,6 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .. import hookimpl, nip19
 from ..errors import KeyFormatError
 from ._pem import load_pem, parse_hex32, to_pem
+
+if TYPE_CHECKING:
+    from ..protocols import KeyAlgorithm
 
 _sha256 = hashlib.sha256
 _ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -35,7 +40,7 @@ def _xonly(public: bytes) -> coincurve.PublicKeyXOnly:
 # wrapper's Python frames: `_schnorrsig_verify(ctx, sig64, msg, len(msg), key)`
 # is 1 for a valid signature and 0 otherwise. A differential test holds it
 # to coincurve's verdicts.
-_schnorrsig_verify = _lib.secp256k1_schnorrsig_verify
+_schnorrsig_verify: Callable[..., int] = _lib.secp256k1_schnorrsig_verify
 _CTX = GLOBAL_CONTEXT.ctx
 
 
@@ -138,5 +143,5 @@ BIP340 = Bip340()
 
 
 @hookimpl
-def kez_register_key_algorithms():
+def kez_register_key_algorithms() -> list[KeyAlgorithm]:
     return [BIP340]

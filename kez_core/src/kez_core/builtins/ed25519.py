@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import attrs
 from cryptography.exceptions import InvalidSignature
@@ -34,6 +35,9 @@ from .. import hookimpl
 from ..errors import KeyFormatError
 from ._pem import load_pem, parse_hex32, to_pem
 
+if TYPE_CHECKING:
+    from ..protocols import KeyAlgorithm
+
 try:
     import nacl.bindings  # noqa: F401 - importing it runs sodium_init()
     from nacl._sodium import ffi as _sodium_ffi
@@ -42,8 +46,8 @@ try:
     # crypto_sign_open(m, mlen_p, sm, smlen, pk) with m = mlen_p = NULL is libsodium's
     # crypto_sign_verify_detached on sm = sig || message (it copies nothing out);
     # PyNaCl binds no detached verify, and its wrappers allocate per call.
-    _sodium_open = _sodium_lib.crypto_sign_open
-    _NULL = _sodium_ffi.NULL
+    _sodium_open: Callable[..., int] | None = _sodium_lib.crypto_sign_open
+    _NULL: object = _sodium_ffi.NULL
 except (ImportError, AttributeError):  # pragma: no cover - PyNaCl is a dependency
     _sodium_open = None
     _NULL = None
@@ -152,5 +156,5 @@ ED25519 = Ed25519()
 
 
 @hookimpl
-def kez_register_key_algorithms():
+def kez_register_key_algorithms() -> list[KeyAlgorithm]:
     return [ED25519]

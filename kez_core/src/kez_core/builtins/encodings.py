@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -10,6 +11,9 @@ from .. import hookimpl
 from ..codec import COMPACT_PREFIX, check_text, compact_decode, compact_encode, object_from_json
 from ..errors import DecodeError
 from ..signed import SignedObject
+
+if TYPE_CHECKING:
+    from ..protocols import Encoding
 
 # The body is optional: an empty block (```kez, then the closing fence) is a block of
 # its own, not the start of one that runs on to the next block's closing fence.
@@ -156,5 +160,5 @@ class DnsEncoding:
 
 
 @hookimpl
-def kez_register_encodings():
+def kez_register_encodings() -> list[Encoding]:
     return [JsonEncoding(), CompactEncoding(), MarkdownEncoding(), DnsEncoding()]

@@ -306,9 +306,9 @@ class Transfers:
     def add_chunk(self, peer: str, chunk: Chunk) -> bool:
         blob = _seal_bytes(self.store._key, f"{_ad(peer, chunk.transfer, 'in')}:{chunk.index}", chunk.data)
         with self.store._write() as db:
-            return db.execute(
+            return bool(db.execute(
                 "INSERT OR IGNORE INTO in_chunks VALUES (?, ?, ?, ?)", (peer, chunk.transfer, chunk.index, blob)
-            ).rowcount == 1
+            ).rowcount == 1)
 
     def received(self, peer: str, transfer: str, count: int) -> int:
         rows = self.store._read(
@@ -566,7 +566,7 @@ def receive_chunk(service: Any, message: Any, checked: bool, stranger: bool) -> 
 
 
 def file_state(transfers: Transfers, peer: str, record: dict[str, Any]) -> dict[str, Any]:
-    meta = {k: record[k] for k in ("name", "size", "sha256") if k in record}
+    meta: dict[str, Any] = {k: record[k] for k in ("name", "size", "sha256") if k in record}
     return {**meta, "state": record["state"], "path": record.get("path"),
             "received": transfers.received(peer, record["transfer"], record["count"]) if record["state"] == "receiving"
             else record["count"], "count": record["count"], "transfer": record["transfer"]}

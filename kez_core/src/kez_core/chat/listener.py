@@ -43,7 +43,7 @@ def backoff(attempt: int, *, base: float = BASE_DELAY, cap: float = MAX_DELAY,
             rand: Callable[[], float] = random.random) -> float:
     """The delay before retry number `attempt` (0, 1, …): `min(cap, base * 2**attempt)`, of which
     a random half is taken away (jitter), so listeners that lost one server do not return together."""
-    ceiling = min(cap, base * 2 ** min(attempt, 32))
+    ceiling = min(cap, base * 2.0 ** min(attempt, 32))
     return ceiling * (0.5 + 0.5 * rand())
 
 

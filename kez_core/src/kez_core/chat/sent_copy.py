@@ -67,7 +67,7 @@ def parse_sent_copy(body: object, registry: Registry) -> SentCopy:
         known = isinstance(to, str) and len(to) < 200 and normal_key_id(to, registry) is not None
     except DecodeError:
         known = False
-    if not known:
+    if not known or not isinstance(to, str):
         raise SchemaError("a sent copy's `to` must be an identity id in normal form")
     key = body.get("key")
     if not isinstance(key, str) or not _HEX64.match(key):

@@ -344,7 +344,7 @@ class MessagingService:
         """Send a file: inline, or chunks then the pointer; resumes an unfinished transfer (files.py)."""
         from .files import send_file
 
-        result = await send_file(self, peer, path, routes, progress)
+        result: SendResult = await send_file(self, peer, path, routes, progress)
         self.store.add_via(result.key, sorted({d.route for d in result.deliveries if d.sent}))
         return result
 

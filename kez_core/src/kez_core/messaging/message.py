@@ -109,7 +109,7 @@ def create_message(
             f'"nonce":"{payload["nonce"]}","recipient":{e(payload["recipient"])},'
             f'"sender":{e(payload["sender"])},"sender_identity":{e(payload["sender_identity"])},'
             f'"type":"{_TYPE}","version":{PAYLOAD_VERSION}}}'
-        ).encode("utf-8")
+        ).encode()
     )
     alg = signer.alg.signature_alg
     sig = signer.sign(payload_bytes).hex()
@@ -117,7 +117,7 @@ def create_message(
         (
             b'{"kez":"' + KIND.encode() + b'","payload":',
             payload_bytes,
-            f',"signature":{{"alg":{e(alg)},"key":{e(payload["sender"])},"sig":"{sig}"}}}}'.encode("utf-8"),
+            f',"signature":{{"alg":{e(alg)},"key":{e(payload["sender"])},"sig":"{sig}"}}}}'.encode(),
         )
     )
     obj = _trusted_object(KIND, payload, alg, payload["sender"], sig, payload_bytes, canonical)

@@ -83,6 +83,10 @@ def make_publication(
     256x256 and scrambled under a new key unless `public`. Without `picture`, the
     picture of `keep` (the last publication) stays, with its key."""
     url = picture_url(base, handle)
+    key: bytes | None
+    plain: bytes | None
+    published: bytes | None
+    ref: str | None
     if picture is not None:
         image = visual.prepare_picture(picture)
         plain = visual.encode_png(image)
@@ -268,7 +272,7 @@ async def _get(client: Any, url: str, what: str, *, missing_ok: bool = False) ->
     return answer
 
 
-async def fetch_peer(base: str, handle: str, timeout: float) -> tuple[bytes, bytes | None, list[bytes], dict]:
+async def fetch_peer(base: str, handle: str, timeout: float) -> tuple[bytes, bytes | None, list[bytes], dict[str, Any]]:
     """(profile JSON, picture PNG or None, chain lines, lookup body) of `handle` on `base`."""
     base = base.rstrip("/")
     async with _client(timeout) as client:
@@ -309,7 +313,7 @@ def judge_peer(
     profile_json: bytes,
     picture: bytes | None,
     chain_lines: list[bytes],
-    lookup: dict,
+    lookup: dict[str, Any],
     keys: ProfileKeyStore,
     *,
     fetched_at: str,
@@ -357,10 +361,10 @@ class ProfileCache:
         stem = re.sub(r"[^a-z0-9_.@-]", "_", f"{handle}@{server}")
         return self.folder / f"{stem}.json", self.folder / f"{stem}.png"
 
-    def get(self, handle: str, server: str, max_age: float = CACHE_MAX_AGE) -> dict | None:
+    def get(self, handle: str, server: str, max_age: float = CACHE_MAX_AGE) -> dict[str, Any] | None:
         meta, png = self._paths(handle, server)
         try:
-            data = json.loads(meta.read_bytes())
+            data: dict[str, Any] = json.loads(meta.read_bytes())
             if time.time() - float(data["fetched_unix"]) > max_age:
                 return None
             data["picture"] = png.read_bytes() if png.exists() else None
@@ -368,7 +372,7 @@ class ProfileCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged: fetch again
 
-    def put(self, handle: str, server: str, profile: bytes, picture: bytes | None, lines: list[bytes], lookup: dict) -> str:
+    def put(self, handle: str, server: str, profile: bytes, picture: bytes | None, lines: list[bytes], lookup: dict[str, Any]) -> str:
         meta, png = self._paths(handle, server)
         fetched = format_time(now())
         if picture is not None:

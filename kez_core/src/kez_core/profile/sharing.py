@@ -110,9 +110,9 @@ async def share_with_everyone(
             continue
         out.append(await _send(service, contact.name, peer, body, routes))
     if own_devices:
-        peer = own_devices_peer(service)
-        if peer is not None:
-            out.append(await _send(service, OWN_DEVICES, peer, body, routes))
+        own = own_devices_peer(service)
+        if own is not None:
+            out.append(await _send(service, OWN_DEVICES, own, body, routes))
     return out
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -89,7 +89,7 @@ def create_profile(
     return obj
 
 
-def _text(payload: dict, field: str, cap: int) -> str:
+def _text(payload: dict[str, Any], field: str, cap: int) -> str:
     value = payload.get(field, "")
     if not isinstance(value, str):
         raise SchemaError(f"profile {field} must be a string")

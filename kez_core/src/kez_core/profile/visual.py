@@ -32,7 +32,9 @@ from ..errors import DecodeError, KezError, SizeLimitError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
+    from numpy import ndarray as _Array  # the names a function's own `np`, `Image` do not hide
     from PIL import Image
+    from PIL.Image import Image as _Image
 
 SCHEME = "kez-visual-v1"
 FRAGMENT_PREFIX = f"#{SCHEME}:"
@@ -105,7 +107,8 @@ def scramble_array(pixels: np.ndarray, key: bytes, salt: bytes) -> np.ndarray:
     shape = pixels.shape
     flat = pixels.reshape(shape[0] * shape[1], -1)
     perm, mask = _perm_and_mask(key, salt, flat.shape[0], flat.shape[1])
-    return (flat[perm] ^ mask).reshape(shape)
+    scrambled: _Array = (flat[perm] ^ mask).reshape(shape)
+    return scrambled
 
 
 def unscramble_array(pixels: np.ndarray, key: bytes, salt: bytes) -> np.ndarray:
@@ -116,7 +119,8 @@ def unscramble_array(pixels: np.ndarray, key: bytes, salt: bytes) -> np.ndarray:
     perm, mask = _perm_and_mask(key, salt, flat.shape[0], flat.shape[1])
     out = np.empty_like(flat)
     out[perm] = flat ^ mask
-    return out.reshape(shape)
+    plain: _Array = out.reshape(shape)
+    return plain
 
 
 def _normal_mode(image: Image.Image) -> Image.Image:
@@ -189,13 +193,15 @@ def prepare_picture(data: bytes) -> Image.Image:
 def scramble_image(image: Image.Image, key: bytes, salt: bytes) -> Image.Image:
     np, Image = _deps()
     image = _normal_mode(image)
-    return Image.fromarray(scramble_array(np.asarray(image), key, salt), image.mode)
+    scrambled: _Image = Image.fromarray(scramble_array(np.asarray(image), key, salt), image.mode)
+    return scrambled
 
 
 def unscramble_image(image: Image.Image, key: bytes, salt: bytes) -> Image.Image:
     np, Image = _deps()
     image = _normal_mode(image)
-    return Image.fromarray(unscramble_array(np.asarray(image), key, salt), image.mode)
+    plain: _Image = Image.fromarray(unscramble_array(np.asarray(image), key, salt), image.mode)
+    return plain
 
 
 def scramble_png(image: Image.Image, key: bytes, salt: bytes) -> bytes:

@@ -14,6 +14,7 @@ everything else goes through `canonicalize`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ..codec import MAX_OBJECT_BYTES
@@ -62,7 +63,8 @@ class LineParser:
             parse_int=self._int,
             parse_constant=self._constant,
         )
-        self._fast_scan = self._fast_decoder.scan_once  # for wire.read_canonical
+        # for wire.read_canonical; typeshed does not declare the `scan_once` CPython sets
+        self._fast_scan: Callable[[str, int], tuple[Any, int]] = self._fast_decoder.scan_once  # type: ignore[attr-defined]
 
     def _pairs(self, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out = dict(pairs)
@@ -120,7 +122,7 @@ class LineParser:
         try:
             # what decoder.decode does, without its two whitespace regexes when the
             # line is a value and a line ending (as every written line is)
-            value, end = decoder.scan_once(text, 0)
+            value, end = decoder.scan_once(text, 0)  # type: ignore[attr-defined]  # see _fast_scan
             if end != len(text) and text[end:] not in _LINE_ENDS:
                 raise ValueError  # anything else: decode() below gives the verdict
         except (StopIteration, ValueError, RecursionError):

@@ -79,6 +79,7 @@ class ChainFileError(ChainError):
 
     exit_code = ExitCode.BAD_INPUT
     code = "damaged_chain"
+    origin: str | None = None  # the file or copy named in the message (set by `of`)
 
     @classmethod
     def of(cls, origin: str, exc: ChainError) -> ChainFileError:

@@ -159,9 +159,10 @@ def prevalidated(
     """
     from .parallel import validate_many
 
-    chosen = [list(max(g, key=len)) for g in groups if any(len(c) for c in g)]
+    longest = (max(g, key=len) for g in groups if any(len(c) for c in g))
+    chosen = [list(copy) for copy in longest]
     results = validate_many(chosen, registry=registry)
-    table = {tuple(lines): result for lines, result in zip(chosen, results)}
+    table = {tuple(lines): result for lines, result in zip(chosen, results, strict=True)}
     token = _known.set((registry, table))
     try:
         yield

@@ -104,6 +104,7 @@ def _get_pool(workers: int) -> ProcessPoolExecutor:
         if _pool is None or _pool_size != workers:
             if _pool is not None:
                 _pool.shutdown(wait=False, cancel_futures=True)
+            context: multiprocessing.context.BaseContext
             if "forkserver" in multiprocessing.get_all_start_methods():
                 context = multiprocessing.get_context("forkserver")
                 # the server imports the verify code once; each worker is a fork of it
@@ -346,7 +347,7 @@ def validate_many(
                 futures.append(pool.submit(verify_failures, part))
             except Exception:  # the pool is broken or shut down: verify here
                 futures.append(None)
-        for (start, part), future in zip(parts, futures):
+        for (start, part), future in zip(parts, futures, strict=True):
             try:
                 bad = future.result() if future is not None else verify_failures(part)
             except Exception:  # a broken pool or an alg that does not pickle: verify here
@@ -359,11 +360,11 @@ def validate_many(
         first_bad.setdefault(number, k)
     out: list[tuple[m.ChainState | None, ChainError | None]] = []
     for number, validator in enumerate(validators):
-        k = first_bad.get(number)
-        if k is None:
+        bad_k = first_bad.get(number)
+        if bad_k is None:
             out.append((validator.state, faults[number]))
             continue
-        error = validator.deferred_error(k)
+        error = validator.deferred_error(bad_k)
         if error.line is None or error.line <= 1:  # a fault in the first line
             out.append((None, error))
             continue

@@ -67,7 +67,9 @@ class OpRules:
     _sig_algs: dict[str, KeyAlgorithm]
     _trusted: bool = False  # ChainValidator.feed_trusted: no signature checks for this link
 
-    def _fail(self, reason: ChainFault, message: str, **kwargs: Any) -> ChainError:
+    def _fail(
+        self, reason: ChainFault, message: str, *, link_id: str | None = None, hint: str | None = None
+    ) -> ChainError:
         """The error for the link being checked (ChainValidator knows its position)."""
         raise NotImplementedError
 

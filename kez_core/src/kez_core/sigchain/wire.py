@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..errors import DecodeError
 from ..jcs import dumps_plain as _dumps
@@ -39,7 +39,7 @@ LINK_HEAD = b'{"kez":"link","payload":'
 CLAIM_HEAD = b'{"kez":"claim","payload":'
 
 
-def is_hex(text: object, length: int) -> bool:
+def is_hex(text: object, length: int) -> TypeGuard[str]:
     return isinstance(text, str) and _HEX_RE[length](text) is not None
 
 

@@ -3,7 +3,8 @@ built-in key algorithms and encodings, and helpers that name what went wrong."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -77,7 +78,11 @@ def _builtin_encodings() -> list[Encoding]:
     return list(encodings.kez_register_encodings())
 
 
-def _hypothesis() -> tuple[Any, Any, Any]:
+# what `hypothesis.given(...)` returns: a decorator that makes a test of a function
+_GivenDecorator = Callable[[Callable[..., None]], Callable[..., None]]
+
+
+def _hypothesis() -> tuple[Callable[..., _GivenDecorator], type[hypothesis.settings], ModuleType]:
     """(given, settings, strategies), or skip the calling test when hypothesis is missing."""
     if hypothesis is None:
         pytest.skip("hypothesis is not installed")

@@ -22,9 +22,9 @@ from ..claim import KIND as CLAIM_KIND
 from ..claim import check_claim
 from ..encoding import decode_candidates
 from ..errors import KezError, UnknownNameError
-from ..protocols import ChannelContext, FetchOutcome, ProofCandidate
+from ..protocols import Channel, ChannelContext, FetchOutcome, ProofCandidate
 from ..registry import Registry, default_registry
-from ..sigchain import ChainState
+from ..sigchain import ChainState, ClaimRecord
 from ..status import ClaimCheck, Status
 from ..subjects import normalize_subject
 from ..timefmt import now
@@ -110,7 +110,7 @@ async def run_scope(ctx: ChannelContext, policy: FetchPolicy) -> AsyncIterator[C
         await scope.aclose()
 
 
-def _channel_and_handle(subject: str, registry: Registry):
+def _channel_and_handle(subject: str, registry: Registry) -> tuple[Channel, str]:
     name, _, handle = subject.partition(":")
     return registry.channel(name), handle
 
@@ -133,7 +133,7 @@ async def verify_identity(
     at = at or now()
     fetcher = fetcher or Fetcher(policy)
 
-    async def one(record, run_ctx: ChannelContext) -> ProofReport:
+    async def one(record: ClaimRecord, run_ctx: ChannelContext) -> ProofReport:
         channel_name = record.subject.partition(":")[0]
         if not needs_fetch(state, record, at, fork):
             check = judge_record(state, record, None, at=at, fork=fork, registry=registry)

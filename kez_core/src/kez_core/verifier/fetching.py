@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -31,7 +31,7 @@ class FetchPolicy:
 class Fetcher:
     """Runs channel fetches under one policy; share it across all proofs of a run."""
 
-    def __init__(self, policy: FetchPolicy, *, sleep: Callable[[float], object] = asyncio.sleep) -> None:
+    def __init__(self, policy: FetchPolicy, *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
         self.policy = policy
         self._all = asyncio.Semaphore(max(1, policy.concurrency))
         self._per_channel: dict[str, asyncio.Semaphore] = {}

@@ -76,7 +76,7 @@ def judge_record(
         if best.status is Status.VALID:
             return _record_result(
                 record, Status.VALID,
-                f"proof found (claim {best.claim_id[:12]}…, not the chain's copy but signed by this identity)",
+                f"proof found (claim {(best.claim_id or '')[:12]}…, not the chain's copy but signed by this identity)",
                 at, best.source,
             )
         return _record_result(record, best.status, f"proof found but {best.status.value}: {best.reason}", at, best.source)

@@ -45,7 +45,8 @@ class RunScope:
     def get(self, key: Hashable, factory: Callable[[], T]) -> T:
         """The value kept under `key`, made by `factory()` the first time it is asked for."""
         try:
-            return self._items[key]
+            found: T = self._items[key]
+            return found
         except KeyError:
             self._check_open()
             value = self._items[key] = factory()

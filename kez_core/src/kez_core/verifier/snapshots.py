@@ -48,11 +48,13 @@ class Snapshot:
 
     @property
     def identity_id(self) -> str:
-        return self.data["identity_id"]
+        identity: str = self.data["identity_id"]
+        return identity
 
     @property
     def taken_at(self) -> str:
-        return self.data["taken_at"]
+        taken: str = self.data["taken_at"]
+        return taken
 
 
 class SnapshotStore:
