@@ -54,7 +54,7 @@ import attrs
 from kez_cli.demo_messaging import ensure_inbox, route_context, transport_options
 from kez_cli.demo_network import share_on_server, start_sig_server
 from kez_cli.io import read_chain_file
-from kez_cli.sigservers import push_all
+from kez_core.sigserver_client import push_all
 from kez_core.chat import MessagingService, Route
 from kez_core.keystore import Keystore
 from kez_core.messaging import routing_id

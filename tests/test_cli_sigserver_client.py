@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from kez_cli.sigservers import configured_servers, split_handle
+from kez_core.sigserver_client import configured_servers, split_handle
 
 
 @pytest.fixture

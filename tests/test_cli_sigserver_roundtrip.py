@@ -120,7 +120,7 @@ def test_verify_merges_a_server_copy_that_is_longer(kez, github, sig_server, tmp
 
 
 def test_a_long_chain_is_pushed_in_batches_under_the_body_cap(kez, github, sig_server, monkeypatch):
-    from kez_cli import sigservers
+    from kez_core import sigserver_client as sigservers
 
     monkeypatch.setattr(sigservers, "PUSH_BATCH_BYTES", 2000)  # a few links per request
     kez("identity", "new", "--no-passphrase")

@@ -136,7 +136,7 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
 
     from .directory import ServerDirectory
     from .io import read_chain_file
-    from .sigservers import push_all
+    from kez_core.sigserver_client import push_all
 
     from .demo_network import share_on_server
 

@@ -232,7 +232,7 @@ async def share_on_server(
     from kez_core.sigchain import merge_copies
 
     from .io import read_chain_file
-    from .sigservers import fetch_url, lookup_handle, push_all, register_handle, registration
+    from kez_core.sigserver_client import fetch_url, lookup_handle, push_all, register_handle, registration
 
     record = store.get(identity)
     lines = read_chain_file(store.chain_path(record.identity_id))

@@ -11,7 +11,7 @@ import attrs
 
 from kez_core.chat.peers import HandleAnswer
 
-from .sigservers import SigServerError, chain_url, fetch_chains, handle_base_url, lookup_handle, split_handle
+from kez_core.sigserver_client import SigServerError, chain_url, fetch_chains, handle_base_url, lookup_handle, split_handle
 
 
 @attrs.frozen

@@ -16,7 +16,7 @@ from kez_core.keystore import IdentityRecord, Keystore
 
 from .channel_options import TRANSPORT, make_context, split_channel_args
 from .output import note, warn
-from .sigservers import UsageError
+from kez_core.errors import UsageError
 
 def key_routes(
     ctx_args: list[str], store: Keystore, via: list[str], timeout: float, record: IdentityRecord, signer: Signer

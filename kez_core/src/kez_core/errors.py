@@ -101,6 +101,14 @@ class UnknownNameError(KezError):
     code = "unknown_name"
 
 
+class UsageError(KezError):
+    """Arguments a service cannot work with (a malformed URL, no server to talk to): exit 2,
+    as a wrong flag would be, whether the caller is the CLI or a library."""
+
+    exit_code = ExitCode.USAGE
+    code = "usage"
+
+
 class RegistryError(KezError):
     """Plugins conflict (two claim one name) or a plugin failed in strict mode."""
 

@@ -14,7 +14,7 @@ import typer
 
 from ..channel_options import CONTEXT_SETTINGS, TRANSPORT, options_help
 from ..options import HandleServerOpt, IdentityOpt, TimeoutOpt
-from ..sigservers import UsageError
+from kez_core.errors import UsageError
 from .message import ViaManyOpt, _routes, _store
 
 

@@ -20,7 +20,7 @@ from kez_core.registry import default_registry
 from .. import passphrase
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, show_line
-from ..sigservers import (
+from kez_core.sigserver_client import (
     RegistrationRefused,
     SigServerError,
     UsageError,

@@ -144,7 +144,7 @@ class _Receiver:
 def _renew_inbox(service: Any) -> None:
     """Publish a new inbox key on the current one's last day (every receiving command does), and
     push the chain to the configured sig-servers (`KEZ_SIG_SERVERS`) so senders find the key."""
-    from ..sigservers import configured_servers, push_all
+    from kez_core.sigserver_client import configured_servers, push_all
 
     key = service.renew_inbox()
     if key is None:
@@ -322,7 +322,7 @@ def _routes(ctx_args: list[str], store: Keystore, via: list[str], timeout: float
     _, flags = split_channel_args(ctx_args, store.registry, TRANSPORT)
     names = [n.strip() for v in via for n in v.split(",") if n.strip()] or configured_transports(store.registry, flags)
     if not names:
-        from ..sigservers import UsageError
+        from kez_core.errors import UsageError
 
         raise UsageError("no transport is configured", hint="pick one with --via nats|nostr|http and give its settings")
     channel_ctx = make_context(flags, store.registry, timeout, TRANSPORT)

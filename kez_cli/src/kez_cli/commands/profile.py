@@ -22,7 +22,7 @@ from .. import passphrase
 from ..channel_options import CONTEXT_SETTINGS
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, show_line, warn
-from ..sigservers import UsageError, handle_base_url, split_handle
+from kez_core.sigserver_client import UsageError, handle_base_url, split_handle
 
 
 

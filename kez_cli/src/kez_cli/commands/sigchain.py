@@ -35,7 +35,7 @@ from kez_core.timefmt import parse_duration
 from .. import passphrase
 from ..io import chain_builder, read_chain_file, read_chain_source, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
-from ..sigservers import UsageError, configured_servers, server_copies
+from kez_core.sigserver_client import UsageError, configured_servers, server_copies
 from ..output import State, emit_json, emit_text, note, show_line, warn
 
 
@@ -507,7 +507,7 @@ def verify(
     if servers:
         identity_id = merge_copies(copies, registry=store.registry).identity_id
         if identity_id is not None:
-            from_servers, server_notes = server_copies(servers, identity_id, timeout, say=not json_)
+            from_servers, server_notes = server_copies(servers, identity_id, timeout, on_unreachable=None if json_ else note)
             copies += from_servers
     merged = merge_copies(copies, registry=store.registry)
     errors = _errors(merged)
@@ -550,7 +550,7 @@ def publish(
     """
     import asyncio
 
-    from ..sigservers import push_all
+    from kez_core.sigserver_client import push_all
 
     State.json_mode = json_
     store = _store()
@@ -598,7 +598,7 @@ def pull(
         raise UsageError("no kez-server to pull from", hint="pass --sig-server URL or set KEZ_SIG_SERVERS")
     target = normalize_key_id(identity_id, store.registry) if identity_id else store.get(identity).identity_id
     local = store.chain_path(target)
-    from_servers, notes = server_copies(servers, target, timeout, say=not json_)
+    from_servers, notes = server_copies(servers, target, timeout, on_unreachable=None if json_ else note)
     if not from_servers:
         raise StoreError(
             f"no configured server holds the chain of {target}",

@@ -28,7 +28,7 @@ from kez_core.verifier import FetchPolicy, IdentityReport, SnapshotStore, Subjec
 from ..channel_options import CHANNEL, CONTEXT_SETTINGS, make_context, options_help, split_channel_args
 from ..io import read_chain_file
 from ..options import HandleServerOpt, JsonOpt, SigServerOpt
-from ..sigservers import configured_servers, handle_base_url, lookup_handle, server_copies, split_handle
+from kez_core.sigserver_client import configured_servers, handle_base_url, lookup_handle, server_copies, split_handle
 from ..output import State, emit_json, err_console, note, show_line
 
 _BAD = {Status.INVALID, Status.NOT_FOUND, Status.FORK}
@@ -225,7 +225,7 @@ def _verify_targets(targets, resolved, store, registry, snapshots, servers, offl
                     extra, server_notes = server_copies(
                         servers, identity_id or _identity_of(lines, registry), timeout,
                         extra_urls=[sigchain_url] if isinstance(sigchain_url, str) else [],
-                        say=not json_,
+                        on_unreachable=None if json_ else note,
                     )
                     copies += extra
                 if not copies:

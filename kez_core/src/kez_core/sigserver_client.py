@@ -1,5 +1,8 @@
 """Client of kez-server: the sigchain store and the handle registry (docs/spec.md, "Server API").
 
+A kez_core service, so a library caller reads and pushes chains under the
+same rules as `kez` (the CLI only parses flags and renders the results).
+
 A server holds copies, not truth: every chain read from one is validated and
 merged with the other copies like any file (`merge_copies`), so a server
 can withhold links or show a fork, never forge one. Servers come from
@@ -13,12 +16,18 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from kez_core.errors import ExitCode, KezError
+from .errors import ExitCode, KezError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .keys import Signer
+    from .signed import SignedObject
 
 SERVERS_ENV = "KEZ_SIG_SERVERS"
 HANDLE_SERVER_ENV = "KEZ_HANDLE_SERVER"
@@ -34,11 +43,6 @@ class SigServerError(KezError):
     code = "server_unreachable"
 
 
-class UsageError(KezError):
-    exit_code = ExitCode.USAGE
-    code = "usage"
-
-
 class HandleNotFound(KezError):
     """The handle server answered: no such handle."""
 
@@ -47,6 +51,8 @@ class HandleNotFound(KezError):
 
 
 class RegistrationRefused(KezError):
+    """The handle server refused a registration (taken handle, bad signature, ...)."""
+
     exit_code = ExitCode.BAD_INPUT
     code = "registration_refused"
 
@@ -64,6 +70,7 @@ def configured_servers(flags: Iterable[str] = ()) -> list[str]:
 
 
 def check_url(raw: str, flag: str) -> str:
+    """`raw` as a base URL without trailing `/`; UsageError naming `flag` when it is not http(s)."""
     url = raw.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
         raise UsageError(f"{flag} {raw!r} is not an http(s) URL", hint="e.g. https://sig.example.org")
@@ -71,6 +78,7 @@ def check_url(raw: str, flag: str) -> str:
 
 
 def chain_url(base: str, identity_id: str) -> str:
+    """Where server `base` keeps the chain of `identity_id`."""
     alg, _, hexkey = identity_id.partition(":")
     return f"{base}/v1/sigchains/{alg}/{hexkey}"
 
@@ -80,17 +88,17 @@ def valid_handle(handle: str) -> bool:
     return bool(_HANDLE.match(handle))
 
 
-def registration(signer: Any, handle: str, server: str, identity: str | None = None) -> Any:
+def registration(signer: Signer, handle: str, server: str, identity: str | None = None) -> SignedObject:
     """The signed `handle_registration` (`kez.chat.handle_registration`) of `handle` on `server`, made now.
 
     `identity` is the identity id of the signer's chain. It differs from the
     signer's key after a rotation; the server then checks its copy of the
     chain and points the handle at the identity, which rotations do not change.
     """
-    from kez_core.signed import sign
-    from kez_core.timefmt import format_time, now
+    from .signed import sign
+    from .timefmt import format_time, now
 
-    payload = {"handle": handle, "primary": signer.key_id, "server": server, "created_at": format_time(now())}
+    payload: dict[str, Any] = {"handle": handle, "primary": signer.key_id, "server": server, "created_at": format_time(now())}
     if identity is not None:
         payload["identity"] = identity
     return sign("handle_registration", payload, signer, namespace="chat")
@@ -121,6 +129,8 @@ class ServerCopy:
 
 @attrs.frozen
 class PushResult:
+    """One server's answer to a push: `outcome` is "ok", "fork", "refused" or "unreachable"."""
+
     server: str
     outcome: str  # "ok", "fork", "refused", "unreachable"
     message: str
@@ -129,18 +139,20 @@ class PushResult:
     link_ids: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """The result as `kez sigchain publish --json` shows it."""
         data = attrs.asdict(self)
         data["link_ids"] = list(self.link_ids)
         return data
 
 
-def new_client(timeout: float) -> Any:
+def new_client(timeout: float) -> httpx.AsyncClient:
+    """An HTTP client for kez-servers (httpx is imported only when one is needed)."""
     import httpx
 
     return httpx.AsyncClient(timeout=timeout, headers={"user-agent": "kez-python"}, follow_redirects=True)
 
 
-def _error_text(response: Any) -> str:
+def _error_text(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
@@ -160,12 +172,12 @@ def _network_text(base: str, exc: Exception) -> str:
 
 
 def _lines(body: bytes) -> list[bytes]:
-    from kez_core.sigchain import iter_file_lines
+    from .sigchain import iter_file_lines
 
     return list(iter_file_lines(io.BytesIO(body)))
 
 
-async def fetch_chain(client: Any, url: str, base: str) -> ServerCopy:
+async def fetch_chain(client: httpx.AsyncClient, url: str, base: str) -> ServerCopy:
     """The copy of a chain at `url` on server `base` (never raises for network trouble)."""
     import httpx
 
@@ -232,7 +244,7 @@ def _batches(lines: Sequence[bytes], limit: int | None = None) -> list[bytes]:
     return bodies
 
 
-async def push_chain(client: Any, base: str, identity_id: str, lines: Sequence[bytes]) -> PushResult:
+async def push_chain(client: httpx.AsyncClient, base: str, identity_id: str, lines: Sequence[bytes]) -> PushResult:
     """POST the whole chain, in order, in bodies under the server's cap.
 
     The server stores what extends its copy and treats links it holds as
@@ -250,7 +262,7 @@ async def push_chain(client: Any, base: str, identity_id: str, lines: Sequence[b
     return PushResult(base, "ok", message, appended, result.head_seqno)
 
 
-async def _post_links(client: Any, base: str, identity_id: str, body: bytes) -> PushResult:
+async def _post_links(client: httpx.AsyncClient, base: str, identity_id: str, body: bytes) -> PushResult:
     import httpx
 
     try:
@@ -287,13 +299,14 @@ async def _post_links(client: Any, base: str, identity_id: str, body: bytes) -> 
 
 
 async def push_all(servers: Sequence[str], identity_id: str, lines: Sequence[bytes], timeout: float) -> list[PushResult]:
+    """Push the chain to every server at once; one result per server, in order (never raises for network trouble)."""
     import asyncio
 
     async with new_client(timeout) as client:
         return list(await asyncio.gather(*(push_chain(client, s, identity_id, lines) for s in servers)))
 
 
-async def get_json(client: Any, url: str, what: str) -> dict[str, Any] | None:
+async def get_json(client: httpx.AsyncClient, url: str, what: str) -> dict[str, Any] | None:
     """GET a JSON object; None on 404; SigServerError on anything else unusable."""
     import httpx
 
@@ -371,17 +384,16 @@ def server_copies(
     timeout: float,
     *,
     extra_urls: Sequence[str] = (),
-    say: bool = True,
+    on_unreachable: Callable[[str], None] | None = None,
 ) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
     """Every server's copy of a chain (and of `extra_urls`), plus one note per source.
 
     A note says `read` (with the number of links), `not_found` or
-    `unreachable` (with the reason, also said on stderr when `say`): a
-    server that fails is left out, never counted against the chain.
+    `unreachable` (with the reason, also passed to `on_unreachable`, which
+    the CLI prints on stderr): a server that fails is left out, never
+    counted against the chain. Runs its own event loop (not from async code).
     """
     import asyncio
-
-    from .output import note
 
     sources = [(chain_url(base, identity_id), base) for base in servers]
     sources += [(url, _origin(url)) for url in extra_urls if url.startswith(("http://", "https://"))]
@@ -395,6 +407,6 @@ def server_copies(
             notes.append({"server": copy.server, "status": "not_found", "links": 0})
         else:
             notes.append({"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error})
-            if say:
-                note(f"{copy.error} (its copy is left out)")
+            if on_unreachable is not None:
+                on_unreachable(f"{copy.error} (its copy is left out)")
     return copies, notes
