@@ -193,7 +193,7 @@ async def publish_and_verify(
     """Publish one claim per channel, then verify the whole identity from its chain."""
     from kez_core.sigchain import read_chain
 
-    from .publishing import publish_claim
+    from kez_core.publishing import publish_claim
 
     published = []
     for channel in channels:

@@ -49,16 +49,10 @@ def write_output(text: str, target: str | None, mode: int = 0o644) -> None:
 
 
 def read_chain_file(path: Path, *, missing_ok: bool = False) -> list[bytes]:
-    """The lines of a sigchain file (bounded per line); [] for a missing file when `missing_ok`."""
-    from kez_core.sigchain import iter_file_lines
+    """The lines of a sigchain file (kez_core.sigchain.read_chain_lines)."""
+    from kez_core.sigchain import read_chain_lines
 
-    if missing_ok and not path.exists():
-        return []
-    try:
-        with path.open("rb") as fp:
-            return list(iter_file_lines(fp))
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+    return read_chain_lines(path, missing_ok=missing_ok)
 
 
 def read_chain_source(source: str) -> list[bytes]:
@@ -81,9 +75,7 @@ def read_chain_source(source: str) -> list[bytes]:
 
 
 def chain_builder(lines: list[bytes], registry):
-    """A builder continuing `lines` (a new chain when there are none)."""
-    from kez_core.sigchain import SigchainBuilder
+    """A builder continuing `lines` (kez_core.sigchain.continue_chain)."""
+    from kez_core.sigchain import continue_chain
 
-    if not lines:
-        return SigchainBuilder(registry=registry, keep_lines=False)
-    return SigchainBuilder.resume(lines, registry=registry, keep_lines=False)
+    return continue_chain(lines, registry)

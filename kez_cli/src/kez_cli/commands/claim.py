@@ -162,7 +162,7 @@ def publish(
     import asyncio
 
     from ..channel_options import CHANNEL, make_context, split_channel_args
-    from ..publishing import publish_claim
+    from kez_core.publishing import publish_claim
 
     State.json_mode = json_
     registry = default_registry()

@@ -22,10 +22,12 @@ from .errors import ChainError, ChainFault, ChainFileError
 from .io import (
     append_links,
     canonical_lines,
+    continue_chain,
     export_chain,
     iter_file_lines,
     load_chain,
     read_chain,
+    read_chain_lines,
     write_chain,
 )
 from .merge import CopyReport, Fork, MergeResult, merge_copies, merge_many, prevalidated
@@ -52,6 +54,7 @@ __all__ = [
     "accept_signature",
     "append_links",
     "canonical_lines",
+    "continue_chain",
     "claim_statuses",
     "export_chain",
     "iter_file_lines",
@@ -62,6 +65,7 @@ __all__ = [
     "merge_many",
     "prevalidated",
     "read_chain",
+    "read_chain_lines",
     "status_of_claim",
     "status_of_record",
     "validate_lines",

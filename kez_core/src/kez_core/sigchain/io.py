@@ -15,7 +15,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..codec import MAX_OBJECT_BYTES
 from ..errors import StoreError
@@ -24,6 +24,9 @@ from .errors import ChainError, ChainFault, ChainFileError
 from .model import ChainState, Link
 from .validate import ChainValidator
 from .parallel import validate_stream
+
+if TYPE_CHECKING:
+    from .ops import SigchainBuilder
 
 try:  # POSIX advisory locks keep two writers from interleaving
     import fcntl
@@ -72,6 +75,29 @@ def read_chain(path: str | os.PathLike[str], *, registry: Registry | None = None
             return validate_stream(iter_file_lines(fp), registry=registry)
     except OSError as exc:
         raise StoreError(f"cannot read sigchain file {path}: {exc.strerror or exc}") from exc
+
+
+def read_chain_lines(path: str | os.PathLike[str], *, missing_ok: bool = False) -> list[bytes]:
+    """The lines of a chain file as stored (bounded per line, not validated); [] for a
+    missing file when `missing_ok`. Callers merge or validate them (`merge_copies`)."""
+    path = Path(path)
+    if missing_ok and not path.exists():
+        return []
+    try:
+        with path.open("rb") as fp:
+            return list(iter_file_lines(fp))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
+
+
+def continue_chain(lines: list[bytes], registry: Registry | None) -> SigchainBuilder:
+    """A builder that continues `lines` (a new chain when there are none); it keeps no
+    lines of its own, so the caller appends `link.line` to the file (`append_links`)."""
+    from .ops import SigchainBuilder
+
+    if not lines:
+        return SigchainBuilder(registry=registry, keep_lines=False)
+    return SigchainBuilder.resume(lines, registry=registry, keep_lines=False)
 
 
 def load_chain(

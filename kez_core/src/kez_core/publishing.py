@@ -1,7 +1,7 @@
 """Publish a claim on its channel and record it in the identity's sigchain.
 
-One function shared by `kez claim publish` and `kez demo`, so the demo runs
-exactly the code path users run: reuse a still-valid claim from the chain
+A kez_core service shared by `kez claim publish`, `kez demo` and library
+callers, so each runs exactly the code path users run: reuse a still-valid claim from the chain
 (re-publishing never piles up claims), encode it in the channel's preferred
 form, make the real publish call, then append a `claim` link.
 """
@@ -13,15 +13,14 @@ from typing import Any
 
 import attrs
 
-from kez_core.claim import create_claim
-from kez_core.keys import Signer
-from kez_core.keystore import Keystore, atomic_write
-from kez_core.protocols import ChannelContext
-from kez_core.registry import Registry
-from kez_core.signed import SignedObject
-from kez_core.subjects import normalize_subject
-
-from .io import chain_builder, read_chain_file
+from .claim import create_claim
+from .keys import Signer
+from .keystore import Keystore, atomic_write
+from .protocols import ChannelContext
+from .registry import Registry
+from .signed import SignedObject
+from .sigchain import append_links, continue_chain, read_chain_lines
+from .subjects import normalize_subject
 
 
 @attrs.frozen
@@ -36,13 +35,18 @@ class Published:
     seqno: int | None  # the new link's seqno, None when reused
 
     def to_json(self) -> dict[str, Any]:
+        """What `kez claim publish --json` shows."""
         return attrs.asdict(self)
 
 
 def reusable_claim(lines: list[bytes], subject: str, primary: str, registry: Registry) -> SignedObject | None:
-    """The newest claim in the chain on `subject` by `primary` that is still valid."""
-    from kez_core.codec import object_from_json
-    from kez_core.sigchain import claim_statuses, merge_copies
+    """The newest claim in the chain on `subject` by `primary` that is still valid.
+
+    Publishing reuses it instead of signing a new claim, so re-publishing
+    (or publishing on a second device) never piles up claims in the chain.
+    """
+    from .codec import object_from_json
+    from .sigchain import claim_statuses, merge_copies
 
     merged = merge_copies([lines], registry=registry)
     if merged.state is None:
@@ -80,7 +84,7 @@ async def publish_claim(
     channel = registry.channel(channel_name)
     record = store.get(identity_name)
     chain_path = store.chain_path(record.identity_id)
-    lines = read_chain_file(chain_path, missing_ok=True)
+    lines = read_chain_lines(chain_path, missing_ok=True)
     claim = reusable_claim(lines, subject, signer.key_id, registry) if lines else None
     reused = claim is not None
     if claim is None:
@@ -91,9 +95,7 @@ async def publish_claim(
     outcome = await channel.publish(handle, text, ctx)
     seqno = None
     if not reused:
-        from kez_core.sigchain import append_links
-
-        link = chain_builder(lines, registry).claim(signer, claim)
+        link = continue_chain(lines, registry).claim(signer, claim)
         if not chain_path.exists():
             atomic_write(chain_path, b"", 0o644)
         append_links(chain_path, [link], registry=registry)
