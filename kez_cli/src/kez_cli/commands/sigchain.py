@@ -21,6 +21,7 @@ from kez_core.keys import Signer, normalize_key_id
 from kez_core.keystore import IdentityRecord, Keystore, atomic_write, signer_from_text
 from kez_core.registry import default_registry
 from kez_core.sigchain import (
+    chain_verdict,
     ChainState,
     MergeResult,
     SigchainBuilder,
@@ -29,7 +30,7 @@ from kez_core.sigchain import (
     merge_copies,
     write_chain,
 )
-from kez_core.status import Status, to_json
+from kez_core.status import to_json
 from kez_core.timefmt import parse_duration
 
 from .. import passphrase
@@ -483,8 +484,10 @@ def _report_broken(merged: MergeResult, json_: bool) -> None:
         return
     if merged.fork is not None:
         show_line(("fork", "red bold"), f"  {merged.fork.reason}")
+    overridden = merged.status.value == "valid"  # a damaged copy the other copies' valid links override
     for error in _errors(merged):
-        show_line(("invalid", "red bold"), f"  copy {error['copy'] + 1}: {error['message']}")
+        label = ("damaged", "yellow bold") if overridden else ("invalid", "red bold")
+        show_line(label, f"  copy {error['copy'] + 1}: {error['message']}")
 
 
 def verify(
@@ -511,12 +514,7 @@ def verify(
             copies += from_servers
     merged = merge_copies(copies, registry=store.registry)
     errors = _errors(merged)
-    if merged.fork is not None:
-        status = Status.FORK.value
-    elif errors or merged.state is None:
-        status = Status.INVALID.value
-    else:
-        status = Status.VALID.value
+    status = chain_verdict(merged).status.value  # the one rule (docs/sigchain.md §8)
     data = {"status": status, **_state_dict(merged.state, merged), "errors": errors, "servers": server_notes,
             "fork": None if merged.fork is None else {"seqno": merged.fork.seqno, "link_ids": list(merged.fork.link_ids)}}
     if merged.state is None and not errors:
@@ -526,6 +524,8 @@ def verify(
     else:
         if status == "valid":
             show_line(("valid chain", "green bold"), f"  {data['length']} links")
+        elif status == "not_found":
+            show_line(("no chain", "red bold"), "  no links in the input")
         _report_broken(merged, False)
         _print_state(data)
     if status != "valid":

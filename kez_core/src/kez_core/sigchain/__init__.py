@@ -30,7 +30,7 @@ from .io import (
     read_chain_lines,
     write_chain,
 )
-from .merge import CopyReport, Fork, MergeResult, merge_copies, merge_many, prevalidated
+from .merge import ChainVerdict, CopyReport, Fork, MergeResult, chain_verdict, merge_copies, merge_many, prevalidated
 from .model import OPS, ChainState, ClaimRecord, InboxKey, Link, RetiredKey
 from .ops import SigchainBuilder, accept_signature, make_link
 from .validate import ChainValidator, accept_message, iter_links, validate_lines
@@ -42,6 +42,7 @@ __all__ = [
     "ChainFileError",
     "ChainState",
     "ChainValidator",
+    "ChainVerdict",
     "ClaimRecord",
     "CopyReport",
     "Fork",
@@ -54,6 +55,7 @@ __all__ = [
     "accept_signature",
     "append_links",
     "canonical_lines",
+    "chain_verdict",
     "continue_chain",
     "claim_statuses",
     "export_chain",

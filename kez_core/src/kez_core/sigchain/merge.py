@@ -67,14 +67,66 @@ class MergeResult:
 
     @property
     def status(self) -> Status:
-        """`fork` when copies conflict, `valid` when a chain was found, else `not_found`."""
-        if self.fork is not None:
-            return Status.FORK
-        return Status.VALID if self.state is not None else Status.NOT_FOUND
+        """The chain's verdict (`chain_verdict`): valid, invalid, fork or not_found."""
+        return chain_verdict(self).status
+
+    @property
+    def verdict(self) -> ChainVerdict:
+        """The chain's verdict with its reason (`chain_verdict`)."""
+        return chain_verdict(self)
 
     @property
     def identity_id(self) -> str | None:
         return None if self.state is None else self.state.identity_id
+
+
+@attrs.frozen
+class ChainVerdict:
+    """What a reader concludes about a chain from all the copies it read (`chain_verdict`)."""
+
+    status: Status  # valid, invalid, fork or not_found
+    reason: str
+    damaged: tuple[CopyReport, ...] = ()  # copies that break a rule, whatever the verdict
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.VALID
+
+
+def chain_verdict(merged: MergeResult) -> ChainVerdict:
+    """THE rule for a chain's verdict, used by `kez sigchain verify`, `kez verify`,
+    `MergeResult.status` and the `Verifier` service (docs/sigchain.md §8):
+
+    1. `fork` when two copies hold different valid links at one seqno;
+    2. with no valid link at all: `invalid` when a copy breaks a rule, else `not_found`;
+    3. `invalid` when a copy breaks a rule at a seqno past the merged chain's end:
+       it shows a link there that no copy holds validly (a one-copy chain broken
+       at seqno k is this case);
+    4. else `valid`. A copy that breaks a rule at a seqno another copy holds a
+       valid link for (a damaged or tampered copy, a copy that kept a refused
+       future link) is reported in `damaged` but does not decide: the valid
+       links of the other copies override it.
+    """
+    damaged = tuple(c for c in merged.copies if c.error is not None)
+    if merged.fork is not None:
+        return ChainVerdict(Status.FORK, merged.fork.reason, damaged)
+    if merged.state is None:
+        if damaged:
+            return ChainVerdict(Status.INVALID, _damage(damaged[0]), damaged)
+        return ChainVerdict(Status.NOT_FOUND, "no links", damaged)
+    length = merged.state.length
+    beyond = [c for c in damaged if c.valid_links >= length]
+    if beyond:
+        return ChainVerdict(Status.INVALID, _damage(beyond[0]), damaged)
+    left_out = ""
+    if damaged:
+        left_out = f"; {len(damaged)} damaged cop{'y' if len(damaged) == 1 else 'ies'} overridden by valid links"
+    return ChainVerdict(Status.VALID, f"{length} valid links{left_out}", damaged)
+
+
+def _damage(copy: CopyReport) -> str:
+    assert copy.error is not None
+    return f"copy {copy.index + 1}: {copy.error.message}"
 
 
 @attrs.frozen

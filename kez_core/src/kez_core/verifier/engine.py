@@ -24,7 +24,7 @@ from ..encoding import decode_candidates
 from ..errors import KezError, UnknownNameError
 from ..protocols import Channel, ChannelContext, FetchOutcome, ProofCandidate
 from ..registry import Registry, default_registry
-from ..sigchain import ChainState, ClaimRecord
+from ..sigchain import ChainState, ChainVerdict, ClaimRecord
 from ..status import ClaimCheck, Status
 from ..subjects import normalize_subject
 from ..timefmt import now
@@ -50,7 +50,7 @@ class ProofReport:
 class IdentityReport:
     identity_id: str
     current_primary: str
-    chain_status: Status  # valid or fork
+    chain_status: Status  # valid, invalid or fork (kez_core.sigchain.chain_verdict)
     chain_reason: str
     head: str
     length: int
@@ -125,8 +125,13 @@ async def verify_identity(
     at: datetime | None = None,
     progress: Progress | None = None,
     fetcher: Fetcher | None = None,
+    verdict: ChainVerdict | None = None,
 ) -> IdentityReport:
-    """Check every claim of a validated chain, fetching proofs concurrently."""
+    """Check every claim of a validated chain, fetching proofs concurrently.
+
+    `verdict` is the chain's verdict from the copies it was merged from
+    (`chain_verdict`); without one the chain counts as valid unless `fork`.
+    """
     registry = registry or default_registry()
     policy = policy or FetchPolicy()
     ctx = ctx or ChannelContext(timeout=policy.timeout)
@@ -155,11 +160,15 @@ async def verify_identity(
     async with run_scope(ctx, policy) as run_ctx:
         proofs = await asyncio.gather(*(one(record, run_ctx) for record in state.claims.values()))
     fork_reason = getattr(fork, "reason", "") if fork is not None else ""
+    chain_status = Status.FORK if fork is not None else Status.VALID
+    chain_reason = fork_reason or f"{state.length} valid links"
+    if verdict is not None:
+        chain_status, chain_reason = verdict.status, verdict.reason
     return IdentityReport(
         identity_id=state.identity_id,
         current_primary=state.current_primary,
-        chain_status=Status.FORK if fork is not None else Status.VALID,
-        chain_reason=fork_reason or f"{state.length} valid links",
+        chain_status=chain_status,
+        chain_reason=chain_reason,
         head=state.head,
         length=state.length,
         checked_at=at,
