@@ -378,7 +378,7 @@ async def server_name(base: str, timeout: float) -> str:
     return name
 
 
-def server_copies(
+async def fetch_server_copies(
     servers: Sequence[str],
     identity_id: str,
     timeout: float,
@@ -391,15 +391,13 @@ def server_copies(
     A note says `read` (with the number of links), `not_found` or
     `unreachable` (with the reason, also passed to `on_unreachable`, which
     the CLI prints on stderr): a server that fails is left out, never
-    counted against the chain. Runs its own event loop (not from async code).
+    counted against the chain.
     """
-    import asyncio
-
     sources = [(chain_url(base, identity_id), base) for base in servers]
     sources += [(url, _origin(url)) for url in extra_urls if url.startswith(("http://", "https://"))]
     copies: list[list[bytes]] = []
     notes: list[dict[str, Any]] = []
-    for copy in asyncio.run(fetch_chains(sources, timeout)):
+    for copy in await fetch_chains(sources, timeout):
         if copy.lines:
             copies.append(copy.lines)
             notes.append({"server": copy.server, "status": "read", "links": len(copy.lines)})
@@ -410,3 +408,19 @@ def server_copies(
             if on_unreachable is not None:
                 on_unreachable(f"{copy.error} (its copy is left out)")
     return copies, notes
+
+
+def server_copies(
+    servers: Sequence[str],
+    identity_id: str,
+    timeout: float,
+    *,
+    extra_urls: Sequence[str] = (),
+    on_unreachable: Callable[[str], None] | None = None,
+) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
+    """`fetch_server_copies` for synchronous callers (runs its own event loop)."""
+    import asyncio
+
+    return asyncio.run(
+        fetch_server_copies(servers, identity_id, timeout, extra_urls=extra_urls, on_unreachable=on_unreachable)
+    )

@@ -5,6 +5,7 @@
 - `engine`    verify an identity (chain + proofs) or a single subject
 - `snapshots` save what was read and re-check it offline; keep each claim's status history
 - `scope`     what the fetches of one run share (clients, connections, caches), closed at its end
+- `service`   `Verifier`: what `kez verify` does (targets, handles, servers, snapshots) for any caller
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from .engine import IdentityReport, ProofReport, SubjectReport, verify_identity,
 from .fetching import FetchPolicy
 from .judge import judge_record
 from .scope import RunScope
+from .service import TargetReport, Verifier
 from .snapshots import Snapshot, SnapshotStore, recheck_offline
 
 __all__ = [
@@ -23,6 +25,8 @@ __all__ = [
     "Snapshot",
     "SnapshotStore",
     "SubjectReport",
+    "TargetReport",
+    "Verifier",
     "judge_record",
     "recheck_offline",
     "verify_identity",
