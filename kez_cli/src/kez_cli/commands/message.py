@@ -134,8 +134,9 @@ class _Receiver:
         return self.service.signer()
 
     def open(self, envelope: str | bytes, via: str | None = None) -> dict[str, Any]:
-        received = self.service.receive(envelope, via=via)
-        return _describe(received)
+        from kez_core.chat.receiving import received_json
+
+        return received_json(self.service.receive(envelope, via=via))
 
     def close(self) -> None:
         self.service.close()
@@ -143,21 +144,18 @@ class _Receiver:
 
 def _renew_inbox(service: Any) -> None:
     """Publish a new inbox key on the current one's last day (every receiving command does), and
-    push the chain to the configured sig-servers (`KEZ_SIG_SERVERS`) so senders find the key."""
-    from kez_core.sigserver_client import configured_servers, push_all
+    push the chain to the configured sig-servers (`KEZ_SIG_SERVERS`) so senders find the key
+    (kez_core.chat.receiving.share_new_inbox_key); say what happened."""
+    from kez_core.chat.receiving import share_new_inbox_key
+    from kez_core.sigserver_client import configured_servers
 
-    key = service.renew_inbox()
-    if key is None:
+    renewal = asyncio.run(share_new_inbox_key(service, configured_servers(), timeout=10.0))
+    if renewal is None:
         return
-    note(f"published a new inbox key {key} (the current one expires within a day)")
-    servers = configured_servers()
-    if not servers:
+    note(f"published a new inbox key {renewal.key} (the current one expires within a day)")
+    if not renewal.servers:
         note("share your chain so senders use it: `kez sigchain publish`")
-        return
-    from kez_core.chat.peers import read_cached
-
-    lines = read_cached(service.keystore, service.identity)
-    for result in asyncio.run(push_all(servers, service.identity, lines, 10.0)):
+    for result in renewal.pushes:
         note(f"{result.server}: {result.message}")
 
 
@@ -165,33 +163,6 @@ def _service(store: Keystore, record: IdentityRecord, unlock: Any, senders: Any 
     from kez_core.chat import MessagingService
 
     return MessagingService(store, record, unlock, directory=directory, sender_chains=dict(senders or {}))
-
-
-def _describe(received: Any) -> dict[str, Any]:
-    """The JSON of one received envelope (`open`, `listen`)."""
-    message = received.message
-    out: dict[str, Any] = {
-        "message_id": message.id,
-        "from": message.sender_identity,
-        "sender_key": message.sender,
-        "created_at": message.signed.payload["created_at"],
-        "body": message.body,
-        "sender_checked": received.sender_checked,
-        "kind": received.kind,
-    }
-    if received.kind == "ack":
-        out["delivered"] = list(received.delivered)
-    if received.file is not None:
-        out["file"] = received.file
-    if received.kind in ("profile_key", "refused"):  # never print the picture key itself
-        out["body"] = {k: v for k, v in message.body.items() if k != "key"}
-    if received.stranger:
-        out["stranger"] = True
-    if not received.sender_checked:
-        out["sender_note"] = (
-            f"the sender's chain is not known here: `kez sigchain pull {message.sender_identity}` to check"
-        )
-    return out
 
 
 def _print_message(data: dict[str, Any]) -> None:
@@ -465,6 +436,7 @@ def listen(
     blocked contacts are dropped.
     """
     from kez_core.chat.listener import Listener
+    from kez_core.chat.receiving import received_json
 
     State.json_mode = json_
     store = _store()
@@ -476,9 +448,6 @@ def listen(
     for route in routes:
         _as_identity(route.ctx, receiver.record, signer)
     listener = Listener(receiver.service, routes)
-    if count:
-        listener.max_batch = count
-    received = 0
 
     def show(data: dict[str, Any]) -> None:
         if json_:
@@ -492,8 +461,8 @@ def listen(
             text = body.get("text") if body.get("kind") == "text" else (data.get("file") or {}).get("name", "")
             raise_notification(f"kez: {data['from']}", str(text or data["kind"]))
 
-    def on_event(event: Any) -> bool:
-        """Render one event; True when it counts as a message (for --count)."""
+    def on_event(event: Any) -> None:
+        """Render one event (what counts for --count is kez_core's `counts_as_message`)."""
         if event.kind == "up":
             if event.again:
                 note(f"{event.route} is back: listening again for inbox key {event.key}")
@@ -501,58 +470,39 @@ def listen(
                 note(f"listening on {event.route} for inbox key {event.key}")
             if json_:
                 emit_json_line({"event": "up", "via": event.route, "inbox_key": event.key, "again": event.again})
-            return False
+            return
         if event.kind == "down":
             message = (event.error or {}).get("message", "")
             warn(f"{event.route} is down for inbox key {event.key}: {message}; retrying in {event.retry_in:.1f} s")
             if json_:
                 emit_json_line({"event": "down", "via": event.route, "inbox_key": event.key,
                                 "error": event.error, "retry_in": round(event.retry_in or 0, 3)})
-            return False
+            return
         if event.kind == "note":
             note(event.text)
-            return False
+            return
         if event.kind == "refused":
             note(f"refused an envelope: {(event.error or {}).get('message')}")
-            return False
-        data = {**_describe(event.received), "via": event.route}
+            return
+        data = {**received_json(event.received), "via": event.route}
         if data["kind"] == "dropped":
             note(f"dropped a message from {data['from']} (blocked)")
-            return False
+            return
         file = data.get("file")
         if file is not None and not json_:
             _file_progress(bars, file)
         if data["kind"] == "file_chunk":  # plumbing: a message of its own only once the file is done
             if file["state"] in ("complete", "corrupt"):
                 show(data)
-                return True
+                return
             if json_:
                 emit_json_line({"event": "file", "via": event.route, "from": data["from"],
                                 **{k: file[k] for k in ("transfer", "name", "state", "received", "count") if k in file}})
-            return False
-        show(data)
-        # a file message whose chunks are still coming counts once it is finished
-        return (file or {}).get("state") != "receiving"
-
-    async def run() -> None:
-        nonlocal received
-        events = listener.events()
-        try:
-            async with asyncio.timeout(wait or None):
-                async for event in events:
-                    if on_event(event):
-                        received += 1
-                        if count and received >= count:
-                            return
-                    if count:
-                        listener.max_batch = count - received
-        except TimeoutError:
             return
-        finally:
-            await events.aclose()
+        show(data)
 
     try:
-        asyncio.run(run())
+        asyncio.run(listener.run(on_event, count=count, wait=wait))
     finally:
         for bar in bars.values():
             bar.close()

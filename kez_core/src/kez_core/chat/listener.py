@@ -15,8 +15,9 @@ replay-store transaction, `ReplayStore.accept_many`). A replay (an envelope
 seen before, as a catch-up re-delivers) is a `refused` event whose error's
 `reason` is `replay`.
 
-The CLI (`kez message listen`) renders these events; a UI can consume the
-same iterator. Nothing here prints or parses flags.
+The CLI (`kez message listen`) renders these events through `run()` (which
+stops after N messages or a time); a UI can consume the same iterator.
+Nothing here prints or parses flags.
 """
 
 from __future__ import annotations
@@ -236,6 +237,36 @@ class Listener:
                         handled()
         finally:
             await self.aclose()
+
+    async def run(
+        self, on_event: Callable[[ListenEvent], None], *, count: int = 0, wait: float = 0.0
+    ) -> int:
+        """Listen, handing every event to `on_event`, until `count` messages arrived (0: never;
+        what counts is `receiving.counts_as_message`) or `wait` seconds passed (0: never);
+        the number of messages. `on_event` renders and must not block; when it returns, the
+        event is handled (a transport's cursor may pass it). Nothing past the `count`-th
+        message is taken in: the batch size shrinks to what is still wanted."""
+        from .receiving import counts_as_message
+
+        if count:
+            self.max_batch = count
+        received = 0
+        events = self.events()
+        try:
+            async with asyncio.timeout(wait or None):
+                async for event in events:
+                    on_event(event)
+                    if counts_as_message(event):
+                        received += 1
+                        if count and received >= count:
+                            return received
+                    if count:
+                        self.max_batch = count - received
+        except TimeoutError:
+            return received
+        finally:
+            await events.aclose()
+        return received
 
     async def flush_acks_at_start(self) -> ListenEvent | None:
         """Acks an earlier run could not send go first, through every route."""
