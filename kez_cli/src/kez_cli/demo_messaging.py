@@ -6,11 +6,13 @@ inbox key too, so Bob's acks can reach her. Then, for each transport (NATS,
 nostr, the kez-server's HTTP inbox), both subscribe to their inboxes, Alice
 sends through `kez_core.chat.MessagingService.send_text`, Bob `receive`s and
 `flush_acks`, Alice `receive`s the ack, and her history gives the state.
-Last, Alice sends Bob a 1 MB file over nostr (`send_file`: chunks, then the
-pointer), with progress; Bob's saved copy is SHA-256 checked and his ack
-makes it `delivered`.
+Last, Alice sends Bob a 1 MB file (`send_file`: chunks, then the pointer)
+over the transport whose local server offers a file act (nostr's relay),
+with progress; Bob's saved copy is SHA-256 checked and his ack makes it
+`delivered`.
 Everything messaging-related is the service's; this module only wires the
-local servers, the identities and the routes together.
+local servers (offered by the transport plugins through the
+`kez_demo_servers` hook), the identities and the routes together.
 """
 
 from __future__ import annotations
@@ -26,17 +28,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from kez_core.demo import DemoSetup, RunningDemo
 from kez_core.keystore import Keystore
 from kez_core.protocols import ChannelContext
 
-from .demo_network import DEMO_INSTALL, LocalSigServer, missing_reason, require_modules
+from .demo_network import DEMO_INSTALL, LocalSigServer, demo_servers, missing_reason, start_server
 
-TRANSPORTS = ("nats", "nostr", "http")
 STEP_WAIT = 20.0  # seconds one envelope may take on loopback before the demo calls it failed
 FILE_SIZE = 1024 * 1024  # the file act's file: about 90 chunks over nostr
-# events/s for the file act's relay: the demo's own on loopback. The 5/s default (seeds 000) is
-# politeness to public relays, and would make the demo's 1 MB take about 18 s.
-FILE_RATE = 50.0
 
 
 def _no_passphrase() -> bytes | None:
@@ -66,35 +65,17 @@ def ensure_inbox(store: Keystore, name: str) -> str:
     return change.key_id
 
 
-def transport_options(name: str, stack: contextlib.ExitStack, server: LocalSigServer) -> dict[str, Any]:
-    """Start (or find) the local server of transport `name`; the options that reach it.
-
-    Raises ImportError/RuntimeError when its server cannot run here.
-    """
-    if name == "nats":
-        from kez_transport_nats.testing import running_nats_server
-
-        nats = stack.enter_context(running_nats_server())
-        return {"nats_url": [f"nats://127.0.0.1:{nats.port}"]}
-    if name == "nostr":
-        require_modules("nostr")
-        from kez_channel_nostr.testing import running_server
-        from kez_transport_nostr.transport import MAX_ENVELOPE
-
-        # the relay takes what the transport sends (DESIGN §6: content up to 32 KiB), so file chunks fit
-        relay = stack.enter_context(running_server(max_event_size=MAX_ENVELOPE))
-        return {"nostr_transport_relays": [relay.url]}
-    return {"inbox_server": server.url}
-
-
-def route_context(store: Keystore, name: str, base: dict[str, Any], handle: str | None) -> ChannelContext:
-    """A context carrying the identity's key (servers that want proof get it) and, for http, an inbox handle."""
+def route_context(store: Keystore, name: str, running: RunningDemo, handle: str | None,
+                  options: Any = None) -> ChannelContext:
+    """A context carrying the identity's key (servers that want proof get it) and the peer's
+    handle where the transport names it in an option (the http inbox)."""
     record = store.get(name)
-    options = {**base, "signer": store.signer(name, _no_passphrase), "identity": record.identity_id,
-               "identity_dir": str(record.path)}
-    if handle is not None and "inbox_server" in base:
-        options["inbox_handle"] = handle
-    return ChannelContext(options=options, timeout=10.0)
+    base = running.options if options is None else options
+    ctx_options = {**base, "signer": store.signer(name, _no_passphrase), "identity": record.identity_id,
+                   "identity_dir": str(record.path)}
+    if handle is not None and running.handle_option:
+        ctx_options[running.handle_option] = handle
+    return ChannelContext(options=ctx_options, timeout=10.0)
 
 
 async def _next(inbox: Any) -> bytes:
@@ -130,7 +111,7 @@ async def _exchange(alice: Any, bob: Any, peer: Any, name: str, transport: Any,
 
 
 def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSigServer, registry: Any,
-                  say: Callable[..., None], transports: tuple[str, ...] = TRANSPORTS) -> dict[str, Any]:
+                  say: Callable[..., None]) -> dict[str, Any]:
     """The act: bob on the server, alice → bob@<server> over each transport, acks back; the report."""
     from kez_core.chat import MessagingService
 
@@ -157,9 +138,11 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
     try:
         peer = asyncio.run(alice.resolve_peer(bob_handle))
         file_ctx: dict[str, ChannelContext] | None = None
-        for name in transports:
+        file_via: tuple[str, RunningDemo] | None = None
+        setup = DemoSetup(server_name=server.name, sig_server_url=server.url)
+        for name, offered in demo_servers(registry, "transport").items():
             try:
-                base = transport_options(name, stack, server)
+                running = start_server(stack, offered, setup)
             except ImportError as exc:
                 skipped.append({"transport": name, "reason": missing_reason(exc), "install": DEMO_INSTALL})
                 say("  ", (f"skipped {name}", "yellow"), f": {missing_reason(exc)}")
@@ -169,10 +152,10 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
                 say("  ", (f"skipped {name}", "yellow"), f": {exc}; install it with: {DEMO_INSTALL}")
                 continue
             ctx = {
-                "alice_send": route_context(store, "alice", base, bob_handle),
-                "alice_listen": route_context(store, "alice", base, "alice"),
-                "bob_send": route_context(store, "bob", base, f"alice@{server.name}"),
-                "bob_listen": route_context(store, "bob", base, "bob"),
+                "alice_send": route_context(store, "alice", running, bob_handle),
+                "alice_listen": route_context(store, "alice", running, "alice"),
+                "bob_send": route_context(store, "bob", running, f"alice@{server.name}"),
+                "bob_listen": route_context(store, "bob", running, "bob"),
             }
             transport = registry.transport(name)
             try:
@@ -184,12 +167,14 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
             colour = "green" if row["state"] == "delivered" else "red"
             say("  ", (f"{row['state']:<9}", colour), f" alice → {bob_handle} over {name}: ",
                 " → ".join(row["states"]))
-            if name == "nostr":
-                fast = {**base, "nostr_transport_rate": str(FILE_RATE)}
-                file_ctx = {role: route_context(store, who, fast, handle) for role, who, handle in (
-                    ("alice_send", "alice", bob_handle), ("alice_listen", "alice", "alice"),
-                    ("bob_send", "bob", f"alice@{server.name}"), ("bob_listen", "bob", "bob"))}
-        file_part = _file_act(alice, bob, peer, say, registry.transport("nostr") if file_ctx else None, file_ctx, keys)
+            if running.bulk_options is not None and file_via is None:  # the file act's transport
+                file_via = (name, running)
+                file_ctx = {role: route_context(store, who, running, handle, running.bulk_options)
+                            for role, who, handle in (
+                                ("alice_send", "alice", bob_handle), ("alice_listen", "alice", "alice"),
+                                ("bob_send", "bob", f"alice@{server.name}"), ("bob_listen", "bob", "bob"))}
+        file_part = _file_act(alice, bob, peer, say, registry.transport(file_via[0]) if file_via else None,
+                              file_ctx, keys, file_via)
     finally:
         alice.close()
         bob.close()
@@ -198,24 +183,27 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
 
 
 def _file_act(alice: Any, bob: Any, peer: Any, say: Callable[..., None], transport: Any,
-              ctx: dict[str, ChannelContext] | None, keys: dict[str, str]) -> dict[str, Any]:
-    """A 1 MB file alice → bob over nostr in chunks, with progress; bob's copy SHA-256 checked.
+              ctx: dict[str, ChannelContext] | None, keys: dict[str, str],
+              via: tuple[str, RunningDemo] | None) -> dict[str, Any]:
+    """A 1 MB file alice → bob in chunks over the transport whose server offers the file act
+    (`via`: its name and running server), with progress; bob's copy SHA-256 checked.
 
-    `ctx` is None when nostr was skipped (its relay cannot run here): then so is the file.
+    `ctx` is None when no such server runs here (nostr's relay was skipped): then neither does the file.
     """
-    if ctx is None:
+    if ctx is None or via is None:
         say("  ", ("skipped file", "yellow"), ": the nostr relay is not running")
         return {"skipped": "the nostr relay is not running"}
+    name, running = via
     with tempfile.TemporaryDirectory(prefix="kez-demo-file-") as tmp:
         path = Path(tmp) / "demo-1MB.bin"
         data = os.urandom(FILE_SIZE)
         path.write_bytes(data)
         digest = hashlib.sha256(data).hexdigest()
-        say("  ", ("file", "bold"), f" {path.name} ({FILE_SIZE:,} bytes, SHA-256 {digest[:16]}…) alice → bob over nostr"
-            f" in chunks, at {FILE_RATE:g} events/s (the demo's own loopback relay; 5/s is the default for public relays)")
+        say("  ", ("file", "bold"), f" {path.name} ({FILE_SIZE:,} bytes, SHA-256 {digest[:16]}…) alice → bob over {name}"
+            f" in chunks, {running.bulk_note}")
         begin = time.perf_counter()
         try:
-            row = asyncio.run(_file_exchange(alice, bob, peer, transport, ctx, keys, path, say))
+            row = asyncio.run(_file_exchange(alice, bob, peer, name, transport, ctx, keys, path, say))
         except TimeoutError:
             say("  ", ("timeout  ", "red"), " the file did not arrive whole")
             return {"ok": False, "state": "timeout", "size": FILE_SIZE, "sha256": digest}
@@ -226,7 +214,7 @@ def _file_act(alice: Any, bob: Any, peer: Any, say: Callable[..., None], transpo
     saved = Path(row["path"]) if row.get("path") else None
     same = saved is not None and saved.is_file() and hashlib.sha256(saved.read_bytes()).hexdigest() == digest
     row.update({"size": FILE_SIZE, "sha256": digest, "sha256_checked": same, "seconds": round(elapsed, 2),
-                "rate_events": FILE_RATE})
+                "rate_events": running.bulk_rate})
     ok = same and row["state"] == "delivered"
     colour = "green" if ok else "red"
     say("  ", (f"{row['state']:<9}", colour), f" {row['count']} chunks + pointer in {elapsed:.1f} s; bob saved "
@@ -248,7 +236,7 @@ def _receive_new(service: Any, envelope: bytes) -> Any:
         raise
 
 
-async def _file_exchange(alice: Any, bob: Any, peer: Any, transport: Any, ctx: dict[str, ChannelContext],
+async def _file_exchange(alice: Any, bob: Any, peer: Any, name: str, transport: Any, ctx: dict[str, ChannelContext],
                          keys: dict[str, str], path: Path, say: Callable[..., None]) -> dict[str, Any]:
     """Alice sends the file while bob receives every chunk; bob acks the finished file; alice sees `delivered`."""
     from kez_core.chat import Route
@@ -272,19 +260,19 @@ async def _file_exchange(alice: Any, bob: Any, peer: Any, transport: Any, ctx: d
 
         receiving = asyncio.ensure_future(bob_side())
         try:
-            sent = await alice.send_file(peer, path, [Route("nostr", transport, ctx["alice_send"])], progress)
+            sent = await alice.send_file(peer, path, [Route(name, transport, ctx["alice_send"])], progress)
             if sent.state == "sending":  # a chunk or the pointer got through no transport
                 failed = [d for d in sent.deliveries if not d.sent]
-                return {"transport": "nostr", "state": "sending", "error": failed[-1].error if failed else None}
+                return {"transport": name, "state": "sending", "error": failed[-1].error if failed else None}
             got = await receiving
         finally:
             receiving.cancel()
-        await bob.flush_acks([Route("nostr", transport, ctx["bob_send"])])
+        await bob.flush_acks([Route(name, transport, ctx["bob_send"])])
         while True:
             ack = _receive_new(alice, await _next(alice_in))
             if ack is not None and ack.kind == "ack" and sent.key in ack.delivered:
                 break
         _, entries = await alice.history(peer.identity, mark_read=False)
         state = next(e.state for e in entries if e.key == sent.key)
-    return {"transport": "nostr", "state": state, "received": got.file.get("state"), "path": got.file.get("path"),
+    return {"transport": name, "state": state, "received": got.file.get("state"), "path": got.file.get("path"),
             "count": got.file.get("count")}

@@ -1,24 +1,26 @@
 """The networked half of `kez demo`: real servers on 127.0.0.1, real publish, real verify.
 
-Each channel plugin ships a `testing` module whose `running_server()` starts
-a local server speaking its service's protocol (a DNS server taking RFC 2136
-updates, the nostr relay, GitHub-, Bluesky- and Mastodon-shaped HTTP APIs).
-The demo starts one of each, creates the accounts there, publishes the demo
-identity's claims through the same code as `kez claim publish`, and verifies
-the identity through the same engine as `kez verify`, reading without any
-credentials. Channels whose plugin (or its test servers' dependencies) is
-not installed are skipped and listed, never an error.
+Plugins offer local servers through the `kez_demo_servers` hook
+(`kez_core.demo`): each channel plugin a server speaking its service's
+protocol (a DNS server taking RFC 2136 updates, a nostr relay, GitHub-,
+Bluesky- and Mastodon-shaped HTTP APIs), kez-server itself, and each
+transport its server. The demo starts the channel servers, creates the
+accounts there, publishes the demo identity's claims through the same code
+as `kez claim publish`, and verifies the identity through the same engine as
+`kez verify`, reading without any credentials. It names no plugin: channels
+whose plugin (or its test servers' dependencies) is not installed are
+skipped and listed, never an error.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
+from kez_core.demo import DemoServer, DemoSetup
 from kez_core.errors import ExitCode, KezError
 from kez_core.keys import Signer
 from kez_core.keystore import Keystore
@@ -38,31 +40,28 @@ class DemoExtraMissing(KezError):
     code = "demo_extra_missing"
 
 
-# The modules each local server needs beyond `pip install kez`. Checked before
-# starting: the DNS server imports dnslib only when a query arrives, and the
-# nostr relay runs in a child process, so neither fails at import time here.
-NEEDS: dict[str, tuple[str, ...]] = {
-    "dns": ("dnslib",),
-    "github": ("starlette", "uvicorn"),
-    "nostr": ("nostr_relay",),
-    "bluesky": ("starlette", "uvicorn"),
-    "ap": ("starlette", "uvicorn"),
-    "kez-server": ("kez_server", "starlette", "uvicorn"),
-}
-
-
-def require_modules(name: str) -> None:
-    """Raise ModuleNotFoundError naming the first module `name`'s local server lacks."""
-    import importlib.util
-
-    for module in NEEDS.get(name, ()):
-        if importlib.util.find_spec(module) is None:
-            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
-
-
 def missing_reason(exc: ImportError) -> str:
     """The skip reason for a local server whose dependency is not installed: the module and the fix."""
     return f"its local server needs the module {exc.name or exc}; install it with: {DEMO_INSTALL}"
+
+
+def demo_servers(registry: Registry, kind: str) -> dict[str, DemoServer]:
+    """The local servers of one kind that installed plugins offer, by name, in narration order."""
+    return {s.name: s for s in registry.demo_servers() if s.kind == kind}
+
+
+def start_server(stack: contextlib.ExitStack, server: DemoServer, setup: DemoSetup) -> Any:
+    """Start `server` for the rest of `stack`; ImportError naming the first module it lacks."""
+    missing = server.missing_module()
+    if missing is not None:  # checked first: some servers import their library only when used
+        raise ModuleNotFoundError(f"No module named {missing!r}", name=missing)
+    return stack.enter_context(server.start(setup))
+
+
+def demo_setup(nostr: Signer, **kwargs: Any) -> DemoSetup:
+    """What the starters are told: the account name and the demo identity's nostr key."""
+    pubkey = nostr.key_id.split(":", 1)[1]
+    return DemoSetup(account="alice", keys={"nostr": (pubkey, nostr.secret.hex())}, **kwargs)
 
 
 @attrs.frozen
@@ -76,69 +75,9 @@ class LocalChannel:
     server: str  # where it listens, for the narration
 
 
-def _dns(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
-    from kez_channel_dns.testing import running_server
-
-    server = stack.enter_context(running_server())
-    return LocalChannel(
-        "dns", "dns:alice.example.org", server.ctx_options(update=True), server.ctx_options(),
-        f"DNS server {server.address} (RFC 2136 updates with TSIG)",
-    )
-
-
-def _github(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
-    from kez_channel_github.testing import running_server
-
-    server = stack.enter_context(running_server())
-    token = server.token_for("alice")
-    return LocalChannel(
-        "github", "github:alice", server.ctx_options(token), server.ctx_options(),
-        f"GitHub REST API {server.base_url}",
-    )
-
-
-def _nostr(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
-    from kez_channel_nostr.testing import running_server
-
-    server = stack.enter_context(running_server())
-    pubkey = nostr.key_id.split(":", 1)[1]
-    return LocalChannel(
-        "nostr", f"nostr:{pubkey}", {**server.ctx_options(), "nostr_secret": nostr.secret.hex()},
-        server.ctx_options(), f"nostr relay {server.url}",
-    )
-
-
-def _bluesky(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
-    from kez_channel_bluesky.testing import running_server
-
-    server = stack.enter_context(running_server())
-    handle = "alice.test"
-    server.add_account(handle)
-    return LocalChannel(
-        "bluesky", f"bluesky:{handle}", server.ctx_options(handle), server.ctx_options(),
-        f"atproto PDS + PLC {server.base_url}",
-    )
-
-
-def _activitypub(stack: contextlib.ExitStack, nostr: Signer) -> LocalChannel:
-    from kez_channel_activitypub.testing import DEFAULT_DOMAIN, running_server
-
-    server = stack.enter_context(running_server())
-    token = secrets.token_urlsafe(24)
-    server.add_account("alice", token=token)
-    return LocalChannel(
-        "ap", f"ap:alice@{DEFAULT_DOMAIN}", server.ctx_options(token), server.ctx_options(),
-        f"Mastodon API {server.base_url}",
-    )
-
-
-STARTERS: dict[str, Callable[[contextlib.ExitStack, Signer], LocalChannel]] = {
-    "dns": _dns,
-    "github": _github,
-    "nostr": _nostr,
-    "bluesky": _bluesky,
-    "ap": _activitypub,
-}
+def channel_names(registry: Registry) -> list[str]:
+    """The channels with a local server, in narration order (the default of `--channels`)."""
+    return list(demo_servers(registry, "channel"))
 
 
 def start_channels(
@@ -151,18 +90,24 @@ def start_channels(
     """Start the local servers of `names`; returns (started, skipped-with-reason)."""
     started: list[LocalChannel] = []
     skipped: list[dict[str, str]] = []
+    offered = demo_servers(registry, "channel")
+    setup = demo_setup(nostr)
     for name in names:
         try:
             registry.channel(name)
         except KezError:
             skipped.append({"channel": name, "reason": f"the {name} channel plugin is not installed"})
             continue
+        server = offered.get(name)
+        if server is None:
+            skipped.append({"channel": name, "reason": f"the {name} channel plugin offers no local server"})
+            continue
         try:
-            require_modules(name)
-            channel = STARTERS[name](stack, nostr)
+            running = start_server(stack, server, setup)
         except ImportError as exc:
             skipped.append({"channel": name, "reason": missing_reason(exc), "missing": exc.name or str(exc), "install": DEMO_INSTALL})
             continue
+        channel = LocalChannel(name, str(running.subject), dict(running.options), dict(running.read_options), running.description)
         started.append(channel)
         on_start(channel)
     return started, skipped
@@ -209,15 +154,16 @@ async def publish_and_verify(
 class LocalSigServer:
     url: str
     name: str  # the domain handles are registered under
+    description: str = ""  # for the narration
 
 
-def start_sig_server(stack: contextlib.ExitStack) -> LocalSigServer:
-    """A real kez-server (SQLite in a temporary folder) on 127.0.0.1; ImportError when not installed."""
-    require_modules("kez-server")
-    from kez_server.testing import running_server
-
-    server = stack.enter_context(running_server(server_name="kez.example"))
-    return LocalSigServer(server.url, server.server_name)
+def start_sig_server(stack: contextlib.ExitStack, registry: Registry) -> LocalSigServer:
+    """A real kez-server on 127.0.0.1, from the plugin that offers one; ImportError when none can start."""
+    servers = list(demo_servers(registry, "sig_server").values())
+    if not servers:
+        raise ModuleNotFoundError("No module named 'kez_server'", name="kez_server")
+    running = start_server(stack, servers[0], DemoSetup(server_name="kez.example"))
+    return LocalSigServer(str(running.url), str(running.server_name), running.description)
 
 
 async def share_on_server(

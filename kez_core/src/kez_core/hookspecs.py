@@ -17,6 +17,7 @@ from typing import Any
 
 import pluggy
 
+from .demo import DemoServer
 from .protocols import Channel, Encoding, KeyAlgorithm, Transport
 
 hookspec = pluggy.HookspecMarker("kez")
@@ -73,4 +74,19 @@ def kez_register_commands(cli: Any) -> None:
     commands with `cli.command()` or groups with `cli.add_typer()`. Return
     nothing. `kez --help` does not call it, so it cannot list these commands:
     declare a command in a `command.<name>` entry of the `kez` entry-point group to be listed.
+    """
+
+
+@hookspec
+def kez_demo_servers() -> Iterable[DemoServer]:
+    """Return the local servers this plugin offers `kez demo` (and tests).
+
+    Called only by `kez demo` (`Registry.demo_servers()`), never when a
+    command looks up channels or transports. Each `kez_core.demo.DemoServer`
+    names the channel or transport it serves, its kind (`channel`,
+    `transport` or `sig_server`), the modules it needs beyond `pip install kez`
+    and a `start(setup)` context manager that runs the server on 127.0.0.1
+    and yields a `RunningDemo` (what to narrate and the options that reach
+    it). Import the plugin's `testing` module inside `start`, never at hook
+    time. All results are collected; the same kind and name twice is an error.
     """

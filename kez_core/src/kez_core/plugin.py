@@ -33,6 +33,7 @@ import attrs
 
 from . import hookimpl
 from .builtins.encodings import DNS_TTL, txt_strings
+from .demo import DemoServer, DemoSetup, RunningDemo
 from .codec import COMPACT_PREFIX, COMPACT_TOKEN, check_text, compact_decode, compact_encode
 from .errors import (
     ChannelConfigError,
@@ -90,6 +91,10 @@ __all__ = [
     "SignedObject",
     # a base class with the defaults every channel shares
     "BaseChannel",
+    # the local servers a plugin offers `kez demo` (hook `kez_demo_servers`)
+    "DemoServer",
+    "DemoSetup",
+    "RunningDemo",
     # the errors (exit codes are fixed per family: docs/cli.md)
     "ExitCode",
     "KezError",

@@ -47,6 +47,7 @@ from .entrypoints import (
 )
 from .entrypoints import names as _names
 from .entrypoints import truthy as _truthy
+from .demo import DemoServer
 from .errors import RegistryError, UnknownNameError
 from .protocols import Channel, Encoding, KeyAlgorithm, Transport, missing_members
 
@@ -478,6 +479,40 @@ class Registry:
                 continue
             if info.state == "not loaded":
                 info.state = "loaded"
+
+    def demo_servers(self) -> list[DemoServer]:
+        """The local servers plugins offer `kez demo` (`kez_demo_servers`), by `order` then name.
+
+        A plugin whose hook returns something else than `DemoServer`s is
+        reported broken; the same (kind, name) from two plugins is a
+        `RegistryError`, as for any other name.
+        """
+        self._ensure_imported()
+        found: dict[tuple[str, str], tuple[DemoServer, PluginInfo]] = {}
+        for info, result in self._call_each("kez_demo_servers"):
+            if result is None:
+                continue
+            try:
+                servers = list(result)
+            except TypeError:
+                self._broken(info, f"kez_demo_servers must return an iterable, got {type(result).__name__}")
+                continue
+            bad = [s for s in servers if not isinstance(s, DemoServer)]
+            if bad:
+                self._broken(info, f"kez_demo_servers returned {bad[0]!r}, not a kez_core.plugin.DemoServer")
+                continue
+            for server in servers:
+                key = (server.kind, server.name)
+                if key in found:
+                    other = found[key][1]
+                    raise RegistryError(
+                        f"two plugins offer the demo {server.kind} server {server.name!r}: "
+                        f"{other.name} ({other.distribution} {other.version}) and "
+                        f"{info.name} ({info.distribution} {info.version})",
+                        hint=f"uninstall one, or block one with KEZ_DISABLE_PLUGINS={info.name}",
+                    )
+                found[key] = (server, info)
+        return sorted((s for s, _ in found.values()), key=lambda s: (s.order, s.kind, s.name))
 
     def register_commands(self, cli: Any) -> None:
         """Let plugins add sub-commands to the CLI (`kez_register_commands`)."""

@@ -3,9 +3,9 @@
 It is the README's first command: it needs no account and reaches nothing
 beyond 127.0.0.1. Part one is offline: two identities (Ed25519 and
 nostr/BIP-340), claims in every registered encoding, verification, and a
-tampered claim shown `invalid`, an old one `expired`. Part two starts each
-installed channel's local server (DNS, GitHub, nostr relay, Bluesky PDS,
-Mastodon), publishes a claim through every channel with the same code as
+tampered claim shown `invalid`, an old one `expired`. Part two starts the
+local server each installed channel plugin offers (hook `kez_demo_servers`:
+DNS, GitHub, nostr relay, Bluesky PDS, Mastodon), publishes a claim through every channel with the same code as
 `kez claim publish`, and verifies the identity with the same engine as
 `kez verify`, reading without credentials.
 """
@@ -30,8 +30,6 @@ from kez_core.timefmt import now
 from ..options import JsonOpt
 from ..output import State, cell, emit_json, out_console, show_line
 
-
-CHANNELS = ("dns", "github", "nostr", "bluesky", "ap")
 
 
 def _no_passphrase() -> bytes | None:
@@ -157,13 +155,13 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
             say("  ", (f"{row['status']:<8}", colour), f" {_short(row['subject']):<28} ", (str(row["source"]), "dim"))
         server_part = None
         try:
-            sig_server = start_sig_server(stack)
+            sig_server = start_sig_server(stack, registry)
         except ImportError as exc:
             skipped.append({"channel": "kez-server", "reason": missing_reason(exc), "missing": exc.name or str(exc),
                             "install": DEMO_INSTALL})
         else:
             say("")
-            say(f"  started kez-server {sig_server.url} (handles @{sig_server.name}, SQLite)")
+            say(f"  started {sig_server.description}")
             shared = asyncio.run(share_on_server(store, "alice", ed, sig_server, registry))
             say("  ", ("pushed", "green"), f" the chain: {shared['pushed']['message']}")
             say("  ", ("registered", "green"), f" {shared['registered']['fqhn']} → {shared['registered']['primary']}")
@@ -205,13 +203,21 @@ def demo(
         bool, typer.Option("--offline", help="Only the offline part: no local servers are started.")
     ] = False,
     channels: Annotated[
-        str, typer.Option("--channels", help="Comma-separated channels for the network part.")
-    ] = ",".join(CHANNELS),
+        str,
+        typer.Option(
+            "--channels",
+            help="Comma-separated channels for the network part (default: every channel whose plugin offers a local server).",
+        ),
+    ] = "",
     json_: JsonOpt = False,
 ) -> None:
     """Run the end-to-end demo: identities, claims in every encoding, then publish and verify on local servers."""
     State.json_mode = json_
     names = [] if offline else [n.strip() for n in channels.split(",") if n.strip()]
+    if not offline and not names:
+        from ..demo_network import channel_names
+
+        names = channel_names(default_registry())
     if home is None:
         with tempfile.TemporaryDirectory(prefix="kez-demo-") as tmp:
             report = run_demo(Path(tmp), names, narrate=not json_)

@@ -7,7 +7,10 @@ the atproto SDK only when a proof is fetched or published.
 
 from __future__ import annotations
 
-from kez_core.plugin import hookimpl
+import contextlib
+from collections.abc import Iterator
+
+from kez_core.plugin import DemoServer, DemoSetup, RunningDemo, hookimpl
 
 
 @hookimpl
@@ -17,3 +20,24 @@ def kez_register_channels():
     )
 
     return [BlueskyChannel()]
+
+
+@hookimpl
+def kez_demo_servers():
+    """`kez demo`'s atproto PDS + PLC double (starlette/uvicorn from the `testing` extra)."""
+    return [DemoServer("bluesky", "channel", _demo_server, needs=("starlette", "uvicorn"), order=40)]
+
+
+@contextlib.contextmanager
+def _demo_server(setup: DemoSetup) -> Iterator[RunningDemo]:
+    from .testing import running_server
+
+    with running_server() as server:
+        handle = f"{setup.account}.test"
+        server.add_account(handle)
+        yield RunningDemo(
+            f"atproto PDS + PLC {server.base_url}",
+            options=server.ctx_options(handle),
+            read_options=server.ctx_options(),
+            subject=f"bluesky:{handle}",
+        )
