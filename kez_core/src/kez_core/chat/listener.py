@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -188,7 +188,7 @@ class Listener:
             out.append((event, _handled(inbox, envelope)))
         return out
 
-    async def events(self) -> AsyncIterator[ListenEvent]:
+    async def events(self) -> AsyncGenerator[ListenEvent, None]:
         """Listen until the caller stops iterating (or cancels); then every subscription is closed."""
         first = await self.flush_acks_at_start()
         if first is not None:

@@ -237,11 +237,12 @@ class Verifier:
         handle_info: dict[str, Any] | None = None
         if found.kind == "handle":
             handle_info, found = await self._follow_handle(found)
-        if found.kind == "chain" and found.identity_id and not found.lines and not self.servers and handle_info is None:
-            if found.identity_id.startswith("nostr:") and not self.offline:
-                found = Resolved("subject", subject=found.identity_id)  # a nostr key is also a subject
+        known = found.identity_id
+        if found.kind == "chain" and known and not found.lines and not self.servers and handle_info is None:
+            if known.startswith("nostr:") and not self.offline:
+                found = Resolved("subject", subject=known)  # a nostr key is also a subject
             else:
-                raise _no_chain(found.identity_id)
+                raise _no_chain(known)
         if found.kind == "subject":
             assert found.subject is not None
             if self.offline:
