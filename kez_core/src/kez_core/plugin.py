@@ -107,6 +107,7 @@ __all__ = [
     "TransportError",
     "EnvelopeTooLarge",
     # helpers
+    "SUBJECT_SECRET",
     "hostname",
     "normalize_subject",
     "txt_strings",
@@ -126,6 +127,13 @@ __all__ = [
     "BIP340",
     "serve_asgi",
 ]
+
+
+#: The `PluginContext.options` key under which `publish_claim` hands a channel the secret of
+#: the subject's own key (hex), when the claim's signer IS the subject (`nostr:<hex>` claimed
+#: by that nostr key): the account's key is then known without a flag. A channel prefers its
+#: own option (e.g. `--nostr-secret`) when one is given.
+SUBJECT_SECRET = "subject_secret"
 
 
 @attrs.frozen

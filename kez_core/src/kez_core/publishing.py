@@ -16,6 +16,7 @@ import attrs
 from .claim import create_claim
 from .keys import Signer
 from .keystore import Keystore, atomic_write
+from .plugin import SUBJECT_SECRET
 from .protocols import ChannelContext
 from .registry import Registry
 from .signed import SignedObject
@@ -90,8 +91,8 @@ async def publish_claim(
     if claim is None:
         claim = create_claim(signer, subject, expires_in=expires_in, registry=registry)
     text = registry.encoding(channel.proof_encoding).encode(claim)
-    if channel_name == "nostr" and "nostr_secret" not in ctx.options and signer.key_id == f"nostr:{handle}":
-        ctx.options["nostr_secret"] = signer.secret.hex()  # the identity key is the nostr account
+    if signer.key_id == subject:  # the subject is the signing key itself (a nostr account's key)
+        ctx.options.setdefault(SUBJECT_SECRET, signer.secret.hex())
     outcome = await channel.publish(handle, text, ctx)
     seqno = None
     if not reused:

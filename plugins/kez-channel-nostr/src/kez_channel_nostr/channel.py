@@ -282,10 +282,14 @@ def _run_pool(scope: Any, url: str, timeout: float) -> Any:
 
 
 def _secret(ctx: ChannelContext, pubkey: str) -> bytes:
-    """The 32-byte secret from `ctx.options["nostr_secret"]` (nsec1…, hex or raw bytes)."""
-    from kez_core.plugin import BIP340
+    """The 32-byte secret from `ctx.options["nostr_secret"]` (nsec1…, hex or raw bytes), else the
+    subject key's own secret that `kez claim publish` hands over (`SUBJECT_SECRET`) when the
+    identity's nostr key is the account."""
+    from kez_core.plugin import BIP340, SUBJECT_SECRET
 
     value = ctx.options.get(SECRET_OPTION.name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        value = ctx.options.get(SUBJECT_SECRET)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise NostrSecretMissingError(
             f"publishing a proof for nostr:{pubkey} needs that account's secret key", hint=_SECRET_HINT
