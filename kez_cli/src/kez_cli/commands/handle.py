@@ -16,10 +16,6 @@ import typer
 
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
-
-from .. import passphrase
-from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
-from ..output import State, emit_json, note, show_line
 from kez_core.sigserver_client import (
     RegistrationRefused,
     SigServerError,
@@ -34,6 +30,10 @@ from kez_core.sigserver_client import (
     split_handle,
     valid_handle,
 )
+
+from .. import passphrase
+from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
+from ..output import State, emit_json, note, show_line
 
 
 

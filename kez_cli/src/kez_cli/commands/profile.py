@@ -17,12 +17,12 @@ import typer
 from kez_core.errors import KezError, StoreError
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
+from kez_core.sigserver_client import UsageError, handle_base_url, split_handle
 
 from .. import passphrase
 from ..channel_options import CONTEXT_SETTINGS
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, show_line, warn
-from kez_core.sigserver_client import UsageError, handle_base_url, split_handle
 
 
 

@@ -32,11 +32,11 @@ from kez_core.sigchain import (
 )
 from kez_core.status import to_json
 from kez_core.timefmt import parse_duration
+from kez_core.sigserver_client import UsageError, configured_servers, server_copies
 
 from .. import passphrase
 from ..io import chain_builder, read_chain_file, read_chain_source, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
-from kez_core.sigserver_client import UsageError, configured_servers, server_copies
 from ..output import State, emit_json, emit_text, note, show_line, warn
 
 

@@ -23,10 +23,10 @@ from kez_core.registry import default_registry
 from kez_core.status import ClaimCheck, Status
 from kez_core.verifier import FetchPolicy, SnapshotStore
 from kez_core.verifier.service import BAD_STATUSES, TargetReport, Verifier
+from kez_core.sigserver_client import configured_servers
 
 from ..channel_options import CHANNEL, CONTEXT_SETTINGS, make_context, options_help, split_channel_args
 from ..options import HandleServerOpt, JsonOpt, SigServerOpt
-from kez_core.sigserver_client import configured_servers
 from ..output import State, emit_json, err_console, note, show_line
 
 _COLOURS = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow", "unreachable": "magenta"}
