@@ -51,8 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from kez_cli.demo_messaging import ensure_inbox, route_context, transport_options
-from kez_cli.demo_network import share_on_server, start_sig_server
+from kez_cli.demo_messaging import ensure_inbox, route_context
+from kez_cli.demo_network import demo_servers, share_on_server, start_server, start_sig_server
+from kez_core.demo import DemoSetup
 from kez_cli.io import read_chain_file
 from kez_core.sigserver_client import push_all
 from kez_core.chat import MessagingService, Route
@@ -296,15 +297,15 @@ async def raw_bytes(transport: Any, ctx: dict[str, Any], data: bytes, envelope: 
     return elapsed
 
 
-def contexts(store: Keystore, server: Any, base: dict[str, Any]) -> dict[str, Any]:
+def contexts(store: Keystore, server: Any, running: Any, base: dict[str, Any]) -> dict[str, Any]:
     # bob sends from his own thread and loop: his own nostr throttle bucket (buckets are per url
     # and rate, and an asyncio lock serves one loop), as his own process would have
     bob_base = {**base, "nostr_transport_rate": "100001"} if "nostr_transport_rate" in base else base
     return {
-        "alice_send": route_context(store, "alice", base, f"bob@{server.name}"),
-        "alice_listen": route_context(store, "alice", base, "alice"),
-        "bob_send": route_context(store, "bob", bob_base, f"alice@{server.name}"),
-        "bob_listen": route_context(store, "bob", base, "bob"),
+        "alice_send": route_context(store, "alice", running, f"bob@{server.name}", base),
+        "alice_listen": route_context(store, "alice", running, "alice", base),
+        "bob_send": route_context(store, "bob", running, f"alice@{server.name}", bob_base),
+        "bob_listen": route_context(store, "bob", running, "bob", base),
     }
 
 
@@ -325,7 +326,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kez-bench-") as tmp, contextlib.ExitStack() as stack:
         store = Keystore(Path(tmp), registry)
         keys = {"alice": ensure_inbox(store, "alice"), "bob": ensure_inbox(store, "bob")}
-        server = start_sig_server(stack)
+        server = start_sig_server(stack, registry)
         for name in ("alice", "bob"):
             asyncio.run(share_on_server(store, name, store.signer(name, no_passphrase), server, registry, handle=name))
             record = store.get(name)
@@ -333,20 +334,24 @@ def main() -> None:
         alice = MessagingService(store, store.get("alice"), no_passphrase)
         bob = MessagingService(store, store.get("bob"), no_passphrase, save_dir=Path(tmp) / "bob-files")
         peer = asyncio.run(alice.resolve_peer(store.get("bob").identity_id))
-        bases: dict[str, dict[str, Any]] = {}
+        bases: dict[str, tuple[Any, dict[str, Any]]] = {}
+        offered = demo_servers(registry, "transport")  # the local servers the transport plugins offer
+        setup = DemoSetup(server_name=server.name, sig_server_url=server.url)
 
-        def base_for(name: str) -> dict[str, Any]:
+        def base_for(name: str) -> tuple[Any, dict[str, Any]]:
             if name not in bases:
-                bases[name] = transport_options(name, stack, server)
+                running = start_server(stack, offered[name], setup)
+                options = dict(running.options)
                 if name == "nostr":  # the 5 events/s politeness limit is for public relays, not loopback
-                    bases[name]["nostr_transport_rate"] = "100000"
+                    options["nostr_transport_rate"] = "100000"
+                bases[name] = (running, options)
             return bases[name]
 
         print(f"messaging end to end on loopback, {args.count} messages per transport")
         print(f"{'transport':<10}{'window':>7}{'e2e msg/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'raw msg/s':>11}{'e2e/raw':>9}")
         try:
             for name in [n.strip() for n in args.transports.split(",") if n.strip()]:
-                ctx = contexts(store, server, base_for(name))
+                ctx = contexts(store, server, *base_for(name))
                 transport = registry.transport(name)
                 base_rate = None
                 for window in windows:
@@ -369,7 +374,7 @@ def main() -> None:
                 print(f"{'transport':<10}{'chunks':>7}{'file s':>8}{'MB/s':>7}{'raw s':>8}{'raw MB/s':>9}{'file/raw':>9}"
                       f"{'delivered s':>12}")
                 for name in [n.strip() for n in args.file_transports.split(",") if n.strip()]:
-                    ctx = contexts(store, server, base_for(name))
+                    ctx = contexts(store, server, *base_for(name))
                     transport = registry.transport(name)
                     try:
                         got = asyncio.run(file_e2e(name, transport, alice, bob, peer, ctx, keys, path))

@@ -317,7 +317,8 @@ def test_a_profile_key_naming_another_identity_is_refused(chat, three):
 
 
 def test_a_received_profile_key_is_shown_without_the_key(chat, three, capsys):
-    from kez_cli.commands.message import _describe, _print_message
+    from kez_cli.commands.message import _print_message
+    from kez_core.chat.receiving import received_json as _describe
     from kez_core.profile.keys import profile_key_body
 
     wire = Wire()
