@@ -26,6 +26,7 @@ from .errors import ExitCode, KezError, UsageError
 if TYPE_CHECKING:
     import httpx
 
+    from .chat.peers import HandleAnswer
     from .keys import Signer
     from .signed import SignedObject
 
@@ -424,3 +425,40 @@ def server_copies(
     return asyncio.run(
         fetch_server_copies(servers, identity_id, timeout, extra_urls=extra_urls, on_unreachable=on_unreachable)
     )
+
+
+@attrs.frozen
+class ServerDirectory:
+    """The kez-server client as the messaging service's `HandleDirectory` (kez_core.chat.peers).
+
+    The service decides what to trust (pins, chain checks); this only asks a
+    handle's server for its registration and chain copies, as `kez verify`
+    does: at `https://<server>`, or at `override` (`--handle-server` /
+    `KEZ_HANDLE_SERVER`, for local servers and proxies).
+    """
+
+    override: str | None = None
+    timeout: float = 10.0
+
+    def parse(self, text: str) -> tuple[str, str] | None:
+        """(handle, server) when `text` is `handle@server`, else None."""
+        return split_handle(text)
+
+    async def lookup(self, handle: str, server: str) -> HandleAnswer:
+        """The registration of `handle@server` and every chain copy found for it."""
+        from .chat.peers import HandleAnswer
+
+        base = handle_base_url(server, self.override)
+        info = await lookup_handle(base, handle, server, self.timeout)
+        identity = str(info.get("identity") or info["primary"])
+        urls = [(chain_url(base, identity), base)]
+        sigchain_url = info.get("sigchain_url")
+        if isinstance(sigchain_url, str) and sigchain_url.startswith(("http://", "https://")):
+            urls.append((sigchain_url, base))
+        copies = await fetch_chains(urls, self.timeout)
+        lines = [c.lines for c in copies if c.lines]
+        if not lines:
+            errors = [c.error for c in copies if c.error]
+            if errors:
+                raise SigServerError(errors[0], hint="retry later")
+        return HandleAnswer(info, lines)

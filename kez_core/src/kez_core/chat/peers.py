@@ -45,7 +45,7 @@ class HandleAnswer:
 
 
 class HandleDirectory(Protocol):
-    """Resolves handles (the CLI passes its kez-server client)."""
+    """Resolves handles (`kez_core.sigserver_client.ServerDirectory` asks kez-servers)."""
 
     def parse(self, text: str) -> tuple[str, str] | None:
         """(handle, server) when `text` is a handle, else None."""
