@@ -17,6 +17,7 @@ from kez_core.chat.files import (
     FileRefused,
     chunk_size,
     envelope_text_length,
+    legacy_chunk_size,
     largest_bucket,
     parse_chunk,
     parse_file,
@@ -170,8 +171,8 @@ def test_sha_mismatch_is_corrupt_and_nothing_saved(chat, three, tmp_path):
     peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
     bodies = [chunk_body(Chunk(transfer, i, 2, data[i * size:(i + 1) * size])) for i in range(2)]
     bodies.append(pointer_body(Pointer(meta, transfer, 2, size)))
-    for body in bodies:
-        [(_, _, envelope)] = chat["alice"]._seal(peer.chain, body)
+    for body, attachment in zip(bodies, [data[:size], data[size:], None], strict=True):
+        [(_, _, envelope)] = chat["alice"]._seal(peer.chain, body, attachment=attachment)
         last = chat["bob"].receive(envelope)
     assert last.file["state"] == "corrupt" and last.file["path"] is None
     assert list(three["bob"]["home"].rglob("files/*")) == []
@@ -205,7 +206,8 @@ def test_largest_chunk_fits_the_transport(chat, three, tmp_path, max_envelope):
 def test_chunk_size_arithmetic():
     assert largest_bucket(32 * 1024) == 16 * 1024
     assert largest_bucket(MAX_ENVELOPE_TEXT) == 128 * 1024
-    assert chunk_size(16 * 1024, 1000) == (16 * 1024 - 1001) // 4 * 3
+    assert chunk_size(16 * 1024, 1000) == 16 * 1024 - 1002  # JSON, "\n", the bytes; the padding marker
+    assert legacy_chunk_size(16 * 1024, 1000) == (16 * 1024 - 1001) // 4 * 3
     with pytest.raises(FileRefused):
         largest_bucket(100)
 
@@ -259,7 +261,7 @@ def test_file_decoders_answer_any_body_with_a_value_or_schema_error(body):
 @settings(max_examples=100, deadline=None)
 @given(st.binary(min_size=1, max_size=3000), st.integers(1, 500))
 def test_chunk_and_pointer_bodies_round_trip(data, size):
-    from kez_core.chat.files import Chunk, FileMeta, Pointer, chunk_body, pointer_body
+    from kez_core.chat.files import Chunk, FileMeta, Pointer, chunk_body, legacy_chunk_body, pointer_body
 
     count = -(-len(data) // size)
     sha = hashlib.sha256(data).hexdigest()
@@ -267,7 +269,8 @@ def test_chunk_and_pointer_bodies_round_trip(data, size):
     assert parse_file(pointer_body(pointer)) == pointer
     for i in range(count):
         chunk = Chunk("1" * 64, i, count, data[i * size:(i + 1) * size])
-        assert parse_chunk(chunk_body(chunk)) == chunk
+        assert parse_chunk(chunk_body(chunk), chunk.data) == chunk
+        assert parse_chunk(legacy_chunk_body(chunk)) == chunk  # the earlier form is still read
 
 
 def test_a_resent_pointer_adds_no_second_entry(chat, three, tmp_path):
@@ -321,4 +324,4 @@ def test_a_version_1_store_moves_to_version_2_and_keeps_its_messages(tmp_path):
     with ChatStore(tmp_path / "chat.db", key) as store:
         assert [e.body["text"] for e in store.history("p")] == ["old"]
         assert store._read("SELECT count(*) FROM in_chunks") == [(0,)]
-    assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 3  # and on to version 3 (message_via)
+    assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 4  # and on to version 4 (spooled chunks)
