@@ -204,6 +204,33 @@ async def raw(transport: Any, ctx: dict[str, Any], keys: dict[str, str], count: 
     return count / elapsed
 
 
+def bob_file_process(home: str, save_dir: str, name: str, base: dict[str, Any], server_name: str,
+                     keys: dict[str, str], pipe: Any) -> None:
+    """Bob as his own process (as in life: no interpreter lock shared with alice): the same
+    `receive_many` loop as `bob_file_thread`, his keystore opened from disk; says `ready`
+    through `pipe`, then sends his result (with `sizes`)."""
+    registry = default_registry()
+    store = Keystore(Path(home), registry)
+    bob = MessagingService(store, store.get("bob"), no_passphrase, save_dir=Path(save_dir))
+    bob_base = {**base, "nostr_transport_rate": "100001"} if "nostr_transport_rate" in base else base
+    ctx = {"bob_send": route_context(store, "bob", bob_base, f"alice@{server_name}"),
+           "bob_listen": route_context(store, "bob", base, "bob")}
+    bob.secrets(), bob.store, bob.replay  # opened before alice starts, as a running listener has them
+    sizes: list[int] = []
+
+    class Ready:
+        def set(self) -> None:
+            pipe.send("ready")
+
+    try:
+        got = bob_file_thread(name, registry.transport(name), bob, ctx, keys, Ready(), sizes)  # type: ignore[arg-type]
+        pipe.send({**got, "sizes": sizes})
+    except BaseException as exc:  # noqa: BLE001 (reported to the parent, which times out otherwise)
+        pipe.send({"error": repr(exc)})
+    finally:
+        bob.close()
+
+
 def bob_file_thread(name: str, transport: Any, bob: MessagingService, ctx: dict[str, Any], keys: dict[str, str],
                     ready: threading.Event, sizes: list[int]) -> dict[str, Any]:
     """Bob in his own thread and loop: `receive_many` until a file is assembled and checked, then ack it."""
@@ -236,14 +263,44 @@ def bob_file_thread(name: str, transport: Any, bob: MessagingService, ctx: dict[
 
 
 async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: MessagingService, peer: Any,
-                   ctx: dict[str, Any], keys: dict[str, str], path: Path) -> dict[str, Any]:
-    """A file alice → bob (`send_file`: chunks, then the pointer), bob in his own thread taking what
-    is ready with `receive_many`; seconds to bob's SHA-256-checked copy and to alice's `delivered`."""
+                   ctx: dict[str, Any], keys: dict[str, str], path: Path,
+                   process: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A file alice → bob (`send_file`: chunks, then the pointer), bob taking what is ready with
+    `receive_many`, in his own thread, or with `process` (bob_file_process's arguments) in his
+    own process; seconds to bob's SHA-256-checked copy and to alice's `delivered`."""
+    import multiprocessing
+
     scope = RunScope()
     send_route = [Route(name, transport, attrs.evolve(ctx["alice_send"], scope=scope))]
     sizes: list[int] = []
     ready = threading.Event()
-    bob_done = asyncio.ensure_future(asyncio.to_thread(bob_file_thread, name, transport, bob, ctx, keys, ready, sizes))
+    child = None
+    if process is None:
+        bob_done = asyncio.ensure_future(asyncio.to_thread(bob_file_thread, name, transport, bob, ctx, keys, ready,
+                                                           sizes))
+    else:
+        mine, theirs = multiprocessing.get_context("spawn").Pipe()
+        child = multiprocessing.get_context("spawn").Process(
+            target=bob_file_process, args=(*process.values(), keys, theirs), daemon=True)
+        child.start()
+
+        def from_bob() -> dict[str, Any]:
+            if not mine.poll(60):
+                raise TimeoutError
+            answer = mine.recv()
+            if "error" in answer:
+                raise RuntimeError(f"bob's process: {answer['error']}")
+            sizes.extend(answer.pop("sizes"))
+            return answer
+
+        def bob_ready() -> bool:
+            if mine.poll(60) and mine.recv() == "ready":
+                ready.set()
+            return ready.is_set()
+
+        if not await asyncio.to_thread(bob_ready):
+            raise TimeoutError
+        bob_done = asyncio.ensure_future(asyncio.to_thread(from_bob))
     async with transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in:
         alice_q: asyncio.Queue[bytes] = asyncio.Queue()
         pumps = [asyncio.create_task(pump(alice_in, alice_q))]
@@ -252,6 +309,8 @@ async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: Mess
         begin = time.perf_counter()
         sent = await alice.send_file(peer, path, send_route)
         got = await bob_done
+        if child is not None:
+            child.join(10)
         while True:
             if any(sent.key in getattr(r, "delivered", ()) for r in alice.receive_many(await drain(alice_q))):
                 break
@@ -319,6 +378,9 @@ def main() -> None:
                         "the backlog helpers (send_texts/receive_many/flush_acks_batched)")
     parser.add_argument("--file-mb", type=float, default=10.0, help="size of the file part's file (0: no file part)")
     parser.add_argument("--file-transports", default="nats,nostr")
+    parser.add_argument("--bob", choices=("process", "thread"), default="process",
+                        help="the file part's bob: his own process (as in life), or a thread of this one "
+                        "(sharing alice's interpreter lock)")
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",") if w.strip()]
     registry = default_registry()
@@ -372,7 +434,10 @@ def main() -> None:
                     ctx = contexts(store, server, base_for(name))
                     transport = registry.transport(name)
                     try:
-                        got = asyncio.run(file_e2e(name, transport, alice, bob, peer, ctx, keys, path))
+                        process = None if args.bob == "thread" else {
+                            "home": tmp, "save_dir": str(Path(tmp) / "bob-files"), "name": name,
+                            "base": base_for(name), "server_name": server.name}
+                        got = asyncio.run(file_e2e(name, transport, alice, bob, peer, ctx, keys, path, process))
                     except TimeoutError:
                         print(f"{name:<10} timed out: a chunk or the ack did not arrive within {WAIT:.0f} s")
                         continue

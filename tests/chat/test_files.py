@@ -325,3 +325,81 @@ def test_a_version_1_store_moves_to_version_2_and_keeps_its_messages(tmp_path):
         assert [e.body["text"] for e in store.history("p")] == ["old"]
         assert store._read("SELECT count(*) FROM in_chunks") == [(0,)]
     assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 4  # and on to version 4 (spooled chunks)
+
+
+def test_chunks_go_to_a_spool_file_sealed_and_it_goes_once_the_file_is_saved(chat, three, tmp_path):
+    from kez_core.chat.files import Transfers
+
+    path = make(tmp_path, 300_000)
+    wire = Wire()
+    send_file(chat, three, path, wire)
+    bob = chat["bob"]
+    for envelope in wire.sent[:2]:  # two chunks, not the last one nor the pointer
+        bob.receive(envelope)
+    rows = bob.store._read("SELECT peer, transfer, idx, data, at FROM in_chunks ORDER BY at")
+    assert len(rows) == 2 and all(data == b"" and at is not None for *_, data, at in rows)
+    spool = Transfers(bob.store).spool_path(rows[0][0], rows[0][1])
+    assert spool.is_file() and spool.stat().st_mode & 0o777 == 0o600
+    raw = spool.read_bytes()
+    assert path.read_bytes()[:1000] not in raw  # sealed at rest
+    for envelope in wire.sent[2:]:
+        last = bob.receive(envelope)
+    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()
+    assert not spool.exists() and bob.store._read("SELECT count(*) FROM in_chunks") == [(0,)]
+
+
+def test_a_failed_spool_fsync_commits_no_chunk_and_records_no_id(chat, three, tmp_path, monkeypatch):
+    """Crash safety: a chunk's row commits only after its bytes are on disk, and its message id
+    goes to the replay store only after that: here the fsync fails, so the envelope opens again."""
+    import kez_core.chat.files as files
+    from kez_core.errors import StoreError
+
+    path = make(tmp_path, 300_000)
+    wire = Wire()
+    send_file(chat, three, path, wire)
+    bob = chat["bob"]
+
+    def broken(_path):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(files, "_fsync", broken)
+    with pytest.raises(StoreError):
+        bob.receive_many(wire.sent[:1])
+    assert bob.store._read("SELECT count(*) FROM in_chunks") == [(0,)]
+    monkeypatch.undo()
+    [again] = bob.receive_many(wire.sent[:1])  # not a replay: nothing was recorded
+    assert again.kind == "file_chunk" and bob.store._read("SELECT count(*) FROM in_chunks") == [(1,)]
+    for result in bob.receive_many(wire.sent[1:]):
+        last = result
+    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()
+
+
+def test_chunks_of_the_earlier_base64_form_still_assemble(chat, three, tmp_path):
+    """A sender from before attachments (or a store mid-transfer across the upgrade) still works."""
+    from kez_core.chat.files import Chunk, FileMeta, Pointer, legacy_chunk_body, pointer_body
+
+    data = os.urandom(150_000)
+    meta = FileMeta("old.bin", len(data), hashlib.sha256(data).hexdigest())
+    transfer, size = "ef" * 32, 60_000
+    peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
+    for i in range(3):
+        [(_, _, envelope)] = chat["alice"]._seal(peer.chain, legacy_chunk_body(Chunk(transfer, i, 3, data[i * size:(i + 1) * size])))
+        chat["bob"].receive(envelope)
+    [(_, _, envelope)] = chat["alice"]._seal(peer.chain, pointer_body(Pointer(meta, transfer, 3, size)))
+    last = chat["bob"].receive(envelope)
+    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == data
+
+
+def test_nats_sized_envelopes_carry_half_megabyte_chunks(chat, three, tmp_path):
+    from kez_core.messaging.envelope import MAX_ATTACHMENT_ENVELOPE_TEXT
+    from kez_transport_nats.transport import NatsTransport
+
+    path = make(tmp_path, 2 * 1024 * 1024 + 5)
+    wire = Wire(max_envelope=NatsTransport().max_envelope)
+    assert NatsTransport().max_envelope == MAX_ATTACHMENT_ENVELOPE_TEXT
+    send_file(chat, three, path, wire)
+    assert len(wire.sent) == 5 + 1  # 2 MiB in 511 KiB chunks, then the pointer
+    assert max(len(e) for e in wire.sent) == envelope_text_length(largest_bucket(MAX_ATTACHMENT_ENVELOPE_TEXT))
+    for result in chat["bob"].receive_many(wire.sent[::-1]):  # any order, one batch
+        last = result
+    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()

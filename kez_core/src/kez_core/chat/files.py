@@ -34,15 +34,15 @@ import attrs
 
 from ..errors import ExitCode, KezError, SchemaError, StoreError, TransportError
 from ..messaging.envelope import ENC_BYTES, PREFIX, TAG_BYTES
-from ..messaging.message import MAX_MESSAGE_BYTES, attachment_field
-from ..messaging.padding import BUCKETS
+from ..messaging.message import attachment_field
+from ..messaging.padding import BUCKETS, MAX_BUCKET, MAX_CONTENT, MESSAGE_MAX_BUCKET
 from ..timefmt import format_time, now
 from .store import open_body, seal_body
 
 INLINE_MAX = 80 * 1024  # bytes: a larger file goes in chunks
 FILE_MAX = 10 * 1024 * 1024  # bytes: a larger file is refused before anything is sent
 MAX_CHUNKS = 65536
-CHUNK_WINDOW = 8  # chunks in flight at once while sending (each up to 128 KiB)
+CHUNK_WINDOW = 8  # chunks in flight at once while sending (each up to 512 KiB)
 MAX_OPEN_TRANSFERS = 16  # incomplete incoming transfers kept per peer; chunks of more are dropped
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 _B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}\Z")
@@ -193,7 +193,7 @@ def parse_file(body: dict[str, Any]) -> tuple[FileMeta, bytes] | Pointer:
         if not isinstance(t, dict) or not isinstance(t.get("id"), str) or not _HEX64.match(t["id"]):
             raise SchemaError("a file pointer's transfer.id must be 64 lowercase hex")
         count = _int(t.get("count"), "transfer.count", 1, MAX_CHUNKS)
-        size = _int(t.get("chunk_size"), "transfer.chunk_size", 1, 128 * 1024)
+        size = _int(t.get("chunk_size"), "transfer.chunk_size", 1, MAX_BUCKET)
         if not (count - 1) * size < max(meta.size, 1) <= count * size:
             raise SchemaError("a file pointer's count and chunk_size do not cover its size")
         return Pointer(meta, t["id"], count, size)
@@ -538,7 +538,7 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     bucket = route_bucket(routes)
     if meta.size <= INLINE_MAX:
         body = inline_body(meta, data)
-        if _message_size(service, peer, body) <= bucket - 1:
+        if _message_size(service, peer, body) <= min(bucket, MESSAGE_MAX_BUCKET) - 1:
             result = await service.send_body(peer, body, routes, stored=_stored(meta, "complete", source))
             if progress:
                 progress(1, 1)
@@ -552,7 +552,7 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     else:
         transfer = secrets.token_hex(32)
         template = {**chunk_body(Chunk(transfer, MAX_CHUNKS - 1, MAX_CHUNKS, b"")),
-                    "attachment": {"size": MAX_MESSAGE_BYTES, "sha256": "0" * 64}}  # the widest field
+                    "attachment": {"size": MAX_CONTENT, "sha256": "0" * 64}}  # the widest field
         size = chunk_size(bucket, _message_size(service, peer, template))
         count = max(1, -(-meta.size // size))
         if count > MAX_CHUNKS:
@@ -563,10 +563,12 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     if key is None:
         key = sealed_pointer[0][1].id
         created_at = sealed_pointer[0][1].payload["created_at"]
-        transfers.put(peer.identity, transfer, "out", key, "sending",
-                      {**_meta_fields(meta), "count": pointer.count, "chunk_size": pointer.chunk_size, "source": source})
-        service.store.add_outgoing(key, peer.identity, created_at,
-                                   _stored(meta, "sending", source, transfer=transfer, count=pointer.count))
+        with service.store.batch():  # one commit (one fsync) before the first chunk, not two
+            transfers.put(peer.identity, transfer, "out", key, "sending",
+                          {**_meta_fields(meta), "count": pointer.count, "chunk_size": pointer.chunk_size,
+                           "source": source})
+            service.store.add_outgoing(key, peer.identity, created_at,
+                                       _stored(meta, "sending", source, transfer=transfer, count=pointer.count))
     done = transfers.sent_chunks(transfer)
     if progress:
         progress(len(done), pointer.count + 1)
@@ -597,27 +599,61 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
 async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, routes: Sequence[Any],
                        transfers: Transfers, done: set[int], progress: Progress | None,
                        window: int = CHUNK_WINDOW) -> tuple[Any, ...] | None:
-    """Send the chunks not in `done`, `window` at a time in flight, each window's sent marks in one
-    store transaction (one fsync, not one per chunk); the deliveries of a chunk no route took, else
-    None. A chunk is marked sent only once a transport accepted it, so a resumed transfer sends
-    exactly the ones missing."""
-    missing = [i for i in range(pointer.count) if i not in done]
+    """Send the chunks not in `done`, up to `window` in flight: each chunk's delivery starts as
+    soon as it is sealed (so the transport works while the next one is sealed), and the sent
+    marks go to the store `window` at a time in one transaction (one fsync, not one per chunk).
+    The deliveries of a chunk no route took, else None. A chunk is marked sent only once a
+    transport accepted it, so a resumed transfer sends exactly the ones missing (a crash between
+    a send and its mark sends that chunk again; the receiver keeps one copy)."""
     size = pointer.chunk_size
-    for start in range(0, len(missing), window):
-        group = missing[start:start + window]
-        chunks = [Chunk(pointer.transfer, i, pointer.count, data[i * size:(i + 1) * size]) for i in group]
-        sealed = [service._seal(peer.chain, chunk_body(c), attachment=c.data) for c in chunks]
-        results = await asyncio.gather(*(service._deliver(peer.identity, one, routes, peer.chain) for one in sealed))
-        sent = [i for i, deliveries in zip(group, results, strict=True) if any(d.sent for d in deliveries)]
-        with service.store.batch():
-            for index in sent:
-                transfers.mark_sent(pointer.transfer, index)
-        done.update(sent)
-        if progress:
-            progress(len(done), pointer.count + 1)
-        if len(sent) < len(group):
-            return next(tuple(r) for r in results if not any(d.sent for d in r))
-    return None
+    view = memoryview(data)
+    flying: dict[asyncio.Future[Any], int] = {}
+    marks: list[int] = []
+    failed: tuple[Any, ...] | None = None
+
+    def record() -> None:
+        if marks:
+            with service.store.batch():
+                for index in marks:
+                    transfers.mark_sent(pointer.transfer, index)
+            done.update(marks)
+            marks.clear()
+            if progress:
+                progress(len(done), pointer.count + 1)
+
+    async def settle(block: bool) -> None:
+        nonlocal failed
+        if not flying:
+            return
+        finished, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED if block else asyncio.ALL_COMPLETED)
+        for task in finished:
+            index = flying.pop(task)
+            deliveries = task.result()
+            if any(d.sent for d in deliveries):
+                marks.append(index)
+            elif failed is None:
+                failed = tuple(deliveries)
+        if len(marks) >= window:
+            record()
+
+    try:
+        for index in (i for i in range(pointer.count) if i not in done):
+            if failed is not None:
+                break
+            piece = bytes(view[index * size:(index + 1) * size])
+            sealed = service._seal(peer.chain, chunk_body(Chunk(pointer.transfer, index, pointer.count, piece)),
+                                   attachment=piece)
+            flying[asyncio.ensure_future(service._deliver(peer.identity, sealed, routes, peer.chain))] = index
+            await asyncio.sleep(0)  # its publish starts now, while the next chunk is sealed
+            while len(flying) >= window:
+                await settle(True)
+        while flying:
+            await settle(False)
+    finally:
+        for task in flying:
+            task.cancel()
+        record()
+    return failed
 
 
 # ------------------------------------------------------------------ receiving
@@ -670,7 +706,7 @@ def receive_chunk(service: Any, message: Any, checked: bool, stranger: bool) -> 
     if record is None and transfers.received(sender, chunk.transfer, MAX_CHUNKS) == 0:
         if transfers.open_transfers(sender) >= MAX_OPEN_TRANSFERS:
             return Received("dropped", message, checked, stranger=stranger)
-    if chunk.count * len(chunk.data) > FILE_MAX + 128 * 1024 and chunk.index < chunk.count - 1:
+    if chunk.count * len(chunk.data) > FILE_MAX + MAX_BUCKET and chunk.index < chunk.count - 1:
         return Received("dropped", message, checked, stranger=stranger)
     transfers.add_chunk(sender, chunk)
     state = _finish(service, transfers, sender, chunk.transfer) if record is not None else {

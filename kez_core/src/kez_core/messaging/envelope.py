@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 
 from ..errors import DecodeError
 from .errors import EnvelopeError
-from .padding import BUCKETS, MAX_BUCKET, pad, unpad
+from .errors import MessageTooLarge
+from .padding import BUCKETS, MAX_BUCKET, MESSAGE_MAX_BUCKET, MESSAGE_MAX_CONTENT, pad, unpad
 
 PREFIX = "kez:e1:"
 SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305)
@@ -37,7 +38,10 @@ INFO = b"kez envelope v1"
 ENC_BYTES = 32  # X25519 encapsulated key
 TAG_BYTES = 16  # Poly1305
 _SEALED_SIZES = frozenset(ENC_BYTES + b + TAG_BYTES for b in BUCKETS)
-MAX_ENVELOPE_TEXT = len(PREFIX) + -(-(ENC_BYTES + MAX_BUCKET + TAG_BYTES) * 4 // 3)
+# the largest envelope of a message alone (every transport that is not size-bound carries it),
+# and of a message with an attachment (transports may carry up to it; NATS does)
+MAX_ENVELOPE_TEXT = len(PREFIX) + -(-(ENC_BYTES + MESSAGE_MAX_BUCKET + TAG_BYTES) * 4 // 3)
+MAX_ATTACHMENT_ENVELOPE_TEXT = len(PREFIX) + -(-(ENC_BYTES + MAX_BUCKET + TAG_BYTES) * 4 // 3)
 _INBOX_KEY = re.compile(r"^x25519:([0-9a-f]{64})\Z")
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
 
@@ -130,11 +134,21 @@ class InboxSecret:
 
 
 def seal(content: bytes, inbox_key: str) -> str:
-    """Pad `content` (a message's JSON) and seal it to `inbox_key`; the envelope's text."""
+    """Pad `content` (a message's JSON, then maybe `\n` and an attachment) and seal it to
+    `inbox_key`; the envelope's text. The JSON alone is at most MESSAGE_MAX_CONTENT bytes
+    (receivers cap their parse there): MessageTooLarge beyond."""
+    if len(content) > MESSAGE_MAX_CONTENT and content.find(b"\n", 0, MESSAGE_MAX_CONTENT + 1) < 0:
+        raise MessageTooLarge(
+            f"message is {len(content)} bytes; one message holds at most {MESSAGE_MAX_CONTENT}",
+            hint="send larger files in chunks",
+        )
     sealed = SUITE.encrypt(pad(content), parse_inbox_key(inbox_key), info=INFO)
     # base64url without padding, in one SIMD pass (pybase64): a 128 KiB envelope's text is
     # ten times faster than binascii's encode and a translate
-    return PREFIX + pybase64.b64encode(sealed, altchars=b"-_").rstrip(b"=").decode("ascii")
+    full = len(sealed) - len(sealed) % 3  # what encodes without `=` padding; the tail, unpadded
+    view = memoryview(sealed)
+    tail = pybase64.b64encode_as_string(view[full:], altchars=b"-_").rstrip("=")
+    return "".join((PREFIX, pybase64.b64encode_as_string(view[:full], altchars=b"-_"), tail))
 
 
 _B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -174,9 +188,9 @@ def envelope_bytes(envelope: str | bytes) -> bytes:
             f"an envelope starts with {PREFIX!r}",
             hint="a newer sender may use a newer envelope version: upgrade kez",
         )
-    if len(envelope) > MAX_ENVELOPE_TEXT:
+    if len(envelope) > MAX_ATTACHMENT_ENVELOPE_TEXT:
         raise EnvelopeError(
-            f"envelope is longer than the largest one ({MAX_ENVELOPE_TEXT} characters)"
+            f"envelope is longer than the largest one ({MAX_ATTACHMENT_ENVELOPE_TEXT} characters)"
         )
     raw = _b64url_decode(envelope[len(PREFIX) :])
     if len(raw) not in _SEALED_SIZES:

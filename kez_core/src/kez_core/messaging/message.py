@@ -26,6 +26,7 @@ from ..registry import Registry, default_registry
 from ..jcs import canonicalize, encode_str
 from ..signed import PAYLOAD_VERSION, SignedObject, _trusted_object
 from ..timefmt import format_time, now, parse_time
+from .padding import MAX_CONTENT
 
 KIND = "message"
 # The JSON of one message: the largest padding bucket less its marker byte.
@@ -257,7 +258,7 @@ def check_body(body: object) -> None:
             not isinstance(field, dict)
             or set(field) != {"size", "sha256"}
             or type(field["size"]) is not int
-            or not 0 <= field["size"] <= MAX_MESSAGE_BYTES
+            or not 0 <= field["size"] <= MAX_CONTENT
             or not isinstance(field["sha256"], str)
             or not _OBJECT_ID.match(field["sha256"])
         ):
