@@ -116,7 +116,7 @@ class Chunk:
     transfer: str
     index: int
     count: int
-    data: bytes
+    data: bytes | memoryview  # a sender slices the file without copying; a receiver holds bytes
 
 
 def _meta_fields(meta: FileMeta) -> dict[str, Any]:
@@ -640,7 +640,7 @@ async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, r
         for index in (i for i in range(pointer.count) if i not in done):
             if failed is not None:
                 break
-            piece = bytes(view[index * size:(index + 1) * size])
+            piece = view[index * size:(index + 1) * size]  # no copy: hashed, then sealed
             sealed = service._seal(peer.chain, chunk_body(Chunk(pointer.transfer, index, pointer.count, piece)),
                                    attachment=piece)
             flying[asyncio.ensure_future(service._deliver(peer.identity, sealed, routes, peer.chain))] = index

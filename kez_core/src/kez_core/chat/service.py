@@ -270,7 +270,7 @@ class MessagingService:
     # ---------------------------------------------------------------- sending
 
     def _seal(self, chain: ChainState, body: dict[str, Any], name: str | None = None,
-              attachment: bytes | None = None) -> list[tuple[str, Any, str]]:
+              attachment: bytes | memoryview | None = None) -> list[tuple[str, Any, str]]:
         """One envelope per current inbox key of `chain` (every device of the peer); `name` is how
         the person knows the peer (a handle or contact), for the error when every key expired;
         `attachment`, raw bytes the body describes (a file chunk's data, spec §12 "Attachments")."""

@@ -133,16 +133,23 @@ class InboxSecret:
         return f"InboxSecret({self.key_id})"
 
 
-def seal(content: bytes, inbox_key: str) -> str:
-    """Pad `content` (a message's JSON, then maybe `\n` and an attachment) and seal it to
-    `inbox_key`; the envelope's text. The JSON alone is at most MESSAGE_MAX_CONTENT bytes
-    (receivers cap their parse there): MessageTooLarge beyond."""
-    if len(content) > MESSAGE_MAX_CONTENT and content.find(b"\n", 0, MESSAGE_MAX_CONTENT + 1) < 0:
-        raise MessageTooLarge(
-            f"message is {len(content)} bytes; one message holds at most {MESSAGE_MAX_CONTENT}",
-            hint="send larger files in chunks",
-        )
-    sealed = SUITE.encrypt(pad(content), parse_inbox_key(inbox_key), info=INFO)
+def seal(content: bytes, inbox_key: str, attachment: bytes | memoryview | None = None) -> str:
+    """Pad `content` (a message's JSON, then maybe `\n` and an attachment, or the attachment
+    given apart: the same plaintext, one copy fewer) and seal it to `inbox_key`; the envelope's
+    text. The JSON alone is at most MESSAGE_MAX_CONTENT bytes (receivers cap their parse
+    there): MessageTooLarge beyond."""
+    if attachment is not None:
+        if len(content) > MESSAGE_MAX_CONTENT or b"\n" in content:
+            raise MessageTooLarge(f"message is {len(content)} bytes; one message holds at most {MESSAGE_MAX_CONTENT}")
+        plaintext = pad(content, b"\n", attachment)
+    else:
+        if len(content) > MESSAGE_MAX_CONTENT and content.find(b"\n", 0, MESSAGE_MAX_CONTENT + 1) < 0:
+            raise MessageTooLarge(
+                f"message is {len(content)} bytes; one message holds at most {MESSAGE_MAX_CONTENT}",
+                hint="send larger files in chunks",
+            )
+        plaintext = pad(content)
+    sealed = SUITE.encrypt(plaintext, parse_inbox_key(inbox_key), info=INFO)
     # base64url without padding, in one SIMD pass (pybase64): a 128 KiB envelope's text is
     # ten times faster than binascii's encode and a translate
     full = len(sealed) - len(sealed) % 3  # what encodes without `=` padding; the tail, unpadded

@@ -28,7 +28,6 @@ from ..timefmt import now
 from .envelope import InboxSecret, open_sealed, seal
 from .errors import MessageRefused
 from .message import (
-    ATTACHMENT_SEPARATOR,
     Message,
     check_attachment,
     create_message,
@@ -55,7 +54,7 @@ def seal_for_devices(
     body: dict[str, Any],
     at: datetime | None = None,
     registry: Registry | None = None,
-    attachment: bytes | None = None,
+    attachment: bytes | memoryview | None = None,
 ) -> list[tuple[str, SignedObject, str]]:
     """One (inbox key, message, envelope) per current inbox key of the recipient's devices.
 
@@ -87,8 +86,7 @@ def seal_for_devices(
             created_at=at,
             registry=registry,
         )
-        content = obj.canonical() if attachment is None else obj.canonical() + ATTACHMENT_SEPARATOR + attachment
-        out.append((inbox.key, obj, seal(content, inbox.key)))
+        out.append((inbox.key, obj, seal(obj.canonical(), inbox.key, attachment)))
     return out
 
 

@@ -70,7 +70,7 @@ def text_body(text: str) -> dict[str, Any]:
 ATTACHMENT_SEPARATOR = b"\n"  # JCS never writes a raw newline, so the first one ends the JSON
 
 
-def attachment_field(data: bytes) -> dict[str, Any]:
+def attachment_field(data: bytes | memoryview) -> dict[str, Any]:
     """The signed description of an attachment: `{"size": n, "sha256": <hex>}`.
 
     The signature covers this small field instead of the bytes themselves, so a large
@@ -80,7 +80,7 @@ def attachment_field(data: bytes) -> dict[str, Any]:
     return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def check_attachment(body: dict[str, Any], data: bytes | None) -> None:
+def check_attachment(body: dict[str, Any], data: bytes | memoryview | None) -> None:
     """SchemaError unless the attachment is what the signed body says (or both are absent)."""
     field = body.get("attachment")
     if field is None and data is None:

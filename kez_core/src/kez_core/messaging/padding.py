@@ -36,9 +36,11 @@ def bucket_for(size: int) -> int:
     )
 
 
-def pad(content: bytes) -> bytes:
-    bucket = bucket_for(len(content))
-    return content + b"\x80" + bytes(bucket - len(content) - 1)
+def pad(content: bytes, *more: bytes | memoryview) -> bytes:
+    """`content` (and `more` parts after it) padded to its bucket, built in one copy."""
+    size = len(content) + sum(len(part) for part in more)
+    bucket = bucket_for(size)
+    return b"".join((content, *more, b"\x80", bytes(bucket - size - 1)))
 
 
 def unpad(padded: bytes) -> bytes:
