@@ -33,7 +33,7 @@ from .demo_network import DEMO_INSTALL, LocalSigServer, missing_reason, require_
 
 TRANSPORTS = ("nats", "nostr", "http")
 STEP_WAIT = 20.0  # seconds one envelope may take on loopback before the demo calls it failed
-FILE_SIZE = 1024 * 1024  # the file act's file: about 90 chunks over nostr
+FILE_SIZE = 1024 * 1024  # the file act's file: about 70 chunks over nostr
 # events/s for the file act's relay: the demo's own on loopback. The 5/s default (seeds 000) is
 # politeness to public relays, and would make the demo's 1 MB take about 18 s.
 FILE_RATE = 50.0
