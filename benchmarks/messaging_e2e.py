@@ -389,7 +389,7 @@ def main() -> None:
                         "the backlog helpers (send_texts/receive_many/flush_acks_batched)")
     parser.add_argument("--file-mb", type=float, default=10.0, help="size of the file part's file (0: no file part)")
     parser.add_argument("--file-transports", default="nats,nostr")
-    parser.add_argument("--bob", choices=("process", "thread"), default="process",
+    parser.add_argument("--bob", choices=("thread", "process"), default="thread",
                         help="the file part's bob: his own process (as in life), or a thread of this one "
                         "(sharing alice's interpreter lock)")
     args = parser.parse_args()
