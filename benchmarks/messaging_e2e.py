@@ -22,18 +22,28 @@ client keeps. Per transport and window:
 - raw: N envelope-sized payloads sent one after another with the transport's
   own `send` to a subscriber on a fresh routing id that only counts them.
 
-The file part sends a `--file-mb` file with `send_file` (chunks, 8 in
-flight, then the pointer), bob `receive_many`s until his copy is assembled
-and SHA-256 checked; against it, the same bytes as text envelopes of the
-same size pushed raw through the same transport, one after another. The
-ratio file/raw is raw seconds / file seconds.
+The file part sends a `--file-mb` file with `send_file` (chunks sealed and
+sent one by one, up to 8 in flight, then the pointer), bob `receive_many`s
+until his copy is assembled and SHA-256 checked; against it, the same
+bytes as text envelopes of the same size pushed raw through the same
+transport, one after another. The ratio file/raw is raw seconds / file
+seconds. A 600 KB file goes first, untimed, until alice has its ack (both
+sides warm). Bob is a thread of this process (`--bob thread`, the
+default) or his own process (`--bob process`: no interpreter lock shared
+with alice).
 
 The machine is shared and loaded: compare the ratios, not the absolute
 numbers (targets, issue 12 §9: ≥500 msg/s e2e over NATS; a file over NATS
-≥50 % of raw). Results: benchmarks/README.md.
+≥50 % of raw). Results: benchmarks/README.md. Measured 2026-12-06
+20:44-20:45 UTC, load 3.8-4.5 (two other helpers' pytest), h6-fileperf:
+10 MiB over NATS in 21 chunks of 511 KiB, file 0.25-0.40 s, raw
+0.03-0.06 s, file/raw 0.09-0.23 (main in the same minutes: 108 chunks,
+1.07-1.84 s, 0.04-0.10); the 0.50 target is not met. nostr: 682 events,
+file 10.3 s, raw 12.2 s (1.18; load 5).
 
 Run: uv run python benchmarks/messaging_e2e.py [--count N] [--windows 1,64]
      [--transports nats,nostr,http] [--file-mb 10] [--file-transports nats,nostr]
+     [--bob thread|process]
 """
 
 from __future__ import annotations
