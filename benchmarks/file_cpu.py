@@ -8,11 +8,11 @@ on one thread (no transport, no concurrency), so send + receive is the CPU
 a file costs; `--profile send|receive` prints cProfile's top entries of one
 side instead. Compare with benchmarks/messaging_e2e.py's file part (real
 NATS, bob in his own thread). Results: benchmarks/README.md; measured
-2026-12-06 20:44 UTC at load 4.4, three runs, 10 MiB: h6-fileperf with
+2026-12-06 21:10 UTC at load 2.1-2.6, two runs, 10 MiB: h6-fileperf with
 NATS-sized envelopes (`--max-envelope 699122`, 22 envelopes) send
-0.10-0.17 s, receive 0.08-0.13 s; with 128 KiB envelopes (82) 0.15-0.28 s
-and 0.20-0.29 s; main in the same minutes (109) 0.28-0.52 s and
-0.59-0.86 s.
+0.07-0.08 s, receive 0.07-0.12 s; main in the same minute (109 envelopes)
+0.25-0.28 s and 0.50-0.55 s. At load 4.4 (20:44): with 128 KiB envelopes
+(82) 0.15-0.28 s and 0.20-0.29 s.
 
 Run: uv run python benchmarks/file_cpu.py [--file-mb 10] [--batch 16] [--max-envelope N] [--profile send]
 """

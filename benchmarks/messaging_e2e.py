@@ -35,11 +35,10 @@ with alice).
 The machine is shared and loaded: compare the ratios, not the absolute
 numbers (targets, issue 12 §9: ≥500 msg/s e2e over NATS; a file over NATS
 ≥50 % of raw). Results: benchmarks/README.md. Measured 2026-12-06
-20:44-20:45 UTC, load 3.8-4.5 (two other helpers' pytest), h6-fileperf:
-10 MiB over NATS in 21 chunks of 511 KiB, file 0.25-0.40 s, raw
-0.03-0.06 s, file/raw 0.09-0.23 (main in the same minutes: 108 chunks,
-1.07-1.84 s, 0.04-0.10); the 0.50 target is not met. nostr: 682 events,
-file 10.3 s, raw 12.2 s (1.18; load 5).
+21:09 UTC, load 2.1-2.6, h6-fileperf: 10 MiB over NATS in 21 chunks of
+511 KiB, file 0.21-0.23 s, raw 0.03-0.04 s, file/raw 0.15-0.20 (main in
+the same minute: 108 chunks, 0.95-1.10 s, 0.06-0.07); the 0.50 target is
+not met. nostr: 682 events, file 10.3 s, raw 12.2 s (1.18; load 5).
 
 Run: uv run python benchmarks/messaging_e2e.py [--count N] [--windows 1,64]
      [--transports nats,nostr,http] [--file-mb 10] [--file-transports nats,nostr]
