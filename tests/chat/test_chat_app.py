@@ -229,7 +229,7 @@ def test_notifications_file_progress_save_and_open(three, nats_url, handle_serve
     _fake_program(bin_dir, "xdg-open", calls)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     big = tmp_path / "photo.bin"
-    big.write_bytes(os.urandom(300 * 1024))  # chunked: more than INLINE_MAX
+    big.write_bytes(os.urandom(1800 * 1024))  # chunked: more than INLINE_MAX, 4 chunks of 511 KiB over NATS
     a_app = ChatApp(session(alice, nats_url, handle_server))
     b_app = ChatApp(session(bob, nats_url, handle_server), desktop_notify=True)
     statuses: list[str] = []

@@ -17,6 +17,7 @@ from kez_core.chat.files import (
     FileRefused,
     chunk_size,
     envelope_text_length,
+    legacy_chunk_size,
     largest_bucket,
     parse_chunk,
     parse_file,
@@ -170,8 +171,8 @@ def test_sha_mismatch_is_corrupt_and_nothing_saved(chat, three, tmp_path):
     peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
     bodies = [chunk_body(Chunk(transfer, i, 2, data[i * size:(i + 1) * size])) for i in range(2)]
     bodies.append(pointer_body(Pointer(meta, transfer, 2, size)))
-    for body in bodies:
-        [(_, _, envelope)] = chat["alice"]._seal(peer.chain, body)
+    for body, attachment in zip(bodies, [data[:size], data[size:], None], strict=True):
+        [(_, _, envelope)] = chat["alice"]._seal(peer.chain, body, attachment=attachment)
         last = chat["bob"].receive(envelope)
     assert last.file["state"] == "corrupt" and last.file["path"] is None
     assert list(three["bob"]["home"].rglob("files/*")) == []
@@ -205,7 +206,8 @@ def test_largest_chunk_fits_the_transport(chat, three, tmp_path, max_envelope):
 def test_chunk_size_arithmetic():
     assert largest_bucket(32 * 1024) == 16 * 1024
     assert largest_bucket(MAX_ENVELOPE_TEXT) == 128 * 1024
-    assert chunk_size(16 * 1024, 1000) == (16 * 1024 - 1001) // 4 * 3
+    assert chunk_size(16 * 1024, 1000) == 16 * 1024 - 1002  # JSON, "\n", the bytes; the padding marker
+    assert legacy_chunk_size(16 * 1024, 1000) == (16 * 1024 - 1001) // 4 * 3
     with pytest.raises(FileRefused):
         largest_bucket(100)
 
@@ -259,7 +261,7 @@ def test_file_decoders_answer_any_body_with_a_value_or_schema_error(body):
 @settings(max_examples=100, deadline=None)
 @given(st.binary(min_size=1, max_size=3000), st.integers(1, 500))
 def test_chunk_and_pointer_bodies_round_trip(data, size):
-    from kez_core.chat.files import Chunk, FileMeta, Pointer, chunk_body, pointer_body
+    from kez_core.chat.files import Chunk, FileMeta, Pointer, chunk_body, legacy_chunk_body, pointer_body
 
     count = -(-len(data) // size)
     sha = hashlib.sha256(data).hexdigest()
@@ -267,7 +269,8 @@ def test_chunk_and_pointer_bodies_round_trip(data, size):
     assert parse_file(pointer_body(pointer)) == pointer
     for i in range(count):
         chunk = Chunk("1" * 64, i, count, data[i * size:(i + 1) * size])
-        assert parse_chunk(chunk_body(chunk)) == chunk
+        assert parse_chunk(chunk_body(chunk), chunk.data) == chunk
+        assert parse_chunk(legacy_chunk_body(chunk)) == chunk  # the earlier form is still read
 
 
 def test_a_resent_pointer_adds_no_second_entry(chat, three, tmp_path):
@@ -321,4 +324,82 @@ def test_a_version_1_store_moves_to_version_2_and_keeps_its_messages(tmp_path):
     with ChatStore(tmp_path / "chat.db", key) as store:
         assert [e.body["text"] for e in store.history("p")] == ["old"]
         assert store._read("SELECT count(*) FROM in_chunks") == [(0,)]
-    assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 3  # and on to version 3 (message_via)
+    assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 4  # and on to version 4 (spooled chunks)
+
+
+def test_chunks_go_to_a_spool_file_sealed_and_it_goes_once_the_file_is_saved(chat, three, tmp_path):
+    from kez_core.chat.files import Transfers
+
+    path = make(tmp_path, 300_000)
+    wire = Wire()
+    send_file(chat, three, path, wire)
+    bob = chat["bob"]
+    for envelope in wire.sent[:2]:  # two chunks, not the last one nor the pointer
+        bob.receive(envelope)
+    rows = bob.store._read("SELECT peer, transfer, idx, data, at FROM in_chunks ORDER BY at")
+    assert len(rows) == 2 and all(data == b"" and at is not None for *_, data, at in rows)
+    spool = Transfers(bob.store).spool_path(rows[0][0], rows[0][1])
+    assert spool.is_file() and spool.stat().st_mode & 0o777 == 0o600
+    raw = spool.read_bytes()
+    assert path.read_bytes()[:1000] not in raw  # sealed at rest
+    for envelope in wire.sent[2:]:
+        last = bob.receive(envelope)
+    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()
+    assert not spool.exists() and bob.store._read("SELECT count(*) FROM in_chunks") == [(0,)]
+
+
+def test_a_failed_spool_fsync_commits_no_chunk_and_records_no_id(chat, three, tmp_path, monkeypatch):
+    """Crash safety: a chunk's row commits only after its bytes are on disk, and its message id
+    goes to the replay store only after that: here the fsync fails, so the envelope opens again."""
+    import kez_core.chat.files as files
+    from kez_core.errors import StoreError
+
+    path = make(tmp_path, 300_000)
+    wire = Wire()
+    send_file(chat, three, path, wire)
+    bob = chat["bob"]
+
+    def broken(_path):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(files, "_fsync", broken)
+    with pytest.raises(StoreError):
+        bob.receive_many(wire.sent[:1])
+    assert bob.store._read("SELECT count(*) FROM in_chunks") == [(0,)]
+    monkeypatch.undo()
+    [again] = bob.receive_many(wire.sent[:1])  # not a replay: nothing was recorded
+    assert again.kind == "file_chunk" and bob.store._read("SELECT count(*) FROM in_chunks") == [(1,)]
+    for result in bob.receive_many(wire.sent[1:]):
+        last = result
+    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()
+
+
+def test_chunks_of_the_earlier_base64_form_still_assemble(chat, three, tmp_path):
+    """A sender from before attachments (or a store mid-transfer across the upgrade) still works."""
+    from kez_core.chat.files import Chunk, FileMeta, Pointer, legacy_chunk_body, pointer_body
+
+    data = os.urandom(150_000)
+    meta = FileMeta("old.bin", len(data), hashlib.sha256(data).hexdigest())
+    transfer, size = "ef" * 32, 60_000
+    peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
+    for i in range(3):
+        [(_, _, envelope)] = chat["alice"]._seal(peer.chain, legacy_chunk_body(Chunk(transfer, i, 3, data[i * size:(i + 1) * size])))
+        chat["bob"].receive(envelope)
+    [(_, _, envelope)] = chat["alice"]._seal(peer.chain, pointer_body(Pointer(meta, transfer, 3, size)))
+    last = chat["bob"].receive(envelope)
+    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == data
+
+
+def test_nats_sized_envelopes_carry_half_megabyte_chunks(chat, three, tmp_path):
+    from kez_core.messaging.envelope import MAX_ATTACHMENT_ENVELOPE_TEXT
+    from kez_transport_nats.transport import NatsTransport
+
+    path = make(tmp_path, 2 * 1024 * 1024 + 5)
+    wire = Wire(max_envelope=NatsTransport().max_envelope)
+    assert NatsTransport().max_envelope == MAX_ATTACHMENT_ENVELOPE_TEXT
+    send_file(chat, three, path, wire)
+    assert len(wire.sent) == 5 + 1  # 2 MiB in 511 KiB chunks, then the pointer
+    assert max(len(e) for e in wire.sent) == envelope_text_length(largest_bucket(MAX_ATTACHMENT_ENVELOPE_TEXT))
+    for result in chat["bob"].receive_many(wire.sent[::-1]):  # any order, one batch
+        last = result
+    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()

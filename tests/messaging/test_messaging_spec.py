@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kez_core.messaging import BUCKETS, MAX_AGE, MAX_AHEAD, MAX_MESSAGE_BYTES, PREFIX
 from kez_core.messaging.envelope import INFO, routing_id
+from kez_core.messaging.padding import MESSAGE_MAX_BUCKET
 from kez_core.messaging.message import MAX_ACK_IDS
 
 SPEC = (Path(__file__).resolve().parents[2] / "docs" / "spec.md").read_text()
@@ -20,8 +21,8 @@ def test_the_spec_states_the_envelope_constants():
     assert f"`{INFO.decode()}`" in SECTION
     assert f"`{PREFIX}`" in SECTION
     assert "48 + a bucket" in SECTION
-    assert "1 KiB to 128 KiB" in SECTION
-    assert BUCKETS[0] == 1024 and BUCKETS[-1] == 128 * 1024
+    assert "1 KiB to 128 KiB" in SECTION and "on to 512 KiB" in SECTION
+    assert BUCKETS[0] == 1024 and BUCKETS[-1] == 512 * 1024 and MESSAGE_MAX_BUCKET == 128 * 1024
     assert all(b == 2 * a for a, b in zip(BUCKETS, BUCKETS[1:], strict=False))
     assert f"{MAX_MESSAGE_BYTES:,}" in SECTION
 

@@ -35,7 +35,7 @@ from kez_core.protocols import ChannelContext
 from .demo_network import DEMO_INSTALL, LocalSigServer, demo_servers, missing_reason, start_server
 
 STEP_WAIT = 20.0  # seconds one envelope may take on loopback before the demo calls it failed
-FILE_SIZE = 1024 * 1024  # the file act's file: about 90 chunks over nostr
+FILE_SIZE = 1024 * 1024  # the file act's file: about 70 chunks over nostr
 
 
 def _no_passphrase() -> bytes | None:

@@ -26,7 +26,7 @@ import os
 import re
 import secrets
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,15 @@ import attrs
 
 from ..errors import ExitCode, KezError, SchemaError, StoreError, TransportError
 from ..messaging.envelope import ENC_BYTES, PREFIX, TAG_BYTES
-from ..messaging.padding import BUCKETS
+from ..messaging.message import attachment_field
+from ..messaging.padding import BUCKETS, MAX_BUCKET, MAX_CONTENT, MESSAGE_MAX_BUCKET
 from ..timefmt import format_time, now
 from .store import open_body, seal_body
 
 INLINE_MAX = 80 * 1024  # bytes: a larger file goes in chunks
 FILE_MAX = 10 * 1024 * 1024  # bytes: a larger file is refused before anything is sent
 MAX_CHUNKS = 65536
-CHUNK_WINDOW = 8  # chunks in flight at once while sending (each up to 128 KiB)
+CHUNK_WINDOW = 8  # chunks in flight at once while sending (each up to 512 KiB)
 MAX_OPEN_TRANSFERS = 16  # incomplete incoming transfers kept per peer; chunks of more are dropped
 _HEX64 = re.compile(r"^[0-9a-f]{64}\Z")
 _B64 = re.compile(r"^[A-Za-z0-9+/]*={0,2}\Z")
@@ -74,10 +75,18 @@ def largest_bucket(max_envelope: int) -> int:
 
 
 def chunk_size(bucket: int, overhead: int) -> int:
-    """Raw bytes per chunk: base64 of them plus the message's other `overhead` bytes (its JSON
-    with empty data) must fill at most `bucket` less the padding marker byte."""
-    room = bucket - 1 - overhead
-    size = room // 4 * 3
+    """Raw bytes per chunk: the message's JSON (`overhead` bytes, its largest attachment field
+    included), the `\n` separator and the bytes themselves fill at most `bucket` less the
+    padding marker byte (docs/spec.md §12, "Attachments")."""
+    size = bucket - 1 - overhead - 1
+    if size <= 0:
+        raise FileRefused(f"a {bucket}-byte message has no room for file data")
+    return size
+
+
+def legacy_chunk_size(bucket: int, overhead: int) -> int:
+    """Raw bytes per chunk of the earlier form (base64 `data` inside the JSON), still read."""
+    size = (bucket - 1 - overhead) // 4 * 3
     if size <= 0:
         raise FileRefused(f"a {bucket}-byte message has no room for file data")
     return size
@@ -107,7 +116,7 @@ class Chunk:
     transfer: str
     index: int
     count: int
-    data: bytes
+    data: bytes | memoryview  # a sender slices the file without copying; a receiver holds bytes
 
 
 def _meta_fields(meta: FileMeta) -> dict[str, Any]:
@@ -127,6 +136,16 @@ def pointer_body(pointer: Pointer) -> dict[str, Any]:
 
 
 def chunk_body(chunk: Chunk) -> dict[str, Any]:
+    """The signed body of a chunk; its bytes travel as the message's attachment (sealed with
+    `attachment=chunk.data`), described here by size and SHA-256."""
+    return {
+        "kind": "file_chunk", "transfer": chunk.transfer, "index": chunk.index, "count": chunk.count,
+        "attachment": attachment_field(chunk.data),
+    }
+
+
+def legacy_chunk_body(chunk: Chunk) -> dict[str, Any]:
+    """A chunk of the earlier form, its bytes in standard base64 in the body (still read)."""
     return {
         "kind": "file_chunk", "transfer": chunk.transfer, "index": chunk.index, "count": chunk.count,
         "data": base64.b64encode(chunk.data).decode("ascii"),
@@ -174,7 +193,7 @@ def parse_file(body: dict[str, Any]) -> tuple[FileMeta, bytes] | Pointer:
         if not isinstance(t, dict) or not isinstance(t.get("id"), str) or not _HEX64.match(t["id"]):
             raise SchemaError("a file pointer's transfer.id must be 64 lowercase hex")
         count = _int(t.get("count"), "transfer.count", 1, MAX_CHUNKS)
-        size = _int(t.get("chunk_size"), "transfer.chunk_size", 1, 128 * 1024)
+        size = _int(t.get("chunk_size"), "transfer.chunk_size", 1, MAX_BUCKET)
         if not (count - 1) * size < max(meta.size, 1) <= count * size:
             raise SchemaError("a file pointer's count and chunk_size do not cover its size")
         return Pointer(meta, t["id"], count, size)
@@ -184,8 +203,10 @@ def parse_file(body: dict[str, Any]) -> tuple[FileMeta, bytes] | Pointer:
     return meta, data
 
 
-def parse_chunk(body: dict[str, Any]) -> Chunk:
-    """A chunk from a `kind: "file_chunk"` body; SchemaError for anything else."""
+def parse_chunk(body: dict[str, Any], attachment: bytes | None = None) -> Chunk:
+    """A chunk from a `kind: "file_chunk"` body and the message's attachment (the checked bytes
+    its `attachment` field describes), or from a body of the earlier form with base64 `data`;
+    SchemaError for anything else."""
     if not isinstance(body, dict) or body.get("kind") != "file_chunk":
         raise SchemaError('a file chunk has body.kind "file_chunk"')
     transfer = body.get("transfer")
@@ -193,7 +214,15 @@ def parse_chunk(body: dict[str, Any]) -> Chunk:
         raise SchemaError("a file chunk's transfer must be 64 lowercase hex")
     count = _int(body.get("count"), "count", 1, MAX_CHUNKS)
     index = _int(body.get("index"), "index", 0, count - 1)
-    data = _data(body.get("data"), 128 * 1024)
+    if "attachment" in body:
+        if "data" in body or attachment is None:
+            raise SchemaError("a file chunk carries its bytes as an attachment or as data, not both or neither")
+        field = body["attachment"]
+        if not isinstance(field, dict) or field.get("size") != len(attachment):
+            raise SchemaError("a file chunk's attachment is not the one its body describes")
+        data = attachment
+    else:
+        data = _data(body.get("data"), 128 * 1024)
     if not data:
         raise SchemaError("a file chunk holds at least one byte")
     return Chunk(transfer, index, count, data)
@@ -218,12 +247,28 @@ def save_file(folder: Path, name: str, data: bytes) -> Path:
     """Write `data` under a fresh name in `folder` (`name`, then `stem (1).ext`, …): written to a
     temporary file, then linked to a name that did not exist, so nothing is ever overwritten
     and a crash leaves no half file under the final name."""
+    saved = save_checked(folder, name, [data], None)
+    assert saved is not None
+    return saved
+
+
+def save_checked(folder: Path, name: str, pieces: Iterable[bytes], expect: tuple[int, str] | None) -> Path | None:
+    """`save_file` for bytes that come in pieces, checked on the way: with `expect` = (size,
+    SHA-256 hex), a file whose bytes differ is not saved (None) and its temporary file goes."""
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = folder / f".kez-part-{secrets.token_hex(8)}"
+        digest, size = hashlib.sha256(), 0
         with open(tmp, "xb") as out:
-            out.write(data)
+            for piece in pieces:
+                out.write(piece)
+                if expect is not None:
+                    digest.update(piece)
+                    size += len(piece)
             out.flush()
+            if expect is not None and (size, digest.hexdigest()) != expect:
+                tmp.unlink(missing_ok=True)
+                return None
             os.fsync(out.fileno())
         try:
             base = safe_name(name)
@@ -303,12 +348,30 @@ class Transfers:
         )
         return int(rows[0][0])
 
+    def spool_path(self, peer: str, transfer: str) -> Path:
+        """The file holding a received transfer's chunks (sealed), beside the store."""
+        name = hashlib.sha256(f"{peer}\n{transfer}".encode()).hexdigest()
+        folder: Path = self.store.path.parent
+        return folder / SPOOL_DIR / f"{name}.spool"
+
     def add_chunk(self, peer: str, chunk: Chunk) -> bool:
+        """Keep a chunk (False when that index is here already). Its bytes, sealed, are appended
+        to the transfer's spool file and its row names the offset; the file is fsynced before the
+        transaction holding the row commits (`ChatStore.on_commit`), so a committed row always
+        names bytes on disk, and a crash before the commit leaves only unnamed bytes at the end.
+        Appends happen inside the write transaction, which one process at a time holds."""
         blob = _seal_bytes(self.store._key, f"{_ad(peer, chunk.transfer, 'in')}:{chunk.index}", chunk.data)
+        path = self.spool_path(peer, chunk.transfer)
         with self.store._write() as db:
-            return bool(db.execute(
-                "INSERT OR IGNORE INTO in_chunks VALUES (?, ?, ?, ?)", (peer, chunk.transfer, chunk.index, blob)
-            ).rowcount == 1)
+            if db.execute("SELECT 1 FROM in_chunks WHERE peer = ? AND transfer = ? AND idx = ?",
+                          (peer, chunk.transfer, chunk.index)).fetchone():
+                return False
+            at = _append(path, len(blob).to_bytes(4, "big") + blob)
+            self.store.on_commit(f"fsync:{path}", before=lambda: _fsync(path))
+            if at == 0:  # a new file: its directory entry must last too
+                self.store.on_commit(f"fsync:{path.parent}", before=lambda: _fsync(path.parent))
+            db.execute("INSERT INTO in_chunks VALUES (?, ?, ?, ?, ?)", (peer, chunk.transfer, chunk.index, b"", at))
+            return True
 
     def received(self, peer: str, transfer: str, count: int) -> int:
         rows = self.store._read(
@@ -316,17 +379,37 @@ class Transfers:
         )
         return int(rows[0][0])
 
-    def assemble(self, peer: str, transfer: str, count: int) -> bytes:
+    def pieces(self, peer: str, transfer: str, count: int) -> Iterator[bytes]:
+        """The transfer's chunks in index order, opened (a damaged one is empty: the SHA-256
+        check then fails and the file is `corrupt`)."""
         rows = self.store._read(
-            "SELECT idx, data FROM in_chunks WHERE peer = ? AND transfer = ? AND idx < ? ORDER BY idx",
+            "SELECT idx, data, at FROM in_chunks WHERE peer = ? AND transfer = ? AND idx < ? ORDER BY idx",
             (peer, transfer, count),
         )
         ad = _ad(peer, transfer, "in")
-        return b"".join(_open_bytes(self.store._key, f"{ad}:{idx}", blob) for idx, blob in rows)
+        spool = None
+        try:
+            for idx, blob, at in rows:
+                if at is not None:
+                    if spool is None:
+                        spool = open(self.spool_path(peer, transfer), "rb")  # noqa: SIM115 (closed below)
+                    blob = _read_record(spool, at)
+                yield _open_bytes(self.store._key, f"{ad}:{idx}", blob)
+        except OSError:
+            yield b""
+        finally:
+            if spool is not None:
+                spool.close()
+
+    def assemble(self, peer: str, transfer: str, count: int) -> bytes:
+        return b"".join(self.pieces(peer, transfer, count))
 
     def drop_chunks(self, peer: str, transfer: str) -> None:
+        """Forget a transfer's chunks; its spool file goes once that has committed."""
+        path = self.spool_path(peer, transfer)
         with self.store._write() as db:
             db.execute("DELETE FROM in_chunks WHERE peer = ? AND transfer = ?", (peer, transfer))
+            self.store.on_commit(f"unlink:{path}", after=lambda: path.unlink(missing_ok=True))
 
     def queue_ack(self, peer: str, message_id: str) -> None:
         with self.store._write() as db:
@@ -337,7 +420,38 @@ class Transfers:
             db.execute("UPDATE messages SET body = ? WHERE key = ?", (seal_body(self.store._key, key, body), key))
 
 
-def _seal_bytes(key: bytes, ad: str, data: bytes) -> bytes:
+SPOOL_DIR = "transfers"  # beside chat.db: one spool file per incoming transfer
+
+
+def _append(path: Path, record: bytes) -> int:
+    """Write `record` at the end of `path` (created 0600, folder 0700); the offset it went to."""
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        at = os.fstat(fd).st_size
+        done = 0
+        while done < len(record):
+            done += os.pwrite(fd, record[done:] if done else record, at + done)
+        return at
+    finally:
+        os.close(fd)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_record(spool: Any, at: int) -> bytes:
+    spool.seek(at)
+    size = int.from_bytes(spool.read(4), "big")
+    return bytes(spool.read(size))
+
+
+def _seal_bytes(key: bytes, ad: str, data: bytes | memoryview) -> bytes:
     from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     nonce = os.urandom(12)
@@ -425,7 +539,7 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     bucket = route_bucket(routes)
     if meta.size <= INLINE_MAX:
         body = inline_body(meta, data)
-        if _message_size(service, peer, body) <= bucket - 1:
+        if _message_size(service, peer, body) <= min(bucket, MESSAGE_MAX_BUCKET) - 1:
             result = await service.send_body(peer, body, routes, stored=_stored(meta, "complete", source))
             if progress:
                 progress(1, 1)
@@ -438,7 +552,8 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
         key = record["key"]
     else:
         transfer = secrets.token_hex(32)
-        template = chunk_body(Chunk(transfer, MAX_CHUNKS - 1, MAX_CHUNKS, b""))
+        template = {**chunk_body(Chunk(transfer, MAX_CHUNKS - 1, MAX_CHUNKS, b"")),
+                    "attachment": {"size": MAX_CONTENT, "sha256": "0" * 64}}  # the widest field
         size = chunk_size(bucket, _message_size(service, peer, template))
         count = max(1, -(-meta.size // size))
         if count > MAX_CHUNKS:
@@ -449,10 +564,12 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     if key is None:
         key = sealed_pointer[0][1].id
         created_at = sealed_pointer[0][1].payload["created_at"]
-        transfers.put(peer.identity, transfer, "out", key, "sending",
-                      {**_meta_fields(meta), "count": pointer.count, "chunk_size": pointer.chunk_size, "source": source})
-        service.store.add_outgoing(key, peer.identity, created_at,
-                                   _stored(meta, "sending", source, transfer=transfer, count=pointer.count))
+        with service.store.batch():  # one commit (one fsync) before the first chunk, not two
+            transfers.put(peer.identity, transfer, "out", key, "sending",
+                          {**_meta_fields(meta), "count": pointer.count, "chunk_size": pointer.chunk_size,
+                           "source": source})
+            service.store.add_outgoing(key, peer.identity, created_at,
+                                       _stored(meta, "sending", source, transfer=transfer, count=pointer.count))
     done = transfers.sent_chunks(transfer)
     if progress:
         progress(len(done), pointer.count + 1)
@@ -483,27 +600,61 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
 async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, routes: Sequence[Any],
                        transfers: Transfers, done: set[int], progress: Progress | None,
                        window: int = CHUNK_WINDOW) -> tuple[Any, ...] | None:
-    """Send the chunks not in `done`, `window` at a time in flight, each window's sent marks in one
-    store transaction (one fsync, not one per chunk); the deliveries of a chunk no route took, else
-    None. A chunk is marked sent only once a transport accepted it, so a resumed transfer sends
-    exactly the ones missing."""
-    missing = [i for i in range(pointer.count) if i not in done]
+    """Send the chunks not in `done`, up to `window` in flight: each chunk's delivery starts as
+    soon as it is sealed (so the transport works while the next one is sealed), and the sent
+    marks go to the store `window` at a time in one transaction (one fsync, not one per chunk).
+    The deliveries of a chunk no route took, else None. A chunk is marked sent only once a
+    transport accepted it, so a resumed transfer sends exactly the ones missing (a crash between
+    a send and its mark sends that chunk again; the receiver keeps one copy)."""
     size = pointer.chunk_size
-    for start in range(0, len(missing), window):
-        group = missing[start:start + window]
-        sealed = [service._seal(peer.chain, chunk_body(Chunk(pointer.transfer, i, pointer.count,
-                                                              data[i * size:(i + 1) * size]))) for i in group]
-        results = await asyncio.gather(*(service._deliver(peer.identity, one, routes, peer.chain) for one in sealed))
-        sent = [i for i, deliveries in zip(group, results, strict=True) if any(d.sent for d in deliveries)]
-        with service.store.batch():
-            for index in sent:
-                transfers.mark_sent(pointer.transfer, index)
-        done.update(sent)
-        if progress:
-            progress(len(done), pointer.count + 1)
-        if len(sent) < len(group):
-            return next(tuple(r) for r in results if not any(d.sent for d in r))
-    return None
+    view = memoryview(data)
+    flying: dict[asyncio.Future[Any], int] = {}
+    marks: list[int] = []
+    failed: tuple[Any, ...] | None = None
+
+    def record() -> None:
+        if marks:
+            with service.store.batch():
+                for index in marks:
+                    transfers.mark_sent(pointer.transfer, index)
+            done.update(marks)
+            marks.clear()
+            if progress:
+                progress(len(done), pointer.count + 1)
+
+    async def settle(block: bool) -> None:
+        nonlocal failed
+        if not flying:
+            return
+        finished, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED if block else asyncio.ALL_COMPLETED)
+        for task in finished:
+            index = flying.pop(task)
+            deliveries = task.result()
+            if any(d.sent for d in deliveries):
+                marks.append(index)
+            elif failed is None:
+                failed = tuple(deliveries)
+        if len(marks) >= window:
+            record()
+
+    try:
+        for index in (i for i in range(pointer.count) if i not in done):
+            if failed is not None:
+                break
+            piece = view[index * size:(index + 1) * size]  # no copy: hashed, then sealed
+            sealed = service._seal(peer.chain, chunk_body(Chunk(pointer.transfer, index, pointer.count, piece)),
+                                   attachment=piece)
+            flying[asyncio.ensure_future(service._deliver(peer.identity, sealed, routes, peer.chain))] = index
+            await asyncio.sleep(0)  # its publish starts now, while the next chunk is sealed
+            while len(flying) >= window:
+                await settle(True)
+        while flying:
+            await settle(False)
+    finally:
+        for task in flying:
+            task.cancel()
+        record()
+    return failed
 
 
 # ------------------------------------------------------------------ receiving
@@ -548,7 +699,7 @@ def receive_chunk(service: Any, message: Any, checked: bool, stranger: bool) -> 
     from .service import Received
 
     sender = message.sender_identity
-    chunk = parse_chunk(dict(message.body))
+    chunk = parse_chunk(dict(message.body), getattr(message, "attachment", None))
     transfers = Transfers(service.store)
     record = transfers.get(sender, chunk.transfer, "in")
     if record is not None and record["state"] != "receiving":
@@ -556,7 +707,7 @@ def receive_chunk(service: Any, message: Any, checked: bool, stranger: bool) -> 
     if record is None and transfers.received(sender, chunk.transfer, MAX_CHUNKS) == 0:
         if transfers.open_transfers(sender) >= MAX_OPEN_TRANSFERS:
             return Received("dropped", message, checked, stranger=stranger)
-    if chunk.count * len(chunk.data) > FILE_MAX + 128 * 1024 and chunk.index < chunk.count - 1:
+    if chunk.count * len(chunk.data) > FILE_MAX + MAX_BUCKET and chunk.index < chunk.count - 1:
         return Received("dropped", message, checked, stranger=stranger)
     transfers.add_chunk(sender, chunk)
     state = _finish(service, transfers, sender, chunk.transfer) if record is not None else {
@@ -582,14 +733,14 @@ def _finish(service: Any, transfers: Transfers, peer: str, transfer: str) -> dic
     meta = FileMeta(record["name"], record["size"], record["sha256"], record.get("mime"))
     stored = {k: v for k, v in record.items() if k not in ("key", "state")}
     if record["state"] == "receiving" and got >= count:
-        data = transfers.assemble(peer, transfer, count)
-        ok = len(data) == meta.size and hashlib.sha256(data).hexdigest() == meta.sha256
-        path = str(save_file(files_dir(service), meta.name, data)) if ok else None
-        state = "complete" if ok else "corrupt"
+        saved = save_checked(files_dir(service), meta.name, transfers.pieces(peer, transfer, count),
+                             (meta.size, meta.sha256))
+        path = str(saved) if saved is not None else None
+        state = "complete" if saved is not None else "corrupt"
         transfers.put(peer, transfer, "in", record["key"], state, {**stored, "path": path})
         transfers.drop_chunks(peer, transfer)
         transfers.set_body(record["key"], _stored(meta, state, path, transfer=transfer, count=count))
-        if ok:
+        if saved is not None:
             transfers.queue_ack(peer, record["key"])
         record = {**record, "state": state, "path": path}
     return file_state(transfers, peer, record)

@@ -269,9 +269,11 @@ class MessagingService:
 
     # ---------------------------------------------------------------- sending
 
-    def _seal(self, chain: ChainState, body: dict[str, Any], name: str | None = None) -> list[tuple[str, Any, str]]:
+    def _seal(self, chain: ChainState, body: dict[str, Any], name: str | None = None,
+              attachment: bytes | memoryview | None = None) -> list[tuple[str, Any, str]]:
         """One envelope per current inbox key of `chain` (every device of the peer); `name` is how
-        the person knows the peer (a handle or contact), for the error when every key expired."""
+        the person knows the peer (a handle or contact), for the error when every key expired;
+        `attachment`, raw bytes the body describes (a file chunk's data, spec §12 "Attachments")."""
         from ..messaging import InboxKeysExpired, seal_for_devices
 
         if chain.inbox_keys and not chain.current_inbox_keys(self.clock()):
@@ -283,7 +285,8 @@ class MessagingService:
                 f"publishes a new key), then refresh their chain (`kez sigchain pull {chain.identity_id}`)",
             )
         return seal_for_devices(
-            self.signer(), sender_identity=self.identity, recipient=chain, body=body, registry=self.keystore.registry
+            self.signer(), sender_identity=self.identity, recipient=chain, body=body, registry=self.keystore.registry,
+            attachment=attachment,
         )
 
     def _seal_copies(

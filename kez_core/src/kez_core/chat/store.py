@@ -65,6 +65,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # version 3: the transports a message went out or came in by ("nats", "http, nostr"), for "via …"
         "CREATE TABLE message_via (key TEXT PRIMARY KEY, via TEXT NOT NULL)",
     ),
+    (  # version 4: a received chunk's sealed bytes sit in its transfer's spool file at offset `at`
+        # (kez_core.chat.files); `data` is then empty. Rows from before keep their bytes in `data`.
+        "ALTER TABLE in_chunks ADD COLUMN at INTEGER",
+    ),
 )
 
 
@@ -172,6 +176,8 @@ class ChatStore:
         self.path = Path(path)
         self._key = key
         self._lock = threading.RLock()  # reentrant: writes inside batch()
+        # work tied to the open write transaction (on_commit): name -> (before, after)
+        self._hooks: dict[str, tuple[Callable[[], None] | None, Callable[[], None] | None]] = {}
         db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -224,27 +230,53 @@ class ChatStore:
                 return
             try:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._hooks = {}
                 try:
                     yield self._db
+                    for before, _ in list(self._hooks.values()):
+                        if before is not None:
+                            before()
                     self._db.execute("COMMIT")
                 except BaseException:
+                    self._hooks = {}
                     self._db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise StoreError(f"message store {self.path}: {exc}") from exc
+            except OSError as exc:  # a before-commit hook (an fsync) failed: nothing was committed
+                raise StoreError(f"message store {self.path}: {exc}") from exc
+            hooks, self._hooks = self._hooks, {}
+            for _, after in hooks.values():
+                if after is not None:
+                    try:
+                        after()
+                    except OSError:
+                        pass  # after the commit, only cleanup runs (a leftover file is harmless)
 
     def _savepoint(self) -> Iterator[sqlite3.Connection]:
         try:
             self._db.execute("SAVEPOINT kez_write")
+            hooks = dict(self._hooks)
             try:
                 yield self._db
                 self._db.execute("RELEASE kez_write")
             except BaseException:
+                self._hooks = hooks  # what the undone write asked for is undone with it
                 self._db.execute("ROLLBACK TO kez_write")
                 self._db.execute("RELEASE kez_write")
                 raise
         except sqlite3.Error as exc:
             raise StoreError(f"message store {self.path}: {exc}") from exc
+
+    def on_commit(self, name: str, *, before: Callable[[], None] | None = None,
+                  after: Callable[[], None] | None = None) -> None:
+        """Tie work outside SQLite to the open write transaction (call it inside `_write`):
+        `before` runs just before it commits (an fsync of a file its rows point into: an
+        OSError there rolls the transaction back), `after` just after (removing a file
+        its rows no longer name). One pair per `name` per transaction; none if it rolls back."""
+        if not self._db.in_transaction:
+            raise StoreError("on_commit outside a write transaction")
+        self._hooks.setdefault(name, (before, after))
 
     def _read(self, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from ..errors import KezError
+from ..errors import KezError, SchemaError
 from ..keys import Signer
 from ..registry import Registry, default_registry
 from ..sigchain.model import ChainState
@@ -27,7 +27,14 @@ from ..signed import SignedObject, verify_signature
 from ..timefmt import now
 from .envelope import InboxSecret, open_sealed, seal
 from .errors import MessageRefused
-from .message import Message, create_message, made_here, message_from_json, read_message
+from .message import (
+    Message,
+    check_attachment,
+    create_message,
+    made_here,
+    message_from_json,
+    read_message,
+)
 from .replay import ReplayStore, check_window
 
 
@@ -47,12 +54,19 @@ def seal_for_devices(
     body: dict[str, Any],
     at: datetime | None = None,
     registry: Registry | None = None,
+    attachment: bytes | memoryview | None = None,
 ) -> list[tuple[str, SignedObject, str]]:
     """One (inbox key, message, envelope) per current inbox key of the recipient's devices.
 
     Each device has its own inbox key and opens only its own envelope; an
     identity with no current inbox key cannot be written to (MessageRefused).
+    `attachment`: raw bytes sealed after the message's JSON; the body must describe
+    them (`body["attachment"] = attachment_field(data)`), SchemaError otherwise.
     """
+    if attachment is not None:
+        check_attachment(body, attachment)
+    elif "attachment" in body:
+        raise SchemaError("a body that names an attachment is sealed with its bytes")
     at = at or now()
     keys = recipient.current_inbox_keys(at)
     if not keys:
@@ -72,7 +86,7 @@ def seal_for_devices(
             created_at=at,
             registry=registry,
         )
-        out.append((inbox.key, obj, seal(obj.canonical(), inbox.key)))
+        out.append((inbox.key, obj, seal(obj.canonical(), inbox.key, attachment)))
     return out
 
 

@@ -2,7 +2,9 @@
 
 Buckets are powers of two from 1 KiB (a signed message is about 800 bytes
 before its body, so a smaller bucket would never be used) to 128 KiB (an
-80 KB inline file, base64 in a signed message). Padding is ISO/IEC 7816-4:
+80 KB inline file, base64 in a signed message) for a message alone, and on
+to 512 KiB for a message with an attachment (a file chunk: transports that
+carry larger envelopes, NATS, take fewer, larger chunks). Padding is ISO/IEC 7816-4:
 one 0x80 byte, then zeros. It is unambiguous for any content and cheap to
 check; the padded length is always exactly a bucket, so anything else is a
 forged or damaged plaintext.
@@ -13,11 +15,13 @@ from __future__ import annotations
 from .errors import EnvelopeError, MessageTooLarge
 
 MIN_BUCKET = 1024
-MAX_BUCKET = 128 * 1024
+MESSAGE_MAX_BUCKET = 128 * 1024  # the largest a message without an attachment fills
+MAX_BUCKET = 512 * 1024  # the largest of all: only attachments reach past MESSAGE_MAX_BUCKET
 BUCKETS: tuple[int, ...] = tuple(
     MIN_BUCKET << i for i in range((MAX_BUCKET // MIN_BUCKET).bit_length())
 )
 MAX_CONTENT = MAX_BUCKET - 1  # the marker byte needs one
+MESSAGE_MAX_CONTENT = MESSAGE_MAX_BUCKET - 1  # a message's JSON, attachment aside
 
 
 def bucket_for(size: int) -> int:
@@ -32,9 +36,11 @@ def bucket_for(size: int) -> int:
     )
 
 
-def pad(content: bytes) -> bytes:
-    bucket = bucket_for(len(content))
-    return content + b"\x80" + bytes(bucket - len(content) - 1)
+def pad(content: bytes, *more: bytes | memoryview) -> bytes:
+    """`content` (and `more` parts after it) padded to its bucket, built in one copy."""
+    size = len(content) + sum(len(part) for part in more)
+    bucket = bucket_for(size)
+    return b"".join((content, *more, b"\x80", bytes(bucket - size - 1)))
 
 
 def unpad(padded: bytes) -> bytes:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import attrs
 from kez_core.errors import EnvelopeTooLarge, TransportError
-from kez_core.messaging.envelope import MAX_ENVELOPE_TEXT
+from kez_core.messaging.envelope import MAX_ATTACHMENT_ENVELOPE_TEXT
 from kez_core.protocols import ChannelContext, ChannelOption
 
 from .config import OPTIONS, NatsSettings, settings, subject_for
@@ -57,7 +57,9 @@ class NatsTransport:
 
     name: str = "nats"
     options: tuple[ChannelOption, ...] = OPTIONS
-    max_envelope: int = MAX_ENVELOPE_TEXT
+    # the largest envelope of all (a 512 KiB bucket, file chunks): NATS's default max_payload
+    # (1 MiB) carries it, so a 10 MiB file goes in 21 chunks instead of 81 (docs/spec.md §12)
+    max_envelope: int = MAX_ATTACHMENT_ENVELOPE_TEXT
     pending_msgs_limit: int = PENDING_MSGS_LIMIT
     pending_bytes_limit: int = PENDING_BYTES_LIMIT
 
