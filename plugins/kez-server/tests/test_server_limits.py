@@ -39,6 +39,33 @@ def test_registration_body_cap(capped):
         assert http.post("/v1/register", json=small).status_code == 201
 
 
+def test_early_413_then_the_rest_of_the_body_is_not_a_header(capped):
+    """413 goes out on Content-Length before the body is read; the body bytes that still
+    arrive are that request's, not a 64 KiB request head (they once drew a 431)."""
+    import socket
+    import time
+
+    host, port = capped.url.split("//")[1].rsplit(":", 1)
+    payload = b'{"padding": "' + b"x" * 200_000 + b'"}'
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(
+            b"POST /v1/register HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(payload) + payload[:1000]
+        )
+        first = conn.recv(4096)
+        assert first.startswith(b"HTTP/1.1 413"), first[:80]
+        answers = b""
+        try:
+            for at in range(1000, len(payload), 8192):
+                conn.sendall(payload[at : at + 8192])
+                time.sleep(0.001)
+            conn.settimeout(0.5)
+            answers = conn.recv(4096)
+        except (TimeoutError, OSError):
+            pass
+        assert b" 431 " not in answers, answers[:80]
+
+
 def test_chain_body_cap(capped):
     signer, builder = chain(8)
     assert len(body(builder.lines)) > 4096

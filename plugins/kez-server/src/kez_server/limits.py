@@ -79,7 +79,11 @@ def protocol_class(header_timeout: float, max_connections: int) -> type[asyncio.
             super().connection_lost(exc)
 
         def _awaiting_head(self) -> bool:
-            return self.cycle is None or self.cycle.response_complete
+            """True between requests. An answer sent before its request's body was read
+            (413 on Content-Length) completes the response while that body still
+            arrives: those bytes are body, not the next head (they once tripped 431)."""
+            cycle = self.cycle
+            return cycle is None or (cycle.response_complete and not cycle.more_body)
 
         def _arm(self) -> None:
             if header_timeout and self._timer is None:
