@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -19,7 +20,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Label, ListItem, ListView, Static, TextArea
+from textual.widget import Widget
+from textual.widgets import DirectoryTree, Footer, Input, Label, ListItem, ListView, Static, TextArea
 
 from kez_core.errors import KezError
 from kez_core.safetext import visible
@@ -33,13 +35,14 @@ HELP = (
     ("ctrl+j", "new line in the message"),
     ("up, down", "what you sent before (on the first, last line)"),
     ("/file PATH", "send a file (type it in the compose box)"),
+    ("ctrl+t", "pick a file to send (arrows, enter; backspace: folder up)"),
     ("ctrl+n", "new conversation by handle (who it is, first)"),
     ("ctrl+r", "name the open conversation's contact"),
     ("ctrl+b", "block or unblock the open conversation"),
     ("ctrl+f", "search the open conversation"),
     ("f2", "who it is: devices, claims, safety number"),
-    ("ctrl+s", "save the latest file received here (a copy)"),
-    ("ctrl+o", "open the latest file received here (xdg-open)"),
+    ("ctrl+s", "save a copy of a file received here (pick it, then where)"),
+    ("ctrl+o", "open a file received here (pick it; xdg-open)"),
     ("tab, shift+tab", "move between the lists and the compose box"),
     ("escape", "close a dialog, or go to the conversation list"),
     ("? / f1", "this help"),
@@ -128,8 +131,101 @@ class Thread(VerticalScroll):
 
 
 class Bubble(Static):
+    picture: str | None = None  # an ImageBubble's file; a plain bubble shows none
+
     def __init__(self, text: Text, outgoing: bool) -> None:
         super().__init__(text, classes="bubble out" if outgoing else "bubble in")
+
+
+def image_widget_class() -> type[Widget]:
+    """textual-image's widget for this terminal: Sixel or Kitty's graphics protocol where the
+    terminal answered for them, else coloured half-blocks (which any Textual screen shows,
+    `--web` and Pilot included). Importing it asks the terminal, so `kez chat` imports it
+    before the app starts (`prepare_images`); later it only reads the cached answer."""
+    from textual_image.renderable import Image as Auto
+    from textual_image.renderable.unicode import Image as Unicode
+    from textual_image.widget import HalfcellImage, Image
+
+    return HalfcellImage if Auto is Unicode else Image
+
+
+def prepare_images() -> None:
+    """Ask the terminal what pictures it can show, while it is still ours to ask (before
+    `App.run`); a terminal that does not answer gets half-blocks."""
+    try:
+        image_widget_class()
+    except Exception:  # noqa: BLE001 - a terminal query that fails must not stop the chat
+        pass
+
+
+IMAGE_BOX = (40, 12)  # cells: the most a picture takes in a bubble
+
+
+class ImageBubble(Vertical):
+    """A received picture: its file card at once, the picture above it once decoded (off the UI
+    thread, by kez_core.chat.images.preview_image: sniffed, size-limited). A file that does not
+    decode stays a file card, with the reason; it never reaches the screen's thread as an error."""
+
+    def __init__(self, text: Text, path: str) -> None:
+        super().__init__(Static(text, classes="card"), classes="bubble in picture")
+        self.picture = path
+        self.text = text
+        self.failed: str | None = None
+        self.entry_state = ""
+
+    def update(self, text: Text) -> None:
+        self.text = text
+        if self.failed:
+            text = text.copy().append(f"\n(not shown: {visible(self.failed)})", style="dim")
+        self.query_one(".card", Static).update(text)
+
+    def on_mount(self) -> None:
+        self.run_worker(self._decode, thread=True, group="pictures", exit_on_error=False)
+
+    def _decode(self) -> None:
+        from kez_core.chat.images import preview_image
+
+        try:
+            image = preview_image(self.picture or "")
+            cls = image_widget_class()
+        except KezError as exc:
+            self.app.call_from_thread(self._not_shown, exc.message)
+            return
+        except Exception as exc:  # noqa: BLE001 - textual-image missing or failing: the card stays
+            self.app.call_from_thread(self._not_shown, type(exc).__name__)
+            return
+        self.app.call_from_thread(self._show, cls, image)
+
+    def _not_shown(self, why: str) -> None:
+        self.failed = why
+        if self.is_attached:
+            self.update(self.text)
+
+    def _show(self, cls: type[Widget], image: Any) -> None:
+        if not self.is_attached:
+            return
+        widget = cls(image, classes="image")  # type: ignore[call-arg]
+        widget.styles.width, widget.styles.height = picture_cells(image.size)
+        self.mount(widget, before=0)
+
+
+def picture_cells(size: tuple[int, int], box: tuple[int, int] = IMAGE_BOX) -> tuple[int, int]:
+    """Columns and rows for a picture of `size` pixels within `box` cells, keeping its shape
+    (a cell is about twice as tall as it is wide)."""
+    try:
+        from textual_image._terminal import get_cell_size
+
+        cell_w, cell_h = get_cell_size()
+    except Exception:  # noqa: BLE001
+        cell_w, cell_h = 10, 20
+    cell_w, cell_h = cell_w or 10, cell_h or 20
+    width, height = max(1, size[0]), max(1, size[1])
+    cols = min(box[0], max(1, -(-width // cell_w)))
+    rows = max(1, round(cols * height * cell_w / (width * cell_h)))
+    if rows > box[1]:
+        rows = box[1]
+        cols = max(1, min(box[0], round(rows * width * cell_h / (height * cell_w))))
+    return cols, rows
 
 
 class ListenMessage(Message):
@@ -148,16 +244,18 @@ class PromptScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, title: str, *, password: bool = False, check: Callable[[str], str | None] | None = None) -> None:
+    def __init__(self, title: str, *, password: bool = False, check: Callable[[str], str | None] | None = None,
+                 value: str = "") -> None:
         super().__init__()
         self.title_text = title
         self.password = password
         self.check = check
+        self.value = value  # the answer offered (selected: typing replaces it, enter takes it)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(Text(self.title_text))
-            yield Input(password=self.password, id="prompt-input")
+            yield Input(self.value, password=self.password, id="prompt-input")
             yield Label(Text(""), id="prompt-error")
 
     def on_mount(self) -> None:
@@ -199,6 +297,84 @@ class InfoScreen(ModalScreen[bool]):
 
     def action_close(self, accept: bool) -> None:
         self.dismiss(accept)
+
+
+class FilePickScreen(ModalScreen[Path | None]):
+    """Pick a file to send, from the keyboard: arrows move, enter opens a folder or picks a
+    file, backspace goes to the folder above, escape cancels. Starts in `start`."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("backspace", "up", "folder up")]
+
+    def __init__(self, start: Path) -> None:
+        super().__init__()
+        self.start = start
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog picker"):
+            yield Label(Text("Send which file? enter: pick  backspace: folder up  escape: cancel"))
+            yield Label(Text(visible(str(self.start)), style="dim"), id="picker-folder")
+            yield DirectoryTree(self.start, id="picker-tree")
+
+    def on_mount(self) -> None:
+        self.query_one("#picker-tree", DirectoryTree).focus()
+
+    @on(DirectoryTree.FileSelected)
+    def picked(self, event: DirectoryTree.FileSelected) -> None:
+        event.stop()
+        self.dismiss(Path(event.path))
+
+    def action_up(self) -> None:
+        tree = self.query_one("#picker-tree", DirectoryTree)
+        here = Path(tree.path).resolve()
+        if here.parent != here:
+            tree.path = here.parent
+            self.query_one("#picker-folder", Label).update(Text(visible(str(here.parent)), style="dim"))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class FileItem(ListItem):
+    """A received file in the list to pick from; `file` is its stored file dict."""
+
+    def __init__(self, file: dict[str, Any], line: Text) -> None:
+        super().__init__(Label(line))
+        self.file = file
+
+
+class FileListScreen(ModalScreen[dict[str, Any] | None]):
+    """The open conversation's received files, newest first: pick one (arrows, enter)."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, title: str, files: list[tuple[Any, dict[str, Any]]], now: datetime) -> None:
+        super().__init__()
+        self.title_text = title
+        self.files = files
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        items = []
+        for entry, file in self.files:
+            line = Text(visible(str(file.get("name") or "file")))
+            line.append(f"  {file.get('size', '?')} bytes  {render.short_time(entry.created_at, self.now)}", style="dim")
+            items.append(FileItem(file, line))
+        with Vertical(classes="dialog"):
+            yield Label(Text(self.title_text))
+            yield ListView(*items, id="file-list")
+            yield Label(Text("enter: this one   escape: cancel", style="dim"))
+
+    def on_mount(self) -> None:
+        self.query_one("#file-list", ListView).focus()
+
+    @on(ListView.Selected)
+    def chosen(self, event: ListView.Selected) -> None:
+        event.stop()
+        if isinstance(event.item, FileItem):
+            self.dismiss(event.item.file)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 def help_text() -> Text:
@@ -275,7 +451,12 @@ class ChatApp(App[None]):
     #compose { height: 4; }
     #status { height: 1; color: $text-muted; padding: 0 1; }
     .dialog { width: 72; max-width: 100%; height: auto; max-height: 100%; border: thick $primary; padding: 1 2; background: $surface; }
-    PromptScreen, InfoScreen { align: center middle; }
+    PromptScreen, InfoScreen, FilePickScreen, FileListScreen { align: center middle; }
+    .picker { height: 80%; }
+    #picker-tree { height: 1fr; }
+    #file-list { height: auto; max-height: 16; }
+    .bubble.picture { height: auto; }
+    .bubble.picture .image { margin-bottom: 1; }
     """
     BINDINGS = [
         Binding("ctrl+n", "new_conversation", "new"),
@@ -283,6 +464,7 @@ class ChatApp(App[None]):
         Binding("ctrl+b", "block", "block"),
         Binding("ctrl+f", "search", "search"),
         Binding("f2", "profile", "who", show=False),
+        Binding("ctrl+t", "pick_file", "send file", show=False),
         Binding("ctrl+s", "save_file", "save file", show=False),
         Binding("ctrl+o", "open_file", "open file", show=False),
         Binding("escape", "focus_list", "list", show=False),
@@ -300,7 +482,7 @@ class ChatApp(App[None]):
         self.receiving: dict[str, str] = {}  # transfer -> "name N/M", files still arriving
         self.current: str | None = None  # the open conversation's identity id
         self.peers: dict[str, Any] = {}  # identity -> resolved Peer
-        self.bubbles: dict[str, Bubble] = {}
+        self.bubbles: dict[str, Bubble | ImageBubble] = {}
         self.shown_from: int | None = None  # index in the open history of its first bubble (None: the latest window)
         self.links: dict[str, str] = {}
         self.unlocked = False
@@ -412,7 +594,7 @@ class ChatApp(App[None]):
             self.current = identity
             self.bubbles.clear()
             self.shown_from = None
-            self.query_one("#messages", Thread).query(Bubble).remove()
+            self.query_one("#messages", Thread).query(".bubble").remove()
         self.refresh_thread()
         self.refresh_sidebar()
 
@@ -448,15 +630,39 @@ class ChatApp(App[None]):
                 self.bubbles[entry.key] = self.bubbles.pop(echoes.pop(0))  # its local echo, stored meanwhile
             shown = self.bubbles.get(entry.key)
             if shown is None:
-                shown = self.bubbles[entry.key] = Bubble(text, entry.direction == "out")
-                shown.entry_state = entry.state
+                shown = self.bubbles[entry.key] = self._bubble(entry, text)
                 new.append(shown)
+            elif entry.body.get("kind") == "file" and shown.picture != self._picture(entry):
+                # a file that finished arriving as a picture: its card becomes an ImageBubble
+                self.bubbles[entry.key] = replacement = self._bubble(entry, text)
+                box.mount(replacement, after=shown)
+                shown.remove()
             else:
                 shown.update(text)
                 shown.entry_state = entry.state
         if new:
             box.mount_all(new)
             box.scroll_end(animate=False)
+
+    def _bubble(self, entry: Any, text: Text) -> Bubble | ImageBubble:
+        """A message's widget: a received picture (by its bytes, not its name) is an ImageBubble."""
+        picture = self._picture(entry)
+        if picture is not None:
+            shown: Bubble | ImageBubble = ImageBubble(text, picture)
+        else:
+            shown = Bubble(text, entry.direction == "out")
+        shown.entry_state = entry.state
+        return shown
+
+    @staticmethod
+    def _picture(entry: Any) -> str | None:
+        from kez_core.chat.images import sniff_file
+        from kez_core.chat.received_files import received_file
+
+        file = received_file(entry) if entry.body.get("kind") == "file" else None
+        if file is not None and sniff_file(str(file["path"])) is not None:
+            return str(file["path"])
+        return None
 
     def _show_earlier(self) -> None:
         label = self.query_one("#earlier", Static)
@@ -477,11 +683,10 @@ class ChatApp(App[None]):
         now = self.clock()
         new = []
         for entry in entries:
-            bubble = self.bubbles[entry.key] = Bubble(render.bubble(entry, now), entry.direction == "out")
-            bubble.entry_state = entry.state
+            bubble = self.bubbles[entry.key] = self._bubble(entry, render.bubble(entry, now))
             new.append(bubble)
         box = self.query_one("#messages", Thread)
-        first = next(iter(box.query(Bubble)), None)
+        first = next(iter(box.query(".bubble")), None)
         box.mount_all(new, after=self.query_one("#earlier", Static))
         self.shown_from = start
         self._show_earlier()
@@ -762,21 +967,30 @@ class ChatApp(App[None]):
             text.append("\n\n")
         self.push_screen(InfoScreen(text, "escape: close"))
 
-    def _latest_file(self) -> dict[str, Any] | None:
-        from kez_core.chat.received_files import latest_received
+    def _pick_received(self, verb: str, then: Callable[[dict[str, Any]], None]) -> None:
+        """Which received file: the only one, or the one the person picks from the list."""
+        from kez_core.chat.received_files import received_files
 
         if self.current is None:
-            return None
-        found = latest_received(self.service.store.history(self.current, mark_read=False))
-        if found is None:
+            return
+        files = received_files(self.service.store.history(self.current, mark_read=False))
+        if not files:
             self.notify("no file received in this conversation yet", severity="warning", markup=False)
-        return found
+        elif len(files) == 1:
+            then(files[0][1])
+        else:
+            self.push_screen(FileListScreen(f"{verb} which file? (newest first)", files, self.clock()),
+                             callback=lambda file: then(file) if file else None)
 
     def action_save_file(self) -> None:
-        file = self._latest_file()
-        if file is not None:
-            self.push_screen(PromptScreen(f"Save {visible(str(file.get('name', 'file')))} to (a path or a folder)"),
-                             callback=lambda value: self._save_file(file, value))
+        self._pick_received("Save", self._ask_where)
+
+    def _ask_where(self, file: dict[str, Any]) -> None:
+        from kez_core.chat.received_files import default_destination
+
+        self.push_screen(PromptScreen(f"Save {visible(str(file.get('name', 'file')))} to (a path or a folder)",
+                                      value=str(default_destination(file))),
+                         callback=lambda value: self._save_file(file, value))
 
     def _save_file(self, file: dict[str, Any], value: str | None) -> None:
         from kez_core.chat.received_files import copy_received
@@ -791,12 +1005,12 @@ class ChatApp(App[None]):
         self.notify(visible(f"saved a copy to {target}"), markup=False)
 
     def action_open_file(self) -> None:
+        self._pick_received("Open", self._open_file)
+
+    def _open_file(self, file: dict[str, Any]) -> None:
         import shutil
         import subprocess
 
-        file = self._latest_file()
-        if file is None:
-            return
         path = str(file["path"])
         opener = shutil.which("xdg-open")
         if opener is None:
@@ -809,6 +1023,19 @@ class ChatApp(App[None]):
             self.notify(_error(exc), severity="error", markup=False)
             return
         self.notify(visible(f"opening {path}"), markup=False)
+
+    def action_pick_file(self) -> None:
+        """ctrl+t: pick a file to send, starting in the current folder."""
+        if self.current is None:
+            self.notify("open a conversation first (ctrl+n: new by handle)", severity="warning", markup=False)
+            return
+        self.push_screen(FilePickScreen(Path.cwd()), callback=self._picked)
+
+    def _picked(self, path: Path | None) -> None:
+        if path is None or self.current is None:
+            return
+        self.send_file(self.current, str(path), self.echo(f"file {path}"))
+        self.query_one("#compose", ComposeArea).focus()
 
     def action_focus_list(self) -> None:
         self.query_one("#chats", ListView).focus()
