@@ -84,3 +84,52 @@ def test_a_long_thread_is_a_window_and_page_up_at_its_top_shows_more(tmp_path):
             app.exit()
 
     asyncio.run(run())
+
+
+def test_the_window_slides_and_stays_bounded(tmp_path):
+    """Far up a 500-message thread, at most THREAD_MOUNTED bubbles are widgets (the latest are
+    unmounted, and a "later messages" line says so); page-down at the bottom brings them back,
+    up to the latest message; a message sent meanwhile jumps back to the latest."""
+    import asyncio
+
+    from kez_cli.chat_app.app import THREAD_MOUNTED, THREAD_WINDOW
+
+    app = offline_app(tmp_path, thread_size=500)
+    app.animation_level = "none"
+
+    def texts() -> list[str]:
+        return [str(b.render()) for b in app.query(".bubble")]
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            app.open_peer(BOB)
+            await pilot.pause()
+            thread = app.query_one("#messages")
+            thread.focus()
+            for _ in range(60):
+                await pilot.press("pageup")
+            assert len(texts()) == THREAD_MOUNTED
+            assert app.shown_to is not None and app.query_one("#later").display
+            assert f"{500 - app.shown_to} later messages" in str(app.query_one("#later").render())
+            assert not any("message 499 from bob" in t for t in texts())
+            top = app.shown_from
+            for _ in range(200):
+                if app.shown_to is None and thread.scroll_y >= thread.max_scroll_y:
+                    break
+                await pilot.press("pagedown")
+            assert app.shown_to is None and not app.query_one("#later").display
+            assert "message 499 from bob" in texts()[-1]
+            assert len(texts()) <= THREAD_MOUNTED and app.shown_from > top
+            keys = [f"message {i}" for i in range(500 - len(texts()), 500)]
+            assert [t.split(" from")[0].split(" to")[0] for t in texts()] == keys  # in order, none lost
+            # scrolled back, a message sent (its local echo) brings the latest window back
+            for _ in range(30):
+                await pilot.press("pageup")
+            assert app.shown_to is not None
+            app.echo("back to now")
+            await pilot.pause()
+            assert app.shown_to is None and "back to now" in texts()[-1]
+            assert "message 499 from bob" in texts()[-2] and len(texts()) == THREAD_WINDOW + 1
+            app.exit()
+
+    asyncio.run(run())

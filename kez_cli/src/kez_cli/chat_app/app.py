@@ -116,18 +116,27 @@ class PeerItem(ListItem):
         self.peer = peer
 
 
-THREAD_WINDOW = 50  # bubbles mounted when a conversation opens, and per page-up past the top
+THREAD_WINDOW = 25  # bubbles mounted when a conversation opens, and per page-up (page-down) past the top (bottom)
+THREAD_MOUNTED = 100  # at most this many bubbles are widgets at once: the far end of the window is unmounted
 
 
 class Thread(VerticalScroll):
-    """The open conversation: a window of its latest messages, never the whole history as
-    widgets (a 10,000-message thread would take seconds per frame); page-up at the top
-    mounts the window before it."""
+    """The open conversation: a sliding window over its history, never the whole history as
+    widgets. A frame costs Textual time in proportion to the widgets in the container (a
+    10,000-message thread would take seconds per frame), and a mount in proportion to the
+    widgets mounted, so the window is mounted in small steps (`THREAD_WINDOW`) and kept
+    bounded (`THREAD_MOUNTED`): page-up at the top mounts the messages before and unmounts
+    the far bottom; page-down at the bottom does the reverse."""
 
     def action_page_up(self) -> None:
         if self.scroll_y <= 0 and getattr(self.app, "load_earlier", lambda: False)():
             return
         super().action_page_up()
+
+    def action_page_down(self) -> None:
+        if self.scroll_y >= self.max_scroll_y and getattr(self.app, "load_later", lambda: False)():
+            return
+        super().action_page_down()
 
 
 class Bubble(Static):
@@ -444,7 +453,7 @@ class ChatApp(App[None]):
     #thread { width: 1fr; }
     #peer-title { height: 1; padding: 0 1; text-style: bold; background: $boost; }
     #messages { height: 1fr; }
-    #earlier { display: none; padding: 0 1; }
+    #earlier, #later { display: none; padding: 0 1; }
     .bubble { margin: 0 1 1 1; padding: 0 1; max-width: 80%; }
     .bubble.out { background: $primary 30%; margin-left: 8; }
     .bubble.in { background: $panel; margin-right: 8; }
@@ -484,6 +493,7 @@ class ChatApp(App[None]):
         self.peers: dict[str, Any] = {}  # identity -> resolved Peer
         self.bubbles: dict[str, Bubble | ImageBubble] = {}
         self.shown_from: int | None = None  # index in the open history of its first bubble (None: the latest window)
+        self.shown_to: int | None = None  # index after its last bubble; None: the window reaches the latest message
         self.links: dict[str, str] = {}
         self.unlocked = False
         self.listen_task: Any = None
@@ -500,7 +510,7 @@ class ChatApp(App[None]):
                 yield ListView(id="requests")
             with Vertical(id="thread"):
                 yield Static(Text("no conversation open: ctrl+n to start one"), id="peer-title")
-                yield Thread(Static(Text(""), id="earlier"), id="messages")
+                yield Thread(Static(Text(""), id="earlier"), Static(Text(""), id="later"), id="messages")
                 yield ComposeArea(id="compose")
                 yield Static(Text("locked"), id="status")
         yield Footer()
@@ -592,9 +602,7 @@ class ChatApp(App[None]):
     def open_peer(self, identity: str) -> None:
         if identity != self.current:
             self.current = identity
-            self.bubbles.clear()
-            self.shown_from = None
-            self.query_one("#messages", Thread).query(".bubble").remove()
+            self._reset_window()
         self.refresh_thread()
         self.refresh_sidebar()
 
@@ -609,6 +617,12 @@ class ChatApp(App[None]):
             text.append("  blocked", style="red")
         return text
 
+    def _reset_window(self) -> None:
+        """Forget the bubbles shown: the next refresh_thread mounts the latest window."""
+        self.bubbles.clear()
+        self.shown_from = self.shown_to = None
+        self.query_one("#messages", Thread).query(".bubble").remove()
+
     def refresh_thread(self) -> None:
         if self.current is None:
             return
@@ -618,7 +632,9 @@ class ChatApp(App[None]):
             self.shown_from = max(0, store.history_length(self.current) - THREAD_WINDOW)
         from kez_core.chat.files import annotate
 
-        entries = annotate(self.service, store.history(self.current, mark_read=True, start=self.shown_from))
+        limit = None if self.shown_to is None else self.shown_to - self.shown_from  # scrolled back: update only
+        entries = annotate(self.service, store.history(self.current, mark_read=True, start=self.shown_from,
+                                                       limit=limit))
         box = self.query_one("#messages", Thread)
         self._show_earlier()
         now = self.clock()
@@ -641,7 +657,7 @@ class ChatApp(App[None]):
                 shown.update(text)
                 shown.entry_state = entry.state
         if new:
-            box.mount_all(new)
+            box.mount_all(new, before=self.query_one("#later", Static))
             box.scroll_end(animate=False)
 
     def _bubble(self, entry: Any, text: Text) -> Bubble | ImageBubble:
@@ -669,6 +685,28 @@ class ChatApp(App[None]):
         label.display = bool(self.shown_from)
         if self.shown_from:
             label.update(Text(f"↑ {self.shown_from:,} earlier messages: page up at the top shows more", style="dim"))
+        later = self.query_one("#later", Static)
+        after = 0
+        if self.shown_to is not None and self.current is not None:
+            after = self.service.store.history_length(self.current) - self.shown_to
+        later.display = after > 0
+        if after > 0:
+            later.update(Text(f"↓ {after:,} later messages: page down at the bottom shows more", style="dim"))
+
+    def _in_view(self, box: Thread) -> Widget | None:
+        """The first bubble in sight: the place to keep when the window slides."""
+        top = box.scroll_offset.y
+        for bubble in box.query(".bubble"):
+            if bubble.virtual_region.bottom > top:
+                return bubble
+        return None
+
+    def _unmount(self, bubbles: list[Widget]) -> None:
+        gone = set(map(id, bubbles))
+        for key in [k for k, b in self.bubbles.items() if id(b) in gone]:
+            del self.bubbles[key]
+        for bubble in bubbles:
+            bubble.remove()
 
     def load_earlier(self) -> bool:
         """Mount the window of messages before the first shown one (page-up at the thread's top);
@@ -686,16 +724,53 @@ class ChatApp(App[None]):
             bubble = self.bubbles[entry.key] = self._bubble(entry, render.bubble(entry, now))
             new.append(bubble)
         box = self.query_one("#messages", Thread)
-        first = next(iter(box.query(".bubble")), None)
+        shown = list(box.query(".bubble"))
+        first = shown[0] if shown else None
         box.mount_all(new, after=self.query_one("#earlier", Static))
         self.shown_from = start
+        excess = len(shown) + len(new) - THREAD_MOUNTED
+        if excess > 0:  # the far bottom goes: the window stays THREAD_MOUNTED bubbles
+            self._unmount(shown[-excess:])
+            self.shown_to = start + len(new) + len(shown) - excess
         self._show_earlier()
         if first is not None:  # keep the place: the message that was at the top stays in sight
             box.call_after_refresh(box.scroll_to_widget, first, top=True, animate=False)
         return True
 
+    def load_later(self) -> bool:
+        """Mount the window of messages after the last shown one (page-down at the thread's
+        bottom, once page-ups have unmounted the latest); False when the latest is shown."""
+        if self.current is None or self.shown_to is None or self.shown_from is None:
+            return False
+        from kez_core.chat.files import annotate
+
+        total = self.service.store.history_length(self.current)
+        end = min(total, self.shown_to + THREAD_WINDOW)
+        entries = annotate(self.service, self.service.store.history(self.current, mark_read=False,
+                                                                    start=self.shown_to, limit=end - self.shown_to))
+        now = self.clock()
+        new = [self._bubble(entry, render.bubble(entry, now)) for entry in entries]
+        for entry, bubble in zip(entries, new):
+            self.bubbles[entry.key] = bubble
+        box = self.query_one("#messages", Thread)
+        anchor = self._in_view(box)
+        shown = list(box.query(".bubble"))
+        box.mount_all(new, before=self.query_one("#later", Static))
+        excess = len(shown) + len(new) - THREAD_MOUNTED
+        if excess > 0:  # the far top goes
+            self._unmount(shown[:excess])
+            self.shown_from += excess
+        self.shown_to = None if end >= total else end
+        self._show_earlier()
+        if anchor is not None and anchor.is_attached:  # keep the place
+            box.call_after_refresh(box.scroll_to_widget, anchor, top=True, animate=False)
+        return True
+
     def echo(self, text: str, state: str = "sending") -> str:
         """Local echo: the message shows at once, as `sending`; its placeholder key."""
+        if self.shown_to is not None:  # scrolled back: the latest window comes back first
+            self._reset_window()
+            self.refresh_thread()
         self._echoes += 1
         key = f"echo-{self._echoes}"
         bubble = Bubble(self._echo_text(text, state), True)
@@ -703,7 +778,7 @@ class ChatApp(App[None]):
         bubble.echo_text = text
         self.bubbles[key] = bubble
         box = self.query_one("#messages", Thread)
-        box.mount(bubble)
+        box.mount(bubble, before=self.query_one("#later", Static))
         box.scroll_end(animate=False)
         return key
 
