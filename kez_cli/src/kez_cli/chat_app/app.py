@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -117,6 +117,7 @@ class PeerItem(ListItem):
 
 
 THREAD_WINDOW = 25  # bubbles mounted when a conversation opens, and per page-up (page-down) past the top (bottom)
+GC_IDLE = 2.0  # seconds without a key or click before the app runs a full garbage collection (_tame_gc)
 THREAD_MOUNTED = 100  # at most this many bubbles are widgets at once: the far end of the window is unmounted
 
 
@@ -498,6 +499,8 @@ class ChatApp(App[None]):
         self.unlocked = False
         self.listen_task: Any = None
         self._echoes = 0
+        self._gc_threshold: tuple[int, int, int] | None = None  # the collector's, while _tame_gc holds it
+        self._last_input = 0.0
 
     # ------------------------------------------------------------ layout
 
@@ -542,7 +545,43 @@ class ChatApp(App[None]):
             return
         self._start()
 
+    def _tame_gc(self) -> None:
+        """Keep CPython's full garbage collections out of the frames a person waits for.
+
+        A full collection walks every object the app holds (about 100,000 with a thread
+        open: each rendered line keeps seven small caches), 40-550 ms on this 2-core VM,
+        and it came every few page-ups (benchmarks/chat_app.py: every frame over 100 ms
+        was one). So: what startup made (imports, Textual, the first screen) is frozen
+        out of the collector's reach (`gc.freeze`), automatic full collections are off,
+        and `_idle_collect` runs one when no key or click came for `GC_IDLE` seconds and
+        the collector would have run one by now. Young objects are collected as usual.
+        `on_unmount` puts the collector back as it was (tests run many apps in one process)."""
+        import gc
+
+        if self._gc_threshold is not None:
+            return
+        self._gc_threshold = gc.get_threshold()
+        gc.freeze()
+        young, middle, _ = self._gc_threshold
+        gc.set_threshold(young, middle, 1_000_000)
+        self.set_interval(GC_IDLE, self._idle_collect, name="gc")
+
+    def _idle_collect(self) -> None:
+        import gc
+        import time
+
+        if time.monotonic() - self._last_input >= GC_IDLE and gc.get_count()[2] >= 10:
+            gc.collect()
+
+    async def on_event(self, event: Any) -> None:
+        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
+            import time
+
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
     def _start(self) -> None:
+        self.call_after_refresh(self._tame_gc)
         self.unlocked = True
         self.links = {r.name: "connecting" for r in self.session.routes}
         self._show_status()
@@ -1136,4 +1175,10 @@ class ChatApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
+        if self._gc_threshold is not None:
+            import gc
+
+            gc.unfreeze()
+            gc.set_threshold(*self._gc_threshold)
+            self._gc_threshold = None
         self.session.close()
