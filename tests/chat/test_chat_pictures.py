@@ -121,10 +121,10 @@ def test_a_received_picture_shows_inline_and_a_broken_one_stays_a_card(tmp_path)
             await until(pilot, lambda: cat.query(".image") and broken.failed, "the pictures decoded")
             [image] = cat.query(".image")
             assert image.size.width > 0 and image.size.height > 0
-            assert "cat.png" in str(cat.query_one(".card").render())
+            assert 'picture "cat.png" (' in str(cat.query_one(".card").render())
             assert not broken.query(".image")
             card = str(broken.query_one(".card").render())
-            assert "broken.png" in card and "not shown" in card
+            assert 'file "broken.png" (' in card and "saved to" in card and "not shown" in card  # the file card
             # the app goes on: the conversation still answers keys
             await pilot.press("f1")
             await pilot.press("escape")
@@ -177,3 +177,26 @@ def test_save_and_open_ask_which_file_and_where(tmp_path, monkeypatch):
             app.exit()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("size", [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")])
+def test_snapshot_a_received_picture(snap_compare, tmp_path, size):
+    """Bob's thread with a picture shown inline (half-blocks: what Pilot's terminal gets), a
+    broken picture as its file card with the reason, and a text file named .jpg as a card."""
+    from kez_cli.chat_app.app import ImageBubble
+
+    import shutil
+
+    folder = Path("/tmp/kez-chat-snapshot-pictures")  # a fixed folder: the cards show the files' paths
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    app, _ = pictures_app(folder)
+
+    async def open_bob(pilot) -> None:
+        app.open_peer(BOB)
+        await pilot.pause()
+        await until(pilot, lambda: all(b.query(".image") or b.failed for b in app.query(ImageBubble)), "decoded")
+        app.query_one("#messages").scroll_end(animate=False)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=open_bob)

@@ -53,6 +53,15 @@ def test_help(snap_compare, tmp_path, size):
     assert snap_compare(offline_app(tmp_path), terminal_size=size, press=["f1"])
 
 
+async def settled_at_the_bottom(pilot, thread) -> None:
+    """Wait for the thread's scroll to the latest message (it runs after the first layout)."""
+    for _ in range(200):
+        if thread.max_scroll_y > 0 and thread.scroll_y >= thread.max_scroll_y:
+            return
+        await pilot.pause(0.02)
+    raise AssertionError("the thread never scrolled to its end")
+
+
 def test_a_long_thread_is_a_window_and_page_up_at_its_top_shows_more(tmp_path):
     """500 messages: the thread mounts the latest THREAD_WINDOW, and page-up past its top the
     window before, keeping the message that was at the top in sight."""
@@ -73,6 +82,7 @@ def test_a_long_thread_is_a_window_and_page_up_at_its_top_shows_more(tmp_path):
             assert f"{500 - THREAD_WINDOW} earlier messages" in earlier
             thread = app.query_one("#messages")
             thread.focus()
+            await settled_at_the_bottom(pilot, thread)
             first = list(app.query(Bubble))[0]
             while thread.scroll_y > 0:
                 await pilot.press("pageup")
@@ -106,6 +116,7 @@ def test_the_window_slides_and_stays_bounded(tmp_path):
             await pilot.pause()
             thread = app.query_one("#messages")
             thread.focus()
+            await settled_at_the_bottom(pilot, thread)
             for _ in range(60):
                 await pilot.press("pageup")
             assert len(texts()) == THREAD_MOUNTED

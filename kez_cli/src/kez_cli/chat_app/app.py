@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import DirectoryTree, Footer, Input, Label, ListItem, ListView, Static, TextArea
+from textual.widgets import DirectoryTree, Input, Label, ListItem, ListView, Static, TextArea
 
 from kez_core.errors import KezError
 from kez_core.safetext import visible
@@ -35,14 +35,14 @@ HELP = (
     ("ctrl+j", "new line in the message"),
     ("up, down", "what you sent before (on the first, last line)"),
     ("/file PATH", "send a file (type it in the compose box)"),
-    ("ctrl+t", "pick a file to send (arrows, enter; backspace: folder up)"),
+    ("ctrl+t", "pick a file to send, from a folder view"),
     ("ctrl+n", "new conversation by handle (who it is, first)"),
     ("ctrl+r", "name the open conversation's contact"),
     ("ctrl+b", "block or unblock the open conversation"),
     ("ctrl+f", "search the open conversation"),
     ("f2", "who it is: devices, claims, safety number"),
-    ("ctrl+s", "save a copy of a file received here (pick it, then where)"),
-    ("ctrl+o", "open a file received here (pick it; xdg-open)"),
+    ("ctrl+s", "copy a received file: pick it, then where"),
+    ("ctrl+o", "open a received file: pick it (xdg-open)"),
     ("tab, shift+tab", "move between the lists and the compose box"),
     ("escape", "close a dialog, or go to the conversation list"),
     ("? / f1", "this help"),
@@ -176,17 +176,21 @@ class ImageBubble(Vertical):
     thread, by kez_core.chat.images.preview_image: sniffed, size-limited). A file that does not
     decode stays a file card, with the reason; it never reaches the screen's thread as an error."""
 
-    def __init__(self, text: Text, path: str) -> None:
-        super().__init__(Static(text, classes="card"), classes="bubble in picture")
+    def __init__(self, entry: Any, now: datetime, path: str) -> None:
+        super().__init__(Static(render.bubble(entry, now, picture=True), classes="card"), classes="bubble in picture")
         self.picture = path
-        self.text = text
+        self.entry, self.now = entry, now
         self.failed: str | None = None
-        self.entry_state = ""
+        self.entry_state = entry.state
 
-    def update(self, text: Text) -> None:
-        self.text = text
+    def show_entry(self, entry: Any, now: datetime) -> None:
+        """The card for `entry`: a one-line caption under the picture, the whole file card when
+        the picture could not be shown."""
+        self.entry, self.now, self.entry_state = entry, now, entry.state
         if self.failed:
-            text = text.copy().append(f"\n(not shown: {visible(self.failed)})", style="dim")
+            text = render.bubble(entry, now).append(f"\n(not shown: {visible(self.failed)})", style="dim")
+        else:
+            text = render.bubble(entry, now, picture=True)
         self.query_one(".card", Static).update(text)
 
     def on_mount(self) -> None:
@@ -209,7 +213,7 @@ class ImageBubble(Vertical):
     def _not_shown(self, why: str) -> None:
         self.failed = why
         if self.is_attached:
-            self.update(self.text)
+            self.show_entry(self.entry, self.now)
 
     def _show(self, cls: type[Widget], image: Any) -> None:
         if not self.is_attached:
@@ -387,6 +391,22 @@ class FileListScreen(ModalScreen[dict[str, Any] | None]):
         self.dismiss(None)
 
 
+KEY_HINTS = (("f1", "help"), ("^n", "new"), ("^t", "send file"), ("^s", "save"), ("^r", "rename"),
+             ("^b", "block"), ("^f", "search"), ("^q", "quit"))  # 80 columns
+
+
+def key_hints() -> Text:
+    """The bottom line: the main keys (all of them are in the help screen, f1). A plain line,
+    not Textual's Footer: the Footer rebuilds a widget per binding on every focus change, and
+    was about half of the time to first paint (benchmarks/chat_app.py)."""
+    text = Text(" ")
+    for key, what in KEY_HINTS:
+        text.append(key, style="bold")
+        text.append(f" {what}  ")
+    text.rstrip()
+    return text
+
+
 def help_text() -> Text:
     text = Text("kez chat: keys\n\n", style="bold")
     for key, what in HELP:
@@ -460,6 +480,7 @@ class ChatApp(App[None]):
     .bubble.in { background: $panel; margin-right: 8; }
     #compose { height: 4; }
     #status { height: 1; color: $text-muted; padding: 0 1; }
+    #keys { height: 1; background: $panel; color: $text; }
     .dialog { width: 72; max-width: 100%; height: auto; max-height: 100%; border: thick $primary; padding: 1 2; background: $surface; }
     PromptScreen, InfoScreen, FilePickScreen, FileListScreen { align: center middle; }
     .picker { height: 80%; }
@@ -516,7 +537,7 @@ class ChatApp(App[None]):
                 yield Thread(Static(Text(""), id="earlier"), Static(Text(""), id="later"), id="messages")
                 yield ComposeArea(id="compose")
                 yield Static(Text("locked"), id="status")
-        yield Footer()
+        yield Static(key_hints(), id="keys")
 
     def on_mount(self) -> None:
         if self.session.needs_passphrase:
@@ -680,18 +701,21 @@ class ChatApp(App[None]):
         new = []
         echoes = [k for k in self.bubbles if k.startswith("echo-")]
         for entry in entries:
-            text = render.bubble(entry, now)
+            picture = self._picture(entry)
+            text = render.bubble(entry, now, picture=picture is not None)
             if entry.key not in self.bubbles and entry.direction == "out" and echoes:
                 self.bubbles[entry.key] = self.bubbles.pop(echoes.pop(0))  # its local echo, stored meanwhile
             shown = self.bubbles.get(entry.key)
             if shown is None:
-                shown = self.bubbles[entry.key] = self._bubble(entry, text)
+                shown = self.bubbles[entry.key] = self._bubble(entry, text, picture)
                 new.append(shown)
-            elif entry.body.get("kind") == "file" and shown.picture != self._picture(entry):
+            elif shown.picture != picture:
                 # a file that finished arriving as a picture: its card becomes an ImageBubble
-                self.bubbles[entry.key] = replacement = self._bubble(entry, text)
+                self.bubbles[entry.key] = replacement = self._bubble(entry, text, picture)
                 box.mount(replacement, after=shown)
                 shown.remove()
+            elif isinstance(shown, ImageBubble):
+                shown.show_entry(entry, now)
             else:
                 shown.update(text)
                 shown.entry_state = entry.state
@@ -699,11 +723,10 @@ class ChatApp(App[None]):
             box.mount_all(new, before=self.query_one("#later", Static))
             box.scroll_end(animate=False)
 
-    def _bubble(self, entry: Any, text: Text) -> Bubble | ImageBubble:
-        """A message's widget: a received picture (by its bytes, not its name) is an ImageBubble."""
-        picture = self._picture(entry)
+    def _bubble(self, entry: Any, text: Text, picture: str | None) -> Bubble | ImageBubble:
+        """A message's widget: a received picture (`_picture`: by its bytes, not its name) is an ImageBubble."""
         if picture is not None:
-            shown: Bubble | ImageBubble = ImageBubble(text, picture)
+            shown: Bubble | ImageBubble = ImageBubble(entry, self.clock(), picture)
         else:
             shown = Bubble(text, entry.direction == "out")
         shown.entry_state = entry.state
@@ -711,6 +734,9 @@ class ChatApp(App[None]):
 
     @staticmethod
     def _picture(entry: Any) -> str | None:
+        """The path of a received file that is a picture (its first bytes say so), else None."""
+        if entry.body.get("kind") != "file" or entry.direction != "in":
+            return None
         from kez_core.chat.images import sniff_file
         from kez_core.chat.received_files import received_file
 
@@ -760,7 +786,9 @@ class ChatApp(App[None]):
         now = self.clock()
         new = []
         for entry in entries:
-            bubble = self.bubbles[entry.key] = self._bubble(entry, render.bubble(entry, now))
+            picture = self._picture(entry)
+            bubble = self.bubbles[entry.key] = self._bubble(entry, render.bubble(entry, now, picture=bool(picture)),
+                                                            picture)
             new.append(bubble)
         box = self.query_one("#messages", Thread)
         shown = list(box.query(".bubble"))
@@ -788,7 +816,8 @@ class ChatApp(App[None]):
         entries = annotate(self.service, self.service.store.history(self.current, mark_read=False,
                                                                     start=self.shown_to, limit=end - self.shown_to))
         now = self.clock()
-        new = [self._bubble(entry, render.bubble(entry, now)) for entry in entries]
+        new = [self._bubble(entry, render.bubble(entry, now, picture=bool(p)), p)
+               for entry in entries for p in [self._picture(entry)]]
         for entry, bubble in zip(entries, new):
             self.bubbles[entry.key] = bubble
         box = self.query_one("#messages", Thread)
