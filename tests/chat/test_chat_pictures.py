@@ -200,3 +200,25 @@ def test_snapshot_a_received_picture(snap_compare, tmp_path, size):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=size, run_before=open_bob)
+
+
+def test_the_collector_is_given_back_when_the_apps_end(tmp_path):
+    """Two apps at once (as alice and bob in one test): full collections wait while either runs,
+    and the thresholds are as before once both have ended."""
+    import gc
+
+    from chat_offline import offline_app
+
+    before = gc.get_threshold()
+    one, two = offline_app(tmp_path / "one"), offline_app(tmp_path / "two")
+
+    async def run() -> None:
+        async with one.run_test(size=(80, 24)) as p1, two.run_test(size=(80, 24)) as p2:
+            await until(p1, lambda: one._gc_held, "the first app")
+            await until(p2, lambda: two._gc_held, "the second app")
+            assert gc.get_threshold()[2] == 1_000_000
+            one.exit()
+        assert gc.get_threshold() == before
+
+    asyncio.run(run())
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0

@@ -118,6 +118,8 @@ class PeerItem(ListItem):
 
 THREAD_WINDOW = 25  # bubbles mounted when a conversation opens, and per page-up (page-down) past the top (bottom)
 GC_IDLE = 2.0  # seconds without a key or click before the app runs a full garbage collection (_tame_gc)
+_GC_HOLDERS: list[Any] = []  # the apps running that hold the collector (_tame_gc), and its thresholds before
+_GC_SAVED: list[tuple[int, int, int]] = []
 THREAD_MOUNTED = 100  # at most this many bubbles are widgets at once: the far end of the window is unmounted
 
 
@@ -520,7 +522,7 @@ class ChatApp(App[None]):
         self.unlocked = False
         self.listen_task: Any = None
         self._echoes = 0
-        self._gc_threshold: tuple[int, int, int] | None = None  # the collector's, while _tame_gc holds it
+        self._gc_held = False  # _tame_gc holds the collector for this app
         self._last_input = 0.0
 
     # ------------------------------------------------------------ layout
@@ -576,15 +578,19 @@ class ChatApp(App[None]):
         out of the collector's reach (`gc.freeze`), automatic full collections are off,
         and `_idle_collect` runs one when no key or click came for `GC_IDLE` seconds and
         the collector would have run one by now. Young objects are collected as usual.
-        `on_unmount` puts the collector back as it was (tests run many apps in one process)."""
+        `on_unmount` puts the collector back as it was once the last app holding it ends
+        (tests run many apps in one process, two at once)."""
         import gc
 
-        if self._gc_threshold is not None:
+        if self._gc_held:
             return
-        self._gc_threshold = gc.get_threshold()
-        gc.freeze()
-        young, middle, _ = self._gc_threshold
-        gc.set_threshold(young, middle, 1_000_000)
+        self._gc_held = True
+        if not _GC_HOLDERS:
+            _GC_SAVED[:] = [gc.get_threshold()]
+            gc.freeze()
+            young, middle, _ = _GC_SAVED[0]
+            gc.set_threshold(young, middle, 1_000_000)
+        _GC_HOLDERS.append(self)
         self.set_interval(GC_IDLE, self._idle_collect, name="gc")
 
     def _idle_collect(self) -> None:
@@ -1204,10 +1210,12 @@ class ChatApp(App[None]):
         self.exit()
 
     def on_unmount(self) -> None:
-        if self._gc_threshold is not None:
+        if self._gc_held:
             import gc
 
-            gc.unfreeze()
-            gc.set_threshold(*self._gc_threshold)
-            self._gc_threshold = None
+            self._gc_held = False
+            _GC_HOLDERS.remove(self)
+            if not _GC_HOLDERS and _GC_SAVED:
+                gc.unfreeze()
+                gc.set_threshold(*_GC_SAVED.pop())
         self.session.close()
