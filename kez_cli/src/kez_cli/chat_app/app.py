@@ -8,6 +8,7 @@ size from the terminal, so tests and snapshots can pin both.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -171,6 +172,7 @@ def prepare_images() -> None:
 
 
 IMAGE_BOX = (40, 12)  # cells: the most a picture takes in a bubble
+_DECODING = threading.BoundedSemaphore(2)  # pictures decoded at once (each may need ~100 MB while it decodes)
 
 
 class ImageBubble(Vertical):
@@ -202,7 +204,10 @@ class ImageBubble(Vertical):
         from kez_core.chat.images import preview_image
 
         try:
-            image = preview_image(self.picture or "")
+            with _DECODING:  # a thread of pictures decodes two at a time, not 25 photos at once
+                if not self.is_attached:
+                    return
+                image = preview_image(self.picture or "")
             cls = image_widget_class()
         except KezError as exc:
             self.app.call_from_thread(self._not_shown, exc.message)
