@@ -129,18 +129,31 @@ class Thread(VerticalScroll):
     widgets. A frame costs Textual time in proportion to the widgets in the container (a
     10,000-message thread would take seconds per frame), and a mount in proportion to the
     widgets mounted, so the window is mounted in small steps (`THREAD_WINDOW`) and kept
-    bounded (`THREAD_MOUNTED`): page-up at the top mounts the messages before and unmounts
-    the far bottom; page-down at the bottom does the reverse."""
+    bounded (`THREAD_MOUNTED`). A page-up that would reach the top mounts the messages
+    before (and unmounts the far bottom) and then moves up a page into them, so no press
+    stops at an edge while there is more; page-down near the bottom does the reverse."""
 
     def action_page_up(self) -> None:
-        if self.scroll_y <= 0 and getattr(self.app, "load_earlier", lambda: False)():
+        page = self.scrollable_content_region.height
+        if self.scroll_y - page <= 0 and getattr(self.app, "load_earlier", lambda page: False)(page=page):
             return
         super().action_page_up()
 
     def action_page_down(self) -> None:
-        if self.scroll_y >= self.max_scroll_y and getattr(self.app, "load_later", lambda: False)():
+        page = self.scrollable_content_region.height
+        if self.scroll_y + page >= self.max_scroll_y and getattr(self.app, "load_later", lambda page: False)(page=page):
             return
         super().action_page_down()
+
+    def keep_place(self, anchor: Widget, offset: float, move: int) -> None:
+        """After a mount above or an unmount above: the view back where it was relative to
+        `anchor` (`offset` lines below its top), then `move` lines on (a page up or down)."""
+
+        def restore() -> None:
+            if anchor.is_attached:
+                self.scroll_to(y=max(0, anchor.virtual_region.y + offset + move), animate=False, immediate=True)
+
+        self.call_after_refresh(restore)
 
 
 class Bubble(Static):
@@ -784,9 +797,9 @@ class ChatApp(App[None]):
         for bubble in bubbles:
             bubble.remove()
 
-    def load_earlier(self) -> bool:
-        """Mount the window of messages before the first shown one (page-up at the thread's top);
-        False when the whole conversation is shown."""
+    def load_earlier(self, page: int = 0) -> bool:
+        """Mount the window of messages before the first shown one (a page-up reaching the
+        thread's top), then move up `page` lines; False when the whole conversation is shown."""
         if self.current is None or not self.shown_from:
             return False
         from kez_core.chat.files import annotate
@@ -804,6 +817,7 @@ class ChatApp(App[None]):
         box = self.query_one("#messages", Thread)
         shown = list(box.query(".bubble"))
         first = shown[0] if shown else None
+        offset = box.scroll_y - first.virtual_region.y if first is not None else 0
         box.mount_all(new, after=self.query_one("#earlier", Static))
         self.shown_from = start
         excess = len(shown) + len(new) - THREAD_MOUNTED
@@ -811,13 +825,14 @@ class ChatApp(App[None]):
             self._unmount(shown[-excess:])
             self.shown_to = start + len(new) + len(shown) - excess
         self._show_earlier()
-        if first is not None:  # keep the place: the message that was at the top stays in sight
-            box.call_after_refresh(box.scroll_to_widget, first, top=True, animate=False)
+        if first is not None:  # keep the place, then a page up into what came
+            box.keep_place(first, offset, -page)
         return True
 
-    def load_later(self) -> bool:
-        """Mount the window of messages after the last shown one (page-down at the thread's
-        bottom, once page-ups have unmounted the latest); False when the latest is shown."""
+    def load_later(self, page: int = 0) -> bool:
+        """Mount the window of messages after the last shown one (a page-down reaching the
+        thread's bottom, once page-ups have unmounted the latest), then move down `page`
+        lines; False when the latest is shown."""
         if self.current is None or self.shown_to is None or self.shown_from is None:
             return False
         from kez_core.chat.files import annotate
@@ -833,6 +848,7 @@ class ChatApp(App[None]):
             self.bubbles[entry.key] = bubble
         box = self.query_one("#messages", Thread)
         anchor = self._in_view(box)
+        offset = box.scroll_y - anchor.virtual_region.y if anchor is not None else 0
         shown = list(box.query(".bubble"))
         box.mount_all(new, before=self.query_one("#later", Static))
         excess = len(shown) + len(new) - THREAD_MOUNTED
@@ -841,8 +857,8 @@ class ChatApp(App[None]):
             self.shown_from += excess
         self.shown_to = None if end >= total else end
         self._show_earlier()
-        if anchor is not None and anchor.is_attached:  # keep the place
-            box.call_after_refresh(box.scroll_to_widget, anchor, top=True, animate=False)
+        if anchor is not None and anchor.is_attached:  # keep the place, then a page down into what came
+            box.keep_place(anchor, offset, page)
         return True
 
     def echo(self, text: str, state: str = "sending") -> str:
