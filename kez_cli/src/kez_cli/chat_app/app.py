@@ -117,11 +117,11 @@ class PeerItem(ListItem):
         self.peer = peer
 
 
-THREAD_WINDOW = 25  # bubbles mounted when a conversation opens, and per page-up (page-down) past the top (bottom)
+THREAD_WINDOW = 40  # bubbles mounted when a conversation opens, and per page-up (page-down) past the top (bottom)
 GC_IDLE = 2.0  # seconds without a key or click before the app runs a full garbage collection (_tame_gc)
 _GC_HOLDERS: list[Any] = []  # the apps running that hold the collector (_tame_gc), and its thresholds before
 _GC_SAVED: list[tuple[int, int, int]] = []
-THREAD_MOUNTED = 100  # at most this many bubbles are widgets at once: the far end of the window is unmounted
+THREAD_MOUNTED = 160  # at most this many bubbles are widgets at once: the far end of the window is unmounted
 
 
 class Thread(VerticalScroll):
@@ -217,7 +217,7 @@ class ImageBubble(Vertical):
         from kez_core.chat.images import preview_image
 
         try:
-            with _DECODING:  # a thread of pictures decodes two at a time, not 25 photos at once
+            with _DECODING:  # a thread of pictures decodes two at a time, not a window of photos at once
                 if not self.is_attached:
                     return
                 image = preview_image(self.picture or "")
