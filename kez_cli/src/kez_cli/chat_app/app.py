@@ -844,7 +844,7 @@ class ChatApp(App[None]):
         now = self.clock()
         new = [self._bubble(entry, render.bubble(entry, now, picture=bool(p)), p)
                for entry in entries for p in [self._picture(entry)]]
-        for entry, bubble in zip(entries, new):
+        for entry, bubble in zip(entries, new, strict=True):
             self.bubbles[entry.key] = bubble
         box = self.query_one("#messages", Thread)
         anchor = self._in_view(box)

@@ -96,7 +96,7 @@ def preview_image(path: str | Path, *, side: int = PREVIEW_SIDE, max_bytes: int 
             image.load()
             image.thumbnail((side, side))
             mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB"
-            shown = image.convert(mode)
+            shown: Image.Image = image.convert(mode)
             shown.load()
     except KezError:
         raise
