@@ -417,8 +417,8 @@ KEY_HINTS = (("f1", "help"), ("^n", "new"), ("^t", "send file"), ("^s", "save"),
 
 def key_hints() -> Text:
     """The bottom line: the main keys (all of them are in the help screen, f1). A plain line,
-    not Textual's Footer: the Footer rebuilds a widget per binding on every focus change, and
-    was about half of the time to first paint (benchmarks/chat_app.py)."""
+    not Textual's Footer: the Footer rebuilds a widget per binding on every focus change, the
+    largest single item in the first-paint profile (benchmarks/README.md)."""
     text = Text(" ")
     for key, what in KEY_HINTS:
         text.append(key, style="bold")
