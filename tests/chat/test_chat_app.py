@@ -12,14 +12,17 @@ import asyncio
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from kez_server.testing import running_server
 from kez_transport_nats.testing import running_nats_server
 from message_cli_helpers import kez_json
+from textual.widgets import DirectoryTree
 
 from kez_cli.chat_app import render
-from kez_cli.chat_app.app import ChatApp, Bubble, ComposeArea, InfoScreen, PeerItem, PromptScreen
+from kez_cli.chat_app.app import (Bubble, ChatApp, ComposeArea, FilePickScreen, ImageBubble, InfoScreen, PeerItem,
+                                  PromptScreen)
 from kez_cli.chat_app.session import ChatSession
 from kez_cli.commands.message import _routes
 from kez_cli.directory import ServerDirectory
@@ -183,7 +186,7 @@ def test_kez_help_does_not_import_textual():
     assert "chat" in proc.stdout
 
 
-def test_a_file_sent_with_slash_file_arrives(three, nats_url, handle_server, tmp_path):
+def test_a_file_sent_with_slash_file_or_the_picker_arrives(three, nats_url, handle_server, tmp_path, monkeypatch):
     alice, bob = three["alice"], three["bob"]
     note = tmp_path / "note.txt"
     note.write_bytes(b"a file for bob\n" * 100)
@@ -211,6 +214,36 @@ def test_a_file_sent_with_slash_file_arrives(three, nats_url, handle_server, tmp
             await until(pa, lambda: len(a_app.query(Bubble)) == 1, "the failed echo to go")
             assert len((await a_app.service.history(bob["id"]))[1]) == 1
 
+            # ctrl+t: the file picker, from the keyboard alone; it starts in the current folder
+            await pa.press("ctrl+t")
+            await until(pa, lambda: isinstance(a_app.screen, FilePickScreen), "the picker")
+            tree = a_app.screen.query_one(DirectoryTree)
+            await until(pa, lambda: tree.cursor_node is not None and len(tree.root.children) >= 2, "the folder")
+            assert Path(tree.path) == tmp_path
+
+            async def down_to(name: str) -> None:
+                for _ in range(40):
+                    if str(tree.cursor_node.label) == name:
+                        return
+                    await pa.press("down")
+                raise AssertionError(f"{name} is not in the picker")
+
+            await down_to("pictures")
+            await pa.press("enter")  # opens the folder
+            await until(pa, lambda: tree.cursor_node.children, "the folder's files")
+            await down_to("sky.txt")  # the picture, named as if it were text
+            await pa.press("enter")
+            await until(pa, lambda: not isinstance(a_app.screen, FilePickScreen), "the picker to close")
+            await until(pb, lambda: b_app.query(ImageBubble), "the picture at bob's")
+            [picture] = b_app.query(ImageBubble)
+            await until(pb, lambda: picture.query(".image"), "the picture shown inline")
+            await until(pa, lambda: states(a_app)[-1] == "delivered", "the picture delivered")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pictures").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (90, 60), (10, 120, 200)).save(tmp_path / "pictures" / "sky.txt", "PNG")
     asyncio.run(run())
 
 

@@ -73,10 +73,20 @@ def body_text(body: dict[str, Any], file: dict[str, Any] | None = None) -> str:
     return visible(f"({body.get('kind', 'unknown')} message)")
 
 
-def bubble(entry: Any, now: datetime) -> Text:
-    """One message: body, then a dim footer with time, state (outgoing) and transports."""
+def picture_text(file: dict[str, Any]) -> str:
+    """The card under a picture shown inline: its name and size (ctrl+s/ctrl+o reach the file)."""
+    import json
+
+    return visible(f"picture {json.dumps(str(file.get('name', 'picture')), ensure_ascii=False)} "
+                   f"({file.get('size', '?')} bytes)")
+
+
+def bubble(entry: Any, now: datetime, *, picture: bool = False) -> Text:
+    """One message: body, then a dim footer with time, state (outgoing) and transports.
+    `picture`: the file is shown inline above, so its card is one short line."""
     data = entry.to_json()
-    text = Text(body_text(entry.body, data.get("file")))
+    file = data.get("file")
+    text = Text(picture_text(file) if picture and isinstance(file, dict) else body_text(entry.body, file))
     footer = [short_time(entry.created_at, now)]
     if entry.direction == "out":
         footer.append(f"{STATE_MARKS.get(entry.state, '')} {entry.state}".strip())

@@ -53,6 +53,9 @@ def chat(
     from ..chat_app.session import ChatSession
 
     session = ChatSession(store, record, routes, directory=ServerDirectory(handle_server, timeout), timeout=timeout)
+    from ..chat_app.app import prepare_images
+
+    prepare_images()  # ask the terminal about pictures now: once the app runs, the terminal is its
     ChatApp(session, desktop_notify=notify).run()
 
 
