@@ -112,3 +112,28 @@ def test_a_failed_batch_fails_its_posts_and_the_next_batch_still_runs(tmp_path):
 def test_json_string_is_what_json_dumps_writes(value):
     assert _json_string(value) == json.dumps(value, ensure_ascii=False)
     assert _json_string(value, True) == json.dumps(value)
+
+
+def test_lookup_with_head_is_lookup_and_head_in_one_read(tmp_path):
+    from kez_core.keys import Signer
+    from kez_core.sigchain import SigchainBuilder
+
+    store = Store(str(tmp_path / "kez.db"))
+    store.migrate()
+    try:
+        assert store.lookup_with_head("nobody") is None
+        alone = Signer.generate()
+        store.register("alone", alone.key_id, "e1", b"x", "2026-01-01T00:00:00Z")
+        assert store.lookup_with_head("alone") == {**store.lookup("alone"), "head": None}
+        primary, device = Signer.generate(), Signer.generate()
+        builder = SigchainBuilder()
+        builder.add_device(primary, device, "laptop")
+        builder.remove_device(primary, device.key_id)
+        rows = [(n + 1, f"id{n}", line) for n, line in enumerate(builder.lines)]
+        store.insert_links(primary.key_id, rows, "2026-01-01T00:00:00Z")
+        store.register("chained", primary.key_id, "e2", b"x", "2026-01-01T00:00:00Z")
+        row = store.lookup_with_head("chained")
+        assert row == {**store.lookup("chained"), "head": store.head(primary.key_id)[1]}
+        assert row["head"] == f"id{len(rows) - 1}"
+    finally:
+        store.close()

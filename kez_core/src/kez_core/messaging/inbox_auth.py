@@ -18,7 +18,9 @@ BIP-340 their SHA-256), which is what `Signer.sign` and the registry's
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection
 
 import attrs
@@ -92,6 +94,49 @@ def parse_inbox_auth(header: str | None) -> InboxAuth:
     return InboxAuth(int(ts_text), key_text or None, bytes.fromhex(sig_text))
 
 
+class VerifiedSignatures:
+    """A bounded memory of signatures that held: (key id, signed bytes, signature).
+
+    Whether a signature holds is a pure function of those three, so a
+    remembered "it holds" never goes stale; what can change (the clock, the
+    handle's current keys) is not remembered here and `verify_inbox_auth`
+    checks it on every request before it looks here. A client that polls
+    its inbox with one header for the minute it is valid (or a server
+    answering many readers that do) skips the Ed25519/BIP-340 verification,
+    which was a quarter of a GET's server time. Only signatures that held
+    are kept (a flood of bad ones cannot evict the good ones through this
+    door), the least recently used go first, and a lock makes it safe from
+    any thread.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        if size < 1:
+            raise ValueError("a VerifiedSignatures holds at least one entry")
+        self.size = size
+        self._held: OrderedDict[tuple[str, bytes, bytes], None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def holds(self, key: str, message: bytes, sig: bytes) -> bool:
+        """True when this exact signature was seen to hold before (and is still remembered)."""
+        entry = (key, message, sig)
+        with self._lock:
+            if entry in self._held:
+                self._held.move_to_end(entry)
+                return True
+        return False
+
+    def add(self, key: str, message: bytes, sig: bytes) -> None:
+        """Remember a signature that was verified and held."""
+        with self._lock:
+            self._held[(key, message, sig)] = None
+            self._held.move_to_end((key, message, sig))
+            while len(self._held) > self.size:
+                self._held.popitem(last=False)
+
+
 def verify_inbox_auth(
     header: str | None,
     *,
@@ -102,12 +147,15 @@ def verify_inbox_auth(
     devices: Collection[str] = (),
     now: float | None = None,
     registry: Registry | None = None,
+    verified: VerifiedSignatures | None = None,
 ) -> str:
     """The key id that signed the request; InboxAuthError unless the header holds.
 
     `primary` is the handle's current primary, `devices` its chain's current
     device keys. Checked in this order: form, time (±`MAX_SKEW` s), signer
-    allowed, signature over (method, path, bound, ts).
+    allowed, signature over (method, path, bound, ts). With `verified`, a
+    signature that held before is not verified again (the other checks
+    still run every time), and one that holds now is remembered there.
     """
     auth = parse_inbox_auth(header)
     clock = time.time() if now is None else now
@@ -130,17 +178,22 @@ def verify_inbox_auth(
             "the key in the header is neither the handle's current primary nor one of its current devices",
             reason="wrong_signer",
         )
+    message = signed_bytes(method, path, bound, auth.ts)
+    if verified is not None and verified.holds(key, message, auth.sig):
+        return key
     registry = registry or default_registry()
     try:
         parsed = parse_key_id(key, registry)
         alg = registry.key_algorithm(parsed.alg)
     except (KeyFormatError, KezError) as exc:
         raise InboxAuthError(f"the key in the header is unusable: {exc.message}", reason="wrong_signer") from exc
-    if not alg.verify(parsed.public, signed_bytes(method, path, bound, auth.ts), auth.sig):
+    if not alg.verify(parsed.public, message, auth.sig):
         raise InboxAuthError(
             "the signature does not hold for this request: wrong key, or signed for another "
             "method, path or cursor",
             reason="bad_signature",
             hint=f"sign {method.upper()}\\n{path}\\n{bound}\\n<ts> with the handle's primary or a device key",
         )
+    if verified is not None:
+        verified.add(key, message, auth.sig)
     return key

@@ -37,6 +37,7 @@ from typing import Any
 
 from kez_core.codec import parse_json
 from kez_core.errors import DecodeError
+from kez_core.messaging.inbox_auth import VerifiedSignatures
 from kez_core.registry import default_registry
 from kez_core.timefmt import format_time, now
 from starlette.applications import Starlette
@@ -182,6 +183,8 @@ class KezServer:
                 settings.client_bytes_per_hour, settings.client_links_per_hour
             ),
         )
+        # X-KEZ-Auth signatures that held (a pure verdict: clock and keys are checked anew)
+        self.verified = VerifiedSignatures()
         self.push: PushService | None = None  # set by create_app
         self.nostr: NostrListener | None = None  # set by create_app with --nostr-relay
 
@@ -238,6 +241,18 @@ class KezServer:
     async def registered(self, handle: str) -> dict[str, Any]:
         """The stored row of `handle`; ApiError 404 when it is not registered (or not a handle)."""
         row = await self.read(self.store.lookup, handle) if HANDLE_RE.match(handle) else None
+        if row is None:
+            raise ApiError(
+                404,
+                "not_found",
+                f"no handle {handle[:40]!r} is registered on {self.settings.server_name}",
+            )
+        return row
+
+    async def registered_with_head(self, handle: str) -> dict[str, Any]:
+        """`registered(handle)` plus the chain's head id (`Store.lookup_with_head`), for
+        `request_auth.authorize`; one read."""
+        row = await self.read(self.store.lookup_with_head, handle) if HANDLE_RE.match(handle) else None
         if row is None:
             raise ApiError(
                 404,

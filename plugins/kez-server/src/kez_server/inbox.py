@@ -26,7 +26,7 @@ from typing import Any
 
 from kez_core.codec import parse_json
 from kez_core.errors import DecodeError, KezError
-from kez_core.messaging.envelope import envelope_bytes
+from kez_core.messaging.envelope import check_envelope_text
 from kez_core.timefmt import format_time
 from datetime import UTC, datetime
 from starlette.concurrency import run_in_threadpool
@@ -50,6 +50,7 @@ RETENTION = 7 * 24 * 3600  # stored envelopes older than this are purged
 PURGE_EVERY = 60.0  # seconds between purges (run by the writes themselves)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+KNOWN_HANDLES = 100_000  # handles remembered as registered by POST /v1/messages
 KEEPALIVE = 15.0  # seconds between SSE comments (and re-reads) on an idle live stream
 _CURSOR = re.compile(r"^[0-9]{1,18}\Z")
 _ROUTE = re.compile(r"^[0-9a-f]{64}\Z")
@@ -125,6 +126,8 @@ class Inbox:
         self.buckets = TokenBuckets(settings.message_burst, settings.message_rate)
         self.keepalive = KEEPALIVE
         self._last_purge = float("-inf")
+        self._registered: dict[str, None] = {}  # handles seen registered (insertion order: FIFO)
+        self._stamp: tuple[int, str] = (-1, "")  # (unix second, its received_at text)
         self._listener: PgListener | None = None
 
     def routes(self) -> list[Route]:
@@ -198,25 +201,31 @@ class Inbox:
         if route is not None and (not isinstance(route, str) or not _ROUTE.match(route)):
             raise ApiError(400, "bad_body", "field 'route', when given, is a routing id: 64 lowercase hex")
         try:
-            envelope_bytes(envelope)
-            if envelope != envelope.strip():
-                raise DecodeError("an envelope has no surrounding white space")
+            check_envelope_text(envelope)  # envelope_bytes' verdict, without decoding
         except KezError as exc:
             raise ApiError(400, "bad_envelope", f"not an envelope: {exc.message}") from exc
-        row = await self.server.registered(to)
+        if to not in self._registered:
+            # a registration is never deleted (only moved to a new primary), so a handle
+            # seen registered stays so: later POSTs to it skip the lookup
+            await self.server.registered(to)
+            if len(self._registered) >= KNOWN_HANDLES:
+                self._registered.pop(next(iter(self._registered)))
+            self._registered[to] = None
         now = self.clock()
-        received_at = format_time(datetime.fromtimestamp(int(now), UTC))
-        seq = await self.writer.store_message(row["handle"], route, envelope, received_at, int(now))
+        second = int(now)
+        if second != self._stamp[0]:
+            self._stamp = (second, format_time(datetime.fromtimestamp(second, UTC)))
+        seq = await self.writer.store_message(to, route, envelope, self._stamp[1], second)
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("stored seq %d for %s", seq, pseudonym(row["handle"]))
-        self.events.stored(row["handle"], seq)
+            log.debug("stored seq %d for %s", seq, pseudonym(to))
+        self.events.stored(to, seq)
         await self._purge()
         return JSONResponse({"seq": seq}, 201)
 
     async def get_inbox(self, request: Request) -> Response:
         handle = request.path_params["handle"]
         since, limit = _cursor(request, "since"), _limit(request)
-        row = await self.server.registered(handle)
+        row = await self.server.registered_with_head(handle)
         await self._authorize(request, row, "GET", f"/v1/inbox/{handle}", f"since={since}")
         rows = await self.server.read(self.store.inbox, handle, since, limit, self._newer_than())
         # {"messages": [...], "next": n}, written as JSONResponse would (see _json_string)
@@ -228,7 +237,7 @@ class Inbox:
     async def delete_inbox(self, request: Request) -> Response:
         handle = request.path_params["handle"]
         through = _cursor(request, "through", None)
-        row = await self.server.registered(handle)
+        row = await self.server.registered_with_head(handle)
         await self._authorize(request, row, "DELETE", f"/v1/inbox/{handle}", f"through={through}")
         deleted = await run_in_threadpool(self.store.drop_messages, handle, through)
         return JSONResponse({"deleted": deleted, "through": through})
@@ -236,7 +245,7 @@ class Inbox:
     async def live(self, request: Request) -> Response:
         handle = request.path_params["handle"]
         since = _cursor(request, "since")
-        row = await self.server.registered(handle)
+        row = await self.server.registered_with_head(handle)
         await self._authorize(request, row, "GET", f"/v1/inbox/{handle}/live", f"since={since}")
         return StreamingResponse(
             self._stream(handle, since),

@@ -44,8 +44,15 @@ async def authorize(
     bound: str,
     now: float,
 ) -> str:
-    """The key id that signed this request for the handle of `row`; ApiError 401 otherwise."""
-    known, keys = await server.read(server.chains.known_keys, row["identity"])
+    """The key id that signed this request for the handle of `row`; ApiError 401 otherwise.
+
+    A `row` from `Store.lookup_with_head` carries the chain's head id, so the
+    cached keys are checked against it without another read.
+    """
+    if "head" in row:
+        known, keys = server.chains.keys_at(row["identity"], row["head"])
+    else:
+        known, keys = await server.read(server.chains.known_keys, row["identity"])
     if known:  # no chain here, or its keys at the head are cached: no thread hop needed
         primary, devices = (row["primary_key"], frozenset()) if keys is None else keys
     else:
@@ -60,6 +67,7 @@ async def authorize(
             devices=devices,
             now=now,
             registry=server.registry,
+            verified=server.verified,
         )
     except InboxAuthError as exc:
         log.debug("refused %s %s: %s", method, pseudonym(row["handle"]), exc.reason)
