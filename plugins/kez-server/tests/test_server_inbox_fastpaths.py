@@ -137,3 +137,27 @@ def test_lookup_with_head_is_lookup_and_head_in_one_read(tmp_path):
         assert row["head"] == f"id{len(rows) - 1}"
     finally:
         store.close()
+
+
+def test_freeze_gc_freezes_the_startup_objects_once_started(tmp_path):
+    """`kez-server` freezes what its startup allocated, so a full collection under load
+    no longer walks ~100k objects (60-200 ms pauses: the POST p99); embedding apps do not."""
+    import gc
+
+    from kez_server.app import create_app
+    from kez_server.config import ServerSettings
+
+    settings = ServerSettings(
+        server_name="example.org", db=str(tmp_path / "kez.db"), vapid_key=str(tmp_path / "v.pem")
+    )
+
+    async def started(app) -> int:
+        async with app.router.lifespan_context(app):
+            return gc.get_freeze_count()
+
+    gc.unfreeze()
+    try:
+        assert asyncio.run(started(create_app(settings))) == 0
+        assert asyncio.run(started(create_app(settings, freeze_gc=True))) > 1000
+    finally:
+        gc.unfreeze()

@@ -29,6 +29,7 @@ newly stored message (push.py), without waiting for them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import re
 import time
@@ -507,12 +508,33 @@ async def _internal_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "internal", "message": "internal server error"}, 500)
 
 
+def freeze_startup_objects() -> None:
+    """Move every object alive now out of the garbage collector's reach (`gc.freeze`).
+
+    A started server holds ~100,000 long-lived objects (SQLAlchemy, alembic,
+    uvicorn, the plugins); CPython's full collection walks all of them, and
+    under POST load one ran about once a second and stopped the event loop
+    for 60-200 ms on this machine: the inbox POST's p99. Frozen, a full
+    collection looks only at what was allocated since (~2 ms). Frozen
+    objects are never freed, which is what a server's startup objects are
+    anyway. For a process that is the server (`kez-server`, the uvicorn
+    factory), not for one that embeds the app (tests).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
-    settings: ServerSettings, *, store: Store | None = None, clock: Callable[[], float] | None = None
+    settings: ServerSettings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] | None = None,
+    freeze_gc: bool = False,
 ) -> Starlette:
     """The ASGI app over `settings.db` (schema migrated to the newest revision first).
 
     `clock` (unix seconds) is the inbox's clock: auth skew, `received_at`, the 7-day purge.
+    `freeze_gc`: call `freeze_startup_objects` once the app has started (the lifespan).
     """
     from . import privacy
     from .inbox import Inbox
@@ -543,6 +565,8 @@ def create_app(
             await server.nostr.start()
         try:
             async with inbox.running():
+                if freeze_gc:
+                    freeze_startup_objects()
                 yield
         finally:
             if server.nostr is not None:
@@ -585,4 +609,4 @@ def create_app(
 
 def create_app_from_env() -> Starlette:
     """`create_app` with settings from the `KEZ_SERVER_*` environment variables."""
-    return create_app(ServerSettings.from_env())
+    return create_app(ServerSettings.from_env(), freeze_gc=True)

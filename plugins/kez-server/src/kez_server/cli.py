@@ -326,7 +326,7 @@ def serve(settings: ServerSettings, nats: NatsOptions | None = None) -> None:
     )
     host, port = settings.host_port
     try:
-        app = create_app(settings)
+        app = create_app(settings, freeze_gc=True)
     except Exception as exc:
         if isinstance(exc, KezError):
             raise
