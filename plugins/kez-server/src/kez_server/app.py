@@ -33,7 +33,7 @@ import gc
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from kez_core.codec import parse_json
@@ -132,6 +132,31 @@ def _after(request: Request) -> int:
     return int(raw)
 
 
+def rate_refusal(scope: Scope, writes: TokenBuckets, reads: TokenBuckets) -> Response | None:
+    """The 429 answer when the client's bucket for this request is empty, else None (a token
+    is taken). Paths in `_NO_LIMIT_PATHS` are not limited here."""
+    if scope["path"] in _NO_LIMIT_PATHS:
+        return None
+    buckets = reads if scope["method"] in ("GET", "HEAD", "OPTIONS") else writes
+    if not buckets.enabled:
+        return None
+    client = scope.get("client")
+    wait = buckets.take(client[0] if client else "?")
+    if wait is None:
+        return None
+    seconds = int(wait)
+    kind = "reads" if buckets is reads else "writes"
+    return JSONResponse(
+        {
+            "error": "rate_limited",
+            "message": f"too many {kind} from your address; retry in {seconds} s",
+            "retry_after": seconds,
+        },
+        429,
+        headers={"retry-after": str(seconds)},
+    )
+
+
 class RateLimit:
     """Pure ASGI middleware: per-client token buckets for writes (POST…) and reads (GET, HEAD)."""
 
@@ -141,27 +166,29 @@ class RateLimit:
         self.reads = reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] not in _NO_LIMIT_PATHS:
-            method = scope["method"]
-            buckets = self.reads if method in ("GET", "HEAD", "OPTIONS") else self.writes
-            if buckets.enabled:
-                client = scope.get("client")
-                wait = buckets.take(client[0] if client else "?")
-                if wait is not None:
-                    seconds = int(wait)
-                    kind = "reads" if buckets is self.reads else "writes"
-                    response = JSONResponse(
-                        {
-                            "error": "rate_limited",
-                            "message": f"too many {kind} from your address; retry in {seconds} s",
-                            "retry_after": seconds,
-                        },
-                        429,
-                        headers={"retry-after": str(seconds)},
-                    )
-                    await response(scope, receive, send)
-                    return
+        if scope["type"] == "http":
+            response = rate_refusal(scope, self.writes, self.reads)
+            if response is not None:
+                await response(scope, receive, send)
+                return
         await self.app(scope, receive, send)
+
+
+class KezApp(Starlette):
+    """Starlette, with a first look for the hottest requests (`fastpath.InboxFastPath`).
+
+    `fast(scope, receive, send)` answers a request and returns True, or returns
+    False having done nothing, and the request goes through the middleware
+    stack and the router as usual.
+    """
+
+    fast: Callable[[Scope, Receive, Send], Awaitable[bool]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast
+        if fast is not None and scope["type"] == "http" and await fast(scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 # ---------------------------------------------------------------- the app
@@ -587,7 +614,7 @@ def create_app(
         *push.routes(),
         *profiles.routes(),
     ]
-    app = Starlette(
+    app = KezApp(
         routes=routes,
         exception_handlers={
             ApiError: _api_error,
@@ -602,6 +629,10 @@ def create_app(
     reads = TokenBuckets(settings.read_burst, settings.read_rate)
     app.add_middleware(RateLimit, writes=writes, reads=reads)
     app.add_middleware(BodyDeadline, seconds=settings.body_timeout)
+    from .fastpath import InboxFastPath
+
+    # the inbox's POST and GET skip the middleware and the router: the same rules, in one place
+    app.fast = InboxFastPath(inbox, writes=writes, reads=reads, body_timeout=settings.body_timeout)
     app.state.kez = server
     app.state.inbox = inbox
     return app

@@ -27,6 +27,7 @@ from typing import Any
 from kez_core.codec import parse_json
 from kez_core.errors import DecodeError, KezError
 from kez_core.messaging.envelope import check_envelope_text
+from kez_core.messaging.inbox_auth import HEADER
 from kez_core.timefmt import format_time
 from datetime import UTC, datetime
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +42,7 @@ from .inbox_writer import InboxWriter
 from .live import InboxEvents, PgListener
 from .privacy import pseudonym
 from .ratelimit import TokenBuckets
-from .request_auth import authorize
+from .request_auth import authorize, authorize_header
 
 log = logging.getLogger("kez_server.inbox")
 
@@ -173,8 +174,8 @@ class Inbox:
 
     # ---------------------------------------------------------- endpoints
 
-    async def post_message(self, request: Request) -> Response:
-        client = request.client.host if request.client else "?"
+    def take_message_token(self, client: str) -> None:
+        """ApiError 429 unless `client` may post one more message (60/min by default)."""
         wait = self.buckets.take(client)
         if wait is not None:
             seconds = int(wait)
@@ -185,8 +186,20 @@ class Inbox:
                 headers={"retry-after": str(seconds)},
                 retry_after=seconds,
             )
+
+    async def post_message(self, request: Request) -> Response:
+        self.take_message_token(request.client.host if request.client else "?")
         _require_type(request, _JSON_TYPES, "JSON")
         body = await read_body(request, MESSAGE_BODY_CAP)
+        seq = await self.store_posted(body)
+        return JSONResponse({"seq": seq}, 201)
+
+    async def store_posted(self, body: bytes) -> int:
+        """Check a POST /v1/messages body, store its envelope: its seq (ApiError otherwise).
+
+        Shared by the routed endpoint and the fast path (fastpath.py), which
+        differ only in how they get the body.
+        """
         try:
             data = parse_json(body, max_bytes=MESSAGE_BODY_CAP)
         except DecodeError as exc:
@@ -220,19 +233,26 @@ class Inbox:
             log.debug("stored seq %d for %s", seq, pseudonym(to))
         self.events.stored(to, seq)
         await self._purge()
-        return JSONResponse({"seq": seq}, 201)
+        return seq
 
     async def get_inbox(self, request: Request) -> Response:
         handle = request.path_params["handle"]
         since, limit = _cursor(request, "since"), _limit(request)
+        body = await self.inbox_answer(handle, since, limit, request.headers.get(HEADER))
+        return Response(body, media_type="application/json", headers={"cache-control": "no-store"})
+
+    async def inbox_answer(self, handle: str, since: int, limit: int, header: str | None) -> bytes:
+        """The JSON body of GET /v1/inbox/{handle} (ApiError 404/401 otherwise); `header` is
+        the X-KEZ-Auth value. Shared by the routed endpoint and the fast path."""
         row = await self.server.registered_with_head(handle)
-        await self._authorize(request, row, "GET", f"/v1/inbox/{handle}", f"since={since}")
+        await authorize_header(
+            self.server, header, row, method="GET", path=f"/v1/inbox/{handle}",
+            bound=f"since={since}", now=self.clock(),
+        )
         rows = await self.server.read(self.store.inbox, handle, since, limit, self._newer_than())
         # {"messages": [...], "next": n}, written as JSONResponse would (see _json_string)
         body = '{"messages":[' + ",".join(_message_json(r) for r in rows) + f'],"next":{int(rows[-1][0]) if rows else since}}}'
-        return Response(
-            body.encode("utf-8"), media_type="application/json", headers={"cache-control": "no-store"}
-        )
+        return body.encode("utf-8")
 
     async def delete_inbox(self, request: Request) -> Response:
         handle = request.path_params["handle"]

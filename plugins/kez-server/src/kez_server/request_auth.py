@@ -44,7 +44,23 @@ async def authorize(
     bound: str,
     now: float,
 ) -> str:
-    """The key id that signed this request for the handle of `row`; ApiError 401 otherwise.
+    """The key id that signed this request for the handle of `row`; ApiError 401 otherwise."""
+    return await authorize_header(
+        server, request.headers.get(HEADER), row, method=method, path=path, bound=bound, now=now
+    )
+
+
+async def authorize_header(
+    server: KezServer,
+    header: str | None,
+    row: dict[str, Any],
+    *,
+    method: str,
+    path: str,
+    bound: str,
+    now: float,
+) -> str:
+    """`authorize` for the value of the X-KEZ-Auth header (None: missing).
 
     A `row` from `Store.lookup_with_head` carries the chain's head id, so the
     cached keys are checked against it without another read.
@@ -59,7 +75,7 @@ async def authorize(
         primary, devices = await run_in_threadpool(current_keys, server, row)
     try:
         return verify_inbox_auth(
-            request.headers.get(HEADER),
+            header,
             method=method,
             path=path,
             bound=bound,
