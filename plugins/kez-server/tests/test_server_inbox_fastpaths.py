@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from inbox_helpers import envelope
 from kez_server.db import Store
-from kez_server.inbox import _json_string, _message, _message_json
+from kez_server.inbox import _json_string, _message, _message_json, _messages_json
 from kez_server.inbox_writer import InboxWriter
 
 # text near the edges of what JSON writes as it is: controls, quote, backslash, DEL, non-ASCII
@@ -27,6 +27,11 @@ def test_message_json_is_what_json_dumps_writes(row):
     for ascii_only in (False, True):
         expected = json.dumps(_message(row), ensure_ascii=ascii_only, separators=(",", ":"))
         assert _message_json(row, ascii_only) == expected
+
+
+@given(st.lists(rows, max_size=6))
+def test_messages_json_is_the_joined_message_json(some):
+    assert _messages_json(some) == ",".join(_message_json(r) for r in some)
 
 
 @given(st.lists(rows, max_size=5), st.integers(min_value=0, max_value=10**18))
