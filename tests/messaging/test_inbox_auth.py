@@ -163,3 +163,32 @@ def test_a_bad_signature_is_never_remembered_and_the_memory_is_bounded():
     assert len(verified) == 3
     with pytest.raises(ValueError):
         VerifiedSignatures(size=0)
+
+
+def test_a_recalled_header_is_still_judged_on_time_and_keys():
+    """The header memory skips parsing only on a pass; every refusal keeps its reason."""
+    from kez_core.messaging.inbox_auth import VerifiedSignatures
+
+    old_primary, new_primary, device = Signer.generate(), Signer.generate(), Signer.generate()
+    verified = VerifiedSignatures(size=4)
+    short = sign_inbox_request(old_primary, "GET", PATH, "since=0", NOW)
+    named = sign_inbox_request(device, "GET", PATH, "since=0", NOW, device=True)
+
+    def judge(header, primary, devices=(), now=NOW, bound="since=0"):
+        try:
+            return verify_inbox_auth(
+                header, method="GET", path=PATH, bound=bound, primary=primary,
+                devices=devices, now=now, verified=verified,
+            )
+        except InboxAuthError as exc:
+            return exc.reason
+
+    for _ in range(2):  # the second time from memory
+        assert judge(short, old_primary.key_id) == old_primary.key_id
+        assert judge(named, old_primary.key_id, {device.key_id}) == device.key_id
+    assert judge(short, new_primary.key_id) == "bad_signature"  # the primary rotated
+    assert judge(named, new_primary.key_id) == "wrong_signer"  # the device left
+    assert judge(short, old_primary.key_id, now=NOW + 61) == "stale"
+    assert judge(short, old_primary.key_id, now=NOW - 61) == "future"
+    assert judge(short, old_primary.key_id, bound="since=5") == "bad_signature"  # another cursor
+    assert judge(short, old_primary.key_id, now=NOW + 60) == old_primary.key_id

@@ -114,7 +114,29 @@ class VerifiedSignatures:
             raise ValueError("a VerifiedSignatures holds at least one entry")
         self.size = size
         self._held: OrderedDict[tuple[str, bytes, bytes], None] = OrderedDict()
+        # (header, method, path, bound) -> (ts, key named?, signing key) of headers that passed:
+        # the same header for the same request is not even parsed again (see `recall`)
+        self._headers: OrderedDict[tuple[str, str, str, str], tuple[int, bool, str]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def recall(self, header: str, method: str, path: str, bound: str) -> tuple[int, bool, str] | None:
+        """(ts, whether the header names its key, the key that signed) of a header that passed
+        for this very request before, else None. The caller still judges the time and the keys."""
+        entry = (header, method, path, bound)
+        with self._lock:
+            found = self._headers.get(entry)
+            if found is not None:
+                self._headers.move_to_end(entry)
+            return found
+
+    def note(self, header: str, method: str, path: str, bound: str, passed: tuple[int, bool, str]) -> None:
+        """Remember a header that passed every check for this request (for `recall`)."""
+        entry = (header, method, path, bound)
+        with self._lock:
+            self._headers[entry] = passed
+            self._headers.move_to_end(entry)
+            while len(self._headers) > self.size:
+                self._headers.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._held)
@@ -154,11 +176,20 @@ def verify_inbox_auth(
     `primary` is the handle's current primary, `devices` its chain's current
     device keys. Checked in this order: form, time (±`MAX_SKEW` s), signer
     allowed, signature over (method, path, bound, ts). With `verified`, a
-    signature that held before is not verified again (the other checks
-    still run every time), and one that holds now is remembered there.
+    signature that held before is not verified again, and a header that
+    passed for this very request is not parsed again; the time window and
+    whether its key is current are judged every time, and anything but a
+    pass goes through every check, so refusals say what they said before.
     """
-    auth = parse_inbox_auth(header)
     clock = time.time() if now is None else now
+    if verified is not None and header is not None:
+        passed = verified.recall(header, method, path, bound)
+        if passed is not None:
+            ts, named, signer = passed
+            if -MAX_SKEW <= ts - clock <= MAX_SKEW and (signer == primary or (named and signer in devices)):
+                return signer
+            # anything else goes through every check below, which says what is wrong
+    auth = parse_inbox_auth(header)
     skew = auth.ts - clock
     if skew < -MAX_SKEW:
         raise InboxAuthError(
@@ -180,6 +211,7 @@ def verify_inbox_auth(
         )
     message = signed_bytes(method, path, bound, auth.ts)
     if verified is not None and verified.holds(key, message, auth.sig):
+        verified.note(header, method, path, bound, (auth.ts, auth.key is not None, key))  # type: ignore[arg-type]
         return key
     registry = registry or default_registry()
     try:
@@ -196,4 +228,6 @@ def verify_inbox_auth(
         )
     if verified is not None:
         verified.add(key, message, auth.sig)
+        # header is a str here: parse_inbox_auth refused a missing one
+        verified.note(header, method, path, bound, (auth.ts, auth.key is not None, key))  # type: ignore[arg-type]
     return key
