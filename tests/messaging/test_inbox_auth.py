@@ -106,3 +106,89 @@ def test_missing_and_malformed(header):
 def test_garbage_is_only_ever_an_inbox_auth_error(header):
     with pytest.raises(InboxAuthError):
         check(header, "ed25519:" + "11" * 32, devices={"nostr:" + "22" * 32})
+
+
+# ------------------------------------------------- remembered signatures
+
+
+def test_a_remembered_signature_skips_only_the_signature_check():
+    """`verified` remembers signatures that held; the clock and the signer are judged anew."""
+    from kez_core.messaging.inbox_auth import VerifiedSignatures
+
+    primary, device = Signer.generate(), Signer.generate()
+    verified = VerifiedSignatures(size=8)
+    header = sign_inbox_request(device, "GET", PATH, "since=0", NOW, device=True)
+
+    def again(**kw):
+        args = {"primary": primary.key_id, "devices": {device.key_id}, "now": NOW, **kw}
+        return verify_inbox_auth(header, method="GET", path=PATH, bound="since=0", verified=verified, **args)
+
+    assert again() == device.key_id
+    assert len(verified) == 1
+    assert again(now=NOW + 60) == device.key_id  # still inside the skew window
+    for kw, reason in (
+        ({"now": NOW + 61}, "stale"),  # never beyond the window, remembered or not
+        ({"now": NOW - 61}, "future"),
+        ({"devices": set()}, "wrong_signer"),  # the device left the chain
+    ):
+        with pytest.raises(InboxAuthError) as err:
+            again(**kw)
+        assert err.value.reason == reason
+    # another cursor is other bytes: not remembered, and the signature does not hold
+    with pytest.raises(InboxAuthError) as err:
+        verify_inbox_auth(
+            header, method="GET", path=PATH, bound="since=1", primary=primary.key_id,
+            devices={device.key_id}, now=NOW, verified=verified,
+        )
+    assert err.value.reason == "bad_signature"
+    assert len(verified) == 1  # a signature that failed is not remembered
+
+
+def test_a_bad_signature_is_never_remembered_and_the_memory_is_bounded():
+    from kez_core.messaging.inbox_auth import VerifiedSignatures
+
+    signer = Signer.generate()
+    verified = VerifiedSignatures(size=3)
+    good = sign_inbox_request(signer, "GET", PATH, "since=0", NOW)
+    ts, sig = good.split(":")
+    forged = f"{ts}:{sig[:-2]}{(int(sig[-2:], 16) ^ 1):02x}"
+    for _ in range(2):
+        with pytest.raises(InboxAuthError) as err:
+            verify_inbox_auth(forged, method="GET", path=PATH, bound="since=0", primary=signer.key_id, now=NOW, verified=verified)
+        assert err.value.reason == "bad_signature"
+    assert len(verified) == 0
+    for n in range(5):
+        header = sign_inbox_request(signer, "GET", PATH, f"since={n}", NOW)
+        verify_inbox_auth(header, method="GET", path=PATH, bound=f"since={n}", primary=signer.key_id, now=NOW, verified=verified)
+    assert len(verified) == 3
+    with pytest.raises(ValueError):
+        VerifiedSignatures(size=0)
+
+
+def test_a_recalled_header_is_still_judged_on_time_and_keys():
+    """The header memory skips parsing only on a pass; every refusal keeps its reason."""
+    from kez_core.messaging.inbox_auth import VerifiedSignatures
+
+    old_primary, new_primary, device = Signer.generate(), Signer.generate(), Signer.generate()
+    verified = VerifiedSignatures(size=4)
+    short = sign_inbox_request(old_primary, "GET", PATH, "since=0", NOW)
+    named = sign_inbox_request(device, "GET", PATH, "since=0", NOW, device=True)
+
+    def judge(header, primary, devices=(), now=NOW, bound="since=0"):
+        try:
+            return verify_inbox_auth(
+                header, method="GET", path=PATH, bound=bound, primary=primary,
+                devices=devices, now=now, verified=verified,
+            )
+        except InboxAuthError as exc:
+            return exc.reason
+
+    for _ in range(2):  # the second time from memory
+        assert judge(short, old_primary.key_id) == old_primary.key_id
+        assert judge(named, old_primary.key_id, {device.key_id}) == device.key_id
+    assert judge(short, new_primary.key_id) == "bad_signature"  # the primary rotated
+    assert judge(named, new_primary.key_id) == "wrong_signer"  # the device left
+    assert judge(short, old_primary.key_id, now=NOW + 61) == "stale"
+    assert judge(short, old_primary.key_id, now=NOW - 61) == "future"
+    assert judge(short, old_primary.key_id, bound="since=5") == "bad_signature"  # another cursor
+    assert judge(short, old_primary.key_id, now=NOW + 60) == old_primary.key_id

@@ -156,3 +156,59 @@ def test_payload_mutations_are_typed_errors(changes):
 def test_a_valid_envelope_still_opens():
     assert _open(ENVELOPE).id == OBJ.id
     assert len(envelope_bytes(ENVELOPE)) == 32 + BUCKETS[0] + 16
+
+
+# ------------------------------------- check_envelope_text == envelope_bytes
+
+
+def _verdict(fn, text):
+    from kez_core.messaging.errors import EnvelopeError
+
+    try:
+        fn(text)
+    except EnvelopeError as exc:
+        return exc.message
+    return None
+
+
+def _b64_texts():
+    import base64
+
+    from kez_core.messaging.envelope import _SEALED_SIZES
+
+    sizes = sorted(_SEALED_SIZES)[:3]
+    good = st.builds(
+        lambda n, seed: "kez:e1:" + base64.urlsafe_b64encode(bytes([seed]) * n).rstrip(b"=").decode(),
+        st.sampled_from(sizes + [s - 1 for s in sizes] + [s + 1 for s in sizes] + [s + 2 for s in sizes]),
+        st.integers(0, 255),
+    )
+    # mutations: a last character with stray bits, a character outside the alphabet, white space
+    mutated = st.builds(
+        lambda text, ch, where: text[:where] + ch + text[where + 1 :],
+        good,
+        st.sampled_from(list("AB_-=+/ .\n\x00é") + ["Q", "g", "w", "R"]),
+        st.integers(0, 2000),
+    )
+    return st.one_of(
+        good,
+        mutated,
+        good.map(lambda t: t + "A"),
+        good.map(lambda t: t[:-1]),
+        good.map(lambda t: " " + t),
+        good.map(lambda t: t + "\n"),
+        st.text(max_size=40),
+        st.text(max_size=40).map(lambda t: "kez:e1:" + t),
+    )
+
+
+@given(_b64_texts())
+@settings(max_examples=400)
+def test_check_envelope_text_decides_as_envelope_bytes(text):
+    """The inbox's cheap check takes what `envelope_bytes` takes (on text without surrounding
+    white space, which the inbox refuses too), with the same message."""
+    from kez_core.messaging.envelope import check_envelope_text, envelope_bytes
+
+    expected = _verdict(envelope_bytes, text)
+    if expected is None and text != text.strip():
+        expected = "an envelope has no surrounding white space"  # what the inbox said before
+    assert _verdict(check_envelope_text, text) == expected

@@ -265,3 +265,39 @@ def test_messages_have_their_own_limit_not_the_write_burst():
     with running_server(write_burst=2, write_rate=0.01) as srv, httpx.Client(base_url=srv.url) as client:
         _, handle = register(client)  # one write token
         assert [post(client, handle).status_code for _ in range(5)] == [201] * 5
+
+
+def test_a_reused_header_is_judged_against_the_current_keys(client):
+    """The server remembers signatures that held, not verdicts: the very same header stops
+    working when its device leaves the chain, and when it is older than 60 s."""
+    from kez_core.sigchain import SigchainBuilder
+    from server_helpers import NDJSON, identity_path
+
+    primary, device = Signer.generate(), Signer.generate("ed25519")
+    builder = SigchainBuilder()
+    builder.add_device(primary, device, "laptop")
+    client.post(identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON)
+    _, handle = register(client, primary)
+    path = f"/v1/inbox/{handle}"
+    header = auth(device, path, "since=0", device=True)
+    for _ in range(3):  # one header, read again and again within its minute
+        answer = client.get(path, params={"since": 0}, headers=header)
+        assert answer.status_code == 200, answer.text
+    old = auth(device, path, "since=0", ts=int(time.time()) - 61, device=True)
+    assert _refusal(client, handle, old) == "stale"
+    builder.remove_device(primary, device.key_id)
+    pushed = client.post(identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON)
+    assert pushed.status_code == 200, pushed.text
+    assert _refusal(client, handle, header) == "wrong_signer"
+
+
+def test_a_handle_unknown_then_registered_takes_messages(client):
+    """POST remembers handles it found registered, never the ones it did not."""
+    from server_helpers import new_handle, registration
+
+    handle = new_handle("late")
+    assert_error(post(client, handle), 404, "not_found")
+    signer = Signer.generate()
+    assert client.post("/v1/register", json=registration(signer, handle, "example.org")).status_code == 201
+    seqs = [post(client, handle).json()["seq"] for _ in range(2)]
+    assert [m["seq"] for m in fetch(client, signer, handle).json()["messages"]] == seqs

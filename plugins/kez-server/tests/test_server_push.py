@@ -294,6 +294,26 @@ def test_a_message_posted_to_the_inbox_pushes_its_recipients_browsers(http, fake
     assert fake.records[0].body == b"" and fake.records[0].problems == ()
 
 
+def test_messages_stored_together_push_once_each(http, fake, push_server):
+    """Many messages stored in one turn of the loop (a group commit answers many POSTs at
+    once) share one subscription read: still one push per message and subscription."""
+    user, other, nobody = User(http), User(http), User(http)
+    assert user.subscribe(endpoint(fake, "u1")).status_code == 201
+    assert user.subscribe(endpoint(fake, "u2")).status_code == 201
+    assert other.subscribe(endpoint(fake, "o1")).status_code == 201
+    service = push_server.app.state.kez.push
+    loop = service._loop
+
+    def together() -> None:
+        for handle in (user.handle, nobody.handle, other.handle, user.handle):
+            service.message_stored(handle)
+
+    loop.call_soon_threadsafe(together)
+    wait_for(lambda: len(fake.records) == 5, "the pushes")
+    time.sleep(0.2)
+    assert sorted(r.path for r in fake.records) == ["/push/o1", "/push/u1", "/push/u1", "/push/u2", "/push/u2"]
+
+
 def test_each_push_gets_its_own_audience(http, fakes, push_server):
     one, two = fakes
     for fake in fakes:

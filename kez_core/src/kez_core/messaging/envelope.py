@@ -205,6 +205,49 @@ def envelope_bytes(envelope: str | bytes) -> bytes:
     return raw
 
 
+_B64URL_REST = re.compile(r"[A-Za-z0-9_-]*\Z")  # `^` would not match at a pos > 0
+_B64URL_INDEX = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+
+
+def check_envelope_text(envelope: str) -> None:
+    """EnvelopeError unless `envelope` is a text `envelope_bytes` accepts, with no
+    surrounding white space; the bytes are not decoded.
+
+    A server storing envelopes for others (kez-server's inbox) only needs
+    the verdict: the length of the decoded bytes follows from the length of
+    the text, and canonical base64url only constrains the unused low bits
+    of the last character, so this is the same decision and the same
+    message as `envelope_bytes` for a fraction of its cost (no decode and
+    re-encode of up to 64 KiB per POST).
+    """
+    if not isinstance(envelope, str):
+        raise EnvelopeError("an envelope is ASCII text starting with kez:e1:")
+    text = envelope
+    envelope = envelope.strip()  # judged as envelope_bytes judges it, then the white space
+    if not envelope.startswith(PREFIX):
+        raise EnvelopeError(
+            f"an envelope starts with {PREFIX!r}",
+            hint="a newer sender may use a newer envelope version: upgrade kez",
+        )
+    if len(envelope) > MAX_ENVELOPE_TEXT:
+        raise EnvelopeError(
+            f"envelope is longer than the largest one ({MAX_ENVELOPE_TEXT} characters)"
+        )
+    size = len(envelope) - len(PREFIX)
+    if size % 4 == 1 or not _B64URL_REST.match(envelope, len(PREFIX)):
+        raise EnvelopeError("envelope body is not base64url without padding")
+    # 2 characters left over carry 1 byte (4 spare bits), 3 carry 2 bytes (2 spare bits)
+    spare = {0: 0, 2: 0x0F, 3: 0x03}[size % 4]
+    if spare and _B64URL_INDEX[envelope[-1]] & spare:
+        raise EnvelopeError(
+            "envelope body is not canonical base64url (stray bits in the last character)"
+        )
+    if size * 3 // 4 not in _SEALED_SIZES:
+        raise EnvelopeError(f"envelope of {size * 3 // 4} bytes does not hold a padded message")
+    if envelope is not text and envelope != text:
+        raise EnvelopeError("an envelope has no surrounding white space")
+
+
 def open_sealed(envelope: str | bytes, secrets: Sequence[InboxSecret]) -> tuple[bytes, InboxSecret]:
     """The content and the inbox secret that opened it; EnvelopeError when none of them does."""
     raw = envelope_bytes(envelope)

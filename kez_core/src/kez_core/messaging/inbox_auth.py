@@ -18,7 +18,9 @@ BIP-340 their SHA-256), which is what `Signer.sign` and the registry's
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Collection
 
 import attrs
@@ -92,6 +94,71 @@ def parse_inbox_auth(header: str | None) -> InboxAuth:
     return InboxAuth(int(ts_text), key_text or None, bytes.fromhex(sig_text))
 
 
+class VerifiedSignatures:
+    """A bounded memory of signatures that held: (key id, signed bytes, signature).
+
+    Whether a signature holds is a pure function of those three, so a
+    remembered "it holds" never goes stale; what can change (the clock, the
+    handle's current keys) is not remembered here and `verify_inbox_auth`
+    checks it on every request before it looks here. A client that polls
+    its inbox with one header for the minute it is valid (or a server
+    answering many readers that do) skips the Ed25519/BIP-340 verification,
+    which was a quarter of a GET's server time. Only signatures that held
+    are kept (a flood of bad ones cannot evict the good ones through this
+    door), the least recently used go first, and a lock makes it safe from
+    any thread.
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        if size < 1:
+            raise ValueError("a VerifiedSignatures holds at least one entry")
+        self.size = size
+        self._held: OrderedDict[tuple[str, bytes, bytes], None] = OrderedDict()
+        # (header, method, path, bound) -> (ts, key named?, signing key) of headers that passed:
+        # the same header for the same request is not even parsed again (see `recall`)
+        self._headers: OrderedDict[tuple[str, str, str, str], tuple[int, bool, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def recall(self, header: str, method: str, path: str, bound: str) -> tuple[int, bool, str] | None:
+        """(ts, whether the header names its key, the key that signed) of a header that passed
+        for this very request before, else None. The caller still judges the time and the keys."""
+        entry = (header, method, path, bound)
+        with self._lock:
+            found = self._headers.get(entry)
+            if found is not None:
+                self._headers.move_to_end(entry)
+            return found
+
+    def note(self, header: str, method: str, path: str, bound: str, passed: tuple[int, bool, str]) -> None:
+        """Remember a header that passed every check for this request (for `recall`)."""
+        entry = (header, method, path, bound)
+        with self._lock:
+            self._headers[entry] = passed
+            self._headers.move_to_end(entry)
+            while len(self._headers) > self.size:
+                self._headers.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def holds(self, key: str, message: bytes, sig: bytes) -> bool:
+        """True when this exact signature was seen to hold before (and is still remembered)."""
+        entry = (key, message, sig)
+        with self._lock:
+            if entry in self._held:
+                self._held.move_to_end(entry)
+                return True
+        return False
+
+    def add(self, key: str, message: bytes, sig: bytes) -> None:
+        """Remember a signature that was verified and held."""
+        with self._lock:
+            self._held[(key, message, sig)] = None
+            self._held.move_to_end((key, message, sig))
+            while len(self._held) > self.size:
+                self._held.popitem(last=False)
+
+
 def verify_inbox_auth(
     header: str | None,
     *,
@@ -102,15 +169,27 @@ def verify_inbox_auth(
     devices: Collection[str] = (),
     now: float | None = None,
     registry: Registry | None = None,
+    verified: VerifiedSignatures | None = None,
 ) -> str:
     """The key id that signed the request; InboxAuthError unless the header holds.
 
     `primary` is the handle's current primary, `devices` its chain's current
     device keys. Checked in this order: form, time (±`MAX_SKEW` s), signer
-    allowed, signature over (method, path, bound, ts).
+    allowed, signature over (method, path, bound, ts). With `verified`, a
+    signature that held before is not verified again, and a header that
+    passed for this very request is not parsed again; the time window and
+    whether its key is current are judged every time, and anything but a
+    pass goes through every check, so refusals say what they said before.
     """
-    auth = parse_inbox_auth(header)
     clock = time.time() if now is None else now
+    if verified is not None and header is not None:
+        passed = verified.recall(header, method, path, bound)
+        if passed is not None:
+            ts, named, signer = passed
+            if -MAX_SKEW <= ts - clock <= MAX_SKEW and (signer == primary or (named and signer in devices)):
+                return signer
+            # anything else goes through every check below, which says what is wrong
+    auth = parse_inbox_auth(header)
     skew = auth.ts - clock
     if skew < -MAX_SKEW:
         raise InboxAuthError(
@@ -130,17 +209,25 @@ def verify_inbox_auth(
             "the key in the header is neither the handle's current primary nor one of its current devices",
             reason="wrong_signer",
         )
+    message = signed_bytes(method, path, bound, auth.ts)
+    if verified is not None and verified.holds(key, message, auth.sig):
+        verified.note(header, method, path, bound, (auth.ts, auth.key is not None, key))  # type: ignore[arg-type]
+        return key
     registry = registry or default_registry()
     try:
         parsed = parse_key_id(key, registry)
         alg = registry.key_algorithm(parsed.alg)
     except (KeyFormatError, KezError) as exc:
         raise InboxAuthError(f"the key in the header is unusable: {exc.message}", reason="wrong_signer") from exc
-    if not alg.verify(parsed.public, signed_bytes(method, path, bound, auth.ts), auth.sig):
+    if not alg.verify(parsed.public, message, auth.sig):
         raise InboxAuthError(
             "the signature does not hold for this request: wrong key, or signed for another "
             "method, path or cursor",
             reason="bad_signature",
             hint=f"sign {method.upper()}\\n{path}\\n{bound}\\n<ts> with the handle's primary or a device key",
         )
+    if verified is not None:
+        verified.add(key, message, auth.sig)
+        # header is a str here: parse_inbox_auth refused a missing one
+        verified.note(header, method, path, bound, (auth.ts, auth.key is not None, key))  # type: ignore[arg-type]
     return key

@@ -236,11 +236,18 @@ class ChainService:
         `state()` may rebuild a long chain and belongs in a thread.
         """
         head = self.store.head(identity)
-        if head is None:
+        return self.keys_at(identity, None if head is None else head[1])
+
+    def keys_at(
+        self, identity: str, head_id: str | None
+    ) -> tuple[bool, tuple[str, frozenset[str]] | None]:
+        """`known_keys` for a head id the caller has just read (None: no chain here), e.g.
+        with the handle's row in one query (`Store.lookup_with_head`). No database read."""
+        if head_id is None:
             return True, None
         with self._lock:
             entry = self._keys.get(identity)
-        if entry is not None and entry[0] == head[1]:
+        if entry is not None and entry[0] == head_id:
             return True, entry[1]
         return False, None
 

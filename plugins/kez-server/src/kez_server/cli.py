@@ -326,7 +326,7 @@ def serve(settings: ServerSettings, nats: NatsOptions | None = None) -> None:
     )
     host, port = settings.host_port
     try:
-        app = create_app(settings)
+        app = create_app(settings, freeze_gc=True)
     except Exception as exc:
         if isinstance(exc, KezError):
             raise
@@ -345,6 +345,8 @@ def serve(settings: ServerSettings, nats: NatsOptions | None = None) -> None:
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "server_header": False,
         "timeout_graceful_shutdown": 10,
+        # above INFO the access log writes nothing, but uvicorn would still build each line
+        "access_log": getattr(logging, level, logging.INFO) <= logging.INFO,
         **uvicorn_options(settings),
     }
     if nats is None or not nats.enabled:

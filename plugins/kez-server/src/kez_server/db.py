@@ -336,6 +336,28 @@ class Store:
             "registered_at": registered_at,
         }
 
+    def lookup_with_head(self, handle: str) -> dict[str, Any] | None:
+        """`lookup(handle)` plus `head`: the link id at the head of the identity's stored
+        chain (None: no chain here), in one query instead of two. The inbox reads and
+        deletes want both (the row, and whether the cached keys are still at the head)."""
+        rows = self._rows(
+            "SELECT h.handle, h.primary_key, h.identity, h.registered_at,"
+            " (SELECT l.link_id FROM kez_links l WHERE l.identity = COALESCE(h.identity, h.primary_key)"
+            " ORDER BY l.seqno DESC LIMIT 1)"
+            " FROM kez_handles h WHERE h.handle = ?",
+            (handle,),
+        )
+        if not rows:
+            return None
+        handle, primary, identity, registered_at, head = rows[0]
+        return {
+            "handle": handle,
+            "primary_key": primary,
+            "identity": identity or primary,
+            "registered_at": registered_at,
+            "head": head,
+        }
+
     def registered(self) -> list[tuple[str, str]]:
         """(handle, identity id) of every registration, in handle order."""
         rows = self._rows(

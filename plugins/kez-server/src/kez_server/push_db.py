@@ -9,6 +9,7 @@ that replaces the oldest (browsers that went away leave theirs behind).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -99,6 +100,21 @@ class PushStore:
         with self.store._write() as conn:
             done = conn.execute(subs.delete().where(subs.c.endpoint_hash == endpoint_hash(endpoint)))
             return int(done.rowcount or 0)
+
+    def subscriptions_of(self, handles: Iterable[str]) -> dict[str, list[Subscription]]:
+        """`subscriptions(h)` of each of `handles` that has any, in one read per 500 handles."""
+        wanted = sorted(set(handles))
+        found: dict[str, list[Subscription]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.store._rows(
+                "SELECT handle, endpoint, p256dh, auth, created_at FROM kez_push_subscriptions "
+                f"WHERE handle IN ({', '.join('?' * len(chunk))}) ORDER BY id",
+                tuple(chunk),
+            )
+            for row in rows:
+                found.setdefault(row[0], []).append(Subscription(*row))
+        return found
 
     def subscriptions(self, handle: str) -> list[Subscription]:
         """The subscriptions of `handle`, oldest first.

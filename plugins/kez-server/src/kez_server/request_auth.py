@@ -45,14 +45,37 @@ async def authorize(
     now: float,
 ) -> str:
     """The key id that signed this request for the handle of `row`; ApiError 401 otherwise."""
-    known, keys = await server.read(server.chains.known_keys, row["identity"])
+    return await authorize_header(
+        server, request.headers.get(HEADER), row, method=method, path=path, bound=bound, now=now
+    )
+
+
+async def authorize_header(
+    server: KezServer,
+    header: str | None,
+    row: dict[str, Any],
+    *,
+    method: str,
+    path: str,
+    bound: str,
+    now: float,
+) -> str:
+    """`authorize` for the value of the X-KEZ-Auth header (None: missing).
+
+    A `row` from `Store.lookup_with_head` carries the chain's head id, so the
+    cached keys are checked against it without another read.
+    """
+    if "head" in row:
+        known, keys = server.chains.keys_at(row["identity"], row["head"])
+    else:
+        known, keys = await server.read(server.chains.known_keys, row["identity"])
     if known:  # no chain here, or its keys at the head are cached: no thread hop needed
         primary, devices = (row["primary_key"], frozenset()) if keys is None else keys
     else:
         primary, devices = await run_in_threadpool(current_keys, server, row)
     try:
         return verify_inbox_auth(
-            request.headers.get(HEADER),
+            header,
             method=method,
             path=path,
             bound=bound,
@@ -60,6 +83,7 @@ async def authorize(
             devices=devices,
             now=now,
             registry=server.registry,
+            verified=server.verified,
         )
     except InboxAuthError as exc:
         log.debug("refused %s %s: %s", method, pseudonym(row["handle"]), exc.reason)
