@@ -98,11 +98,11 @@ def verify(
     at = now()
     checks = {id(c): check_claim(c.obj, registry=registry, at=at, source=source or "-") for c in decoded}
     ok = len(decoded) == len(candidates) and all(check.ok for check in checks.values())
-    results = [
-        {"candidate": c.where, **_result_dict(checks[id(c)], encoding)} if c.obj is not None else _broken_dict(c)
-        for c in candidates
-    ]
-    if json_:
+    if json_:  # the JSON shapes are built only here: text mode does not pay for cattrs
+        results = [
+            {"candidate": c.where, **_result_dict(checks[id(c)], encoding)} if c.obj is not None else _broken_dict(c)
+            for c in candidates
+        ]
         claims = [_result_dict(checks[id(c)], encoding) for c in decoded]
         first = claims[0]
         overall = first if len(candidates) == 1 else {**first, "status": "valid" if ok else "invalid"}
