@@ -94,7 +94,11 @@ async def scrolling(folder: Path, messages: int, pages: int) -> None:
         import gc
 
         full: list[int] = []
-        track = lambda phase, info: full.append(1) if phase == "stop" and info["generation"] == 2 else None  # noqa: E731
+
+        def track(phase: str, info: dict) -> None:
+            if phase == "stop" and info["generation"] == 2:
+                full.append(1)
+
         gc.callbacks.append(track)
         presses: list[float] = []
         for key in ["pageup"] * pages + ["pagedown"] * pages:
@@ -105,8 +109,10 @@ async def scrolling(folder: Path, messages: int, pages: int) -> None:
         gc.callbacks.remove(track)
         bubbles = len(app.query(".bubble"))
         app.exit()
-    print(f"open a {messages:,}-message thread: {opened * 1000:.0f} ms; bubble widgets after "
-          f"{pages} page-ups: {bubbles:,} (from {min(messages, THREAD_WINDOW)} at first)")
+    print(
+        f"open a {messages:,}-message thread: {opened * 1000:.0f} ms; bubble widgets after "
+        f"{pages} page-ups: {bubbles:,} (from {min(messages, THREAD_WINDOW)} at first)"
+    )
     print(f"scroll, {pages} page-up then {pages} page-down:")
     print("  frames rendered (Screen._refresh_layout): " + _stats(renders))
     print("  press to settled screen (incl. Pilot's own idle waits): " + _stats(presses))
@@ -154,8 +160,10 @@ async def main(rounds: int, messages: int, pages: int) -> None:
             hello.append(await first_paint(Hello, lambda app: True))
             kez.append(await first_paint(lambda: reopened(folder / "store"), listed))
         h, k = statistics.median(hello), statistics.median(kez)
-        print(f"first paint, median of {rounds}: hello-world {h * 1000:.0f} ms, kez chat (conversation list) "
-              f"{k * 1000:.0f} ms: ratio {k / h:.2f}")
+        print(
+            f"first paint, median of {rounds}: hello-world {h * 1000:.0f} ms, kez chat (conversation list) "
+            f"{k * 1000:.0f} ms: ratio {k / h:.2f}"
+        )
         await scrolling(folder / "scroll", messages, pages)
         await pilot_floor(pages)
 

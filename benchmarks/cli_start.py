@@ -58,12 +58,16 @@ def median_ms(cmd: list[str], runs: int, env: dict[str, str]) -> float:
         proc = subprocess.run(cmd, env=env, capture_output=True, check=False)
         times.append(time.perf_counter() - start)
         if proc.returncode not in (0, 1):
-            raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}")
+            raise SystemExit(
+                f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}"
+            )
     return statistics.median(times) * 1000
 
 
 def module_count(args: list[str], env: dict[str, str]) -> tuple[int, str]:
-    proc = subprocess.run([sys.executable, "-c", _COUNT, *args], env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _COUNT, *args], env=env, capture_output=True, text=True, check=False
+    )
     for line in proc.stderr.splitlines():
         if line.startswith("KEZ-COUNT "):
             parts = line.split(" ", 2)
@@ -73,8 +77,12 @@ def module_count(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15, help="runs per command (the median is reported)")
-    parser.add_argument("--json", action="store_true", help="print the figures as one JSON document")
+    parser.add_argument(
+        "--runs", type=int, default=15, help="runs per command (the median is reported)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the figures as one JSON document"
+    )
     options = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="kez-bench-") as home:
@@ -83,14 +91,22 @@ def main() -> None:
         kez = _kez()
         subprocess.run([kez, "identity", "new"], env=env, capture_output=True, check=True)
         claim = Path(home) / "claim.txt"
-        subprocess.run([kez, "claim", "create", "github:alice", "-o", str(claim)], env=env, capture_output=True, check=True)
+        subprocess.run(
+            [kez, "claim", "create", "github:alice", "-o", str(claim)],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
 
         commands = {
             'python -c "import click"': ([sys.executable, "-c", "import click"], None),
             "kez --help": ([kez, "--help"], ["--help"]),
             "kez --version": ([kez, "--version"], ["--version"]),
             "kez plugins": ([kez, "plugins"], ["plugins"]),
-            "kez claim verify": ([kez, "claim", "verify", str(claim)], ["claim", "verify", str(claim)]),
+            "kez claim verify": (
+                [kez, "claim", "verify", str(claim)],
+                ["claim", "verify", str(claim)],
+            ),
         }
         rows = []
         baseline = None
@@ -98,8 +114,15 @@ def main() -> None:
             ms = median_ms(cmd, options.runs, env)
             baseline = ms if baseline is None else baseline
             count, plugins = module_count(args, env) if args is not None else (None, "")
-            rows.append({"command": label, "median_ms": round(ms, 1), "x_click": round(ms / baseline, 2),
-                         "modules": count, "plugin_modules": plugins})
+            rows.append(
+                {
+                    "command": label,
+                    "median_ms": round(ms, 1),
+                    "x_click": round(ms / baseline, 2),
+                    "modules": count,
+                    "plugin_modules": plugins,
+                }
+            )
 
     if options.json:
         print(json.dumps(rows, indent=2))
@@ -107,7 +130,9 @@ def main() -> None:
     print(f"{'command':<28}{'median ms':>10}{'x click':>9}{'modules':>9}  plugin modules imported")
     for row in rows:
         modules = "" if row["modules"] is None else str(row["modules"])
-        print(f"{row['command']:<28}{row['median_ms']:>10.1f}{row['x_click']:>9.2f}{modules:>9}  {row['plugin_modules'] or '-'}")
+        print(
+            f"{row['command']:<28}{row['median_ms']:>10.1f}{row['x_click']:>9.2f}{modules:>9}  {row['plugin_modules'] or '-'}"
+        )
     print(f"({options.runs} runs each; targets: kez --help <= 150 ms, kez claim verify <= 250 ms)")
 
 

@@ -65,7 +65,9 @@ def main() -> None:
         ensure_inbox(store, "alice")
         ensure_inbox(store, "bob")
         alice = MessagingService(store, store.get("alice"), lambda: None)
-        bob = MessagingService(store, store.get("bob"), lambda: None, save_dir=Path(tmp) / "bob-files")
+        bob = MessagingService(
+            store, store.get("bob"), lambda: None, save_dir=Path(tmp) / "bob-files"
+        )
         peer = asyncio.run(alice.resolve_peer(store.get("bob").identity_id))
         size = int(args.file_mb * 1024 * 1024)
         data = os.urandom(size)
@@ -85,7 +87,7 @@ def main() -> None:
             prof.enable()
         last: dict[str, Any] = {}
         for start in range(0, len(wire.sent), args.batch):
-            for result in bob.receive_many(wire.sent[start:start + args.batch]):
+            for result in bob.receive_many(wire.sent[start : start + args.batch]):
                 file = getattr(result, "file", None)
                 if file and file.get("state") in ("complete", "corrupt"):
                     last = file
@@ -93,9 +95,11 @@ def main() -> None:
         t2 = time.perf_counter()
         ok = last.get("state") == "complete" and Path(last["path"]).read_bytes() == data
         mb = size / 1e6
-        print(f"{size:,} bytes in {len(wire.sent)} envelopes (largest {max(map(len, wire.sent)):,} chars),"
-              f" batch {args.batch}: send {t1 - t0:.3f} s ({mb / (t1 - t0):.1f} MB/s),"
-              f" receive {t2 - t1:.3f} s ({mb / (t2 - t1):.1f} MB/s), intact: {ok}")
+        print(
+            f"{size:,} bytes in {len(wire.sent)} envelopes (largest {max(map(len, wire.sent)):,} chars),"
+            f" batch {args.batch}: send {t1 - t0:.3f} s ({mb / (t1 - t0):.1f} MB/s),"
+            f" receive {t2 - t1:.3f} s ({mb / (t2 - t1):.1f} MB/s), intact: {ok}"
+        )
         if args.profile:
             pstats.Stats(prof).sort_stats("tottime").print_stats(args.top)
         alice.close()

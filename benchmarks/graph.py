@@ -96,9 +96,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--per-channel", type=int, default=48)
     parser.add_argument("--channels", default=",".join(CHANNELS))
-    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of verify_identity to FILE")
     parser.add_argument(
-        "--cold", action="store_true",
+        "--profile", metavar="FILE", help="write a cProfile of verify_identity to FILE"
+    )
+    parser.add_argument(
+        "--cold",
+        action="store_true",
         help="no warm-up: the timed run also pays the channels' first imports and TLS context",
     )
     args = parser.parse_args()
@@ -134,8 +137,16 @@ def main() -> None:
                 path = Path(tmp) / f"{channel}.json"
                 path.write_text(json.dumps(seeds[channel]))
                 procs[channel] = subprocess.Popen(
-                    [sys.executable, str(HERE / "_channel_server.py"), channel, str(args.latency), str(path)],
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                    [
+                        sys.executable,
+                        str(HERE / "_channel_server.py"),
+                        channel,
+                        str(args.latency),
+                        str(path),
+                    ],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
                 )
             for proc in procs.values():
                 line = proc.stdout.readline()
@@ -143,7 +154,9 @@ def main() -> None:
                     raise SystemExit("a channel server failed to start")
                 options.update(json.loads(line))
             ctx = ChannelContext(options=options, timeout=10.0)
-            policy = FetchPolicy(concurrency=args.concurrency, per_channel=args.per_channel, timeout=10.0)
+            policy = FetchPolicy(
+                concurrency=args.concurrency, per_channel=args.per_channel, timeout=10.0
+            )
             warm_wall = None
             if not args.cold:
                 started = time.perf_counter()
@@ -177,7 +190,9 @@ def main() -> None:
     print(f"added latency     {args.latency * 1000:.0f} ms per response")
     print(f"statuses          {dict(counts)}")
     if warm_wall is not None:
-        print(f"warm-up           {warm_wall:.2f} s  (a claim per channel, untimed: first imports, TLS context)")
+        print(
+            f"warm-up           {warm_wall:.2f} s  (a claim per channel, untimed: first imports, TLS context)"
+        )
     else:
         print("warm-up           none (--cold): the wall time includes the first imports")
     print(f"wall time         {wall:.2f} s")

@@ -106,8 +106,17 @@ def received(service: MessagingService, envelopes: list[bytes], batched: bool) -
     return [service.receive(envelope) for envelope in envelopes]
 
 
-def bob_thread(name: str, transport: Any, bob: MessagingService, ctx: dict[str, Any], keys: dict[str, str],
-               count: int, batched: bool, ready: threading.Event, sizes: list[int]) -> None:
+def bob_thread(
+    name: str,
+    transport: Any,
+    bob: MessagingService,
+    ctx: dict[str, Any],
+    keys: dict[str, str],
+    count: int,
+    batched: bool,
+    ready: threading.Event,
+    sizes: list[int],
+) -> None:
     """Bob in his own thread and event loop (in life he is another process, on another core):
     receive what is ready, ack it, until `count` messages are in."""
 
@@ -123,8 +132,13 @@ def bob_thread(name: str, transport: Any, bob: MessagingService, ctx: dict[str, 
                 while got < count:
                     envelopes = await drain(queue)
                     sizes.extend(map(len, envelopes))
-                    got += sum(getattr(r, "kind", None) == "message" for r in received(bob, envelopes, batched))
-                    await (bob.flush_acks_batched(ack_route) if batched else bob.flush_acks(ack_route))
+                    got += sum(
+                        getattr(r, "kind", None) == "message"
+                        for r in received(bob, envelopes, batched)
+                    )
+                    await (
+                        bob.flush_acks_batched(ack_route) if batched else bob.flush_acks(ack_route)
+                    )
             finally:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -133,20 +147,32 @@ def bob_thread(name: str, transport: Any, bob: MessagingService, ctx: dict[str, 
     asyncio.run(run())
 
 
-async def e2e(name: str, transport: Any, alice: MessagingService, bob: MessagingService, peer: Any,
-              ctx: dict[str, Any], keys: dict[str, str], count: int, window: int) -> dict[str, Any]:
+async def e2e(
+    name: str,
+    transport: Any,
+    alice: MessagingService,
+    bob: MessagingService,
+    peer: Any,
+    ctx: dict[str, Any],
+    keys: dict[str, str],
+    count: int,
+    window: int,
+) -> dict[str, Any]:
     """`window` 1: one message at a time, as `kez message send` does (send_text / receive / flush_acks).
     Larger: the backlog helpers (send_texts with that window, receive_many, flush_acks_batched).
     Alice runs here, bob in his own thread (`bob_thread`)."""
-    scope = RunScope()  # one connection per transport for the run's sends, as a long-running client keeps
+    scope = (
+        RunScope()
+    )  # one connection per transport for the run's sends, as a long-running client keeps
     send_route = [Route(name, transport, attrs.evolve(ctx["alice_send"], scope=scope))]
     started: dict[str, float] = {}
     arrived: dict[str, float] = {}
     sizes: list[int] = []
     batched = window > 1
     ready = threading.Event()
-    bob_done = asyncio.ensure_future(asyncio.to_thread(
-        bob_thread, name, transport, bob, ctx, keys, count, batched, ready, sizes))
+    bob_done = asyncio.ensure_future(
+        asyncio.to_thread(bob_thread, name, transport, bob, ctx, keys, count, batched, ready, sizes)
+    )
     async with transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in:
         alice_q: asyncio.Queue[bytes] = asyncio.Queue()
         pumps = [asyncio.create_task(pump(alice_in, alice_q))]
@@ -164,11 +190,15 @@ async def e2e(name: str, transport: Any, alice: MessagingService, bob: Messaging
         async def sender() -> None:
             texts = [f"message {i:06d} from alice" for i in range(count)]
             for start in range(0, count, window):
-                while len(started) - len(arrived) >= 2 * window:  # a bounded window: at most two windows undelivered
+                while (
+                    len(started) - len(arrived) >= 2 * window
+                ):  # a bounded window: at most two windows undelivered
                     await asyncio.sleep(0.001)
                 t0 = time.perf_counter()
                 if batched:
-                    results = await alice.send_texts(peer, texts[start:start + window], send_route, window)
+                    results = await alice.send_texts(
+                        peer, texts[start : start + window], send_route, window
+                    )
                 else:
                     results = [await alice.send_text(peer, texts[start], send_route)]
                 for result in results:
@@ -182,11 +212,17 @@ async def e2e(name: str, transport: Any, alice: MessagingService, bob: Messaging
         await asyncio.gather(*pumps, return_exceptions=True)
     await scope.aclose()
     latencies = [arrived[key] - started[key] for key in arrived]
-    return {"rate": count / elapsed, "p50": pct(latencies, 0.5), "p99": pct(latencies, 0.99),
-            "envelope": max(sizes)}
+    return {
+        "rate": count / elapsed,
+        "p50": pct(latencies, 0.5),
+        "p99": pct(latencies, 0.99),
+        "envelope": max(sizes),
+    }
 
 
-async def raw(transport: Any, ctx: dict[str, Any], keys: dict[str, str], count: int, size: int) -> float:
+async def raw(
+    transport: Any, ctx: dict[str, Any], keys: dict[str, str], count: int, size: int
+) -> float:
     """Envelope-sized payloads through the transport alone: sent one after another, counted on arrival."""
     payload = (b"kez:e1:" + b"A" * size)[:size]
     scope = RunScope()
@@ -214,18 +250,33 @@ async def raw(transport: Any, ctx: dict[str, Any], keys: dict[str, str], count: 
     return count / elapsed
 
 
-def bob_file_process(home: str, save_dir: str, name: str, base: dict[str, Any], server_name: str,
-                     keys: dict[str, str], pipe: Any) -> None:
+def bob_file_process(
+    home: str,
+    save_dir: str,
+    name: str,
+    base: dict[str, Any],
+    server_name: str,
+    keys: dict[str, str],
+    pipe: Any,
+) -> None:
     """Bob as his own process (as in life: no interpreter lock shared with alice): the same
     `receive_many` loop as `bob_file_thread`, his keystore opened from disk; says `ready`
     through `pipe`, then sends his result (with `sizes`)."""
     registry = default_registry()
     store = Keystore(Path(home), registry)
     bob = MessagingService(store, store.get("bob"), no_passphrase, save_dir=Path(save_dir))
-    bob_base = {**base, "nostr_transport_rate": "100001"} if "nostr_transport_rate" in base else base
-    ctx = {"bob_send": route_context(store, "bob", bob_base, f"alice@{server_name}"),
-           "bob_listen": route_context(store, "bob", base, "bob")}
-    bob.secrets(), bob.store, bob.replay  # opened before alice starts, as a running listener has them
+    bob_base = (
+        {**base, "nostr_transport_rate": "100001"} if "nostr_transport_rate" in base else base
+    )
+    ctx = {
+        "bob_send": route_context(store, "bob", bob_base, f"alice@{server_name}"),
+        "bob_listen": route_context(store, "bob", base, "bob"),
+    }
+    (
+        bob.secrets(),
+        bob.store,
+        bob.replay,
+    )  # opened before alice starts, as a running listener has them
     sizes: list[int] = []
 
     class Ready:
@@ -241,8 +292,15 @@ def bob_file_process(home: str, save_dir: str, name: str, base: dict[str, Any], 
         bob.close()
 
 
-def bob_file_thread(name: str, transport: Any, bob: MessagingService, ctx: dict[str, Any], keys: dict[str, str],
-                    ready: threading.Event, sizes: list[int]) -> dict[str, Any]:
+def bob_file_thread(
+    name: str,
+    transport: Any,
+    bob: MessagingService,
+    ctx: dict[str, Any],
+    keys: dict[str, str],
+    ready: threading.Event,
+    sizes: list[int],
+) -> dict[str, Any]:
     """Bob in his own thread and loop: `receive_many` until two files (the warm-up, then the
     measured one) are assembled and checked, acking each; the second's state and time."""
 
@@ -278,9 +336,18 @@ def bob_file_thread(name: str, transport: Any, bob: MessagingService, ctx: dict[
     return asyncio.run(run())
 
 
-async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: MessagingService, peer: Any,
-                   ctx: dict[str, Any], keys: dict[str, str], path: Path, warm: Path,
-                   process: dict[str, Any] | None = None) -> dict[str, Any]:
+async def file_e2e(
+    name: str,
+    transport: Any,
+    alice: MessagingService,
+    bob: MessagingService,
+    peer: Any,
+    ctx: dict[str, Any],
+    keys: dict[str, str],
+    path: Path,
+    warm: Path,
+    process: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A file alice → bob (`send_file`: chunks, then the pointer), bob taking what is ready with
     `receive_many`, in his own thread, or with `process` (bob_file_process's arguments) in his
     own process; seconds to bob's SHA-256-checked copy and to alice's `delivered`. The small
@@ -294,12 +361,14 @@ async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: Mess
     ready = threading.Event()
     child = None
     if process is None:
-        bob_done = asyncio.ensure_future(asyncio.to_thread(bob_file_thread, name, transport, bob, ctx, keys, ready,
-                                                           sizes))
+        bob_done = asyncio.ensure_future(
+            asyncio.to_thread(bob_file_thread, name, transport, bob, ctx, keys, ready, sizes)
+        )
     else:
         mine, theirs = multiprocessing.get_context("spawn").Pipe()
         child = multiprocessing.get_context("spawn").Process(
-            target=bob_file_process, args=(*process.values(), keys, theirs), daemon=True)
+            target=bob_file_process, args=(*process.values(), keys, theirs), daemon=True
+        )
         child.start()
 
         def from_bob() -> dict[str, Any]:
@@ -325,7 +394,10 @@ async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: Mess
         if not await asyncio.to_thread(ready.wait, WAIT):
             raise TimeoutError
         first = await alice.send_file(peer, warm, send_route)
-        while not any(first.key in getattr(r, "delivered", ()) for r in alice.receive_many(await drain(alice_q))):
+        while not any(
+            first.key in getattr(r, "delivered", ())
+            for r in alice.receive_many(await drain(alice_q))
+        ):
             pass
         begin = time.perf_counter()
         sent = await alice.send_file(peer, path, send_route)
@@ -333,15 +405,23 @@ async def file_e2e(name: str, transport: Any, alice: MessagingService, bob: Mess
         if child is not None:
             child.join(10)
         while True:
-            if any(sent.key in getattr(r, "delivered", ()) for r in alice.receive_many(await drain(alice_q))):
+            if any(
+                sent.key in getattr(r, "delivered", ())
+                for r in alice.receive_many(await drain(alice_q))
+            ):
                 break
         delivered = time.perf_counter() - begin
         for task in pumps:
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
     await scope.aclose()
-    return {**got, "complete_s": got["done"] - begin, "delivered_s": delivered, "envelope": max(sizes),
-            "envelopes": len(sizes)}
+    return {
+        **got,
+        "complete_s": got["done"] - begin,
+        "delivered_s": delivered,
+        "envelope": max(sizes),
+        "envelopes": len(sizes),
+    }
 
 
 async def raw_bytes(transport: Any, ctx: dict[str, Any], data: bytes, envelope: int) -> float:
@@ -351,8 +431,10 @@ async def raw_bytes(transport: Any, ctx: dict[str, Any], data: bytes, envelope: 
     scope = RunScope()
     send_ctx = attrs.evolve(ctx["alice_send"], scope=scope)
     piece = (envelope - len(b"kez:e1:")) * 3 // 4
-    texts = [b"kez:e1:" + base64.urlsafe_b64encode(data[i:i + piece]).rstrip(b"=")
-             for i in range(0, len(data), piece)]
+    texts = [
+        b"kez:e1:" + base64.urlsafe_b64encode(data[i : i + piece]).rstrip(b"=")
+        for i in range(0, len(data), piece)
+    ]
     rid = secrets.token_hex(32)
     async with transport.subscribe(rid, ctx["bob_listen"]) as inbox:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -379,7 +461,9 @@ async def raw_bytes(transport: Any, ctx: dict[str, Any], data: bytes, envelope: 
 def contexts(store: Keystore, server: Any, running: Any, base: dict[str, Any]) -> dict[str, Any]:
     # bob sends from his own thread and loop: his own nostr throttle bucket (buckets are per url
     # and rate, and an asyncio lock serves one loop), as his own process would have
-    bob_base = {**base, "nostr_transport_rate": "100001"} if "nostr_transport_rate" in base else base
+    bob_base = (
+        {**base, "nostr_transport_rate": "100001"} if "nostr_transport_rate" in base else base
+    )
     return {
         "alice_send": route_context(store, "alice", running, f"bob@{server.name}", base),
         "alice_listen": route_context(store, "alice", running, "alice", base),
@@ -391,17 +475,29 @@ def contexts(store: Keystore, server: Any, running: Any, base: dict[str, Any]) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="messages per transport")
-    parser.add_argument("--transports", default="nats,nostr",
-                        help="http too with a small --count: the kez-server's inbox takes 60 posts per address "
-                        "in a burst, then 1/s, and refuses the rest (429)")
-    parser.add_argument("--windows", default="1,64",
-                        help="messages in flight: 1 is one at a time (send_text/receive/flush_acks), more uses "
-                        "the backlog helpers (send_texts/receive_many/flush_acks_batched)")
-    parser.add_argument("--file-mb", type=float, default=10.0, help="size of the file part's file (0: no file part)")
+    parser.add_argument(
+        "--transports",
+        default="nats,nostr",
+        help="http too with a small --count: the kez-server's inbox takes 60 posts per address "
+        "in a burst, then 1/s, and refuses the rest (429)",
+    )
+    parser.add_argument(
+        "--windows",
+        default="1,64",
+        help="messages in flight: 1 is one at a time (send_text/receive/flush_acks), more uses "
+        "the backlog helpers (send_texts/receive_many/flush_acks_batched)",
+    )
+    parser.add_argument(
+        "--file-mb", type=float, default=10.0, help="size of the file part's file (0: no file part)"
+    )
     parser.add_argument("--file-transports", default="nats,nostr")
-    parser.add_argument("--bob", choices=("thread", "process"), default="thread",
-                        help="the file part's bob: his own process (as in life), or a thread of this one "
-                        "(sharing alice's interpreter lock)")
+    parser.add_argument(
+        "--bob",
+        choices=("thread", "process"),
+        default="thread",
+        help="the file part's bob: his own process (as in life), or a thread of this one "
+        "(sharing alice's interpreter lock)",
+    )
     args = parser.parse_args()
     windows = [int(w) for w in args.windows.split(",") if w.strip()]
     registry = default_registry()
@@ -410,27 +506,46 @@ def main() -> None:
         keys = {"alice": ensure_inbox(store, "alice"), "bob": ensure_inbox(store, "bob")}
         server = start_sig_server(stack, registry)
         for name in ("alice", "bob"):
-            asyncio.run(share_on_server(store, name, store.signer(name, no_passphrase), server, registry, handle=name))
+            asyncio.run(
+                share_on_server(
+                    store, name, store.signer(name, no_passphrase), server, registry, handle=name
+                )
+            )
             record = store.get(name)
-            asyncio.run(push_all([server.url], record.identity_id, read_chain_file(store.chain_path(record.identity_id)), 10.0))
+            asyncio.run(
+                push_all(
+                    [server.url],
+                    record.identity_id,
+                    read_chain_file(store.chain_path(record.identity_id)),
+                    10.0,
+                )
+            )
         alice = MessagingService(store, store.get("alice"), no_passphrase)
-        bob = MessagingService(store, store.get("bob"), no_passphrase, save_dir=Path(tmp) / "bob-files")
+        bob = MessagingService(
+            store, store.get("bob"), no_passphrase, save_dir=Path(tmp) / "bob-files"
+        )
         peer = asyncio.run(alice.resolve_peer(store.get("bob").identity_id))
         bases: dict[str, tuple[Any, dict[str, Any]]] = {}
-        offered = demo_servers(registry, "transport")  # the local servers the transport plugins offer
+        offered = demo_servers(
+            registry, "transport"
+        )  # the local servers the transport plugins offer
         setup = DemoSetup(server_name=server.name, sig_server_url=server.url)
 
         def base_for(name: str) -> tuple[Any, dict[str, Any]]:
             if name not in bases:
                 running = start_server(stack, offered[name], setup)
                 options = dict(running.options)
-                if name == "nostr":  # the 5 events/s politeness limit is for public relays, not loopback
+                if (
+                    name == "nostr"
+                ):  # the 5 events/s politeness limit is for public relays, not loopback
                     options["nostr_transport_rate"] = "100000"
                 bases[name] = (running, options)
             return bases[name]
 
         print(f"messaging end to end on loopback, {args.count} messages per transport")
-        print(f"{'transport':<10}{'window':>7}{'e2e msg/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'raw msg/s':>11}{'e2e/raw':>9}")
+        print(
+            f"{'transport':<10}{'window':>7}{'e2e msg/s':>11}{'p50 ms':>9}{'p99 ms':>9}{'raw msg/s':>11}{'e2e/raw':>9}"
+        )
         try:
             for name in [n.strip() for n in args.transports.split(",") if n.strip()]:
                 ctx = contexts(store, server, *base_for(name))
@@ -438,15 +553,23 @@ def main() -> None:
                 base_rate = None
                 for window in windows:
                     try:
-                        measured = asyncio.run(e2e(name, transport, alice, bob, peer, ctx, keys, args.count, window))
+                        measured = asyncio.run(
+                            e2e(name, transport, alice, bob, peer, ctx, keys, args.count, window)
+                        )
                     except TimeoutError:  # a transport that lost an envelope or an ack
-                        print(f"{name:<10}{window:>7} timed out: an envelope or ack did not arrive within {WAIT:.0f} s")
+                        print(
+                            f"{name:<10}{window:>7} timed out: an envelope or ack did not arrive within {WAIT:.0f} s"
+                        )
                         continue
                     if base_rate is None:
-                        base_rate = asyncio.run(raw(transport, ctx, keys, args.count, measured["envelope"]))
-                    print(f"{name:<10}{window:>7}{measured['rate']:>11.0f}{measured['p50'] * 1e3:>9.2f}"
-                          f"{measured['p99'] * 1e3:>9.2f}{base_rate:>11.0f}{measured['rate'] / base_rate:>9.2f}"
-                          f"   (envelope {measured['envelope']} bytes)")
+                        base_rate = asyncio.run(
+                            raw(transport, ctx, keys, args.count, measured["envelope"])
+                        )
+                    print(
+                        f"{name:<10}{window:>7}{measured['rate']:>11.0f}{measured['p50'] * 1e3:>9.2f}"
+                        f"{measured['p99'] * 1e3:>9.2f}{base_rate:>11.0f}{measured['rate'] / base_rate:>9.2f}"
+                        f"   (envelope {measured['envelope']} bytes)"
+                    )
             if args.file_mb > 0:
                 size = int(args.file_mb * 1024 * 1024)
                 data = os.urandom(size)
@@ -454,19 +577,37 @@ def main() -> None:
                 path.write_bytes(data)
                 warm = Path(tmp) / "warm.bin"
                 warm.write_bytes(os.urandom(600 * 1024))
-                print(f"\na {size:,}-byte file alice → bob (send_file, receive_many), against the same bytes raw")
-                print(f"{'transport':<10}{'chunks':>7}{'file s':>8}{'MB/s':>7}{'raw s':>8}{'raw MB/s':>9}{'file/raw':>9}"
-                      f"{'delivered s':>12}")
+                print(
+                    f"\na {size:,}-byte file alice → bob (send_file, receive_many), against the same bytes raw"
+                )
+                print(
+                    f"{'transport':<10}{'chunks':>7}{'file s':>8}{'MB/s':>7}{'raw s':>8}{'raw MB/s':>9}{'file/raw':>9}"
+                    f"{'delivered s':>12}"
+                )
                 for name in [n.strip() for n in args.file_transports.split(",") if n.strip()]:
                     ctx = contexts(store, server, *base_for(name))
                     transport = registry.transport(name)
                     try:
-                        process = None if args.bob == "thread" else {
-                            "home": tmp, "save_dir": str(Path(tmp) / "bob-files"), "name": name,
-                            "base": base_for(name), "server_name": server.name}
-                        got = asyncio.run(file_e2e(name, transport, alice, bob, peer, ctx, keys, path, warm, process))
+                        process = (
+                            None
+                            if args.bob == "thread"
+                            else {
+                                "home": tmp,
+                                "save_dir": str(Path(tmp) / "bob-files"),
+                                "name": name,
+                                "base": base_for(name),
+                                "server_name": server.name,
+                            }
+                        )
+                        got = asyncio.run(
+                            file_e2e(
+                                name, transport, alice, bob, peer, ctx, keys, path, warm, process
+                            )
+                        )
                     except TimeoutError:
-                        print(f"{name:<10} timed out: a chunk or the ack did not arrive within {WAIT:.0f} s")
+                        print(
+                            f"{name:<10} timed out: a chunk or the ack did not arrive within {WAIT:.0f} s"
+                        )
                         continue
                     saved = Path(got["path"]) if got.get("path") else None
                     if got["state"] != "complete" or saved is None or saved.read_bytes() != data:
@@ -474,8 +615,10 @@ def main() -> None:
                         continue
                     raw_s = asyncio.run(raw_bytes(transport, ctx, data, got["envelope"]))
                     mb = size / 1e6
-                    print(f"{name:<10}{got['count']:>7}{got['complete_s']:>8.2f}{mb / got['complete_s']:>7.1f}"
-                          f"{raw_s:>8.2f}{mb / raw_s:>9.1f}{raw_s / got['complete_s']:>9.2f}{got['delivered_s']:>12.2f}")
+                    print(
+                        f"{name:<10}{got['count']:>7}{got['complete_s']:>8.2f}{mb / got['complete_s']:>7.1f}"
+                        f"{raw_s:>8.2f}{mb / raw_s:>9.1f}{raw_s / got['complete_s']:>9.2f}{got['delivered_s']:>12.2f}"
+                    )
         finally:
             alice.close()
             bob.close()

@@ -77,9 +77,15 @@ def main() -> None:
         return
     print(f"256x256 RGB, best of {args.runs}")
     print(f"  numpy permutation (baseline) {result['numpy_permutation_ms']:8.3f} ms")
-    print(f"  scramble                     {result['scramble_ms']:8.3f} ms  = {result['scramble_over_permutation']}x baseline")
-    print(f"  unscramble                   {result['unscramble_ms']:8.3f} ms  = {result['unscramble_over_permutation']}x baseline")
-    print(f"  scramble + PNG encode        {result['scramble_png_ms']:8.2f} ms  ({result['published_png_bytes']} bytes)")
+    print(
+        f"  scramble                     {result['scramble_ms']:8.3f} ms  = {result['scramble_over_permutation']}x baseline"
+    )
+    print(
+        f"  unscramble                   {result['unscramble_ms']:8.3f} ms  = {result['unscramble_over_permutation']}x baseline"
+    )
+    print(
+        f"  scramble + PNG encode        {result['scramble_png_ms']:8.2f} ms  ({result['published_png_bytes']} bytes)"
+    )
     print(f"  PNG decode + unscramble      {result['unscramble_png_ms']:8.2f} ms")
 
 

@@ -345,7 +345,9 @@ def run(args, base, hello, hello_port, kez, kez_port, hz) -> dict[str, dict]:
     # reader's inbox holds its 5 envelopes however many POSTs the server took before
     targets = handles[len(readers) :] or handles
     posts = [
-        json.dumps({"to": targets[rng.randrange(len(targets))], "envelope": inbox_envelope()}).encode()
+        json.dumps(
+            {"to": targets[rng.randrange(len(targets))], "envelope": inbox_envelope()}
+        ).encode()
         for _ in range(2000)
     ]
 
@@ -397,7 +399,9 @@ def run(args, base, hello, hello_port, kez, kez_port, hz) -> dict[str, dict]:
         print(f"  {name}: {count} requests", file=sys.stderr)
     picked = [readers[k] for k in range(min(args.live, len(readers)))]
     live = asyncio.run(
-        live_delivery(base, [(handles[i], signers[i]) for i in picked], args.live_messages, kez_port)
+        live_delivery(
+            base, [(handles[i], signers[i]) for i in picked], args.live_messages, kez_port
+        )
     )
     results["live delivery (post -> SSE)"] = live
     print(f"  live delivery: {live['count']} messages", file=sys.stderr)
@@ -412,7 +416,9 @@ def inbox_envelope(bucket: int = 1024) -> str:
     return "kez:e1:" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-async def live_delivery(base: str, readers: list[tuple[str, Signer]], messages: int, port: int) -> dict:
+async def live_delivery(
+    base: str, readers: list[tuple[str, Signer]], messages: int, port: int
+) -> dict:
     """Post `messages` envelopes one at a time to SSE readers; latency post sent -> event read."""
     arrived: dict[str, asyncio.Future[float]] = {}
     ready = asyncio.Event()
@@ -428,7 +434,9 @@ async def live_delivery(base: str, readers: list[tuple[str, Signer]], messages: 
         path = f"/v1/inbox/{handle}/live"
         header = sign_inbox_request(signer, "GET", path, f"since={since}")
         async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(10, read=None)) as client:
-            async with client.stream("GET", path, params={"since": since}, headers={"x-kez-auth": header}) as answer:
+            async with client.stream(
+                "GET", path, params={"since": since}, headers={"x-kez-auth": header}
+            ) as answer:
                 assert answer.status_code == 200, await answer.aread()
                 opened += 1
                 if opened == len(readers):

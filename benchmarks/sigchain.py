@@ -113,7 +113,11 @@ def raw_verify_rate(path: str, seconds: float = 1.0) -> dict[str, float]:
         return n / (time.perf_counter() - start)
 
     rate = measure(openssl_accepts)
-    return {"verify_per_s": rate, "verify_us": 1e6 / rate, "sodium_us": 1e6 / measure(sodium_accepts)}
+    return {
+        "verify_per_s": rate,
+        "verify_us": 1e6 / rate,
+        "sodium_us": 1e6 / measure(sodium_accepts),
+    }
 
 
 def build(path: Path, size: int, mix: str) -> float:
@@ -315,7 +319,9 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s), cache {cache}")
 
-    print("raw: OpenSSL's ed25519 verify (cryptography), na: libsodium's (PyNaCl), both measured in")
+    print(
+        "raw: OpenSSL's ed25519 verify (cryptography), na: libsodium's (PyNaCl), both measured in"
+    )
     print(
         "each worker just before it validates; engine/raw = validation's signature checks per second"
     )
@@ -351,7 +357,9 @@ def main() -> None:
             raw = {"verify_us": r["raw_verify_us"], "verify_per_s": 1e6 / r["raw_verify_us"]}
             rate = r["links"] / r["seconds"]
             engine_verify_rate = r["verifies"] / r["seconds"]
-            overhead = (r["seconds"] - r["verifies"] * r["sodium_verify_us"] / 1e6) / r["links"] * 1e6
+            overhead = (
+                (r["seconds"] - r["verifies"] * r["sodium_verify_us"] / 1e6) / r["links"] * 1e6
+            )
             results.append((mix, size, r))
             print(
                 f"{mix:<7}{r['links']:>8}{built:>9}{r['raw_verify_us']:>7.0f}{r['sodium_verify_us']:>6.0f}{r['seconds']:>10.2f}{rate:>9,.0f}"
@@ -414,7 +422,10 @@ def many_chains(cache: Path, count: int, links: int) -> None:
                 b.claim(signer, create_claim(signer, f"dns:c{n}x{i}.example.org", created_at=start))
             out.append(b"".join(b.lines))
         path.write_bytes(b"\n".join(out))
-    chains = [[ln + b"\n" for ln in block.split(b"\n") if ln] for block in path.read_bytes().split(b"\n\n")]
+    chains = [
+        [ln + b"\n" for ln in block.split(b"\n") if ln]
+        for block in path.read_bytes().split(b"\n\n")
+    ]
     checks = sum(len(c) for c in chains) * 2
     workers = max(2, worker_count())
     t = time.perf_counter()
@@ -427,7 +438,9 @@ def many_chains(cache: Path, count: int, links: int) -> None:
     t = time.perf_counter()
     pooled = validate_many(chains, workers=workers)
     warm_s = time.perf_counter() - t
-    assert [(s.head if s else None, e) for s, e in one] == [(s.head if s else None, e) for s, e in pooled]
+    assert [(s.head if s else None, e) for s, e in one] == [
+        (s.head if s else None, e) for s, e in pooled
+    ]
     assert all(e is None for _, e in one)
     print(
         f"many chains: {len(chains)} chains of {links} links ({checks:,} signature checks, each chain "

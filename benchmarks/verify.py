@@ -58,7 +58,9 @@ def main() -> None:
     for alg_name in ("ed25519", "nostr"):
         registry.key_algorithm(alg_name)  # unknown names fail here, before any work
         signer = Signer.generate(alg_name, registry)
-        claims = [create_claim(signer, f"github:user{i}", registry=registry) for i in range(args.claims)]
+        claims = [
+            create_claim(signer, f"github:user{i}", registry=registry) for i in range(args.claims)
+        ]
         public = bytes.fromhex(signer.key_id.split(":", 1)[1])
         prepared = [(canonicalize(c.payload), bytes.fromhex(c.signature.sig)) for c in claims]
 
@@ -68,7 +70,11 @@ def main() -> None:
 
             key = Ed25519PublicKey.from_public_bytes(public)
             raw = rate(lambda item, key=key: key.verify(item[1], item[0]), prepared, args.seconds)
-            sodium = rate(lambda item, public=public: sodium_accepts(public, item[0], item[1]), prepared, args.seconds)
+            sodium = rate(
+                lambda item, public=public: sodium_accepts(public, item[0], item[1]),
+                prepared,
+                args.seconds,
+            )
         else:
             import coincurve
 
@@ -78,7 +84,9 @@ def main() -> None:
         print(f"{alg_name:<10}{'raw library verify':<34}{raw:>14,.0f}{'1.00':>12}")
         if alg_name == "ed25519":
             # kez verifies with libsodium first, OpenSSL only on refusal (same verdicts)
-            print(f"{alg_name:<10}{'raw libsodium verify (PyNaCl)':<34}{sodium:>14,.0f}{sodium / raw:>12.2f}")
+            print(
+                f"{alg_name:<10}{'raw libsodium verify (PyNaCl)':<34}{sodium:>14,.0f}{sodium / raw:>12.2f}"
+            )
 
         for form in ("json", "compact"):
             texts = [encode(c, form, registry) for c in claims]
@@ -89,16 +97,26 @@ def main() -> None:
 
             ours = rate(check, texts, args.seconds)
             also = f" ({ours / sodium:.0%} of libsodium)" if alg_name == "ed25519" else ""
-            print(f"{alg_name:<10}{f'kez claim verify ({form})':<34}{ours:>14,.0f}{ours / raw:>11.0%} of raw{also}")
+            print(
+                f"{alg_name:<10}{f'kez claim verify ({form})':<34}{ours:>14,.0f}{ours / raw:>11.0%} of raw{also}"
+            )
             if alg_name == "nostr":
                 last_ours = ours
         if alg_name == "nostr":
             sample = digests[: max(3, min(10, len(digests)))]
             assert reference_verify(sample[0][0], public, sample[0][1])
-            pure = rate(lambda item, public=public: reference_verify(item[0], public, item[1]), sample, args.seconds)
-            print(f"{alg_name:<10}{'pure-Python BIP-340 reference':<34}{pure:>14,.1f}"
-                  f"{last_ours / pure:>11,.0f}x slower than kez (compact)")
-    print(f"\npython {sys.version.split()[0]}; {args.claims} claims per alg; {args.seconds}s per measurement")
+            pure = rate(
+                lambda item, public=public: reference_verify(item[0], public, item[1]),
+                sample,
+                args.seconds,
+            )
+            print(
+                f"{alg_name:<10}{'pure-Python BIP-340 reference':<34}{pure:>14,.1f}"
+                f"{last_ours / pure:>11,.0f}x slower than kez (compact)"
+            )
+    print(
+        f"\npython {sys.version.split()[0]}; {args.claims} claims per alg; {args.seconds}s per measurement"
+    )
 
 
 if __name__ == "__main__":

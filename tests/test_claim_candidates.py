@@ -53,7 +53,9 @@ def test_cli_claim_verify_reports_every_candidate(kez, tmp_path, name):
     data = json.loads(out)
     statuses = sorted(c["status"] for c in data["candidates"])
     assert statuses == ["invalid", "valid"], data
-    assert data["subject"] == "github:alice" and data["claim_id"] == CLAIM.id  # the first claim found
+    assert (
+        data["subject"] == "github:alice" and data["claim_id"] == CLAIM.id
+    )  # the first claim found
     assert [c["claim_id"] for c in data["claims"]] == [CLAIM.id]
     assert data["status"] == "invalid" and code == 1  # not every candidate is valid
     code, out, _ = kez("claim", "verify", str(path))
@@ -70,7 +72,9 @@ def test_cli_single_candidate_json_is_unchanged(kez, tmp_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.sampled_from(["good", "broken", "empty fence", "prose"]), min_size=1, max_size=5))
+@given(
+    st.lists(st.sampled_from(["good", "broken", "empty fence", "prose"]), min_size=1, max_size=5)
+)
 def test_valid_claims_are_found_whatever_sits_beside_them(parts):
     pieces = {
         "good": f"```kez\n{compact(CLAIM)}\n```",
@@ -81,4 +85,6 @@ def test_valid_claims_are_found_whatever_sits_beside_them(parts):
     text = "\n\n".join(pieces[p] for p in parts) + "\n"
     found = decode_candidates(text) if any(p != "prose" for p in parts) else []
     assert sum(c.obj is not None for c in found) == parts.count("good")
-    assert sum(c.error is not None for c in found) == parts.count("broken") + parts.count("empty fence")
+    assert sum(c.error is not None for c in found) == parts.count("broken") + parts.count(
+        "empty fence"
+    )

@@ -30,7 +30,11 @@ def test_revoke_by_subject_revokes_every_live_claim_on_it_and_says_to_republish(
     assert [c["claim_id"] for c in done["revoked"]] == [a1["claim_id"], a2["claim_id"]]
     assert [c["seqno"] for c in done["revoked"]] == [4, 5]
     assert done["reason"] == "account sold" and done["republish"] == REPUBLISH
-    assert _statuses(kez) == {a1["claim_id"]: "revoked", a2["claim_id"]: "revoked", dns["claim_id"]: "valid"}
+    assert _statuses(kez) == {
+        a1["claim_id"]: "revoked",
+        a2["claim_id"]: "revoked",
+        dns["claim_id"]: "valid",
+    }
     again = kez("claim", "revoke", "github:alice")
     assert again.exit_code == 3 and "revoked already" in again.stderr
 
@@ -96,19 +100,34 @@ def test_the_key_is_asked_for_only_after_the_target_matched(kez, kez_home):
 
 
 def _record(claim_id: str, subject: str, revoked: int | None = None) -> ClaimRecord:
-    return ClaimRecord(claim_id=claim_id, subject=subject, primary="ed25519:" + "a" * 64, added_by="x", seqno=1,
-                       added_at="2026-01-01T00:00:00Z", created_at="2026-01-01T00:00:00Z", expires_at=None,
-                       revoked_seqno=revoked)
+    return ClaimRecord(
+        claim_id=claim_id,
+        subject=subject,
+        primary="ed25519:" + "a" * 64,
+        added_by="x",
+        seqno=1,
+        added_at="2026-01-01T00:00:00Z",
+        created_at="2026-01-01T00:00:00Z",
+        expires_at=None,
+        revoked_seqno=revoked,
+    )
 
 
 def _state(*records: ClaimRecord) -> ChainState:
-    return ChainState(identity_id="ed25519:" + "a" * 64, current_primary="ed25519:" + "a" * 64, head="0" * 64,
-                      length=len(records), last_created_at="2026-01-01T00:00:00Z",
-                      claims={r.claim_id: r for r in records})
+    return ChainState(
+        identity_id="ed25519:" + "a" * 64,
+        current_primary="ed25519:" + "a" * 64,
+        head="0" * 64,
+        length=len(records),
+        last_created_at="2026-01-01T00:00:00Z",
+        claims={r.claim_id: r for r in records},
+    )
 
 
 def test_an_ambiguous_prefix_is_refused():
-    state = _state(_record("abcdef01" + "0" * 56, "github:a"), _record("abcdef01" + "1" * 56, "github:b"))
+    state = _state(
+        _record("abcdef01" + "0" * 56, "github:a"), _record("abcdef01" + "1" * 56, "github:b")
+    )
     with pytest.raises(DecodeError, match="start of 2 claim ids"):
         match_claims(state, "abcdef01")
     assert [r.subject for r in match_claims(state, "abcdef011")] == ["github:b"]

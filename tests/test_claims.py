@@ -438,7 +438,9 @@ def test_subject_rejections(registry, raw):
         normalize_subject(raw, registry)
 
 
-@pytest.mark.parametrize("raw", ["futurechannel:SomeHandle", "web:Example.ORG", "mastodon:a@b.example"])
+@pytest.mark.parametrize(
+    "raw", ["futurechannel:SomeHandle", "web:Example.ORG", "mastodon:a@b.example"]
+)
 def test_a_prefix_no_plugin_provides_is_refused(raw):
     """Kept as written, `web:Example.ORG` would be one subject without the web plugin and another with it."""
     bare = Registry(plugins=[ed25519, bip340, encodings], entry_points=False, env={})
@@ -468,7 +470,10 @@ def test_namespaced_type_round_trips_and_wrong_kind_is_refused():
 
     signer = Signer.generate("ed25519")
     obj = sign(
-        "handle_registration", {"handle": "alice", "primary": signer.key_id}, signer, namespace="chat"
+        "handle_registration",
+        {"handle": "alice", "primary": signer.key_id},
+        signer,
+        namespace="chat",
     )
     assert obj.payload["type"] == "kez.chat.handle_registration"
     again = SignedObject.from_dict(obj.to_dict())

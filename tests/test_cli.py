@@ -55,7 +55,12 @@ def test_new_identity_without_tty_is_stored_unencrypted_and_says_so():
 
 
 def test_encrypted_key_without_passphrase_fails_fast_never_hangs():
-    assert run(["identity", "new", "--alg", "nostr"], env_extra={"KEZ_PASSPHRASE": "hunter2"}).returncode == 0
+    assert (
+        run(
+            ["identity", "new", "--alg", "nostr"], env_extra={"KEZ_PASSPHRASE": "hunter2"}
+        ).returncode
+        == 0
+    )
     proc = run(["claim", "create", "github:alice"], timeout=30)
     assert proc.returncode == 4
     assert "KEZ_PASSPHRASE" in proc.stderr
@@ -172,7 +177,9 @@ def test_export_import_round_trips(kez, tmp_path, monkeypatch):
         assert out.strip() == key_id
     monkeypatch.setenv("KEZ_HOME", str(tmp_path / "home-nsec"))
     monkeypatch.setenv("KEZ_PASSPHRASE", "correct horse")
-    code, out, _ = kez("identity", "export", "--format", "ncryptsec", "--output", str(tmp_path / "k.nc"))
+    code, out, _ = kez(
+        "identity", "export", "--format", "ncryptsec", "--output", str(tmp_path / "k.nc")
+    )
     assert code == 0 and (tmp_path / "k.nc").stat().st_mode & 0o777 == 0o600
     monkeypatch.setenv("KEZ_HOME", str(tmp_path / "home-nc"))
     code, out, _ = kez("identity", "import", str(tmp_path / "k.nc"))
@@ -233,19 +240,36 @@ def test_demo_passes(kez):
     assert {row["encoding"] for row in report["claims"]} >= {"json", "compact", "markdown", "dns"}
     network = report["network"]
     assert network["skipped"] == []
-    assert {row["channel"] for row in network["verified"]} == {"dns", "github", "nostr", "bluesky", "ap"}
+    assert {row["channel"] for row in network["verified"]} == {
+        "dns",
+        "github",
+        "nostr",
+        "bluesky",
+        "ap",
+    }
     assert {row["status"] for row in network["verified"]} == {"valid"}
     assert [p["seqno"] for p in network["published"]] == [1, 2, 3, 4, 5]
-    server = network["server"]  # the chain pushed to a local kez-server, a handle, verified from there
+    server = network[
+        "server"
+    ]  # the chain pushed to a local kez-server, a handle, verified from there
     assert server["pushed"]["outcome"] == "ok" and server["pushed"]["appended"] == 5
     assert server["lookup"]["fqhn"] == "alice@kez.example"
     assert server["served_chain"]["same_as_local"] is True
     assert server["verified_from_server"]["counts"] == {"valid": 5}
     messaging = server["messaging"]  # alice -> bob@kez.example over each transport, bob's ack back
-    assert messaging["ok"] is True and messaging["to"] == "bob@kez.example" and messaging["skipped"] == []
+    assert (
+        messaging["ok"] is True
+        and messaging["to"] == "bob@kez.example"
+        and messaging["skipped"] == []
+    )
     assert {row["transport"]: row["states"] for row in messaging["messages"]} == {
-        "nats": ["sent", "delivered"], "nostr": ["sent", "delivered"], "http": ["sent", "delivered"]}
-    assert all(row["bob_got"] == row["text"] and row["sender_checked"] for row in messaging["messages"])
+        "nats": ["sent", "delivered"],
+        "nostr": ["sent", "delivered"],
+        "http": ["sent", "delivered"],
+    }
+    assert all(
+        row["bob_got"] == row["text"] and row["sender_checked"] for row in messaging["messages"]
+    )
     file = messaging["file"]  # 1 MB alice -> bob over nostr in chunks, bob's copy checked, acked
     assert file["ok"] is True and file["state"] == "delivered" and file["received"] == "complete"
     assert file["size"] == 1024 * 1024 and file["sha256_checked"] is True and file["count"] > 1
@@ -262,7 +286,9 @@ def test_demo_skips_unknown_channels_with_a_reason(kez):
     network = json.loads(out)["network"]
     assert code == 0
     assert [row["channel"] for row in network["verified"]] == ["dns"]
-    assert network["skipped"] == [{"channel": "nosuch", "reason": "the nosuch channel plugin is not installed"}]
+    assert network["skipped"] == [
+        {"channel": "nosuch", "reason": "the nosuch channel plugin is not installed"}
+    ]
 
 
 def test_demo_with_no_channel_started_fails_clearly(kez):

@@ -29,7 +29,9 @@ def home() -> Path:
 
 
 def snapshot() -> dict[str, bytes]:
-    return {str(p.relative_to(home())): p.read_bytes() for p in sorted(home().rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(home())): p.read_bytes() for p in sorted(home().rglob("*")) if p.is_file()
+    }
 
 
 def typed(monkeypatch, answers):
@@ -124,7 +126,9 @@ def test_add_inbox_stopped_at_the_identity_passphrase(kez, monkeypatch, failure)
     still_signs(kez, identity_id)
 
 
-def test_rotate_after_a_failed_rotate_works_and_keeps_the_old_key(kez, tmp_path, monkeypatch, identity):
+def test_rotate_after_a_failed_rotate_works_and_keeps_the_old_key(
+    kez, tmp_path, monkeypatch, identity
+):
     identity_id, _ = identity
     typed(monkeypatch, ["one", "two"])
     assert kez("sigchain", "rotate", "--generate")[0] == 4
@@ -139,7 +143,9 @@ def test_rotate_after_a_failed_rotate_works_and_keeps_the_old_key(kez, tmp_path,
     kez_json(kez, "sigchain", "add", "dns:example.org")
 
 
-@pytest.mark.parametrize("command", [["sigchain", "add-recovery", "--generate"], ["sigchain", "init", "--new-recovery"]])
+@pytest.mark.parametrize(
+    "command", [["sigchain", "add-recovery", "--generate"], ["sigchain", "init", "--new-recovery"]]
+)
 def test_a_recovery_key_file_is_never_overwritten(kez, identity, command):
     identity_id, recovery = identity
     kept = recovery.read_bytes()

@@ -36,7 +36,9 @@ def imported(*argv: str, env_extra: dict[str, str] | None = None) -> tuple[int, 
     return found["rc"], found["modules"], proc.stdout
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["--version"], ["plugins"], ["plugins", "--json"], []])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["--version"], ["plugins"], ["plugins", "--json"], []]
+)
 def test_help_version_and_plugins_import_no_plugin(argv):
     rc, modules, _ = imported(*argv)
     assert rc in (0, 2)  # bare `kez` shows the help and exits 2, as click does
@@ -55,7 +57,9 @@ def test_help_imports_no_command_module_and_lists_every_command():
 def test_a_command_imports_its_own_module_only():
     rc, modules, _ = imported("identity", "list", "--json")
     assert rc == 0
-    assert [m for m in modules if m.startswith("kez_cli.commands.")] == ["kez_cli.commands.identity"]
+    assert [m for m in modules if m.startswith("kez_cli.commands.")] == [
+        "kez_cli.commands.identity"
+    ]
 
 
 def test_claim_verify_does_not_import_pydantic(capsys):
@@ -95,15 +99,22 @@ def test_disabled_plugin_command_is_gone():
     assert rc == 0 and " server " not in out
     proc = subprocess.run(
         [sys.executable, "-m", "kez_cli", "server", "--help"],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "KEZ_DISABLE_PLUGINS": "server"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KEZ_DISABLE_PLUGINS": "server"},
     )
     assert proc.returncode == 2 and "No such command 'server'" in proc.stderr
 
 
-def _fake_dist(site: Path, name: str, entry_points: str, modules: dict[str, str], summary: str = "") -> None:
+def _fake_dist(
+    site: Path, name: str, entry_points: str, modules: dict[str, str], summary: str = ""
+) -> None:
     dist = site / f"{name.replace('-', '_')}-1.0.dist-info"
     dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\nSummary: {summary}\n")
+    (dist / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\nSummary: {summary}\n"
+    )
     (dist / "entry_points.txt").write_text(entry_points)
     for module, text in modules.items():
         (site / f"{module}.py").write_text(text)
@@ -112,14 +123,21 @@ def _fake_dist(site: Path, name: str, entry_points: str, modules: dict[str, str]
 def test_broken_plugin_command_is_listed_and_fails_alone(tmp_path):
     site = tmp_path / "site"
     _fake_dist(
-        site, "kez-boom", "[kez]\ncommand.boom = kez_boom_cmd:app\n",
-        {"kez_boom_cmd": "raise ImportError('needs libboom')\n"}, summary="Blow things up.",
+        site,
+        "kez-boom",
+        "[kez]\ncommand.boom = kez_boom_cmd:app\n",
+        {"kez_boom_cmd": "raise ImportError('needs libboom')\n"},
+        summary="Blow things up.",
     )
     env = {"PYTHONPATH": str(site), "KEZ_STRICT_PLUGINS": "0"}
     rc, modules, out = imported("--help", env_extra=env)
     assert rc == 0 and "boom" in out and "Blow things up." in out and modules == []
     run = lambda *a: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "kez_cli", *a], capture_output=True, text=True, timeout=60, env={**os.environ, **env}
+        [sys.executable, "-m", "kez_cli", *a],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
     )
     boom = run("boom")
     assert boom.returncode == 6 and "needs libboom" in boom.stderr and "kez-boom 1.0" in boom.stderr
@@ -144,7 +162,12 @@ def kez_register_commands(cli):
 
 def test_register_commands_hook_still_adds_a_command(tmp_path):
     site = tmp_path / "site"
-    _fake_dist(site, "kez-hello", "[kez]\nhello-plugin = kez_hello_plugin\n", {"kez_hello_plugin": HOOK_PLUGIN})
+    _fake_dist(
+        site,
+        "kez-hello",
+        "[kez]\nhello-plugin = kez_hello_plugin\n",
+        {"kez_hello_plugin": HOOK_PLUGIN},
+    )
     env = {"PYTHONPATH": str(site)}
     rc, modules, out = imported("hello", "--name", "kez", env_extra=env)
     assert rc == 0 and out.strip() == "hello kez"
@@ -167,7 +190,23 @@ def test_transport_flag_on_verify_is_a_usage_error(capsys):
 
 
 def test_channel_flag_on_message_send_is_a_usage_error(capsys):
-    assert main(["message", "send", "--via", "nats", "--github-api", "http://127.0.0.1:1", "--to", "x", "--text", "hi"]) == 2
+    assert (
+        main(
+            [
+                "message",
+                "send",
+                "--via",
+                "nats",
+                "--github-api",
+                "http://127.0.0.1:1",
+                "--to",
+                "x",
+                "--text",
+                "hi",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--github-api" in err and "transport flags" in err
 

@@ -44,7 +44,9 @@ def test_full_lifecycle_and_recovery_after_losing_the_primary(kez, tmp_path):
     (home() / "identities" / "default" / "secret.pem").unlink()
     code, _, err = kez("sigchain", "add", "github:bob")
     assert code == 4 and "secret key" in err
-    rotated = kez_json(kez, "sigchain", "rotate", "--generate", "--with-recovery", str(recovery), "--no-passphrase")
+    rotated = kez_json(
+        kez, "sigchain", "rotate", "--generate", "--with-recovery", str(recovery), "--no-passphrase"
+    )
     assert rotated["signed_by"] != rotated["new_primary"]
     later = kez_json(kez, "sigchain", "add", "bluesky:alice.bsky.social")
     shown = kez_json(kez, "sigchain", "show")
@@ -52,7 +54,9 @@ def test_full_lifecycle_and_recovery_after_losing_the_primary(kez, tmp_path):
     assert shown["current_primary"] == rotated["new_primary"]
     assert shown["retired_primaries"][0]["key"] == identity_id
     statuses = {c["subject"]: c["status"] for c in shown["claims"]}
-    assert statuses["bluesky:alice.bsky.social"] == "valid" and statuses["dns:example.org"] == "valid"
+    assert (
+        statuses["bluesky:alice.bsky.social"] == "valid" and statuses["dns:example.org"] == "valid"
+    )
     assert later["identity_id"] == identity_id
     _, show_identity, _ = kez("identity", "show", "--json")
     assert json.loads(show_identity)["key_id"] == rotated["new_primary"]
@@ -102,14 +106,21 @@ def test_fork_between_two_copies_names_both_links(kez, tmp_path):
     b = right.claim(primary, create_claim(primary, "dns:b.example"))
     (tmp_path / "left.jsonl").write_bytes(left.export())
     (tmp_path / "right.jsonl").write_bytes(right.export())
-    code, out, _ = kez("sigchain", "verify", str(tmp_path / "left.jsonl"), str(tmp_path / "right.jsonl"), "--json")
+    code, out, _ = kez(
+        "sigchain", "verify", str(tmp_path / "left.jsonl"), str(tmp_path / "right.jsonl"), "--json"
+    )
     assert code == 1
     data = json.loads(out)
     assert data["status"] == "fork"
     assert data["fork"]["seqno"] == 2 and set(data["fork"]["link_ids"]) == {a.id, b.id}
     # A copy that is a prefix of another is simply extended, not a fork.
     (tmp_path / "base.jsonl").write_bytes(base.export())
-    assert kez_json(kez, "sigchain", "verify", str(tmp_path / "base.jsonl"), str(tmp_path / "left.jsonl"))["length"] == 2
+    assert (
+        kez_json(
+            kez, "sigchain", "verify", str(tmp_path / "base.jsonl"), str(tmp_path / "left.jsonl")
+        )["length"]
+        == 2
+    )
     # Importing a fork refuses and leaves the local copy alone.
     kez("sigchain", "import", str(tmp_path / "left.jsonl"))
     local = home() / "chains" / f"{primary.key_id.replace(':', '-')}.jsonl"
@@ -121,7 +132,9 @@ def test_fork_between_two_copies_names_both_links(kez, tmp_path):
 def test_devices_and_recovery_keys(kez, tmp_path):
     setup_chain(kez, tmp_path)
     kez("identity", "new", "--name", "laptop", "--alg", "nostr", "--no-passphrase")
-    added = kez_json(kez, "sigchain", "add-device", "--name", "laptop", "--device-identity", "laptop")
+    added = kez_json(
+        kez, "sigchain", "add-device", "--name", "laptop", "--device-identity", "laptop"
+    )
     extra = Signer.generate("ed25519")
     kez_json(kez, "sigchain", "add-recovery", extra.key_id)
     shown = kez_json(kez, "sigchain", "show")

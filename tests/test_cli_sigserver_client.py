@@ -45,8 +45,19 @@ def test_publish_to_an_unreachable_server_exits_5_and_keeps_the_chain(kez, chain
 
 def test_verify_leaves_an_unreachable_server_out_and_says_so(kez, chain, closed_url):
     url = closed_url
-    code, out, _ = kez("verify", "default", "--sig-server", url, "--timeout", "2",
-                       "--github-api", url, "--retries", "0", "--json")
+    code, out, _ = kez(
+        "verify",
+        "default",
+        "--sig-server",
+        url,
+        "--timeout",
+        "2",
+        "--github-api",
+        url,
+        "--retries",
+        "0",
+        "--json",
+    )
     result = json.loads(out)["results"][0]
     assert result["servers"][0]["status"] == "unreachable"
     assert result["chain_status"] == "valid"
@@ -70,13 +81,21 @@ def test_handle_register_rejects_bad_handles_before_any_network(kez, chain, clos
 
 def test_handle_lookup_unreachable_exits_5(kez, closed_url):
     url = closed_url
-    code, _, err = kez("handle", "lookup", "alice@example.org", "--handle-server", url, "--timeout", "2")
+    code, _, err = kez(
+        "handle", "lookup", "alice@example.org", "--handle-server", url, "--timeout", "2"
+    )
     assert code == 5 and "could not be reached" in err
 
 
 def test_configured_servers_from_env_and_flags(monkeypatch):
-    monkeypatch.setenv("KEZ_SIG_SERVERS", "https://a.example, https://b.example/  https://a.example")
-    assert configured_servers(["https://c.example/"]) == ["https://c.example", "https://a.example", "https://b.example"]
+    monkeypatch.setenv(
+        "KEZ_SIG_SERVERS", "https://a.example, https://b.example/  https://a.example"
+    )
+    assert configured_servers(["https://c.example/"]) == [
+        "https://c.example",
+        "https://a.example",
+        "https://b.example",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -103,9 +122,15 @@ def test_publish_that_lost_a_race_is_retryable_not_a_fork(kez, chain):
 
     async def chain_changed(_request):
         return JSONResponse(
-            {"error": "chain_changed", "seqno": 1, "stored_id": "a" * 64, "conflicting_id": "b" * 64,
-             "head_seqno": 1, "message": "the chain changed while this request was appended: "
-             "another request stored seqno 1 first; fetch the chain and retry"},
+            {
+                "error": "chain_changed",
+                "seqno": 1,
+                "stored_id": "a" * 64,
+                "conflicting_id": "b" * 64,
+                "head_seqno": 1,
+                "message": "the chain changed while this request was appended: "
+                "another request stored seqno 1 first; fetch the chain and retry",
+            },
             409,
         )
 

@@ -39,13 +39,23 @@ def github():
 def publish_identity(kez, github, sig_server):
     kez("identity", "new", "--no-passphrase")
     token = github.token_for("alice")
-    published = kez_json(kez, "claim", "publish", "github:alice", "--github-api", github.base_url,
-                         "--github-token", token)
+    published = kez_json(
+        kez,
+        "claim",
+        "publish",
+        "github:alice",
+        "--github-api",
+        github.base_url,
+        "--github-token",
+        token,
+    )
     pushed = kez_json(kez, "sigchain", "publish", "--sig-server", sig_server.url)
     return published, pushed
 
 
-def test_publish_register_and_a_stranger_verifies_the_handle(kez, github, sig_server, tmp_path, monkeypatch):
+def test_publish_register_and_a_stranger_verifies_the_handle(
+    kez, github, sig_server, tmp_path, monkeypatch
+):
     published, pushed = publish_identity(kez, github, sig_server)
     identity_id = pushed["identity_id"]
     assert pushed["servers"][0]["outcome"] == "ok" and pushed["servers"][0]["appended"] == 1
@@ -97,7 +107,9 @@ def test_a_conflicting_chain_is_reported_as_a_fork_with_both_link_ids(kez, githu
     builder = SigchainBuilder(registry=store.registry)
     builder.claim(signer, create_claim(signer, "github:alice-other", registry=store.registry))
     path.write_bytes(b"".join(builder.lines))
-    result = kez_json(kez, "sigchain", "publish", "--sig-server", sig_server.url, expect=1)["servers"][0]
+    result = kez_json(kez, "sigchain", "publish", "--sig-server", sig_server.url, expect=1)[
+        "servers"
+    ][0]
     assert result["outcome"] == "fork"
     assert len(result["link_ids"]) == 2
     code, out, _ = kez("sigchain", "verify", str(path), "--sig-server", sig_server.url, "--json")
@@ -127,15 +139,26 @@ def test_a_long_chain_is_pushed_in_batches_under_the_body_cap(kez, github, sig_s
     kez_json(kez, "sigchain", "init")
     for i in range(6):
         kez_json(kez, "sigchain", "add", f"github:user{i}")
-    assert len(sigservers._batches(Keystore(registry=default_registry()).chain_path(
-        kez_json(kez, "sigchain", "show")["identity_id"]).read_bytes().splitlines(keepends=True))) > 2
+    assert (
+        len(
+            sigservers._batches(
+                Keystore(registry=default_registry())
+                .chain_path(kez_json(kez, "sigchain", "show")["identity_id"])
+                .read_bytes()
+                .splitlines(keepends=True)
+            )
+        )
+        > 2
+    )
     first = kez_json(kez, "sigchain", "publish", "--sig-server", sig_server.url)["servers"][0]
     assert first["outcome"] == "ok" and first["appended"] == 6 and first["head_seqno"] == 6
     again = kez_json(kez, "sigchain", "publish", "--sig-server", sig_server.url)["servers"][0]
     assert again["appended"] == 0 and again["message"] == "already up to date"
 
 
-def test_a_handle_follows_its_identity_through_a_rotation(kez, github, sig_server, tmp_path, monkeypatch):
+def test_a_handle_follows_its_identity_through_a_rotation(
+    kez, github, sig_server, tmp_path, monkeypatch
+):
     _, pushed = publish_identity(kez, github, sig_server)
     identity_id = pushed["identity_id"]
     first = kez_json(kez, "handle", "register", "carol", "--server", sig_server.url)

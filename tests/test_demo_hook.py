@@ -34,7 +34,9 @@ def test_every_built_in_plugin_offers_its_local_server():
 def test_the_demo_modules_import_no_plugin():
     found = []
     for path in sorted((ROOT / "kez_cli" / "src" / "kez_cli").rglob("*.py")):
-        if path.name == "profile.py":  # `--nostr-relay` publishes a kind 0 with the nostr plugin's relay client
+        if (
+            path.name == "profile.py"
+        ):  # `--nostr-relay` publishes a kind 0 with the nostr plugin's relay client
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -43,13 +45,17 @@ def test_the_demo_modules_import_no_plugin():
                 names = [a.name for a in node.names]
             else:
                 continue
-            found += [f"{path.name}:{node.lineno} {n}" for n in names if n.startswith(PLUGIN_PACKAGES)]
+            found += [
+                f"{path.name}:{node.lineno} {n}" for n in names if n.startswith(PLUGIN_PACKAGES)
+            ]
     assert found == []
 
 
 @contextlib.contextmanager
 def _echo(setup: DemoSetup) -> Iterator[RunningDemo]:
-    yield RunningDemo(f"echo for {setup.account}", options={"echo": True}, subject=f"echo:{setup.account}")
+    yield RunningDemo(
+        f"echo for {setup.account}", options={"echo": True}, subject=f"echo:{setup.account}"
+    )
 
 
 class _EchoPlugin:

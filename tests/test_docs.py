@@ -15,12 +15,18 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def _spec_signature(fn) -> str:
-    params = ", ".join(f"{name}: {ann}" for name, ann in fn.__annotations__.items() if name != "return")
+    params = ", ".join(
+        f"{name}: {ann}" for name, ann in fn.__annotations__.items() if name != "return"
+    )
     return f"def {fn.__name__}({params}) -> {fn.__annotations__['return']}"
 
 
 def _hookspecs():
-    return [fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("kez_")]
+    return [
+        fn
+        for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+        if name.startswith("kez_")
+    ]
 
 
 def test_every_hookspec_is_documented_with_its_signature():
@@ -29,7 +35,9 @@ def test_every_hookspec_is_documented_with_its_signature():
     assert len(specs) >= 5
     for fn in specs:
         assert f"### `{fn.__name__}`" in guide, f"{fn.__name__} has no section in docs/plugins.md"
-        assert _spec_signature(fn) in guide, f"docs/plugins.md shows a stale signature for {fn.__name__}"
+        assert _spec_signature(fn) in guide, (
+            f"docs/plugins.md shows a stale signature for {fn.__name__}"
+        )
         assert fn.__doc__ and len(fn.__doc__.split()) > 10, f"{fn.__name__} needs a real docstring"
 
 
@@ -63,7 +71,9 @@ def test_every_cli_command_is_in_the_reference():
             opts = [o for o in getattr(param, "opts", []) if o.startswith("-") and o != "--help"]
             if not opts or getattr(param, "param_type_name", "") == "argument":
                 continue
-            shown = [o for o in opts if re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", matching[0])]
+            shown = [
+                o for o in opts if re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", matching[0])
+            ]
             assert shown, f"{path}: option {opts[0]} is not in its docs/cli.md heading"
 
 
@@ -106,7 +116,8 @@ def test_the_readme_server_guide_names_only_flags_that_exist(monkeypatch):
     current = None  # the command of a line that ended with a backslash
     for line in section.splitlines():
         command = current or next(
-            (c for c in sorted(helps, key=len, reverse=True) if line.lstrip().startswith(c + " ")), None
+            (c for c in sorted(helps, key=len, reverse=True) if line.lstrip().startswith(c + " ")),
+            None,
         )
         current = command if line.rstrip().endswith("\\") else None
         if command is None:

@@ -51,7 +51,11 @@ def _key(seed: bytes) -> tuple[Ed25519PrivateKey, bytes]:
 def _agree(public: bytes, message: bytes, signature: bytes) -> bool:
     """Assert the combined verdict equals OpenSSL's; return it."""
     expected = openssl_accepts(public, message, signature)
-    assert ED25519.verify(public, message, signature) is expected, (public.hex(), message.hex(), signature.hex())
+    assert ED25519.verify(public, message, signature) is expected, (
+        public.hex(),
+        message.hex(),
+        signature.hex(),
+    )
     if sodium_accepts(public, message, signature):  # the premise of the design
         assert expected
     return expected
@@ -97,13 +101,21 @@ def test_mutations_agree(seed, message, target, index, bit):
 
 
 @settings(max_examples=300)
-@given(public=st.binary(min_size=32, max_size=32), message=st.binary(max_size=64), signature=st.binary(min_size=64, max_size=64))
+@given(
+    public=st.binary(min_size=32, max_size=32),
+    message=st.binary(max_size=64),
+    signature=st.binary(min_size=64, max_size=64),
+)
 def test_random_inputs_agree(public, message, signature):
     _agree(public, message, signature)
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.binary(min_size=32, max_size=32), message=st.binary(max_size=64), multiple=st.integers(1, 15))
+@given(
+    seed=st.binary(min_size=32, max_size=32),
+    message=st.binary(max_size=64),
+    multiple=st.integers(1, 15),
+)
 def test_non_canonical_s_agree(seed, message, multiple):
     # S + k·L encodes the same scalar; both libraries must refuse S >= L.
     key, public = _key(seed)
@@ -113,7 +125,9 @@ def test_non_canonical_s_agree(seed, message, multiple):
         assert _agree(public, message, signature[:32] + s.to_bytes(32, "little")) is False
 
 
-@pytest.mark.parametrize("public", SMALL_ORDER + NON_CANONICAL, ids=lambda b: b.hex()[:8] + b.hex()[-2:])
+@pytest.mark.parametrize(
+    "public", SMALL_ORDER + NON_CANONICAL, ids=lambda b: b.hex()[:8] + b.hex()[-2:]
+)
 def test_small_order_and_non_canonical_keys_agree(public):
     # With A and R of small order and S = 0 the cofactorless equation can hold:
     # OpenSSL accepts some of these, libsodium refuses them all, so the fallback
@@ -136,7 +150,9 @@ def test_fallback_decides_where_libraries_differ():
     assert ED25519.verify(identity, b"any message", signature) is True
 
 
-@pytest.mark.parametrize("vector", json.loads((VECTORS / "rfc8032.json").read_text()), ids=lambda v: v["name"])
+@pytest.mark.parametrize(
+    "vector", json.loads((VECTORS / "rfc8032.json").read_text()), ids=lambda v: v["name"]
+)
 def test_rfc8032_vectors_agree(vector):
     public = bytes.fromhex(vector["public_key"])
     message = bytes.fromhex(vector["message"])

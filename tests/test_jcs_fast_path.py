@@ -18,7 +18,11 @@ leaves = (
     | st.sampled_from(["\ud800", "a\udfffb", "\x7f", "\u2028", "\U0001f600", "\ue000", "é"])
 )
 keys = st.text() | st.sampled_from(["\U0001f600", "\ue000", "\ufb33", "a", "A", "é"])
-values = st.recursive(leaves, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(keys, inner, max_size=5), max_leaves=30)
+values = st.recursive(
+    leaves,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(keys, inner, max_size=5),
+    max_leaves=30,
+)
 
 
 def _reference(value):
@@ -43,7 +47,9 @@ def test_key_order_is_utf16_not_code_points():
     # U+E000 sorts after a surrogate pair in UTF-16 but before U+1F600 by code point.
     value = {"\ue000": 1, "\U0001f600": 2}
     assert canonicalize(value) == rfc8785.dumps(value)
-    assert canonicalize(value).index("\U0001f600".encode()) < canonicalize(value).index("\ue000".encode())
+    assert canonicalize(value).index("\U0001f600".encode()) < canonicalize(value).index(
+        "\ue000".encode()
+    )
 
 
 def test_unsafe_integers_and_floats_take_the_library_path():

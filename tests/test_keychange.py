@@ -76,12 +76,16 @@ def failing(k: int, kind: str):
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def builder_for(store: Keystore, chain: Path) -> SigchainBuilder:
     with open(chain, "rb") as fp:
-        return SigchainBuilder.resume(list(iter_file_lines(fp)), registry=store.registry, keep_lines=False)
+        return SigchainBuilder.resume(
+            list(iter_file_lines(fp)), registry=store.registry, keep_lines=False
+        )
 
 
 def setup_identity(tmp_path, registry):
@@ -90,13 +94,19 @@ def setup_identity(tmp_path, registry):
     chain = store.chain_path(record.identity_id)
     recovery_file = tmp_path / "recovery.pem"
     keychange.add_recovery(
-        store, "alice", chain, SigchainBuilder(registry=registry, keep_lines=False),
-        primary=lambda: store.signer("alice", lambda: None), save_to=recovery_file,
+        store,
+        "alice",
+        chain,
+        SigchainBuilder(registry=registry, keep_lines=False),
+        primary=lambda: store.signer("alice", lambda: None),
+        save_to=recovery_file,
     )
     return store, chain, recovery_file
 
 
-def still_works(tmp_path, registry, chain: Path, before: dict[str, bytes], recovery_file: Path, recovery: bytes):
+def still_works(
+    tmp_path, registry, chain: Path, before: dict[str, bytes], recovery_file: Path, recovery: bytes
+):
     """A fresh start: the identity settles, signs a new link, and nothing listed was overwritten."""
     store = Keystore(tmp_path / "home", registry)
     record = store.get("alice")  # settles a half-done change
@@ -143,7 +153,10 @@ def run_every_failure(tmp_path, registry, change, kind, check=None):
 def test_rotate_fails_at_every_step(tmp_path, registry, kind):
     def change(store, chain):
         return keychange.rotate(
-            store, "alice", chain, builder_for(store, chain),
+            store,
+            "alice",
+            chain,
+            builder_for(store, chain),
             signer=lambda: store.signer("alice", lambda: None),
             successor=lambda: Signer.generate("ed25519", registry),
             seal=lambda: b"new pass",
@@ -165,7 +178,10 @@ def test_rotate_fails_at_every_step(tmp_path, registry, kind):
 def test_generated_recovery_key_fails_at_every_step(tmp_path, registry, kind):
     def change(store, chain):
         return keychange.add_recovery(
-            store, "alice", chain, builder_for(store, chain),
+            store,
+            "alice",
+            chain,
+            builder_for(store, chain),
             primary=lambda: store.signer("alice", lambda: None),
             save_to=chain.parent.parent / "second-recovery.pem",
             seal=lambda: b"pw",
@@ -186,8 +202,12 @@ def test_generated_recovery_key_fails_at_every_step(tmp_path, registry, kind):
 def test_inbox_key_fails_at_every_step(tmp_path, registry, kind):
     def change(store, chain):
         return keychange.add_inbox(
-            store, "alice", chain, builder_for(store, chain),
-            signer=lambda: store.signer("alice", lambda: None), passphrase=lambda: None,
+            store,
+            "alice",
+            chain,
+            builder_for(store, chain),
+            signer=lambda: store.signer("alice", lambda: None),
+            passphrase=lambda: None,
             lifetime=timedelta(days=7),
         )
 
@@ -202,7 +222,9 @@ def test_inbox_key_fails_at_every_step(tmp_path, registry, kind):
 
 
 @pytest.mark.parametrize("step", ["signer", "successor", "seal"])
-@pytest.mark.parametrize("failure", [PassphraseError("the two passphrases differ"), KeyboardInterrupt()])
+@pytest.mark.parametrize(
+    "failure", [PassphraseError("the two passphrases differ"), KeyboardInterrupt()]
+)
 def test_rotate_writes_nothing_until_every_input_is_in_hand(tmp_path, registry, step, failure):
     store, chain, _ = setup_identity(tmp_path, registry)
     before = snapshot(store.home)
@@ -217,7 +239,10 @@ def test_rotate_writes_nothing_until_every_input_is_in_hand(tmp_path, registry, 
 
     with pytest.raises(type(failure)):
         keychange.rotate(
-            store, "alice", chain, builder_for(store, chain),
+            store,
+            "alice",
+            chain,
+            builder_for(store, chain),
             signer=provider("signer", lambda: store.signer("alice", lambda: None)),
             successor=provider("successor", lambda: Signer.generate("ed25519", registry)),
             seal=provider("seal", lambda: b"pw"),
@@ -231,8 +256,12 @@ def test_recovery_key_file_is_never_overwritten(tmp_path, registry):
     kept = recovery_file.read_bytes()
     with pytest.raises(StoreError, match="never overwritten"):
         keychange.add_recovery(
-            store, "alice", chain, builder_for(store, chain),
-            primary=lambda: store.signer("alice", lambda: None), save_to=recovery_file,
+            store,
+            "alice",
+            chain,
+            builder_for(store, chain),
+            primary=lambda: store.signer("alice", lambda: None),
+            save_to=recovery_file,
         )
     assert recovery_file.read_bytes() == kept
     assert snapshot(store.home) == before
@@ -259,7 +288,9 @@ def test_a_staged_key_the_chain_names_is_installed_at_the_next_open(tmp_path, re
 def test_a_staged_key_the_chain_does_not_name_is_removed(tmp_path, registry):
     store, chain, _ = setup_identity(tmp_path, registry)
     new = Signer.generate("ed25519", registry)
-    staged = store.stage_primary("alice", new.key_id, new.alg.secret_to_pem(new.secret, None))  # killed before the link was appended
+    staged = store.stage_primary(
+        "alice", new.key_id, new.alg.secret_to_pem(new.secret, None)
+    )  # killed before the link was appended
     assert staged.exists()
     fresh = Keystore(store.home, registry)
     assert fresh.get("alice").key_id == store.signer("alice", lambda: None).key_id

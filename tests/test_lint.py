@@ -41,10 +41,6 @@ def test_ruff_check() -> None:
     assert done.returncode == 0, _explain(done, "`ruff check --fix` fixes some of it")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the mass `ruff format` commit lands last, after concurrent branches merge",
-)
 def test_ruff_format() -> None:
     done = _run("ruff", "format", "--check", "--no-cache", ".")
     assert done.returncode == 0, _explain(done, "run `ruff format` and commit the result")

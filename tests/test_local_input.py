@@ -90,11 +90,22 @@ def test_cli_refuses_a_duration_past_the_maximum(kez, command):
         ("[1, 2]", "holds a list, not an object"),
         ('"text"', "holds a string"),
         ("null", "holds null"),
-        ('{"alg": 5, "key_id": "x", "created_at": "t", "encrypted": false}', "'alg' must be a string, not a number"),
-        ('{"alg": "ed25519", "key_id": "x", "created_at": "t", "encrypted": "no"}', "'encrypted' must be true or false"),
-        ('{"alg": "ed25519", "key_id": ["x"], "created_at": "t", "encrypted": false}', "'key_id' must be a string"),
-        ('{"alg": "ed25519", "key_id": "x", "created_at": "t", "encrypted": false, "identity_id": 7}',
-         "'identity_id' must be a string"),
+        (
+            '{"alg": 5, "key_id": "x", "created_at": "t", "encrypted": false}',
+            "'alg' must be a string, not a number",
+        ),
+        (
+            '{"alg": "ed25519", "key_id": "x", "created_at": "t", "encrypted": "no"}',
+            "'encrypted' must be true or false",
+        ),
+        (
+            '{"alg": "ed25519", "key_id": ["x"], "created_at": "t", "encrypted": false}',
+            "'key_id' must be a string",
+        ),
+        (
+            '{"alg": "ed25519", "key_id": "x", "created_at": "t", "encrypted": false, "identity_id": 7}',
+            "'identity_id' must be a string",
+        ),
         (b"\xff\xfe{}", "unreadable"),
     ],
 )
@@ -104,7 +115,9 @@ def test_identity_file_of_the_wrong_shape(tmp_path, registry, content, fault):
     good = store.create("bob", "ed25519", None)
     path = store.identities_dir / "alice" / "identity.json"
     path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    with pytest.raises(StoreError, match="identity file .*alice.*identity.json is unreadable") as caught:
+    with pytest.raises(
+        StoreError, match="identity file .*alice.*identity.json is unreadable"
+    ) as caught:
         store.get("alice")
     assert fault in caught.value.message
     assert [r.name for r in store.list()] == ["bob"]  # the other identity still works
@@ -115,7 +128,9 @@ def test_identity_file_of_the_wrong_shape(tmp_path, registry, content, fault):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5)
+    ),
     max_leaves=12,
 )
 record_like = st.fixed_dictionaries(
@@ -130,7 +145,12 @@ record_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=80, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(st.one_of(json_values, record_like))
 def test_any_identity_file_reads_as_a_record_or_a_store_error(tmp_path, registry, value):
     store = Keystore(tmp_path / "home", registry)
@@ -143,7 +163,10 @@ def test_any_identity_file_reads_as_a_record_or_a_store_error(tmp_path, registry
         assert "identity.json is unreadable" in exc.message
         assert store.list() == []
     else:
-        assert all(isinstance(v, str) for v in (record.alg, record.key_id, record.created_at, record.identity_id))
+        assert all(
+            isinstance(v, str)
+            for v in (record.alg, record.key_id, record.created_at, record.identity_id)
+        )
         assert isinstance(record.encrypted, bool)
 
 

@@ -29,7 +29,9 @@ def test_notify_send_gets_escaped_cut_text_after_a_double_dash(tmp_path, monkeyp
     args = json.loads(out.read_text())
     assert args[:2] == ["--app-name=kez", "--"]
     title, body = args[2:]
-    assert "\x1b" not in title and "\u202e" not in body and "$(rm -rf ~)" in body  # shown, never run
+    assert (
+        "\x1b" not in title and "\u202e" not in body and "$(rm -rf ~)" in body
+    )  # shown, never run
     assert len(title) <= MAX_TITLE and len(body) <= MAX_BODY and body.endswith("…")
 
 

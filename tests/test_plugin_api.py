@@ -50,7 +50,9 @@ def _private_imports(src: Path) -> list[str]:
             else:
                 continue
             for module in modules:
-                if (module == "kez_core" or module.startswith("kez_core.")) and module not in PUBLIC:
+                if (
+                    module == "kez_core" or module.startswith("kez_core.")
+                ) and module not in PUBLIC:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {module}")
     return found
 
@@ -64,7 +66,9 @@ def test_allow_list_names_real_plugins_that_still_need_it():
     for name in ALLOWED_PRIVATE:
         src = ROOT / "plugins" / name / "src"
         assert src.is_dir(), f"{name} is gone: drop it from ALLOWED_PRIVATE"
-        assert _private_imports(src), f"{name} keeps to kez_core.plugin now: drop it from ALLOWED_PRIVATE"
+        assert _private_imports(src), (
+            f"{name} keeps to kez_core.plugin now: drop it from ALLOWED_PRIVATE"
+        )
     every = {p.parent.name for p in ROOT.glob("plugins/*/src")}
     strict = {p.parent.name for p in STRICT}
     assert every <= strict | set(ALLOWED_PRIVATE), "a new plugin must keep to kez_core.plugin"
@@ -125,7 +129,9 @@ def test_plugin_errors_have_fixed_exit_codes(error, code):
         mod = importlib.import_module(module)
         for value in vars(mod).values():
             if isinstance(value, type) and issubclass(value, error):
-                assert value.exit_code == code, f"{module}.{value.__name__} changes its family's exit code"
+                assert value.exit_code == code, (
+                    f"{module}.{value.__name__} changes its family's exit code"
+                )
 
 
 def test_every_channel_names_its_missing_credentials_error_alike():
@@ -135,7 +141,13 @@ def test_every_channel_names_its_missing_credentials_error_alike():
     from kez_channel_github.errors import GitHubAuthError
     from kez_channel_nostr.errors import NostrSecretMissingError
 
-    for error in (MissingTokenError, BlueskyCredentialsError, DnsCredentialsError, GitHubAuthError, NostrSecretMissingError):
+    for error in (
+        MissingTokenError,
+        BlueskyCredentialsError,
+        DnsCredentialsError,
+        GitHubAuthError,
+        NostrSecretMissingError,
+    ):
         assert issubclass(error, errors.CredentialsError)
         assert error.exit_code == 4
 
@@ -145,7 +157,13 @@ def test_exit_code_is_an_int_enum_with_the_documented_values():
 
     assert issubclass(errors.ExitCode, enum.IntEnum)
     assert {c.name: int(c) for c in errors.ExitCode} == {
-        "OK": 0, "NOT_VALID": 1, "USAGE": 2, "BAD_INPUT": 3, "STORE": 4, "NETWORK": 5, "PLUGIN": 6,
+        "OK": 0,
+        "NOT_VALID": 1,
+        "USAGE": 2,
+        "BAD_INPUT": 3,
+        "STORE": 4,
+        "NETWORK": 5,
+        "PLUGIN": 6,
     }
     assert f"{errors.ExitCode.STORE}" == "4"
 
@@ -175,7 +193,9 @@ def test_plugin_option_parse_multiple_and_bool():
             raise ChannelConfigError(f"{text!r} is not a ws:// or wss:// URL")
         return text
 
-    relays = PluginOption(name="relays", flag="--relay", multiple=True, parse=ws_url, default=("wss://a",), help="h")
+    relays = PluginOption(
+        name="relays", flag="--relay", multiple=True, parse=ws_url, default=("wss://a",), help="h"
+    )
     assert PluginContext().get(relays) == ("wss://a",)
     assert PluginContext(options={"relays": "ws://b, wss://c"}).get(relays) == ("ws://b", "wss://c")
     with pytest.raises(KezError):
@@ -203,7 +223,9 @@ def test_the_cli_converts_each_value_once(monkeypatch):
     @attrs.frozen
     class Typed(kez_core.plugin.BaseChannel):
         name: str = "typed"
-        options: tuple = (PluginOption(name="typed_retries", of_type=int, default=2, help="retries"),)
+        options: tuple = (
+            PluginOption(name="typed_retries", of_type=int, default=2, help="retries"),
+        )
 
     registry = Registry(plugins=[provider(channels=[Typed()])], entry_points=False, env={})
     assert parse_channel_args(["--typed-retries", "5"], registry, env={}) == {"typed_retries": 5}

@@ -21,7 +21,12 @@ import pytest
 
 from kez_cli.main import main
 
-KINDS = {"channel": "channel", "transport": "transport", "encoding": "encoding", "key": "key_algorithm"}
+KINDS = {
+    "channel": "channel",
+    "transport": "transport",
+    "encoding": "encoding",
+    "key": "key_algorithm",
+}
 
 
 def _uv() -> list[str]:
@@ -34,8 +39,18 @@ def overlay(tmp_path_factory) -> Path:
     """A venv that sees every workspace package and gets the generated distributions installed."""
     venv = tmp_path_factory.mktemp("overlay") / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    target = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                 check=True, capture_output=True, text=True).stdout.strip())
+    target = Path(
+        subprocess.run(
+            [
+                str(venv / "bin" / "python"),
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     workspace = sysconfig.get_paths()["purelib"]
     (target / "kez_workspace.pth").write_text(f"import site; site.addsitedir({workspace!r})\n")
     return venv / "bin" / "python"
@@ -47,17 +62,36 @@ def generated(tmp_path_factory, overlay) -> dict[str, Path]:
     out = {}
     for kind in KINDS:
         folder = root / kind
-        assert main(["plugin", "new", kind, f"my{kind}", "--dir", str(folder), "--json"]) in (None, 0)
+        assert main(["plugin", "new", kind, f"my{kind}", "--dir", str(folder), "--json"]) in (
+            None,
+            0,
+        )
         out[kind] = folder
-    result = subprocess.run([*_uv(), "pip", "install", "--quiet", "--python", str(overlay), "--no-deps",
-                             *map(str, out.values())], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            *_uv(),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(overlay),
+            "--no-deps",
+            *map(str, out.values()),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     return out
 
 
 def test_generated_plugins_are_listed_loaded(overlay, generated, tmp_path):
-    result = subprocess.run([str(overlay), "-m", "kez_cli", "plugins", "--load", "--json"],
-                            capture_output=True, text=True, cwd=tmp_path)
+    result = subprocess.run(
+        [str(overlay), "-m", "kez_cli", "plugins", "--load", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     plugins = {p["name"]: p for p in json.loads(result.stdout)}
     for kind, provides in KINDS.items():
@@ -69,27 +103,42 @@ def test_generated_plugins_are_listed_loaded(overlay, generated, tmp_path):
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_generated_suite_passes_as_generated(overlay, generated, kind):
-    result = subprocess.run([str(overlay), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                            capture_output=True, text=True, cwd=generated[kind], timeout=300)
+    result = subprocess.run(
+        [str(overlay), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        capture_output=True,
+        text=True,
+        cwd=generated[kind],
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout
 
 
 def test_generated_files(tmp_path):
     assert main(["plugin", "new", "channel", "web2", "--dir", str(tmp_path / "d")]) in (None, 0)
-    files = sorted(str(p.relative_to(tmp_path / "d")) for p in (tmp_path / "d").rglob("*") if p.is_file())
-    assert files == ["README.md", "pyproject.toml", "src/kez_channel_web2/__init__.py",
-                     "src/kez_channel_web2/plugin.py", "tests/test_kez_channel_web2.py"]
+    files = sorted(
+        str(p.relative_to(tmp_path / "d")) for p in (tmp_path / "d").rglob("*") if p.is_file()
+    )
+    assert files == [
+        "README.md",
+        "pyproject.toml",
+        "src/kez_channel_web2/__init__.py",
+        "src/kez_channel_web2/plugin.py",
+        "tests/test_kez_channel_web2.py",
+    ]
     pyproject = (tmp_path / "d" / "pyproject.toml").read_text()
     assert '[project.entry-points.kez]\nweb2 = "kez_channel_web2.plugin"' in pyproject
     assert '"kez-core>=0.1,<0.2"' in pyproject
 
 
-@pytest.mark.parametrize(("args", "code", "words"), [
-    (["plugin", "new", "widget", "x"], 2, "no plugin kind 'widget'"),
-    (["plugin", "new", "channel", "Bad-Name"], 2, "not a usable plugin name"),
-    (["plugin", "new", "channel", "9lives"], 2, "not a usable plugin name"),
-])
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["plugin", "new", "widget", "x"], 2, "no plugin kind 'widget'"),
+        (["plugin", "new", "channel", "Bad-Name"], 2, "not a usable plugin name"),
+        (["plugin", "new", "channel", "9lives"], 2, "not a usable plugin name"),
+    ],
+)
 def test_bad_arguments_are_usage_errors(kez, tmp_path, args, code, words):
     got, out, err = kez(*args, "--dir", str(tmp_path / "x"))
     assert got == code and words in err and "Traceback" not in err

@@ -20,7 +20,9 @@ def test_the_plugin_is_registered_under_pytest11(pytestconfig):
 
 def test_kez_runs_the_cli_in_process(kez, kez_home):
     result = kez("--version")
-    assert isinstance(result, KezResult) and result.exit_code == 0 and result.stdout.startswith("kez")
+    assert (
+        isinstance(result, KezResult) and result.exit_code == 0 and result.stdout.startswith("kez")
+    )
     code, out, err = kez("identity", "new", "--no-passphrase", "--json")  # a tuple as well
     assert code == 0, err
     assert result.stdout not in out  # each result holds its own run's output
@@ -59,9 +61,23 @@ def test_a_suite_without_a_conftest_gets_the_fixtures(tmp_path):
         "    assert free_port > 0 and closed_port > 0 and free_port != closed_port\n"
     )
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-         "--basetemp", str(tmp_path / "bt"), str(tmp_path / "test_outside.py")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            "--basetemp",
+            str(tmp_path / "bt"),
+            str(tmp_path / "test_outside.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout

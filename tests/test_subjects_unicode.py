@@ -23,7 +23,10 @@ from kez_core.subjects import normalize_subject
         ("dns:FASS.de", "dns:fass.de"),
         ("dns:xn--fa-hia.de", "dns:xn--fa-hia.de"),
         ("dns:Bücher.example", "dns:xn--bcher-kva.example"),
-        ("dns:ＥＸＡＭＰＬＥ.org", "dns:example.org"),  # full-width letters are mapped, as browsers do
+        (
+            "dns:ＥＸＡＭＰＬＥ.org",
+            "dns:example.org",
+        ),  # full-width letters are mapped, as browsers do
         ("dns:bücher。example", "dns:xn--bcher-kva.example"),  # ideographic full stop
         ("ap:alice@faß.de", "ap:alice@xn--fa-hia.de"),
         ("bluesky:alice.faß.de", "bluesky:alice.xn--fa-hia.de"),
@@ -76,7 +79,19 @@ def _future_registry():
     return Registry(plugins=[provider(channels=[Passthrough()])], entry_points=False, env={})
 
 
-BAD_CHARS = ["\u0085", "\u00a0", "\u2028", "\u2029", "\u3000", "\u200b", "\u200e", "\u202e", "\t", "\x7f", "\x1b"]
+BAD_CHARS = [
+    "\u0085",
+    "\u00a0",
+    "\u2028",
+    "\u2029",
+    "\u3000",
+    "\u200b",
+    "\u200e",
+    "\u202e",
+    "\t",
+    "\x7f",
+    "\x1b",
+]
 
 
 @pytest.mark.parametrize("char", BAD_CHARS)
@@ -98,4 +113,6 @@ def test_no_handle_keeps_whitespace_or_control_characters(handle):
         return
     kept = got.split(":", 1)[1]
     assert kept == handle.strip(" \t\r\n")
-    assert not any(c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zs", "Zl", "Zp") for c in kept)
+    assert not any(
+        c.isspace() or unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zs", "Zl", "Zp") for c in kept
+    )

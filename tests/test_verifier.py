@@ -79,7 +79,9 @@ class MemoryChannel:
             if handle == "hangs":
                 await asyncio.sleep(3600)
             if handle in self.down:
-                return FetchOutcome(reachable=False, reason="mem.example answered 503", retry_after=self.retry_after)
+                return FetchOutcome(
+                    reachable=False, reason="mem.example answered 503", retry_after=self.retry_after
+                )
             texts = self.texts.get(handle, [])
             return FetchOutcome(
                 tuple(ProofCandidate(t, f"mem://{handle}/{i}", now()) for i, t in enumerate(texts)),
@@ -134,13 +136,30 @@ def statuses(report):
 
 def test_every_status_from_one_run(registry, channel):
     primary, builder, claims = build(
-        registry, ["mem:good", "mem:missing", "mem:tampered", "mem:wrongkey", "mem:revoked", "mem:down", "mem:other"]
+        registry,
+        [
+            "mem:good",
+            "mem:missing",
+            "mem:tampered",
+            "mem:wrongkey",
+            "mem:revoked",
+            "mem:down",
+            "mem:other",
+        ],
     )
     channel.texts["good"] = ["hello\n" + encode(claims["mem:good"], "markdown", registry)]
     bad = claims["mem:tampered"]
-    channel.texts["tampered"] = [encode(SignedObject(bad.kind, {**bad.payload, "nonce": "0" * 32}, bad.signature), "json", registry)]
+    channel.texts["tampered"] = [
+        encode(
+            SignedObject(bad.kind, {**bad.payload, "nonce": "0" * 32}, bad.signature),
+            "json",
+            registry,
+        )
+    ]
     mallory = Signer.generate("ed25519", registry)
-    channel.texts["wrongkey"] = [encode(create_claim(mallory, "mem:wrongkey", registry=registry), "compact", registry)]
+    channel.texts["wrongkey"] = [
+        encode(create_claim(mallory, "mem:wrongkey", registry=registry), "compact", registry)
+    ]
     channel.texts["other"] = [encode(claims["mem:good"], "compact", registry), "not a proof at all"]
     channel.down.add("down")
     builder.revoke(primary, claims["mem:revoked"].id, "account sold")
@@ -157,7 +176,10 @@ def test_every_status_from_one_run(registry, channel):
         "mem:other": Status.NOT_FOUND,
     }
     by_subject = {p.check.subject: p for p in report.proofs}
-    assert "revoked at seqno" in by_subject["mem:revoked"].check.reason and "account sold" in by_subject["mem:revoked"].check.reason
+    assert (
+        "revoked at seqno" in by_subject["mem:revoked"].check.reason
+        and "account sold" in by_subject["mem:revoked"].check.reason
+    )
     assert "revoked" not in channel.calls  # the chain settled it: no request
     assert by_subject["mem:down"].attempts == 3 and channel.calls["down"] == 3
     assert "503" in by_subject["mem:down"].check.reason
@@ -170,7 +192,13 @@ def test_every_status_from_one_run(registry, channel):
 def test_expired_claim_needs_no_fetch(registry, channel):
     primary = Signer.generate("nostr", registry)
     builder = SigchainBuilder(registry=registry)
-    old = create_claim(primary, "mem:old", created_at=now() - timedelta(days=10), expires_in=timedelta(days=1), registry=registry)
+    old = create_claim(
+        primary,
+        "mem:old",
+        created_at=now() - timedelta(days=10),
+        expires_in=timedelta(days=1),
+        registry=registry,
+    )
     builder.claim(primary, old)
     report = run(verify_identity(builder.state, registry=registry, policy=FAST))
     assert statuses(report) == {"mem:old": Status.EXPIRED}
@@ -191,7 +219,10 @@ def test_raising_or_hanging_channel_is_unreachable_not_invalid(registry, channel
     policy = FetchPolicy(timeout=0.05, retries=0)
     report = run(verify_identity(builder.state, registry=registry, policy=policy))
     by_subject = {p.check.subject: p.check for p in report.proofs}
-    assert by_subject["mem:raises"].status is Status.UNREACHABLE and "plugin bug" in by_subject["mem:raises"].reason
+    assert (
+        by_subject["mem:raises"].status is Status.UNREACHABLE
+        and "plugin bug" in by_subject["mem:raises"].reason
+    )
     assert by_subject["mem:hangs"].status is Status.UNREACHABLE
 
 
@@ -216,7 +247,11 @@ def test_fetches_run_concurrently_within_the_per_channel_limit(registry, channel
     for subject, claim in claims.items():
         channel.texts[subject[4:]] = [encode(claim, "compact", registry)]
     channel.delay = 0.02
-    report = run(verify_identity(builder.state, registry=registry, policy=FetchPolicy(per_channel=8, concurrency=32)))
+    report = run(
+        verify_identity(
+            builder.state, registry=registry, policy=FetchPolicy(per_channel=8, concurrency=32)
+        )
+    )
     assert set(statuses(report).values()) == {Status.VALID}
     assert 1 < channel.max_in_flight <= 8
 
@@ -255,13 +290,20 @@ def test_verify_subject_reports_each_claim_found(registry, channel):
     alice = Signer.generate("ed25519", registry)
     good = create_claim(alice, "mem:alice", registry=registry)
     other = create_claim(alice, "mem:bob", registry=registry)
-    channel.texts["alice"] = [encode(good, "markdown", registry) + encode(other, "markdown", registry)]
+    channel.texts["alice"] = [
+        encode(good, "markdown", registry) + encode(other, "markdown", registry)
+    ]
     report = run(verify_subject("mem:Alice", registry=registry, policy=FAST))
     assert report.subject == "mem:alice" and report.status is Status.VALID
     assert [c.primary for c in report.claims] == [alice.key_id]
     channel.down.add("carol")
-    assert run(verify_subject("mem:carol", registry=registry, policy=FAST)).status is Status.UNREACHABLE
-    assert run(verify_subject("mem:dave", registry=registry, policy=FAST)).status is Status.NOT_FOUND
+    assert (
+        run(verify_subject("mem:carol", registry=registry, policy=FAST)).status
+        is Status.UNREACHABLE
+    )
+    assert (
+        run(verify_subject("mem:dave", registry=registry, policy=FAST)).status is Status.NOT_FOUND
+    )
 
 
 def test_a_broken_block_beside_the_proof_does_not_hide_it(registry, channel):
@@ -286,7 +328,10 @@ def test_one_scope_per_run_shared_by_its_fetches_and_closed_at_the_end(registry,
     [scope] = set(channel.scopes)
     assert isinstance(scope, RunScope) and len(channel.scopes) == 3
     assert scope.closed
-    assert (channel.opened, channel.released) == (1, 1)  # made once for the run, released at its end
+    assert (channel.opened, channel.released) == (
+        1,
+        1,
+    )  # made once for the run, released at its end
 
     run(verify_identity(builder.state, registry=registry, policy=FAST))
     assert len(set(channel.scopes)) == 2  # a later run shares nothing with the earlier one
@@ -305,8 +350,16 @@ def test_scope_closed_when_fetches_fail_or_hang(registry, channel):
 
 def test_scope_sized_by_the_policy(registry, channel):
     _, builder, _ = build(registry, ["mem:a"])
-    run(verify_identity(builder.state, registry=registry, policy=FetchPolicy(concurrency=64, per_channel=24)))
-    run(verify_identity(builder.state, registry=registry, policy=FetchPolicy(concurrency=8, per_channel=24)))
+    run(
+        verify_identity(
+            builder.state, registry=registry, policy=FetchPolicy(concurrency=64, per_channel=24)
+        )
+    )
+    run(
+        verify_identity(
+            builder.state, registry=registry, policy=FetchPolicy(concurrency=8, per_channel=24)
+        )
+    )
     assert [s.concurrency for s in channel.scopes] == [24, 8]
 
 
@@ -369,7 +422,12 @@ def test_run_scope_get_lease_and_close():
         scope.on_close(broken)
         scope.on_close(async_closer)
         await scope.aclose()
-        assert closed == ["async", "sync", "item1", "item0"]  # last registered first; a failure stops none
+        assert closed == [
+            "async",
+            "sync",
+            "item1",
+            "item0",
+        ]  # last registered first; a failure stops none
         await scope.aclose()  # idempotent
         with pytest.raises(RuntimeError, match="over"):
             scope.get("new", dict)

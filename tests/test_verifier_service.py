@@ -54,7 +54,9 @@ def _cli_verify(kez, *targets: str) -> tuple[int, dict]:
 @pytest.fixture
 def closed_url(closed_port: int, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"http://127.0.0.1:{closed_port}"
-    monkeypatch.setenv("KEZ_GITHUB_API", url)  # the CLI reads it; the library gets it in its context
+    monkeypatch.setenv(
+        "KEZ_GITHUB_API", url
+    )  # the CLI reads it; the library gets it in its context
     return url
 
 
@@ -69,12 +71,18 @@ def test_a_valid_chain_gets_the_same_verdict(kez, tmp_path: Path, closed_url: st
     theirs = cli["results"][0]
     for key in ("kind", "identity_id", "chain_status", "chain_reason", "length", "head", "ok"):
         assert mine[key] == theirs[key], key
-    assert [c["status"] for c in mine["claims"]] == [c["status"] for c in theirs["claims"]] == ["unreachable"]
+    assert (
+        [c["status"] for c in mine["claims"]]
+        == [c["status"] for c in theirs["claims"]]
+        == ["unreachable"]
+    )
     sig_code, sig_out, _ = kez("sigchain", "verify", str(path), "--json")
     assert sig_code == 0 and json.loads(sig_out)["status"] == "valid"
 
 
-def test_a_chain_broken_at_its_last_link_is_invalid_everywhere(kez, tmp_path: Path, closed_url: str) -> None:
+def test_a_chain_broken_at_its_last_link_is_invalid_everywhere(
+    kez, tmp_path: Path, closed_url: str
+) -> None:
     lines = _chain(Signer.generate("ed25519"), ["github:alice", "github:bob"])
     broken = tmp_path / "broken.jsonl"
     broken.write_bytes(lines[0] + lines[1].replace(b"github:bob", b"github:eve"))
@@ -94,7 +102,12 @@ def test_a_damaged_copy_that_a_valid_copy_overrides_does_not_decide(kez, tmp_pat
     good, damaged = tmp_path / "good.jsonl", tmp_path / "damaged.jsonl"
     good.write_bytes(b"".join(lines))
     damaged.write_bytes(lines[0] + lines[1].replace(b"github:bob", b"github:eve"))
-    merged = merge_copies([good.read_bytes().splitlines(keepends=True), damaged.read_bytes().splitlines(keepends=True)])
+    merged = merge_copies(
+        [
+            good.read_bytes().splitlines(keepends=True),
+            damaged.read_bytes().splitlines(keepends=True),
+        ]
+    )
     verdict = chain_verdict(merged)
     assert merged.status is verdict.status is Status.VALID
     assert [c.index for c in verdict.damaged] == [1]
@@ -110,7 +123,11 @@ class _LyingHandleServer(BaseHTTPRequestHandler):
     chain: bytes = b""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        body, kind = (self.answer, "application/json") if self.path == "/v1/u/alice" else (self.chain, "application/x-ndjson")
+        body, kind = (
+            (self.answer, "application/json")
+            if self.path == "/v1/u/alice"
+            else (self.chain, "application/x-ndjson")
+        )
         if self.path not in ("/v1/u/alice", "/chain"):
             self.send_response(404)
             self.end_headers()
@@ -132,8 +149,12 @@ def lying_server() -> Iterator[tuple[str, str]]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _LyingHandleServer)
     base = f"http://127.0.0.1:{server.server_address[1]}"
     _LyingHandleServer.answer = json.dumps(
-        {"fqhn": "alice@example.org", "primary": named.key_id, "sigchain_url": f"{base}/chain",
-         "registered_at": "2026-01-01T00:00:00Z"}
+        {
+            "fqhn": "alice@example.org",
+            "primary": named.key_id,
+            "sigchain_url": f"{base}/chain",
+            "registered_at": "2026-01-01T00:00:00Z",
+        }
     ).encode()
     _LyingHandleServer.chain = b"".join(_chain(other, ["github:mallory"]))
     thread = threading.Thread(target=server.serve_forever, daemon=True)

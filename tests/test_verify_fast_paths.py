@@ -48,7 +48,9 @@ from kez_core.timefmt import now
 from kez_core import hookimpl
 
 REGISTRY = Registry(plugins=[ed25519, bip340, encodings], entry_points=False, env={})
-FUZZ = settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # --------------------------------------------------------------------------- BIP-340
@@ -100,9 +102,15 @@ def test_bip340_direct_call_matches_coincurve(key, message, flip, flip_message):
 
 
 @FUZZ
-@given(public=st.binary(min_size=30, max_size=34), message=st.binary(max_size=64), signature=st.binary(min_size=62, max_size=66))
+@given(
+    public=st.binary(min_size=30, max_size=34),
+    message=st.binary(max_size=64),
+    signature=st.binary(min_size=62, max_size=66),
+)
 def test_bip340_random_input_matches_coincurve(public, message, signature):
-    assert schnorr_verify(public, message, signature) is _coincurve_verdict(public, message, signature)
+    assert schnorr_verify(public, message, signature) is _coincurve_verdict(
+        public, message, signature
+    )
     assert BIP340.verify(public, message, signature) is _coincurve_verdict(
         public, hashlib.sha256(message).digest(), signature
     )
@@ -150,8 +158,17 @@ def _outcome(fn, data):
 SIGNERS = [Signer.generate("nostr", REGISTRY), Signer.generate("ed25519", REGISTRY)]
 CLAIMS = [create_claim(s, f"github:user{i}", registry=REGISTRY) for i, s in enumerate(SIGNERS)] + [
     create_claim(SIGNERS[0], "dns:example.org", expires_in=timedelta(days=30), registry=REGISTRY),
-    sign("claim", {"primary": SIGNERS[1].key_id, "subject": "ap:a@b.org", "created_at": "2026-01-01T00:00:00Z",
-                   "nonce": "0" * 32}, SIGNERS[1], namespace="x"),
+    sign(
+        "claim",
+        {
+            "primary": SIGNERS[1].key_id,
+            "subject": "ap:a@b.org",
+            "created_at": "2026-01-01T00:00:00Z",
+            "nonce": "0" * 32,
+        },
+        SIGNERS[1],
+        namespace="x",
+    ),
 ]
 CANONICAL = [c.canonical().decode("ascii") for c in CLAIMS]
 CANONICAL_IDS = ["nostr", "ed25519", "expiring", "namespaced"]
@@ -173,7 +190,9 @@ MUTATIONS = [
     lambda t: t.replace('"version":1', '"version":1,"zz":-1.5'),
     lambda t: t.replace('"type":"kez.claim"', '"type":"kez.claim","u":12'),
     lambda t: t.replace('"nonce":"', '"nonce":1,"x":"'),
-    lambda t: t.replace('"created_at":"', '"created_at":"', 1).replace('"nonce":', '"expires_at":"2999-01-01T00:00:00Z","nonce":'),
+    lambda t: t.replace('"created_at":"', '"created_at":"', 1).replace(
+        '"nonce":', '"expires_at":"2999-01-01T00:00:00Z","nonce":'
+    ),
     lambda t: t.replace('"nonce":', '"expires_at":null,"nonce":'),
     lambda t: t.replace('"nonce":', '"expires_at":7,"nonce":'),
     lambda t: t.replace(',"payload":', ', "payload":'),
@@ -217,7 +236,9 @@ def test_canonical_path_matches_strict_path_on_random_edits(which, position, ins
     text = CANONICAL[which]
     position %= len(text) + 1
     mutated = text[:position] + insert + text[position + delete :]
-    assert _outcome(object_from_json, mutated.encode("ascii")) == _outcome(_strict, mutated.encode("ascii"))
+    assert _outcome(object_from_json, mutated.encode("ascii")) == _outcome(
+        _strict, mutated.encode("ascii")
+    )
 
 
 def _claim_reading(text: str):
@@ -239,7 +260,11 @@ def test_claim_reading_without_a_parse_matches_the_parse(text, index):
     from_parse = object_if_canonical(value, mutated.encode("ascii"))
     assert from_parse is not None
     assert got == (
-        from_parse, from_parse.canonical(), from_parse.payload_bytes, from_parse.id, list(from_parse.payload),
+        from_parse,
+        from_parse.canonical(),
+        from_parse.payload_bytes,
+        from_parse.id,
+        list(from_parse.payload),
         Signature,
     )
     assert got[0] == _strict(mutated)
@@ -361,7 +386,9 @@ class _GrabbyPlugin:
 
 
 def test_decode_any_shortcut_respects_a_leading_plugin_encoding():
-    registry = Registry(plugins=[ed25519, bip340, encodings, _GrabbyPlugin()], entry_points=False, env={})
+    registry = Registry(
+        plugins=[ed25519, bip340, encodings, _GrabbyPlugin()], entry_points=False, env={}
+    )
     assert decode_any(COMPACTS[0], registry) == []  # the plugin's detector came first
     assert decode_any(COMPACTS[0], REGISTRY)[0] == CLAIMS[0]
 
@@ -371,7 +398,15 @@ def test_decode_any_shortcut_respects_a_leading_plugin_encoding():
 
 def test_builders_fill_the_fields_the_classes_have():
     assert [a.name for a in attrs.fields(ClaimCheck)] == [
-        "status", "reason", "checked_at", "source", "primary", "subject", "claim_id", "created_at", "expires_at",
+        "status",
+        "reason",
+        "checked_at",
+        "source",
+        "primary",
+        "subject",
+        "claim_id",
+        "created_at",
+        "expires_at",
     ]
     assert [a.name for a in attrs.fields(Signature)] == ["alg", "key", "sig"]
     assert [a.name for a in attrs.fields(SignedObject)] == ["kind", "payload", "signature"]
@@ -379,7 +414,17 @@ def test_builders_fill_the_fields_the_classes_have():
         assert not hasattr(cls, "__attrs_post_init__") and not hasattr(cls, "__attrs_pre_init__")
         for field in attrs.fields(cls):
             assert field.validator is None and field.converter is None and field.on_setattr is None
-    args = (Status.VALID, "signed by x", now(), "src", "nostr:" + "a" * 64, "github:a", "f" * 64, "c", None)
+    args = (
+        Status.VALID,
+        "signed by x",
+        now(),
+        "src",
+        "nostr:" + "a" * 64,
+        "github:a",
+        "f" * 64,
+        "c",
+        None,
+    )
     built, made = claim_check(*args), ClaimCheck(*args)
     assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):

@@ -21,11 +21,18 @@ def make_people(capsys, tmp_path, names):
         added = kez_json(capsys, home, "sigchain", "add-inbox")
         chain = tmp_path / f"{name}.jsonl"
         kez(capsys, home, "sigchain", "export", str(chain))
-        people[name] = {"home": home, "chain": chain, "inbox": added["inbox_key"], "id": added["identity_id"]}
+        people[name] = {
+            "home": home,
+            "chain": chain,
+            "inbox": added["inbox_key"],
+            "id": added["identity_id"],
+        }
     for me in names:
         for other in names:
             if other != me:
-                kez_json(capsys, people[me]["home"], "sigchain", "import", str(people[other]["chain"]))
+                kez_json(
+                    capsys, people[me]["home"], "sigchain", "import", str(people[other]["chain"])
+                )
     return people
 
 

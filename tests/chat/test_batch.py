@@ -68,7 +68,9 @@ def test_bad_envelopes_in_a_batch_are_answered_and_the_rest_stored(chat, three):
     assert isinstance(got[1], EnvelopeError)
     assert isinstance(got[3], MessageRefused) and got[3].reason == "replay"
     assert [g.kind for g in (got[0], got[2], got[4])] == ["message"] * 3
-    assert isinstance(bob.receive_many([envelopes[1]])[0], MessageRefused)  # already seen, next batch too
+    assert isinstance(
+        bob.receive_many([envelopes[1]])[0], MessageRefused
+    )  # already seen, next batch too
     _, entries = run(bob.history(three["alice"]["id"]))
     assert [e.body["text"] for e in entries] == texts(3)
     assert len(bob.store.pending_acks()[three["alice"]["id"]]) == 3
@@ -95,7 +97,9 @@ def test_an_ack_already_back_is_not_moved_back_to_sent(chat, three):
     peer = run(alice.resolve_peer(three["bob"]["id"]))
 
     class Echo(Wire):
-        async def send(self, routing_id, envelope, ctx):  # bob receives and acks before send returns
+        async def send(
+            self, routing_id, envelope, ctx
+        ):  # bob receives and acks before send returns
             await super().send(routing_id, envelope, ctx)
             bob.receive_many([envelope.decode()])
             acks = Wire()
@@ -109,17 +113,28 @@ def test_an_ack_already_back_is_not_moved_back_to_sent(chat, three):
 def test_store_batch_is_one_transaction_and_a_failing_write_undoes_only_itself(chat, three):
     store = chat["bob"].store
     with store.batch():
-        store.add_incoming("a" * 64, three["alice"]["id"], "2026-01-01T00:00:00Z", {"kind": "text", "text": "one"},
-                           stranger=False)
+        store.add_incoming(
+            "a" * 64,
+            three["alice"]["id"],
+            "2026-01-01T00:00:00Z",
+            {"kind": "text", "text": "one"},
+            stranger=False,
+        )
         store.add_contact("kept", three["alice"]["id"])
         with pytest.raises(StoreError):
-            store.add_contact("kept", three["carol"]["id"])  # a second contact of that name: refused
+            store.add_contact(
+                "kept", three["carol"]["id"]
+            )  # a second contact of that name: refused
         with pytest.raises(RuntimeError), store._write() as db:  # a write that fails half way
-            db.execute("INSERT INTO contacts VALUES ('half', ?, NULL, 0, '2026-01-01T00:00:00Z')",
-                       (three["carol"]["id"],))
+            db.execute(
+                "INSERT INTO contacts VALUES ('half', ?, NULL, 0, '2026-01-01T00:00:00Z')",
+                (three["carol"]["id"],),
+            )
             raise RuntimeError("half way")
         assert store._db.in_transaction
-    assert [c.name for c in store.contacts()] == ["kept"]  # the failing writes undid their own part only
+    assert [c.name for c in store.contacts()] == [
+        "kept"
+    ]  # the failing writes undid their own part only
     assert [e.body["text"] for e in store.history(three["alice"]["id"], mark_read=False)] == ["one"]
 
     with pytest.raises(RuntimeError), store.batch():

@@ -21,8 +21,16 @@ from message_cli_helpers import kez_json
 from textual.widgets import DirectoryTree
 
 from kez_cli.chat_app import render
-from kez_cli.chat_app.app import (Bubble, ChatApp, ComposeArea, FilePickScreen, ImageBubble, InfoScreen, PeerItem,
-                                  PromptScreen)
+from kez_cli.chat_app.app import (
+    Bubble,
+    ChatApp,
+    ComposeArea,
+    FilePickScreen,
+    ImageBubble,
+    InfoScreen,
+    PeerItem,
+    PromptScreen,
+)
 from kez_cli.chat_app.session import ChatSession
 from kez_cli.commands.message import _routes
 from kez_cli.directory import ServerDirectory
@@ -46,7 +54,9 @@ def handle_server():
 def session(person, nats_url, handle_server) -> ChatSession:
     store = Keystore(person["home"], registry=default_registry())
     routes = _routes(["--nats-url", nats_url], store, ["nats"], 10.0)
-    return ChatSession(store, store.get(), routes, directory=ServerDirectory(handle_server.url, 10.0), timeout=3.0)
+    return ChatSession(
+        store, store.get(), routes, directory=ServerDirectory(handle_server.url, 10.0), timeout=3.0
+    )
 
 
 async def until(pilot, check, what: str, timeout: float = 30.0) -> None:
@@ -73,9 +83,13 @@ def states(app: ChatApp) -> list[str]:
     return [b.entry_state for b in app.query(Bubble)]
 
 
-def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, handle_server, tmp_path):
+def test_alice_writes_to_a_handle_bob_reads_and_blocks(
+    capsys, three, nats_url, handle_server, tmp_path
+):
     alice, bob = three["alice"], three["bob"]
-    kez_json(capsys, bob["home"], "sigchain", "add", "dns:bob.invalid")  # a claim whose check cannot pass
+    kez_json(
+        capsys, bob["home"], "sigchain", "add", "dns:bob.invalid"
+    )  # a claim whose check cannot pass
     kez_json(capsys, bob["home"], "handle", "register", "bobby", "--server", handle_server.url)
     # Alice does not know Bob's chain beforehand: the handle brings it
     os.remove(alice["home"] / "chains" / (bob["id"].replace(":", "-") + ".jsonl"))
@@ -99,7 +113,9 @@ def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, 
             assert safety_number(alice["id"], bob["id"]).split()[0] in shown
             assert "dns:bob.invalid" in shown
             # its claims get their statuses as `kez verify` gives them
-            await until(pa, lambda: "checking" not in str(a_app.screen.text), "the claim checks", timeout=40)
+            await until(
+                pa, lambda: "checking" not in str(a_app.screen.text), "the claim checks", timeout=40
+            )
             assert any(s in str(a_app.screen.text) for s in ("unreachable", "not_found", "invalid"))
             await pa.press("enter")
             assert a_app.current == bob["id"]
@@ -120,14 +136,21 @@ def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, 
             assert rings == [1]  # a message in a conversation that is not open rings
             b_app.open_peer(alice["id"])
             await pb.pause()
-            assert any("hi bob [b]not bold[/b]" in t and "via nats" in t for t in bubble_texts(b_app))
+            assert any(
+                "hi bob [b]not bold[/b]" in t and "via nats" in t for t in bubble_texts(b_app)
+            )
             assert b_app.service.conversations()[0]["unread"] == 0
 
             # 5. Bob blocks Alice: her next message is dropped
             await pb.press("escape")
             await pb.press("ctrl+b")
-            await until(pb, lambda: (c := b_app.service.store.contact_for(alice["id"])) is not None and c.blocked,
-                        "the block")
+            await until(
+                pb,
+                lambda: (
+                    (c := b_app.service.store.contact_for(alice["id"])) is not None and c.blocked
+                ),
+                "the block",
+            )
             await type_text(pa, "still there?")
             await pa.press("enter")
             await until(pa, lambda: states(a_app)[-1] == "sent", "sent")
@@ -142,7 +165,9 @@ def test_alice_writes_to_a_handle_bob_reads_and_blocks(capsys, three, nats_url, 
             await pa.press("escape")
 
             # search finds what was said, in the service
-            assert [e.body["text"] for e in a_app.service.search(bob["id"], "HI BOB")] == ["hi bob [b]not bold[/b]"]
+            assert [e.body["text"] for e in a_app.service.search(bob["id"], "HI BOB")] == [
+                "hi bob [b]not bold[/b]"
+            ]
             await pa.press("ctrl+q")
             await pb.press("ctrl+q")
 
@@ -179,14 +204,18 @@ def test_badges_and_outside_text():
 
 
 def test_kez_help_does_not_import_textual():
-    code = "import sys\nfrom kez_cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n" \
-           "assert not [m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_serve')], 'textual imported'\n"
+    code = (
+        "import sys\nfrom kez_cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('textual', 'textual_serve')], 'textual imported'\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "chat" in proc.stdout
 
 
-def test_a_file_sent_with_slash_file_or_the_picker_arrives(three, nats_url, handle_server, tmp_path, monkeypatch):
+def test_a_file_sent_with_slash_file_or_the_picker_arrives(
+    three, nats_url, handle_server, tmp_path, monkeypatch
+):
     alice, bob = three["alice"], three["bob"]
     note = tmp_path / "note.txt"
     note.write_bytes(b"a file for bob\n" * 100)
@@ -202,8 +231,11 @@ def test_a_file_sent_with_slash_file_or_the_picker_arrives(three, nats_url, hand
             a_app.query_one(ComposeArea).focus()
             await type_text(pa, f"/file {note}")
             await pa.press("enter")
-            await until(pb, lambda: any("note.txt" in t and "saved to" in t for t in bubble_texts(b_app)),
-                        "the file at bob's")
+            await until(
+                pb,
+                lambda: any("note.txt" in t and "saved to" in t for t in bubble_texts(b_app)),
+                "the file at bob's",
+            )
             await until(pa, lambda: states(a_app) == ["delivered"], "the file delivered")
             [entry] = (await b_app.service.history(alice["id"]))[1]
             assert open(entry.to_json()["file"]["path"], "rb").read() == note.read_bytes()
@@ -218,7 +250,11 @@ def test_a_file_sent_with_slash_file_or_the_picker_arrives(three, nats_url, hand
             await pa.press("ctrl+t")
             await until(pa, lambda: isinstance(a_app.screen, FilePickScreen), "the picker")
             tree = a_app.screen.query_one(DirectoryTree)
-            await until(pa, lambda: tree.cursor_node is not None and len(tree.root.children) >= 2, "the folder")
+            await until(
+                pa,
+                lambda: tree.cursor_node is not None and len(tree.root.children) >= 2,
+                "the folder",
+            )
             assert Path(tree.path) == tmp_path
 
             async def down_to(name: str) -> None:
@@ -233,7 +269,9 @@ def test_a_file_sent_with_slash_file_or_the_picker_arrives(three, nats_url, hand
             await until(pa, lambda: tree.cursor_node.children, "the folder's files")
             await down_to("sky.txt")  # the picture, named as if it were text
             await pa.press("enter")
-            await until(pa, lambda: not isinstance(a_app.screen, FilePickScreen), "the picker to close")
+            await until(
+                pa, lambda: not isinstance(a_app.screen, FilePickScreen), "the picker to close"
+            )
             await until(pb, lambda: b_app.query(ImageBubble), "the picture at bob's")
             [picture] = b_app.query(ImageBubble)
             await until(pb, lambda: picture.query(".image"), "the picture shown inline")
@@ -255,14 +293,18 @@ def _fake_program(folder, name: str, log) -> None:
     script.chmod(0o755)
 
 
-def test_notifications_file_progress_save_and_open(three, nats_url, handle_server, tmp_path, monkeypatch):
+def test_notifications_file_progress_save_and_open(
+    three, nats_url, handle_server, tmp_path, monkeypatch
+):
     alice, bob = three["alice"], three["bob"]
     bin_dir, calls = tmp_path / "bin", tmp_path / "calls.txt"
     _fake_program(bin_dir, "notify-send", calls)
     _fake_program(bin_dir, "xdg-open", calls)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     big = tmp_path / "photo.bin"
-    big.write_bytes(os.urandom(1800 * 1024))  # chunked: more than INLINE_MAX, 4 chunks of 511 KiB over NATS
+    big.write_bytes(
+        os.urandom(1800 * 1024)
+    )  # chunked: more than INLINE_MAX, 4 chunks of 511 KiB over NATS
     a_app = ChatApp(session(alice, nats_url, handle_server))
     b_app = ChatApp(session(bob, nats_url, handle_server), desktop_notify=True)
     statuses: list[str] = []
@@ -283,14 +325,24 @@ def test_notifications_file_progress_save_and_open(three, nats_url, handle_serve
             # a message in a conversation Bob has not open: a desktop notification (notify-send)
             await type_text(pa, "look at this")
             await pa.press("enter")
-            await until(pb, lambda: calls.exists() and "look at this" in calls.read_text(), "the notification")
+            await until(
+                pb,
+                lambda: calls.exists() and "look at this" in calls.read_text(),
+                "the notification",
+            )
             assert f"kez: {alice['id'][:21]}…" in calls.read_text()
             # a chunked file: "Receiving N/M…" while its chunks arrive, gone once it is complete
             await type_text(pa, f"/file {big}")
             await pa.press("enter")
-            await until(pa, lambda: states(a_app)[-1:] == ["delivered"] and len(states(a_app)) == 2, "delivered")
+            await until(
+                pa,
+                lambda: states(a_app)[-1:] == ["delivered"] and len(states(a_app)) == 2,
+                "delivered",
+            )
             await until(pb, lambda: not b_app.receiving, "the file complete")
-            assert any("Receiving file 1/4…" in s for s in statuses), statuses  # chunks come before the name
+            assert any("Receiving file 1/4…" in s for s in statuses), (
+                statuses
+            )  # chunks come before the name
             assert "Receiving" not in str(b_app.query_one("#status").render())
             # Bob opens the conversation, saves a copy (ctrl+s) and opens the file (ctrl+o)
             b_app.open_peer(alice["id"])
@@ -310,7 +362,9 @@ def test_notifications_file_progress_save_and_open(three, nats_url, handle_serve
             await until(pb, lambda: "photo" in calls.read_text().splitlines()[-1], "xdg-open")
             saved = calls.read_text().splitlines()[-1]
             assert open(saved, "rb").read() == big.read_bytes()
-            assert "kez: " in calls.read_text() and "file photo.bin" in calls.read_text()  # its notification
+            assert (
+                "kez: " in calls.read_text() and "file photo.bin" in calls.read_text()
+            )  # its notification
 
     asyncio.run(run())
 
@@ -366,10 +420,22 @@ def test_outside_text_never_reaches_the_screen_raw(name, body, unread):
     from kez_core.chat import Entry
 
     line = render.conversation_line({"peer": "x", "handle": name, "unread": unread})
-    entry = Entry("k", "p", "in", "sent", "2026-12-06T10:00:00Z", False, True, {"kind": "text", "text": body}, name)
+    entry = Entry(
+        "k",
+        "p",
+        "in",
+        "sent",
+        "2026-12-06T10:00:00Z",
+        False,
+        True,
+        {"kind": "text", "text": body},
+        name,
+    )
     shown = render.bubble(entry, datetime(2026, 12, 6, tzinfo=UTC))
     for text in (line.plain, shown.plain):
-        assert not [c for c in text if is_unsafe(c) and c not in "\n\t"]  # a body keeps its lines and tabs
+        assert not [
+            c for c in text if is_unsafe(c) and c not in "\n\t"
+        ]  # a body keeps its lines and tabs
     assert shown.spans == [s for s in shown.spans if s.style == "dim"]  # no markup became style
 
 
@@ -386,8 +452,13 @@ def test_a_lost_connection_shows_and_so_does_its_recovery(three, handle_server):
                 server.stop()
                 await until(pilot, lambda: app.links["nats"].startswith("lost"), "the loss")
                 assert "lost" in str(app.query_one("#status").render())
-                again.append(subprocess.Popen([nats_server_binary(), "-a", "127.0.0.1", "-p", str(server.port)],
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                again.append(
+                    subprocess.Popen(
+                        [nats_server_binary(), "-a", "127.0.0.1", "-p", str(server.port)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
                 await until(pilot, lambda: app.links["nats"] == "live", "the recovery", timeout=40)
                 await pilot.press("ctrl+q")
 
@@ -407,8 +478,12 @@ def test_kez_chat_web_serves_the_app_on_localhost(three):
 
     port = free_port()
     env = {**os.environ, "KEZ_HOME": str(three["alice"]["home"]), "KEZ_PASSPHRASE": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "kez_cli", "chat", "--web", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kez_cli", "chat", "--web", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -38,7 +38,10 @@ def listen(home, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "KEZ_HOME": str(home), "KEZ_PASSPHRASE": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -68,8 +71,17 @@ def test_write_to_a_handle_and_see_it_delivered(capsys, three, nats_url, handle_
     nats = ["--via", "nats", "--nats-url", nats_url]
     alice_ears = listen(alice["home"], *nats, "--count", "1", "--wait", "60")
     bob_ears = listen(bob["home"], *nats, "--count", "1", "--wait", "60")
-    sent = kez_json(capsys, alice["home"], "message", "send", "bobby@example.org", "hi bob ✓", *nats,
-                    "--handle-server", handle_server.url)
+    sent = kez_json(
+        capsys,
+        alice["home"],
+        "message",
+        "send",
+        "bobby@example.org",
+        "hi bob ✓",
+        *nats,
+        "--handle-server",
+        handle_server.url,
+    )
     assert [(s["state"], s["sent"], s["recipient"]) for s in sent] == [("sent", True, bob["id"])]
 
     [got] = finish(bob_ears)
@@ -78,17 +90,41 @@ def test_write_to_a_handle_and_see_it_delivered(capsys, three, nats_url, handle_
     assert ack["kind"] == "ack" and ack["from"] == bob["id"] and ack["delivered"] == [sent[0]["id"]]
 
     history = kez_json(capsys, alice["home"], "message", "history", "bobby@example.org")
-    assert history == [{"id": sent[0]["id"], "direction": "out", "state": "delivered",
-                        "created_at": history[0]["created_at"], "text": "hi bob ✓", "via": "nats"}]
+    assert history == [
+        {
+            "id": sent[0]["id"],
+            "direction": "out",
+            "state": "delivered",
+            "created_at": history[0]["created_at"],
+            "text": "hi bob ✓",
+            "via": "nats",
+        }
+    ]
     [conv] = kez_json(capsys, bob["home"], "message", "conversations")
     assert (conv["peer"], conv["unread"], conv["stranger"]) == (alice["id"], 1, True)
     [entry] = kez_json(capsys, bob["home"], "message", "history", alice["id"])
-    assert (entry["direction"], entry["text"], entry["stranger"], entry["via"]) == ("in", "hi bob ✓", True, "nats")
+    assert (entry["direction"], entry["text"], entry["stranger"], entry["via"]) == (
+        "in",
+        "hi bob ✓",
+        True,
+        "nats",
+    )
     assert kez_json(capsys, bob["home"], "message", "conversations")[0]["unread"] == 0
 
     # the handle server is gone: the pinned chain carries the conversation on
-    code, out, err = kez(capsys, alice["home"], "message", "send", "bobby@example.org", "still there?", *nats,
-                         "--handle-server", "http://127.0.0.1:9", "--timeout", "2")
+    code, out, err = kez(
+        capsys,
+        alice["home"],
+        "message",
+        "send",
+        "bobby@example.org",
+        "still there?",
+        *nats,
+        "--handle-server",
+        "http://127.0.0.1:9",
+        "--timeout",
+        "2",
+    )
     assert code == 0, err
     assert "using the pinned chain of bobby@example.org" in err and "sent" in out
 
@@ -96,13 +132,38 @@ def test_write_to_a_handle_and_see_it_delivered(capsys, three, nats_url, handle_
 def test_a_handle_that_now_names_someone_else_is_refused(capsys, three, nats_url, handle_server):
     alice, bob, carol = three["alice"], three["bob"], three["carol"]
     kez_json(capsys, bob["home"], "handle", "register", "bobby", "--server", handle_server.url)
-    kez_json(capsys, alice["home"], "contact", "add", "Bob", "bobby@example.org", "--handle-server", handle_server.url)
+    kez_json(
+        capsys,
+        alice["home"],
+        "contact",
+        "add",
+        "Bob",
+        "bobby@example.org",
+        "--handle-server",
+        handle_server.url,
+    )
     [contact] = kez_json(capsys, alice["home"], "contact", "list")
-    assert (contact["name"], contact["identity"], contact["handle"]) == ("Bob", bob["id"], "bobby@example.org")
+    assert (contact["name"], contact["identity"], contact["handle"]) == (
+        "Bob",
+        bob["id"],
+        "bobby@example.org",
+    )
     with running_server() as other:  # another server says bobby@example.org is Carol
         kez_json(capsys, carol["home"], "handle", "register", "bobby", "--server", other.url)
-        code, _, err = kez(capsys, alice["home"], "message", "send", "bobby@example.org", "hi",
-                           "--via", "nats", "--nats-url", nats_url, "--handle-server", other.url)
+        code, _, err = kez(
+            capsys,
+            alice["home"],
+            "message",
+            "send",
+            "bobby@example.org",
+            "hi",
+            "--via",
+            "nats",
+            "--nats-url",
+            nats_url,
+            "--handle-server",
+            other.url,
+        )
     assert code == 1 and "pinned to" in err and "Traceback" not in err
     assert kez_json(capsys, alice["home"], "message", "history", "Bob") == []
 
@@ -136,7 +197,9 @@ def test_an_encrypted_identity_keeps_its_history_encrypted(capsys, tmp_path, mon
     kez_json(capsys, home, "sigchain", "init")
     added = kez_json(capsys, home, "sigchain", "add-inbox")
     own_chain = home / "chains" / (added["identity_id"].replace(":", "-") + ".jsonl")
-    sealed = kez_json(capsys, home, "message", "seal", "--to", str(own_chain), "--text", "note to self")
+    sealed = kez_json(
+        capsys, home, "message", "seal", "--to", str(own_chain), "--text", "note to self"
+    )
     opened = kez_json(capsys, home, "message", "open", sealed[0]["envelope"])
     assert opened[0]["kind"] == "message"
     folder = home / "identities" / "dana"

@@ -32,11 +32,19 @@ def png_bytes(size=(64, 32), color=(200, 40, 40)) -> bytes:
 
 def bomb_png(side: int = 50_000) -> bytes:
     """A PNG whose header claims side x side pixels, with almost no data: a decompression bomb's shape."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_a_picture_is_known_by_its_bytes():
@@ -74,9 +82,25 @@ def test_preview_decodes_small_and_refuses_hostile(tmp_path):
 def _received(store, key: str, path: Path, name: str, minutes: int) -> None:
     from chat_offline import _at
 
-    store.add_incoming(key, BOB, _at(minutes), {"kind": "file", "file": {
-        "name": name, "size": path.stat().st_size, "sha256": "0" * 64, "state": "complete", "path": str(path),
-        "transfer": key * 8, "count": 1}}, stranger=False, ack=False)
+    store.add_incoming(
+        key,
+        BOB,
+        _at(minutes),
+        {
+            "kind": "file",
+            "file": {
+                "name": name,
+                "size": path.stat().st_size,
+                "sha256": "0" * 64,
+                "state": "complete",
+                "path": str(path),
+                "transfer": key * 8,
+                "count": 1,
+            },
+        },
+        stranger=False,
+        ack=False,
+    )
 
 
 def pictures_app(tmp_path):
@@ -118,13 +142,17 @@ def test_a_received_picture_shows_inline_and_a_broken_one_stays_a_card(tmp_path)
             assert set(pictures) == {"cat.png", "broken.png"}  # notes.jpg is text: a plain card
             assert any("notes.jpg" in str(b.render()) for b in app.query(Bubble))
             cat, broken = pictures["cat.png"], pictures["broken.png"]
-            await until(pilot, lambda: cat.query(".image") and broken.failed, "the pictures decoded")
+            await until(
+                pilot, lambda: cat.query(".image") and broken.failed, "the pictures decoded"
+            )
             [image] = cat.query(".image")
             assert image.size.width > 0 and image.size.height > 0
             assert 'picture "cat.png" (' in str(cat.query_one(".card").render())
             assert not broken.query(".image")
             card = str(broken.query_one(".card").render())
-            assert 'file "broken.png" (' in card and "saved to" in card and "not shown" in card  # the file card
+            assert (
+                'file "broken.png" (' in card and "saved to" in card and "not shown" in card
+            )  # the file card
             # the app goes on: the conversation still answers keys
             await pilot.press("f1")
             await pilot.press("escape")
@@ -179,7 +207,9 @@ def test_save_and_open_ask_which_file_and_where(tmp_path, monkeypatch):
     asyncio.run(run())
 
 
-@pytest.mark.parametrize("size", [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")])
+@pytest.mark.parametrize(
+    "size", [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+)
 def test_snapshot_a_received_picture(snap_compare, tmp_path, size):
     """Bob's thread with a picture shown inline (half-blocks: what Pilot's terminal gets), a
     broken picture as its file card with the reason, and a text file named .jpg as a card."""
@@ -187,7 +217,9 @@ def test_snapshot_a_received_picture(snap_compare, tmp_path, size):
 
     import shutil
 
-    folder = Path("/tmp/kez-chat-snapshot-pictures")  # a fixed folder: the cards show the files' paths
+    folder = Path(
+        "/tmp/kez-chat-snapshot-pictures"
+    )  # a fixed folder: the cards show the files' paths
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir()
     app, _ = pictures_app(folder)
@@ -195,7 +227,11 @@ def test_snapshot_a_received_picture(snap_compare, tmp_path, size):
     async def open_bob(pilot) -> None:
         app.open_peer(BOB)
         await pilot.pause()
-        await until(pilot, lambda: all(b.query(".image") or b.failed for b in app.query(ImageBubble)), "decoded")
+        await until(
+            pilot,
+            lambda: all(b.query(".image") or b.failed for b in app.query(ImageBubble)),
+            "decoded",
+        )
         app.query_one("#messages").scroll_end(animate=False)
         await pilot.pause()
 

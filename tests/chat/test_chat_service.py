@@ -83,8 +83,12 @@ def test_message_moves_sending_sent_delivered_through_the_ack(chat, three):
     _, [entry] = run(chat["alice"].history(three["bob"]["id"]))
     assert entry.state == "delivered"
     assert entry.to_json() == {
-        "id": result.key, "direction": "out", "state": "delivered",
-        "created_at": entry.created_at, "text": "hi bob", "via": "wire",
+        "id": result.key,
+        "direction": "out",
+        "state": "delivered",
+        "created_at": entry.created_at,
+        "text": "hi bob",
+        "via": "wire",
     }
 
 
@@ -119,22 +123,37 @@ def test_forged_acks_change_nothing(chat, three):
     carol_signer = carol.signer(None, lambda: None)
 
     # 1. Carol acks Alice's message to Bob in her own name: not a message to Carol
-    own = create_message(carol_signer, sender_identity=three["carol"]["id"], recipient=three["alice"]["id"],
-                         inbox_key=alice_inbox, body=ack_body([message_id]))
+    own = create_message(
+        carol_signer,
+        sender_identity=three["carol"]["id"],
+        recipient=three["alice"]["id"],
+        inbox_key=alice_inbox,
+        body=ack_body([message_id]),
+    )
     got = chat["alice"].receive(seal(own.canonical(), alice_inbox))
     assert got.kind == "ack" and got.delivered == ()
 
     # 2. Carol signs an ack that says it is from Bob: Bob's chain does not allow her key
-    posing = create_message(carol_signer, sender_identity=three["bob"]["id"], recipient=three["alice"]["id"],
-                            inbox_key=alice_inbox, body=ack_body([message_id]))
+    posing = create_message(
+        carol_signer,
+        sender_identity=three["bob"]["id"],
+        recipient=three["alice"]["id"],
+        inbox_key=alice_inbox,
+        body=ack_body([message_id]),
+    )
     with pytest.raises(MessageRefused) as refused:
         chat["alice"].receive(seal(posing.canonical(), alice_inbox))
     assert refused.value.reason == "sender_not_allowed"
 
     # 3. Bob acks an id Alice never sent him
     bob_signer = Keystore(three["bob"]["home"]).signer(None, lambda: None)
-    other = create_message(bob_signer, sender_identity=three["bob"]["id"], recipient=three["alice"]["id"],
-                           inbox_key=alice_inbox, body=ack_body(["0" * 64]))
+    other = create_message(
+        bob_signer,
+        sender_identity=three["bob"]["id"],
+        recipient=three["alice"]["id"],
+        inbox_key=alice_inbox,
+        body=ack_body(["0" * 64]),
+    )
     assert chat["alice"].receive(seal(other.canonical(), alice_inbox)).delivered == ()
 
     assert [e.state for e in run(chat["alice"].history(three["bob"]["id"]))[1]] == ["sent"]
@@ -145,7 +164,9 @@ def test_an_ack_from_an_unknown_chain_changes_nothing(chat, three):
     send(chat, "alice", three["bob"]["id"], "x", wire)
     chat["bob"].receive(wire.sent[0][1])
     run(chat["bob"].flush_acks(route(acks)))
-    Keystore(three["alice"]["home"]).chain_path(three["bob"]["id"]).unlink()  # Alice forgets Bob's chain
+    Keystore(three["alice"]["home"]).chain_path(
+        three["bob"]["id"]
+    ).unlink()  # Alice forgets Bob's chain
     got = chat["alice"].receive(acks.sent[0][1])
     assert got.kind == "ack" and not got.sender_checked and got.delivered == ()
 
@@ -188,7 +209,9 @@ def test_contacts_strangers_and_blocked_senders(chat, three):
     send(chat, "alice", three["bob"]["id"], "blocked", wire)
     assert bob.receive(wire.sent[-1][1]).kind == "dropped"
     assert [e.body["text"] for e in run(bob.history("Alice"))[1]] == ["from a stranger"]
-    assert bob.store.pending_acks() == {three["alice"]["id"]: [entries[0].key]}  # no ack for a dropped one
+    assert bob.store.pending_acks() == {
+        three["alice"]["id"]: [entries[0].key]
+    }  # no ack for a dropped one
 
     run(bob.block("Alice", blocked=False))
     bob.remove_contact("Alice")
@@ -204,7 +227,9 @@ def test_peer_names(chat, three):
     alice = chat["alice"]
     assert run(alice.resolve_peer(str(three["bob"]["chain"]))).identity == three["bob"]["id"]
     assert run(alice.resolve_peer(three["bob"]["id"])).identity == three["bob"]["id"]
-    assert run(alice.resolve_peer("alice")).identity == three["alice"]["id"]  # a local identity name
+    assert (
+        run(alice.resolve_peer("alice")).identity == three["alice"]["id"]
+    )  # a local identity name
     with pytest.raises(KezError) as err:
         run(alice.resolve_peer("nobody-at-all"))
     assert "no handle, chain file, contact" in err.value.message
@@ -233,7 +258,9 @@ def test_each_message_keeps_the_transports_it_went_and_came_by(chat, three):
     _, [inc] = run(chat["bob"].history(three["alice"]["id"]))
     assert inc.via == "nats, nostr"
     failed = send(chat, "alice", three["bob"]["id"], "lost", Wire(fail=True))
-    assert [e.via for e in run(chat["alice"].history(three["bob"]["id"]))[1] if e.key == failed.key] == [None]
+    assert [
+        e.via for e in run(chat["alice"].history(three["bob"]["id"]))[1] if e.key == failed.key
+    ] == [None]
 
 
 def test_bodies_are_encrypted_at_rest(chat, three):
@@ -280,7 +307,13 @@ def test_inbox_keys_renew_on_their_last_day(chat, three):
     assert alice.renew_inbox() is None
     # and messages sealed to the new key open here
     wire = Wire()
-    send(chat, "bob", str(Keystore(three["alice"]["home"]).chain_path(three["alice"]["id"])), "to the new key", wire)
+    send(
+        chat,
+        "bob",
+        str(Keystore(three["alice"]["home"]).chain_path(three["alice"]["id"])),
+        "to the new key",
+        wire,
+    )
     assert alice.receive(wire.sent[0][1]).message.inbox_key == new_key
 
 
@@ -357,9 +390,14 @@ def test_a_new_picture_key_goes_to_contacts_and_own_other_devices_not_to_removed
     alice.sender_chains[alice.identity] = attrs.evolve(
         chain,
         devices={**chain.devices, phone: "phone"},
-        inbox_keys={**chain.inbox_keys, phone: InboxKey(phone_secret.key_id, phone, mine.expires_at, 99, phone)},
+        inbox_keys={
+            **chain.inbox_keys,
+            phone: InboxKey(phone_secret.key_id, phone, mine.expires_at, 99, phone),
+        },
     )
-    assert [k.key for k in own_devices_peer(alice).chain.current_inbox_keys(alice.clock())] == [phone_secret.key_id]
+    assert [k.key for k in own_devices_peer(alice).chain.current_inbox_keys(alice.clock())] == [
+        phone_secret.key_id
+    ]
 
     alice.remove_contact("carol")
     wire = Wire()
@@ -370,8 +408,14 @@ def test_a_new_picture_key_goes_to_contacts_and_own_other_devices_not_to_removed
     got = chat["bob"].receive(wire.sent[0][1])
     assert got.kind == "profile_key"
     # the phone opens its envelope (sealed to its inbox key, addressed to alice's identity)
-    message = open_envelope(wire.sent[1][1], [phone_secret], identity=alice.identity, replay=None,
-                            registry=alice.keystore.registry, sender_chain=lambda m: None)
+    message = open_envelope(
+        wire.sent[1][1],
+        [phone_secret],
+        identity=alice.identity,
+        replay=None,
+        registry=alice.keystore.registry,
+        sender_chain=lambda m: None,
+    )
     assert message.body["kind"] == "profile_key" and message.body["key"] == (b"n" * 32).hex()
     # this device's own inbox key got nothing
     own_routes = {routing_id(r.key) for r in InboxKeyring(alice.folder).records()}
@@ -379,4 +423,6 @@ def test_a_new_picture_key_goes_to_contacts_and_own_other_devices_not_to_removed
 
     # a cut wire: every share fails, reported, never raised
     failed = run(alice.share_profile_key(body, route(Wire(fail=True))))
-    assert [s.sent for s in failed] == [False, False] and failed[0].error["message"] == "the wire is cut"
+    assert [s.sent for s in failed] == [False, False] and failed[0].error[
+        "message"
+    ] == "the wire is cut"

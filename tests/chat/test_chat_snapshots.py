@@ -84,7 +84,9 @@ def test_a_long_thread_is_a_window_and_page_up_at_its_top_shows_more(tmp_path):
             thread.focus()
             await settled_at_the_bottom(pilot, thread)
             first = list(app.query(Bubble))[0]
-            for _ in range(20):  # page-ups until one would reach the top: it mounts the window before
+            for _ in range(
+                20
+            ):  # page-ups until one would reach the top: it mounts the window before
                 before = (thread.scroll_y, first.region.y)
                 await pilot.press("pageup")
                 await pilot.pause()
@@ -138,7 +140,9 @@ def test_the_window_slides_and_stays_bounded(tmp_path):
             assert "message 499 from bob" in texts()[-1]
             assert len(texts()) <= THREAD_MOUNTED and app.shown_from > top
             keys = [f"message {i}" for i in range(500 - len(texts()), 500)]
-            assert [t.split(" from")[0].split(" to")[0] for t in texts()] == keys  # in order, none lost
+            assert [
+                t.split(" from")[0].split(" to")[0] for t in texts()
+            ] == keys  # in order, none lost
             # scrolled back, a message sent (its local echo) brings the latest window back
             for _ in range(30):
                 await pilot.press("pageup")

@@ -26,7 +26,11 @@ def test_open_body_answers_any_blob_with_a_body_or_a_decode_error(blob, row):
 
 
 @given(
-    st.dictionaries(st.text(max_size=10), st.one_of(st.text(max_size=30), st.integers(), st.booleans()), max_size=5),
+    st.dictionaries(
+        st.text(max_size=10),
+        st.one_of(st.text(max_size=30), st.integers(), st.booleans()),
+        max_size=5,
+    ),
     st.text(min_size=1, max_size=20),
 )
 def test_a_sealed_body_opens_only_on_its_own_row(body, row):
@@ -65,9 +69,16 @@ def _writer(path: str, who: str, n: int) -> None:
     store = ChatStore(path, KEY)
     for i in range(n):
         key = f"{who}-{i}"
-        store.add_outgoing(key, "ed25519:" + "a" * 64, "2026-01-01T00:00:00Z", {"kind": "text", "text": key})
-        store.add_incoming(f"in-{key}", "ed25519:" + "b" * 64, "2026-01-01T00:00:00Z",
-                           {"kind": "text", "text": key}, stranger=True)
+        store.add_outgoing(
+            key, "ed25519:" + "a" * 64, "2026-01-01T00:00:00Z", {"kind": "text", "text": key}
+        )
+        store.add_incoming(
+            f"in-{key}",
+            "ed25519:" + "b" * 64,
+            "2026-01-01T00:00:00Z",
+            {"kind": "text", "text": key},
+            stranger=True,
+        )
         store.set_state(key, "sent", only_from=("sending",))
     store.close()
 
@@ -104,13 +115,29 @@ def test_a_window_of_a_history(tmp_path):
     store = ChatStore(tmp_path / "chat.db", KEY)
     with store.batch():
         for i in range(30):
-            store.add_incoming(f"m{i}", "peer", f"2026-12-06T10:{i:02d}:00Z", {"kind": "text", "text": str(i)},
-                               stranger=False, ack=False)
-    store.add_incoming("other", "someone else", "2026-12-06T11:00:00Z", {"kind": "text", "text": "x"}, stranger=True)
+            store.add_incoming(
+                f"m{i}",
+                "peer",
+                f"2026-12-06T10:{i:02d}:00Z",
+                {"kind": "text", "text": str(i)},
+                stranger=False,
+                ack=False,
+            )
+    store.add_incoming(
+        "other",
+        "someone else",
+        "2026-12-06T11:00:00Z",
+        {"kind": "text", "text": "x"},
+        stranger=True,
+    )
     assert store.history_length("peer") == 30 and store.history_length("nobody") == 0
     every = store.history("peer", mark_read=False)
-    assert [e.key for e in store.history("peer", mark_read=False, start=25)] == [e.key for e in every[25:]]
-    assert [e.key for e in store.history("peer", mark_read=False, start=10, limit=5)] == [e.key for e in every[10:15]]
+    assert [e.key for e in store.history("peer", mark_read=False, start=25)] == [
+        e.key for e in every[25:]
+    ]
+    assert [e.key for e in store.history("peer", mark_read=False, start=10, limit=5)] == [
+        e.key for e in every[10:15]
+    ]
     assert store.history("peer", mark_read=False, start=40) == []
     assert store.history("peer", mark_read=False, limit=0) == []
     # reading the latest window marks the conversation read

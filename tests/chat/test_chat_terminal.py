@@ -33,7 +33,9 @@ def alice_and_bob(capsys, tmp_path, monkeypatch):
     """Alice with a passphrase (the app asks for it), Bob a contact of hers named "bob"."""
     import importlib.util  # this folder's conftest by path: `conftest` may name another folder's in a full run
 
-    spec = importlib.util.spec_from_file_location("chat_conftest", Path(__file__).with_name("conftest.py"))
+    spec = importlib.util.spec_from_file_location(
+        "chat_conftest", Path(__file__).with_name("conftest.py")
+    )
     helpers = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(helpers)
     make_people = helpers.make_people
@@ -61,7 +63,9 @@ def seed_history(home: Path, peer: str) -> None:
     store = Keystore(home, registry=default_registry())
     service = MessagingService(store, store.get(), lambda: PASSPHRASE.encode())
     try:
-        service.store.add_outgoing("seeded-1", peer, "2026-12-06T10:00:00Z", {"kind": "text", "text": "seeded"})
+        service.store.add_outgoing(
+            "seeded-1", peer, "2026-12-06T10:00:00Z", {"kind": "text", "text": "seeded"}
+        )
     finally:
         service.close()
 
@@ -80,8 +84,14 @@ class Tmux:
         self.env: dict[str, str] | None = None
 
     def __call__(self, *args: str) -> str:
-        return subprocess.run([*self.base, *args], check=True, capture_output=True, text=True, timeout=30,
-                              env=self.env).stdout
+        return subprocess.run(
+            [*self.base, *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=self.env,
+        ).stdout
 
     def screen(self) -> str:
         return self("capture-pane", "-p", "-t", "chat")
@@ -104,16 +114,23 @@ class Tmux:
             time.sleep(0.1)
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")
+@pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"
+)
 def test_kez_chat_in_tmux(alice_and_bob, tmp_path):
     home, bob = alice_and_bob
     with running_nats_server() as nats:
-        command = subprocess.list2cmdline([sys.executable, "-m", "kez_cli", "chat", "--via", "nats",
-                                           "--nats-url", nats.url])
+        command = subprocess.list2cmdline(
+            [sys.executable, "-m", "kez_cli", "chat", "--via", "nats", "--nats-url", nats.url]
+        )
         tmux = Tmux(tmp_path / "tmux.sock")
         tmux.env = _env(home)
-        env_args = [a for k, v in _env(home).items() if k in ("KEZ_HOME", "PATH", "HOME", "COLORTERM")
-                    for a in ("-e", f"{k}={v}")]
+        env_args = [
+            a
+            for k, v in _env(home).items()
+            if k in ("KEZ_HOME", "PATH", "HOME", "COLORTERM")
+            for a in ("-e", f"{k}={v}")
+        ]
         tmux("new-session", "-d", "-s", "chat", "-x", "80", "-y", "24", *env_args, command)
         try:
             tmux.wait_for("Passphrase for identity alice")
@@ -133,7 +150,9 @@ def test_kez_chat_in_tmux(alice_and_bob, tmp_path):
             shown = tmux.wait_for("Safety number")
             assert bob["id"][:30] in shown.replace("\n", "")
             tmux("send-keys", "-t", "chat", "Enter")
-            tmux.wait_gone("Safety number")  # keys sent before the screen closes would go to it (a loaded machine)
+            tmux.wait_gone(
+                "Safety number"
+            )  # keys sent before the screen closes would go to it (a loaded machine)
             tmux("send-keys", "-t", "chat", "-l", "hello from tmux [b]x[/b]")
             tmux("send-keys", "-t", "chat", "Enter")
             shown = tmux.wait_for("via nats")
@@ -144,7 +163,9 @@ def test_kez_chat_in_tmux(alice_and_bob, tmp_path):
             assert any(line.lstrip(" │").startswith("bob") for line in lines)  # the sidebar row
             tmux("send-keys", "-t", "chat", "C-q")
             deadline = time.monotonic() + 15
-            while "chat" in subprocess.run([*tmux.base, "ls"], capture_output=True, text=True).stdout:
+            while (
+                "chat" in subprocess.run([*tmux.base, "ls"], capture_output=True, text=True).stdout
+            ):
                 assert time.monotonic() < deadline, "kez chat did not quit on ctrl+q"
                 time.sleep(0.2)
         finally:
@@ -165,7 +186,9 @@ def _browser_skip() -> str | None:
     return None
 
 
-ANSI = re.compile(r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[\]P_^][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b.")
+ANSI = re.compile(
+    r"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[\]P_^][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b."
+)
 
 
 @pytest.mark.skipif(_browser_skip() is not None, reason=str(_browser_skip()))
@@ -175,8 +198,13 @@ def test_kez_chat_web_in_headless_chromium(alice_and_bob, tmp_path):
     home, bob = alice_and_bob
     seed_history(home, bob["id"])
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "kez_cli", "chat", "--web", "--port", str(port)], env=_env(home),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kez_cli", "chat", "--web", "--port", str(port)],
+        env=_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     received: list[str] = []
 
     def seen() -> str:
@@ -187,17 +215,24 @@ def test_kez_chat_web_in_headless_chromium(alice_and_bob, tmp_path):
         while text not in seen():
             if time.monotonic() > deadline:
                 page.screenshot(path=str(tmp_path / "page.png"))
-                raise AssertionError(f"{text!r} never shown (screenshot: {tmp_path / 'page.png'}); "
-                                     f"the page got: {seen()[-2000:]!r}")
+                raise AssertionError(
+                    f"{text!r} never shown (screenshot: {tmp_path / 'page.png'}); "
+                    f"the page got: {seen()[-2000:]!r}"
+                )
             page.wait_for_timeout(200)
 
     def frame(payload: str | bytes) -> None:
-        received.append(payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload)
+        received.append(
+            payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+        )
 
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=_chromium(), headless=True,
-                                        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+            browser = p.chromium.launch(
+                executable_path=_chromium(),
+                headless=True,
+                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+            )
             try:
                 page = browser.new_page(viewport={"width": 1280, "height": 800})
                 page.on("websocket", lambda ws: ws.on("framereceived", frame))

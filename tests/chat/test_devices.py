@@ -40,7 +40,16 @@ def add_laptop(capsys, tmp_path, three):
     home = tmp_path / "alice-laptop"
     kez_json(capsys, home, "identity", "new", "--name", "laptop", "--no-passphrase")
     secret = home / "identities" / "laptop" / "secret.pem"
-    added = kez_json(capsys, alice["home"], "sigchain", "add-device", "--name", "laptop", "--device-key", str(secret))
+    added = kez_json(
+        capsys,
+        alice["home"],
+        "sigchain",
+        "add-device",
+        "--name",
+        "laptop",
+        "--device-key",
+        str(secret),
+    )
     kez(capsys, alice["home"], "sigchain", "export", str(alice["chain"]))
     for name in ("alice", "bob", "carol"):  # the laptop knows the same people
         kez_json(capsys, home, "sigchain", "import", str(three[name]["chain"]))
@@ -74,7 +83,9 @@ def send(chat, sender, to, text, wire):
 
 
 def history(chat, who, peer):
-    return [(e.key, e.direction, e.state, e.body.get("text")) for e in run(chat[who].history(peer))[1]]
+    return [
+        (e.key, e.direction, e.state, e.body.get("text")) for e in run(chat[who].history(peer))[1]
+    ]
 
 
 # ---------------------------------------------------------------- one inbox key per device
@@ -84,13 +95,21 @@ def test_each_device_publishes_its_own_inbox_key_and_senders_seal_to_each(device
     laptop, chat = devices
     chain = run(chat["bob"].resolve_peer(three["alice"]["id"])).chain
     own = chain.inbox_keys[laptop["device"]]
-    assert (own.key, own.added_by) == (laptop["inbox"], laptop["device"])  # the device signed its add_inbox
+    assert (own.key, own.added_by) == (
+        laptop["inbox"],
+        laptop["device"],
+    )  # the device signed its add_inbox
     assert chain.role_of(laptop["device"]) == "device"
-    assert {k.key for k in chain.current_inbox_keys(now())} == {three["alice"]["inbox"], laptop["inbox"]}
+    assert {k.key for k in chain.current_inbox_keys(now())} == {
+        three["alice"]["inbox"],
+        laptop["inbox"],
+    }
 
     wire = Wire()
     result = send(chat, "bob", three["alice"]["id"], "to both of you", wire)
-    assert sorted(d.inbox_key for d in result.deliveries) == sorted([three["alice"]["inbox"], laptop["inbox"]])
+    assert sorted(d.inbox_key for d in result.deliveries) == sorted(
+        [three["alice"]["inbox"], laptop["inbox"]]
+    )
     [to_primary], [to_laptop] = to_key(wire, three["alice"]["inbox"]), to_key(wire, laptop["inbox"])
     assert chat["alice"].receive(to_primary).message.body["text"] == "to both of you"
     assert chat["laptop"].receive(to_laptop).message.body["text"] == "to both of you"
@@ -141,7 +160,9 @@ def test_a_message_sent_from_one_device_reaches_the_others_and_histories_match(d
     chat["bob"].receive(to_key(wire, three["bob"]["inbox"])[0])
     acks = Wire()
     run(chat["bob"].flush_acks(route(acks)))
-    assert chat["alice"].receive(to_key(acks, three["alice"]["inbox"])[0]).delivered == (result.key,)
+    assert chat["alice"].receive(to_key(acks, three["alice"]["inbox"])[0]).delivered == (
+        result.key,
+    )
     assert chat["laptop"].receive(to_key(acks, laptop["inbox"])[0]).delivered == (result.key,)
 
     # and the other way round: the laptop writes, the primary gets the copy
@@ -149,14 +170,21 @@ def test_a_message_sent_from_one_device_reaches_the_others_and_histories_match(d
     second = send(chat, "laptop", bob, "and from my laptop", wire)
     assert [c.inbox_key for c in second.copies] == [three["alice"]["inbox"]]
     assert chat["alice"].receive(to_key(wire, three["alice"]["inbox"])[0]).kind == "sent_copy"
-    assert history(chat, "alice", bob) == history(chat, "laptop", bob) == [
-        (result.key, "out", "delivered", "hi from my phone"),
-        (second.key, "out", "sent", "and from my laptop"),
-    ]
+    assert (
+        history(chat, "alice", bob)
+        == history(chat, "laptop", bob)
+        == [
+            (result.key, "out", "delivered", "hi from my phone"),
+            (second.key, "out", "sent", "and from my laptop"),
+        ]
+    )
     # Bob sees one identity writing from two devices
     chat["bob"].receive(to_key(wire, three["bob"]["inbox"])[0])
-    assert [(e.direction, e.body["text"]) for e in run(chat["bob"].history(three["alice"]["id"]))[1]] == [
-        ("in", "hi from my phone"), ("in", "and from my laptop"),
+    assert [
+        (e.direction, e.body["text"]) for e in run(chat["bob"].history(three["alice"]["id"]))[1]
+    ] == [
+        ("in", "hi from my phone"),
+        ("in", "and from my laptop"),
     ]
 
 
@@ -195,25 +223,42 @@ def chat_three(three):
 def test_a_sent_copy_from_anyone_else_is_refused(devices, three):
     laptop, chat = devices
     bob_signer = Keystore(three["bob"]["home"]).signer(None, lambda: None)
-    lie = sent_copy_body(three["carol"]["id"], "a" * 64, "2026-01-01T00:00:00Z", ["a" * 64], text_body("I said that"))
+    lie = sent_copy_body(
+        three["carol"]["id"], "a" * 64, "2026-01-01T00:00:00Z", ["a" * 64], text_body("I said that")
+    )
 
     # 1. Bob sends a "sent copy" in his own name: not from Alice's identity
-    own = create_message(bob_signer, sender_identity=three["bob"]["id"], recipient=three["alice"]["id"],
-                         inbox_key=laptop["inbox"], body=lie)
+    own = create_message(
+        bob_signer,
+        sender_identity=three["bob"]["id"],
+        recipient=three["alice"]["id"],
+        inbox_key=laptop["inbox"],
+        body=lie,
+    )
     got = chat["laptop"].receive(seal(own.canonical(), laptop["inbox"]))
     assert got.kind == "refused"
 
     # 2. Bob says it is from Alice: her chain does not allow his key
-    posing = create_message(bob_signer, sender_identity=three["alice"]["id"], recipient=three["alice"]["id"],
-                            inbox_key=laptop["inbox"], body=lie)
+    posing = create_message(
+        bob_signer,
+        sender_identity=three["alice"]["id"],
+        recipient=three["alice"]["id"],
+        inbox_key=laptop["inbox"],
+        body=lie,
+    )
     with pytest.raises(MessageRefused) as refused:
         chat["laptop"].receive(seal(posing.canonical(), laptop["inbox"]))
     assert refused.value.reason == "sender_not_allowed"
 
     # 3. from Alice's own primary, but malformed (its key is not among its ids)
     alice_signer = Keystore(three["alice"]["home"]).signer(None, lambda: None)
-    bad = create_message(alice_signer, sender_identity=three["alice"]["id"], recipient=three["alice"]["id"],
-                         inbox_key=laptop["inbox"], body={**lie, "ids": ["b" * 64]})  # key not among ids
+    bad = create_message(
+        alice_signer,
+        sender_identity=three["alice"]["id"],
+        recipient=three["alice"]["id"],
+        inbox_key=laptop["inbox"],
+        body={**lie, "ids": ["b" * 64]},
+    )  # key not among ids
     assert chat["laptop"].receive(seal(bad.canonical(), laptop["inbox"])).kind == "refused"
 
     assert chat["laptop"].conversations() == []  # nothing stored
@@ -224,13 +269,19 @@ def test_a_sent_copy_from_anyone_else_is_refused(devices, three):
 HEX64 = st.text("0123456789abcdef", min_size=64, max_size=64)
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["kind", "to", "key", "created_at", "ids", "body", "x"]), JSON, max_size=7))
+@given(
+    st.dictionaries(
+        st.sampled_from(["kind", "to", "key", "created_at", "ids", "body", "x"]), JSON, max_size=7
+    )
+)
 def test_any_json_is_a_sent_copy_or_a_schema_error(data):
     try:
         copy = parse_sent_copy(data, default_registry())
@@ -267,8 +318,12 @@ def test_a_well_formed_sent_copy_reads_back(key, more, text):
     ],
 )
 def test_malformed_sent_copies_are_schema_errors(change):
-    body = {**sent_copy_body("ed25519:" + "c" * 64, "a" * 64, "2026-12-06T10:00:00Z", ["a" * 64], text_body("x")),
-            **change}
+    body = {
+        **sent_copy_body(
+            "ed25519:" + "c" * 64, "a" * 64, "2026-12-06T10:00:00Z", ["a" * 64], text_body("x")
+        ),
+        **change,
+    }
     with pytest.raises(SchemaError):
         parse_sent_copy(body, default_registry())
 
@@ -289,7 +344,9 @@ def test_a_device_renews_its_own_inbox_key_and_leaves_the_others(devices, three)
     state = cached_chain(chain, three["alice"]["id"])
     mine = state.inbox_keys[laptop["device"]]
     assert (mine.key, mine.added_by) == (new_key, laptop["device"])  # signed by the laptop itself
-    assert state.inbox_keys[state.current_primary].key == three["alice"]["inbox"]  # the primary's stays
+    assert (
+        state.inbox_keys[state.current_primary].key == three["alice"]["inbox"]
+    )  # the primary's stays
 
 
 def test_a_receiving_command_publishes_a_new_key_before_the_last_day(capsys, tmp_path, monkeypatch):
@@ -307,7 +364,9 @@ def test_a_receiving_command_publishes_a_new_key_before_the_last_day(capsys, tmp
     assert "published a new inbox key" not in err  # 7 days left now: nothing to do
 
 
-def test_a_sender_is_told_when_every_inbox_key_of_the_peer_expired(capsys, tmp_path, monkeypatch, chat_three):
+def test_a_sender_is_told_when_every_inbox_key_of_the_peer_expired(
+    capsys, tmp_path, monkeypatch, chat_three
+):
     import time
 
     chat, three = chat_three
@@ -326,13 +385,28 @@ def test_a_sender_is_told_when_every_inbox_key_of_the_peer_expired(capsys, tmp_p
     with pytest.raises(InboxKeysExpired) as expired:
         run(chat["alice"].send_text(peer, "still there?", route(Wire())))
     assert expired.value.reason == "no_inbox_key" and expired.value.code == "inbox_keys_expired"
-    assert "every inbox key of erin" in expired.value.message and "kez message listen" in expired.value.hint
+    assert (
+        "every inbox key of erin" in expired.value.message
+        and "kez message listen" in expired.value.hint
+    )
     assert run(chat["alice"].history("erin"))[1] == []  # nothing stored as `sending`
 
-    code, _, err = kez(capsys, three["alice"]["home"], "message", "send", "erin", "still there?",
-                       "--via", "nats", "--nats-url", "nats://127.0.0.1:9")
+    code, _, err = kez(
+        capsys,
+        three["alice"]["home"],
+        "message",
+        "send",
+        "erin",
+        "still there?",
+        "--via",
+        "nats",
+        "--nats-url",
+        "nats://127.0.0.1:9",
+    )
     assert code == 1, err
-    assert "every inbox key of erin" in err and "kez message listen" in err and "Traceback" not in err
+    assert (
+        "every inbox key of erin" in err and "kez message listen" in err and "Traceback" not in err
+    )
 
 
 # ---------------------------------------------------------------- crash safety
@@ -347,7 +421,9 @@ def crash(*args, **kwargs):
 
 
 @pytest.mark.parametrize("where", ["after storing", "before storing"])
-def test_a_crash_while_receiving_loses_no_message_and_stores_it_once(chat_three, monkeypatch, where):
+def test_a_crash_while_receiving_loses_no_message_and_stores_it_once(
+    chat_three, monkeypatch, where
+):
     chat, three = chat_three
     wire = Wire()
     send(chat, "alice", three["bob"]["id"], "survive this", wire)
@@ -366,7 +442,11 @@ def test_a_crash_while_receiving_loses_no_message_and_stores_it_once(chat_three,
         got = again.receive(envelope)
         assert got.kind == "message" and got.message.body["text"] == "survive this"
         [entry] = run(again.history(three["alice"]["id"]))[1]
-        assert (entry.key, entry.direction, entry.body["text"]) == (got.message.id, "in", "survive this")
+        assert (entry.key, entry.direction, entry.body["text"]) == (
+            got.message.id,
+            "in",
+            "survive this",
+        )
         assert again.store.pending_acks() == {three["alice"]["id"]: [got.message.id]}
         with pytest.raises(MessageRefused) as replay:  # and from now on it is a replay
             again.receive(envelope)
@@ -395,7 +475,9 @@ def test_two_devices_over_nats_through_the_cli(capsys, tmp_path, three, nats_url
     nats = ["--via", "nats", "--nats-url", nats_url]
     bob_ears = listen(bob["home"], *nats, "--count", "1", "--wait", "60")
     alice_ears = listen(alice["home"], *nats, "--count", "1", "--wait", "60")  # Bob's ack
-    laptop_ears = listen(laptop["home"], *nats, "--count", "2", "--wait", "60")  # the sent copy, then the ack
+    laptop_ears = listen(
+        laptop["home"], *nats, "--count", "2", "--wait", "60"
+    )  # the sent copy, then the ack
     sent = kez_json(capsys, alice["home"], "message", "send", bob["id"], "from my phone", *nats)
     assert [(s["state"], s["sent"]) for s in sent] == [("sent", True)]
 

@@ -34,7 +34,9 @@ class Wire:
     name = "wire"
     options = ()
 
-    def __init__(self, max_envelope: int = MAX_ENVELOPE_TEXT, fail_after: int | None = None) -> None:
+    def __init__(
+        self, max_envelope: int = MAX_ENVELOPE_TEXT, fail_after: int | None = None
+    ) -> None:
         self.sent: list[str] = []
         self.max_envelope = max_envelope
         self.fail_after = fail_after
@@ -68,7 +70,9 @@ def chat(three):
 
 def send_file(chat, three, path, wire, progress=None):
     peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
-    return run(chat["alice"].send_file(peer, path, [Route("wire", wire, ChannelContext())], progress))
+    return run(
+        chat["alice"].send_file(peer, path, [Route("wire", wire, ChannelContext())], progress)
+    )
 
 
 def make(tmp_path, size, name="data.bin"):
@@ -90,7 +94,12 @@ def test_inline_round_trip_saves_the_file_and_acks(chat, three, tmp_path):
     _, [entry] = run(chat["bob"].history(three["alice"]["id"]))
     f = entry.to_json()["file"]
     assert (f["name"], f["size"], f["sha256"], f["state"], f["path"]) == (
-        "note.txt", 5000, hashlib.sha256(path.read_bytes()).hexdigest(), "complete", saved)
+        "note.txt",
+        5000,
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+        "complete",
+        saved,
+    )
     assert chat["bob"].store.pending_acks() == {three["alice"]["id"]: [got.message.id]}
     _, [mine] = run(chat["alice"].history(three["bob"]["id"]))
     assert mine.to_json()["file"]["name"] == "note.txt" and mine.state == "sent"
@@ -169,7 +178,7 @@ def test_sha_mismatch_is_corrupt_and_nothing_saved(chat, three, tmp_path):
     transfer = "cd" * 32
     size = 60_000
     peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
-    bodies = [chunk_body(Chunk(transfer, i, 2, data[i * size:(i + 1) * size])) for i in range(2)]
+    bodies = [chunk_body(Chunk(transfer, i, 2, data[i * size : (i + 1) * size])) for i in range(2)]
     bodies.append(pointer_body(Pointer(meta, transfer, 2, size)))
     for body, attachment in zip(bodies, [data[:size], data[size:], None], strict=True):
         [(_, _, envelope)] = chat["alice"]._seal(peer.chain, body, attachment=attachment)
@@ -206,7 +215,9 @@ def test_largest_chunk_fits_the_transport(chat, three, tmp_path, max_envelope):
 def test_chunk_size_arithmetic():
     assert largest_bucket(32 * 1024) == 16 * 1024
     assert largest_bucket(MAX_ENVELOPE_TEXT) == 128 * 1024
-    assert chunk_size(16 * 1024, 1000) == 16 * 1024 - 1002  # JSON, "\n", the bytes; the padding marker
+    assert (
+        chunk_size(16 * 1024, 1000) == 16 * 1024 - 1002
+    )  # JSON, "\n", the bytes; the padding marker
     assert legacy_chunk_size(16 * 1024, 1000) == (16 * 1024 - 1001) // 4 * 3
     with pytest.raises(FileRefused):
         largest_bucket(100)
@@ -235,19 +246,31 @@ def test_saving_never_overwrites(tmp_path):
     second = save_file(tmp_path, "a.txt", b"two")
     assert (tmp_path / "a.txt").read_bytes() == b"mine"
     assert first.name == "a (1).txt" and second.name == "a (2).txt"
-    assert first.parent == tmp_path and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert (
+        first.parent == tmp_path
+        and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    )
 
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["kind", "name", "size", "sha256", "mime", "data", "transfer",
-                                        "index", "count"]), json_values, max_size=9))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["kind", "name", "size", "sha256", "mime", "data", "transfer", "index", "count"]
+        ),
+        json_values,
+        max_size=9,
+    )
+)
 def test_file_decoders_answer_any_body_with_a_value_or_schema_error(body):
     for kind in ("file", "file_chunk"):
         candidate = {**body, "kind": kind}
@@ -261,14 +284,21 @@ def test_file_decoders_answer_any_body_with_a_value_or_schema_error(body):
 @settings(max_examples=100, deadline=None)
 @given(st.binary(min_size=1, max_size=3000), st.integers(1, 500))
 def test_chunk_and_pointer_bodies_round_trip(data, size):
-    from kez_core.chat.files import Chunk, FileMeta, Pointer, chunk_body, legacy_chunk_body, pointer_body
+    from kez_core.chat.files import (
+        Chunk,
+        FileMeta,
+        Pointer,
+        chunk_body,
+        legacy_chunk_body,
+        pointer_body,
+    )
 
     count = -(-len(data) // size)
     sha = hashlib.sha256(data).hexdigest()
     pointer = Pointer(FileMeta("f.bin", len(data), sha), "0" * 64, count, size)
     assert parse_file(pointer_body(pointer)) == pointer
     for i in range(count):
-        chunk = Chunk("1" * 64, i, count, data[i * size:(i + 1) * size])
+        chunk = Chunk("1" * 64, i, count, data[i * size : (i + 1) * size])
         assert parse_chunk(chunk_body(chunk), chunk.data) == chunk
         assert parse_chunk(legacy_chunk_body(chunk)) == chunk  # the earlier form is still read
 
@@ -285,9 +315,17 @@ def test_a_resent_pointer_adds_no_second_entry(chat, three, tmp_path):
 
     [(transfer,)] = chat["alice"].store._read("SELECT id FROM transfers")
     [entry] = run(chat["alice"].history(three["bob"]["id"]))[1]
-    pointer_body = {"kind": "file", **{k: entry.body["file"][k] for k in ("name", "size", "sha256")},
-                    "transfer": {"id": transfer, "count": entry.body["file"]["count"],
-                                 "chunk_size": Transfers(chat["alice"].store).get(peer.identity, transfer, "out")["chunk_size"]}}
+    pointer_body = {
+        "kind": "file",
+        **{k: entry.body["file"][k] for k in ("name", "size", "sha256")},
+        "transfer": {
+            "id": transfer,
+            "count": entry.body["file"]["count"],
+            "chunk_size": Transfers(chat["alice"].store).get(peer.identity, transfer, "out")[
+                "chunk_size"
+            ],
+        },
+    }
     [(_, _, again)] = chat["alice"]._seal(peer.chain, pointer_body)
     got = chat["bob"].receive(again)
     assert got.kind == "file_chunk" and got.file["state"] == "complete"
@@ -300,7 +338,9 @@ def test_a_corrupt_inline_file_is_not_saved_nor_acked(chat, three):
     from kez_core.chat.files import FileMeta, inline_body
 
     peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
-    [(_, _, envelope)] = chat["alice"]._seal(peer.chain, inline_body(FileMeta("a.txt", 3, "00" * 32), b"abc"))
+    [(_, _, envelope)] = chat["alice"]._seal(
+        peer.chain, inline_body(FileMeta("a.txt", 3, "00" * 32), b"abc")
+    )
     got = chat["bob"].receive(envelope)
     assert got.file["state"] == "corrupt" and got.file["path"] is None
     assert chat["bob"].store.pending_acks() == {}
@@ -316,15 +356,19 @@ def test_a_version_1_store_moves_to_version_2_and_keeps_its_messages(tmp_path):
     db = sqlite3.connect(tmp_path / "chat.db")
     for sql in MIGRATIONS[0]:
         db.execute(sql)
-    db.execute("INSERT INTO messages VALUES ('k', 'p', 'in', 'delivered', 't', 0, 1, ?, 1)",
-               (seal_body(key, "k", {"kind": "text", "text": "old"}),))
+    db.execute(
+        "INSERT INTO messages VALUES ('k', 'p', 'in', 'delivered', 't', 0, 1, ?, 1)",
+        (seal_body(key, "k", {"kind": "text", "text": "old"}),),
+    )
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
     with ChatStore(tmp_path / "chat.db", key) as store:
         assert [e.body["text"] for e in store.history("p")] == ["old"]
         assert store._read("SELECT count(*) FROM in_chunks") == [(0,)]
-    assert sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 4  # and on to version 4 (spooled chunks)
+    assert (
+        sqlite3.connect(tmp_path / "chat.db").execute("PRAGMA user_version").fetchone()[0] == 4
+    )  # and on to version 4 (spooled chunks)
 
 
 def test_chunks_go_to_a_spool_file_sealed_and_it_goes_once_the_file_is_saved(chat, three, tmp_path):
@@ -344,11 +388,16 @@ def test_chunks_go_to_a_spool_file_sealed_and_it_goes_once_the_file_is_saved(cha
     assert path.read_bytes()[:1000] not in raw  # sealed at rest
     for envelope in wire.sent[2:]:
         last = bob.receive(envelope)
-    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()
+    assert (
+        last.file["state"] == "complete"
+        and open(last.file["path"], "rb").read() == path.read_bytes()
+    )
     assert not spool.exists() and bob.store._read("SELECT count(*) FROM in_chunks") == [(0,)]
 
 
-def test_a_failed_spool_fsync_commits_no_chunk_and_records_no_id(chat, three, tmp_path, monkeypatch):
+def test_a_failed_spool_fsync_commits_no_chunk_and_records_no_id(
+    chat, three, tmp_path, monkeypatch
+):
     """Crash safety: a chunk's row commits only after its bytes are on disk, and its message id
     goes to the replay store only after that: here the fsync fails, so the envelope opens again."""
     import kez_core.chat.files as files
@@ -368,10 +417,15 @@ def test_a_failed_spool_fsync_commits_no_chunk_and_records_no_id(chat, three, tm
     assert bob.store._read("SELECT count(*) FROM in_chunks") == [(0,)]
     monkeypatch.undo()
     [again] = bob.receive_many(wire.sent[:1])  # not a replay: nothing was recorded
-    assert again.kind == "file_chunk" and bob.store._read("SELECT count(*) FROM in_chunks") == [(1,)]
+    assert again.kind == "file_chunk" and bob.store._read("SELECT count(*) FROM in_chunks") == [
+        (1,)
+    ]
     for result in bob.receive_many(wire.sent[1:]):
         last = result
-    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()
+    assert (
+        last.file["state"] == "complete"
+        and open(last.file["path"], "rb").read() == path.read_bytes()
+    )
 
 
 def test_chunks_of_the_earlier_base64_form_still_assemble(chat, three, tmp_path):
@@ -383,9 +437,13 @@ def test_chunks_of_the_earlier_base64_form_still_assemble(chat, three, tmp_path)
     transfer, size = "ef" * 32, 60_000
     peer = run(chat["alice"].resolve_peer(three["bob"]["id"]))
     for i in range(3):
-        [(_, _, envelope)] = chat["alice"]._seal(peer.chain, legacy_chunk_body(Chunk(transfer, i, 3, data[i * size:(i + 1) * size])))
+        [(_, _, envelope)] = chat["alice"]._seal(
+            peer.chain, legacy_chunk_body(Chunk(transfer, i, 3, data[i * size : (i + 1) * size]))
+        )
         chat["bob"].receive(envelope)
-    [(_, _, envelope)] = chat["alice"]._seal(peer.chain, pointer_body(Pointer(meta, transfer, 3, size)))
+    [(_, _, envelope)] = chat["alice"]._seal(
+        peer.chain, pointer_body(Pointer(meta, transfer, 3, size))
+    )
     last = chat["bob"].receive(envelope)
     assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == data
 
@@ -399,7 +457,12 @@ def test_nats_sized_envelopes_carry_half_megabyte_chunks(chat, three, tmp_path):
     assert NatsTransport().max_envelope == MAX_ATTACHMENT_ENVELOPE_TEXT
     send_file(chat, three, path, wire)
     assert len(wire.sent) == 5 + 1  # 2 MiB in 511 KiB chunks, then the pointer
-    assert max(len(e) for e in wire.sent) == envelope_text_length(largest_bucket(MAX_ATTACHMENT_ENVELOPE_TEXT))
+    assert max(len(e) for e in wire.sent) == envelope_text_length(
+        largest_bucket(MAX_ATTACHMENT_ENVELOPE_TEXT)
+    )
     for result in chat["bob"].receive_many(wire.sent[::-1]):  # any order, one batch
         last = result
-    assert last.file["state"] == "complete" and open(last.file["path"], "rb").read() == path.read_bytes()
+    assert (
+        last.file["state"] == "complete"
+        and open(last.file["path"], "rb").read() == path.read_bytes()
+    )

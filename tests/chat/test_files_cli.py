@@ -32,7 +32,10 @@ def listen(home, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "KEZ_HOME": str(home), "KEZ_PASSPHRASE": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -52,9 +55,22 @@ def test_a_file_goes_over_a_real_transport(capsys, three, tmp_path, nats_url, re
     path = tmp_path / "photo ✓.jpg"
     path.write_bytes(os.urandom(size))
     save = tmp_path / "downloads"
-    ears = listen(bob["home"], "--via", via, "--count", "1", "--wait", "120", "--save-dir", str(save), *flags)
+    ears = listen(
+        bob["home"], "--via", via, "--count", "1", "--wait", "120", "--save-dir", str(save), *flags
+    )
     try:
-        sent = kez_json(capsys, alice["home"], "message", "send", bob["id"], "--file", str(path), "--via", via, *flags)
+        sent = kez_json(
+            capsys,
+            alice["home"],
+            "message",
+            "send",
+            bob["id"],
+            "--file",
+            str(path),
+            "--via",
+            via,
+            *flags,
+        )
         assert [s["sent"] for s in sent] == [True] and sent[0]["state"] == "sent"
         out, err = ears.communicate(timeout=120)
     finally:
@@ -66,9 +82,14 @@ def test_a_file_goes_over_a_real_transport(capsys, three, tmp_path, nats_url, re
     assert got["file"]["path"] == str(saved) and saved.read_bytes() == path.read_bytes()
     [entry] = kez_json(capsys, bob["home"], "message", "history", alice["id"])
     assert entry["file"] == {
-        "name": "photo ✓.jpg", "size": size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "mime": "image/jpeg", "state": "complete", "path": str(saved),
-        "transfer": got["file"]["transfer"], "count": got["file"]["count"],
+        "name": "photo ✓.jpg",
+        "size": size,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "mime": "image/jpeg",
+        "state": "complete",
+        "path": str(saved),
+        "transfer": got["file"]["transfer"],
+        "count": got["file"]["count"],
     }
     code, out, _ = kez(capsys, bob["home"], "message", "history", alice["id"])
     assert code == 0 and "saved to" in out
@@ -78,7 +99,9 @@ def test_over_ten_megabytes_is_refused_before_anything(capsys, three, tmp_path):
     path = tmp_path / "big.iso"
     with open(path, "wb") as f:
         f.truncate(10 * 1024 * 1024 + 1)
-    code, out, err = kez(capsys, three["alice"]["home"], "message", "send", three["bob"]["id"], "--file", str(path))
+    code, out, err = kez(
+        capsys, three["alice"]["home"], "message", "send", three["bob"]["id"], "--file", str(path)
+    )
     assert code == 3 and "at most 10,485,760 bytes" in err and "Traceback" not in err
     assert kez_json(capsys, three["alice"]["home"], "message", "conversations") == []
 
@@ -86,5 +109,14 @@ def test_over_ten_megabytes_is_refused_before_anything(capsys, three, tmp_path):
 def test_text_and_file_together_is_a_usage_error(capsys, three, tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("x")
-    code, _, err = kez(capsys, three["alice"]["home"], "message", "send", three["bob"]["id"], "hi", "--file", str(path))
+    code, _, err = kez(
+        capsys,
+        three["alice"]["home"],
+        "message",
+        "send",
+        three["bob"]["id"],
+        "hi",
+        "--file",
+        str(path),
+    )
     assert code == 2

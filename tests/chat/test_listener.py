@@ -19,7 +19,7 @@ from test_chat_service import Wire, send, service
 @given(st.integers(min_value=0, max_value=10_000), st.floats(min_value=0, max_value=1))
 def test_backoff_doubles_up_to_the_cap_with_at_most_half_taken_away(attempt, r):
     delay = backoff(attempt, base=0.5, cap=30.0, rand=lambda: r)
-    ceiling = min(30.0, 0.5 * 2**min(attempt, 32))
+    ceiling = min(30.0, 0.5 * 2 ** min(attempt, 32))
     assert ceiling / 2 <= delay <= ceiling <= 30.0
 
 
@@ -39,7 +39,11 @@ def test_receive_many_opens_a_batch_in_one_go_and_refuses_the_repeat(chat, three
     answers = chat["bob"].receive_many([*envelopes, envelopes[0]])
     assert [a.message.body["text"] for a in answers[:3]] == ["a", "b", "c"]
     assert getattr(answers[3], "reason", None) == "replay"
-    assert [e.body["text"] for e in chat["bob"].store.history(three["alice"]["id"])] == ["a", "b", "c"]
+    assert [e.body["text"] for e in chat["bob"].store.history(three["alice"]["id"])] == [
+        "a",
+        "b",
+        "c",
+    ]
 
 
 def test_a_listener_reports_down_and_up_and_receives_after_the_server_returns(three):
@@ -81,4 +85,6 @@ def test_a_listener_reports_down_and_up_and_receives_after_the_server_returns(th
         bob.close()
         alice.close()
     kinds = [e.kind for e in seen if e.kind in ("up", "down")]
-    assert kinds[:2] == ["up", "down"] and kinds[-1] == "up"  # retries while down may add more downs
+    assert (
+        kinds[:2] == ["up", "down"] and kinds[-1] == "up"
+    )  # retries while down may add more downs

@@ -18,7 +18,9 @@ def test_a_file_counts_once_when_it_is_done_and_acks_count():
     assert not counts_as_message(_event("file_chunk", "receiving"))
     assert counts_as_message(_event("file_chunk", "complete"))
     assert counts_as_message(_event("file_chunk", "corrupt"))
-    assert not counts_as_message(_event("message", "receiving"))  # the file message whose chunks still come
+    assert not counts_as_message(
+        _event("message", "receiving")
+    )  # the file message whose chunks still come
     assert counts_as_message(_event("message", "complete"))
 
 

@@ -76,8 +76,14 @@ def check(run: Run, *, json_mode: bool, codes: frozenset[int] = DOCUMENTED_EXITS
     """
     assert "Traceback" not in run.stdout + run.stderr
     assert run.exit_code in codes, (run.exit_code, run.stderr[-500:])
-    assert not raw_controls(run.stdout), ("stdout", sorted({hex(ord(c)) for c in raw_controls(run.stdout)}))
-    assert not raw_controls(run.stderr), ("stderr", sorted({hex(ord(c)) for c in raw_controls(run.stderr)}))
+    assert not raw_controls(run.stdout), (
+        "stdout",
+        sorted({hex(ord(c)) for c in raw_controls(run.stdout)}),
+    )
+    assert not raw_controls(run.stderr), (
+        "stderr",
+        sorted({hex(ord(c)) for c in raw_controls(run.stderr)}),
+    )
     run.stdout.encode("utf-8")  # what reaches a UTF-8 terminal can be encoded (no lone surrogate)
     run.stderr.encode("utf-8")
     if json_mode:

@@ -25,8 +25,12 @@ SIGNER = Signer.generate()
 
 
 def _signed(payload_extra: dict[str, str], subject: str) -> dict:
-    payload = {"primary": SIGNER.key_id, "subject": subject, "created_at": "2026-01-01T00:00:00Z",
-               "nonce": "00" * 16}
+    payload = {
+        "primary": SIGNER.key_id,
+        "subject": subject,
+        "created_at": "2026-01-01T00:00:00Z",
+        "nonce": "00" * 16,
+    }
     try:
         return sign(KIND, {**payload, **payload_extra}, SIGNER).to_dict()
     except CanonicalizationError:  # a lone surrogate cannot be signed; a stranger can still send it
@@ -41,7 +45,9 @@ def claim_files(tmp_path, text: str) -> dict[str, str]:
     tampered = create_claim(SIGNER, "github:alice").to_dict()
     tampered["payload"]["subject"] = text  # changed after signing: invalid, whatever it says
     variants = {
-        "signed": _signed({"note": text, text[:64] or "empty": text}, text),  # subject, field name and value
+        "signed": _signed(
+            {"note": text, text[:64] or "empty": text}, text
+        ),  # subject, field name and value
         "tampered subject": tampered,
     }
     files = {}
@@ -77,12 +83,20 @@ def test_claim_verify_and_decode(kez, tmp_path, name, json_mode):
         if json_mode and variant == "signed" and run.exit_code == 0:
             assert doc["payload"]["note"] == text  # --json keeps the exact value
         if not json_mode and variant == "signed" and run.exit_code == 0 and len(text) < 100:
-            assert f"note       {visible(text)}\n" in run.stdout  # in full, escaped, not read as markup
+            assert (
+                f"note       {visible(text)}\n" in run.stdout
+            )  # in full, escaped, not read as markup
 
 
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, blacklist_categories=()), max_size=40),
-       st.booleans())
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.text(
+        st.characters(min_codepoint=0, max_codepoint=0x10FFFF, blacklist_categories=()), max_size=40
+    ),
+    st.booleans(),
+)
 def test_claim_verify_on_any_text(kez, tmp_path, text, json_mode):
     path = tmp_path / "claim.json"
     path.write_text(json.dumps(_signed({"note": text}, text)))

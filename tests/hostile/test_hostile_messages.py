@@ -28,7 +28,9 @@ from kez_transport_nats.testing import running_nats_server
 from kez_transport_nats.transport import NatsTransport
 
 NAMES = sorted(HOSTILE)
-GARBAGE = "kez:e1:" + "".join(HOSTILE[n] for n in ("markup close", "esc clear", "c1 csi", "bidi override"))
+GARBAGE = "kez:e1:" + "".join(
+    HOSTILE[n] for n in ("markup close", "esc clear", "c1 csi", "bidi override")
+)
 
 
 def _in(home, *args: str) -> int:
@@ -82,7 +84,9 @@ def test_message_open(kez, monkeypatch, people, name, json_mode):
         assert doc[0]["body"]["text"] == text and doc[0]["sender_checked"] is True
     if not json_mode and envelopes:
         lines = run.stdout.splitlines()
-        assert lines[0].startswith("✓ ")  # checked sender, and nothing in the body can rewrite this line
+        assert lines[0].startswith(
+            "✓ "
+        )  # checked sender, and nothing in the body can rewrite this line
         if len(text) < 100 and "\t" not in text:  # (rich lays tabs out as spaces)
             assert "  " + visible(text, multiline=True).replace("\n", "\n  ") in run.stdout
 
@@ -96,9 +100,25 @@ def nats():
 def _listen(home, nats_url: str, count: int, json_mode: bool) -> subprocess.Popen[str]:
     env = {**os.environ, "KEZ_HOME": str(home), "KEZ_PASSPHRASE": ""}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kez_cli", "message", "listen", "--via", "nats", "--nats-url", nats_url,
-         "--count", str(count), "--wait", "120", *(["--json"] if json_mode else [])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+        [
+            sys.executable,
+            "-m",
+            "kez_cli",
+            "message",
+            "listen",
+            "--via",
+            "nats",
+            "--nats-url",
+            nats_url,
+            "--count",
+            str(count),
+            "--wait",
+            "120",
+            *(["--json"] if json_mode else []),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -129,7 +149,9 @@ def test_message_listen_goes_on_after_hostile_messages(kez, monkeypatch, people,
     async def deliver() -> None:
         transport = NatsTransport()
         route = routing_id(inbox)
-        await transport.send(route, GARBAGE.encode("utf-8", "surrogatepass"), ctx)  # refused, on stderr
+        await transport.send(
+            route, GARBAGE.encode("utf-8", "surrogatepass"), ctx
+        )  # refused, on stderr
         for envelope in [*envelopes, *last]:
             await transport.send(route, envelope.encode("ascii"), ctx)
 
@@ -138,13 +160,18 @@ def test_message_listen_goes_on_after_hostile_messages(kez, monkeypatch, people,
         raw_out, raw_err = listener.communicate(timeout=120)
     finally:
         listener.kill()
-    out, err = raw_out.decode("utf-8"), raw_err.decode("utf-8")  # strict: no lone surrogate reached stdout
+    out, err = (
+        raw_out.decode("utf-8"),
+        raw_err.decode("utf-8"),
+    )  # strict: no lone surrogate reached stdout
     assert listener.returncode == 0, err
     assert "Traceback" not in out + err
     assert not raw_controls(out) and not raw_controls(err)
     assert "refused an envelope" in err
     if json_mode:
-        received = [d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")]  # JSON Lines: one document a line
+        received = [
+            d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")
+        ]  # JSON Lines: one document a line
         assert [m["body"]["text"] for m in received] == [*bodies, "the end"]
     else:
         assert out.rstrip().endswith("  the end")

@@ -31,17 +31,36 @@ def github():
 def test_verify_subject_with_hostile_proofs(kez, github, name, json_mode):
     text = HOSTILE[name]
     mode = ["--json"] if json_mode else []
-    flags = ["--github-api", github.ctx_options()["github_api"], "--retries", "0", "--timeout", "5", "--no-snapshot"]
+    flags = [
+        "--github-api",
+        github.ctx_options()["github_api"],
+        "--retries",
+        "0",
+        "--timeout",
+        "5",
+        "--no-snapshot",
+    ]
     github.clear()
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         pass  # a gist file is UTF-8: no lone surrogate there (the errors below carry them as JSON escapes)
     else:
-        claim = sign(KIND, {"primary": SIGNER.key_id, "subject": text, "created_at": "2026-01-01T00:00:00Z",
-                            "nonce": "00" * 16, "note": text}, SIGNER)
+        claim = sign(
+            KIND,
+            {
+                "primary": SIGNER.key_id,
+                "subject": text,
+                "created_at": "2026-01-01T00:00:00Z",
+                "nonce": "00" * 16,
+                "note": text,
+            },
+            SIGNER,
+        )
         compact = default_registry().encoding("compact").encode(claim)
-        github.add_gist("alice", {"kez-proof.md": f"{text}\n```kez\n{compact}\n```\n{text}"}, description=text)
+        github.add_gist(
+            "alice", {"kez-proof.md": f"{text}\n```kez\n{compact}\n```\n{text}"}, description=text
+        )
         check(kez("verify", "github:alice", *flags, *mode), json_mode=json_mode)
     github.fail_next(5, status=404, message=text)
     check(kez("verify", "github:alice", *flags, *mode), json_mode=json_mode)

@@ -23,7 +23,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 NAMES = sorted(HOSTILE)
-SAY: dict[str, object] = {"text": "", "push_ok": False}  # what the server says now (one server for the module, one test at a time)
+SAY: dict[str, object] = {
+    "text": "",
+    "push_ok": False,
+}  # what the server says now (one server for the module, one test at a time)
 
 
 def _json(value, status: int = 200) -> Response:
@@ -38,8 +41,15 @@ async def user(request: Request) -> Response:
         return _json({"error": text, "message": text}, 500)
     if handle.startswith("bad"):  # answers for another handle
         return _json({"fqhn": text, "primary": text})
-    return _json({"fqhn": f"{handle}@example.org", "primary": text, "identity": text,
-                  "sigchain_url": text, "registered_at": text})
+    return _json(
+        {
+            "fqhn": f"{handle}@example.org",
+            "primary": text,
+            "identity": text,
+            "sigchain_url": text,
+            "registered_at": text,
+        }
+    )
 
 
 async def chain(request: Request) -> Response:
@@ -58,15 +68,26 @@ async def register(request: Request) -> Response:
     text = SAY["text"]
     if (await request.json())["payload"]["handle"] == "taken":
         return _json({"error": text, "message": text}, 409)
-    return _json({"fqhn": text, "primary": text, "identity": text, "sigchain_url": text, "registered_at": text}, 201)
+    return _json(
+        {
+            "fqhn": text,
+            "primary": text,
+            "identity": text,
+            "sigchain_url": text,
+            "registered_at": text,
+        },
+        201,
+    )
 
 
-APP = Starlette(routes=[
-    Route("/v1/u/{handle}", user),
-    Route("/v1/sigchains/{alg}/{key}", chain, methods=["GET", "POST"]),
-    Route("/v1/healthz", healthz),
-    Route("/v1/register", register, methods=["POST"]),
-])
+APP = Starlette(
+    routes=[
+        Route("/v1/u/{handle}", user),
+        Route("/v1/sigchains/{alg}/{key}", chain, methods=["GET", "POST"]),
+        Route("/v1/healthz", healthz),
+        Route("/v1/register", register, methods=["POST"]),
+    ]
+)
 
 
 @pytest.fixture(scope="module")
@@ -98,13 +119,27 @@ def test_hostile_server_answers(kez, monkeypatch, server, own_home, name, json_m
     net = ["--timeout", "5"]
     i = NAMES.index(name)
     for who in (f"ok{i:02d}", f"err{i:02d}", f"bad{i:02d}"):
-        check(kez("handle", "lookup", f"{who}@example.org", "--handle-server", server, *net, *mode),
-              json_mode=json_mode)
-    check(kez("verify", f"ok{i:02d}@example.org", "--handle-server", server, "--no-snapshot", *net, *mode),
-          json_mode=json_mode)
+        check(
+            kez("handle", "lookup", f"{who}@example.org", "--handle-server", server, *net, *mode),
+            json_mode=json_mode,
+        )
+    check(
+        kez(
+            "verify",
+            f"ok{i:02d}@example.org",
+            "--handle-server",
+            server,
+            "--no-snapshot",
+            *net,
+            *mode,
+        ),
+        json_mode=json_mode,
+    )
     check(kez("sigchain", "publish", "--sig-server", server, *net, *mode), json_mode=json_mode)
-    check(kez("verify", "default", "--sig-server", server, "--no-snapshot", *net, *mode),
-          json_mode=json_mode)
+    check(
+        kez("verify", "default", "--sig-server", server, "--no-snapshot", *net, *mode),
+        json_mode=json_mode,
+    )
     SAY["push_ok"] = True  # `handle register` pushes the chain first
     refused = kez("handle", "register", "taken", "--server", server, *net, *mode)
     check(refused, json_mode=json_mode)

@@ -49,16 +49,26 @@ def stranger_chains(text: str) -> dict[str, list[bytes]]:
         b.add_device(primary, device, text)
         b.revoke(primary, claim.id, text)
         named = list(b.lines)
-    except (CanonicalizationError, ChainError):  # lone surrogates, too long: refused to sign, can be sent
+    except (
+        CanonicalizationError,
+        ChainError,
+    ):  # lone surrogates, too long: refused to sign, can be sent
         b.add_device(primary, device, "phone")
         b.revoke(primary, claim.id, "moved")
-        named = [*b.lines[:1], _swap(b.lines[1], ("payload", "body", "name"), text),
-                 _swap(b.lines[2], ("payload", "body", "reason"), text)]
+        named = [
+            *b.lines[:1],
+            _swap(b.lines[1], ("payload", "body", "name"), text),
+            _swap(b.lines[2], ("payload", "body", "reason"), text),
+        ]
     try:
-        odd = make_link(primary, seqno=1, prev=None, op=text, body={"x": text}, created_at=format_time(now()))
+        odd = make_link(
+            primary, seqno=1, prev=None, op=text, body={"x": text}, created_at=format_time(now())
+        )
         odd_line = json.dumps(odd.to_dict()).encode() + b"\n"
     except CanonicalizationError:
-        plain = make_link(primary, seqno=1, prev=None, op="x", body={}, created_at=format_time(now()))
+        plain = make_link(
+            primary, seqno=1, prev=None, op="x", body={}, created_at=format_time(now())
+        )
         odd_line = _swap(json.dumps(plain.to_dict()).encode(), ("payload", "op"), text)
     return {"named": named, "odd op": [odd_line]}
 
@@ -79,7 +89,9 @@ def own_home(tmp_path_factory):
 
 def _device_key(tmp_path) -> str:
     """A fresh device's secret key file (PEM, as the keystore writes them)."""
-    pem = Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+    )
     path = tmp_path / "device.pem"
     path.write_bytes(pem)
     return str(path)
@@ -87,16 +99,29 @@ def _device_key(tmp_path) -> str:
 
 @MODES
 @NAMES
-def test_own_chain_add_device_revoke_add_and_show(kez, monkeypatch, tmp_path, own_home, name, json_mode):
+def test_own_chain_add_device_revoke_add_and_show(
+    kez, monkeypatch, tmp_path, own_home, name, json_mode
+):
     monkeypatch.setenv("KEZ_HOME", str(own_home))
     text = HOSTILE[name]
     mode = ["--json"] if json_mode else []
     check(kez("sigchain", "add", f"github:{text}", *mode), json_mode=json_mode)
-    added = check(kez("sigchain", "add", f"github:a{len(HOSTILE)}{sorted(HOSTILE).index(name)}{json_mode:d}",
-                      "--json"), json_mode=True)
-    device = kez("sigchain", "add-device", "--name", text, "--device-key", _device_key(tmp_path), *mode)
+    added = check(
+        kez(
+            "sigchain",
+            "add",
+            f"github:a{len(HOSTILE)}{sorted(HOSTILE).index(name)}{json_mode:d}",
+            "--json",
+        ),
+        json_mode=True,
+    )
+    device = kez(
+        "sigchain", "add-device", "--name", text, "--device-key", _device_key(tmp_path), *mode
+    )
     check(device, json_mode=json_mode)
-    check(kez("sigchain", "revoke", added["claim_id"], "--reason", text, *mode), json_mode=json_mode)
+    check(
+        kez("sigchain", "revoke", added["claim_id"], "--reason", text, *mode), json_mode=json_mode
+    )
     shown = kez("sigchain", "show", *mode)
     doc = check(shown, json_mode=json_mode, codes=frozenset({0}))  # stored links never break `show`
     if device.exit_code == 0 and json_mode:
@@ -117,5 +142,18 @@ def test_stranger_chain_verify_import_and_verify_file(kez, closed_port, tmp_path
         check(kez("sigchain", "verify", str(path), *mode), json_mode=json_mode)
         check(kez("sigchain", "import", str(path), *mode), json_mode=json_mode)
         if variant == "named":  # (a chain with no valid link says only that)
-            check(kez("verify", str(path), "--github-api", closed, "--retries", "0", "--timeout", "1",
-                      "--no-snapshot", *mode), json_mode=json_mode)
+            check(
+                kez(
+                    "verify",
+                    str(path),
+                    "--github-api",
+                    closed,
+                    "--retries",
+                    "0",
+                    "--timeout",
+                    "1",
+                    "--no-snapshot",
+                    *mode,
+                ),
+                json_mode=json_mode,
+            )

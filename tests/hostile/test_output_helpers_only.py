@@ -19,8 +19,10 @@ CONSOLES = {"out_console", "err_console", "console"}
 
 
 def _string_like(node: ast.expr) -> bool:
-    return isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)) or (
-        isinstance(node, ast.BinOp) and (_string_like(node.left) or _string_like(node.right))
+    return (
+        isinstance(node, ast.JoinedStr)
+        or (isinstance(node, ast.Constant) and isinstance(node.value, str))
+        or (isinstance(node, ast.BinOp) and (_string_like(node.left) or _string_like(node.right)))
     )
 
 
@@ -31,7 +33,9 @@ def test_consoles_never_print_strings():
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
                 continue
             target = node.func.value
-            if node.func.attr != "print" or not (isinstance(target, ast.Name) and target.id in CONSOLES):
+            if node.func.attr != "print" or not (
+                isinstance(target, ast.Name) and target.id in CONSOLES
+            ):
                 continue
             markup = [k for k in node.keywords if k.arg == "markup"]
             if any(_string_like(a) for a in node.args) or markup:

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from kez_core.safetext import json_text, visible
 
 # any code point, lone surrogates included (st.text() leaves out category Cs by default)
-ANY_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, blacklist_categories=()), max_size=200)
+ANY_TEXT = st.text(
+    st.characters(min_codepoint=0, max_codepoint=0x10FFFF, blacklist_categories=()), max_size=200
+)
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | ANY_TEXT,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ANY_TEXT, inner, max_size=4),
@@ -31,7 +33,10 @@ JSON_VALUES = st.recursive(
         ("\u2028\u2029", "<U+2028><U+2029>"),
         ("a\ud800", "a<U+D800>"),
         ("\U000e0041", "<U+E0041>"),
-        ("[/x] [bold]", "[/x] [bold]"),  # markup is not safetext's business: the CLI never reads it as markup
+        (
+            "[/x] [bold]",
+            "[/x] [bold]",
+        ),  # markup is not safetext's business: the CLI never reads it as markup
         ("Zoë 日本語\u3000✓", "Zoë 日本語\u3000✓"),
     ],
 )

@@ -10,7 +10,11 @@ import pytest
 from kez_core.errors import SchemaError
 from kez_core.keys import Signer
 from kez_core.messaging import InboxSecret, MessageTooLarge, create_message, open_envelope, seal
-from kez_core.messaging.envelope import MAX_ATTACHMENT_ENVELOPE_TEXT, MAX_ENVELOPE_TEXT, envelope_bytes
+from kez_core.messaging.envelope import (
+    MAX_ATTACHMENT_ENVELOPE_TEXT,
+    MAX_ENVELOPE_TEXT,
+    envelope_bytes,
+)
 from kez_core.messaging.message import attachment_field
 from kez_core.messaging.padding import MAX_BUCKET, MESSAGE_MAX_BUCKET
 
@@ -24,8 +28,14 @@ def people():
 
 def signed(people, body):
     alice, bob, inbox = people
-    return create_message(alice, sender_identity=alice.key_id, recipient=bob.key_id, inbox_key=inbox.key_id,
-                          body=body, created_at=T0)
+    return create_message(
+        alice,
+        sender_identity=alice.key_id,
+        recipient=bob.key_id,
+        inbox_key=inbox.key_id,
+        body=body,
+        created_at=T0,
+    )
 
 
 def opened(people, envelope):
@@ -65,8 +75,17 @@ def test_bytes_after_a_message_that_names_no_attachment_are_refused(people):
         opened(people, seal(obj.canonical() + b"\nsmuggled", people[2].key_id))
 
 
-@pytest.mark.parametrize("field", [{"size": 1}, {"size": -1, "sha256": "00" * 32}, {"size": 1, "sha256": "AB" * 32},
-                                   {"size": 1, "sha256": "00" * 32, "more": 1}, "x", {"size": MAX_BUCKET, "sha256": "00" * 32}])
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"size": 1},
+        {"size": -1, "sha256": "00" * 32},
+        {"size": 1, "sha256": "AB" * 32},
+        {"size": 1, "sha256": "00" * 32, "more": 1},
+        "x",
+        {"size": MAX_BUCKET, "sha256": "00" * 32},
+    ],
+)
 def test_a_malformed_attachment_field_is_refused_at_the_sender(people, field):
     with pytest.raises(SchemaError):
         signed(people, {"kind": "blob", "attachment": field})
@@ -94,11 +113,20 @@ def test_seal_for_devices_checks_the_attachment_against_the_body():
 
     # the body/attachment pairing is checked before anything is signed or the chain is read
     with pytest.raises(SchemaError):
-        seal_for_devices(Signer.generate(), sender_identity="ed25519:" + "0" * 64, recipient=None,  # type: ignore[arg-type]
-                         body={"kind": "blob", "attachment": attachment_field(b"abc")}, attachment=b"abd")
+        seal_for_devices(
+            Signer.generate(),
+            sender_identity="ed25519:" + "0" * 64,
+            recipient=None,  # type: ignore[arg-type]
+            body={"kind": "blob", "attachment": attachment_field(b"abc")},
+            attachment=b"abd",
+        )
     with pytest.raises(SchemaError):
-        seal_for_devices(Signer.generate(), sender_identity="ed25519:" + "0" * 64, recipient=None,  # type: ignore[arg-type]
-                         body={"kind": "blob", "attachment": attachment_field(b"abc")})
+        seal_for_devices(
+            Signer.generate(),
+            sender_identity="ed25519:" + "0" * 64,
+            recipient=None,  # type: ignore[arg-type]
+            body={"kind": "blob", "attachment": attachment_field(b"abc")},
+        )
 
 
 def test_canonical_base64url_only():

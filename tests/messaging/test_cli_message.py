@@ -117,7 +117,14 @@ def test_building_the_cli_again_does_not_grow_the_message_group():
         root = typer.main.get_command(build_app())
         ctx = typer._click.Context(root, info_name="kez")
         message = root.get_command(ctx, "message")  # the lazy tree builds it on first use
-        assert sorted(message.commands) == ["conversations", "history", "listen", "open", "seal", "send"]  # not 6 more per build
+        assert sorted(message.commands) == [
+            "conversations",
+            "history",
+            "listen",
+            "open",
+            "seal",
+            "send",
+        ]  # not 6 more per build
 
 
 def test_add_inbox_asks_for_the_passphrase_once(capsys, tmp_path, monkeypatch):

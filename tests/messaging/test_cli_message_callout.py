@@ -40,7 +40,17 @@ def test_listen_and_send_authenticate_and_follow_a_new_inbox_key(capsys, two, ho
     listener = listen(bob["home"], "--via", "nats", "--count", "2", "--wait", "60", *flags)
     try:
         sent = kez_json(
-            capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", "one", "--via", "nats", *flags
+            capsys,
+            alice["home"],
+            "message",
+            "send",
+            "--to",
+            str(bob["chain"]),
+            "--text",
+            "one",
+            "--via",
+            "nats",
+            *flags,
         )
         assert [s["sent"] for s in sent] == [True]
         # Bob rotates his inbox key while listening, publishes, and shares his chain.
@@ -56,14 +66,27 @@ def test_listen_and_send_authenticate_and_follow_a_new_inbox_key(capsys, two, ho
                 break
         assert renewed
         sent = kez_json(
-            capsys, alice["home"], "message", "send", "--to", str(chain), "--text", "two", "--via", "nats", *flags
+            capsys,
+            alice["home"],
+            "message",
+            "send",
+            "--to",
+            str(chain),
+            "--text",
+            "two",
+            "--via",
+            "nats",
+            *flags,
         )
         assert added["inbox_key"] in [s["inbox_key"] for s in sent]
         out, err = listener.communicate(timeout=60)
     finally:
         listener.kill()
     assert listener.returncode == 0, err
-    assert [d["body"]["text"] for d in [d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")]] == ["one", "two"]
+    assert [
+        d["body"]["text"]
+        for d in [d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")]
+    ] == ["one", "two"]
 
 
 def test_an_unregistered_identity_is_refused_with_a_clear_error(capsys, two, home):

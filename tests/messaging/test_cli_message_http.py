@@ -27,11 +27,35 @@ def test_alice_sends_over_http_and_bob_listening_receives(capsys, two, inbox_ser
     kez_json(capsys, bob["home"], "handle", "register", "bobby", "--server", inbox_server.url)
     flags = ["--inbox-server", inbox_server.url]
     # one message stored before Bob listens: the catch-up delivers it
-    sent = kez_json(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", "early", "--via", "http", *flags)
+    sent = kez_json(
+        capsys,
+        alice["home"],
+        "message",
+        "send",
+        "--to",
+        str(bob["chain"]),
+        "--text",
+        "early",
+        "--via",
+        "http",
+        *flags,
+    )
     assert [s["sent"] for s in sent] == [True]
     listener = listen(bob["home"], "--via", "http", "--count", "2", "--wait", "60", *flags)
     try:
-        sent = kez_json(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", "live ✓", "--via", "http", *flags)
+        sent = kez_json(
+            capsys,
+            alice["home"],
+            "message",
+            "send",
+            "--to",
+            str(bob["chain"]),
+            "--text",
+            "live ✓",
+            "--via",
+            "http",
+            *flags,
+        )
         assert [s["sent"] for s in sent] == [True]
         out, err = listener.communicate(timeout=60)
     finally:
@@ -44,8 +68,20 @@ def test_alice_sends_over_http_and_bob_listening_receives(capsys, two, inbox_ser
 
 def test_sending_to_someone_without_a_handle_there_is_a_clear_error(capsys, two, inbox_server):
     alice, bob = two["alice"], two["bob"]
-    code, _, err = kez(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", "x",
-                       "--via", "http", "--inbox-server", inbox_server.url)
+    code, _, err = kez(
+        capsys,
+        alice["home"],
+        "message",
+        "send",
+        "--to",
+        str(bob["chain"]),
+        "--text",
+        "x",
+        "--via",
+        "http",
+        "--inbox-server",
+        inbox_server.url,
+    )
     assert code == 5 and "no handle" in err and "Traceback" not in err
 
 
@@ -57,7 +93,10 @@ def _listen_all(home, *args: str) -> tuple[list[str], str]:
     finally:
         listener.kill()
     assert listener.returncode == 0, err
-    return [d["body"]["text"] for d in [d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")]], err
+    return [
+        d["body"]["text"]
+        for d in [d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")]
+    ], err
 
 
 def test_a_second_listen_goes_on_from_where_the_first_stopped(capsys, two, inbox_server):
@@ -68,7 +107,19 @@ def test_a_second_listen_goes_on_from_where_the_first_stopped(capsys, two, inbox
     kez_json(capsys, bob["home"], "handle", "register", "bobcur", "--server", inbox_server.url)
     flags = ["--inbox-server", inbox_server.url]
     for text in ("one", "two", "three"):
-        kez_json(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", text, "--via", "http", *flags)
+        kez_json(
+            capsys,
+            alice["home"],
+            "message",
+            "send",
+            "--to",
+            str(bob["chain"]),
+            "--text",
+            text,
+            "--via",
+            "http",
+            *flags,
+        )
     texts, _ = _listen_all(bob["home"], "--count", "1", "--wait", "30", *flags)
     assert texts == ["one"]
     texts, err = _listen_all(bob["home"], "--count", "2", "--wait", "30", *flags)

@@ -22,8 +22,17 @@ from message_cli_helpers import kez_json
 
 
 # every transport setting's variable: a test's listener hears only the transports its flags name
-TRANSPORT_ENV = ("KEZ_INBOX_HANDLE", "KEZ_INBOX_SERVER", "KEZ_INBOX_SINCE", "KEZ_NATS_CREDS", "KEZ_NATS_TOKEN",
-                 "KEZ_NATS_URL", "KEZ_NOSTR_RATE", "KEZ_TRANSPORT_RELAYS", "KEZ_TRANSPORT_SINCE")
+TRANSPORT_ENV = (
+    "KEZ_INBOX_HANDLE",
+    "KEZ_INBOX_SERVER",
+    "KEZ_INBOX_SINCE",
+    "KEZ_NATS_CREDS",
+    "KEZ_NATS_TOKEN",
+    "KEZ_NATS_URL",
+    "KEZ_NOSTR_RATE",
+    "KEZ_TRANSPORT_RELAYS",
+    "KEZ_TRANSPORT_SINCE",
+)
 
 
 class Lines:
@@ -69,13 +78,18 @@ def start_listen(home, *args: str) -> Lines:
         env.pop(name, None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     return Lines(proc)
 
 
 def send(capsys, alice, bob, text: str, *flags: str) -> None:
-    sent = kez_json(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", text, *flags)
+    sent = kez_json(
+        capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", text, *flags
+    )
     assert any(s["sent"] for s in sent), sent
 
 
@@ -104,11 +118,16 @@ def test_listen_without_via_hears_every_configured_transport(capsys, two, nats, 
         assert lines.proc.wait(30) == 0, lines.stderr()
     finally:
         lines.proc.kill()
-    assert {(m["via"], m["body"]["text"]) for m in got} == {("nats", "over nats"), ("nostr", "over nostr")}
+    assert {(m["via"], m["body"]["text"]) for m in got} == {
+        ("nats", "over nats"),
+        ("nostr", "over nostr"),
+    }
     assert all(m["from"] == alice["id"] and m["sender_checked"] for m in got)
 
 
-def test_a_server_that_goes_down_is_retried_and_what_was_sent_meanwhile_arrives(capsys, two, nats, relay):
+def test_a_server_that_goes_down_is_retried_and_what_was_sent_meanwhile_arrives(
+    capsys, two, nats, relay
+):
     alice, bob = two["alice"], two["bob"]
     flags = ["--nats-url", nats.url, "--transport-relay", relay.url]
     lines = start_listen(bob["home"], "--wait", "120", *flags)
@@ -145,8 +164,21 @@ def test_wait_stops_a_quiet_listener_and_text_mode_shows_the_lost_connection(two
     env.update(KEZ_HOME=str(two["bob"]["home"]), KEZ_PASSPHRASE="")
     began = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kez_cli", "message", "listen", "--wait", "3", "--nats-url", nats.url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "kez_cli",
+            "message",
+            "listen",
+            "--wait",
+            "3",
+            "--nats-url",
+            nats.url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         line = proc.stderr.readline()
@@ -177,13 +209,17 @@ def test_notify_raises_a_desktop_notification_per_message(capsys, two, nats, tmp
     folder = tmp_path / "bin"
     folder.mkdir()
     script = folder / "notify-send"
-    script.write_text("#!/usr/bin/env python3\nimport json, sys, pathlib\n"
-                      f"pathlib.Path({str(folder / 'args.json')!r}).write_text(json.dumps(sys.argv[1:]))\n")
+    script.write_text(
+        "#!/usr/bin/env python3\nimport json, sys, pathlib\n"
+        f"pathlib.Path({str(folder / 'args.json')!r}).write_text(json.dumps(sys.argv[1:]))\n"
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{folder}{os.pathsep}{old_path}"
     try:
-        lines = start_listen(bob["home"], "--notify", "--count", "1", "--wait", "60", "--nats-url", nats.url)
+        lines = start_listen(
+            bob["home"], "--notify", "--count", "1", "--wait", "60", "--nats-url", nats.url
+        )
     finally:
         os.environ["PATH"] = old_path
     try:

@@ -52,8 +52,20 @@ def test_alice_sends_to_the_read_relay_of_bobs_list(capsys, people, relays):
     lines = start_listen(bob["home"], "--transport-relay", relay_b, "--count", "1", "--wait", "60")
     try:
         assert lines.event(lambda e: e["event"] == "up")["via"] == "nostr"
-        sent = kez_json(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", "via B",
-                        "--via", "nostr", "--transport-relay", relay_a)
+        sent = kez_json(
+            capsys,
+            alice["home"],
+            "message",
+            "send",
+            "--to",
+            str(bob["chain"]),
+            "--text",
+            "via B",
+            "--via",
+            "nostr",
+            "--transport-relay",
+            relay_a,
+        )
         assert [s["sent"] for s in sent] == [True]
         message = lines.event(lambda e: e["event"] == "message")
         assert message["body"]["text"] == "via B" and message["from"] == alice["id"]
@@ -70,6 +82,18 @@ def test_alice_sends_to_the_read_relay_of_bobs_list(capsys, people, relays):
 def test_without_a_list_alice_sends_to_her_own_relays(capsys, people, relays):
     relay_a, _ = relays
     alice, bob = people["alice"], people["bob"]
-    sent = kez_json(capsys, alice["home"], "message", "send", "--to", str(bob["chain"]), "--text", "x",
-                    "--via", "nostr", "--transport-relay", relay_a)
+    sent = kez_json(
+        capsys,
+        alice["home"],
+        "message",
+        "send",
+        "--to",
+        str(bob["chain"]),
+        "--text",
+        "x",
+        "--via",
+        "nostr",
+        "--transport-relay",
+        relay_a,
+    )
     assert [s["sent"] for s in sent] == [True]

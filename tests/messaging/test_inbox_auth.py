@@ -94,7 +94,20 @@ def test_a_wrong_signer_is_refused():
     assert err.value.reason == "bad_signature"
 
 
-@pytest.mark.parametrize("header", [None, "", "  ", "abc", "123", "12:zz", "12:" + "a" * 127, ":" + "a" * 128, "1" * 13 + ":" + "a" * 128])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "  ",
+        "abc",
+        "123",
+        "12:zz",
+        "12:" + "a" * 127,
+        ":" + "a" * 128,
+        "1" * 13 + ":" + "a" * 128,
+    ],
+)
 def test_missing_and_malformed(header):
     with pytest.raises(InboxAuthError) as err:
         check(header, Signer.generate().key_id)
@@ -102,7 +115,13 @@ def test_missing_and_malformed(header):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.none(), st.text(max_size=300), st.from_regex(r"\A[0-9]{1,12}:[a-z0-9:]{0,80}:[0-9a-f]{0,140}\Z")))
+@given(
+    st.one_of(
+        st.none(),
+        st.text(max_size=300),
+        st.from_regex(r"\A[0-9]{1,12}:[a-z0-9:]{0,80}:[0-9a-f]{0,140}\Z"),
+    )
+)
 def test_garbage_is_only_ever_an_inbox_auth_error(header):
     with pytest.raises(InboxAuthError):
         check(header, "ed25519:" + "11" * 32, devices={"nostr:" + "22" * 32})
@@ -121,7 +140,9 @@ def test_a_remembered_signature_skips_only_the_signature_check():
 
     def again(**kw):
         args = {"primary": primary.key_id, "devices": {device.key_id}, "now": NOW, **kw}
-        return verify_inbox_auth(header, method="GET", path=PATH, bound="since=0", verified=verified, **args)
+        return verify_inbox_auth(
+            header, method="GET", path=PATH, bound="since=0", verified=verified, **args
+        )
 
     assert again() == device.key_id
     assert len(verified) == 1
@@ -137,8 +158,14 @@ def test_a_remembered_signature_skips_only_the_signature_check():
     # another cursor is other bytes: not remembered, and the signature does not hold
     with pytest.raises(InboxAuthError) as err:
         verify_inbox_auth(
-            header, method="GET", path=PATH, bound="since=1", primary=primary.key_id,
-            devices={device.key_id}, now=NOW, verified=verified,
+            header,
+            method="GET",
+            path=PATH,
+            bound="since=1",
+            primary=primary.key_id,
+            devices={device.key_id},
+            now=NOW,
+            verified=verified,
         )
     assert err.value.reason == "bad_signature"
     assert len(verified) == 1  # a signature that failed is not remembered
@@ -154,12 +181,28 @@ def test_a_bad_signature_is_never_remembered_and_the_memory_is_bounded():
     forged = f"{ts}:{sig[:-2]}{(int(sig[-2:], 16) ^ 1):02x}"
     for _ in range(2):
         with pytest.raises(InboxAuthError) as err:
-            verify_inbox_auth(forged, method="GET", path=PATH, bound="since=0", primary=signer.key_id, now=NOW, verified=verified)
+            verify_inbox_auth(
+                forged,
+                method="GET",
+                path=PATH,
+                bound="since=0",
+                primary=signer.key_id,
+                now=NOW,
+                verified=verified,
+            )
         assert err.value.reason == "bad_signature"
     assert len(verified) == 0
     for n in range(5):
         header = sign_inbox_request(signer, "GET", PATH, f"since={n}", NOW)
-        verify_inbox_auth(header, method="GET", path=PATH, bound=f"since={n}", primary=signer.key_id, now=NOW, verified=verified)
+        verify_inbox_auth(
+            header,
+            method="GET",
+            path=PATH,
+            bound=f"since={n}",
+            primary=signer.key_id,
+            now=NOW,
+            verified=verified,
+        )
     assert len(verified) == 3
     with pytest.raises(ValueError):
         VerifiedSignatures(size=0)
@@ -177,8 +220,14 @@ def test_a_recalled_header_is_still_judged_on_time_and_keys():
     def judge(header, primary, devices=(), now=NOW, bound="since=0"):
         try:
             return verify_inbox_auth(
-                header, method="GET", path=PATH, bound=bound, primary=primary,
-                devices=devices, now=now, verified=verified,
+                header,
+                method="GET",
+                path=PATH,
+                bound=bound,
+                primary=primary,
+                devices=devices,
+                now=now,
+                verified=verified,
             )
         except InboxAuthError as exc:
             return exc.reason

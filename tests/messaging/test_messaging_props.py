@@ -178,8 +178,12 @@ def _b64_texts():
 
     sizes = sorted(_SEALED_SIZES)[:3]
     good = st.builds(
-        lambda n, seed: "kez:e1:" + base64.urlsafe_b64encode(bytes([seed]) * n).rstrip(b"=").decode(),
-        st.sampled_from(sizes + [s - 1 for s in sizes] + [s + 1 for s in sizes] + [s + 2 for s in sizes]),
+        lambda n, seed: (
+            "kez:e1:" + base64.urlsafe_b64encode(bytes([seed]) * n).rstrip(b"=").decode()
+        ),
+        st.sampled_from(
+            sizes + [s - 1 for s in sizes] + [s + 1 for s in sizes] + [s + 2 for s in sizes]
+        ),
         st.integers(0, 255),
     )
     # mutations: a last character with stray bits, a character outside the alphabet, white space

@@ -148,7 +148,9 @@ def test_padding_hides_the_length_within_a_bucket(alice, bob, inbox):
 def test_an_80_kb_inline_file_fits_and_more_than_the_largest_bucket_is_refused(alice, bob, inbox):
     data = base64.b64encode(bytes(80_000)).decode()
     _, envelope = send(alice, bob, inbox, {"kind": "file", "name": "a.bin", "data": data})
-    assert len(envelope_bytes(envelope)) == 32 + MESSAGE_MAX_BUCKET + 16  # the largest for a message alone
+    assert (
+        len(envelope_bytes(envelope)) == 32 + MESSAGE_MAX_BUCKET + 16
+    )  # the largest for a message alone
     with pytest.raises(MessageTooLarge):  # the larger buckets hold attachments only
         send(alice, bob, inbox, text_body("x" * MESSAGE_MAX_BUCKET))
 

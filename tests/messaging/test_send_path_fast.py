@@ -70,9 +70,7 @@ def test_create_message_refuses_before_signing_and_seal_rereads_other_objects():
     assert not made_here(copy)
     # the same envelope content either way, and it opens
     for o in (obj, copy):
-        message = open_envelope(
-            seal_message(o), [inbox], identity=bob.key_id, replay=None, at=T0
-        )
+        message = open_envelope(seal_message(o), [inbox], identity=bob.key_id, replay=None, at=T0)
         assert message.id == obj.id
     bad = dict(obj.to_dict())
     bad["payload"] = {**obj.payload, "inbox_key": "x25519:nope"}
@@ -84,7 +82,9 @@ def test_create_message_refuses_before_signing_and_seal_rereads_other_objects():
     st.datetimes(
         min_value=datetime(1, 1, 2),
         max_value=datetime(9999, 12, 30),
-        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+        ),
     )
 )
 def test_format_time_writes_what_strftime_writes(when):
@@ -99,14 +99,24 @@ _json = st.recursive(
 )
 
 
-@given(text=_json_text, extra=st.dictionaries(_json_text.filter(lambda k: k not in ("kind", "text")), _json, max_size=3),
-       alg=st.sampled_from(["ed25519", "nostr"]))
+@given(
+    text=_json_text,
+    extra=st.dictionaries(
+        _json_text.filter(lambda k: k not in ("kind", "text")), _json, max_size=3
+    ),
+    alg=st.sampled_from(["ed25519", "nostr"]),
+)
 def test_create_message_writes_exactly_the_jcs_of_what_it_signs(text, extra, alg):
     """JCS once: the spliced payload and object bytes are canonicalize()'s, the signature holds."""
     signer, bob, inbox = _SIGNERS[alg], _SIGNERS["ed25519"], _INBOX
     body = {**extra, "kind": "text", "text": text}
-    obj = create_message(signer, sender_identity=signer.key_id, recipient=bob.key_id,
-                         inbox_key=inbox.key_id, body=body)
+    obj = create_message(
+        signer,
+        sender_identity=signer.key_id,
+        recipient=bob.key_id,
+        inbox_key=inbox.key_id,
+        body=body,
+    )
     assert obj.payload_bytes == canonicalize(obj.payload)
     assert obj.canonical() == canonicalize(obj.to_dict())
     fresh = SignedObject.from_dict(obj.to_dict())
@@ -126,12 +136,23 @@ def test_created_at_is_now_to_the_second_or_what_was_given():
 
     alice, inbox = Signer.generate(), InboxSecret.generate()
     before = format_time(now())
-    obj = create_message(alice, sender_identity=alice.key_id, recipient=alice.key_id,
-                         inbox_key=inbox.key_id, body=text_body("hi"))
+    obj = create_message(
+        alice,
+        sender_identity=alice.key_id,
+        recipient=alice.key_id,
+        inbox_key=inbox.key_id,
+        body=text_body("hi"),
+    )
     assert before <= obj.payload["created_at"] <= format_time(now())
     given_at = T0 + timedelta(microseconds=5)
-    obj = create_message(alice, sender_identity=alice.key_id, recipient=alice.key_id,
-                         inbox_key=inbox.key_id, body=text_body("hi"), created_at=given_at)
+    obj = create_message(
+        alice,
+        sender_identity=alice.key_id,
+        recipient=alice.key_id,
+        inbox_key=inbox.key_id,
+        body=text_body("hi"),
+        created_at=given_at,
+    )
     assert obj.payload["created_at"] == format_time(T0)
 
 
@@ -141,8 +162,13 @@ def test_envelope_text_is_base64url_without_padding():
     from kez_core.messaging.envelope import PREFIX, envelope_bytes
 
     alice, inbox = Signer.generate(), InboxSecret.generate()
-    obj = create_message(alice, sender_identity=alice.key_id, recipient=alice.key_id,
-                         inbox_key=inbox.key_id, body=text_body("é" * 300))
+    obj = create_message(
+        alice,
+        sender_identity=alice.key_id,
+        recipient=alice.key_id,
+        inbox_key=inbox.key_id,
+        body=text_body("é" * 300),
+    )
     text = seal_message(obj)
     raw = envelope_bytes(text)
     assert text == PREFIX + base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")

@@ -25,9 +25,13 @@ def test_save_load_and_old_files_go(tmp_path) -> None:
     alice = Signer.generate()
     store = service.OwnProfileStore(tmp_path, alice.key_id)
     assert store.load() is None
-    first = service.make_publication(alice, alice.key_id, "https://k.example", "alice", name="A", about="", picture=_file(1))
+    first = service.make_publication(
+        alice, alice.key_id, "https://k.example", "alice", name="A", about="", picture=_file(1)
+    )
     store.save("alice", "https://k.example", first)
-    second = service.make_publication(alice, alice.key_id, "https://k.example", "alice", name="A", about="", picture=_file(2))
+    second = service.make_publication(
+        alice, alice.key_id, "https://k.example", "alice", name="A", about="", picture=_file(2)
+    )
     store.save("alice", "https://k.example", second)
     loaded = store.load()
     assert loaded.key == second.key and loaded.published_png == second.published_png
@@ -37,8 +41,16 @@ def test_save_load_and_old_files_go(tmp_path) -> None:
     )
     assert len(list((tmp_path / "profile").glob("*.png"))) == 2
     # a public picture has no key, and keeps none
-    public = service.make_publication(alice, alice.key_id, "https://k.example", "alice", name="A", about="",
-                                      picture=_file(3), public=True)
+    public = service.make_publication(
+        alice,
+        alice.key_id,
+        "https://k.example",
+        "alice",
+        name="A",
+        about="",
+        picture=_file(3),
+        public=True,
+    )
     store.save("alice", "https://k.example", public)
     assert store.load().key is None and public.key_body(alice.key_id) is None
 

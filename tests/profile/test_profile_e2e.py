@@ -61,7 +61,9 @@ def _listen(capsys, home: Path, url: str, *args: str) -> list[dict]:
     """One `kez message listen --via http` run in this process: what it printed (JSON Lines)."""
     import json
 
-    code, out, err = kez(capsys, home, "message", "listen", "--via", "http", "--inbox-server", url, "--json", *args)
+    code, out, err = kez(
+        capsys, home, "message", "listen", "--via", "http", "--inbox-server", url, "--json", *args
+    )
     assert code == 0, err
     return [d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")]
 
@@ -76,8 +78,20 @@ def test_picture_key_reaches_contacts_only(capsys, server, tmp_path, monkeypatch
 
     # alice publishes a scrambled picture; no contact yet, so the key goes to nobody
     face = _face(tmp_path / "face.png", 0)
-    done = kez_json(capsys, homes["alice"], "profile", "set", "--handle", "alice@example.org", *at,
-                    "--name", "Alice", "--picture", str(tmp_path / "face.png"), *http)
+    done = kez_json(
+        capsys,
+        homes["alice"],
+        "profile",
+        "set",
+        "--handle",
+        "alice@example.org",
+        *at,
+        "--name",
+        "Alice",
+        "--picture",
+        str(tmp_path / "face.png"),
+        *http,
+    )
     assert done["scrambled"] and "#kez-visual-v1:" in done["picture"]
     assert done["key_shares"] == []
 
@@ -96,18 +110,43 @@ def test_picture_key_reaches_contacts_only(capsys, server, tmp_path, monkeypatch
 
     # bob sees alice's face: exactly her picture resized to 256x256
     original = np.asarray(visual.prepare_picture(face))
-    seen = kez_json(capsys, homes["bob"], "profile", "show", "alice@example.org", *at,
-                    "--save-picture", str(tmp_path / "bob-sees.png"))
+    seen = kez_json(
+        capsys,
+        homes["bob"],
+        "profile",
+        "show",
+        "alice@example.org",
+        *at,
+        "--save-picture",
+        str(tmp_path / "bob-sees.png"),
+    )
     assert seen["key_held"] and seen["scrambled"] and seen["name"] == "Alice"
     assert np.array_equal(_pixels(tmp_path / "bob-sees.png"), original)
 
     # carol, not a contact, sees noise: told she holds no key, and nothing saved unless asked
-    code, out, err = kez(capsys, homes["carol"], "profile", "show", "alice@example.org", *at,
-                         "--save-picture", str(tmp_path / "carol-sees.png"))
+    code, out, err = kez(
+        capsys,
+        homes["carol"],
+        "profile",
+        "show",
+        "alice@example.org",
+        *at,
+        "--save-picture",
+        str(tmp_path / "carol-sees.png"),
+    )
     assert code == 0 and "you hold no key" in out and "--save-noise" in err
     assert not (tmp_path / "carol-sees.png").exists()
-    seen = kez_json(capsys, homes["carol"], "profile", "show", "alice@example.org", *at,
-                    "--save-picture", str(tmp_path / "carol-sees.png"), "--save-noise")
+    seen = kez_json(
+        capsys,
+        homes["carol"],
+        "profile",
+        "show",
+        "alice@example.org",
+        *at,
+        "--save-picture",
+        str(tmp_path / "carol-sees.png"),
+        "--save-noise",
+    )
     assert seen["scrambled"] and not seen["key_held"]
     noise = _pixels(tmp_path / "carol-sees.png")
     assert noise.shape[:2] == (256, 256) and not np.array_equal(noise, original)
@@ -115,14 +154,25 @@ def test_picture_key_reaches_contacts_only(capsys, server, tmp_path, monkeypatch
     # alice removes bob and changes her picture: the new key goes to no one
     kez(capsys, homes["alice"], "contact", "remove", "bob")
     _face(tmp_path / "face2.png", 40)
-    changed = kez_json(capsys, homes["alice"], "profile", "set", "--picture", str(tmp_path / "face2.png"), *http)
+    changed = kez_json(
+        capsys, homes["alice"], "profile", "set", "--picture", str(tmp_path / "face2.png"), *http
+    )
     assert changed["picture_sha256"] != done["picture_sha256"] and changed["key_shares"] == []
     assert _listen(capsys, homes["bob"], url, "--wait", "2") == []
     # bob's cached copy still opens the old picture; a refresh finds the new one, and noise
     cached = kez_json(capsys, homes["bob"], "profile", "show", "alice@example.org", *at)
     assert cached["from_cache"] and cached["key_held"]
-    after = kez_json(capsys, homes["bob"], "profile", "show", "alice@example.org", *at, "--refresh",
-                     "--save-picture", str(tmp_path / "bob-after.png"))
+    after = kez_json(
+        capsys,
+        homes["bob"],
+        "profile",
+        "show",
+        "alice@example.org",
+        *at,
+        "--refresh",
+        "--save-picture",
+        str(tmp_path / "bob-after.png"),
+    )
     assert not after["from_cache"] and after["picture_sha256"] == changed["picture_sha256"]
     assert after["scrambled"] and not after["key_held"] and after["saved"] is None
 
@@ -133,10 +183,14 @@ def test_picture_key_reaches_contacts_only(capsys, server, tmp_path, monkeypatch
     data = json.loads(meta.read_text())
     assert kez_json(capsys, homes["bob"], "profile", "show", "alice@example.org", *at)["from_cache"]
     meta.write_text(json.dumps({**data, "fetched_unix": data["fetched_unix"] - 6 * 3600 - 1}))
-    assert not kez_json(capsys, homes["bob"], "profile", "show", "alice@example.org", *at)["from_cache"]
+    assert not kez_json(capsys, homes["bob"], "profile", "show", "alice@example.org", *at)[
+        "from_cache"
+    ]
 
 
-def test_a_contact_that_cannot_be_reached_is_a_warning(capsys, server, tmp_path, monkeypatch) -> None:
+def test_a_contact_that_cannot_be_reached_is_a_warning(
+    capsys, server, tmp_path, monkeypatch
+) -> None:
     """A picture change with a contact whose handle is on no server here: the profile is
     published, the key goes to the others, that contact gets a warning, not a traceback."""
     monkeypatch.setenv("KEZ_PASSPHRASE", "")
@@ -144,7 +198,17 @@ def test_a_contact_that_cannot_be_reached_is_a_warning(capsys, server, tmp_path,
     homes = {name: tmp_path / name for name in ("dora", "erin", "finn")}
     ids = {name: _person(capsys, home, name, url) for name, home in homes.items()}
     at, http = ["--handle-server", url], ["--via", "http", "--inbox-server", url]
-    kez_json(capsys, homes["dora"], "profile", "set", "--handle", "dora@example.org", *at, "--name", "Dora")
+    kez_json(
+        capsys,
+        homes["dora"],
+        "profile",
+        "set",
+        "--handle",
+        "dora@example.org",
+        *at,
+        "--name",
+        "Dora",
+    )
     for name in ("erin", "finn"):
         kez_json(capsys, homes["dora"], "contact", "add", name, f"{name}@example.org", *at)
     # finn's inbox keys all expire: a key cannot be sealed to him
@@ -153,21 +217,36 @@ def test_a_contact_that_cannot_be_reached_is_a_warning(capsys, server, tmp_path,
     lines = chain.read_bytes().splitlines(keepends=True)
     chain.write_bytes(b"".join(lines[:-1]))  # his add_inbox link gone from dora's copy
     _face(tmp_path / "d.png", 0)
-    code, out, err = kez(capsys, homes["dora"], "profile", "set", "--picture", str(tmp_path / "d.png"),
-                         *http, "--json")
+    code, out, err = kez(
+        capsys,
+        homes["dora"],
+        "profile",
+        "set",
+        "--picture",
+        str(tmp_path / "d.png"),
+        *http,
+        "--json",
+    )
     assert code == 0 and "Traceback" not in err, err
     import json
 
     shares = {s["name"]: s for s in json.loads(out)["key_shares"]}
     assert shares["erin"]["sent"] and not shares["finn"]["sent"]
     assert shares["finn"]["error"]["message"]
-    code, _, err = kez(capsys, homes["dora"], "profile", "set", "--picture", str(tmp_path / "d.png"), *http)
+    code, _, err = kez(
+        capsys, homes["dora"], "profile", "set", "--picture", str(tmp_path / "d.png"), *http
+    )
     assert code == 0 and "picture key sent to erin" in err and "picture key not sent to finn" in err
     # the same key again, without a new picture
     again = kez_json(capsys, homes["dora"], "profile", "share-key", *http)
-    assert [(s["name"], s["sent"]) for s in again["key_shares"]] == [("erin", True), ("finn", False)]
+    assert [(s["name"], s["sent"]) for s in again["key_shares"]] == [
+        ("erin", True),
+        ("finn", False),
+    ]
     # no transport at all: published, and every contact gets a warning
-    code, _, err = kez(capsys, homes["dora"], "profile", "set", "--picture", str(tmp_path / "d.png"))
+    code, _, err = kez(
+        capsys, homes["dora"], "profile", "set", "--picture", str(tmp_path / "d.png")
+    )
     assert code == 0 and "picture key not sent to erin" in err and "--via" in err
     code, _, err = kez(capsys, homes["dora"], "profile", "set", "--name", "D", *http)
     assert code == 2 and "--picture" in err and "Traceback" not in err

@@ -48,17 +48,30 @@ def _chi2(png: bytes) -> float:
     return float(((counts - expected) ** 2 / expected).sum())
 
 
-def _register(client: httpx.Client, signer: Signer, handle: str, chain: SigchainBuilder | None = None) -> None:
+def _register(
+    client: httpx.Client, signer: Signer, handle: str, chain: SigchainBuilder | None = None
+) -> None:
     from kez_core.signed import sign
     from kez_core.timefmt import format_time, now
 
     if chain is not None:
         alg, _, hexkey = signer.key_id.partition(":")
-        answer = client.post(f"/v1/sigchains/{alg}/{hexkey}", content=b"".join(chain.lines),
-                             headers={"content-type": "application/x-ndjson"})
+        answer = client.post(
+            f"/v1/sigchains/{alg}/{hexkey}",
+            content=b"".join(chain.lines),
+            headers={"content-type": "application/x-ndjson"},
+        )
         assert answer.status_code == 200, answer.text
-    payload = {"handle": handle, "primary": signer.key_id, "server": "example.org", "created_at": format_time(now())}
-    answer = client.post("/v1/register", json=sign("handle_registration", payload, signer, namespace="chat").to_dict())
+    payload = {
+        "handle": handle,
+        "primary": signer.key_id,
+        "server": "example.org",
+        "created_at": format_time(now()),
+    }
+    answer = client.post(
+        "/v1/register",
+        json=sign("handle_registration", payload, signer, namespace="chat").to_dict(),
+    )
     assert answer.status_code == 201, answer.text
 
 
@@ -77,7 +90,9 @@ def test_contact_sees_the_face_stranger_sees_noise(server, tmp_path) -> None:
 
     # alice publishes from her laptop (a device key)
     alice_home = tmp_path / "alice"
-    pub = service.make_publication(device, alice.key_id, server.url, "alice", name="Alice", about="hello", picture=_face())
+    pub = service.make_publication(
+        device, alice.key_id, server.url, "alice", name="Alice", about="hello", picture=_face()
+    )
     asyncio.run(service.publish(server.url, "alice", device, pub, device=True, timeout=10))
     profile = read_profile(pub.profile)
     assert profile.picture.startswith(f"{server.url}/v1/u/alice/picture#kez-visual-v1:")
@@ -88,31 +103,46 @@ def test_contact_sees_the_face_stranger_sees_noise(server, tmp_path) -> None:
     # bob, a contact, got the profile_key message; carol did not
     bob_home, carol_home = tmp_path / "bob", tmp_path / "carol"
     accept_profile_key(ProfileKeyStore(bob_home), json.loads(json.dumps(body)), alice.key_id)
-    seen_by_bob = asyncio.run(service.read_peer_profile(bob_home, server.url, "alice", "example.org"))
+    seen_by_bob = asyncio.run(
+        service.read_peer_profile(bob_home, server.url, "alice", "example.org")
+    )
     assert seen_by_bob.profile.name == "Alice" and seen_by_bob.key_held
     assert seen_by_bob.plain_png is not None
-    assert np.array_equal(np.asarray(Image.open(io.BytesIO(seen_by_bob.plain_png))),
-                          np.asarray(Image.open(io.BytesIO(pub.plain_png))))
-    seen_by_carol = asyncio.run(service.read_peer_profile(carol_home, server.url, "alice", "example.org"))
-    assert seen_by_carol.plain_png is None and seen_by_carol.scrambled and not seen_by_carol.key_held
+    assert np.array_equal(
+        np.asarray(Image.open(io.BytesIO(seen_by_bob.plain_png))),
+        np.asarray(Image.open(io.BytesIO(pub.plain_png))),
+    )
+    seen_by_carol = asyncio.run(
+        service.read_peer_profile(carol_home, server.url, "alice", "example.org")
+    )
+    assert (
+        seen_by_carol.plain_png is None and seen_by_carol.scrambled and not seen_by_carol.key_held
+    )
     assert seen_by_carol.published_png == pub.published_png
 
     # the cache answers for 6 hours; refresh fetches again
-    again = asyncio.run(service.read_peer_profile(bob_home, "http://127.0.0.1:9", "alice", "example.org"))
+    again = asyncio.run(
+        service.read_peer_profile(bob_home, "http://127.0.0.1:9", "alice", "example.org")
+    )
     assert again.from_cache and again.key_held
 
     # alice removes bob and changes her picture: a new key bob never gets
     keep = service.OwnProfileStore(alice_home, alice.key_id)
     keep.save("alice", server.url, pub)
-    new = service.make_publication(alice, alice.key_id, server.url, "alice", name="Alice", about="hello", picture=_face())
+    new = service.make_publication(
+        alice, alice.key_id, server.url, "alice", name="Alice", about="hello", picture=_face()
+    )
     assert new.key != pub.key
     asyncio.run(service.publish(server.url, "alice", alice, new, device=False, timeout=10))
-    after = asyncio.run(service.read_peer_profile(bob_home, server.url, "alice", "example.org", refresh=True))
+    after = asyncio.run(
+        service.read_peer_profile(bob_home, server.url, "alice", "example.org", refresh=True)
+    )
     assert after.scrambled and after.plain_png is None
 
     # a name change keeps the picture and its key
-    renamed = service.make_publication(alice, alice.key_id, server.url, "alice", name="Alice B", about="",
-                                       keep=keep.load())
+    renamed = service.make_publication(
+        alice, alice.key_id, server.url, "alice", name="Alice B", about="", keep=keep.load()
+    )
     assert renamed.published_png == pub.published_png and renamed.key == pub.key
     assert read_profile(renamed.profile).picture == profile.picture
 
@@ -121,14 +151,32 @@ def test_swapped_picture_is_detected(server, tmp_path) -> None:
     mallory_server_side = Signer.generate()
     with httpx.Client(base_url=server.url, timeout=30) as client:
         _register(client, mallory_server_side, "dana")
-        pub = service.make_publication(mallory_server_side, mallory_server_side.key_id, server.url, "dana",
-                                       name="Dana", about="", picture=_face())
-        asyncio.run(service.publish(server.url, "dana", mallory_server_side, pub, device=False, timeout=10))
+        pub = service.make_publication(
+            mallory_server_side,
+            mallory_server_side.key_id,
+            server.url,
+            "dana",
+            name="Dana",
+            about="",
+            picture=_face(),
+        )
+        asyncio.run(
+            service.publish(server.url, "dana", mallory_server_side, pub, device=False, timeout=10)
+        )
         # another picture replaces the file (as a compromised server could): readers notice
-        other = visual.scramble_png(visual.prepare_picture(_face()), visual.new_key(), visual.new_salt())
+        other = visual.scramble_png(
+            visual.prepare_picture(_face()), visual.new_key(), visual.new_salt()
+        )
         path = "/v1/u/dana/picture"
-        header = sign_inbox_request(mallory_server_side, "PUT", path, hashlib.sha256(other).hexdigest())
-        assert client.put(path, content=other, headers={"x-kez-auth": header, "content-type": "image/png"}).status_code == 200
+        header = sign_inbox_request(
+            mallory_server_side, "PUT", path, hashlib.sha256(other).hexdigest()
+        )
+        assert (
+            client.put(
+                path, content=other, headers={"x-kez-auth": header, "content-type": "image/png"}
+            ).status_code
+            == 200
+        )
     from kez_core.profile.signed_profile import PictureMismatch
 
     with pytest.raises(PictureMismatch):
@@ -141,8 +189,15 @@ def test_kind0_is_read_back_by_nostr_sdk(tmp_path) -> None:
     from kez_channel_nostr.testing import running_relay
 
     alice = Signer.generate("nostr")
-    pub = service.make_publication(alice, alice.key_id, "https://kez.example", "alice", name="Alice ✨",
-                                   about="line\nnext", picture=_face())
+    pub = service.make_publication(
+        alice,
+        alice.key_id,
+        "https://kez.example",
+        "alice",
+        name="Alice ✨",
+        about="line\nnext",
+        picture=_face(),
+    )
     event = service.kind0_event(alice.secret, read_profile(pub.profile))
     assert verify_event(event) and event["kind"] == 0
     with running_relay() as relay:
@@ -156,7 +211,9 @@ def test_kind0_is_read_back_by_nostr_sdk(tmp_path) -> None:
             try:
                 keys = nostr_sdk.PublicKey.parse(alice.key_id.partition(":")[2])
                 wanted = nostr_sdk.Filter().author(keys).kind(nostr_sdk.Kind(0))
-                return (await client.fetch_events(nostr_sdk.ReqTarget.auto([wanted]), timedelta(seconds=10)))
+                return await client.fetch_events(
+                    nostr_sdk.ReqTarget.auto([wanted]), timedelta(seconds=10)
+                )
             finally:
                 await client.shutdown()
 

@@ -24,13 +24,19 @@ REF = "https://kez.example/v1/u/alice/picture#kez-visual-v1:" + "ab" * 16
 
 
 def _state(primary: Signer, devices: dict[str, str] | None = None) -> ChainState:
-    return ChainState(primary.key_id, primary.key_id, "0" * 64, 1, "2026-01-01T00:00:00Z", devices or {})
+    return ChainState(
+        primary.key_id, primary.key_id, "0" * 64, 1, "2026-01-01T00:00:00Z", devices or {}
+    )
 
 
 def test_profile_round_trip_and_chain_check() -> None:
     alice = Signer.generate()
     obj = create_profile(
-        alice, alice.key_id, name="Alice", about="hi", picture=REF,
+        alice,
+        alice.key_id,
+        name="Alice",
+        about="hi",
+        picture=REF,
         picture_sha256=hashlib.sha256(PNG).hexdigest(),
     )
     again = SignedObject.from_dict(obj.to_dict())
@@ -102,7 +108,9 @@ def test_profile_key_body_and_store(tmp_path) -> None:
     assert (tmp_path / pkeys.STORE_FILE).stat().st_mode & 0o777 == 0o600
     # bob cannot plant a key for alice's picture
     with pytest.raises(SchemaError):
-        pkeys.accept_profile_key(store, pkeys.profile_key_body(alice.key_id, bytes(32), "ef" * 32), bob.key_id)
+        pkeys.accept_profile_key(
+            store, pkeys.profile_key_body(alice.key_id, bytes(32), "ef" * 32), bob.key_id
+        )
     for bad in ({}, {**body, "key": "00"}, {**body, "picture_sha256": 1}, {**body, "kind": "text"}):
         with pytest.raises(SchemaError):
             pkeys.parse_profile_key_body(bad)
@@ -136,13 +144,18 @@ from hypothesis import strategies as st  # noqa: E402
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=70),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=15), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=15), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.sampled_from(["kind", "identity", "key", "picture_sha256", "x"]), _json) | _json)
+@given(
+    st.dictionaries(st.sampled_from(["kind", "identity", "key", "picture_sha256", "x"]), _json)
+    | _json
+)
 def test_profile_key_body_parser_only_raises_typed(body) -> None:
     try:
         pkeys.parse_profile_key_body(body)
@@ -151,9 +164,14 @@ def test_profile_key_body_parser_only_raises_typed(body) -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(
-    st.sampled_from(["identity", "signer", "name", "about", "picture", "picture_sha256", "updated_at"]), _json
-))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["identity", "signer", "name", "about", "picture", "picture_sha256", "updated_at"]
+        ),
+        _json,
+    )
+)
 def test_read_profile_only_raises_typed(fields) -> None:
     alice = Signer.generate()
     data = create_profile(alice, alice.key_id, name="A").to_dict()

@@ -74,7 +74,9 @@ def test_wrong_key_gives_noise_not_an_error() -> None:
     assert arr.shape == (256, 256, 3)
     assert _chi2(arr) < CHI2_255_P001
     # and the wrong salt too
-    wrong_salt = np.asarray(Image.open(io.BytesIO(visual.unscramble_png(published, KEY, bytes(16)))))
+    wrong_salt = np.asarray(
+        Image.open(io.BytesIO(visual.unscramble_png(published, KEY, bytes(16))))
+    )
     assert _chi2(wrong_salt) < CHI2_255_P001
 
 
@@ -167,4 +169,7 @@ def test_pinned_output() -> None:
 
     arr = np.arange(48, dtype=np.uint8).reshape(4, 4, 3)
     out = visual.scramble_array(arr, KEY, SALT)
-    assert hashlib.sha256(out.tobytes()).hexdigest() == "aea274cb9195050e9f66a0e5be1b309aeb3dab5e914616501335a88d030cbc64"
+    assert (
+        hashlib.sha256(out.tobytes()).hexdigest()
+        == "aea274cb9195050e9f66a0e5be1b309aeb3dab5e914616501335a88d030cbc64"
+    )

@@ -27,7 +27,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MEMBERS = [ROOT / "kez_core", ROOT / "kez_cli", *sorted((ROOT / "plugins").iterdir()), *sorted((ROOT / "examples").iterdir())]
+MEMBERS = [
+    ROOT / "kez_core",
+    ROOT / "kez_cli",
+    *sorted((ROOT / "plugins").iterdir()),
+    *sorted((ROOT / "examples").iterdir()),
+]
 MEMBERS = [m for m in MEMBERS if (m / "pyproject.toml").is_file()]
 
 
@@ -36,7 +41,13 @@ def _uv() -> list[str]:
     return [found] if found else [sys.executable, "-m", "uv"]
 
 
-def _run(args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 600):
+def _run(
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600,
+):
     # Never from the repository root: its kez_core/ and kez_cli/ folders import as namespace packages.
     cwd = cwd or Path(tempfile.gettempdir())
     result = subprocess.run(args, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
@@ -45,13 +56,19 @@ def _run(args: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
 
 def _check(args: list[str], **kwargs) -> subprocess.CompletedProcess[str]:
     result = _run(args, **kwargs)
-    assert result.returncode == 0, f"{args} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"{args} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    )
     return result
 
 
 def _clean_env(home: Path) -> dict[str, str]:
     """The environment of a stranger's shell: nothing of the workspace venv, a private KEZ_HOME."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "UV_", "PIP_", "KEZ_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTHON", "VIRTUAL_ENV", "UV_", "PIP_", "KEZ_"))
+    }
     env.update(KEZ_HOME=str(home), KEZ_STRICT_PLUGINS="1", NO_COLOR="1", COLUMNS="200")
     return env
 
@@ -85,8 +102,19 @@ def _new_venv(path: Path) -> Path:
 def wheelhouse(tmp_path_factory) -> Path:
     """Wheels of every third-party requirement of every member (extras too), pinned from uv.lock."""
     reqs = _check(
-        [*_uv(), "export", "--all-packages", "--all-extras", "--no-dev", "--no-emit-workspace",
-         "--no-hashes", "--frozen", "--quiet", "--format", "requirements-txt"],
+        [
+            *_uv(),
+            "export",
+            "--all-packages",
+            "--all-extras",
+            "--no-dev",
+            "--no-emit-workspace",
+            "--no-hashes",
+            "--frozen",
+            "--quiet",
+            "--format",
+            "requirements-txt",
+        ],
         cwd=ROOT,
     ).stdout
     key = hashlib.sha256(reqs.encode()).hexdigest()[:16]
@@ -96,7 +124,17 @@ def wheelhouse(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("wheelhouse")
     (work / "requirements.txt").write_text(reqs)
     pip = _new_venv(work / "venv") / "pip"
-    _check([str(pip), "wheel", "--quiet", "-r", str(work / "requirements.txt"), "-w", str(work / "wheels")])
+    _check(
+        [
+            str(pip),
+            "wheel",
+            "--quiet",
+            "-r",
+            str(work / "requirements.txt"),
+            "-w",
+            str(work / "wheels"),
+        ]
+    )
     (work / "wheels" / "complete").write_text(reqs)
     house.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -107,8 +145,21 @@ def wheelhouse(tmp_path_factory) -> Path:
 
 
 def _install(bindir: Path, dist: Path, wheelhouse: Path, *requirements: str) -> None:
-    _check([str(bindir / "pip"), "--isolated", "--disable-pip-version-check", "install", "--quiet", "--no-index",
-            "--find-links", str(dist), "--find-links", str(wheelhouse), *requirements])
+    _check(
+        [
+            str(bindir / "pip"),
+            "--isolated",
+            "--disable-pip-version-check",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            str(dist),
+            "--find-links",
+            str(wheelhouse),
+            *requirements,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +178,20 @@ def test_every_distribution_builds_a_wheel_and_an_sdist_with_pypi_metadata(dist)
         wheel = dist / f"{stem}-py3-none-any.whl"
         with zipfile.ZipFile(wheel) as zf:
             meta = Parser().parsestr(zf.read(f"{stem}.dist-info/METADATA").decode())
-            assert any(n.endswith("LICENSE") for n in zf.namelist()), f"{name}: no licence file in the wheel"
+            assert any(n.endswith("LICENSE") for n in zf.namelist()), (
+                f"{name}: no licence file in the wheel"
+            )
         assert meta["Name"] == name and meta["Version"] == version
         assert meta["Summary"], name
         assert meta["Requires-Python"] == ">=3.11", name
         assert meta["License-Expression"] == "MIT", name
-        assert meta["Description-Content-Type"] == "text/markdown" and len(meta.get_payload()) > 100, name
-        assert any(c.startswith("Programming Language :: Python :: 3.11") for c in meta.get_all("Classifier")), name
+        assert (
+            meta["Description-Content-Type"] == "text/markdown" and len(meta.get_payload()) > 100
+        ), name
+        assert any(
+            c.startswith("Programming Language :: Python :: 3.11")
+            for c in meta.get_all("Classifier")
+        ), name
         urls = dict(u.split(", ", 1) for u in meta.get_all("Project-URL"))
         assert {"Homepage", "Documentation", "Source", "Changelog"} <= set(urls), name
 
@@ -144,7 +202,9 @@ def test_version_is_written_in_one_place_per_distribution():
         src = member / "src"
         inits = [p for p in src.glob("*/__init__.py") if "__version__ =" in p.read_text()]
         if inits:
-            assert project["project"].get("dynamic") == ["version"], f"{member.name}: version written twice"
+            assert project["project"].get("dynamic") == ["version"], (
+                f"{member.name}: version written twice"
+            )
             assert "version" not in project["project"]
         else:
             assert "version" in project["project"], member.name
@@ -180,18 +240,35 @@ for mod in pkgutil.walk_packages(kez_core.__path__, "kez_core."):
         failed[mod.name] = repr(exc)
 print(json.dumps({"extra": sorted(installed - declared - {"pip", "setuptools"}), "failed": failed}))
 """
-    out = json.loads(_check([str(bindir / "python"), "-c", code], env=_clean_env(tmp_path / "home")).stdout)
+    out = json.loads(
+        _check([str(bindir / "python"), "-c", code], env=_clean_env(tmp_path / "home")).stdout
+    )
     assert out == {"extra": [], "failed": {}}
     # the CLI and the plugins are not part of it
-    result = _run([str(bindir / "python"), "-c", "import kez_cli"], env=_clean_env(tmp_path / "home"))
+    result = _run(
+        [str(bindir / "python"), "-c", "import kez_cli"], env=_clean_env(tmp_path / "home")
+    )
     assert result.returncode != 0 and not (bindir / "kez").exists()
 
 
 def test_pip_install_kez_lists_every_plugin_loaded(kez_venv, tmp_path):
-    out = _check([str(kez_venv / "kez"), "plugins", "--load", "--json"], env=_clean_env(tmp_path)).stdout
+    out = _check(
+        [str(kez_venv / "kez"), "plugins", "--load", "--json"], env=_clean_env(tmp_path)
+    ).stdout
     plugins = {p["name"]: p for p in json.loads(out)}
-    assert set(plugins) == {"ed25519", "bip340", "encodings", "dns", "github", "nostr", "bluesky", "ap",
-                            "nats", "nostr-transport", "http"}
+    assert set(plugins) == {
+        "ed25519",
+        "bip340",
+        "encodings",
+        "dns",
+        "github",
+        "nostr",
+        "bluesky",
+        "ap",
+        "nats",
+        "nostr-transport",
+        "http",
+    }
     for name, plugin in plugins.items():
         assert plugin["state"] == "loaded" and plugin["core_compatible"], (name, plugin)
 
@@ -207,7 +284,9 @@ def test_claim_create_and_verify_from_the_wheels(kez_venv, tmp_path):
 
 
 def test_offline_demo_runs_from_the_wheels(kez_venv, tmp_path):
-    result = _check([str(kez_venv / "kez"), "demo", "--offline", "--json"], env=_clean_env(tmp_path))
+    result = _check(
+        [str(kez_venv / "kez"), "demo", "--offline", "--json"], env=_clean_env(tmp_path)
+    )
     assert json.loads(result.stdout)["ok"] is True
 
 
@@ -220,12 +299,19 @@ def test_demo_without_the_extra_names_the_install_command(kez_venv, tmp_path):
 
 
 def test_plugin_new_templates_ship_in_the_wheel(kez_venv, tmp_path):
-    _check([str(kez_venv / "kez"), "plugin", "new", "encoding", "pem2", "--dir", str(tmp_path / "p")],
-           env=_clean_env(tmp_path / "home"))
-    assert "kez_register_encodings" in (tmp_path / "p" / "src" / "kez_encoding_pem2" / "plugin.py").read_text()
+    _check(
+        [str(kez_venv / "kez"), "plugin", "new", "encoding", "pem2", "--dir", str(tmp_path / "p")],
+        env=_clean_env(tmp_path / "home"),
+    )
+    assert (
+        "kez_register_encodings"
+        in (tmp_path / "p" / "src" / "kez_encoding_pem2" / "plugin.py").read_text()
+    )
 
 
-def test_a_channel_contract_suite_runs_against_the_installed_wheels(kez_venv, dist, wheelhouse, tmp_path):
+def test_a_channel_contract_suite_runs_against_the_installed_wheels(
+    kez_venv, dist, wheelhouse, tmp_path
+):
     _install(kez_venv, dist, wheelhouse, "kez-core[testing]")
     suite = tmp_path / "suite"
     suite.mkdir()
@@ -237,8 +323,21 @@ def test_a_channel_contract_suite_runs_against_the_installed_wheels(kez_venv, di
         "    assert kez('plugins', '--json').json()\n"
         "    assert free_port != closed_port\n"
     )
-    result = _run([str(kez_venv / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(suite),
-                   str(suite)], env=_clean_env(tmp_path / "home"), cwd=suite)
+    result = _run(
+        [
+            str(kez_venv / "python"),
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(suite),
+            str(suite),
+        ],
+        env=_clean_env(tmp_path / "home"),
+        cwd=suite,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\d+ passed", result.stdout) and "failed" not in result.stdout
 
@@ -249,4 +348,10 @@ def test_demo_with_the_extra_publishes_and_verifies(kez_venv, dist, wheelhouse, 
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] and report["network"]["skipped"] == []
-    assert {row["channel"] for row in report["network"]["verified"]} == {"dns", "github", "nostr", "bluesky", "ap"}
+    assert {row["channel"] for row in report["network"]["verified"]} == {
+        "dns",
+        "github",
+        "nostr",
+        "bluesky",
+        "ap",
+    }

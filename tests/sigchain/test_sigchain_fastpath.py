@@ -109,8 +109,22 @@ def _respell(line: bytes, how: str) -> bytes:
 
 
 RESPELLINGS = [
-    "spaces", "order", "escape", "dup_key", "float_version", "big_int", "exp_int", "upper_sig",
-    "extra_top", "extra_sig", "namespaced", "kind", "nan", "trailing", "leading", "utf8",
+    "spaces",
+    "order",
+    "escape",
+    "dup_key",
+    "float_version",
+    "big_int",
+    "exp_int",
+    "upper_sig",
+    "extra_top",
+    "extra_sig",
+    "namespaced",
+    "kind",
+    "nan",
+    "trailing",
+    "leading",
+    "utf8",
     "truncated",
 ]
 
@@ -213,7 +227,7 @@ def test_valid_times_compare_as_text(a, b):
     if y.year < 1:
         return
     tx, ty = x.strftime("%Y-%m-%dT%H:%M:%SZ"), y.strftime("%Y-%m-%dT%H:%M:%SZ")
-    tx, ty = f"{x.year:04d}{tx[tx.index('-'):]}", f"{y.year:04d}{ty[ty.index('-'):]}"
+    tx, ty = f"{x.year:04d}{tx[tx.index('-') :]}", f"{y.year:04d}{ty[ty.index('-') :]}"
     assert link_time_ok(tx) and link_time_ok(ty)
     assert (tx < ty) is (x < y) and (tx <= ty) is (x <= y)
 
@@ -262,11 +276,20 @@ def claim_dict() -> dict:
 def _mutations(d: dict) -> list[object]:
     out: list[object] = [d, [], "x", None]
     for path, value in [
-        (("kez",), "link"), (("kez",), 1), (("payload",), []), (("signature",), "s"),
-        (("payload", "type"), "kez.x.claim"), (("payload", "type"), None),
-        (("payload", "version"), True), (("payload", "version"), 1.0), (("payload", "version"), 2),
-        (("signature", "sig"), "A" * 128), (("signature", "sig"), "a" * 127),
-        (("signature", "sig"), 5), (("signature", "alg"), None), (("signature", "key"), 1),
+        (("kez",), "link"),
+        (("kez",), 1),
+        (("payload",), []),
+        (("signature",), "s"),
+        (("payload", "type"), "kez.x.claim"),
+        (("payload", "type"), None),
+        (("payload", "version"), True),
+        (("payload", "version"), 1.0),
+        (("payload", "version"), 2),
+        (("signature", "sig"), "A" * 128),
+        (("signature", "sig"), "a" * 127),
+        (("signature", "sig"), 5),
+        (("signature", "alg"), None),
+        (("signature", "key"), 1),
     ]:
         m = json.loads(json.dumps(d))
         target = m

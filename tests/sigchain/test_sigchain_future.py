@@ -7,7 +7,13 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from kez_core.sigchain import ChainError, ChainValidator, SigchainBuilder, merge_copies, validate_lines
+from kez_core.sigchain import (
+    ChainError,
+    ChainValidator,
+    SigchainBuilder,
+    merge_copies,
+    validate_lines,
+)
 from kez_core.timefmt import MAX_CLOCK_SKEW, format_time
 from sigchain_helpers import T0, builder, make_keys, next_link
 
@@ -26,7 +32,9 @@ def test_the_skew_is_five_minutes_in_one_place():
 def _two_links(second_at: datetime) -> list[bytes]:
     b = builder()
     b.add_recovery(KEYS.primary, KEYS.recovery.key_id)
-    line2 = next_link(b.state, KEYS.primary, "add_recovery", {"key": KEYS.stranger.key_id}, created_at=second_at)
+    line2 = next_link(
+        b.state, KEYS.primary, "add_recovery", {"key": KEYS.stranger.key_id}, created_at=second_at
+    )
     return [*b.lines, line2]
 
 

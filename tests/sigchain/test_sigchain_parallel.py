@@ -154,7 +154,9 @@ def _prefix(lines, **kwargs) -> tuple:
     state, error = validate_prefix(lines, **kwargs)
     return (
         None if state is None else attrs.asdict(state),
-        None if error is None else (error.reason, str(error), error.seqno, error.line, error.link_id),
+        None
+        if error is None
+        else (error.reason, str(error), error.seqno, error.line, error.link_id),
     )
 
 
@@ -250,7 +252,9 @@ def test_many_chains_on_the_pool_equal_each_chain_on_one_core(edits, batch):
 def _pair(state, error) -> tuple:
     return (
         None if state is None else attrs.asdict(state),
-        None if error is None else (error.reason, str(error), error.seqno, error.line, error.link_id),
+        None
+        if error is None
+        else (error.reason, str(error), error.seqno, error.line, error.link_id),
     )
 
 
@@ -267,7 +271,10 @@ def test_merge_many_equals_merge_copies_one_by_one():
             result.lines,
             result.fork,
             result.winner,
-            [(c.index, c.valid_links, None if c.error is None else str(c.error)) for c in result.copies],
+            [
+                (c.index, c.valid_links, None if c.error is None else str(c.error))
+                for c in result.copies
+            ],
         )
 
     def one(copies):

@@ -55,7 +55,9 @@ class TestWebChannelContract(ChannelContract):
 
     @pytest.fixture
     def unreachable_context(self, closed_port):
-        return ChannelContext(options={"web_base_url": f"http://127.0.0.1:{closed_port}"}, timeout=2)
+        return ChannelContext(
+            options={"web_base_url": f"http://127.0.0.1:{closed_port}"}, timeout=2
+        )
 
 
 def test_fetch_statuses(site, closed_port):
@@ -67,11 +69,18 @@ def test_fetch_statuses(site, closed_port):
     (root / ".well-known").mkdir()
     (root / ".well-known" / "kez.txt").write_text("hello")
     found = asyncio.run(channel.fetch("example.org", ctx))
-    assert found.candidates[0].text == "hello" and found.candidates[0].source.endswith("/.well-known/kez.txt")
+    assert found.candidates[0].text == "hello" and found.candidates[0].source.endswith(
+        "/.well-known/kez.txt"
+    )
     handler.fail_with = 503
     busy = asyncio.run(channel.fetch("example.org", ctx))
     assert not busy.reachable and busy.retry_after == 1.0
-    down = asyncio.run(channel.fetch("example.org", ChannelContext(options={"web_base_url": f"http://127.0.0.1:{closed_port}"}, timeout=2)))
+    down = asyncio.run(
+        channel.fetch(
+            "example.org",
+            ChannelContext(options={"web_base_url": f"http://127.0.0.1:{closed_port}"}, timeout=2),
+        )
+    )
     assert not down.reachable and "ConnectError" in down.reason
 
 
@@ -86,7 +95,9 @@ def test_publish_then_verify_online_offline_and_history(site, kez, tmp_path):
     assert "```kez" in (root / ".well-known" / "kez.txt").read_text()
     # Publishing again reuses the claim already in the chain.
     code, out, _ = kez("claim", "publish", "web:example.org", "--web-root", str(root), "--json")
-    assert json.loads(out)["reused"] is True and json.loads(out)["claim_id"] == published["claim_id"]
+    assert (
+        json.loads(out)["reused"] is True and json.loads(out)["claim_id"] == published["claim_id"]
+    )
 
     code, out, err = kez("verify", "default", "--web-base-url", base, "--json")
     assert code == 0, err
@@ -99,7 +110,9 @@ def test_publish_then_verify_online_offline_and_history(site, kez, tmp_path):
     code, out, _ = kez("verify", "web:example.org", f"--web-base-url={base}", "--json")
     assert code == 0 and json.loads(out)["results"][0]["status"] == "valid"
 
-    handler.fail_with = 503  # the site goes down: online says unreachable (exit 5), offline still knows
+    handler.fail_with = (
+        503  # the site goes down: online says unreachable (exit 5), offline still knows
+    )
     code, out, _ = kez("verify", "default", "--web-base-url", base, "--retries", "0", "--json")
     assert code == 5 and json.loads(out)["results"][0]["claims"][0]["status"] == "unreachable"
     code, out, _ = kez("verify", "default", "--offline", "--json")
@@ -120,7 +133,13 @@ def test_publish_then_verify_online_offline_and_history(site, kez, tmp_path):
 
     store = Keystore()
     history = SnapshotStore(store.home).history(store.get().identity_id, published["claim_id"])
-    assert [h["status"] for h in history] == ["valid", "unreachable", "valid", "not_found", "revoked"]
+    assert [h["status"] for h in history] == [
+        "valid",
+        "unreachable",
+        "valid",
+        "not_found",
+        "revoked",
+    ]
 
 
 def test_unknown_flag_and_missing_root_are_clear_errors(kez):

@@ -52,7 +52,10 @@ def options_help(registry: Registry, kind: str | None = None) -> str:
 
 
 def parse_channel_args(
-    args: Sequence[str], registry: Registry, env: Mapping[str, str] | None = None, kind: str | None = None
+    args: Sequence[str],
+    registry: Registry,
+    env: Mapping[str, str] | None = None,
+    kind: str | None = None,
 ) -> dict[str, Any]:
     """`--flag VALUE` / `--flag=VALUE` pairs for declared options → PluginContext.options."""
     env = os.environ if env is None else env
@@ -66,7 +69,9 @@ def parse_channel_args(
         option = by_flag.get(flag)
         if option is None:
             known = ", ".join(by_flag) or f"none (no {kind or 'plugin'} declares any)"
-            raise UnknownNameError(f"unknown option or argument {arg!r}", hint=f"{kind or 'plugin'} flags: {known}")
+            raise UnknownNameError(
+                f"unknown option or argument {arg!r}", hint=f"{kind or 'plugin'} flags: {known}"
+            )
         if not eq:
             if i + 1 >= len(args):
                 raise UnknownNameError(f"{flag} needs a value")
@@ -86,7 +91,9 @@ def parse_channel_args(
     return out
 
 
-def make_context(args: Sequence[str], registry: Registry, timeout: float, kind: str | None = None) -> PluginContext:
+def make_context(
+    args: Sequence[str], registry: Registry, timeout: float, kind: str | None = None
+) -> PluginContext:
     return PluginContext(options=parse_channel_args(args, registry, kind=kind), timeout=timeout)
 
 
@@ -111,7 +118,9 @@ def split_channel_args(
             flag = token.partition("=")[0]
             if flag not in by_flag:
                 known = ", ".join(sorted(by_flag)) or "none"
-                raise UnknownNameError(f"unknown option {flag!r}", hint=f"{kind or 'plugin'} flags: {known}")
+                raise UnknownNameError(
+                    f"unknown option {flag!r}", hint=f"{kind or 'plugin'} flags: {known}"
+                )
             flags.append(token)
             if "=" not in token:
                 if i + 1 >= len(tokens):

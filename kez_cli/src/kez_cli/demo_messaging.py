@@ -59,20 +59,30 @@ def ensure_inbox(store: Keystore, name: str) -> str:
         atomic_write(path, b"", 0o644)
     builder = chain_builder(read_chain_file(path, missing_ok=True), store.registry)
     change = keychange.add_inbox(
-        store, name, path, builder, signer=lambda: store.signer(name, _no_passphrase),
-        passphrase=_no_passphrase, lifetime=timedelta(days=7),
+        store,
+        name,
+        path,
+        builder,
+        signer=lambda: store.signer(name, _no_passphrase),
+        passphrase=_no_passphrase,
+        lifetime=timedelta(days=7),
     )
     return change.key_id
 
 
-def route_context(store: Keystore, name: str, running: RunningDemo, handle: str | None,
-                  options: Any = None) -> ChannelContext:
+def route_context(
+    store: Keystore, name: str, running: RunningDemo, handle: str | None, options: Any = None
+) -> ChannelContext:
     """A context carrying the identity's key (servers that want proof get it) and the peer's
     handle where the transport names it in an option (the http inbox)."""
     record = store.get(name)
     base = running.options if options is None else options
-    ctx_options = {**base, "signer": store.signer(name, _no_passphrase), "identity": record.identity_id,
-                   "identity_dir": str(record.path)}
+    ctx_options = {
+        **base,
+        "signer": store.signer(name, _no_passphrase),
+        "identity": record.identity_id,
+        "identity_dir": str(record.path),
+    }
     if handle is not None and running.handle_option:
         ctx_options[running.handle_option] = handle
     return ChannelContext(options=ctx_options, timeout=10.0)
@@ -86,14 +96,24 @@ async def _next(inbox: Any) -> bytes:
     return envelope
 
 
-async def _exchange(alice: Any, bob: Any, peer: Any, name: str, transport: Any,
-                    ctx: dict[str, ChannelContext], keys: dict[str, str], text: str) -> dict[str, Any]:
+async def _exchange(
+    alice: Any,
+    bob: Any,
+    peer: Any,
+    name: str,
+    transport: Any,
+    ctx: dict[str, ChannelContext],
+    keys: dict[str, str],
+    text: str,
+) -> dict[str, Any]:
     """One message alice → bob and its ack back, over one transport; the states alice saw."""
     from kez_core.chat import Route
     from kez_core.messaging import routing_id
 
-    async with (transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in,
-                transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in):
+    async with (
+        transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in,
+        transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in,
+    ):
         sent = await alice.send_text(peer, text, [Route(name, transport, ctx["alice_send"])])
         states = [sent.state]
         got = bob.receive(await _next(bob_in))
@@ -105,13 +125,23 @@ async def _exchange(alice: Any, bob: Any, peer: Any, name: str, transport: Any,
         _, entries = await alice.history(peer.identity, mark_read=False)
         state = next(e.state for e in entries if e.key == sent.key)
         states.append(state)
-    return {"transport": name, "text": text, "states": states, "state": state,
-            "bob_got": got.message.body.get("text"),
-            "sender_checked": got.sender_checked}
+    return {
+        "transport": name,
+        "text": text,
+        "states": states,
+        "state": state,
+        "bob_got": got.message.body.get("text"),
+        "sender_checked": got.sender_checked,
+    }
 
 
-def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSigServer, registry: Any,
-                  say: Callable[..., None]) -> dict[str, Any]:
+def run_messaging(
+    stack: contextlib.ExitStack,
+    store: Keystore,
+    server: LocalSigServer,
+    registry: Any,
+    say: Callable[..., None],
+) -> dict[str, Any]:
     """The act: bob on the server, alice → bob@<server> over each transport, acks back; the report."""
     from kez_core.chat import MessagingService
 
@@ -123,13 +153,18 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
 
     keys = {"alice": ensure_inbox(store, "alice"), "bob": ensure_inbox(store, "bob")}
     bob_record = store.get("bob")
-    shared = asyncio.run(share_on_server(store, "bob", store.signer("bob", _no_passphrase), server, registry,
-                                         handle="bob"))
+    shared = asyncio.run(
+        share_on_server(
+            store, "bob", store.signer("bob", _no_passphrase), server, registry, handle="bob"
+        )
+    )
     alice_record = store.get("alice")
     alice_lines = read_chain_file(store.chain_path(alice_record.identity_id))
     asyncio.run(push_all([server.url], alice_record.identity_id, alice_lines, 10.0))
     bob_handle = f"bob@{server.name}"
-    say("  ", ("registered", "green"), f" {shared['registered']['fqhn']} → {bob_record.identity_id}")
+    say(
+        "  ", ("registered", "green"), f" {shared['registered']['fqhn']} → {bob_record.identity_id}"
+    )
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     directory = ServerDirectory(server.url, 10.0)
@@ -144,12 +179,16 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
             try:
                 running = start_server(stack, offered, setup)
             except ImportError as exc:
-                skipped.append({"transport": name, "reason": missing_reason(exc), "install": DEMO_INSTALL})
+                skipped.append(
+                    {"transport": name, "reason": missing_reason(exc), "install": DEMO_INSTALL}
+                )
                 say("  ", (f"skipped {name}", "yellow"), f": {missing_reason(exc)}")
                 continue
             except RuntimeError as exc:  # nats-server binary not found
                 skipped.append({"transport": name, "reason": str(exc), "install": DEMO_INSTALL})
-                say("  ", (f"skipped {name}", "yellow"), f": {exc}; install it with: {DEMO_INSTALL}")
+                say(
+                    "  ", (f"skipped {name}", "yellow"), f": {exc}; install it with: {DEMO_INSTALL}"
+                )
                 continue
             ctx = {
                 "alice_send": route_context(store, "alice", running, bob_handle),
@@ -159,22 +198,47 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
             }
             transport = registry.transport(name)
             try:
-                row = asyncio.run(_exchange(alice, bob, peer, name, transport, ctx, keys,
-                                            f"hello bob, over {name}"))
+                row = asyncio.run(
+                    _exchange(
+                        alice, bob, peer, name, transport, ctx, keys, f"hello bob, over {name}"
+                    )
+                )
             except TimeoutError:
-                row = {"transport": name, "states": [], "state": "timeout", "text": f"hello bob, over {name}"}
+                row = {
+                    "transport": name,
+                    "states": [],
+                    "state": "timeout",
+                    "text": f"hello bob, over {name}",
+                }
             rows.append(row)
             colour = "green" if row["state"] == "delivered" else "red"
-            say("  ", (f"{row['state']:<9}", colour), f" alice → {bob_handle} over {name}: ",
-                " → ".join(row["states"]))
+            say(
+                "  ",
+                (f"{row['state']:<9}", colour),
+                f" alice → {bob_handle} over {name}: ",
+                " → ".join(row["states"]),
+            )
             if running.bulk_options is not None and file_via is None:  # the file act's transport
                 file_via = (name, running)
-                file_ctx = {role: route_context(store, who, running, handle, running.bulk_options)
-                            for role, who, handle in (
-                                ("alice_send", "alice", bob_handle), ("alice_listen", "alice", "alice"),
-                                ("bob_send", "bob", f"alice@{server.name}"), ("bob_listen", "bob", "bob"))}
-        file_part = _file_act(alice, bob, peer, say, registry.transport(file_via[0]) if file_via else None,
-                              file_ctx, keys, file_via)
+                file_ctx = {
+                    role: route_context(store, who, running, handle, running.bulk_options)
+                    for role, who, handle in (
+                        ("alice_send", "alice", bob_handle),
+                        ("alice_listen", "alice", "alice"),
+                        ("bob_send", "bob", f"alice@{server.name}"),
+                        ("bob_listen", "bob", "bob"),
+                    )
+                }
+        file_part = _file_act(
+            alice,
+            bob,
+            peer,
+            say,
+            registry.transport(file_via[0]) if file_via else None,
+            file_ctx,
+            keys,
+            file_via,
+        )
     finally:
         alice.close()
         bob.close()
@@ -182,9 +246,16 @@ def run_messaging(stack: contextlib.ExitStack, store: Keystore, server: LocalSig
     return {"ok": ok, "to": bob_handle, "messages": rows, "skipped": skipped, "file": file_part}
 
 
-def _file_act(alice: Any, bob: Any, peer: Any, say: Callable[..., None], transport: Any,
-              ctx: dict[str, ChannelContext] | None, keys: dict[str, str],
-              via: tuple[str, RunningDemo] | None) -> dict[str, Any]:
+def _file_act(
+    alice: Any,
+    bob: Any,
+    peer: Any,
+    say: Callable[..., None],
+    transport: Any,
+    ctx: dict[str, ChannelContext] | None,
+    keys: dict[str, str],
+    via: tuple[str, RunningDemo] | None,
+) -> dict[str, Any]:
     """A 1 MB file alice → bob in chunks over the transport whose server offers the file act
     (`via`: its name and running server), with progress; bob's copy SHA-256 checked.
 
@@ -199,26 +270,52 @@ def _file_act(alice: Any, bob: Any, peer: Any, say: Callable[..., None], transpo
         data = os.urandom(FILE_SIZE)
         path.write_bytes(data)
         digest = hashlib.sha256(data).hexdigest()
-        say("  ", ("file", "bold"), f" {path.name} ({FILE_SIZE:,} bytes, SHA-256 {digest[:16]}…) alice → bob over {name}"
-            f" in chunks, {running.bulk_note}")
+        say(
+            "  ",
+            ("file", "bold"),
+            f" {path.name} ({FILE_SIZE:,} bytes, SHA-256 {digest[:16]}…) alice → bob over {name}"
+            f" in chunks, {running.bulk_note}",
+        )
         begin = time.perf_counter()
         try:
-            row = asyncio.run(_file_exchange(alice, bob, peer, name, transport, ctx, keys, path, say))
+            row = asyncio.run(
+                _file_exchange(alice, bob, peer, name, transport, ctx, keys, path, say)
+            )
         except TimeoutError:
             say("  ", ("timeout  ", "red"), " the file did not arrive whole")
             return {"ok": False, "state": "timeout", "size": FILE_SIZE, "sha256": digest}
     if row["state"] == "sending":
-        say("  ", ("not sent ", "red"), f" {(row.get('error') or {}).get('message', 'no transport took it')}")
+        say(
+            "  ",
+            ("not sent ", "red"),
+            f" {(row.get('error') or {}).get('message', 'no transport took it')}",
+        )
         return {**row, "ok": False, "size": FILE_SIZE, "sha256": digest}
     elapsed = time.perf_counter() - begin
     saved = Path(row["path"]) if row.get("path") else None
-    same = saved is not None and saved.is_file() and hashlib.sha256(saved.read_bytes()).hexdigest() == digest
-    row.update({"size": FILE_SIZE, "sha256": digest, "sha256_checked": same, "seconds": round(elapsed, 2),
-                "rate_events": running.bulk_rate})
+    same = (
+        saved is not None
+        and saved.is_file()
+        and hashlib.sha256(saved.read_bytes()).hexdigest() == digest
+    )
+    row.update(
+        {
+            "size": FILE_SIZE,
+            "sha256": digest,
+            "sha256_checked": same,
+            "seconds": round(elapsed, 2),
+            "rate_events": running.bulk_rate,
+        }
+    )
     ok = same and row["state"] == "delivered"
     colour = "green" if ok else "red"
-    say("  ", (f"{row['state']:<9}", colour), f" {row['count']} chunks + pointer in {elapsed:.1f} s; bob saved "
-        f"{saved.name if saved else '(nothing)'}: SHA-256 ", ("matches" if same else "DIFFERS", colour))
+    say(
+        "  ",
+        (f"{row['state']:<9}", colour),
+        f" {row['count']} chunks + pointer in {elapsed:.1f} s; bob saved "
+        f"{saved.name if saved else '(nothing)'}: SHA-256 ",
+        ("matches" if same else "DIFFERS", colour),
+    )
     row["ok"] = ok
     return row
 
@@ -236,8 +333,17 @@ def _receive_new(service: Any, envelope: bytes) -> Any:
         raise
 
 
-async def _file_exchange(alice: Any, bob: Any, peer: Any, name: str, transport: Any, ctx: dict[str, ChannelContext],
-                         keys: dict[str, str], path: Path, say: Callable[..., None]) -> dict[str, Any]:
+async def _file_exchange(
+    alice: Any,
+    bob: Any,
+    peer: Any,
+    name: str,
+    transport: Any,
+    ctx: dict[str, ChannelContext],
+    keys: dict[str, str],
+    path: Path,
+    say: Callable[..., None],
+) -> dict[str, Any]:
     """Alice sends the file while bob receives every chunk; bob acks the finished file; alice sees `delivered`."""
     from kez_core.chat import Route
     from kez_core.messaging import routing_id
@@ -250,20 +356,33 @@ async def _file_exchange(alice: Any, bob: Any, peer: Any, name: str, transport: 
             shown.add(step)
             say("    ", (f"{step:>3}%", "dim"), f" sent {done}/{total} messages")
 
-    async with (transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in,
-                transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in):
+    async with (
+        transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in,
+        transport.subscribe(routing_id(keys["alice"]), ctx["alice_listen"]) as alice_in,
+    ):
+
         async def bob_side() -> Any:
             while True:
                 got = _receive_new(bob, await _next(bob_in))
-                if got is not None and got.file and got.file.get("state") in ("complete", "corrupt"):
+                if (
+                    got is not None
+                    and got.file
+                    and got.file.get("state") in ("complete", "corrupt")
+                ):
                     return got
 
         receiving = asyncio.ensure_future(bob_side())
         try:
-            sent = await alice.send_file(peer, path, [Route(name, transport, ctx["alice_send"])], progress)
+            sent = await alice.send_file(
+                peer, path, [Route(name, transport, ctx["alice_send"])], progress
+            )
             if sent.state == "sending":  # a chunk or the pointer got through no transport
                 failed = [d for d in sent.deliveries if not d.sent]
-                return {"transport": name, "state": "sending", "error": failed[-1].error if failed else None}
+                return {
+                    "transport": name,
+                    "state": "sending",
+                    "error": failed[-1].error if failed else None,
+                }
             got = await receiving
         finally:
             receiving.cancel()
@@ -274,5 +393,10 @@ async def _file_exchange(alice: Any, bob: Any, peer: Any, name: str, transport: 
                 break
         _, entries = await alice.history(peer.identity, mark_read=False)
         state = next(e.state for e in entries if e.key == sent.key)
-    return {"transport": name, "state": state, "received": got.file.get("state"), "path": got.file.get("path"),
-            "count": got.file.get("count")}
+    return {
+        "transport": name,
+        "state": state,
+        "received": got.file.get("state"),
+        "path": got.file.get("path"),
+        "count": got.file.get("count"),
+    }

@@ -96,18 +96,35 @@ def start_channels(
         try:
             registry.channel(name)
         except KezError:
-            skipped.append({"channel": name, "reason": f"the {name} channel plugin is not installed"})
+            skipped.append(
+                {"channel": name, "reason": f"the {name} channel plugin is not installed"}
+            )
             continue
         server = offered.get(name)
         if server is None:
-            skipped.append({"channel": name, "reason": f"the {name} channel plugin offers no local server"})
+            skipped.append(
+                {"channel": name, "reason": f"the {name} channel plugin offers no local server"}
+            )
             continue
         try:
             running = start_server(stack, server, setup)
         except ImportError as exc:
-            skipped.append({"channel": name, "reason": missing_reason(exc), "missing": exc.name or str(exc), "install": DEMO_INSTALL})
+            skipped.append(
+                {
+                    "channel": name,
+                    "reason": missing_reason(exc),
+                    "missing": exc.name or str(exc),
+                    "install": DEMO_INSTALL,
+                }
+            )
             continue
-        channel = LocalChannel(name, str(running.subject), dict(running.options), dict(running.read_options), running.description)
+        channel = LocalChannel(
+            name,
+            str(running.subject),
+            dict(running.options),
+            dict(running.read_options),
+            running.description,
+        )
         started.append(channel)
         on_start(channel)
     return started, skipped
@@ -124,7 +141,9 @@ def read_context(channels: Sequence[LocalChannel]) -> ChannelContext:
 async def verify_state(state: Any, channels: Sequence[LocalChannel], registry: Registry) -> Any:
     from kez_core.verifier import FetchPolicy, verify_identity
 
-    return await verify_identity(state, registry=registry, ctx=read_context(channels), policy=FetchPolicy(timeout=10.0))
+    return await verify_identity(
+        state, registry=registry, ctx=read_context(channels), policy=FetchPolicy(timeout=10.0)
+    )
 
 
 async def publish_and_verify(
@@ -167,7 +186,12 @@ def start_sig_server(stack: contextlib.ExitStack, registry: Registry) -> LocalSi
 
 
 async def share_on_server(
-    store: Keystore, identity: str, signer: Signer, server: LocalSigServer, registry: Registry, handle: str = "alice"
+    store: Keystore,
+    identity: str,
+    signer: Signer,
+    server: LocalSigServer,
+    registry: Registry,
+    handle: str = "alice",
 ) -> dict[str, Any]:
     """Push the chain to the server, register a handle, then verify `handle@server` from the server alone.
 
@@ -178,12 +202,20 @@ async def share_on_server(
     from kez_core.sigchain import merge_copies
 
     from .io import read_chain_file
-    from kez_core.sigserver_client import fetch_url, lookup_handle, push_all, register_handle, registration
+    from kez_core.sigserver_client import (
+        fetch_url,
+        lookup_handle,
+        push_all,
+        register_handle,
+        registration,
+    )
 
     record = store.get(identity)
     lines = read_chain_file(store.chain_path(record.identity_id))
     pushed = (await push_all([server.url], record.identity_id, lines, 10.0))[0]
-    registered = await register_handle(server.url, registration(signer, handle, server.name, record.identity_id).to_dict(), 10.0)
+    registered = await register_handle(
+        server.url, registration(signer, handle, server.name, record.identity_id).to_dict(), 10.0
+    )
     found = await lookup_handle(server.url, handle, server.name, 10.0)
     copy = await fetch_url(found["sigchain_url"], 10.0)
     merged = merge_copies([copy.lines or []], registry=registry)
@@ -191,7 +223,10 @@ async def share_on_server(
         "pushed": pushed.to_json(),
         "registered": registered,
         "lookup": found,
-        "served_chain": {"identity_id": merged.identity_id, "length": len(merged.lines),
-                         "same_as_local": merged.lines == merge_copies([lines], registry=registry).lines},
+        "served_chain": {
+            "identity_id": merged.identity_id,
+            "length": len(merged.lines),
+            "same_as_local": merged.lines == merge_copies([lines], registry=registry).lines,
+        },
         "state": merged,
     }

@@ -50,7 +50,9 @@ if RuntimeParam is not None:
             if self.kind == FLAG:
                 if isinstance(value, bool):
                     return value
-                return build_runtime_param(param.type_descriptor)._coerce_value(value, param=param, ctx=ctx)
+                return build_runtime_param(param.type_descriptor)._coerce_value(
+                    value, param=param, ctx=ctx
+                )
             return _text(value)
 
 
@@ -77,9 +79,17 @@ def speed_up(command: Any, ctx: Any) -> None:
     if RuntimeParam is None:
         return
     get_help_option = getattr(command, "get_help_option", None)
-    help_option = get_help_option(ctx) if get_help_option is not None else None  # made on first use, then kept
-    for param in [*getattr(command, "params", ()), *([help_option] if help_option is not None else [])]:
-        if not isinstance(param, _TyperParameter) or getattr(param, "_runtime_param", "absent") is not None:
+    help_option = (
+        get_help_option(ctx) if get_help_option is not None else None
+    )  # made on first use, then kept
+    for param in [
+        *getattr(command, "params", ()),
+        *([help_option] if help_option is not None else []),
+    ]:
+        if (
+            not isinstance(param, _TyperParameter)
+            or getattr(param, "_runtime_param", "absent") is not None
+        ):
             continue  # not typer's, already built, or a typer without the slot
         kind = _kind(param)
         if kind is not None:

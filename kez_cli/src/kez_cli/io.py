@@ -43,7 +43,9 @@ def write_output(text: str, target: str | None, mode: int = 0o644) -> None:
     from kez_core.keystore import atomic_write
 
     try:
-        atomic_write(Path(target), (text if text.endswith("\n") else text + "\n").encode("utf-8"), mode)
+        atomic_write(
+            Path(target), (text if text.endswith("\n") else text + "\n").encode("utf-8"), mode
+        )
     except OSError as exc:
         raise StoreError(f"cannot write {target}: {exc.strerror}") from exc
 

@@ -18,8 +18,14 @@ from .channel_options import TRANSPORT, make_context, split_channel_args
 from .output import note, warn
 from kez_core.errors import UsageError
 
+
 def key_routes(
-    ctx_args: list[str], store: Keystore, via: list[str], timeout: float, record: IdentityRecord, signer: Signer
+    ctx_args: list[str],
+    store: Keystore,
+    via: list[str],
+    timeout: float,
+    record: IdentityRecord,
+    signer: Signer,
 ) -> list[Any]:
     """One Route per `--via` name (or per configured transport; [] when none), ready to send
     as this identity (the transports that prove who is sending get the signer)."""
@@ -30,12 +36,16 @@ def key_routes(
     positional, flags = split_channel_args(ctx_args, store.registry, TRANSPORT)
     if positional:
         raise UsageError(f"unexpected argument {positional[0]!r}")
-    names = [n.strip() for v in via for n in v.split(",") if n.strip()] or configured_transports(store.registry, flags)
+    names = [n.strip() for v in via for n in v.split(",") if n.strip()] or configured_transports(
+        store.registry, flags
+    )
     if not names:
         return []
     channel_ctx = make_context(flags, store.registry, timeout, TRANSPORT)
     _as_identity(channel_ctx, record, signer)
-    return [Route(name, store.registry.transport(name), channel_ctx) for name in dict.fromkeys(names)]
+    return [
+        Route(name, store.registry.transport(name), channel_ctx) for name in dict.fromkeys(names)
+    ]
 
 
 def report(shares: list[Any]) -> None:
@@ -47,5 +57,6 @@ def report(shares: list[Any]) -> None:
         else:
             error = share.error or {}
             hint = f"; {error['hint']}" if error.get("hint") else ""
-            warn(f"picture key not sent to {who}: {error.get('message', 'no device reached')}{hint}")
-
+            warn(
+                f"picture key not sent to {who}: {error.get('message', 'no device reached')}{hint}"
+            )

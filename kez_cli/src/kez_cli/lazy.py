@@ -47,7 +47,9 @@ class LazyCommand:
 def _single(name: str, add: Callable[[typer.Typer], None]) -> _click.Command:
     """Build one sub-command: `add` puts it on a scratch typer app, which typer then turns into click objects."""
     scratch = typer.Typer(rich_markup_mode=HELP_MARKUP)
-    scratch.callback()(_no_op)  # a callback keeps typer from collapsing a one-command app into that command
+    scratch.callback()(
+        _no_op
+    )  # a callback keeps typer from collapsing a one-command app into that command
     add(scratch)
     group = typer.main.get_command(scratch)
     return group.commands[name]  # type: ignore[attr-defined]
@@ -125,7 +127,9 @@ class LazyGroup(TyperGroup):
         return command
 
     def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
-        speed_up(self, ctx)  # the group's own options (built sub-commands got theirs in get_command)
+        speed_up(
+            self, ctx
+        )  # the group's own options (built sub-commands got theirs in get_command)
         return super().parse_args(ctx, args)
 
     def format_help(self, ctx: _click.Context, formatter: Any) -> None:

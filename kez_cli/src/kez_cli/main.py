@@ -44,17 +44,41 @@ def _version(value: bool) -> None:
 # The built-in commands, in the order `kez --help` lists them, with their help lines.
 BUILTIN_COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("verify", "verify", "Verify subjects and identities against what their channels publish."),
-    ("plugins", "plugins", "List every plugin: distribution, version, what it provides, load state."),
+    (
+        "plugins",
+        "plugins",
+        "List every plugin: distribution, version, what it provides, load state.",
+    ),
     ("plugin", "plugin", "Start a new plugin distribution of your own."),
-    ("demo", "demo", "Run the end-to-end demo: identities, claims in every encoding, then publish and verify on local servers."),
+    (
+        "demo",
+        "demo",
+        "Run the end-to-end demo: identities, claims in every encoding, then publish and verify on local servers.",
+    ),
     ("identity", "identity", "Create, list, show, export and import identities (your keys)."),
     ("claim", "claim", "Create, verify, decode, publish and revoke signed claims."),
-    ("sigchain", "sigchain", "Build, inspect, merge and verify sigchains (your identity's signed history)."),
+    (
+        "sigchain",
+        "sigchain",
+        "Build, inspect, merge and verify sigchains (your identity's signed history).",
+    ),
     ("handle", "handle", "Register and look up handles (alice@example.org) on a kez-server."),
-    ("message", "message", "Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys)."),
-    ("chat", "chat", "Chat in the terminal (or a browser tab with --web): conversations, delivery states, files."),
+    (
+        "message",
+        "message",
+        "Send and receive end-to-end encrypted messages (HPKE to the recipient's inbox keys).",
+    ),
+    (
+        "chat",
+        "chat",
+        "Chat in the terminal (or a browser tab with --web): conversations, delivery states, files.",
+    ),
     ("contact", "contact", "Keep contacts: add, list, rename, remove, block."),
-    ("profile", "profile", "Publish your profile and picture (visually encrypted); show other people's."),
+    (
+        "profile",
+        "profile",
+        "Publish your profile and picture (visually encrypted); show other people's.",
+    ),
 )
 
 
@@ -73,7 +97,10 @@ class KezGroup(LazyGroup):
     def lazy_commands(self, ctx: _click.Context) -> dict[str, LazyCommand]:
         from kez_core.entrypoints import command_entries, enabled
 
-        table = {name: from_module(name, f"kez_cli.commands.{module}", help) for name, module, help in BUILTIN_COMMANDS}
+        table = {
+            name: from_module(name, f"kez_cli.commands.{module}", help)
+            for name, module, help in BUILTIN_COMMANDS
+        }
         for entry in command_entries():
             if entry.name not in table and enabled(entry.name):
                 help = entry.summary or f"A command from {entry.distribution} {entry.version}."
@@ -90,7 +117,9 @@ class KezGroup(LazyGroup):
         return typer.main.get_command(scratch).commands.get(name)  # type: ignore[attr-defined]
 
     def invoke(self, ctx: _click.Context) -> object:
-        if ctx._protected_args:  # a sub-command runs (not --help / --version): it will use the Registry
+        if (
+            ctx._protected_args
+        ):  # a sub-command runs (not --help / --version): it will use the Registry
             from kez_core.registry import default_registry
 
             from .output import warn
@@ -114,7 +143,10 @@ def build_app() -> typer.Typer:
     @app.callback()
     def _root(
         version: Annotated[
-            bool, typer.Option("--version", callback=_version, is_eager=True, help="Show versions and exit.")
+            bool,
+            typer.Option(
+                "--version", callback=_version, is_eager=True, help="Show versions and exit."
+            ),
         ] = False,
     ) -> None:
         """KEZ identity graph."""

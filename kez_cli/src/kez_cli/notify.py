@@ -43,7 +43,13 @@ def notify(title: str, body: str) -> None:
         sys.stderr.flush()
         return
     try:
-        subprocess.run(command, check=False, timeout=NOTIFY_TIMEOUT, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            command,
+            check=False,
+            timeout=NOTIFY_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError):
         pass

@@ -59,7 +59,9 @@ def provider(label: str) -> Callable[[], bytes | None]:
         if env is not None:
             value: bytes | None = passphrase_bytes(env, source=ENV)
         elif interactive():
-            value = passphrase_bytes(getpass.getpass(f"Passphrase for {label}: "), source="the terminal")
+            value = passphrase_bytes(
+                getpass.getpass(f"Passphrase for {label}: "), source="the terminal"
+            )
         else:
             raise PassphraseError(
                 f"{label} is encrypted and there is no terminal to ask for its passphrase",

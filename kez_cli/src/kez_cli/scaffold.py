@@ -33,11 +33,28 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    "channel": Kind("channel", "channel", "kez_register_channels", "ChannelContract", "Channel", ("httpx>=0.27",)),
-    "transport": Kind("transport", "transport", "kez_register_transports", "TransportContract", "Transport"),
-    "encoding": Kind("encoding", "encoding", "kez_register_encodings", "EncodingContract", "Encoding"),
-    "key": Kind("key", "key", "kez_register_key_algorithms", "KeyAlgorithmContract", "KeyAlgorithm",
-                ("cryptography>=44",)),
+    "channel": Kind(
+        "channel",
+        "channel",
+        "kez_register_channels",
+        "ChannelContract",
+        "Channel",
+        ("httpx>=0.27",),
+    ),
+    "transport": Kind(
+        "transport", "transport", "kez_register_transports", "TransportContract", "Transport"
+    ),
+    "encoding": Kind(
+        "encoding", "encoding", "kez_register_encodings", "EncodingContract", "Encoding"
+    ),
+    "key": Kind(
+        "key",
+        "key",
+        "kez_register_key_algorithms",
+        "KeyAlgorithmContract",
+        "KeyAlgorithm",
+        ("cryptography>=44",),
+    ),
 }
 
 # A plugin name is a channel prefix, an encoding name or a key-id prefix, and
@@ -96,8 +113,10 @@ def new_plugin(kind_name: str, name: str, target: Path | None = None) -> Generat
     words = _words(kind, name)
     path = Path(target) if target is not None else Path.cwd() / words["dist"]
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        raise StoreError(f"{path} already exists and is not empty; nothing was written",
-                         hint="pass --dir with a new or empty folder")
+        raise StoreError(
+            f"{path} already exists and is not empty; nothing was written",
+            hint="pass --dir with a new or empty folder",
+        )
     templates = resources.files("kez_cli") / "templates"
     plan = {
         "pyproject.toml": templates / "common" / "pyproject.toml.tmpl",
@@ -106,7 +125,10 @@ def new_plugin(kind_name: str, name: str, target: Path | None = None) -> Generat
         f"src/{words['package']}/plugin.py": templates / kind.name / "plugin.py.tmpl",
         f"tests/test_{words['package']}.py": templates / kind.name / "test_plugin.py.tmpl",
     }
-    rendered = {rel: Template(src.read_text(encoding="utf-8")).substitute(words) for rel, src in plan.items()}
+    rendered = {
+        rel: Template(src.read_text(encoding="utf-8")).substitute(words)
+        for rel, src in plan.items()
+    }
     try:
         for rel, text in rendered.items():
             out = path / rel

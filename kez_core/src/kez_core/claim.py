@@ -73,13 +73,20 @@ def read_claim(obj: SignedObject, registry: Registry | None = None) -> Claim:
     return Claim(obj, *_claim_fields(obj, registry or default_registry()))
 
 
-def _claim_fields(obj: SignedObject, registry: Registry) -> tuple[str, str, datetime, datetime | None, str]:
+def _claim_fields(
+    obj: SignedObject, registry: Registry
+) -> tuple[str, str, datetime, datetime | None, str]:
     """read_claim's checks, in its order; (primary, subject, created_at, expires_at, nonce)."""
     if obj.kind != KIND:
         raise SchemaError(f"expected a claim, got a {obj.kind!r} object")
     p = obj.payload
     try:
-        primary, subject, created_text, nonce = p["primary"], p["subject"], p["created_at"], p["nonce"]
+        primary, subject, created_text, nonce = (
+            p["primary"],
+            p["subject"],
+            p["created_at"],
+            p["nonce"],
+        )
     except KeyError:
         for field in ("primary", "subject", "created_at", "nonce"):
             if field not in p:
@@ -87,9 +94,15 @@ def _claim_fields(obj: SignedObject, registry: Registry) -> tuple[str, str, date
         raise
     # normalize_key_id / normalize_subject, their cached cores called directly for
     # the texts those functions would pass to them (the hot path of every check)
-    if not isinstance(primary, str) or (
-        _normalize_key_id_cached(primary, registry) if len(primary) < 200 else normalize_key_id(primary, registry)
-    ) != primary:
+    if (
+        not isinstance(primary, str)
+        or (
+            _normalize_key_id_cached(primary, registry)
+            if len(primary) < 200
+            else normalize_key_id(primary, registry)
+        )
+        != primary
+    ):
         raise SchemaError("claim primary must be a key id in normal form (alg:<lowercase hex>)")
     if not isinstance(subject, str) or _subject_normal_form(subject, registry) != subject:
         raise SchemaError(f"claim subject {str(subject)[:80]!r} is not in normal form")
@@ -152,7 +165,15 @@ def check_claim(
         else:
             status, reason = Status.VALID, f"signed by {primary}"
     return claim_check(
-        status, reason, checked_at, source, primary_text, subject_text, claim_id, created_text, expires_text
+        status,
+        reason,
+        checked_at,
+        source,
+        primary_text,
+        subject_text,
+        claim_id,
+        created_text,
+        expires_text,
     )
 
 

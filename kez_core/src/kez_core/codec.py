@@ -43,7 +43,9 @@ def check_text(text: object, what: str = "input") -> str:
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise DecodeError(f"{what} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+            raise DecodeError(
+                f"{what} is not UTF-8 text: {exc.reason} at byte {exc.start}"
+            ) from exc
     if not isinstance(text, str):
         raise DecodeError(f"{what} must be text")
     if len(text) > MAX_TEXT_CHARS:
@@ -52,7 +54,9 @@ def check_text(text: object, what: str = "input") -> str:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:  # lone surrogates: not text any encoder can write
-            raise DecodeError(f"{what} is not valid Unicode text: {exc.reason} at character {exc.start}") from exc
+            raise DecodeError(
+                f"{what} is not valid Unicode text: {exc.reason} at character {exc.start}"
+            ) from exc
     return text
 
 
@@ -87,12 +91,16 @@ def _jcs_int(text: str) -> int | float:
     try:
         return float(value)
     except OverflowError as exc:
-        raise DecodeError(f"JSON number {text[:40]}… is out of range (not representable in JCS)") from exc
+        raise DecodeError(
+            f"JSON number {text[:40]}… is out of range (not representable in JCS)"
+        ) from exc
 
 
 # Built once: `json.loads` with hooks builds a new decoder (and scanner) per call.
 _STRICT = json.JSONDecoder(
-    object_pairs_hook=_no_duplicates, parse_constant=_no_constants, parse_float=_finite_float,
+    object_pairs_hook=_no_duplicates,
+    parse_constant=_no_constants,
+    parse_float=_finite_float,
     parse_int=_jcs_int,
 )
 
@@ -105,7 +113,9 @@ def _loads(data: str | bytes, decoder: json.JSONDecoder) -> Any:
     elif isinstance(data, bytes | bytearray):
         data = data.decode(json.detect_encoding(data), "surrogatepass")
     else:
-        raise TypeError(f"the JSON object must be str, bytes or bytearray, not {type(data).__name__}")
+        raise TypeError(
+            f"the JSON object must be str, bytes or bytearray, not {type(data).__name__}"
+        )
     return decoder.decode(data)
 
 
@@ -122,7 +132,9 @@ def parse_json(data: str | bytes, *, max_bytes: int = MAX_OBJECT_BYTES) -> Any:
     except DecodeError:
         raise
     except json.JSONDecodeError as exc:
-        raise DecodeError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        raise DecodeError(
+            f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
     except UnicodeDecodeError as exc:
         raise DecodeError(f"JSON is not UTF-8: {exc.reason}") from exc
     except (ValueError, RecursionError) as exc:
@@ -144,6 +156,7 @@ def parse_json(data: str | bytes, *, max_bytes: int = MAX_OBJECT_BYTES) -> Any:
 # without `\u` escapes holds only ASCII strings, and the number hooks stop
 # the scan at floats and integers beyond ±(2**53 - 1).
 
+
 class _NotPlain(Exception):
     """A number the fast path does not vouch for: the strict parse takes over."""
 
@@ -161,7 +174,9 @@ def _plain_int(text: str) -> int:
 
 # Numbers the C encoder would not write as JCS (any float, integers beyond
 # ±(2**53 - 1)) stop the scan at once: no per-call flag, nothing thread-local.
-_UNCHECKED = json.JSONDecoder(parse_constant=_no_constants, parse_float=_refuse_float, parse_int=_plain_int)
+_UNCHECKED = json.JSONDecoder(
+    parse_constant=_no_constants, parse_float=_refuse_float, parse_int=_plain_int
+)
 # what JSONDecoder.decode calls, without its whitespace handling (CPython's JSONDecoder
 # sets `scan_once` in __init__; typeshed does not declare it)
 _SCAN: Callable[[str, int], tuple[Any, int]] = _UNCHECKED.scan_once  # type: ignore[attr-defined]
@@ -183,7 +198,11 @@ def object_from_json(data: str | bytes) -> SignedObject:
         else:
             text, raw = (data, None) if type(data) is str and data.isascii() else (None, None)
         # "\\" first: one memchr, where a two-character search costs ten times more
-        if text is not None and text.startswith(_CANONICAL_START) and ("\\" not in text or "\\u" not in text):
+        if (
+            text is not None
+            and text.startswith(_CANONICAL_START)
+            and ("\\" not in text or "\\u" not in text)
+        ):
             if raw is None:
                 raw = text.encode("ascii")
             if text.startswith(_CLAIM_START):
@@ -265,7 +284,13 @@ def _b64url_strict(body: str) -> bytes | None:
     mean `body` holds base64url characters only (no whitespace either).
     """
     size = len(body)
-    if size % 4 != 1 and size <= _MAX_COMPACT_BODY and "+" not in body and "/" not in body and "=" not in body:
+    if (
+        size % 4 != 1
+        and size <= _MAX_COMPACT_BODY
+        and "+" not in body
+        and "/" not in body
+        and "=" not in body
+    ):
         try:
             padded = (body + "=" * (-size % 4)).encode("ascii")
             return binascii.a2b_base64(padded.translate(_B64URL_TO_STD), strict_mode=True)

@@ -45,7 +45,9 @@ def _compact_leads(order: list[Encoding]) -> bool:
     if not order:
         return False
     first: type[object] = type(order[0])
-    return first is CompactEncoding or (first is JsonEncoding and len(order) > 1 and type(order[1]) is CompactEncoding)
+    return first is CompactEncoding or (
+        first is JsonEncoding and len(order) > 1 and type(order[1]) is CompactEncoding
+    )
 
 
 @attrs.frozen
@@ -71,7 +73,10 @@ def decode_candidates(text: str | bytes, registry: Registry | None = None) -> li
     enc = _detect(text, registry)  # indexes the encodings only: no channel or transport is built
     if enc is not None:
         if isinstance(enc, MarkdownEncoding):
-            return [_one(f"```kez block {i}", decode_block, body) for i, body in enumerate(enc.blocks(text), 1)]
+            return [
+                _one(f"```kez block {i}", decode_block, body)
+                for i, body in enumerate(enc.blocks(text), 1)
+            ]
         try:
             return [Candidate(enc.name, obj) for obj in enc.decode(text)]
         except KezError as exc:
@@ -97,7 +102,9 @@ def decode_any(text: str | bytes, registry: Registry | None = None) -> list[Sign
     part fails (see `decode_candidates` to judge each part on its own)."""
     registry = registry or default_registry()
     text = check_text(text)
-    order = registry._detection_order()  # indexes the encodings only: no channel or transport is built
+    order = (
+        registry._detection_order()
+    )  # indexes the encodings only: no channel or transport is built
     if text.startswith(COMPACT_PREFIX) and _compact_leads(order):
         # One compact token, the form of nearly every proof: what detection
         # would pick (see `_compact_leads`) without asking each detector.

@@ -78,7 +78,9 @@ def distribution_of(ep: metadata.EntryPoint, cache: dict[Any, DistInfo] | None =
     if found is None:
         meta = dist.metadata
         requires = meta.get_all("Requires-Dist") or dist.requires or ()
-        found = DistInfo(meta["Name"] or "?", meta["Version"] or "?", meta["Summary"] or "", tuple(requires))
+        found = DistInfo(
+            meta["Name"] or "?", meta["Version"] or "?", meta["Summary"] or "", tuple(requires)
+        )
         if cache is not None:
             cache[key] = found
     return found

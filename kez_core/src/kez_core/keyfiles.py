@@ -28,7 +28,14 @@ except ImportError:  # pragma: no cover - not on POSIX
 
 LOCK_FILE = ".lock"
 STALE_SECONDS = 60  # a temp file older than this was left by a process that died
-_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK, errno.ENOSYS}
+_NO_HARD_LINKS = {
+    errno.EPERM,
+    errno.ENOTSUP,
+    errno.EOPNOTSUPP,
+    errno.EXDEV,
+    errno.EMLINK,
+    errno.ENOSYS,
+}
 
 
 def private_dir(path: Path) -> Path:

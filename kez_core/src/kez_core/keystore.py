@@ -88,9 +88,13 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
 def _json_type(value: object) -> str:
     if isinstance(value, bool):
         return "true/false"
-    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number"}.get(
-        type(value), "null"
-    )
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), "null")
 
 
 def _parse_record(folder: Path, data: object) -> IdentityRecord:
@@ -240,7 +244,9 @@ class Keystore:
         self._check_name(name)
         folder = self.identities_dir / name
         if not (folder / IDENTITY_FILE).is_file():
-            raise StoreError(f"no identity named {name!r} in {self.home}", hint="`kez identity list` shows them")
+            raise StoreError(
+                f"no identity named {name!r} in {self.home}", hint="`kez identity list` shows them"
+            )
         self._sweep()
         if name not in self._held and any(folder.glob(PENDING_PREFIX + "*.pem")):
             self.settle(name)
@@ -258,7 +264,9 @@ class Keystore:
             raise StoreError(f"the key file of {record.name!r} does not hold a {record.alg} key")
         signer = Signer(alg, secret)
         if signer.key_id != record.key_id:
-            raise StoreError(f"the key file of {record.name!r} does not match its key id {record.key_id}")
+            raise StoreError(
+                f"the key file of {record.name!r} does not match its key id {record.key_id}"
+            )
         return signer
 
     def chain_path(self, identity_id: str) -> Path:
@@ -329,7 +337,9 @@ class Keystore:
                 hint="run the command again: opening the identity settles it",
             ) from exc
         except OSError as exc:
-            raise StoreError(f"cannot store the new key of {name!r}: {exc.strerror or exc}") from exc
+            raise StoreError(
+                f"cannot store the new key of {name!r}: {exc.strerror or exc}"
+            ) from exc
         return staged
 
     def settle(self, name: str) -> IdentityRecord:
@@ -378,7 +388,9 @@ class Keystore:
             return None
         return state.current_primary if state is not None else None
 
-    def _switch(self, folder: Path, record: IdentityRecord, staged: Path, key_id: str) -> IdentityRecord:
+    def _switch(
+        self, folder: Path, record: IdentityRecord, staged: Path, key_id: str
+    ) -> IdentityRecord:
         """Make the staged key the identity's primary: retire the old secret, rewrite the record, install."""
         secret = folder / SECRET_FILE
         if secret.exists():
@@ -416,7 +428,9 @@ class Keystore:
         self._check_name(name)
         final = self.identities_dir / name
         if (final / IDENTITY_FILE).exists():
-            raise StoreError(f"an identity named {name!r} already exists", hint="choose another --name")
+            raise StoreError(
+                f"an identity named {name!r} already exists", hint="choose another --name"
+            )
         for record in self.list():
             if record.key_id == signer.key_id:
                 raise StoreError(f"this key is already stored as identity {record.name!r}")
@@ -429,7 +443,9 @@ class Keystore:
         try:
             with locked(tmp):  # held until the rename: a sweeper sees a live creator
                 os.chmod(tmp, 0o700)
-                atomic_write(tmp / SECRET_FILE, signer.alg.secret_to_pem(signer.secret, passphrase), 0o600)
+                atomic_write(
+                    tmp / SECRET_FILE, signer.alg.secret_to_pem(signer.secret, passphrase), 0o600
+                )
                 facts = {
                     "alg": signer.alg.name,
                     "key_id": signer.key_id,
@@ -449,12 +465,19 @@ class Keystore:
             raise StoreError(f"could not store identity {name!r}: {exc}") from exc
         fsync_dir(self.identities_dir)
         configured = self._config().get("default_identity")
-        if not (isinstance(configured, str) and (self.identities_dir / configured / IDENTITY_FILE).is_file()):
+        if not (
+            isinstance(configured, str)
+            and (self.identities_dir / configured / IDENTITY_FILE).is_file()
+        ):
             self.set_default(name)  # the first identity becomes the default
         return self.get(name)
 
     def export_secret(
-        self, name: str | None, form: str, passphrase: PassphraseProvider, export_passphrase: bytes | None = None
+        self,
+        name: str | None,
+        form: str,
+        passphrase: PassphraseProvider,
+        export_passphrase: bytes | None = None,
     ) -> str:
         """The secret key as `pem`, `hex`, `nsec` or `ncryptsec` (the last needs a passphrase)."""
         signer = self.signer(name, passphrase)
@@ -464,7 +487,9 @@ class Keystore:
             if signer.alg.name != "nostr":
                 raise KeyFormatError("ncryptsec holds nostr (secp256k1) keys only")
             if not export_passphrase:
-                raise PassphraseError("ncryptsec needs a passphrase to encrypt with", hint="set KEZ_PASSPHRASE")
+                raise PassphraseError(
+                    "ncryptsec needs a passphrase to encrypt with", hint="set KEZ_PASSPHRASE"
+                )
             from . import nip49  # scrypt: imported by the two commands that use it
 
             return nip49.encrypt(signer.secret, _password_text(export_passphrase))
@@ -493,7 +518,8 @@ def _password_text(passphrase: bytes) -> str:
         return passphrase.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PassphraseError(
-            "the passphrase is not UTF-8 text; an ncryptsec password must be", hint="check the terminal encoding"
+            "the passphrase is not UTF-8 text; an ncryptsec password must be",
+            hint="check the terminal encoding",
         ) from exc
 
 
@@ -518,7 +544,9 @@ def signer_from_text(
             raise PassphraseError("an ncryptsec key needs its password", hint="set KEZ_PASSPHRASE")
         from . import nip49
 
-        return Signer(registry.key_algorithm("nostr"), nip49.decrypt(text, _password_text(password)))
+        return Signer(
+            registry.key_algorithm("nostr"), nip49.decrypt(text, _password_text(password))
+        )
     if text.startswith("nsec1"):
         nostr = registry.key_algorithm("nostr")
         secret = nostr.import_secret(text)
@@ -533,5 +561,7 @@ def signer_from_text(
     chosen = registry.key_algorithm(alg)
     secret = chosen.import_secret(text)
     if secret is None:
-        raise KeyFormatError(f"not a {alg} secret key in any form this tool reads (PEM, hex, nsec, ncryptsec)")
+        raise KeyFormatError(
+            f"not a {alg} secret key in any form this tool reads (PEM, hex, nsec, ncryptsec)"
+        )
     return Signer(chosen, secret)

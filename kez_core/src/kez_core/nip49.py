@@ -31,7 +31,13 @@ def _key(password: str, salt: bytes, log_n: int) -> bytes:
     return kdf.derive(normalized)
 
 
-def encrypt(secret: bytes, password: str, *, log_n: int = DEFAULT_LOG_N, key_security: int = KEY_SECURITY_UNKNOWN) -> str:
+def encrypt(
+    secret: bytes,
+    password: str,
+    *,
+    log_n: int = DEFAULT_LOG_N,
+    key_security: int = KEY_SECURITY_UNKNOWN,
+) -> str:
     """The `ncryptsec1…` form of a 32-byte secret key."""
     if len(secret) != 32:
         raise KeyFormatError("ncryptsec holds a 32-byte secret key")
@@ -39,7 +45,9 @@ def encrypt(secret: bytes, password: str, *, log_n: int = DEFAULT_LOG_N, key_sec
         raise KeyFormatError(f"scrypt log_n must be 1..{MAX_LOG_N}")
     salt, nonce = os.urandom(16), os.urandom(24)
     ad = bytes([key_security])
-    sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(secret, ad, nonce, _key(password, salt, log_n))
+    sealed = sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        secret, ad, nonce, _key(password, salt, log_n)
+    )
     return nip19.encode("ncryptsec", bytes([VERSION, log_n]) + salt + nonce + ad + sealed)
 
 
@@ -55,9 +63,13 @@ def decrypt(text: str, password: str) -> bytes:
         raise KeyFormatError(f"ncryptsec version {raw[0]} is not supported (only {VERSION})")
     log_n = raw[1]
     if not 1 <= log_n <= MAX_LOG_N:
-        raise KeyFormatError(f"ncryptsec asks for scrypt log_n={log_n}; more than {MAX_LOG_N} is refused")
+        raise KeyFormatError(
+            f"ncryptsec asks for scrypt log_n={log_n}; more than {MAX_LOG_N} is refused"
+        )
     salt, nonce, ad, sealed = raw[2:18], raw[18:42], raw[42:43], raw[43:]
     try:
-        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(sealed, ad, nonce, _key(password, salt, log_n))
+        return sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            sealed, ad, nonce, _key(password, salt, log_n)
+        )
     except CryptoError as exc:
         raise PassphraseError("wrong password for this ncryptsec (or it was altered)") from exc

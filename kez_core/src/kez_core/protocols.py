@@ -221,7 +221,9 @@ class PluginOption:
             ) from exc
 
 
-ChannelOption = PluginOption  # the name before issue 16; kept so existing plugins keep working (deprecated)
+ChannelOption = (
+    PluginOption  # the name before issue 16; kept so existing plugins keep working (deprecated)
+)
 
 
 @attrs.frozen

@@ -40,7 +40,9 @@ class Published:
         return attrs.asdict(self)
 
 
-def reusable_claim(lines: list[bytes], subject: str, primary: str, registry: Registry) -> SignedObject | None:
+def reusable_claim(
+    lines: list[bytes], subject: str, primary: str, registry: Registry
+) -> SignedObject | None:
     """The newest claim in the chain on `subject` by `primary` that is still valid.
 
     Publishing reuses it instead of signing a new claim, so re-publishing
@@ -56,7 +58,12 @@ def reusable_claim(lines: list[bytes], subject: str, primary: str, registry: Reg
     newest = None
     for record in merged.state.claims.values():
         check = statuses.get(record.claim_id)
-        if check is not None and check.ok and record.subject == subject and record.primary == primary:
+        if (
+            check is not None
+            and check.ok
+            and record.subject == subject
+            and record.primary == primary
+        ):
             if newest is None or record.seqno > newest.seqno:
                 newest = record
     if newest is None:

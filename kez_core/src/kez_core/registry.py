@@ -126,7 +126,9 @@ class Registry:
         for obj in plugins:
             name = getattr(obj, "__name__", None) or type(obj).__name__
             self._direct.append((name, obj))
-            self._infos[name] = PluginInfo(name=name, module=name, distribution="(direct)", version="")
+            self._infos[name] = PluginInfo(
+                name=name, module=name, distribution="(direct)", version=""
+            )
 
     # ------------------------------------------------------------------ discovery
 
@@ -139,7 +141,10 @@ class Registry:
             if not is_command(ep.name)  # `command.<name>` entries are read by `_discover_commands`
         ]
         # kez-core declares the built-ins, so its metadata is at hand (a source tree without it: look it up)
-        core = next((dist.version for _, dist in found if dist.name == "kez-core"), None) or _core_version()
+        core = (
+            next((dist.version for _, dist in found if dist.name == "kez-core"), None)
+            or _core_version()
+        )
         for ep, dist in found:
             dist_name, version = dist.name, dist.version
             if ep.name in self._entry_points:
@@ -177,7 +182,9 @@ class Registry:
                 return
             self._commands_found = True
             for entry in command_entries(self._dists):
-                self._discover_command(entry, distribution_of(entry.entry_point, self._dists).requires, self._core)
+                self._discover_command(
+                    entry, distribution_of(entry.entry_point, self._dists).requires, self._core
+                )
 
     def _discover_command(self, entry: CommandEntry, requires: tuple[str, ...], core: str) -> None:
         """A `command.<name>` entries entry: listed as (part of) a plugin that provides that command."""
@@ -194,7 +201,10 @@ class Registry:
             return
         if info is None:
             info = PluginInfo(
-                name=entry.name, module=entry.value, distribution=entry.distribution, version=entry.version
+                name=entry.name,
+                module=entry.value,
+                distribution=entry.distribution,
+                version=entry.version,
             )
             self._check_core_requirement(info, requires, core)
             if (self._only and entry.name not in self._only) or entry.name in self._blocked:
@@ -266,7 +276,9 @@ class Registry:
             if kind == "key_algorithm":
                 self._by_signature_alg = {alg.signature_alg: alg for alg in _distinct(index)}
             elif kind == "encoding":
-                self._encodings_in_order = sorted(_distinct(index), key=lambda e: (e.priority, e.name))
+                self._encodings_in_order = sorted(
+                    _distinct(index), key=lambda e: (e.priority, e.name)
+                )
             self._index[kind] = index
             return index
 
@@ -358,7 +370,9 @@ class Registry:
             try:
                 objects = list(result)
             except TypeError:
-                self._broken(info, f"{KINDS[kind]} must return an iterable, got {type(result).__name__}")
+                self._broken(
+                    info, f"{KINDS[kind]} must return an iterable, got {type(result).__name__}"
+                )
                 continue
             for obj in objects:
                 missing = missing_members(kind, obj)
@@ -443,7 +457,9 @@ class Registry:
     def commands(self) -> list[CommandEntry]:
         """The enabled plugin commands (`command.<name>` entries entry points), from metadata only."""
         self._discover_commands()
-        return [entry for name, entry in self._commands.items() if self._infos[name].state != "disabled"]
+        return [
+            entry for name, entry in self._commands.items() if self._infos[name].state != "disabled"
+        ]
 
     def load_command(self, name: str) -> object:
         """Import the plugin command `name` and return what its entry point names.
@@ -455,7 +471,9 @@ class Registry:
         entry = self._commands.get(name)
         info = self._infos.get(name)
         if entry is None or info is None or info.state == "disabled":
-            raise UnknownNameError(f"no plugin command {name!r}", hint="`kez plugins` lists what is installed")
+            raise UnknownNameError(
+                f"no plugin command {name!r}", hint="`kez plugins` lists what is installed"
+            )
         try:
             obj = entry.load()
         except Exception as exc:  # noqa: BLE001 - any import failure marks the plugin broken
@@ -495,11 +513,15 @@ class Registry:
             try:
                 servers = list(result)
             except TypeError:
-                self._broken(info, f"kez_demo_servers must return an iterable, got {type(result).__name__}")
+                self._broken(
+                    info, f"kez_demo_servers must return an iterable, got {type(result).__name__}"
+                )
                 continue
             bad = [s for s in servers if not isinstance(s, DemoServer)]
             if bad:
-                self._broken(info, f"kez_demo_servers returned {bad[0]!r}, not a kez_core.plugin.DemoServer")
+                self._broken(
+                    info, f"kez_demo_servers returned {bad[0]!r}, not a kez_core.plugin.DemoServer"
+                )
                 continue
             for server in servers:
                 key = (server.kind, server.name)
@@ -547,5 +569,3 @@ def reset_default_registry() -> None:
     global _default
     with _default_lock:
         _default = None
-
-

@@ -50,7 +50,12 @@ class RevokedClaim:
     link_id: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"claim_id": self.claim_id, "subject": self.subject, "seqno": self.seqno, "link_id": self.link_id}
+        return {
+            "claim_id": self.claim_id,
+            "subject": self.subject,
+            "seqno": self.seqno,
+            "link_id": self.link_id,
+        }
 
 
 @attrs.frozen
@@ -80,7 +85,9 @@ class Revocation:
         }
 
 
-def match_claims(state: ChainState, target: str, registry: Registry | None = None) -> list[ClaimRecord]:
+def match_claims(
+    state: ChainState, target: str, registry: Registry | None = None
+) -> list[ClaimRecord]:
     """The claims of `state` that `target` names and that are not revoked yet, in chain order.
 
     `target` is a claim id, a prefix of one (at least 8 hex digits, matching
@@ -109,7 +116,8 @@ def match_claims(state: ChainState, target: str, registry: Registry | None = Non
     found = [r for r in state.claims.values() if r.claim_id.startswith(prefix)]
     if not found:
         raise KezError(
-            f"the chain holds no claim {prefix}", hint="`kez sigchain show` lists the claims it holds"
+            f"the chain holds no claim {prefix}",
+            hint="`kez sigchain show` lists the claims it holds",
         )
     if len(found) > 1:
         raise DecodeError(
@@ -117,7 +125,9 @@ def match_claims(state: ChainState, target: str, registry: Registry | None = Non
         )
     record = found[0]
     if record.revoked:
-        raise KezError(f"claim {record.claim_id} was revoked already, at seqno {record.revoked_seqno}")
+        raise KezError(
+            f"claim {record.claim_id} was revoked already, at seqno {record.revoked_seqno}"
+        )
     return found
 
 
@@ -140,7 +150,8 @@ def revoke_claims(
     path = store.chain_path(record.identity_id)
     if not path.exists():
         raise StoreError(
-            f"identity {record.name!r} has no sigchain yet", hint="start one with `kez sigchain init`"
+            f"identity {record.name!r} has no sigchain yet",
+            hint="start one with `kez sigchain init`",
         )
     try:
         with path.open("rb") as fp:
@@ -153,7 +164,9 @@ def revoke_claims(
     assert builder.state is not None
     records = match_claims(builder.state, target, registry)
     key = signer()
-    links: list[tuple[ClaimRecord, Link]] = [(r, builder.revoke(key, r.claim_id, reason)) for r in records]
+    links: list[tuple[ClaimRecord, Link]] = [
+        (r, builder.revoke(key, r.claim_id, reason)) for r in records
+    ]
     state = append_links(path, [link for _, link in links], registry=registry)
     return Revocation(
         identity_id=state.identity_id,

@@ -170,7 +170,13 @@ def _trusted_signature(alg: str, key: str, sig: str) -> Signature:
 
 
 def _trusted_object(
-    kind: str, payload: dict[str, Any], alg: str, key: str, sig: str, payload_bytes: bytes, canonical: bytes
+    kind: str,
+    payload: dict[str, Any],
+    alg: str,
+    key: str,
+    sig: str,
+    payload_bytes: bytes,
+    canonical: bytes,
 ) -> SignedObject:
     """`SignedObject(kind, payload, Signature(alg, key, sig))` with its cached
     properties' slots filled (JCS(payload), JCS(object), id), built without the
@@ -219,7 +225,11 @@ def object_if_canonical(data: Any, text: bytes) -> SignedObject | None:
     signer = _SIGNERS.get((alg, key))
     if signer is None:
         try:
-            signer = f',"signature":{{"alg":{encode_str(alg)},"key":{encode_str(key)},"sig":"'.encode("ascii")
+            signer = (
+                f',"signature":{{"alg":{encode_str(alg)},"key":{encode_str(key)},"sig":"'.encode(
+                    "ascii"
+                )
+            )
         except ValueError:  # non-ASCII text: not this path's
             return None
         if len(_SIGNERS) < _BOUND:
@@ -281,7 +291,10 @@ def claim_if_canonical(text: str, raw: bytes) -> SignedObject | None:
         + f'"nonce":"{nonce}","primary":"{primary}","subject":"{subject}","type":"{ptype}",'
         f'"version":{PAYLOAD_VERSION}}}'
     )
-    if f'{{"kez":"claim","payload":{payload_text},"signature":{{"alg":"{alg}","key":"{key}","sig":"{value}"}}}}' != text:
+    if (
+        f'{{"kez":"claim","payload":{payload_text},"signature":{{"alg":"{alg}","key":"{key}","sig":"{value}"}}}}'
+        != text
+    ):
         return None
     # the names in text order, as a JSON parse inserts them
     if expires is None:
@@ -326,7 +339,9 @@ def sign(
     body = {"type": type_name, "version": PAYLOAD_VERSION, **payload}
     payload_bytes = canonicalize(body)
     signature = signer.sign(payload_bytes)
-    obj = SignedObject(kind, body, Signature(signer.alg.signature_alg, signer.key_id, signature.hex()))
+    obj = SignedObject(
+        kind, body, Signature(signer.alg.signature_alg, signer.key_id, signature.hex())
+    )
     _set(obj, "payload_bytes", payload_bytes)  # just computed: the id needs it again
     return obj
 
@@ -365,4 +380,6 @@ def verify_signature(obj: SignedObject, registry: Registry | None = None) -> Non
             f"signature.key does not equal payload.{field}: the object was signed by another key"
         )
     if not alg.verify(key.public, obj.payload_bytes, raw):
-        raise SignatureError("the signature does not verify: the payload was changed or the key is wrong")
+        raise SignatureError(
+            "the signature does not verify: the payload was changed or the key is wrong"
+        )

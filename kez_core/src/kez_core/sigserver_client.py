@@ -74,7 +74,9 @@ def check_url(raw: str, flag: str) -> str:
     """`raw` as a base URL without trailing `/`; UsageError naming `flag` when it is not http(s)."""
     url = raw.strip().rstrip("/")
     if not re.match(r"^https?://[^/\s]+", url):
-        raise UsageError(f"{flag} {raw!r} is not an http(s) URL", hint="e.g. https://sig.example.org")
+        raise UsageError(
+            f"{flag} {raw!r} is not an http(s) URL", hint="e.g. https://sig.example.org"
+        )
     return url
 
 
@@ -89,7 +91,9 @@ def valid_handle(handle: str) -> bool:
     return bool(_HANDLE.match(handle))
 
 
-def registration(signer: Signer, handle: str, server: str, identity: str | None = None) -> SignedObject:
+def registration(
+    signer: Signer, handle: str, server: str, identity: str | None = None
+) -> SignedObject:
     """The signed `handle_registration` (`kez.chat.handle_registration`) of `handle` on `server`, made now.
 
     `identity` is the identity id of the signer's chain. It differs from the
@@ -99,7 +103,12 @@ def registration(signer: Signer, handle: str, server: str, identity: str | None 
     from .signed import sign
     from .timefmt import format_time, now
 
-    payload: dict[str, Any] = {"handle": handle, "primary": signer.key_id, "server": server, "created_at": format_time(now())}
+    payload: dict[str, Any] = {
+        "handle": handle,
+        "primary": signer.key_id,
+        "server": server,
+        "created_at": format_time(now()),
+    }
     if identity is not None:
         payload["identity"] = identity
     return sign("handle_registration", payload, signer, namespace="chat")
@@ -150,7 +159,9 @@ def new_client(timeout: float) -> httpx.AsyncClient:
     """An HTTP client for kez-servers (httpx is imported only when one is needed)."""
     import httpx
 
-    return httpx.AsyncClient(timeout=timeout, headers={"user-agent": "kez-python"}, follow_redirects=True)
+    return httpx.AsyncClient(
+        timeout=timeout, headers={"user-agent": "kez-python"}, follow_redirects=True
+    )
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -183,7 +194,9 @@ async def fetch_chain(client: httpx.AsyncClient, url: str, base: str) -> ServerC
     import httpx
 
     try:
-        async with client.stream("GET", url, headers={"accept": "application/x-ndjson"}) as response:
+        async with client.stream(
+            "GET", url, headers={"accept": "application/x-ndjson"}
+        ) as response:
             if response.status_code == 404:
                 return ServerCopy(base, None)
             if response.status_code != 200:
@@ -193,7 +206,9 @@ async def fetch_chain(client: httpx.AsyncClient, url: str, base: str) -> ServerC
             async for chunk in response.aiter_bytes():
                 body += chunk
                 if len(body) > MAX_CHAIN_BYTES:
-                    return ServerCopy(base, None, f"{base} sent more than {MAX_CHAIN_BYTES} bytes; ignored")
+                    return ServerCopy(
+                        base, None, f"{base} sent more than {MAX_CHAIN_BYTES} bytes; ignored"
+                    )
     except httpx.HTTPError as exc:
         return ServerCopy(base, None, _network_text(base, exc))
     try:
@@ -209,7 +224,9 @@ async def fetch_chains(sources: Sequence[tuple[str, str]], timeout: float) -> li
     if not sources:
         return []
     async with new_client(timeout) as client:
-        return list(await asyncio.gather(*(fetch_chain(client, url, base) for url, base in sources)))
+        return list(
+            await asyncio.gather(*(fetch_chain(client, url, base) for url, base in sources))
+        )
 
 
 def _origin(url: str) -> str:
@@ -245,7 +262,9 @@ def _batches(lines: Sequence[bytes], limit: int | None = None) -> list[bytes]:
     return bodies
 
 
-async def push_chain(client: httpx.AsyncClient, base: str, identity_id: str, lines: Sequence[bytes]) -> PushResult:
+async def push_chain(
+    client: httpx.AsyncClient, base: str, identity_id: str, lines: Sequence[bytes]
+) -> PushResult:
     """POST the whole chain, in order, in bodies under the server's cap.
 
     The server stores what extends its copy and treats links it holds as
@@ -263,12 +282,16 @@ async def push_chain(client: httpx.AsyncClient, base: str, identity_id: str, lin
     return PushResult(base, "ok", message, appended, result.head_seqno)
 
 
-async def _post_links(client: httpx.AsyncClient, base: str, identity_id: str, body: bytes) -> PushResult:
+async def _post_links(
+    client: httpx.AsyncClient, base: str, identity_id: str, body: bytes
+) -> PushResult:
     import httpx
 
     try:
         response = await client.post(
-            chain_url(base, identity_id), content=body, headers={"content-type": "application/x-ndjson"}
+            chain_url(base, identity_id),
+            content=body,
+            headers={"content-type": "application/x-ndjson"},
         )
     except httpx.HTTPError as exc:
         return PushResult(base, "unreachable", _network_text(base, exc))
@@ -277,7 +300,9 @@ async def _post_links(client: httpx.AsyncClient, base: str, identity_id: str, bo
             data = response.json()
             appended, head = int(data.get("appended", 0)), data.get("head_seqno")
         except (ValueError, TypeError, AttributeError):
-            return PushResult(base, "unreachable", f"{base} answered 200 with a body that is not the server API")
+            return PushResult(
+                base, "unreachable", f"{base} answered 200 with a body that is not the server API"
+            )
         message = f"stored {appended} new link(s)" if appended else "already up to date"
         return PushResult(base, "ok", message, appended, head if isinstance(head, int) else None)
     if response.status_code == 409:
@@ -299,12 +324,16 @@ async def _post_links(client: httpx.AsyncClient, base: str, identity_id: str, bo
     return PushResult(base, "refused", f"{base} refused the chain: {_error_text(response)}")
 
 
-async def push_all(servers: Sequence[str], identity_id: str, lines: Sequence[bytes], timeout: float) -> list[PushResult]:
+async def push_all(
+    servers: Sequence[str], identity_id: str, lines: Sequence[bytes], timeout: float
+) -> list[PushResult]:
     """Push the chain to every server at once; one result per server, in order (never raises for network trouble)."""
     import asyncio
 
     async with new_client(timeout) as client:
-        return list(await asyncio.gather(*(push_chain(client, s, identity_id, lines) for s in servers)))
+        return list(
+            await asyncio.gather(*(push_chain(client, s, identity_id, lines) for s in servers))
+        )
 
 
 async def get_json(client: httpx.AsyncClient, url: str, what: str) -> dict[str, Any] | None:
@@ -314,7 +343,9 @@ async def get_json(client: httpx.AsyncClient, url: str, what: str) -> dict[str, 
     try:
         response = await client.get(url, headers={"accept": "application/json"})
     except httpx.HTTPError as exc:
-        raise SigServerError(f"{what}: {_network_text(url, exc)}", hint="check the URL, or retry later") from exc
+        raise SigServerError(
+            f"{what}: {_network_text(url, exc)}", hint="check the URL, or retry later"
+        ) from exc
     if response.status_code == 404:
         return None
     if response.status_code != 200:
@@ -322,9 +353,13 @@ async def get_json(client: httpx.AsyncClient, url: str, what: str) -> dict[str, 
     try:
         data = response.json()
     except ValueError as exc:
-        raise SigServerError(f"{what}: {url} did not answer JSON", hint="is this a kez-server?") from exc
+        raise SigServerError(
+            f"{what}: {url} did not answer JSON", hint="is this a kez-server?"
+        ) from exc
     if not isinstance(data, dict):
-        raise SigServerError(f"{what}: {url} answered JSON that is not an object", hint="is this a kez-server?")
+        raise SigServerError(
+            f"{what}: {url} answered JSON that is not an object", hint="is this a kez-server?"
+        )
     return data
 
 
@@ -334,7 +369,8 @@ async def lookup_handle(base: str, handle: str, server: str, timeout: float) -> 
         data = await get_json(client, f"{base}/v1/u/{handle}", f"looking up {handle}@{server}")
     if data is None:
         raise HandleNotFound(
-            f"{handle}@{server} is not registered", hint=f"check the spelling, or ask {server}'s operator"
+            f"{handle}@{server} is not registered",
+            hint=f"check the spelling, or ask {server}'s operator",
         )
     expected = f"{handle}@{server}"
     if data.get("fqhn") != expected or not isinstance(data.get("primary"), str):
@@ -353,7 +389,9 @@ async def register_handle(base: str, envelope: dict[str, Any], timeout: float) -
         try:
             response = await client.post(f"{base}/v1/register", json=envelope)
         except httpx.HTTPError as exc:
-            raise SigServerError(_network_text(base, exc), hint="check --server, or retry later") from exc
+            raise SigServerError(
+                _network_text(base, exc), hint="check --server, or retry later"
+            ) from exc
     if response.status_code in (200, 201):
         try:
             data = dict(response.json())
@@ -363,7 +401,10 @@ async def register_handle(base: str, envelope: dict[str, Any], timeout: float) -
         return data
     message = _error_text(response)
     if response.status_code == 409:
-        raise RegistrationRefused(f"registration refused: {message}", hint="pick another handle, or this key is registered already")
+        raise RegistrationRefused(
+            f"registration refused: {message}",
+            hint="pick another handle, or this key is registered already",
+        )
     if response.status_code == 429 or response.status_code >= 500:
         raise SigServerError(f"{base} answered {message}", hint="retry later")
     raise RegistrationRefused(f"registration refused: {message}")
@@ -375,7 +416,10 @@ async def server_name(base: str, timeout: float) -> str:
         data = await get_json(client, f"{base}/v1/healthz", "asking the server its name")
     name = (data or {}).get("server")
     if not isinstance(name, str) or not name:
-        raise SigServerError(f"{base}/v1/healthz does not name the server", hint="is this a kez-server? use --server-name")
+        raise SigServerError(
+            f"{base}/v1/healthz does not name the server",
+            hint="is this a kez-server? use --server-name",
+        )
     return name
 
 
@@ -395,7 +439,9 @@ async def fetch_server_copies(
     counted against the chain.
     """
     sources = [(chain_url(base, identity_id), base) for base in servers]
-    sources += [(url, _origin(url)) for url in extra_urls if url.startswith(("http://", "https://"))]
+    sources += [
+        (url, _origin(url)) for url in extra_urls if url.startswith(("http://", "https://"))
+    ]
     copies: list[list[bytes]] = []
     notes: list[dict[str, Any]] = []
     for copy in await fetch_chains(sources, timeout):
@@ -405,7 +451,9 @@ async def fetch_server_copies(
         elif copy.error is None:
             notes.append({"server": copy.server, "status": "not_found", "links": 0})
         else:
-            notes.append({"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error})
+            notes.append(
+                {"server": copy.server, "status": "unreachable", "links": 0, "reason": copy.error}
+            )
             if on_unreachable is not None:
                 on_unreachable(f"{copy.error} (its copy is left out)")
     return copies, notes
@@ -423,7 +471,9 @@ def server_copies(
     import asyncio
 
     return asyncio.run(
-        fetch_server_copies(servers, identity_id, timeout, extra_urls=extra_urls, on_unreachable=on_unreachable)
+        fetch_server_copies(
+            servers, identity_id, timeout, extra_urls=extra_urls, on_unreachable=on_unreachable
+        )
     )
 
 

@@ -78,7 +78,9 @@ def hostname(text: str, what: str = "domain name") -> str:
             try:
                 idna.decode(host)
             except (idna.IDNAError, UnicodeError) as exc:
-                raise DecodeError(f"{what} {text!r} is not a valid IDNA 2008 domain name: {exc}") from exc
+                raise DecodeError(
+                    f"{what} {text!r} is not a valid IDNA 2008 domain name: {exc}"
+                ) from exc
     else:
         for ch in host:
             if ord(ch) > 0x7F and _dropped_by_uts46(ch):
@@ -89,7 +91,9 @@ def hostname(text: str, what: str = "domain name") -> str:
         try:
             host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
         except (idna.IDNAError, UnicodeError) as exc:
-            raise DecodeError(f"{what} {text!r} is not a valid IDNA 2008 domain name: {exc}") from exc
+            raise DecodeError(
+                f"{what} {text!r} is not a valid IDNA 2008 domain name: {exc}"
+            ) from exc
     labels = host.split(".")
     if len(host) > MAX_HANDLE or len(labels) < 2 or not all(_HOST_LABEL.match(x) for x in labels):
         raise DecodeError(f"{what} {text!r} is not a valid domain name", hint="e.g. example.org")
@@ -117,7 +121,9 @@ def _nostr(handle: str, registry: Registry) -> str:
     try:
         key = parse_key_id(text if text.startswith("npub1") else f"nostr:{text}", registry)
     except KeyFormatError as exc:
-        raise DecodeError(f"nostr handle: {exc.message}", hint="use 64 hex characters or npub1…") from exc
+        raise DecodeError(
+            f"nostr handle: {exc.message}", hint="use 64 hex characters or npub1…"
+        ) from exc
     return key.public.hex()
 
 
@@ -171,11 +177,15 @@ def _normalize(subject: object, registry: Registry) -> str:
     plugin = None
     if channel not in _BUILTIN and channel != "nostr":
         plugin = _channel_for(channel, subject, registry)
-        if plugin.name in _BUILTIN or plugin.name == "nostr":  # an alias of a design channel: the core's rule
+        if (
+            plugin.name in _BUILTIN or plugin.name == "nostr"
+        ):  # an alias of a design channel: the core's rule
             channel, plugin = plugin.name, None
     handle = handle.strip(_TRIM)
     if len(handle) > MAX_HANDLE:
-        raise DecodeError(f"subject {subject[:80]!r} is too long (a handle has at most {MAX_HANDLE} characters)")
+        raise DecodeError(
+            f"subject {subject[:80]!r} is too long (a handle has at most {MAX_HANDLE} characters)"
+        )
     bad = _bad_char(handle, _JOINERS if channel in _HOST_CHANNELS else frozenset())
     if bad is not None:
         raise DecodeError(

@@ -94,7 +94,9 @@ def parse_duration(text: str) -> timedelta:
         f"duration {text[:40]!r} is longer than the maximum, {MAX_DURATION_YEARS}y",
         hint="give a shorter one, or none for no expiry",
     )
-    if len(match.group(1)) > 12:  # more than any timedelta holds; int() of huge text is slow or refused
+    if (
+        len(match.group(1)) > 12
+    ):  # more than any timedelta holds; int() of huge text is slow or refused
         raise too_long
     amount, unit = int(match.group(1)), match.group(2)
     if amount <= 0:

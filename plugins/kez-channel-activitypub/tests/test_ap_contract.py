@@ -49,9 +49,17 @@ def test_options():
     options = {o.name: o for o in ActivityPubChannel().options}
     assert set(options) == {"ap_base_url", "mastodon_token"}
     base, token = options["ap_base_url"], options["mastodon_token"]
-    assert (base.flag, base.env, base.default, base.secret) == ("--ap-base-url", "KEZ_AP_BASE_URL", None, False)
+    assert (base.flag, base.env, base.default, base.secret) == (
+        "--ap-base-url",
+        "KEZ_AP_BASE_URL",
+        None,
+        False,
+    )
     assert (token.flag, token.env, token.default, token.secret) == (
-        "--mastodon-token", "KEZ_MASTODON_TOKEN", None, True,
+        "--mastodon-token",
+        "KEZ_MASTODON_TOKEN",
+        None,
+        True,
     )
 
 
@@ -76,7 +84,9 @@ def test_plugin_module_imports_no_network_sdk():
         "print(sorted(m for m in ('httpx', 'httpcore', 'atproto', 'websockets', 'dns', 'starlette', 'uvicorn')"
         " if m in sys.modules))"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
@@ -86,9 +96,12 @@ def test_plugin_module_imports_no_network_sdk():
         ("plain", "plain"),
         ("<p>a</p><p>b</p>", "a\nb"),
         ("a<br>b<br />c", "a\nb\nc"),
-        ('<a href="https://x.example/p"><span class="invisible">https://</span><span class="">x.example/p</span>'
-         '<span class="invisible"></span></a>', "https://x.example/p"),
-        ("Tom &amp; Jerry &lt;3 &#x1F426; &apos;", "Tom & Jerry <3 \U0001F426 '"),
+        (
+            '<a href="https://x.example/p"><span class="invisible">https://</span><span class="">x.example/p</span>'
+            '<span class="invisible"></span></a>',
+            "https://x.example/p",
+        ),
+        ("Tom &amp; Jerry &lt;3 &#x1F426; &apos;", "Tom & Jerry <3 \U0001f426 '"),
         ("<script>kez:z1:evil</script>ok", "ok"),
         ("<p>unclosed <b>bold", "unclosed bold"),
         ("", ""),

@@ -127,7 +127,9 @@ def test_proof_inside_a_link_rendered_like_mastodon(ap_server, ap_signer):
     outcome = fetch(ap_server, HANDLE)
     html_value = ap_server._actor(DOMAIN, ap_server._accounts["alice"])["attachment"][0]["value"]
     visible = re.sub(r'href="[^"]*"', "", html_value)
-    assert '<span class="invisible">' in visible and proof not in visible  # the text really is split
+    assert (
+        '<span class="invisible">' in visible and proof not in visible
+    )  # the text really is split
     assert outcome.candidates[0].text == f"https://keys.example/{proof}"
     assert check_claim(only_claim(outcome)).status is Status.VALID
 
@@ -184,7 +186,13 @@ def test_webfinger_for_another_user_is_refused(ap_server, ap_signer):
     ap_server.seed_proof("alice", compact_claim(ap_signer, SUBJECT))
     other = {
         "subject": f"acct:mallory@{DOMAIN}",
-        "links": [{"rel": "self", "type": "application/activity+json", "href": f"https://{DOMAIN}/users/Alice"}],
+        "links": [
+            {
+                "rel": "self",
+                "type": "application/activity+json",
+                "href": f"https://{DOMAIN}/users/Alice",
+            }
+        ],
     }
     ap_server.fail_next(1, 200, body=json.dumps(other).encode(), path="/.well-known/")
     outcome = fetch(ap_server, HANDLE)
@@ -256,7 +264,9 @@ def test_429_with_mastodon_rate_limit_reset(ap_server):
     from datetime import UTC, datetime, timedelta
 
     reset = (datetime.now(UTC) + timedelta(seconds=120)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    ap_server.fail_next(1, 429, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}, path="/users/")
+    ap_server.fail_next(
+        1, 429, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}, path="/users/"
+    )
     outcome = fetch(ap_server, HANDLE)
     assert outcome.reachable is False
     assert outcome.retry_after is not None and 60 < outcome.retry_after <= 121
@@ -283,7 +293,12 @@ def test_malformed_body(ap_server, path):
 
 @pytest.mark.parametrize(
     "body",
-    [b"[1, 2]", b'{"links": {"rel": "self"}}', b"\xff\xfe\x00", b'{"links": [{"rel": "self", "type": 5}]}'],
+    [
+        b"[1, 2]",
+        b'{"links": {"rel": "self"}}',
+        b"\xff\xfe\x00",
+        b'{"links": [{"rel": "self", "type": 5}]}',
+    ],
 )
 def test_odd_webfinger_documents_never_raise(ap_server, body):
     ap_server.fail_next(1, 200, body=body, path="/.well-known/")

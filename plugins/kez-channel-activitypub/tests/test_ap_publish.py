@@ -24,7 +24,10 @@ TOKEN = "alice-token"
 def verdicts(server, handle=HANDLE):
     outcome = fetch(server, handle)
     assert outcome.reachable, outcome.reason
-    return [(c.source, check_claim(o).status) for c, o in zip(outcome.candidates, objects(outcome), strict=True)]
+    return [
+        (c.source, check_claim(o).status)
+        for c, o in zip(outcome.candidates, objects(outcome), strict=True)
+    ]
 
 
 def test_proof_encoding_is_compact():
@@ -41,7 +44,10 @@ def test_round_trip_on_stock_mastodon_goes_to_the_bio(ap_server, ap_signer):
     assert outcome.location == f"https://{DOMAIN}/@Alice"
     assert outcome.detail.startswith("bio") and "255" in outcome.detail
     assert ap_server.note("alice") == f"Birds, mostly.\nhttps://alice.example/birds\n\n{proof}"
-    assert ap_server.fields("alice") == [("Website", "https://alice.example"), ("Pronouns", "she/her")]
+    assert ap_server.fields("alice") == [
+        ("Website", "https://alice.example"),
+        ("Pronouns", "she/her"),
+    ]
     assert verdicts(ap_server) == [(f"https://{DOMAIN}/users/Alice (summary)", Status.VALID)]
 
 
@@ -55,7 +61,9 @@ def test_republishing_to_the_bio_replaces_the_old_proof(ap_server, ap_signer):
 
 def test_round_trip_in_a_profile_field_when_the_instance_allows_long_values(ap_server, ap_signer):
     ap_server.set_limits(field_value_limit=2047)
-    ap_server.set_fields("alice", [("Website", "https://alice.example"), ("Matrix", "@alice:matrix.example")])
+    ap_server.set_fields(
+        "alice", [("Website", "https://alice.example"), ("Matrix", "@alice:matrix.example")]
+    )
     proof = compact_claim(ap_signer, SUBJECT)
     outcome = publish(ap_server, HANDLE, proof, TOKEN)
     assert outcome.detail == "profile field KEZ"
@@ -64,7 +72,9 @@ def test_round_trip_in_a_profile_field_when_the_instance_allows_long_values(ap_s
         ("Matrix", "@alice:matrix.example"),
         ("KEZ", proof),
     ]
-    assert verdicts(ap_server) == [(f"https://{DOMAIN}/users/Alice (profile field 'KEZ')", Status.VALID)]
+    assert verdicts(ap_server) == [
+        (f"https://{DOMAIN}/users/Alice (profile field 'KEZ')", Status.VALID)
+    ]
     # the update went through the documented form shape
     patch = [r for r in ap_server.requests if r[0] == "PATCH"]
     assert patch == [("PATCH", DOMAIN, "/api/v1/accounts/update_credentials")]
@@ -80,7 +90,12 @@ def test_existing_kez_field_is_replaced_in_place(ap_server, ap_signer):
 
 def test_four_fields_in_use_is_a_clear_error(ap_server, ap_signer):
     ap_server.set_limits(field_value_limit=2047)
-    taken = [("Website", "https://a.example"), ("Pronouns", "she/her"), ("Matrix", "@a:m.example"), ("Lang", "en")]
+    taken = [
+        ("Website", "https://a.example"),
+        ("Pronouns", "she/her"),
+        ("Matrix", "@a:m.example"),
+        ("Lang", "en"),
+    ]
     ap_server.set_fields("alice", taken)
     with pytest.raises(ProfileFullError) as info:
         publish(ap_server, HANDLE, compact_claim(ap_signer, SUBJECT), TOKEN)
@@ -91,7 +106,9 @@ def test_four_fields_in_use_is_a_clear_error(ap_server, ap_signer):
 
 
 def test_instance_without_advertised_limits_uses_mastodon_defaults(ap_server, ap_signer):
-    ap_server.set_limits(field_value_limit=2047, advertise=False)  # an older Mastodon: no limits in /api/v2/instance
+    ap_server.set_limits(
+        field_value_limit=2047, advertise=False
+    )  # an older Mastodon: no limits in /api/v2/instance
     outcome = publish(ap_server, HANDLE, compact_claim(ap_signer, SUBJECT), TOKEN)
     assert outcome.detail.startswith("bio")
 

@@ -81,7 +81,9 @@ def test_publish_without_credentials(bsky_server, bsky_channel, bsky_ctx, bsky_s
         run(bsky_channel.publish(HANDLE, compact_claim(bsky_signer, SUBJECT), bsky_ctx))
     assert "--bluesky-app-password" in info.value.hint
     assert "KEZ_BLUESKY_APP_PASSWORD" in info.value.hint
-    assert info.value.exit_code == ExitCode.STORE  # CredentialsError: the same code in every channel
+    assert (
+        info.value.exit_code == ExitCode.STORE
+    )  # CredentialsError: the same code in every channel
     assert bsky_server.requests == []
 
 

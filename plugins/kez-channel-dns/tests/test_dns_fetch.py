@@ -101,7 +101,9 @@ def test_claim_split_over_several_strings_is_read_back_whole(
     assert compact_decode(candidate.text) == claim
 
 
-def test_answers_over_512_bytes_come_in_one_udp_answer(dns_server, dns_channel, dns_ctx, dns_signer):
+def test_answers_over_512_bytes_come_in_one_udp_answer(
+    dns_server, dns_channel, dns_ctx, dns_signer
+):
     # Two proofs (~430 bytes each) are more than the 512 bytes plain DNS carries over
     # UDP: the resolver offers EDNS(0) payloads up to 1232 bytes, so the answer is not
     # truncated and no TCP retry follows.

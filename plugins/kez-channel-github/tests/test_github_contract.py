@@ -16,7 +16,15 @@ from kez_core.testing import ChannelContract
 class TestGitHubChannelContract(ChannelContract):
     valid_handles = ("alice", "@Alice", "ALICE", " bob-2 ", "a", "a" * 39, "x1-y2-z3")
     invalid_handles = (
-        "", "@", "-alice", "alice-", "al--ice", "a" * 40, "al ice", "al_ice", "alice@host"
+        "",
+        "@",
+        "-alice",
+        "alice-",
+        "al--ice",
+        "a" * 40,
+        "al ice",
+        "al_ice",
+        "alice@host",
     )
 
     @pytest.fixture

@@ -32,10 +32,20 @@ SECRET = bytes.fromhex("11" * 32)
 
 
 def test_a_relay_list_marks_read_only_and_write_only_relays():
-    event = relay_list_event(SECRET, read=["wss://a", "wss://both"], write=["wss://both", "wss://w"], created_at=5)
-    assert event["kind"] == RELAY_LIST_KIND == 10002 and event["content"] == "" and verify_event(event)
-    assert event["tags"] == [["r", "wss://a", "read"], ["r", "wss://both"], ["r", "wss://w", "write"]]
-    assert parse_relay_list(event) == RelayList(read=("wss://a", "wss://both"), write=("wss://both", "wss://w"))
+    event = relay_list_event(
+        SECRET, read=["wss://a", "wss://both"], write=["wss://both", "wss://w"], created_at=5
+    )
+    assert (
+        event["kind"] == RELAY_LIST_KIND == 10002 and event["content"] == "" and verify_event(event)
+    )
+    assert event["tags"] == [
+        ["r", "wss://a", "read"],
+        ["r", "wss://both"],
+        ["r", "wss://w", "write"],
+    ]
+    assert parse_relay_list(event) == RelayList(
+        read=("wss://a", "wss://both"), write=("wss://both", "wss://w")
+    )
 
 
 def test_a_relay_list_refuses_bad_urls_and_long_lists():
@@ -46,15 +56,30 @@ def test_a_relay_list_refuses_bad_urls_and_long_lists():
 
 
 def test_reading_a_relay_list_skips_what_is_not_a_relay_entry():
-    tags = [["r", "wss://ok"], ["r", "https://web"], ["r", "wss://x", "sideways"], ["p", "wss://p"],
-            "junk", ["r"], ["r", 5], ["r", "wss://ok", "read"], ["r", " wss://w ", "write"]]
+    tags = [
+        ["r", "wss://ok"],
+        ["r", "https://web"],
+        ["r", "wss://x", "sideways"],
+        ["p", "wss://p"],
+        "junk",
+        ["r"],
+        ["r", 5],
+        ["r", "wss://ok", "read"],
+        ["r", " wss://w ", "write"],
+    ]
     event = {"tags": tags}
     assert parse_relay_list(event) == RelayList(read=("wss://ok",), write=("wss://ok", "wss://w"))
     many = {"tags": [["r", f"wss://r{i}"] for i in range(100)]}
     assert len(parse_relay_list(many).read) == MAX_LIST_RELAYS
 
 
-@given(st.recursive(st.none() | st.text() | st.integers(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20))
+@given(
+    st.recursive(
+        st.none() | st.text() | st.integers(),
+        lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+        max_leaves=20,
+    )
+)
 def test_reading_never_raises_on_anything(value):
     parse_relay_list(value)
     parse_relay_list({"tags": value})
@@ -77,10 +102,14 @@ def test_the_newest_valid_event_by_the_key_wins():
     forged = {**relay_list_event(SECRET, read=["wss://forged"], created_at=300), "sig": "00" * 64}
     by_other = relay_list_event(other, read=["wss://other"], created_at=400)
     wrong_kind = sign_event(SECRET, 1, "", [], 500)
-    got = newest([old, forged, new, by_other, wrong_kind, "junk"], public_key(SECRET), RELAY_LIST_KIND)
+    got = newest(
+        [old, forged, new, by_other, wrong_kind, "junk"], public_key(SECRET), RELAY_LIST_KIND
+    )
     assert got == new
     twin = relay_list_event(SECRET, read=["wss://twin"], created_at=200)
-    assert newest([new, twin], public_key(SECRET), RELAY_LIST_KIND)["id"] == min(new["id"], twin["id"])
+    assert newest([new, twin], public_key(SECRET), RELAY_LIST_KIND)["id"] == min(
+        new["id"], twin["id"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +131,12 @@ def test_publish_then_read_both_events_from_a_real_relay(relay_url, auth_relay_u
     pubkey = public_key(secret)
 
     async def run():
-        first = relay_list_event(secret, read=["wss://inbox.example"], created_at=int(time.time()) - 60)
-        second = relay_list_event(secret, read=["wss://inbox2.example"], write=["wss://out.example"])
+        first = relay_list_event(
+            secret, read=["wss://inbox.example"], created_at=int(time.time()) - 60
+        )
+        second = relay_list_event(
+            secret, read=["wss://inbox2.example"], write=["wss://out.example"]
+        )
         profile = metadata_event(secret, name="bob")
         for event in (first, second, profile):
             [reply] = await publish([url], event, 10, secret)

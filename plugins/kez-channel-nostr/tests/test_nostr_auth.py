@@ -83,7 +83,9 @@ def test_a_live_subscription_authenticates_and_gets_stored_and_new_events(auth_r
             if len(got) >= 2:
                 arrived.set()
 
-        sub = relay.LiveSubscription(auth_relay.url, {"kinds": [1], "#t": [tag]}, on_event, auth=sign)
+        sub = relay.LiveSubscription(
+            auth_relay.url, {"kinds": [1], "#t": [tag]}, on_event, auth=sign
+        )
         sub.start(10)
         try:
             assert await sub.wait_live(), sub.error

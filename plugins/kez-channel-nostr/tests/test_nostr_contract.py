@@ -44,7 +44,9 @@ class TestNostrChannelContract(ChannelContract):
 
     @pytest.fixture
     def unreachable_context(self, closed_port):
-        return ChannelContext(options={"nostr_relays": (f"ws://127.0.0.1:{closed_port}",)}, timeout=2)
+        return ChannelContext(
+            options={"nostr_relays": (f"ws://127.0.0.1:{closed_port}",)}, timeout=2
+        )
 
 
 def test_options_are_the_documented_ones():
@@ -56,10 +58,14 @@ def test_options_are_the_documented_ones():
         True,
         False,
     )
-    assert relays.default == DEFAULT_RELAYS == (
-        "wss://relay.damus.io",
-        "wss://nos.lol",
-        "wss://relay.nostr.band",
+    assert (
+        relays.default
+        == DEFAULT_RELAYS
+        == (
+            "wss://relay.damus.io",
+            "wss://nos.lol",
+            "wss://relay.nostr.band",
+        )
     )
     assert (secret.flag, secret.env, secret.secret, secret.default) == (
         "--nostr-secret",
@@ -80,9 +86,7 @@ def test_plugin_module_registers_the_channel():
 
 def test_entry_point_is_declared():
     [ep] = [
-        ep
-        for ep in metadata.entry_points(group="kez")
-        if ep.value == "kez_channel_nostr.plugin"
+        ep for ep in metadata.entry_points(group="kez") if ep.value == "kez_channel_nostr.plugin"
     ]
     assert ep.dist is not None and ep.dist.metadata["Name"] == "kez-channel-nostr"
 
@@ -100,4 +104,3 @@ def test_importing_the_plugin_does_not_import_websockets():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-

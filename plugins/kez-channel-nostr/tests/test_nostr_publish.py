@@ -34,7 +34,9 @@ def test_publish_then_fetch_round_trip(nostr_server, identity, account):
     assert result.location == nostr_server.url
     assert "accepted by 1 of 1 relays" in result.detail
     [event_message] = [
-        m for m in nostr_server.client_messages if m[0] == "EVENT" and m[1]["pubkey"] == account.pubkey
+        m
+        for m in nostr_server.client_messages
+        if m[0] == "EVENT" and m[1]["pubkey"] == account.pubkey
     ]
     event = event_message[1]
     assert event["kind"] == 30078 and event["tags"] == [["d", "kez"]]
@@ -57,10 +59,15 @@ def test_publish_with_nsec_and_npub_handle(nostr_server, identity, account):
 
 
 def test_publish_without_secret_is_a_typed_error(nostr_server, identity, account):
-    for options in (nostr_server.ctx_options(), {**nostr_server.ctx_options(), "nostr_secret": "  "}):
+    for options in (
+        nostr_server.ctx_options(),
+        {**nostr_server.ctx_options(), "nostr_secret": "  "},
+    ):
         with pytest.raises(NostrSecretMissingError) as caught:
             publish(account.pubkey, claim_text(identity, account), options)
-        assert isinstance(caught.value, CredentialsError) and caught.value.exit_code == ExitCode.STORE
+        assert (
+            isinstance(caught.value, CredentialsError) and caught.value.exit_code == ExitCode.STORE
+        )
         assert "--nostr-secret" in caught.value.hint and "KEZ_NOSTR_SECRET" in caught.value.hint
     assert not [m for m in nostr_server.client_messages if m[0] == "EVENT"]  # nothing was sent
 
@@ -74,9 +81,7 @@ def test_publish_with_another_accounts_secret_is_refused(nostr_server, identity,
     assert not [m for m in nostr_server.client_messages if m[0] == "EVENT"]
 
 
-@pytest.mark.parametrize(
-    "secret", ["zz" * 32, "nsec1qqqqqq", "0" * 64, "abc", "npub1" + "q" * 58]
-)
+@pytest.mark.parametrize("secret", ["zz" * 32, "nsec1qqqqqq", "0" * 64, "abc", "npub1" + "q" * 58])
 def test_malformed_secret_is_a_key_format_error_that_does_not_echo_it(
     nostr_server, identity, account, secret
 ):

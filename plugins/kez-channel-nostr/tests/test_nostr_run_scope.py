@@ -110,7 +110,11 @@ def test_a_proof_given_up_on_closes_its_subscription(nostr_server):
     nostr_server.silence_next()
     [outcome], _ = in_a_run(nostr_server.ctx_options(), [account.pubkey], timeout=0.5)
     assert not outcome.reachable and "no answer within 0.5 s" in outcome.reason
-    [req] = [m for m in nostr_server.client_messages if m[0] == "REQ" and m[2]["authors"] == [account.pubkey]]
+    [req] = [
+        m
+        for m in nostr_server.client_messages
+        if m[0] == "REQ" and m[2]["authors"] == [account.pubkey]
+    ]
     assert wait_for_message(nostr_server, ["CLOSE", req[1]])
 
 

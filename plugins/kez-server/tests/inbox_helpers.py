@@ -21,7 +21,9 @@ def envelope(bucket: int = 1024) -> str:
     return "kez:e1:" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def register(client: httpx.Client, signer: Signer | None = None, server: str = "example.org") -> tuple[Signer, str]:
+def register(
+    client: httpx.Client, signer: Signer | None = None, server: str = "example.org"
+) -> tuple[Signer, str]:
     signer = signer or Signer.generate()
     handle = new_handle("in")
     answer = client.post("/v1/register", json=registration(signer, handle, server))
@@ -34,31 +36,57 @@ def with_device(client: httpx.Client) -> tuple[Signer, Signer, str]:
     primary, device = Signer.generate(), Signer.generate("nostr")
     builder = SigchainBuilder()
     builder.add_device(primary, device, "laptop")
-    pushed = client.post(identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON)
+    pushed = client.post(
+        identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON
+    )
     assert pushed.status_code == 200, pushed.text
     _, handle = register(client, primary)
     return primary, device, handle
 
 
-def auth(signer: Signer, path: str, bound: str, *, ts: int | None = None, device: bool = False) -> dict[str, str]:
-    return {"x-kez-auth": sign_inbox_request(signer, "GET" if not bound.startswith("through") else "DELETE", path, bound, ts, device=device)}
+def auth(
+    signer: Signer, path: str, bound: str, *, ts: int | None = None, device: bool = False
+) -> dict[str, str]:
+    return {
+        "x-kez-auth": sign_inbox_request(
+            signer,
+            "GET" if not bound.startswith("through") else "DELETE",
+            path,
+            bound,
+            ts,
+            device=device,
+        )
+    }
 
 
-def fetch(client: httpx.Client, signer: Signer, handle: str, since: int = 0, **params: Any) -> httpx.Response:
+def fetch(
+    client: httpx.Client, signer: Signer, handle: str, since: int = 0, **params: Any
+) -> httpx.Response:
     path = f"/v1/inbox/{handle}"
-    return client.get(path, params={"since": since, **params}, headers=auth(signer, path, f"since={since}"))
+    return client.get(
+        path, params={"since": since, **params}, headers=auth(signer, path, f"since={since}")
+    )
 
 
-def post(client: httpx.Client, handle: str, text: str | None = None, **extra: Any) -> httpx.Response:
-    return client.post("/v1/messages", json={"to": handle, "envelope": envelope() if text is None else text, **extra})
+def post(
+    client: httpx.Client, handle: str, text: str | None = None, **extra: Any
+) -> httpx.Response:
+    return client.post(
+        "/v1/messages",
+        json={"to": handle, "envelope": envelope() if text is None else text, **extra},
+    )
 
 
-async def read_events(base_url: str, signer: Signer, handle: str, since: int, want: int, timeout: float = 10) -> list[dict[str, Any]]:
+async def read_events(
+    base_url: str, signer: Signer, handle: str, since: int, want: int, timeout: float = 10
+) -> list[dict[str, Any]]:
     """Open the live stream, collect `want` message events (or time out), close."""
     path = f"/v1/inbox/{handle}/live"
     got: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
-        async with client.stream("GET", path, params={"since": since}, headers=auth(signer, path, f"since={since}")) as response:
+        async with client.stream(
+            "GET", path, params={"since": since}, headers=auth(signer, path, f"since={since}")
+        ) as response:
             assert response.status_code == 200, await response.aread()
 
             async def collect() -> None:

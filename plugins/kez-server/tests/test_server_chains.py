@@ -409,7 +409,9 @@ def test_race_loser_is_told_the_chain_changed(server):
             if not self.raced and rows[0][0] == 3:
                 self.raced = True
                 other = theirs.lines[2].rstrip(b"\n")
-                super().insert_links(identity, [(3, hashlib.sha256(other).hexdigest(), other)], stored_at)
+                super().insert_links(
+                    identity, [(3, hashlib.sha256(other).hexdigest(), other)], stored_at
+                )
             super().insert_links(identity, rows, stored_at)
 
     store = RacedStore(server.settings.db)

@@ -37,7 +37,11 @@ def _scenarios():
         ("bad first", [], [_bad_sig(lines[0]), *lines[1:]]),
         ("other identity", [], list(other_builder.lines)),
         ("fork", list(lines[:8]), list(branch.lines)),
-        ("fork after a bad signature", list(lines[:8]), [*branch.lines[:4], _bad_sig(branch.lines[4]), *branch.lines[5:]]),
+        (
+            "fork after a bad signature",
+            list(lines[:8]),
+            [*branch.lines[:4], _bad_sig(branch.lines[4]), *branch.lines[5:]],
+        ),
         ("tail with bad", list(lines[:5]), [*lines[5:8], _bad_sig(lines[8]), *lines[9:]]),
         ("re-push", list(lines), list(lines)),
     ]
@@ -53,7 +57,13 @@ def _run(tmp_path, name: str, identity: str, stored: list[bytes], posted: list[b
         try:
             result = ("ok", service.append(identity, body(posted)).to_json())
         except ApiError as exc:
-            result = ("error", exc.status, exc.code, exc.message, sorted(exc.extra.items(), key=str))
+            result = (
+                "error",
+                exc.status,
+                exc.code,
+                exc.message,
+                sorted(exc.extra.items(), key=str),
+            )
         kept = store.chain_lines(identity, 0, 100)
         forks = [(r["seqno"], r["link_id"]) for r in store.forks(identity)]
         return result, kept, forks
@@ -84,5 +94,5 @@ def test_the_pool_is_used_only_for_a_long_push(monkeypatch, expected, workers):
     monkeypatch.setenv("KEZ_WORKERS", workers)
     monkeypatch.setattr(parallel, "THRESHOLD", 40)
     monkeypatch.setattr(parallel, "WARM_THRESHOLD", 40)
-    assert (parallel.PooledFeed(ChainValidator(), 39).batches is None)
+    assert parallel.PooledFeed(ChainValidator(), 39).batches is None
     assert (parallel.PooledFeed(ChainValidator(), 40).batches is None) == (expected == 0)

@@ -79,10 +79,19 @@ def test_first_run_creates_the_schema_and_restart_keeps_data(tmp_path):
     assert code == 0, err
     assert "kez-server 0.1.0" in err and f"schema {head_revision()}" in err
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT version_num FROM kez_alembic_version").fetchall() == [(head_revision(),)]
+        assert conn.execute("SELECT version_num FROM kez_alembic_version").fetchall() == [
+            (head_revision(),)
+        ]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert {"kez_links", "kez_forks", "kez_handles", "kez_messages", "kez_push_subscriptions", "kez_alembic_version"} <= tables
+    assert {
+        "kez_links",
+        "kez_forks",
+        "kez_handles",
+        "kez_messages",
+        "kez_push_subscriptions",
+        "kez_alembic_version",
+    } <= tables
     assert (db.parent / "kez.db.vapid.pem").stat().st_mode & 0o777 == 0o600  # made on first run
     # again, through `kez server` and the environment: the data is still there
     port = free_port()
@@ -172,7 +181,9 @@ def test_unreadable_vapid_key(capsys, tmp_path):
 
 
 def test_version_and_help(capsys, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "250")  # every flag's variable on one line, whatever the columns' widths
+    monkeypatch.setenv(
+        "COLUMNS", "250"
+    )  # every flag's variable on one line, whatever the columns' widths
     assert server_main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == "kez-server 0.1.0"
     assert server_main(["--help"]) == 0
@@ -296,7 +307,14 @@ def test_the_command_reads_the_message_limit(tmp_path, how):
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    args = ["--bind", f"127.0.0.1:{port}", "--db", str(tmp_path / "k.db"), "--server", "example.org"]
+    args = [
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--db",
+        str(tmp_path / "k.db"),
+        "--server",
+        "example.org",
+    ]
     env = {}
     if how == "flag":
         args += ["--message-burst", "2", "--message-rate", "0.001"]

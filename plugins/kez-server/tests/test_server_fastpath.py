@@ -33,7 +33,9 @@ def _shape(answer: httpx.Response) -> tuple[Any, ...]:
     if isinstance(data, dict):
         data = {k: ("<n>" if k in ("seq", "next") else v) for k, v in data.items()}
         if isinstance(data.get("messages"), list):
-            data["messages"] = [{k: v for k, v in m.items() if k == "envelope"} for m in data["messages"]]
+            data["messages"] = [
+                {k: v for k, v in m.items() if k == "envelope"} for m in data["messages"]
+            ]
     headers = {k: answer.headers.get(k) for k in SHOWN if answer.headers.get(k) is not None}
     return answer.status_code, data, headers
 
@@ -43,7 +45,9 @@ def pair() -> Iterator[tuple[httpx.Client, httpx.Client, Any, Any]]:
     """(fast client, routed client, fast app, routed app), both with small limits (16)."""
     with ExitStack() as stack:
         servers = [
-            stack.enter_context(running_server(message_burst=16, message_rate=0.01, read_burst=16, read_rate=0.01))
+            stack.enter_context(
+                running_server(message_burst=16, message_rate=0.01, read_burst=16, read_rate=0.01)
+            )
             for _ in range(2)
         ]
         servers[1].app.fast = None
@@ -86,7 +90,10 @@ def test_the_fast_path_answers_as_the_router(pair):
         {"json": {"to": "alice", "envelope": text, "route": "XYZ"}},
         {"content": b'{"to": "alice", "envelope": "' + text.encode() + b'"}'},  # no content-type
         {"content": b"{}", "headers": {"content-type": "text/plain"}},  # 415, routed
-        {"content": b"x" * (256 * 1024 + 1), "headers": {"content-type": "application/json"}},  # 413
+        {
+            "content": b"x" * (256 * 1024 + 1),
+            "headers": {"content-type": "application/json"},
+        },  # 413
     ]
     statuses = [both("POST", "/v1/messages", **kw)[0] for kw in posts]
     assert statuses == [400, 400, 400, 404, 400, 201, 415, 413]
@@ -96,7 +103,9 @@ def test_the_fast_path_answers_as_the_router(pair):
         yield b'"envelope": "' + text.encode() + b'"}'
 
     for client in (fast, routed):
-        answer = client.post("/v1/messages", content=chunked(), headers={"content-type": "application/json"})
+        answer = client.post(
+            "/v1/messages", content=chunked(), headers={"content-type": "application/json"}
+        )
         assert answer.status_code == 201, answer.text
     for _ in range(20):
         limited = both("POST", "/v1/messages", json={"to": "alice", "envelope": text})
@@ -112,8 +121,14 @@ def test_the_fast_path_answers_as_the_router(pair):
         ("/v1/inbox/alice?since=0", {}),
         ("/v1/inbox/alice?since=0", {"x-kez-auth": "garbage"}),
         ("/v1/inbox/alice?since=1", {"x-kez-auth": good}),  # signed for another cursor
-        ("/v1/inbox/alice?since=0", {"x-kez-auth": sign_inbox_request(other, "GET", path, "since=0", now)}),
-        ("/v1/inbox/alice?since=0", {"x-kez-auth": sign_inbox_request(signer, "GET", path, "since=0", now - 61)}),
+        (
+            "/v1/inbox/alice?since=0",
+            {"x-kez-auth": sign_inbox_request(other, "GET", path, "since=0", now)},
+        ),
+        (
+            "/v1/inbox/alice?since=0",
+            {"x-kez-auth": sign_inbox_request(signer, "GET", path, "since=0", now - 61)},
+        ),
         ("/v1/inbox/nobody?since=0", {"x-kez-auth": good}),
         ("/v1/inbox/alice?since=abc", {"x-kez-auth": good}),  # routed: 400
         ("/v1/inbox/alice?since=0&limit=0", {"x-kez-auth": good}),  # routed: 400
@@ -137,7 +152,7 @@ def test_a_body_that_never_ends_is_408_on_the_fast_path():
         with socket.create_connection((host, int(port)), timeout=10) as sock:
             sock.sendall(
                 b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                b"content-length: 100\r\n\r\n{\"to\":"
+                b'content-length: 100\r\n\r\n{"to":'
             )
             data = b""
             while b"\r\n\r\n" not in data or b"}" not in data:

@@ -56,7 +56,9 @@ def test_handle_moves_to_the_new_primary_after_a_rotation(client, server):
     assert client.get(f"/v1/u/{handle}").json() == data
 
     # the rotated-away key cannot take it back, and the envelope is used once
-    assert_error(client.post("/v1/register", json=registration(old, handle)), 422, "not_current_primary")
+    assert_error(
+        client.post("/v1/register", json=registration(old, handle)), 422, "not_current_primary"
+    )
     assert_error(client.post("/v1/register", json=moved), 409, "replay")
 
 
@@ -84,7 +86,9 @@ def test_a_stranger_cannot_claim_someone_elses_identity(client):
 
 
 def test_another_identity_cannot_move_a_handle(client):
-    taken = client.post("/v1/register", json=registration(Signer.generate("ed25519"), handle := new_handle()))
+    taken = client.post(
+        "/v1/register", json=registration(Signer.generate("ed25519"), handle := new_handle())
+    )
     assert taken.status_code == 201
     old, new, builder = _rotated_chain()
     _push(client, old.key_id, builder.lines)
@@ -115,7 +119,9 @@ def test_migration_0002_keeps_handles_registered_before_it(tmp_path):
             command.upgrade(cfg, "0001")
             conn.exec_driver_sql(
                 "INSERT INTO kez_handles (handle, primary_key, envelope_id, envelope, registered_at) "
-                "VALUES ('alice', 'ed25519:" + "ab" * 32 + "', 'e1', x'7b7d', '2026-01-01T00:00:00Z')"
+                "VALUES ('alice', 'ed25519:"
+                + "ab" * 32
+                + "', 'e1', x'7b7d', '2026-01-01T00:00:00Z')"
             )
             conn.commit()
         assert store.revision() == "0001"

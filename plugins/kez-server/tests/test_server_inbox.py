@@ -23,7 +23,15 @@ def test_an_unregistered_recipient_is_404(client):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "hello", "kez:e1:", "kez:e1:!!!!", "kez:e1:" + "A" * 1001, "kez:z1:" + "A" * 1500, " " + envelope()],
+    [
+        "",
+        "hello",
+        "kez:e1:",
+        "kez:e1:!!!!",
+        "kez:e1:" + "A" * 1001,
+        "kez:z1:" + "A" * 1500,
+        " " + envelope(),
+    ],
 )
 def test_a_malformed_envelope_is_400(client, text):
     _, handle = register(client)
@@ -32,11 +40,20 @@ def test_a_malformed_envelope_is_400(client, text):
 
 def test_bodies_that_are_not_a_message_are_400(client):
     _, handle = register(client)
-    for body in ([], {"to": handle}, {"envelope": envelope()}, {"to": 5, "envelope": envelope()},
-                 {"to": handle, "envelope": envelope(), "route": "XYZ"},
-                 {"to": handle, "envelope": envelope(), "route": "ab" * 16}):
+    for body in (
+        [],
+        {"to": handle},
+        {"envelope": envelope()},
+        {"to": 5, "envelope": envelope()},
+        {"to": handle, "envelope": envelope(), "route": "XYZ"},
+        {"to": handle, "envelope": envelope(), "route": "ab" * 16},
+    ):
         assert_error(client.post("/v1/messages", json=body), 400)
-    assert_error(client.post("/v1/messages", content=b"{nope", headers={"content-type": "application/json"}), 400, "bad_json")
+    assert_error(
+        client.post("/v1/messages", content=b"{nope", headers={"content-type": "application/json"}),
+        400,
+        "bad_json",
+    )
 
 
 def test_a_body_over_256_kib_is_413(client):
@@ -90,12 +107,16 @@ def test_a_current_device_key_reads(client):
     primary, device, handle = with_device(client)
     post(client, handle)
     path = f"/v1/inbox/{handle}"
-    answer = client.get(path, params={"since": 0}, headers=auth(device, path, "since=0", device=True))
+    answer = client.get(
+        path, params={"since": 0}, headers=auth(device, path, "since=0", device=True)
+    )
     assert answer.status_code == 200, answer.text
     assert len(answer.json()["messages"]) == 1
     # a key the chain does not know, claiming to be a device
     stranger = Signer.generate()
-    refused = client.get(path, params={"since": 0}, headers=auth(stranger, path, "since=0", device=True))
+    refused = client.get(
+        path, params={"since": 0}, headers=auth(stranger, path, "since=0", device=True)
+    )
     assert assert_error(refused, 401, "unauthorized")["reason"] == "wrong_signer"
 
 
@@ -112,12 +133,18 @@ def test_a_removed_device_is_refused_on_its_next_read(client):
     _, handle = register(client, primary)
     path = f"/v1/inbox/{handle}"
     for _ in range(2):  # the second read is served from the cached keys
-        answer = client.get(path, params={"since": 0}, headers=auth(device, path, "since=0", device=True))
+        answer = client.get(
+            path, params={"since": 0}, headers=auth(device, path, "since=0", device=True)
+        )
         assert answer.status_code == 200, answer.text
     builder.remove_device(primary, device.key_id)
-    pushed = client.post(identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON)
+    pushed = client.post(
+        identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON
+    )
     assert pushed.status_code == 200, pushed.text
-    refused = client.get(path, params={"since": 0}, headers=auth(device, path, "since=0", device=True))
+    refused = client.get(
+        path, params={"since": 0}, headers=auth(device, path, "since=0", device=True)
+    )
     assert assert_error(refused, 401, "unauthorized")["reason"] == "wrong_signer"
 
 
@@ -213,7 +240,10 @@ def test_stored_hook_runs_once_per_message(server, client):
 
 
 def test_sixty_a_minute_per_address_then_429():
-    with running_server(message_burst=3, message_rate=1 / 60) as srv, httpx.Client(base_url=srv.url) as client:
+    with (
+        running_server(message_burst=3, message_rate=1 / 60) as srv,
+        httpx.Client(base_url=srv.url) as client,
+    ):
         _, handle = register(client)
         for _ in range(3):
             assert post(client, handle).status_code == 201
@@ -262,7 +292,10 @@ def test_the_largest_envelope_is_stored(client):
 
 
 def test_messages_have_their_own_limit_not_the_write_burst():
-    with running_server(write_burst=2, write_rate=0.01) as srv, httpx.Client(base_url=srv.url) as client:
+    with (
+        running_server(write_burst=2, write_rate=0.01) as srv,
+        httpx.Client(base_url=srv.url) as client,
+    ):
         _, handle = register(client)  # one write token
         assert [post(client, handle).status_code for _ in range(5)] == [201] * 5
 
@@ -286,7 +319,9 @@ def test_a_reused_header_is_judged_against_the_current_keys(client):
     old = auth(device, path, "since=0", ts=int(time.time()) - 61, device=True)
     assert _refusal(client, handle, old) == "stale"
     builder.remove_device(primary, device.key_id)
-    pushed = client.post(identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON)
+    pushed = client.post(
+        identity_path(primary.key_id), content=b"".join(builder.lines), headers=NDJSON
+    )
     assert pushed.status_code == 200, pushed.text
     assert _refusal(client, handle, header) == "wrong_signer"
 
@@ -298,6 +333,9 @@ def test_a_handle_unknown_then_registered_takes_messages(client):
     handle = new_handle("late")
     assert_error(post(client, handle), 404, "not_found")
     signer = Signer.generate()
-    assert client.post("/v1/register", json=registration(signer, handle, "example.org")).status_code == 201
+    assert (
+        client.post("/v1/register", json=registration(signer, handle, "example.org")).status_code
+        == 201
+    )
     seqs = [post(client, handle).json()["seq"] for _ in range(2)]
     assert [m["seq"] for m in fetch(client, signer, handle).json()["messages"]] == seqs

@@ -42,8 +42,10 @@ def test_get_body_is_what_json_response_wrote(some, since):
         ensure_ascii=False,
         separators=(",", ":"),
     )
-    body = '{"messages":[' + ",".join(_message_json(r) for r in some) + (
-        f'],"next":{int(some[-1][0]) if some else since}}}'
+    body = (
+        '{"messages":['
+        + ",".join(_message_json(r) for r in some)
+        + (f'],"next":{int(some[-1][0]) if some else since}}}')
     )
     assert body == expected
 
@@ -66,7 +68,9 @@ def test_concurrent_stores_commit_together_and_each_gets_its_own_seq(tmp_path):
         seqs = asyncio.run(main())
         assert len(set(seqs)) == 100
         # answered after the commit: every row is readable, with its own text
-        stored = {seq: env for h in ("h0", "h1", "h2") for seq, env, _, _ in store.inbox(h, 0, 1000, 0)}
+        stored = {
+            seq: env for h in ("h0", "h1", "h2") for seq, env, _, _ in store.inbox(h, 0, 1000, 0)
+        }
         assert {seq: stored[seq] for seq in seqs} == dict(zip(seqs, texts, strict=True))
         # one handle's seqs increase in the order its stores were asked for
         for h in ("h0", "h1", "h2"):

@@ -36,4 +36,11 @@ def test_a_message_posted_to_one_node_reaches_a_live_reader_on_the_other(nodes):
         events, seqs = asyncio.run(run())
         assert [e["seq"] for e in events] == seqs
         # and the node that stored them serves them too
-        assert len(asyncio.run(read_events(cb.base_url.__str__(), signer, handle, 0, want=2, timeout=5))) == 2
+        assert (
+            len(
+                asyncio.run(
+                    read_events(cb.base_url.__str__(), signer, handle, 0, want=2, timeout=5)
+                )
+            )
+            == 2
+        )

@@ -69,7 +69,9 @@ def test_post_messages_never_500(http, owner, data):
 
 
 cursors = st.one_of(
-    st.integers(-5, 2**70).map(str), st.text(max_size=20), st.sampled_from(["", "0x1", "1e3", "99999999999999999999"])
+    st.integers(-5, 2**70).map(str),
+    st.text(max_size=20),
+    st.sampled_from(["", "0x1", "1e3", "99999999999999999999"]),
 )
 
 
@@ -78,7 +80,9 @@ cursors = st.one_of(
     handle=st.one_of(st.text(max_size=40), st.just("PLACEHOLDER")),
     since=cursors,
     limit=cursors,
-    header=st.one_of(st.none(), st.text(alphabet=string.printable, max_size=200), st.just("SIGNED")),
+    header=st.one_of(
+        st.none(), st.text(alphabet=string.printable, max_size=200), st.just("SIGNED")
+    ),
     kind=st.sampled_from(["", "/live"]),
     method=st.sampled_from(["GET", "DELETE"]),
 )
@@ -102,7 +106,12 @@ def test_inbox_reads_never_500(http, owner, handle, since, limit, header, kind, 
 
 
 @SETTINGS
-@given(key=st.one_of(st.text(max_size=90), st.text(alphabet=string.hexdigits + ":", max_size=80),
-                     st.sampled_from(["ed25519:", "nostr:" + "f" * 64, "npub1x", Signer.generate().key_id])))
+@given(
+    key=st.one_of(
+        st.text(max_size=90),
+        st.text(alphabet=string.hexdigits + ":", max_size=80),
+        st.sampled_from(["ed25519:", "nostr:" + "f" * 64, "npub1x", Signer.generate().key_id]),
+    )
+)
 def test_by_primary_never_500(http, key):
     check(http.get("/v1/by-primary/" + quote(key, safe="")))

@@ -93,12 +93,24 @@ def _stranger_ctx(home):
 
 def test_nats_config_then_nats_url(tmp_path, capsys):
     db, conf = str(tmp_path / "kez.db"), tmp_path / "nats.conf"
-    assert server_main(["nats-config", "--db", db, "--listen", "127.0.0.1:4222", "--out", str(conf)]) == 0
+    assert (
+        server_main(["nats-config", "--db", db, "--listen", "127.0.0.1:4222", "--out", str(conf)])
+        == 0
+    )
     assert "auth callout issuer A" in capsys.readouterr().err
     with running_nats_server(config=conf.read_text()) as nats:
         http_port = free_port()
         proc = start(
-            ["--db", db, "--server", "example.org", "--bind", f"127.0.0.1:{http_port}", "--nats", nats.url]
+            [
+                "--db",
+                db,
+                "--server",
+                "example.org",
+                "--bind",
+                f"127.0.0.1:{http_port}",
+                "--nats",
+                nats.url,
+            ]
         )
         url = f"http://127.0.0.1:{http_port}"
         try:
@@ -112,7 +124,10 @@ def test_nats_config_then_nats_url(tmp_path, capsys):
 
 
 def test_nats_config_errors_are_typed(tmp_path, capsys):
-    assert server_main(["nats-config", "--db", "postgresql://u:pw@h/db", "--out", str(tmp_path / "c")]) == 2
+    assert (
+        server_main(["nats-config", "--db", "postgresql://u:pw@h/db", "--out", str(tmp_path / "c")])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "--nats-keys" in err and "pw" not in err and "Traceback" not in err
     assert server_main(["nats-config", "--db", str(tmp_path / "k.db")]) == 2  # --out is required

@@ -29,7 +29,10 @@ def test_keys_are_made_once_beside_the_database_mode_0600(tmp_path):
         path = tmp_path / f"kez.db{suffix}"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = load_keys(db)
-    assert (again.issuer_public, again.service_public) == (first.issuer_public, first.service_public)
+    assert (again.issuer_public, again.service_public) == (
+        first.issuer_public,
+        first.service_public,
+    )
     assert first.issuer_public.startswith("A") and first.service_public.startswith("U")
     shown = repr(first)
     assert first.issuer_seed.decode() not in shown and first.service_seed.decode() not in shown
@@ -100,5 +103,7 @@ def test_the_callout_answers_garbage_with_nothing_and_never_raises(authorizer, d
 
 def test_a_request_signed_by_another_key_type_is_ignored(authorizer):
     account = nkeys.from_seed(bytearray(nkeys.encode_seed(b"\x03" * 32, nkeys.PREFIX_BYTE_ACCOUNT)))
-    forged = nats_jwt.encode({"sub": "x", "nats": {"user_nkey": "U", "server_id": {"id": "N"}}}, account)
+    forged = nats_jwt.encode(
+        {"sub": "x", "nats": {"user_nkey": "U", "server_id": {"id": "N"}}}, account
+    )
     assert authorizer.answer(forged.encode()) == b""  # only a server (N…) key signs requests

@@ -28,8 +28,10 @@ def home(tmp_path_factory):
     public = load_or_create(vapid).public_b64url
     with running_relay_server() as relay, fake_push_service(public, SUBJECT) as fake:
         with running_server(
-            vapid_key=str(vapid), vapid_subject=SUBJECT,
-            push_allow=[fake.url.split("://")[1]], nostr_relays=[relay.url],
+            vapid_key=str(vapid),
+            vapid_subject=SUBJECT,
+            push_allow=[fake.url.split("://")[1]],
+            nostr_relays=[relay.url],
         ) as server:
             yield server, relay, fake
 
@@ -47,16 +49,26 @@ def subscribed(server, fake, person: Person, name: str) -> None:
 
 
 def watched(server, route: str, timeout: float = 15) -> None:
-    wait_for(lambda: route in server.app.state.kez.nostr.routes, "the listener to watch the route", timeout)
+    wait_for(
+        lambda: route in server.app.state.kez.nostr.routes,
+        "the listener to watch the route",
+        timeout,
+    )
     listener = server.app.state.kez.nostr
-    wait_for(lambda: listener._subscriptions and all(s.live.is_set() for s in listener._subscriptions),
-             "the relay subscriptions to go live", timeout)
+    wait_for(
+        lambda: listener._subscriptions and all(s.live.is_set() for s in listener._subscriptions),
+        "the relay subscriptions to go live",
+        timeout,
+    )
 
 
 def test_a_nostr_send_to_a_registered_routing_id_pushes_its_browsers(home):
     server, relay, fake = home
     fake.records.clear()
-    bob, carol = Person((server, None)), Person((server, None))  # registered, chain with an inbox key
+    bob, carol = (
+        Person((server, None)),
+        Person((server, None)),
+    )  # registered, chain with an inbox key
     name = secrets.token_hex(4)
     subscribed(server, fake, bob, "bob-" + name)
     subscribed(server, fake, carol, "carol-" + name)
@@ -77,7 +89,9 @@ def test_a_new_inbox_key_is_picked_up_without_a_restart(home):
     newer = dave.add_inbox()  # a chain push: the listener recomputes at once
     watched(server, newer)
     send(relay, newer)
-    wait_for(lambda: [r.path for r in fake.records] == [f"/push/{name}"], "the push for the new key")
+    wait_for(
+        lambda: [r.path for r in fake.records] == [f"/push/{name}"], "the push for the new key"
+    )
 
 
 def test_unknown_routing_ids_and_forged_events_push_nothing(home):

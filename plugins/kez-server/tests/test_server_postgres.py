@@ -109,7 +109,9 @@ def test_race_across_nodes(nodes):
                     codes.append(response.json()["error"])
 
         threads = [
-            threading.Thread(target=run, args=(i, path, body(branch.lines), barrier, statuses, codes))
+            threading.Thread(
+                target=run, args=(i, path, body(branch.lines), barrier, statuses, codes)
+            )
             for i, branch in enumerate(branches)
         ]
         for t in threads:

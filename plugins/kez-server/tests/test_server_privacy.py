@@ -35,10 +35,26 @@ def _free_port() -> int:
 def _serve_and_talk(tmp_path, level: str) -> tuple[str, str, list[str]]:
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "kez_server", "--server", "example.org", "--bind", f"127.0.0.1:{port}",
-         "--db", str(tmp_path / f"{level}.db"), "--log-level", level, "--write-burst", "0",
-         "--header-timeout", "0.5"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "kez_server",
+            "--server",
+            "example.org",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--db",
+            str(tmp_path / f"{level}.db"),
+            "--log-level",
+            level,
+            "--write-burst",
+            "0",
+            "--header-timeout",
+            "0.5",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         env={**os.environ, "NO_COLOR": "1"},
     )
     url = f"http://127.0.0.1:{port}"
@@ -64,7 +80,11 @@ def _serve_and_talk(tmp_path, level: str) -> tuple[str, str, list[str]]:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     # the bind address (ours, not a client's) is printed at start
-    return handle, route, [ln for ln in out.splitlines() if "listening on" not in ln and "running on" not in ln]
+    return (
+        handle,
+        route,
+        [ln for ln in out.splitlines() if "listening on" not in ln and "running on" not in ln],
+    )
 
 
 def _chain_push_and_slow_clients(client: httpx.Client, url: str, signer) -> None:
@@ -75,8 +95,11 @@ def _chain_push_and_slow_clients(client: httpx.Client, url: str, signer) -> None
     assert client.post(path, content=body(builder.lines), headers=NDJSON).status_code == 200
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port))) as sock:  # gone mid-body
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
-                     f"Content-Length: 100000\r\n\r\n".encode() + builder.lines[0][:50])
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\n"
+            f"Content-Length: 100000\r\n\r\n".encode()
+            + builder.lines[0][:50]
+        )
         time.sleep(0.2)
     with socket.create_connection((host, int(port))) as sock:  # head too slow
         sock.sendall(f"GET /v1/u/{signer.key_id[-8:]} HTTP/1.1\r\n".encode())
@@ -113,11 +136,15 @@ def _refused_request(host: str = "127.0.0.1") -> tuple[bytes, str]:
     user = nkeys.from_seed(bytearray(nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER)))
     nonce = "n0nce"
     sig = base64.b64encode(user.sign(nonce.encode())).decode()
-    claims = {"sub": "x", "nats": {
-        "user_nkey": user.public_key.decode(), "server_id": {"id": server.public_key.decode()},
-        "client_info": {"host": host, "id": 7, "nonce": nonce},
-        "connect_opts": {"nkey": user.public_key.decode(), "sig": sig},
-    }}
+    claims = {
+        "sub": "x",
+        "nats": {
+            "user_nkey": user.public_key.decode(),
+            "server_id": {"id": server.public_key.decode()},
+            "client_info": {"host": host, "id": 7, "nonce": nonce},
+            "connect_opts": {"nkey": user.public_key.decode(), "sig": sig},
+        },
+    }
     return nats_jwt.encode(claims, server).encode(), user.public_key.decode()
 
 
@@ -140,8 +167,14 @@ def test_a_refused_callout_logs_no_key_or_address(tmp_path, caplog, level):
 def test_the_hash_is_salted_per_process():
     assert pseudonym("alice") == pseudonym("alice") != pseudonym("bob")
     other = subprocess.run(
-        [sys.executable, "-c", "from kez_server.privacy import pseudonym; print(pseudonym('alice'))"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "from kez_server.privacy import pseudonym; print(pseudonym('alice'))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     assert other != pseudonym("alice")
 
@@ -153,7 +186,14 @@ def test_redaction_of_paths():
     assert redact_path("/v1/healthz") == "/v1/healthz"
     import logging
 
-    record = logging.LogRecord("uvicorn.access", 20, "", 0, '%s - "%s %s HTTP/%s" %d',
-                               ("10.1.2.3:5555", "GET", "/v1/u/alice", "1.1", 200), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        20,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("10.1.2.3:5555", "GET", "/v1/u/alice", "1.1", 200),
+        None,
+    )
     AccessLogFilter().filter(record)
     assert "alice" not in record.getMessage() and "10.1.2.3" not in record.getMessage()

@@ -17,7 +17,16 @@ from server_helpers import assert_error
 PNG = b"\x89PNG\r\n\x1a\n" + secrets.token_bytes(600)
 
 
-def put(client: httpx.Client, signer: Signer, handle: str, what: str, body: bytes, *, device: bool = False, bound: bytes | None = None) -> httpx.Response:
+def put(
+    client: httpx.Client,
+    signer: Signer,
+    handle: str,
+    what: str,
+    body: bytes,
+    *,
+    device: bool = False,
+    bound: bytes | None = None,
+) -> httpx.Response:
     path = f"/v1/u/{handle}/{what}"
     digest = hashlib.sha256(body if bound is None else bound).hexdigest()
     header = sign_inbox_request(signer, "PUT", path, digest, device=device)
@@ -50,7 +59,12 @@ def test_profile_and_picture_round_trip(client: httpx.Client) -> None:
     assert pic.headers["content-type"] == "image/png"
     assert pic.headers["etag"] == f'"{digest}"'
     assert pic.headers["x-content-type-options"] == "nosniff"
-    assert client.get(f"/v1/u/{handle}/picture", headers={"if-none-match": pic.headers["etag"]}).status_code == 304
+    assert (
+        client.get(
+            f"/v1/u/{handle}/picture", headers={"if-none-match": pic.headers["etag"]}
+        ).status_code
+        == 304
+    )
 
 
 def test_device_may_publish(client: httpx.Client) -> None:
@@ -65,19 +79,36 @@ def test_refusals(client: httpx.Client) -> None:
     alice, handle = register(client)
     mallory, other = register(client)
     # no auth / auth by someone else / auth bound to other bytes
-    assert_error(client.put(f"/v1/u/{handle}/picture", content=PNG, headers={"content-type": "image/png"}), 401)
+    assert_error(
+        client.put(f"/v1/u/{handle}/picture", content=PNG, headers={"content-type": "image/png"}),
+        401,
+    )
     assert_error(put(client, mallory, handle, "picture", PNG), 401)
     assert_error(put(client, alice, handle, "picture", PNG, bound=PNG + b"x"), 401)
     # a profile signed by another identity, even with alice's auth
-    assert_error(put(client, alice, handle, "profile", profile_bytes(mallory, mallory.key_id, name="M")), 422, "bad_profile")
-    assert_error(put(client, alice, handle, "profile", profile_bytes(mallory, alice.key_id, name="M")), 422, "bad_profile")
+    assert_error(
+        put(client, alice, handle, "profile", profile_bytes(mallory, mallory.key_id, name="M")),
+        422,
+        "bad_profile",
+    )
+    assert_error(
+        put(client, alice, handle, "profile", profile_bytes(mallory, alice.key_id, name="M")),
+        422,
+        "bad_profile",
+    )
     # not JSON / not a profile / not a PNG / too large / wrong type
     assert_error(put(client, alice, handle, "profile", b"{nope"), 422, "bad_profile")
     assert_error(put(client, alice, handle, "profile", b'{"kez":"claim"}'), 422, "bad_profile")
     assert_error(put(client, alice, handle, "picture", b"GIF89a" + bytes(100)), 422, "bad_picture")
-    with httpx.Client(base_url=client.base_url, timeout=30) as once:  # the server closes after a 413
-        assert_error(put(once, alice, handle, "picture", b"\x89PNG\r\n\x1a\n" + bytes(600 * 1024)), 413)
-    wrong = client.put(f"/v1/u/{handle}/picture", content=PNG, headers={"content-type": "image/jpeg"})
+    with httpx.Client(
+        base_url=client.base_url, timeout=30
+    ) as once:  # the server closes after a 413
+        assert_error(
+            put(once, alice, handle, "picture", b"\x89PNG\r\n\x1a\n" + bytes(600 * 1024)), 413
+        )
+    wrong = client.put(
+        f"/v1/u/{handle}/picture", content=PNG, headers={"content-type": "image/jpeg"}
+    )
     assert_error(wrong, 415)
     # unknown handle
     assert_error(client.get("/v1/u/nobody-here/profile"), 404)

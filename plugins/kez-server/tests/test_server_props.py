@@ -218,7 +218,9 @@ def test_quota_paths_never_500(tight, links, body, address):
         check(client.post(identity_path(signer.key_id), content=content, headers=headers))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     data=st.binary(max_size=300)
     | st.builds(
@@ -227,7 +229,9 @@ def test_quota_paths_never_500(tight, links, body, address):
             [
                 b"GET /v1/healthz HTTP/1.1\r\n",
                 b"POST /v1/register HTTP/1.1\r\nContent-Length: 50\r\n\r\n",
-                b"POST /v1/sigchains/ed25519/" + b"a" * 64 + b" HTTP/1.1\r\nContent-Length: 9\r\n\r\n",
+                b"POST /v1/sigchains/ed25519/"
+                + b"a" * 64
+                + b" HTTP/1.1\r\nContent-Length: 9\r\n\r\n",
             ]
         ),
         st.binary(max_size=100),

@@ -54,9 +54,7 @@ def test_without_public_url_answers_vary_on_host():
     with running_server() as server, httpx.Client(base_url=server.url) as http:
         handle, _hexkey, created = _register(http)
         found = http.get(f"/v1/u/{handle}", headers=FORGED)
-        jrd = http.get(
-            "/.well-known/webfinger", params={"resource": f"acct:{handle}@example.org"}
-        )
+        jrd = http.get("/.well-known/webfinger", params={"resource": f"acct:{handle}@example.org"})
         assert found.json()["sigchain_url"].startswith("http://evil.example/")
         for response in (created, found, jrd):
             assert "host" in response.headers["vary"].lower()
@@ -87,7 +85,9 @@ def test_public_url_required_beyond_loopback(bind, public_url, ok):
             settings.check_public_url()
 
 
-def test_command_refuses_to_listen_beyond_loopback_without_public_url(capsys, monkeypatch, tmp_path):
+def test_command_refuses_to_listen_beyond_loopback_without_public_url(
+    capsys, monkeypatch, tmp_path
+):
     for var in [v for v in os.environ if v.startswith("KEZ_SERVER_")]:
         monkeypatch.delenv(var)
     monkeypatch.chdir(tmp_path)

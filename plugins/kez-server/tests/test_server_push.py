@@ -40,7 +40,9 @@ def browser_keys() -> dict[str, str]:
     return {"p256dh": b64(point), "auth": b64(secrets.token_bytes(16))}
 
 
-def auth(signer: Signer, method: str, path: str, bound: str, *, ts: int | None = None, key: bool = False) -> dict[str, str]:
+def auth(
+    signer: Signer, method: str, path: str, bound: str, *, ts: int | None = None, key: bool = False
+) -> dict[str, str]:
     ts = int(time.time()) if ts is None else ts
     sig = signer.sign(signed_bytes(method, path, bound, ts)).hex()
     return {"x-kez-auth": f"{ts}:{signer.key_id}:{sig}" if key else f"{ts}:{sig}"}
@@ -54,15 +56,21 @@ class User:
         answer = http.post("/v1/register", json=registration(self.signer, self.handle))
         assert answer.status_code == 201, answer.text
 
-    def subscribe(self, endpoint: str, *, signer: Signer | None = None, bound: str | None = None, **kw):
+    def subscribe(
+        self, endpoint: str, *, signer: Signer | None = None, bound: str | None = None, **kw
+    ):
         path = f"/v1/push/subscribe/{self.handle}"
         body = {"endpoint": endpoint, "keys": browser_keys(), "expirationTime": None}
-        headers = auth(signer or self.signer, "POST", path, endpoint if bound is None else bound, **kw)
+        headers = auth(
+            signer or self.signer, "POST", path, endpoint if bound is None else bound, **kw
+        )
         return self.http.post(path, json=body, headers=headers)
 
     def unsubscribe(self, endpoint: str):
         path = f"/v1/push/unsubscribe/{self.handle}"
-        return self.http.post(path, json={"endpoint": endpoint}, headers=auth(self.signer, "POST", path, endpoint))
+        return self.http.post(
+            path, json={"endpoint": endpoint}, headers=auth(self.signer, "POST", path, endpoint)
+        )
 
     def listed(self) -> list[str]:
         path = f"/v1/push/subscriptions/{self.handle}"
@@ -160,7 +168,11 @@ def test_bip340_primary_and_device_key_sign(http, fake, push_server):
     signer, builder = chain(1)
     device = Signer.generate("ed25519")
     builder.add_device(signer, device, name="phone")
-    http.post(identity_path(signer.key_id), content=b"".join(builder.lines), headers={"content-type": "application/x-ndjson"})
+    http.post(
+        identity_path(signer.key_id),
+        content=b"".join(builder.lines),
+        headers={"content-type": "application/x-ndjson"},
+    )
     owner = User.__new__(User)
     owner.http, owner.signer, owner.handle = http, signer, new_handle()
     assert http.post("/v1/register", json=registration(signer, owner.handle)).status_code == 201
@@ -214,7 +226,11 @@ def test_unknown_handle_and_bad_bodies(http, fake):
         (sub(auth=good["auth"] + "AA"), "bad_subscription"),
         (sub(p256dh=not_a_point), "bad_subscription"),
     ):
-        answer = http.post(path, content=body, headers={"content-type": "application/json", **auth(user.signer, "POST", path, url)})
+        answer = http.post(
+            path,
+            content=body,
+            headers={"content-type": "application/json", **auth(user.signer, "POST", path, url)},
+        )
         assert_error(answer, 400, code)
     answer = http.post(path, content=b"x" * 9000, headers={"content-type": "application/json"})
     assert_error(answer, 413, "too_large")
@@ -257,7 +273,9 @@ def test_allow_admits_only_the_exact_host_and_port(http, fake):
     port = int(host_port.rsplit(":", 1)[1])
     assert user.subscribe(f"http://{host_port}/p").status_code == 201
     assert user.subscribe(f"https://{host_port}/p").status_code == 201
-    assert_error(user.subscribe(f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}/p"), 422)
+    assert_error(
+        user.subscribe(f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}/p"), 422
+    )
     assert_error(user.subscribe(f"http://localhost:{port}/p"), 422)
 
 
@@ -311,7 +329,13 @@ def test_messages_stored_together_push_once_each(http, fake, push_server):
     loop.call_soon_threadsafe(together)
     wait_for(lambda: len(fake.records) == 5, "the pushes")
     time.sleep(0.2)
-    assert sorted(r.path for r in fake.records) == ["/push/o1", "/push/u1", "/push/u1", "/push/u2", "/push/u2"]
+    assert sorted(r.path for r in fake.records) == [
+        "/push/o1",
+        "/push/u1",
+        "/push/u1",
+        "/push/u2",
+        "/push/u2",
+    ]
 
 
 def test_each_push_gets_its_own_audience(http, fakes, push_server):
@@ -458,12 +482,15 @@ async def _rebinding_lookup(host: str, _port: int) -> list[str]:
 def test_dns_rebinding_is_refused_at_send_time(fake, vapid_public, caplog):
     caplog.set_level("INFO", logger="kez_server.push")
     port = fake.url.rsplit(":", 1)[1]
-    with running_server(
-        vapid_key=str(vapid_public[0]),
-        vapid_subject=SUBJECT,
-        push_allow=[f"localhost:{int(port) + 1 if int(port) < 65535 else 1}"],  # another port
-        push_lookup=_rebinding_lookup,
-    ) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+    with (
+        running_server(
+            vapid_key=str(vapid_public[0]),
+            vapid_subject=SUBJECT,
+            push_allow=[f"localhost:{int(port) + 1 if int(port) < 65535 else 1}"],  # another port
+            push_lookup=_rebinding_lookup,
+        ) as server,
+        httpx.Client(base_url=server.url, timeout=30) as http,
+    ):
         user = User(http)
         url = f"https://localhost:{port}/push/rebound"
         assert user.subscribe(url).status_code == 201  # the check saw a public address

@@ -67,7 +67,21 @@ hosts = st.one_of(
     st.text(max_size=30),
     st.from_regex(r"\A(0x[0-9a-f]{1,8}|[0-9]{1,10})(\.(0x[0-9a-f]{1,2}|[0-9]{1,4})){0,3}\Z"),
     st.from_regex(r"\A\[[0-9a-f:.%]{0,40}\]\Z"),
-    st.sampled_from(["push.example.com", "localhost", "LOCALHOST.", "127.0.0.1", "::1", "[::1]", "0", "[::ffff:127.0.0.1]", "a@b", "xn--", "-a.com"]),
+    st.sampled_from(
+        [
+            "push.example.com",
+            "localhost",
+            "LOCALHOST.",
+            "127.0.0.1",
+            "::1",
+            "[::1]",
+            "0",
+            "[::ffff:127.0.0.1]",
+            "a@b",
+            "xn--",
+            "-a.com",
+        ]
+    ),
 )
 endpoints = st.one_of(
     st.text(max_size=80),
@@ -81,7 +95,9 @@ endpoints = st.one_of(
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 
@@ -117,7 +133,9 @@ def _sendable(text: str) -> bool:
 @SETTINGS
 @given(
     body=st.one_of(st.binary(max_size=300), json_values.map(lambda v: json.dumps(v).encode())),
-    auth=st.none() | st.text(max_size=200).filter(_sendable) | st.from_regex(r"\A[0-9]{1,12}:[0-9a-f:]{0,140}\Z"),
+    auth=st.none()
+    | st.text(max_size=200).filter(_sendable)
+    | st.from_regex(r"\A[0-9]{1,12}:[0-9a-f:]{0,140}\Z"),
     action=st.sampled_from(["subscribe", "unsubscribe"]),
     content_type=st.sampled_from([None, "application/json", "text/plain", "application/x-ndjson"]),
 )

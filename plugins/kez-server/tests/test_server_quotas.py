@@ -82,7 +82,9 @@ def test_client_byte_quota_fresh_identities():
         signer, builder = chains[2]
         refused = push(http, signer, builder.lines)
         data = assert_error(refused, 429, "client_quota")
-        assert data["quota"] == "bytes" and int(refused.headers["retry-after"]) == data["retry_after"]
+        assert (
+            data["quota"] == "bytes" and int(refused.headers["retry-after"]) == data["retry_after"]
+        )
         assert 1 <= data["retry_after"] <= 3600
         assert_error(http.get(identity_path(signer.key_id)), 404)  # nothing stored
         # what was stored before is all there; re-pushing it costs nothing
@@ -91,7 +93,10 @@ def test_client_byte_quota_fresh_identities():
             assert push(http, signer, builder.lines).json()["appended"] == 0
         # another client address has its own allowance
         signer, builder = chains[2]
-        assert push(http, signer, builder.lines, **{"x-forwarded-for": "203.0.113.5"}).status_code == 200
+        assert (
+            push(http, signer, builder.lines, **{"x-forwarded-for": "203.0.113.5"}).status_code
+            == 200
+        )
 
 
 def test_client_link_quota():

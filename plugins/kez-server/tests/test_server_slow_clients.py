@@ -145,7 +145,9 @@ def test_slow_body_gets_408():
         with httpx.Client(base_url=server.url) as http:
             assert_error(http.get(path), 404)  # nothing stored
             # a body that arrives in time is stored
-            response = http.post(path, content=line, headers={"content-type": "application/x-ndjson"})
+            response = http.post(
+                path, content=line, headers={"content-type": "application/x-ndjson"}
+            )
             assert response.status_code == 200
 
 

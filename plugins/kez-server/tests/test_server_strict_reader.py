@@ -45,8 +45,12 @@ def test_a_link_dated_in_the_future_is_refused(client):
     assert post(client, signer.key_id, b.export()).status_code == 200
     state = b.state
     far = make_link(
-        signer, seqno=2, prev=state.head, op="add_recovery",
-        body={"key": Signer.generate().key_id}, created_at="9999-12-31T23:59:59Z",
+        signer,
+        seqno=2,
+        prev=state.head,
+        op="add_recovery",
+        body={"key": Signer.generate().key_id},
+        created_at="9999-12-31T23:59:59Z",
     )
     line = canonicalize(far.to_dict()) + b"\n"
     data = assert_error(post(client, signer.key_id, line), 422, "invalid_link")
@@ -71,7 +75,10 @@ MUTATIONS = [
     ("exponent seqno", lambda line: re.sub(rb'"seqno":(\d+)', rb'"seqno":\1e0', line, count=1)),
     ("string seqno", lambda line: re.sub(rb'"seqno":(\d+)', rb'"seqno":"\1"', line, count=1)),
     ("float version", lambda line: line.replace(b'"version":1', b'"version":1.0', 1)),
-    ("duplicate key", lambda line: line.replace(b'{"kez":"link",', b'{"kez":"link","kez":"link",', 1)),
+    (
+        "duplicate key",
+        lambda line: line.replace(b'{"kez":"link",', b'{"kez":"link","kez":"link",', 1),
+    ),
     ("spaces", lambda line: line.replace(b'":', b'": ')),
     ("crlf", lambda line: line.rstrip(b"\n") + b"\r\n"),
     ("blank line before", lambda line: b"\n  \n" + line),
@@ -102,10 +109,12 @@ def verdicts(lines: list[bytes], good: list[bytes]) -> tuple[object, object]:
 def _more(signer: Signer, b: SigchainBuilder) -> list[bytes]:
     longer = SigchainBuilder.resume(b.lines)
     longer.add_recovery(signer, Signer.generate().key_id)
-    return longer.lines[len(b.lines):]
+    return longer.lines[len(b.lines) :]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     which=st.integers(0, 2),
     mutation=st.sampled_from(MUTATIONS),
@@ -123,4 +132,7 @@ def test_validator_merge_and_server_agree(client, which, mutation):
     else:
         data = response.json()
         assert response.status_code in (400, 422), (mutation[0], response.text)
-        assert (data.get("reason"), data.get("seqno"), data.get("line")) == validator, (mutation[0], data)
+        assert (data.get("reason"), data.get("seqno"), data.get("line")) == validator, (
+            mutation[0],
+            data,
+        )

@@ -29,7 +29,8 @@ def owner(kez_server):
 def context(kez_server, owner):
     signer, handle = owner
     return ChannelContext(
-        options={"inbox_server": kez_server.url, "inbox_handle": handle, "signer": signer}, timeout=5
+        options={"inbox_server": kez_server.url, "inbox_handle": handle, "signer": signer},
+        timeout=5,
     )
 
 

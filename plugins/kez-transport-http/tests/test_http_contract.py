@@ -36,5 +36,9 @@ class TestHttpTransport(TransportContract):
     @pytest.fixture
     def unreachable_context(self, closed_port, owner):
         signer, handle = owner
-        options = {"inbox_server": f"http://127.0.0.1:{closed_port}", "inbox_handle": handle, "signer": signer}
+        options = {
+            "inbox_server": f"http://127.0.0.1:{closed_port}",
+            "inbox_handle": handle,
+            "signer": signer,
+        }
         return ChannelContext(options=options, timeout=2)

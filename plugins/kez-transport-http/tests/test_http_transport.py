@@ -25,7 +25,9 @@ async def _first(ctx, route, timeout=5.0):
 def test_the_handle_is_found_by_identity(kez_server, owner):
     signer, _handle = owner
     route, text = routing(), envelope()
-    send_ctx = ChannelContext(options={"inbox_server": kez_server.url, "recipient": signer.key_id}, timeout=5)
+    send_ctx = ChannelContext(
+        options={"inbox_server": kez_server.url, "recipient": signer.key_id}, timeout=5
+    )
     asyncio.run(T.send(route, text, send_ctx))
     read_ctx = ChannelContext(options={"inbox_server": kez_server.url, "signer": signer}, timeout=5)
     assert asyncio.run(asyncio.wait_for(_first(read_ctx, route), 10)) == text
@@ -44,19 +46,35 @@ def test_a_key_that_is_not_the_handles_is_refused(context):
 
 
 def test_an_unknown_recipient_is_a_transport_error(kez_server):
-    ctx = ChannelContext(options={"inbox_server": kez_server.url, "inbox_handle": "nobody-here"}, timeout=5)
+    ctx = ChannelContext(
+        options={"inbox_server": kez_server.url, "inbox_handle": "nobody-here"}, timeout=5
+    )
     with pytest.raises(TransportError, match="404"):
         asyncio.run(T.send(routing(), envelope(), ctx))
-    ctx = ChannelContext(options={"inbox_server": kez_server.url, "recipient": Signer.generate().key_id}, timeout=5)
+    ctx = ChannelContext(
+        options={"inbox_server": kez_server.url, "recipient": Signer.generate().key_id}, timeout=5
+    )
     with pytest.raises(TransportError, match="no handle"):
         asyncio.run(T.send(routing(), envelope(), ctx))
 
 
 def test_settings():
-    assert target(ChannelContext(options={"inbox_handle": "bob@kez.example"})).base == "https://kez.example"
-    where = target(ChannelContext(options={"inbox_handle": "bob@kez.example", "inbox_server": "http://127.0.0.1:9/"}))
+    assert (
+        target(ChannelContext(options={"inbox_handle": "bob@kez.example"})).base
+        == "https://kez.example"
+    )
+    where = target(
+        ChannelContext(
+            options={"inbox_handle": "bob@kez.example", "inbox_server": "http://127.0.0.1:9/"}
+        )
+    )
     assert where.base == "http://127.0.0.1:9" and where.handle == "bob"
-    for bad in ({}, {"inbox_handle": "bob"}, {"inbox_handle": "B!", "inbox_server": "http://x"}, {"inbox_server": "ftp://x"}):
+    for bad in (
+        {},
+        {"inbox_handle": "bob"},
+        {"inbox_handle": "B!", "inbox_server": "http://x"},
+        {"inbox_server": "ftp://x"},
+    ):
         with pytest.raises(HttpConfigError):
             target(ChannelContext(options=bad))
 

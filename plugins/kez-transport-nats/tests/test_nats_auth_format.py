@@ -62,11 +62,15 @@ def test_a_bip340_token_binds_nonce_nkey_identity_and_key():
     token = parse_token(auth.token())
     assert token.identity == signer.key_id and token.key == signer.key_id
     data = signed_bytes(NONCE, auth.nkey, signer.key_id, signer.key_id)
-    assert data == f"kez-nats-auth/1\n{NONCE}\n{auth.nkey}\n{signer.key_id}\n{signer.key_id}".encode()
+    assert (
+        data == f"kez-nats-auth/1\n{NONCE}\n{auth.nkey}\n{signer.key_id}\n{signer.key_id}".encode()
+    )
     public = signer.alg.public_from_secret(signer.secret)
     assert signer.alg.verify(public, data, bytes.fromhex(token.sig))
     assert not signer.alg.verify(
-        public, signed_bytes("other", auth.nkey, signer.key_id, signer.key_id), bytes.fromhex(token.sig)
+        public,
+        signed_bytes("other", auth.nkey, signer.key_id, signer.key_id),
+        bytes.fromhex(token.sig),
     )
 
 

@@ -15,7 +15,9 @@ from nats_helpers import SMALL_MAX_PAYLOAD
 
 
 def test_max_envelope_is_the_largest_valid_envelope():
-    assert NatsTransport().max_envelope == MAX_ATTACHMENT_ENVELOPE_TEXT < 1024 * 1024  # NATS's default max_payload
+    assert (
+        NatsTransport().max_envelope == MAX_ATTACHMENT_ENVELOPE_TEXT < 1024 * 1024
+    )  # NATS's default max_payload
 
 
 def test_a_server_max_payload_below_the_envelope_is_envelope_too_large(nats_small_server):

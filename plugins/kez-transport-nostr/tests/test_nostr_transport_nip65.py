@@ -30,29 +30,42 @@ def test_a_sender_finds_the_recipients_read_relay_and_reaches_it(second_relay, i
     async def run():
         # the recipient announces, on the public relay, that it reads at its own relay
         announced = await publish_account(
-            recipient, attrs.evolve(listener, options={"nostr_transport_relays": (inbox_relay.url,)}),
+            recipient,
+            attrs.evolve(listener, options={"nostr_transport_relays": (inbox_relay.url,)}),
             name="bob",
         )
         assert all(r.accepted for r in announced["relay_list"] + announced["metadata"])
         # ...and on the relay the sender uses, as NIP-65 asks (spread the list)
         from kez_channel_nostr.account import publish, relay_list_event
 
-        [reply] = await publish([second_relay.url], relay_list_event(recipient, read=[inbox_relay.url]), 10, recipient)
+        [reply] = await publish(
+            [second_relay.url], relay_list_event(recipient, read=[inbox_relay.url]), 10, recipient
+        )
         assert reply.accepted
         urls = await recipient_relays(
             ["ed25519:" + "00" * 32, "nostr:" + public_key(recipient)], sender
         )
         assert urls == [inbox_relay.url, second_relay.url]
         async with transport.subscribe(route, listener) as inbox:
-            await transport.send(route, envelope(), attrs.evolve(sender, options={**sender.options, "nostr_transport_relays": tuple(urls)}))
-            return await take(inbox, 10), await fetch_metadata([inbox_relay.url], public_key(recipient), 10)
+            await transport.send(
+                route,
+                envelope(),
+                attrs.evolve(
+                    sender, options={**sender.options, "nostr_transport_relays": tuple(urls)}
+                ),
+            )
+            return await take(inbox, 10), await fetch_metadata(
+                [inbox_relay.url], public_key(recipient), 10
+            )
 
     got, profile = asyncio.run(run())
     assert got.startswith(b"kez:e1:") and profile == {"name": "bob"}
 
 
 def test_without_a_list_the_senders_own_relays_are_used(second_relay):
-    urls = asyncio.run(recipient_relays(["nostr:" + public_key(BIP340.generate_secret())], ctx(second_relay.url)))
+    urls = asyncio.run(
+        recipient_relays(["nostr:" + public_key(BIP340.generate_secret())], ctx(second_relay.url))
+    )
     assert urls == [second_relay.url]
     assert asyncio.run(recipient_relays([], ctx(second_relay.url))) == [second_relay.url]
 

@@ -56,5 +56,9 @@ def test_the_cli_reads_the_transport_options_apart_from_the_channel_relays():
     assert defaults["nostr_transport_relays"] == DEFAULT_RELAYS
     assert defaults["nostr_transport_rate"] == "5"
     assert flags["--nostr-rate"] == "nostr_transport_rate"
-    assert parse_channel_args(["--nostr-rate", "2"], registry, env={})["nostr_transport_rate"] == "2"
-    assert parse_channel_args([], registry, env={"KEZ_NOSTR_RATE": "9"})["nostr_transport_rate"] == "9"
+    assert (
+        parse_channel_args(["--nostr-rate", "2"], registry, env={})["nostr_transport_rate"] == "2"
+    )
+    assert (
+        parse_channel_args([], registry, env={"KEZ_NOSTR_RATE": "9"})["nostr_transport_rate"] == "9"
+    )

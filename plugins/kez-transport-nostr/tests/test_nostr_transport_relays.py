@@ -32,7 +32,11 @@ def test_no_relay_option_means_the_default_public_set():
 
 
 def test_no_relay_configured_is_a_transport_error_with_a_hint():
-    for options in ({"nostr_transport_relays": ()}, {"nostr_transport_relays": " , "}, {"nostr_transport_relays": None}):
+    for options in (
+        {"nostr_transport_relays": ()},
+        {"nostr_transport_relays": " , "},
+        {"nostr_transport_relays": None},
+    ):
         context = ctx()
         context.options.clear()
         context.options.update(options)
@@ -215,18 +219,29 @@ def test_a_listener_subscribing_again_asks_only_from_shortly_before_it_was_left(
     from kez_transport_nostr.transport import RESUME_MARGIN
 
     routing_id, now = rid(), int(time.time())
-    for event in (envelope_event(routing_id, "kez:e1:an-hour-old", now - 3600),
-                  envelope_event(routing_id, "kez:e1:a-minute-old", now - 60)):
+    for event in (
+        envelope_event(routing_id, "kez:e1:an-hour-old", now - 3600),
+        envelope_event(routing_id, "kez:e1:a-minute-old", now - 60),
+    ):
         transport_relay.publish_event(event)
     base = ctx(transport_relay.url)
 
     async def stored(options):
-        async with NOSTR.subscribe(routing_id, attrs.evolve(base, options={**base.options, **options})) as inbox:
+        async with NOSTR.subscribe(
+            routing_id, attrs.evolve(base, options={**base.options, **options})
+        ) as inbox:
             return sorted(await drain(inbox, 0.3))
 
     assert asyncio.run(stored({"resume_after": now})) == [b"kez:e1:a-minute-old"]
-    assert asyncio.run(stored({"resume_after": "garbage"})) == [b"kez:e1:a-minute-old", b"kez:e1:an-hour-old"]
-    reqs = [m for m in transport_relay.client_messages if m[0] == "REQ" and m[2].get("#p") == [routing_id]]
+    assert asyncio.run(stored({"resume_after": "garbage"})) == [
+        b"kez:e1:a-minute-old",
+        b"kez:e1:an-hour-old",
+    ]
+    reqs = [
+        m
+        for m in transport_relay.client_messages
+        if m[0] == "REQ" and m[2].get("#p") == [routing_id]
+    ]
     assert abs(reqs[0][2]["since"] - (now - RESUME_MARGIN)) <= 5
 
 

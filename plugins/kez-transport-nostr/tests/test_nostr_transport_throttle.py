@@ -119,4 +119,6 @@ def test_sending_to_a_real_relay_keeps_to_the_rate(transport_relay):
 def test_the_transport_declares_the_rate_option():
     names = {option.name: option for option in NostrTransport().options}
     option = names["nostr_transport_rate"]
-    assert option.flag == "--nostr-rate" and option.env == "KEZ_NOSTR_RATE" and option.default == "5"
+    assert (
+        option.flag == "--nostr-rate" and option.env == "KEZ_NOSTR_RATE" and option.default == "5"
+    )

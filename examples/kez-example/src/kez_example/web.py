@@ -81,7 +81,9 @@ class WebChannel(BaseChannel):
             async with client_for(ctx, self.name, connections=2, follow_redirects=True) as client:
                 response = await client.get(url, headers={"User-Agent": "kez-python"})
         except httpx.HTTPError as exc:
-            return FetchOutcome(reachable=False, reason=f"{url}: {type(exc).__name__}: {exc}", source=url)
+            return FetchOutcome(
+                reachable=False, reason=f"{url}: {type(exc).__name__}: {exc}", source=url
+            )
         if response.status_code == 404:
             return FetchOutcome(reason=f"{url} answered 404: no proof published", source=url)
         if response.status_code == 429 or response.status_code >= 500:
@@ -101,13 +103,17 @@ class WebChannel(BaseChannel):
         root = ctx.get(ROOT)
         if not root:
             # a setting is missing: ChannelConfigError (exit 2), one of kez-core's plugin errors
-            raise ChannelConfigError("no document root to publish into", hint="pass --web-root DIR or set KEZ_WEB_ROOT")
+            raise ChannelConfigError(
+                "no document root to publish into", hint="pass --web-root DIR or set KEZ_WEB_ROOT"
+            )
         target = root / ".well-known" / "kez.txt"
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(".kez.txt.tmp")
         tmp.write_text(proof_text, encoding="utf-8")
         os.replace(tmp, target)
-        return PublishOutcome(location=f"https://{handle}{WELL_KNOWN}", detail=f"written to {target}")
+        return PublishOutcome(
+            location=f"https://{handle}{WELL_KNOWN}", detail=f"written to {target}"
+        )
 
 
 @hookimpl

@@ -96,7 +96,11 @@ class ComposeArea(TextArea):
             self._pos = len(self.sent) - 1 if self._pos is None else max(0, self._pos - 1)
             self.load_text(self.sent[self._pos])
             return
-        if key == "down" and self._pos is not None and self.cursor_location[0] == self.document.line_count - 1:
+        if (
+            key == "down"
+            and self._pos is not None
+            and self.cursor_location[0] == self.document.line_count - 1
+        ):
             event.stop()
             event.prevent_default()
             self._pos += 1
@@ -118,10 +122,16 @@ class PeerItem(ListItem):
 
 
 THREAD_WINDOW = 40  # bubbles mounted when a conversation opens, and per page-up (page-down) past the top (bottom)
-GC_IDLE = 2.0  # seconds without a key or click before the app runs a full garbage collection (_tame_gc)
-_GC_HOLDERS: list[Any] = []  # the apps running that hold the collector (_tame_gc), and its thresholds before
+GC_IDLE = (
+    2.0  # seconds without a key or click before the app runs a full garbage collection (_tame_gc)
+)
+_GC_HOLDERS: list[
+    Any
+] = []  # the apps running that hold the collector (_tame_gc), and its thresholds before
 _GC_SAVED: list[tuple[int, int, int]] = []
-THREAD_MOUNTED = 160  # at most this many bubbles are widgets at once: the far end of the window is unmounted
+THREAD_MOUNTED = (
+    160  # at most this many bubbles are widgets at once: the far end of the window is unmounted
+)
 
 
 class Thread(VerticalScroll):
@@ -135,13 +145,17 @@ class Thread(VerticalScroll):
 
     def action_page_up(self) -> None:
         page = self.scrollable_content_region.height
-        if self.scroll_y - page <= 0 and getattr(self.app, "load_earlier", lambda page: False)(page=page):
+        if self.scroll_y - page <= 0 and getattr(self.app, "load_earlier", lambda page: False)(
+            page=page
+        ):
             return
         super().action_page_up()
 
     def action_page_down(self) -> None:
         page = self.scrollable_content_region.height
-        if self.scroll_y + page >= self.max_scroll_y and getattr(self.app, "load_later", lambda page: False)(page=page):
+        if self.scroll_y + page >= self.max_scroll_y and getattr(
+            self.app, "load_later", lambda page: False
+        )(page=page):
             return
         super().action_page_down()
 
@@ -151,7 +165,9 @@ class Thread(VerticalScroll):
 
         def restore() -> None:
             if anchor.is_attached:
-                self.scroll_to(y=max(0, anchor.virtual_region.y + offset + move), animate=False, immediate=True)
+                self.scroll_to(
+                    y=max(0, anchor.virtual_region.y + offset + move), animate=False, immediate=True
+                )
 
         self.call_after_refresh(restore)
 
@@ -185,7 +201,9 @@ def prepare_images() -> None:
 
 
 IMAGE_BOX = (40, 12)  # cells: the most a picture takes in a bubble
-_DECODING = threading.BoundedSemaphore(2)  # pictures decoded at once (each may need ~100 MB while it decodes)
+_DECODING = threading.BoundedSemaphore(
+    2
+)  # pictures decoded at once (each may need ~100 MB while it decodes)
 
 
 class ImageBubble(Vertical):
@@ -194,7 +212,10 @@ class ImageBubble(Vertical):
     decode stays a file card, with the reason; it never reaches the screen's thread as an error."""
 
     def __init__(self, entry: Any, now: datetime, path: str) -> None:
-        super().__init__(Static(render.bubble(entry, now, picture=True), classes="card"), classes="bubble in picture")
+        super().__init__(
+            Static(render.bubble(entry, now, picture=True), classes="card"),
+            classes="bubble in picture",
+        )
         self.picture = path
         self.entry, self.now = entry, now
         self.failed: str | None = None
@@ -205,7 +226,9 @@ class ImageBubble(Vertical):
         the picture could not be shown."""
         self.entry, self.now, self.entry_state = entry, now, entry.state
         if self.failed:
-            text = render.bubble(entry, now).append(f"\n(not shown: {visible(self.failed)})", style="dim")
+            text = render.bubble(entry, now).append(
+                f"\n(not shown: {visible(self.failed)})", style="dim"
+            )
         else:
             text = render.bubble(entry, now, picture=True)
         self.query_one(".card", Static).update(text)
@@ -217,7 +240,9 @@ class ImageBubble(Vertical):
         from kez_core.chat.images import preview_image
 
         try:
-            with _DECODING:  # a thread of pictures decodes two at a time, not a window of photos at once
+            with (
+                _DECODING
+            ):  # a thread of pictures decodes two at a time, not a window of photos at once
                 if not self.is_attached:
                     return
                 image = preview_image(self.picture or "")
@@ -278,8 +303,14 @@ class PromptScreen(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, title: str, *, password: bool = False, check: Callable[[str], str | None] | None = None,
-                 value: str = "") -> None:
+    def __init__(
+        self,
+        title: str,
+        *,
+        password: bool = False,
+        check: Callable[[str], str | None] | None = None,
+        value: str = "",
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.password = password
@@ -362,7 +393,9 @@ class FilePickScreen(ModalScreen[Path | None]):
         here = Path(tree.path).resolve()
         if here.parent != here:
             tree.path = here.parent
-            self.query_one("#picker-folder", Label).update(Text(visible(str(here.parent)), style="dim"))
+            self.query_one("#picker-folder", Label).update(
+                Text(visible(str(here.parent)), style="dim")
+            )
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -391,7 +424,10 @@ class FileListScreen(ModalScreen[dict[str, Any] | None]):
         items = []
         for entry, file in self.files:
             line = Text(visible(str(file.get("name") or "file")))
-            line.append(f"  {file.get('size', '?')} bytes  {render.short_time(entry.created_at, self.now)}", style="dim")
+            line.append(
+                f"  {file.get('size', '?')} bytes  {render.short_time(entry.created_at, self.now)}",
+                style="dim",
+            )
             items.append(FileItem(file, line))
         with Vertical(classes="dialog"):
             yield Label(Text(self.title_text))
@@ -411,8 +447,16 @@ class FileListScreen(ModalScreen[dict[str, Any] | None]):
         self.dismiss(None)
 
 
-KEY_HINTS = (("f1", "help"), ("^n", "new"), ("^t", "send file"), ("^s", "save"), ("^r", "rename"),
-             ("^b", "block"), ("^f", "search"), ("^q", "quit"))  # 80 columns
+KEY_HINTS = (
+    ("f1", "help"),
+    ("^n", "new"),
+    ("^t", "send file"),
+    ("^s", "save"),
+    ("^r", "rename"),
+    ("^b", "block"),
+    ("^f", "search"),
+    ("^q", "quit"),
+)  # 80 columns
 
 
 def key_hints() -> Text:
@@ -435,7 +479,9 @@ def help_text() -> Text:
     return text
 
 
-def peer_details(mine: str, peer: Any, *, first: bool = True, report: Any = None, failed: str = "") -> Text:
+def peer_details(
+    mine: str, peer: Any, *, first: bool = True, report: Any = None, failed: str = ""
+) -> Text:
     """Who a handle names, before the first message: identity, devices, claims with their
     statuses (`report`: a kez_core.verifier IdentityReport; None while it is being made),
     and the safety number."""
@@ -454,7 +500,10 @@ def peer_details(mine: str, peer: Any, *, first: bool = True, report: Any = None
         text.append(visible(str(value)) + "\n")
     devices = sorted(chain.devices.items())
     text.append(f"{'devices':>12}  ", style="dim")
-    text.append(", ".join(visible(f"{name} {key}") for key, name in devices) or "none besides the primary key")
+    text.append(
+        ", ".join(visible(f"{name} {key}") for key, name in devices)
+        or "none besides the primary key"
+    )
     text.append("\n")
     claims = chain.active_claims()
     checks = {p.check.claim_id: p.check for p in report.proofs} if report is not None else {}
@@ -524,8 +573,13 @@ class ChatApp(App[None]):
         Binding("ctrl+q", "quit", "quit", priority=True),
     ]
 
-    def __init__(self, session: ChatSession, *, clock: Callable[[], datetime] = utc_now,
-                 desktop_notify: bool = False) -> None:
+    def __init__(
+        self,
+        session: ChatSession,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        desktop_notify: bool = False,
+    ) -> None:
         super().__init__()
         self.session = session
         self.clock = clock
@@ -534,8 +588,12 @@ class ChatApp(App[None]):
         self.current: str | None = None  # the open conversation's identity id
         self.peers: dict[str, Any] = {}  # identity -> resolved Peer
         self.bubbles: dict[str, Bubble | ImageBubble] = {}
-        self.shown_from: int | None = None  # index in the open history of its first bubble (None: the latest window)
-        self.shown_to: int | None = None  # index after its last bubble; None: the window reaches the latest message
+        self.shown_from: int | None = (
+            None  # index in the open history of its first bubble (None: the latest window)
+        )
+        self.shown_to: int | None = (
+            None  # index after its last bubble; None: the window reaches the latest message
+        )
         self.links: dict[str, str] = {}
         self.unlocked = False
         self.listen_task: Any = None
@@ -554,7 +612,9 @@ class ChatApp(App[None]):
                 yield ListView(id="requests")
             with Vertical(id="thread"):
                 yield Static(Text("no conversation open: ctrl+n to start one"), id="peer-title")
-                yield Thread(Static(Text(""), id="earlier"), Static(Text(""), id="later"), id="messages")
+                yield Thread(
+                    Static(Text(""), id="earlier"), Static(Text(""), id="later"), id="messages"
+                )
                 yield ComposeArea(id="compose")
                 yield Static(Text("locked"), id="status")
         yield Static(key_hints(), id="keys")
@@ -562,8 +622,11 @@ class ChatApp(App[None]):
     def on_mount(self) -> None:
         if self.session.needs_passphrase:
             self.push_screen(
-                PromptScreen(f"Passphrase for identity {visible(self.session.record.name)}", password=True,
-                             check=self._try_unlock),
+                PromptScreen(
+                    f"Passphrase for identity {visible(self.session.record.name)}",
+                    password=True,
+                    check=self._try_unlock,
+                ),
                 callback=self._after_prompt_unlock,
             )
         else:
@@ -619,7 +682,9 @@ class ChatApp(App[None]):
             gc.collect()
 
     async def on_event(self, event: Any) -> None:
-        if isinstance(event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)):
+        if isinstance(
+            event, (events.Key, events.MouseDown, events.MouseScrollDown, events.MouseScrollUp)
+        ):
             import time
 
             self._last_input = time.monotonic()
@@ -633,7 +698,9 @@ class ChatApp(App[None]):
         self.refresh_sidebar()
         self.query_one("#compose", ComposeArea).focus()
         if self.session.routes:
-            self.listen_task = self.run_worker(self._listen(), name="listen", group="listen", exit_on_error=False)
+            self.listen_task = self.run_worker(
+                self._listen(), name="listen", group="listen", exit_on_error=False
+            )
 
     async def _listen(self) -> None:
         try:
@@ -642,8 +709,13 @@ class ChatApp(App[None]):
             self.notify(_error(exc), severity="warning", markup=False)
         else:
             if key is not None:
-                self.notify(visible(f"published a new inbox key {key}: share your chain (`kez sigchain publish`)"),
-                            markup=False, timeout=15)
+                self.notify(
+                    visible(
+                        f"published a new inbox key {key}: share your chain (`kez sigchain publish`)"
+                    ),
+                    markup=False,
+                    timeout=15,
+                )
         from kez_core.chat.listener import Listener
 
         events = Listener(self.session.service, self.session.routes).events()
@@ -670,10 +742,16 @@ class ChatApp(App[None]):
         requests.clear()
         if self.current is not None and self.current not in known:
             peer = self.peers.get(self.current)
-            row = {"peer": self.current, "contact": getattr(peer, "contact", None), "handle": getattr(peer, "handle", None)}
+            row = {
+                "peer": self.current,
+                "contact": getattr(peer, "contact", None),
+                "handle": getattr(peer, "handle", None),
+            }
             chats.append(PeerItem(self.current, render.conversation_line(row)))
         for row in rows:
-            (requests if row["stranger"] else chats).append(PeerItem(row["peer"], render.conversation_line(row)))
+            (requests if row["stranger"] else chats).append(
+                PeerItem(row["peer"], render.conversation_line(row))
+            )
 
     @on(ListView.Selected)
     def selected(self, event: ListView.Selected) -> None:
@@ -693,7 +771,12 @@ class ChatApp(App[None]):
     def _title(self) -> Text:
         contact = self.service.store.contact_for(self.current) if self.current else None
         peer = self.peers.get(self.current or "")
-        name = (contact.name if contact else None) or getattr(peer, "handle", None) or self.current or ""
+        name = (
+            (contact.name if contact else None)
+            or getattr(peer, "handle", None)
+            or self.current
+            or ""
+        )
         text = Text(visible(str(name)))
         if contact is None:
             text.append("  not a contact", style="yellow")
@@ -716,9 +799,13 @@ class ChatApp(App[None]):
             self.shown_from = max(0, store.history_length(self.current) - THREAD_WINDOW)
         from kez_core.chat.files import annotate
 
-        limit = None if self.shown_to is None else self.shown_to - self.shown_from  # scrolled back: update only
-        entries = annotate(self.service, store.history(self.current, mark_read=True, start=self.shown_from,
-                                                       limit=limit))
+        limit = (
+            None if self.shown_to is None else self.shown_to - self.shown_from
+        )  # scrolled back: update only
+        entries = annotate(
+            self.service,
+            store.history(self.current, mark_read=True, start=self.shown_from, limit=limit),
+        )
         box = self.query_one("#messages", Thread)
         self._show_earlier()
         now = self.clock()
@@ -728,7 +815,9 @@ class ChatApp(App[None]):
             picture = self._picture(entry)
             text = render.bubble(entry, now, picture=picture is not None)
             if entry.key not in self.bubbles and entry.direction == "out" and echoes:
-                self.bubbles[entry.key] = self.bubbles.pop(echoes.pop(0))  # its local echo, stored meanwhile
+                self.bubbles[entry.key] = self.bubbles.pop(
+                    echoes.pop(0)
+                )  # its local echo, stored meanwhile
             shown = self.bubbles.get(entry.key)
             if shown is None:
                 shown = self.bubbles[entry.key] = self._bubble(entry, text, picture)
@@ -773,14 +862,21 @@ class ChatApp(App[None]):
         label = self.query_one("#earlier", Static)
         label.display = bool(self.shown_from)
         if self.shown_from:
-            label.update(Text(f"↑ {self.shown_from:,} earlier messages: page up at the top shows more", style="dim"))
+            label.update(
+                Text(
+                    f"↑ {self.shown_from:,} earlier messages: page up at the top shows more",
+                    style="dim",
+                )
+            )
         later = self.query_one("#later", Static)
         after = 0
         if self.shown_to is not None and self.current is not None:
             after = self.service.store.history_length(self.current) - self.shown_to
         later.display = after > 0
         if after > 0:
-            later.update(Text(f"↓ {after:,} later messages: page down at the bottom shows more", style="dim"))
+            later.update(
+                Text(f"↓ {after:,} later messages: page down at the bottom shows more", style="dim")
+            )
 
     def _in_view(self, box: Thread) -> Widget | None:
         """The first bubble in sight: the place to keep when the window slides."""
@@ -805,14 +901,19 @@ class ChatApp(App[None]):
         from kez_core.chat.files import annotate
 
         start = max(0, self.shown_from - THREAD_WINDOW)
-        entries = annotate(self.service, self.service.store.history(self.current, mark_read=False, start=start,
-                                                                    limit=self.shown_from - start))
+        entries = annotate(
+            self.service,
+            self.service.store.history(
+                self.current, mark_read=False, start=start, limit=self.shown_from - start
+            ),
+        )
         now = self.clock()
         new = []
         for entry in entries:
             picture = self._picture(entry)
-            bubble = self.bubbles[entry.key] = self._bubble(entry, render.bubble(entry, now, picture=bool(picture)),
-                                                            picture)
+            bubble = self.bubbles[entry.key] = self._bubble(
+                entry, render.bubble(entry, now, picture=bool(picture)), picture
+            )
             new.append(bubble)
         box = self.query_one("#messages", Thread)
         shown = list(box.query(".bubble"))
@@ -839,11 +940,18 @@ class ChatApp(App[None]):
 
         total = self.service.store.history_length(self.current)
         end = min(total, self.shown_to + THREAD_WINDOW)
-        entries = annotate(self.service, self.service.store.history(self.current, mark_read=False,
-                                                                    start=self.shown_to, limit=end - self.shown_to))
+        entries = annotate(
+            self.service,
+            self.service.store.history(
+                self.current, mark_read=False, start=self.shown_to, limit=end - self.shown_to
+            ),
+        )
         now = self.clock()
-        new = [self._bubble(entry, render.bubble(entry, now, picture=bool(p)), p)
-               for entry in entries for p in [self._picture(entry)]]
+        new = [
+            self._bubble(entry, render.bubble(entry, now, picture=bool(p)), p)
+            for entry in entries
+            for p in [self._picture(entry)]
+        ]
         for entry, bubble in zip(entries, new, strict=True):
             self.bubbles[entry.key] = bubble
         box = self.query_one("#messages", Thread)
@@ -857,7 +965,9 @@ class ChatApp(App[None]):
             self.shown_from += excess
         self.shown_to = None if end >= total else end
         self._show_earlier()
-        if anchor is not None and anchor.is_attached:  # keep the place, then a page down into what came
+        if (
+            anchor is not None and anchor.is_attached
+        ):  # keep the place, then a page down into what came
             box.keep_place(anchor, offset, page)
         return True
 
@@ -906,11 +1016,15 @@ class ChatApp(App[None]):
         if not self.unlocked:
             return
         if self.current is None:
-            self.notify("open a conversation first (ctrl+n: new by handle)", severity="warning", markup=False)
+            self.notify(
+                "open a conversation first (ctrl+n: new by handle)",
+                severity="warning",
+                markup=False,
+            )
             return
         text = event.text
         if text.startswith("/file "):
-            path = text[len("/file "):].strip()
+            path = text[len("/file ") :].strip()
             self.send_file(self.current, path, self.echo(f"file {path}"))
             return
         self.send_text(self.current, text, self.echo(text))
@@ -936,8 +1050,11 @@ class ChatApp(App[None]):
             self.bubbles[result.key] = self.bubbles.pop(pending)
         if not any(d.sent for d in result.deliveries):
             failed = next((d.error for d in result.deliveries if d.error), None) or {}
-            self.notify(visible(f"not sent yet: {failed.get('message', 'no transport')}"), severity="warning",
-                        markup=False)
+            self.notify(
+                visible(f"not sent yet: {failed.get('message', 'no transport')}"),
+                severity="warning",
+                markup=False,
+            )
         if self.current == result.peer:
             self.refresh_thread()
         self.refresh_sidebar()
@@ -946,7 +1063,9 @@ class ChatApp(App[None]):
     async def send_file(self, identity: str, path: str, pending: str) -> None:
         try:
             peer = await self._peer(identity)
-            result = await self.service.send_file(peer, path, self.session.routes, self._progress(pending))
+            result = await self.service.send_file(
+                peer, path, self.session.routes, self._progress(pending)
+            )
         except (KezError, OSError) as exc:
             self._failed(pending, exc)
             return
@@ -962,7 +1081,9 @@ class ChatApp(App[None]):
                 self.links[event.route] = "live"
             else:
                 detail = (event.error or {}).get("message", "")
-                self.links[event.route] = f"lost ({detail}), retrying in {event.retry_in or 0:.0f} s"
+                self.links[event.route] = (
+                    f"lost ({detail}), retrying in {event.retry_in or 0:.0f} s"
+                )
             self._show_status()
             return
         if event.kind == "note":
@@ -986,13 +1107,15 @@ class ChatApp(App[None]):
         self.refresh_sidebar()
 
     def _file_progress(self, file: dict[str, Any], body: dict[str, Any]) -> None:
-        """"Receiving N/M…" in the status line while a file's chunks arrive (they come before
+        """ "Receiving N/M…" in the status line while a file's chunks arrive (they come before
         the message naming the file, so a chunk's transfer id is the key until then)."""
         transfer = str(file.get("transfer") or body.get("transfer") or "")
         if not transfer:
             return
         if file.get("state") == "receiving":
-            self.receiving[transfer] = f"{visible(str(file.get('name') or 'file'))} {file.get('received', 0)}/{file.get('count', '?')}"
+            self.receiving[transfer] = (
+                f"{visible(str(file.get('name') or 'file'))} {file.get('received', 0)}/{file.get('count', '?')}"
+            )
         else:
             self.receiving.pop(transfer, None)
         self._show_status()
@@ -1011,10 +1134,17 @@ class ChatApp(App[None]):
             what = str(body.get("kind", "message"))
         contact = self.service.store.contact_for(sender)
         peer = self.peers.get(sender)
-        title = "kez: " + render.peer_label({"peer": sender, "contact": contact.name if contact else None,
-                                             "handle": getattr(peer, "handle", None)})
+        title = "kez: " + render.peer_label(
+            {
+                "peer": sender,
+                "contact": contact.name if contact else None,
+                "handle": getattr(peer, "handle", None),
+            }
+        )
         if self.desktop_notify and notify_command(title, what) is not None:
-            self.run_worker(lambda: notify(title, what), thread=True, group="notify", exit_on_error=False)
+            self.run_worker(
+                lambda: notify(title, what), thread=True, group="notify", exit_on_error=False
+            )
         else:
             self.bell()
 
@@ -1037,8 +1167,10 @@ class ChatApp(App[None]):
 
     def action_new_conversation(self) -> None:
         if self.unlocked:
-            self.push_screen(PromptScreen("Write to (a handle, e.g. bob@kez.example, or a contact)"),
-                             callback=self._new_conversation)
+            self.push_screen(
+                PromptScreen("Write to (a handle, e.g. bob@kez.example, or a contact)"),
+                callback=self._new_conversation,
+            )
 
     def _new_conversation(self, value: str | None) -> None:
         if value and value.strip():
@@ -1059,7 +1191,9 @@ class ChatApp(App[None]):
                 self.open_peer(peer.identity)
                 self.query_one("#compose", ComposeArea).focus()
 
-        screen = InfoScreen(peer_details(mine, peer), "enter: start the conversation   escape: cancel")
+        screen = InfoScreen(
+            peer_details(mine, peer), "enter: start the conversation   escape: cancel"
+        )
         self.push_screen(screen, callback=chosen)
         await self.check_claims(screen, mine, peer, first=True)
 
@@ -1071,8 +1205,11 @@ class ChatApp(App[None]):
 
         report, failed = None, ""
         try:
-            report = await verify_identity(peer.chain, registry=self.service.keystore.registry,
-                                           policy=FetchPolicy(timeout=self.session.timeout, retries=0))
+            report = await verify_identity(
+                peer.chain,
+                registry=self.service.keystore.registry,
+                policy=FetchPolicy(timeout=self.session.timeout, retries=0),
+            )
         except KezError as exc:
             failed = exc.message
         if screen.is_attached:
@@ -1145,12 +1282,16 @@ class ChatApp(App[None]):
             return
         files = received_files(self.service.store.history(self.current, mark_read=False))
         if not files:
-            self.notify("no file received in this conversation yet", severity="warning", markup=False)
+            self.notify(
+                "no file received in this conversation yet", severity="warning", markup=False
+            )
         elif len(files) == 1:
             then(files[0][1])
         else:
-            self.push_screen(FileListScreen(f"{verb} which file? (newest first)", files, self.clock()),
-                             callback=lambda file: then(file) if file else None)
+            self.push_screen(
+                FileListScreen(f"{verb} which file? (newest first)", files, self.clock()),
+                callback=lambda file: then(file) if file else None,
+            )
 
     def action_save_file(self) -> None:
         self._pick_received("Save", self._ask_where)
@@ -1158,9 +1299,13 @@ class ChatApp(App[None]):
     def _ask_where(self, file: dict[str, Any]) -> None:
         from kez_core.chat.received_files import default_destination
 
-        self.push_screen(PromptScreen(f"Save {visible(str(file.get('name', 'file')))} to (a path or a folder)",
-                                      value=str(default_destination(file))),
-                         callback=lambda value: self._save_file(file, value))
+        self.push_screen(
+            PromptScreen(
+                f"Save {visible(str(file.get('name', 'file')))} to (a path or a folder)",
+                value=str(default_destination(file)),
+            ),
+            callback=lambda value: self._save_file(file, value),
+        )
 
     def _save_file(self, file: dict[str, Any], value: str | None) -> None:
         from kez_core.chat.received_files import copy_received
@@ -1184,11 +1329,18 @@ class ChatApp(App[None]):
         path = str(file["path"])
         opener = shutil.which("xdg-open")
         if opener is None:
-            self.notify(visible(f"no xdg-open here: the file is at {path}"), markup=False, timeout=15)
+            self.notify(
+                visible(f"no xdg-open here: the file is at {path}"), markup=False, timeout=15
+            )
             return
         try:  # an argument list, no shell; detached so the viewer outlives nothing of ours
-            subprocess.Popen([opener, path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+            subprocess.Popen(
+                [opener, path],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         except OSError as exc:
             self.notify(_error(exc), severity="error", markup=False)
             return
@@ -1197,7 +1349,11 @@ class ChatApp(App[None]):
     def action_pick_file(self) -> None:
         """ctrl+t: pick a file to send, starting in the current folder."""
         if self.current is None:
-            self.notify("open a conversation first (ctrl+n: new by handle)", severity="warning", markup=False)
+            self.notify(
+                "open a conversation first (ctrl+n: new by handle)",
+                severity="warning",
+                markup=False,
+            )
             return
         self.push_screen(FilePickScreen(Path.cwd()), callback=self._picked)
 

@@ -77,8 +77,10 @@ def picture_text(file: dict[str, Any]) -> str:
     """The card under a picture shown inline: its name and size (ctrl+s/ctrl+o reach the file)."""
     import json
 
-    return visible(f"picture {json.dumps(str(file.get('name', 'picture')), ensure_ascii=False)} "
-                   f"({file.get('size', '?')} bytes)")
+    return visible(
+        f"picture {json.dumps(str(file.get('name', 'picture')), ensure_ascii=False)} "
+        f"({file.get('size', '?')} bytes)"
+    )
 
 
 def bubble(entry: Any, now: datetime, *, picture: bool = False) -> Text:
@@ -86,7 +88,9 @@ def bubble(entry: Any, now: datetime, *, picture: bool = False) -> Text:
     `picture`: the file is shown inline above, so its card is one short line."""
     data = entry.to_json()
     file = data.get("file")
-    text = Text(picture_text(file) if picture and isinstance(file, dict) else body_text(entry.body, file))
+    text = Text(
+        picture_text(file) if picture and isinstance(file, dict) else body_text(entry.body, file)
+    )
     footer = [short_time(entry.created_at, now)]
     if entry.direction == "out":
         footer.append(f"{STATE_MARKS.get(entry.state, '')} {entry.state}".strip())

@@ -44,15 +44,21 @@ class ChatSession:
             return passphrase_bytes(env, source="KEZ_PASSPHRASE")
         if not self.record.encrypted:
             return None
-        raise PassphraseError(f"identity {self.record.name!r} is locked", hint="enter its passphrase")
+        raise PassphraseError(
+            f"identity {self.record.name!r} is locked", hint="enter its passphrase"
+        )
 
     def unlock(self, passphrase: str | None = None) -> MessagingService:
         """Open the signing key (a wrong passphrase raises PassphraseError and changes nothing),
         then give it to every route's context."""
         from ..commands.message import _as_identity
 
-        self._passphrase[:] = [] if passphrase is None else [passphrase_bytes(passphrase, source="the prompt")]
-        service = MessagingService(self.keystore, self.record, self._get_passphrase, directory=self.directory)
+        self._passphrase[:] = (
+            [] if passphrase is None else [passphrase_bytes(passphrase, source="the prompt")]
+        )
+        service = MessagingService(
+            self.keystore, self.record, self._get_passphrase, directory=self.directory
+        )
         try:
             signer = service.signer()
         except Exception:

@@ -24,11 +24,18 @@ def chat(
     handle_server: HandleServerOpt = None,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
-    web: Annotated[bool, typer.Option("--web", help="Serve the app in a browser tab on 127.0.0.1 (textual-serve).")] = False,
+    web: Annotated[
+        bool,
+        typer.Option("--web", help="Serve the app in a browser tab on 127.0.0.1 (textual-serve)."),
+    ] = False,
     port: Annotated[int, typer.Option("--port", help="The --web port.", min=1, max=65535)] = 8000,
     notify: Annotated[
-        bool, typer.Option("--notify", help="A desktop notification (notify-send, else the bell) for a message "
-                           "in a conversation that is not open.")
+        bool,
+        typer.Option(
+            "--notify",
+            help="A desktop notification (notify-send, else the bell) for a message "
+            "in a conversation that is not open.",
+        ),
     ] = False,
 ) -> None:
     """Chat in the terminal: conversations, live delivery states, files, contacts.
@@ -46,13 +53,17 @@ def chat(
     store = _store()
     try:
         routes = _routes(ctx.args, store, via or [], timeout)
-    except UsageError:  # no transport configured: the app still opens (history, contacts) and says so
+    except (
+        UsageError
+    ):  # no transport configured: the app still opens (history, contacts) and says so
         routes = []
     record = store.get(identity)
     from ..chat_app.app import ChatApp
     from ..chat_app.session import ChatSession
 
-    session = ChatSession(store, record, routes, directory=ServerDirectory(handle_server, timeout), timeout=timeout)
+    session = ChatSession(
+        store, record, routes, directory=ServerDirectory(handle_server, timeout), timeout=timeout
+    )
     from ..chat_app.app import prepare_images
 
     prepare_images()  # ask the terminal about pictures now: once the app runs, the terminal is its
@@ -81,4 +92,8 @@ def _serve(port: int) -> None:
 def register(main_app: typer.Typer) -> None:
     from kez_core.registry import default_registry
 
-    main_app.command("chat", context_settings=CONTEXT_SETTINGS, epilog=options_help(default_registry(), TRANSPORT))(chat)
+    main_app.command(
+        "chat",
+        context_settings=CONTEXT_SETTINGS,
+        epilog=options_help(default_registry(), TRANSPORT),
+    )(chat)

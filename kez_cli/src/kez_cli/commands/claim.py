@@ -31,15 +31,26 @@ _STYLE = {
 
 
 def create(
-    subject: Annotated[str, typer.Argument(help="What you claim, as channel:handle (github:alice, dns:example.org, …).")],
+    subject: Annotated[
+        str,
+        typer.Argument(
+            help="What you claim, as channel:handle (github:alice, dns:example.org, …)."
+        ),
+    ],
     expires: Annotated[
-        str | None, typer.Option("--expires", help="Validity from now: 90d, 12h, 2w, 1y. Default: never.")
+        str | None,
+        typer.Option("--expires", help="Validity from now: 90d, 12h, 2w, 1y. Default: never."),
     ] = None,
     form: Annotated[
-        str, typer.Option("--format", "-f", help="json, compact, markdown, dns (or a plugin's encoding).")
+        str,
+        typer.Option(
+            "--format", "-f", help="json, compact, markdown, dns (or a plugin's encoding)."
+        ),
     ] = "compact",
     identity: IdentityOpt = None,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to FILE instead of stdout.")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Sign a claim that SUBJECT is you, and print it encoded."""
@@ -53,7 +64,9 @@ def create(
     claim = create_claim(signer, subject, expires_in=lifetime, registry=registry)
     text = encoding.encode(claim)
     if json_:
-        emit_json({"claim_id": claim.id, "format": form, "encoded": text, "object": claim.to_dict()})
+        emit_json(
+            {"claim_id": claim.id, "format": form, "encoded": text, "object": claim.to_dict()}
+        )
     else:
         write_output(text, output)
 
@@ -65,7 +78,10 @@ def _result_dict(check: ClaimCheck, encoding: str | None) -> dict[str, Any]:
 
 
 def verify(
-    source: Annotated[str | None, typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped).")] = None,
+    source: Annotated[
+        str | None,
+        typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped)."),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Verify a claim offline (any encoding, auto-detected). Exit 0 only when every candidate is valid.
@@ -82,30 +98,55 @@ def verify(
     except KezError as exc:
         if not json_:
             raise
-        emit_json({"status": "invalid", "reason": exc.message, "error": exc.code, "primary": None,
-                   "subject": None, "claim_id": None, "claims": [], "candidates": []})
+        emit_json(
+            {
+                "status": "invalid",
+                "reason": exc.message,
+                "error": exc.code,
+                "primary": None,
+                "subject": None,
+                "claim_id": None,
+                "claims": [],
+                "candidates": [],
+            }
+        )
         raise typer.Exit(exc.exit_code) from exc
     decoded = [c for c in candidates if c.obj is not None]
     if not decoded:  # nothing readable at all: the input is bad, as before
         first = candidates[0].error
         assert first is not None
         if json_:
-            emit_json({"status": "invalid", "reason": first.message, "error": first.code, "primary": None,
-                       "subject": None, "claim_id": None, "claims": [],
-                       "candidates": [_broken_dict(c) for c in candidates]})
+            emit_json(
+                {
+                    "status": "invalid",
+                    "reason": first.message,
+                    "error": first.code,
+                    "primary": None,
+                    "subject": None,
+                    "claim_id": None,
+                    "claims": [],
+                    "candidates": [_broken_dict(c) for c in candidates],
+                }
+            )
             raise typer.Exit(first.exit_code)
         raise first
     at = now()
-    checks = {id(c): check_claim(c.obj, registry=registry, at=at, source=source or "-") for c in decoded}
+    checks = {
+        id(c): check_claim(c.obj, registry=registry, at=at, source=source or "-") for c in decoded
+    }
     ok = len(decoded) == len(candidates) and all(check.ok for check in checks.values())
     if json_:  # the JSON shapes are built only here: text mode does not pay for cattrs
         results = [
-            {"candidate": c.where, **_result_dict(checks[id(c)], encoding)} if c.obj is not None else _broken_dict(c)
+            {"candidate": c.where, **_result_dict(checks[id(c)], encoding)}
+            if c.obj is not None
+            else _broken_dict(c)
             for c in candidates
         ]
         claims = [_result_dict(checks[id(c)], encoding) for c in decoded]
         first = claims[0]
-        overall = first if len(candidates) == 1 else {**first, "status": "valid" if ok else "invalid"}
+        overall = (
+            first if len(candidates) == 1 else {**first, "status": "valid" if ok else "invalid"}
+        )
         emit_json({**overall, "claims": claims, "candidates": results})
     else:
         for c in candidates:
@@ -114,7 +155,9 @@ def verify(
                 continue
             check = checks[id(c)]
             style = _STYLE.get(check.status, "red")
-            show_line((check.status.value, f"{style} bold"), f"  {check.subject or '?'}  ({check.reason})")
+            show_line(
+                (check.status.value, f"{style} bold"), f"  {check.subject or '?'}  ({check.reason})"
+            )
             if check.claim_id:
                 show_line((f"  claim id {check.claim_id}", "dim"))
     if not ok:
@@ -123,12 +166,22 @@ def verify(
 
 def _broken_dict(candidate: Any) -> dict[str, Any]:
     error = candidate.error
-    return {"candidate": candidate.where, "status": "invalid", "reason": error.message, "error": error.code,
-            "primary": None, "subject": None, "claim_id": None}
+    return {
+        "candidate": candidate.where,
+        "status": "invalid",
+        "reason": error.message,
+        "error": error.code,
+        "primary": None,
+        "subject": None,
+        "claim_id": None,
+    }
 
 
 def decode(
-    source: Annotated[str | None, typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped).")] = None,
+    source: Annotated[
+        str | None,
+        typer.Argument(help="FILE holding the claim, or - for stdin (default: stdin when piped)."),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Show what a claim says (no verification; use `kez claim verify`)."""
@@ -142,19 +195,29 @@ def decode(
         emit_json(docs[0] if len(docs) == 1 else docs)
         return
     for obj in objects:
-        show_line(("kind", "bold"), f"       {obj.kind}   ", (f"(encoding: {encoding or 'embedded compact'})", "dim"))
+        show_line(
+            ("kind", "bold"),
+            f"       {obj.kind}   ",
+            (f"(encoding: {encoding or 'embedded compact'})", "dim"),
+        )
         show_line(("id", "bold"), f"         {obj.id}")
         for key, value in obj.payload.items():
             if key in ("type", "version"):
                 continue
             show_line((f"{key:<10}", "bold"), f" {value}")
-        show_line(("signed by", "bold"), f"  {obj.signature.key} ", (f"({obj.signature.alg})", "dim"))
+        show_line(
+            ("signed by", "bold"), f"  {obj.signature.key} ", (f"({obj.signature.alg})", "dim")
+        )
 
 
 def publish(
     ctx: typer.Context,
-    tokens: Annotated[list[str], typer.Argument(help="SUBJECT (channel:handle), then any channel flags.")],
-    expires: Annotated[str | None, typer.Option("--expires", help="Validity of a new claim: 90d, 1y, …")] = None,
+    tokens: Annotated[
+        list[str], typer.Argument(help="SUBJECT (channel:handle), then any channel flags.")
+    ],
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Validity of a new claim: 90d, 1y, …")
+    ] = None,
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -168,14 +231,21 @@ def publish(
     registry = default_registry()
     positional, channel_args = split_channel_args([*tokens, *ctx.args], registry, CHANNEL)
     if len(positional) != 1:
-        raise KezError("give exactly one SUBJECT to publish", hint="e.g. kez claim publish github:alice")
+        raise KezError(
+            "give exactly one SUBJECT to publish", hint="e.g. kez claim publish github:alice"
+        )
     store = Keystore(registry=registry)
     record = store.get(identity)
     signer = store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
     channel_ctx = make_context(channel_args, registry, timeout=30.0, kind=CHANNEL)
     done = asyncio.run(
         publish_claim(
-            store, record.name, signer, positional[0], channel_ctx, registry=registry,
+            store,
+            record.name,
+            signer,
+            positional[0],
+            channel_ctx,
+            registry=registry,
             expires_in=parse_duration(expires) if expires else None,
         )
     )
@@ -187,12 +257,22 @@ def publish(
         show_line(("published", "green bold"), f"  {subject}  {done.location}")
         if done.detail:
             show_line(done.detail, multiline=True)
-        show_line((f"  claim {claim_id}{' (reused from the sigchain)' if reused else f', added at seqno {seqno}'}", "dim"))
+        show_line(
+            (
+                f"  claim {claim_id}{' (reused from the sigchain)' if reused else f', added at seqno {seqno}'}",
+                "dim",
+            )
+        )
 
 
 def revoke(
-    target: Annotated[str, typer.Argument(help="A claim id (8+ hex digits of it) or a subject such as github:alice.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why, in words (kept in the chain, public).")] = "",
+    target: Annotated[
+        str,
+        typer.Argument(help="A claim id (8+ hex digits of it) or a subject such as github:alice."),
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, in words (kept in the chain, public).")
+    ] = "",
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -207,14 +287,22 @@ def revoke(
     store = Keystore(registry=default_registry())
     record = store.get(identity)
     done = revoke_claims(
-        store, record.name, target, reason=reason, registry=store.registry,
+        store,
+        record.name,
+        target,
+        reason=reason,
+        registry=store.registry,
         signer=lambda: store.signer(record.name, passphrase.provider(f"identity {record.name!r}")),
     )
     if json_:
         emit_json(done.to_json())
         return
     for claim in done.claims:
-        show_line(("revoked", "yellow bold"), f"  {claim.subject}  ", (f"claim {claim.claim_id}, seqno {claim.seqno}", "dim"))
+        show_line(
+            ("revoked", "yellow bold"),
+            f"  {claim.subject}  ",
+            (f"claim {claim.claim_id}, seqno {claim.seqno}", "dim"),
+        )
     note(done.hint)
 
 
@@ -227,7 +315,9 @@ def register_publish(app_: typer.Typer) -> None:
 def register(main_app: typer.Typer) -> None:
     """Add `kez claim` to a freshly built root app (a new group each time: `build_app`
     runs once per in-process `main()`, and a shared group would collect duplicates)."""
-    app = typer.Typer(help="Create, verify, decode, publish and revoke signed claims.", no_args_is_help=True)
+    app = typer.Typer(
+        help="Create, verify, decode, publish and revoke signed claims.", no_args_is_help=True
+    )
     app.command("create")(create)
     app.command("verify")(verify)
     app.command("decode")(decode)

@@ -30,14 +30,22 @@ NameArg = Annotated[str, typer.Argument(help="The contact's name.")]
 
 ViaOpt = Annotated[
     list[str] | None,
-    typer.Option("--via", help="Transport(s) for the picture key: nats, nostr, http (default: every configured one)."),
+    typer.Option(
+        "--via",
+        help="Transport(s) for the picture key: nats, nostr, http (default: every configured one).",
+    ),
 ]
 
 
 def add(
     ctx: typer.Context,
     name: NameArg,
-    peer: Annotated[str, typer.Argument(help="A handle (alice@kez.example), identity id, local identity name or chain file.")],
+    peer: Annotated[
+        str,
+        typer.Argument(
+            help="A handle (alice@kez.example), identity id, local identity name or chain file."
+        ),
+    ],
     via: ViaOpt = None,
     handle_server: HandleServerOpt = None,
     identity: IdentityOpt = None,
@@ -58,8 +66,12 @@ def add(
     service = _service(identity, handle_server, timeout)
     try:
         routes = []
-        if current_key_body(service) is not None:  # only then are transports (and the signing key) needed
-            routes = key_routes(ctx.args, service.keystore, via or [], timeout, service.record, service.signer())
+        if (
+            current_key_body(service) is not None
+        ):  # only then are transports (and the signing key) needed
+            routes = key_routes(
+                ctx.args, service.keystore, via or [], timeout, service.record, service.signer()
+            )
         contact, share = asyncio.run(service.add_contact_sharing(name, peer, routes))
     finally:
         service.close()
@@ -99,11 +111,20 @@ def list_(identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
         return
     table = Table("name", "identity", "handle", "blocked")
     for c in contacts:
-        table.add_row(cell(c.name, "bold"), cell(c.identity), cell(c.handle or ""), cell("blocked" if c.blocked else ""))
+        table.add_row(
+            cell(c.name, "bold"),
+            cell(c.identity),
+            cell(c.handle or ""),
+            cell("blocked" if c.blocked else ""),
+        )
     out_console.print(table)
 
 
-def rename(old: NameArg, new: Annotated[str, typer.Argument(help="The new name.")], identity: IdentityOpt = None) -> None:
+def rename(
+    old: NameArg,
+    new: Annotated[str, typer.Argument(help="The new name.")],
+    identity: IdentityOpt = None,
+) -> None:
     """Rename a contact."""
     service = _service(identity)
     try:

@@ -31,12 +31,13 @@ from ..options import JsonOpt
 from ..output import State, cell, emit_json, out_console, show_line
 
 
-
 def _no_passphrase() -> bytes | None:
     return None
 
 
-def run_demo(home: Path, channels: list[str] | None = None, narrate: bool = False) -> dict[str, Any]:
+def run_demo(
+    home: Path, channels: list[str] | None = None, narrate: bool = False
+) -> dict[str, Any]:
     registry = default_registry()
     store = Keystore(home, registry)
     steps: list[dict[str, Any]] = []
@@ -71,19 +72,35 @@ def run_demo(home: Path, channels: list[str] | None = None, narrate: bool = Fals
             )
     tampered_payload = {**claims[0].payload, "subject": "github:mallory"}
     tampered = SignedObject(claims[0].kind, tampered_payload, claims[0].signature)
-    old = create_claim(ed, "github:alice", created_at=now() - timedelta(days=400), expires_in=timedelta(days=365))
+    old = create_claim(
+        ed, "github:alice", created_at=now() - timedelta(days=400), expires_in=timedelta(days=365)
+    )
     negatives = [
-        {"case": "subject changed after signing", "status": check_claim(tampered, registry=registry).status.value,
-         "expected": Status.INVALID.value},
-        {"case": "claim past its expires_at", "status": check_claim(old, registry=registry).status.value,
-         "expected": Status.EXPIRED.value},
+        {
+            "case": "subject changed after signing",
+            "status": check_claim(tampered, registry=registry).status.value,
+            "expected": Status.INVALID.value,
+        },
+        {
+            "case": "claim past its expires_at",
+            "status": check_claim(old, registry=registry).status.value,
+            "expected": Status.EXPIRED.value,
+        },
     ]
     ok = all(r["status"] == "valid" and r["same_id"] for r in results) and all(
         n["status"] == n["expected"] for n in negatives
     )
-    report = {"ok": ok, "home": str(home), "identities": identities, "claims": results, "negatives": negatives,
-              "sample": {"compact": registry.encoding("compact").encode(claims[0]),
-                         "dns": registry.encoding("dns").encode(claims[1])}}
+    report = {
+        "ok": ok,
+        "home": str(home),
+        "identities": identities,
+        "claims": results,
+        "negatives": negatives,
+        "sample": {
+            "compact": registry.encoding("compact").encode(claims[0]),
+            "dns": registry.encoding("dns").encode(claims[1]),
+        },
+    }
     if narrate:
         _print(report)
     if channels:
@@ -98,7 +115,9 @@ def _short(subject: str) -> str:
     return subject if len(subject) <= 28 else f"{subject[:17]}…{subject[-6:]}"
 
 
-def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate: bool) -> dict[str, Any]:
+def _run_network(
+    store: Keystore, ed, nostr, names: list[str], registry, narrate: bool
+) -> dict[str, Any]:
     import asyncio
     import contextlib
 
@@ -131,54 +150,110 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
             )
         if not started:
             say("")
-            say(("no channel could be started", "bold red"), ": install a channel plugin, or name one with --channels")
-            return {"ok": False, "published": [], "verified": [], "skipped": skipped, "server": None}
+            say(
+                ("no channel could be started", "bold red"),
+                ": install a channel plugin, or name one with --channels",
+            )
+            return {
+                "ok": False,
+                "published": [],
+                "verified": [],
+                "skipped": skipped,
+                "server": None,
+            }
         say("")
         published, report = asyncio.run(
             publish_and_verify(
-                store, "alice", ed, started, registry,
+                store,
+                "alice",
+                ed,
+                started,
+                registry,
                 on_published=lambda c, p: say(
-                    "  ", ("published", "green"), f" {_short(p.subject):<28} seqno {p.seqno}  ", (str(p.location), "dim")
+                    "  ",
+                    ("published", "green"),
+                    f" {_short(p.subject):<28} seqno {p.seqno}  ",
+                    (str(p.location), "dim"),
                 ),
             )
         )
         rows = [
-            {"channel": p.channel, "subject": p.check.subject, "status": p.check.status.value,
-             "reason": p.check.reason, "source": p.check.source}
+            {
+                "channel": p.channel,
+                "subject": p.check.subject,
+                "status": p.check.status.value,
+                "reason": p.check.reason,
+                "source": p.check.source,
+            }
             for p in report.proofs
         ]
-        ok = bool(started) and report.ok and all(r["status"] == "valid" for r in rows) and len(rows) == len(started)
+        ok = (
+            bool(started)
+            and report.ok
+            and all(r["status"] == "valid" for r in rows)
+            and len(rows) == len(started)
+        )
         say("")
-        say(f"  verify {report.identity_id}: chain {report.chain_status.value}, {report.length} links")
+        say(
+            f"  verify {report.identity_id}: chain {report.chain_status.value}, {report.length} links"
+        )
         for row in rows:
             colour = "green" if row["status"] == "valid" else "red"
-            say("  ", (f"{row['status']:<8}", colour), f" {_short(row['subject']):<28} ", (str(row["source"]), "dim"))
+            say(
+                "  ",
+                (f"{row['status']:<8}", colour),
+                f" {_short(row['subject']):<28} ",
+                (str(row["source"]), "dim"),
+            )
         server_part = None
         try:
             sig_server = start_sig_server(stack, registry)
         except ImportError as exc:
-            skipped.append({"channel": "kez-server", "reason": missing_reason(exc), "missing": exc.name or str(exc),
-                            "install": DEMO_INSTALL})
+            skipped.append(
+                {
+                    "channel": "kez-server",
+                    "reason": missing_reason(exc),
+                    "missing": exc.name or str(exc),
+                    "install": DEMO_INSTALL,
+                }
+            )
         else:
             say("")
             say(f"  started {sig_server.description}")
             shared = asyncio.run(share_on_server(store, "alice", ed, sig_server, registry))
             say("  ", ("pushed", "green"), f" the chain: {shared['pushed']['message']}")
-            say("  ", ("registered", "green"), f" {shared['registered']['fqhn']} → {shared['registered']['primary']}")
+            say(
+                "  ",
+                ("registered", "green"),
+                f" {shared['registered']['fqhn']} → {shared['registered']['primary']}",
+            )
             say("  ", (f"its sigchain: {shared['lookup']['sigchain_url']}", "dim"))
             again = asyncio.run(verify_state(shared.pop("state").state, started, registry))
             served = shared["served_chain"]
-            server_part = {**shared, "verified_from_server": {
-                "ok": again.ok, "counts": again.counts(), "identity_id": again.identity_id}}
-            server_ok = again.ok and served["same_as_local"] and served["identity_id"] == report.identity_id
+            server_part = {
+                **shared,
+                "verified_from_server": {
+                    "ok": again.ok,
+                    "counts": again.counts(),
+                    "identity_id": again.identity_id,
+                },
+            }
+            server_ok = (
+                again.ok and served["same_as_local"] and served["identity_id"] == report.identity_id
+            )
             ok = ok and server_ok
-            say(f"  verify {shared['lookup']['fqhn']} (chain from the server, every proof fetched again): ",
+            say(
+                f"  verify {shared['lookup']['fqhn']} (chain from the server, every proof fetched again): ",
                 ("ok", "green") if server_ok else ("FAILED", "red"),
-                f" ({', '.join(f'{n} {status}' for status, n in again.counts().items())})")
+                f" ({', '.join(f'{n} {status}' for status, n in again.counts().items())})",
+            )
             from ..demo_messaging import run_messaging
 
             say("")
-            say(("messaging", "bold"), f"  alice → bob@{sig_server.name} over each transport, acks back")
+            say(
+                ("messaging", "bold"),
+                f"  alice → bob@{sig_server.name} over each transport, acks back",
+            )
             messaging = run_messaging(stack, store, sig_server, registry, say)
             server_part["messaging"] = messaging
             ok = ok and messaging["ok"]
@@ -197,7 +272,8 @@ def _run_network(store: Keystore, ed, nostr, names: list[str], registry, narrate
 
 def demo(
     home: Annotated[
-        Path | None, typer.Option("--home", help="Keystore folder to use (default: a temporary one).")
+        Path | None,
+        typer.Option("--home", help="Keystore folder to use (default: a temporary one)."),
     ] = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="Only the offline part: no local servers are started.")
@@ -239,8 +315,13 @@ def _print(report: dict[str, Any]) -> None:
     table = Table("subject", "signature", "encoding", "chars", "status", box=None)
     for row in report["claims"]:
         colour = "green" if row["status"] == "valid" else "red"
-        table.add_row(cell(row["subject"]), cell(row["signed_by"]), cell(row["encoding"]), cell(row["chars"]),
-                      cell(row["status"], colour))
+        table.add_row(
+            cell(row["subject"]),
+            cell(row["signed_by"]),
+            cell(row["encoding"]),
+            cell(row["chars"]),
+            cell(row["status"], colour),
+        )
     out_console.print()
     out_console.print(table)
     out_console.print()

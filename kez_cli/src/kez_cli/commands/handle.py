@@ -36,7 +36,6 @@ from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, show_line
 
 
-
 def _print(data: dict[str, Any], *, heading: bool = True) -> None:
     if heading:
         show_line((str(data.get("fqhn")), "bold"))
@@ -46,11 +45,21 @@ def _print(data: dict[str, Any], *, heading: bool = True) -> None:
 
 
 def handle_register(
-    handle: Annotated[str, typer.Argument(help="The handle to claim: 3–32 of a-z 0-9 _ -, starting with a letter or digit.")],
-    server: Annotated[str, typer.Option("--server", help="Base URL of the kez-server, e.g. https://example.org.")],
+    handle: Annotated[
+        str,
+        typer.Argument(
+            help="The handle to claim: 3–32 of a-z 0-9 _ -, starting with a letter or digit."
+        ),
+    ],
+    server: Annotated[
+        str, typer.Option("--server", help="Base URL of the kez-server, e.g. https://example.org.")
+    ],
     server_name_: Annotated[
         str | None,
-        typer.Option("--server-name", help="The domain the server registers under (default: asked from the server)."),
+        typer.Option(
+            "--server-name",
+            help="The domain the server registers under (default: asked from the server).",
+        ),
     ] = None,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
@@ -82,11 +91,17 @@ def handle_register(
     if json_:
         emit_json({**data, "pushed": pushed})
     else:
-        show_line(("moved" if data.get("moved") else "registered", "green bold"), " ", (str(data.get("fqhn")), "bold"))
+        show_line(
+            ("moved" if data.get("moved") else "registered", "green bold"),
+            " ",
+            (str(data.get("fqhn")), "bold"),
+        )
         _print(data, heading=False)
 
 
-def _push_own_chain(store: Keystore, identity_id: str, base: str, timeout: float) -> dict[str, Any] | None:
+def _push_own_chain(
+    store: Keystore, identity_id: str, base: str, timeout: float
+) -> dict[str, Any] | None:
     """Push the local chain to the server the handle is registered on (None: no chain here)."""
     from kez_core.sigchain import merge_copies
 
@@ -98,7 +113,9 @@ def _push_own_chain(store: Keystore, identity_id: str, base: str, timeout: float
     lines = merge_copies([read_chain_file(path)], registry=store.registry).lines
     result = asyncio.run(push_all([base], identity_id, lines, timeout))[0]
     if result.outcome == "unreachable":
-        raise SigServerError(f"pushing the sigchain first: {result.message}", hint="check --server, or retry later")
+        raise SigServerError(
+            f"pushing the sigchain first: {result.message}", hint="check --server, or retry later"
+        )
     if result.outcome != "ok":
         raise RegistrationRefused(
             f"the server refused the sigchain ({result.outcome}): {result.message}",
@@ -121,7 +138,9 @@ def lookup(
     if parts is None:
         raise UsageError(f"{target!r} is not handle@server", hint="e.g. alice@example.org")
     handle, server = parts
-    data = asyncio.run(lookup_handle(handle_base_url(server, handle_server), handle, server, timeout))
+    data = asyncio.run(
+        lookup_handle(handle_base_url(server, handle_server), handle, server, timeout)
+    )
     if json_:
         emit_json(data)
     else:
@@ -131,7 +150,10 @@ def lookup(
 def register(main_app: typer.Typer) -> None:
     """Add `kez handle` to a freshly built root app (a new group each time: `build_app`
     runs once per in-process `main()`, and a shared group would collect duplicates)."""
-    app = typer.Typer(help="Register and look up handles (alice@example.org) on a kez-server.", no_args_is_help=True)
+    app = typer.Typer(
+        help="Register and look up handles (alice@example.org) on a kez-server.",
+        no_args_is_help=True,
+    )
     app.command("register")(handle_register)
     app.command("lookup")(lookup)
     main_app.add_typer(app, name="handle")

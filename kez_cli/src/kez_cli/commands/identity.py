@@ -16,7 +16,6 @@ from ..options import JsonOpt
 from ..output import State, cell, emit_json, emit_text, note, out_console, show_line, warn
 
 
-
 def _store() -> Keystore:
     return Keystore(registry=default_registry())
 
@@ -32,8 +31,12 @@ def _public_facts(store: Keystore, name: str | None) -> dict[str, object]:
 
 
 def new(
-    alg: Annotated[str, typer.Option("--alg", help="Key algorithm: ed25519 or nostr (BIP-340).")] = "ed25519",
-    name: Annotated[str, typer.Option("--name", help="Name of the identity in the keystore.")] = "default",
+    alg: Annotated[
+        str, typer.Option("--alg", help="Key algorithm: ed25519 or nostr (BIP-340).")
+    ] = "ed25519",
+    name: Annotated[
+        str, typer.Option("--name", help="Name of the identity in the keystore.")
+    ] = "default",
     no_passphrase: Annotated[
         bool, typer.Option("--no-passphrase", help="Store the key unencrypted without asking.")
     ] = False,
@@ -69,13 +72,25 @@ def list_(json_: JsonOpt = False) -> None:
 
     table = Table("", "name", "key id", "created", "encrypted", box=None)
     for r in records:
-        table.add_row(*(cell(v) for v in ("*" if r.name == default else "", r.name, r.key_id, r.created_at,
-                                          "yes" if r.encrypted else "no")))
+        table.add_row(
+            *(
+                cell(v)
+                for v in (
+                    "*" if r.name == default else "",
+                    r.name,
+                    r.key_id,
+                    r.created_at,
+                    "yes" if r.encrypted else "no",
+                )
+            )
+        )
     out_console.print(table)
 
 
 def show(
-    name: Annotated[str | None, typer.Argument(help="Identity name (default identity if omitted).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Identity name (default identity if omitted).")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Show an identity's public facts."""
@@ -103,12 +118,18 @@ def set_default(
 
 
 def export(
-    name: Annotated[str | None, typer.Argument(help="Identity name (default identity if omitted).")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Identity name (default identity if omitted).")
+    ] = None,
     form: Annotated[
         str, typer.Option("--format", help="pem, hex, nsec (nostr) or ncryptsec (nostr, NIP-49).")
     ] = "pem",
-    public: Annotated[bool, typer.Option("--public", help="Export the public key id only.")] = False,
-    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to FILE (mode 0600).")] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="Export the public key id only.")
+    ] = False,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help="Write to FILE (mode 0600).")
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Export an identity's secret key (or, with --public, its key id)."""
@@ -127,14 +148,26 @@ def export(
         if output in (None, "-") and not json_:
             note(f"printing the SECRET key of {record.name!r}; keep it private")
     if json_:
-        emit_json({"name": record.name, "key_id": record.key_id, "format": "key_id" if public else form, "value": text})
+        emit_json(
+            {
+                "name": record.name,
+                "key_id": record.key_id,
+                "format": "key_id" if public else form,
+                "value": text,
+            }
+        )
     else:
         write_output(text, output, 0o644 if public else 0o600)
 
 
 def import_(
-    source: Annotated[str, typer.Argument(help="FILE holding the key (PEM, nsec, ncryptsec, hex), or - for stdin.")],
-    name: Annotated[str, typer.Option("--name", help="Name for the imported identity.")] = "default",
+    source: Annotated[
+        str,
+        typer.Argument(help="FILE holding the key (PEM, nsec, ncryptsec, hex), or - for stdin."),
+    ],
+    name: Annotated[
+        str, typer.Option("--name", help="Name for the imported identity.")
+    ] = "default",
     alg: Annotated[
         str | None, typer.Option("--alg", help="Algorithm of a hex secret (ed25519 or nostr).")
     ] = None,
@@ -147,7 +180,9 @@ def import_(
     State.json_mode = json_
     store = _store()
     text = read_input(source)
-    signer = signer_from_text(text, alg=alg, passphrase=passphrase.provider("the imported key"), registry=store.registry)
+    signer = signer_from_text(
+        text, alg=alg, passphrase=passphrase.provider("the imported key"), registry=store.registry
+    )
     secret_passphrase = passphrase.for_new_key(no_passphrase=no_passphrase, where=str(store.home))
     record = store.add(name, signer, secret_passphrase)
     if json_:
@@ -159,7 +194,9 @@ def import_(
 def register(main_app: typer.Typer) -> None:
     """Add `kez identity` to a freshly built root app (a new group each time: `build_app`
     runs once per in-process `main()`, and a shared group would collect duplicates)."""
-    app = typer.Typer(help="Create, list, show, export and import identities (your keys).", no_args_is_help=True)
+    app = typer.Typer(
+        help="Create, list, show, export and import identities (your keys).", no_args_is_help=True
+    )
     app.command("new")(new)
     app.command("list")(list_)
     app.command("show")(show)

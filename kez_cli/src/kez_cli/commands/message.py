@@ -38,7 +38,13 @@ if TYPE_CHECKING:
     from kez_core.sigchain import ChainState
 
 from .. import passphrase
-from ..channel_options import CONTEXT_SETTINGS, TRANSPORT, make_context, options_help, split_channel_args
+from ..channel_options import (
+    CONTEXT_SETTINGS,
+    TRANSPORT,
+    make_context,
+    options_help,
+    split_channel_args,
+)
 from ..io import read_chain_file, read_input
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, emit_json_line, note, show_line, warn
@@ -46,10 +52,14 @@ from ..output import State, emit_json, emit_json_line, note, show_line, warn
 
 ToOpt = Annotated[
     str,
-    typer.Option("--to", help="Recipient: a chain FILE, or an identity id whose chain is stored locally."),
+    typer.Option(
+        "--to", help="Recipient: a chain FILE, or an identity id whose chain is stored locally."
+    ),
 ]
 TextOpt = Annotated[str, typer.Option("--text", help="The message text.")]
-ViaOpt = Annotated[str, typer.Option("--via", help="Transport plugin: nats, nostr, http, … (see `kez plugins`).")]
+ViaOpt = Annotated[
+    str, typer.Option("--via", help="Transport plugin: nats, nostr, http, … (see `kez plugins`).")
+]
 
 
 # ------------------------------------------------------------------ helpers
@@ -73,7 +83,8 @@ def _chain(store: Keystore, source: str, what: str) -> ChainState:
         path = store.chain_path(identity_id)
         if not path.is_file():
             raise StoreError(
-                f"no local chain for {identity_id}", hint=f"fetch it with `kez sigchain pull {identity_id}`"
+                f"no local chain for {identity_id}",
+                hint=f"fetch it with `kez sigchain pull {identity_id}`",
             )
     return _validated(store, read_chain_file(path), path)
 
@@ -90,7 +101,9 @@ def _signer(store: Keystore, identity: str | None) -> tuple[IdentityRecord, Sign
     return record, store.signer(record.name, passphrase.provider(f"identity {record.name!r}"))
 
 
-def _sealed(store: Keystore, record: IdentityRecord, signer: Signer, to: str, text: str) -> list[dict[str, str]]:
+def _sealed(
+    store: Keystore, record: IdentityRecord, signer: Signer, to: str, text: str
+) -> list[dict[str, str]]:
     from kez_core.messaging import routing_id, seal_for_devices
 
     recipient = _chain(store, to, "--to")
@@ -118,13 +131,20 @@ class _Receiver:
     inbox secrets, replay store, sender check, then the message is stored and its ack queued."""
 
     def __init__(
-        self, store: Keystore, record: IdentityRecord, sender_chains: list[str], unlock: Any = None,
+        self,
+        store: Keystore,
+        record: IdentityRecord,
+        sender_chains: list[str],
+        unlock: Any = None,
         save_dir: Path | None = None,
     ) -> None:
         self.store = store
         self.record = record
         self.passphrase = unlock or passphrase.provider(f"identity {record.name!r}")
-        senders = {state.identity_id: state for state in (_chain(store, s, "--sender-chain") for s in sender_chains)}
+        senders = {
+            state.identity_id: state
+            for state in (_chain(store, s, "--sender-chain") for s in sender_chains)
+        }
         self.service = _service(store, record, self.passphrase, senders)
         self.service.save_dir = save_dir
         _renew_inbox(self.service)
@@ -159,25 +179,49 @@ def _renew_inbox(service: Any) -> None:
         note(f"{result.server}: {result.message}")
 
 
-def _service(store: Keystore, record: IdentityRecord, unlock: Any, senders: Any = None, directory: Any = None) -> Any:
+def _service(
+    store: Keystore, record: IdentityRecord, unlock: Any, senders: Any = None, directory: Any = None
+) -> Any:
     from kez_core.chat import MessagingService
 
-    return MessagingService(store, record, unlock, directory=directory, sender_chains=dict(senders or {}))
+    return MessagingService(
+        store, record, unlock, directory=directory, sender_chains=dict(senders or {})
+    )
 
 
 def _print_message(data: dict[str, Any]) -> None:
     if data.get("kind") == "ack":
         done = ", ".join(data.get("delivered") or []) or "nothing new"
-        show_line(("✓✓", "green"), " ", (str(data["from"]), "bold"), "  ", ("ack: delivered ", "dim"), done)
+        show_line(
+            ("✓✓", "green"),
+            " ",
+            (str(data["from"]), "bold"),
+            "  ",
+            ("ack: delivered ", "dim"),
+            done,
+        )
         return
     if data.get("kind") == "sent_copy":  # our own message, sent from another of our devices
         inner = data["body"].get("body") or {}
-        text = inner.get("text") if inner.get("kind") == "text" else json.dumps(inner, ensure_ascii=False)
-        show_line(("→", "green"), " ", ("sent from another device to ", "dim"), (str(data["body"].get("to")), "bold"))
+        text = (
+            inner.get("text")
+            if inner.get("kind") == "text"
+            else json.dumps(inner, ensure_ascii=False)
+        )
+        show_line(
+            ("→", "green"),
+            " ",
+            ("sent from another device to ", "dim"),
+            (str(data["body"].get("to")), "bold"),
+        )
         show_line("  ", str(text).replace("\n", "\n  "), multiline=True)
         return
     if data.get("kind") in ("profile_key", "refused"):
-        what = "picture key stored" if data["kind"] == "profile_key" else "picture key refused (not the sender's own)"
+        what = (
+            "picture key stored"
+            if data["kind"] == "profile_key"
+            else "picture key refused (not the sender's own)"
+        )
         if data["body"].get("kind") == "sent_copy":
             what = "sent copy refused (not from this identity)"
         show_line(("🔑", "green"), " ", (str(data["from"]), "bold"), "  ", (what, "dim"))
@@ -190,8 +234,12 @@ def _print_message(data: dict[str, Any]) -> None:
         from kez_core.chat.files import describe
 
         text = describe(data["file"])
-    show_line(mark, " ", (str(data["from"]), "bold"), "  ", (str(data["created_at"]), "dim"), stranger)
-    show_line("  ", str(text).replace("\n", "\n  "), multiline=True)  # the body may span lines; nothing else
+    show_line(
+        mark, " ", (str(data["from"]), "bold"), "  ", (str(data["created_at"]), "dim"), stranger
+    )
+    show_line(
+        "  ", str(text).replace("\n", "\n  "), multiline=True
+    )  # the body may span lines; nothing else
     if not data["sender_checked"]:
         show_line("  ", (data["sender_note"], "dim"))
 
@@ -226,10 +274,12 @@ def seal(to: ToOpt, text: TextOpt, identity: IdentityOpt = None, json_: JsonOpt 
 
 def open_(
     envelopes: Annotated[
-        list[str] | None, typer.Argument(help="Envelope texts, files holding them (one per line), or - for stdin.")
+        list[str] | None,
+        typer.Argument(help="Envelope texts, files holding them (one per line), or - for stdin."),
     ] = None,
     sender_chain: Annotated[
-        list[str] | None, typer.Option("--sender-chain", help="Chain FILE of a sender, to check their key.")
+        list[str] | None,
+        typer.Option("--sender-chain", help="Chain FILE of a sender, to check their key."),
     ] = None,
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
@@ -271,11 +321,17 @@ def open_(
 
 PeerArgs = Annotated[
     list[str] | None,
-    typer.Argument(metavar="PEER TEXT", help="PEER TEXT: a handle (alice@kez.example), contact, local identity name, identity id or chain file; then the text."),
+    typer.Argument(
+        metavar="PEER TEXT",
+        help="PEER TEXT: a handle (alice@kez.example), contact, local identity name, identity id or chain file; then the text.",
+    ),
 ]
 ViaManyOpt = Annotated[
     list[str] | None,
-    typer.Option("--via", help="Transport plugin(s): nats, nostr, http (repeatable; default: every configured one)."),
+    typer.Option(
+        "--via",
+        help="Transport plugin(s): nats, nostr, http (repeatable; default: every configured one).",
+    ),
 ]
 
 
@@ -291,23 +347,35 @@ def _routes(ctx_args: list[str], store: Keystore, via: list[str], timeout: float
     from kez_core.chat import Route
 
     _, flags = split_channel_args(ctx_args, store.registry, TRANSPORT)
-    names = [n.strip() for v in via for n in v.split(",") if n.strip()] or configured_transports(store.registry, flags)
+    names = [n.strip() for v in via for n in v.split(",") if n.strip()] or configured_transports(
+        store.registry, flags
+    )
     if not names:
         from kez_core.errors import UsageError
 
-        raise UsageError("no transport is configured", hint="pick one with --via nats|nostr|http and give its settings")
+        raise UsageError(
+            "no transport is configured",
+            hint="pick one with --via nats|nostr|http and give its settings",
+        )
     channel_ctx = make_context(flags, store.registry, timeout, TRANSPORT)
-    return [Route(name, store.registry.transport(name), channel_ctx) for name in dict.fromkeys(names)]
+    return [
+        Route(name, store.registry.transport(name), channel_ctx) for name in dict.fromkeys(names)
+    ]
 
 
 def send(
     ctx: typer.Context,
     words: PeerArgs = None,
-    to: Annotated[str | None, typer.Option("--to", help="The recipient (the older form of PEER).")] = None,
-    text: Annotated[str | None, typer.Option("--text", help="The message text (the older form of TEXT).")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="The recipient (the older form of PEER).")
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="The message text (the older form of TEXT).")
+    ] = None,
     via: ViaManyOpt = None,
     file: Annotated[
-        Path | None, typer.Option("--file", help="Send this file (at most 10 MiB) instead of a text.")
+        Path | None,
+        typer.Option("--file", help="Send this file (at most 10 MiB) instead of a text."),
     ] = None,
     handle_server: HandleServerOpt = None,
     identity: IdentityOpt = None,
@@ -339,22 +407,32 @@ def send(
         elif body is None:
             body = word
         else:
-            raise typer.BadParameter(f"unexpected argument {word!r}: quote the text", param_hint="TEXT")
+            raise typer.BadParameter(
+                f"unexpected argument {word!r}: quote the text", param_hint="TEXT"
+            )
     if file is not None:
         from kez_core.chat.files import read_for_sending
 
         if body is not None:
             raise typer.BadParameter("give TEXT or --file, not both", param_hint="TEXT")
         if peer_text is None:
-            raise typer.BadParameter("give PEER (e.g. kez message send bob@kez.example --file photo.jpg)")
+            raise typer.BadParameter(
+                "give PEER (e.g. kez message send bob@kez.example --file photo.jpg)"
+            )
         read_for_sending(file)  # too large or unreadable: refused before anything is sent
     elif peer_text is None or body is None:
         raise typer.BadParameter("give PEER and TEXT (e.g. kez message send bob@kez.example hi)")
     routes = _routes([*(words or []), *ctx.args], store, via or [], timeout)
     record = store.get(identity)
-    service = _service(store, record, passphrase.provider(f"identity {record.name!r}"),
-                       directory=ServerDirectory(handle_server, timeout))
-    signer = service.signer()  # one passphrase prompt unlocks the key, the store key and the transports' proof
+    service = _service(
+        store,
+        record,
+        passphrase.provider(f"identity {record.name!r}"),
+        directory=ServerDirectory(handle_server, timeout),
+    )
+    signer = (
+        service.signer()
+    )  # one passphrase prompt unlocks the key, the store key and the transports' proof
     for route in routes:
         _as_identity(route.ctx, record, signer)
 
@@ -375,30 +453,40 @@ def send(
         service.close()
     deliveries = result.deliveries
     if json_:
-        emit_json([
-            {
-                "id": result.key,
-                "state": result.state,
-                "recipient": result.peer,
-                "via": d.route,
-                "inbox_key": d.inbox_key,
-                "routing_id": d.routing_id,
-                "message_id": d.message_id,
-                "sent": d.sent,
-                **({"error": d.error} if d.error else {}),
-            }
-            for d in deliveries
-        ])
+        emit_json(
+            [
+                {
+                    "id": result.key,
+                    "state": result.state,
+                    "recipient": result.peer,
+                    "via": d.route,
+                    "inbox_key": d.inbox_key,
+                    "routing_id": d.routing_id,
+                    "message_id": d.message_id,
+                    "sent": d.sent,
+                    **({"error": d.error} if d.error else {}),
+                }
+                for d in deliveries
+            ]
+        )
     else:
         for d in deliveries:
             where = f"{d.route} {d.routing_id}"
-            note(f"sent to {where}" if d.sent else f"not sent to {where}: {(d.error or {}).get('message')}")
+            note(
+                f"sent to {where}"
+                if d.sent
+                else f"not sent to {where}: {(d.error or {}).get('message')}"
+            )
         copied = sum(c.sent for c in result.copies)
         if copied:
-            note(f"a copy went to your other devices ({copied} envelope{'s' if copied > 1 else ''})")
+            note(
+                f"a copy went to your other devices ({copied} envelope{'s' if copied > 1 else ''})"
+            )
         show_line((result.state, "green" if result.state == "sent" else "yellow"), "  ", result.key)
     if not any(d.sent for d in deliveries):
-        first = next((d.error for d in deliveries if d.error), None) or {"message": "nothing to send"}
+        first = next((d.error for d in deliveries if d.error), None) or {
+            "message": "nothing to send"
+        }
         raise TransportError(
             f"the message reached no device: {first['message']}",
             hint=first.get("hint") or "it stays in the history as `sending`",
@@ -408,16 +496,27 @@ def send(
 def listen(
     ctx: typer.Context,
     via: ViaManyOpt = None,
-    count: Annotated[int, typer.Option("--count", help="Stop after this many messages (0: never).", min=0)] = 0,
-    wait: Annotated[float, typer.Option("--wait", help="Stop after this many seconds (0: never).", min=0)] = 0,
+    count: Annotated[
+        int, typer.Option("--count", help="Stop after this many messages (0: never).", min=0)
+    ] = 0,
+    wait: Annotated[
+        float, typer.Option("--wait", help="Stop after this many seconds (0: never).", min=0)
+    ] = 0,
     sender_chain: Annotated[
-        list[str] | None, typer.Option("--sender-chain", help="Chain FILE of a sender, to check their key.")
+        list[str] | None,
+        typer.Option("--sender-chain", help="Chain FILE of a sender, to check their key."),
     ] = None,
     save_dir: Annotated[
-        Path | None, typer.Option("--save-dir", help="Where received files go (default: the identity's files/ folder).")
+        Path | None,
+        typer.Option(
+            "--save-dir", help="Where received files go (default: the identity's files/ folder)."
+        ),
     ] = None,
     notify: Annotated[
-        bool, typer.Option("--notify", help="Raise a desktop notification per message (notify-send, else a bell).")
+        bool,
+        typer.Option(
+            "--notify", help="Raise a desktop notification per message (notify-send, else a bell)."
+        ),
     ] = False,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
@@ -458,7 +557,11 @@ def listen(
             from ..notify import notify as raise_notification
 
             body = data["body"]
-            text = body.get("text") if body.get("kind") == "text" else (data.get("file") or {}).get("name", "")
+            text = (
+                body.get("text")
+                if body.get("kind") == "text"
+                else (data.get("file") or {}).get("name", "")
+            )
             raise_notification(f"kez: {data['from']}", str(text or data["kind"]))
 
     def on_event(event: Any) -> None:
@@ -469,14 +572,30 @@ def listen(
             else:
                 note(f"listening on {event.route} for inbox key {event.key}")
             if json_:
-                emit_json_line({"event": "up", "via": event.route, "inbox_key": event.key, "again": event.again})
+                emit_json_line(
+                    {
+                        "event": "up",
+                        "via": event.route,
+                        "inbox_key": event.key,
+                        "again": event.again,
+                    }
+                )
             return
         if event.kind == "down":
             message = (event.error or {}).get("message", "")
-            warn(f"{event.route} is down for inbox key {event.key}: {message}; retrying in {event.retry_in:.1f} s")
+            warn(
+                f"{event.route} is down for inbox key {event.key}: {message}; retrying in {event.retry_in:.1f} s"
+            )
             if json_:
-                emit_json_line({"event": "down", "via": event.route, "inbox_key": event.key,
-                                "error": event.error, "retry_in": round(event.retry_in or 0, 3)})
+                emit_json_line(
+                    {
+                        "event": "down",
+                        "via": event.route,
+                        "inbox_key": event.key,
+                        "error": event.error,
+                        "retry_in": round(event.retry_in or 0, 3),
+                    }
+                )
             return
         if event.kind == "note":
             note(event.text)
@@ -491,13 +610,25 @@ def listen(
         file = data.get("file")
         if file is not None and not json_:
             _file_progress(bars, file)
-        if data["kind"] == "file_chunk":  # plumbing: a message of its own only once the file is done
+        if (
+            data["kind"] == "file_chunk"
+        ):  # plumbing: a message of its own only once the file is done
             if file["state"] in ("complete", "corrupt"):
                 show(data)
                 return
             if json_:
-                emit_json_line({"event": "file", "via": event.route, "from": data["from"],
-                                **{k: file[k] for k in ("transfer", "name", "state", "received", "count") if k in file}})
+                emit_json_line(
+                    {
+                        "event": "file",
+                        "via": event.route,
+                        "from": data["from"],
+                        **{
+                            k: file[k]
+                            for k in ("transfer", "name", "state", "received", "count")
+                            if k in file
+                        },
+                    }
+                )
             return
         show(data)
 
@@ -509,13 +640,19 @@ def listen(
         receiver.close()
 
 
-def _local_service(identity: str | None, handle_server: str | None = None, timeout: float = 10.0) -> Any:
+def _local_service(
+    identity: str | None, handle_server: str | None = None, timeout: float = 10.0
+) -> Any:
     from ..directory import ServerDirectory
 
     store = _store()
     record = store.get(identity)
-    return _service(store, record, passphrase.provider(f"identity {record.name!r}"),
-                    directory=ServerDirectory(handle_server, timeout))
+    return _service(
+        store,
+        record,
+        passphrase.provider(f"identity {record.name!r}"),
+        directory=ServerDirectory(handle_server, timeout),
+    )
 
 
 def conversations(identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
@@ -535,11 +672,19 @@ def conversations(identity: IdentityOpt = None, json_: JsonOpt = False) -> None:
         name = row["contact"] or row["handle"] or row["peer"]
         unread = (f"  {row['unread']} unread", "bold") if row["unread"] else ""
         stranger = ("  (not a contact)", "yellow") if row["stranger"] else ""
-        show_line((str(name), "bold"), "  ", (f"{row['messages']} messages, last {row['last_at']}", "dim"), unread, stranger)
+        show_line(
+            (str(name), "bold"),
+            "  ",
+            (f"{row['messages']} messages, last {row['last_at']}", "dim"),
+            unread,
+            stranger,
+        )
 
 
 def history(
-    peer: Annotated[str, typer.Argument(help="A handle, contact, local identity name or identity id.")],
+    peer: Annotated[
+        str, typer.Argument(help="A handle, contact, local identity name or identity id.")
+    ],
     handle_server: HandleServerOpt = None,
     identity: IdentityOpt = None,
     timeout: TimeoutOpt = 10.0,
@@ -561,7 +706,9 @@ def history(
         arrow = ("→", "cyan") if entry.direction == "out" else ("←", "magenta")
         state = (f"  [{entry.state}]", "dim") if entry.direction == "out" else ""
         show_line(arrow, " ", (entry.created_at, "dim"), state)
-        text = data["text"] if data["text"] is not None else json.dumps(entry.body, ensure_ascii=False)
+        text = (
+            data["text"] if data["text"] is not None else json.dumps(entry.body, ensure_ascii=False)
+        )
         if isinstance(data.get("file"), dict):
             from kez_core.chat.files import describe
 
@@ -577,11 +724,21 @@ class _Bar:
 
         self.progress = None
         if err_console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(
-                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
-                TimeRemainingColumn(), console=err_console, transient=False,
+                TextColumn("{task.description}", markup=False),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=False,
             )
             self.task = self.progress.add_task(label, total=None)
             self.progress.start()

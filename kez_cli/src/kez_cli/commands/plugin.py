@@ -11,12 +11,18 @@ from ..options import JsonOpt
 from ..output import State, emit_json, show_line
 
 
-
 def new(
-    kind: Annotated[str, typer.Argument(help="channel, transport, encoding or key.", show_default=False)],
-    name: Annotated[str, typer.Argument(help="The plugin's name: lower-case letters and digits (e.g. web).")],
+    kind: Annotated[
+        str, typer.Argument(help="channel, transport, encoding or key.", show_default=False)
+    ],
+    name: Annotated[
+        str, typer.Argument(help="The plugin's name: lower-case letters and digits (e.g. web).")
+    ],
     dir_: Annotated[
-        Path | None, typer.Option("--dir", help="Folder to create (default: ./kez-<kind>-<name>); must be new or empty.")
+        Path | None,
+        typer.Option(
+            "--dir", help="Folder to create (default: ./kez-<kind>-<name>); must be new or empty."
+        ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -26,13 +32,23 @@ def new(
     State.json_mode = json_
     done = new_plugin(kind, name, dir_)
     if json_:
-        emit_json({"kind": done.kind, "name": done.name, "distribution": done.distribution,
-                   "package": done.package, "path": str(done.path), "files": list(done.files)})
+        emit_json(
+            {
+                "kind": done.kind,
+                "name": done.name,
+                "distribution": done.distribution,
+                "package": done.package,
+                "path": str(done.path),
+                "files": list(done.files),
+            }
+        )
         return
     show_line(f"wrote {done.distribution} in {done.path}:")
     for rel in done.files:
         show_line(f"  {rel}")
-    show_line("next: pip install -e '.[test]' in that folder, then `kez plugins --load` and `pytest`")
+    show_line(
+        "next: pip install -e '.[test]' in that folder, then `kez plugins --load` and `pytest`"
+    )
 
 
 def register(main_app: typer.Typer) -> None:

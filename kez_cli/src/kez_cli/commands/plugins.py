@@ -20,7 +20,11 @@ from ..output import State, cell, emit_json, out_console, styled
 
 def plugins(
     load: Annotated[
-        bool, typer.Option("--load", help="Import every enabled plugin: show what each provides and which are broken.")
+        bool,
+        typer.Option(
+            "--load",
+            help="Import every enabled plugin: show what each provides and which are broken.",
+        ),
     ] = False,
     json_: JsonOpt = False,
 ) -> None:
@@ -38,13 +42,21 @@ def plugins(
 
     table = Table("plugin", "distribution", "version", "provides", "state", box=None)
     for info in infos:
-        provides = "; ".join(f"{kind.replace('_', ' ')}: {', '.join(names)}" for kind, names in info.provides.items())
+        provides = "; ".join(
+            f"{kind.replace('_', ' ')}: {', '.join(names)}" for kind, names in info.provides.items()
+        )
         state = styled((info.state, {"loaded": "green", "broken": "red"}.get(info.state, "")))
         if info.error:
             state.append_text(styled((f" ({info.error})", "dim")))
         if not info.core_compatible:
             state.append_text(styled((f" (wants kez-core{info.core_requirement})", "yellow")))
-        table.add_row(cell(info.name), cell(info.distribution), cell(info.version), cell(provides or "-"), state)
+        table.add_row(
+            cell(info.name),
+            cell(info.distribution),
+            cell(info.version),
+            cell(provides or "-"),
+            state,
+        )
     out_console.print(table)
 
 

@@ -25,7 +25,6 @@ from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, note, show_line, warn
 
 
-
 def _target(text: str) -> tuple[str, str]:
     parts = split_handle(text.strip().lower())
     if parts is None:
@@ -42,19 +41,32 @@ def _write(path: Path, data: bytes) -> None:
 
 ViaOpt = Annotated[
     list[str] | None,
-    typer.Option("--via", help="Transport(s) for the new picture key: nats, nostr, http (default: every configured one)."),
+    typer.Option(
+        "--via",
+        help="Transport(s) for the new picture key: nats, nostr, http (default: every configured one).",
+    ),
 ]
 
 
 def set_(
     ctx: typer.Context,
-    name: Annotated[str | None, typer.Option("--name", help="Display name (at most 100 characters).")] = None,
-    about: Annotated[str | None, typer.Option("--about", help="About text (at most 2000 characters).")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Display name (at most 100 characters).")
+    ] = None,
+    about: Annotated[
+        str | None, typer.Option("--about", help="About text (at most 2000 characters).")
+    ] = None,
     picture: Annotated[
-        Path | None, typer.Option("--picture", help="Picture file (PNG, JPEG, …); resized to 256x256.", dir_okay=False)
+        Path | None,
+        typer.Option(
+            "--picture", help="Picture file (PNG, JPEG, …); resized to 256x256.", dir_okay=False
+        ),
     ] = None,
     public_picture: Annotated[
-        bool, typer.Option("--public-picture", help="Publish the picture as it is (no visual encryption).")
+        bool,
+        typer.Option(
+            "--public-picture", help="Publish the picture as it is (no visual encryption)."
+        ),
     ] = False,
     handle: Annotated[
         str | None,
@@ -63,7 +75,9 @@ def set_(
     handle_server: HandleServerOpt = None,
     nostr_relay: Annotated[
         list[str] | None,
-        typer.Option("--nostr-relay", help="Also publish a kind 0 event here (nostr identities; repeatable)."),
+        typer.Option(
+            "--nostr-relay", help="Also publish a kind 0 event here (nostr identities; repeatable)."
+        ),
     ] = None,
     via: ViaOpt = None,
     identity: IdentityOpt = None,
@@ -112,7 +126,10 @@ def set_(
 
         routes = key_routes(ctx.args, store, via or [], timeout, record, signer)
     elif ctx.args:
-        raise UsageError(f"unexpected argument {ctx.args[0]!r}", hint="transport flags send a new picture key: they go with --picture (not --public-picture)")
+        raise UsageError(
+            f"unexpected argument {ctx.args[0]!r}",
+            hint="transport flags send a new picture key: they go with --picture (not --public-picture)",
+        )
     pub = service.make_publication(
         signer,
         identity_id,
@@ -130,15 +147,23 @@ def set_(
     if body is not None:  # your own views (and `preview`) open your picture
         ProfileKeyStore(store.home).put(ProfileKey(identity_id, pub.key, body["picture_sha256"]))
     shares = None
-    if body is not None and routes is not None:  # a new picture: its new key goes to contacts and own devices
+    if (
+        body is not None and routes is not None
+    ):  # a new picture: its new key goes to contacts and own devices
         shares = _share_key(store, record, signer, body, routes, handle_server, timeout)
     profile = read_profile(pub.profile)
     relays = []
     if nostr_relay:
         relays = asyncio.run(_kind0(signer.secret, profile, nostr_relay, timeout))
-    result = {"handle": handle_name, "server": base, **profile.to_json(), "id": pub.profile.id,
-              "scrambled": pub.key is not None, "nostr": relays,
-              "key_shares": [share.to_json() for share in shares] if shares is not None else None}
+    result = {
+        "handle": handle_name,
+        "server": base,
+        **profile.to_json(),
+        "id": pub.profile.id,
+        "scrambled": pub.key is not None,
+        "nostr": relays,
+        "key_shares": [share.to_json() for share in shares] if shares is not None else None,
+    }
     if json_:
         emit_json(result)
         return
@@ -149,9 +174,13 @@ def set_(
     for relay in relays:
         show_line(f"  kind 0          {relay['relay']}: {relay['message']}")
     if pub.key is not None and picture is not None:
-        note("the picture is scrambled; contacts see it once they receive its key (a profile_key message)")
+        note(
+            "the picture is scrambled; contacts see it once they receive its key (a profile_key message)"
+        )
     if shares == []:
-        note("the new key went to nobody: no contacts, and no other device of yours with an inbox key")
+        note(
+            "the new key went to nobody: no contacts, and no other device of yours with an inbox key"
+        )
     elif shares:
         from ..key_sharing import report
 
@@ -164,11 +193,24 @@ def _messaging(store: Keystore, record, signer, handle_server: str | None, timeo
 
     from ..directory import ServerDirectory
 
-    return MessagingService(store, record, passphrase.provider(f"identity {record.name!r}"),
-                            directory=ServerDirectory(handle_server, timeout), signer=signer)
+    return MessagingService(
+        store,
+        record,
+        passphrase.provider(f"identity {record.name!r}"),
+        directory=ServerDirectory(handle_server, timeout),
+        signer=signer,
+    )
 
 
-def _share_key(store: Keystore, record, signer, body: dict, routes: list, handle_server: str | None, timeout: float) -> list:
+def _share_key(
+    store: Keystore,
+    record,
+    signer,
+    body: dict,
+    routes: list,
+    handle_server: str | None,
+    timeout: float,
+) -> list:
     """Send the new picture key to every contact and own other device (kez_core.profile.sharing)."""
     service = _messaging(store, record, signer, handle_server, timeout)
     try:
@@ -186,7 +228,10 @@ async def _kind0(secret: bytes, profile, relays: list[str], timeout: float) -> l
 
     event = kind0_event(secret, profile)
     replies = await asyncio.gather(*(send_event(url, event, timeout) for url in relays))
-    return [{"relay": r.url, "accepted": r.accepted, "message": r.message, "id": event["id"]} for r in replies]
+    return [
+        {"relay": r.url, "accepted": r.accepted, "message": r.message, "id": event["id"]}
+        for r in replies
+    ]
 
 
 def share_key(
@@ -215,7 +260,10 @@ def share_key(
     try:
         body = current_key_body(service)
         if body is None:
-            raise StoreError("this device has published no scrambled picture", hint="kez profile set --picture FILE")
+            raise StoreError(
+                "this device has published no scrambled picture",
+                hint="kez profile set --picture FILE",
+            )
         shares = asyncio.run(service.share_profile_key(body, routes))
     finally:
         service.close()
@@ -223,19 +271,30 @@ def share_key(
         emit_json({"key_shares": [share.to_json() for share in shares]})
         return
     if not shares:
-        note("nobody to send the key to: no contacts, and no other device of yours with an inbox key")
+        note(
+            "nobody to send the key to: no contacts, and no other device of yours with an inbox key"
+        )
     report(shares)
 
 
 def show(
     target: Annotated[str, typer.Argument(help="handle@server, e.g. alice@example.org.")],
     save_picture: Annotated[
-        Path | None, typer.Option("--save-picture", help="Write the picture (as contacts see it) to this PNG file.")
+        Path | None,
+        typer.Option(
+            "--save-picture", help="Write the picture (as contacts see it) to this PNG file."
+        ),
     ] = None,
     save_noise: Annotated[
-        bool, typer.Option("--save-noise", help="With --save-picture: write the scrambled picture when you hold no key.")
+        bool,
+        typer.Option(
+            "--save-noise",
+            help="With --save-picture: write the scrambled picture when you hold no key.",
+        ),
     ] = False,
-    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch again even if the cached copy is fresh (6 h).")] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Fetch again even if the cached copy is fresh (6 h).")
+    ] = False,
     handle_server: HandleServerOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
@@ -247,7 +306,11 @@ def show(
     State.json_mode = json_
     handle, server = _target(target)
     base = handle_base_url(server, handle_server)
-    peer = asyncio.run(service.read_peer_profile(default_home(), base, handle, server, refresh=refresh, timeout=timeout))
+    peer = asyncio.run(
+        service.read_peer_profile(
+            default_home(), base, handle, server, refresh=refresh, timeout=timeout
+        )
+    )
     saved = None
     if save_picture is not None:
         if peer.plain_png is not None:
@@ -273,9 +336,13 @@ def show(
     elif peer.key_held:
         show_line("  picture         scrambled; opened with the key you hold")
     else:
-        show_line("  picture         scrambled; you hold no key for it (not a contact, or no profile_key yet)")
+        show_line(
+            "  picture         scrambled; you hold no key for it (not a contact, or no profile_key yet)"
+        )
         if save_picture is not None and not save_noise:
-            warn("nothing saved: without the key the picture is noise; add --save-noise to save it anyway")
+            warn(
+                "nothing saved: without the key the picture is noise; add --save-noise to save it anyway"
+            )
     if saved:
         note(f"picture written to {saved}")
     if peer.from_cache:
@@ -283,7 +350,9 @@ def show(
 
 
 def preview(
-    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path("profile-preview.png"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="The PNG to write.")] = Path(
+        "profile-preview.png"
+    ),
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -295,17 +364,24 @@ def preview(
     record = store.get(identity)
     last = service.OwnProfileStore(store.home, record.identity_id or record.key_id).load()
     if last is None or last.published_png is None or last.plain_png is None:
-        raise StoreError("you have published no picture from this device", hint="kez profile set --picture FILE")
+        raise StoreError(
+            "you have published no picture from this device", hint="kez profile set --picture FILE"
+        )
     _write(output, service.side_by_side(last.published_png, last.plain_png))
     if json_:
         emit_json({"output": str(output), "scrambled": last.key is not None})
     else:
-        show_line(("written", "green bold"), f" {output}: left what the world sees, right what contacts see")
+        show_line(
+            ("written", "green bold"),
+            f" {output}: left what the world sees, right what contacts see",
+        )
 
 
 def register(main_app: typer.Typer) -> None:
     """Add `kez profile` to a freshly built root app (a new group each time, as every group)."""
-    app = typer.Typer(help="Publish your profile and picture; show other people's.", no_args_is_help=True)
+    app = typer.Typer(
+        help="Publish your profile and picture; show other people's.", no_args_is_help=True
+    )
     app.command("set", context_settings=CONTEXT_SETTINGS)(set_)
     app.command("share-key", context_settings=CONTEXT_SETTINGS)(share_key)
     app.command("show")(show)

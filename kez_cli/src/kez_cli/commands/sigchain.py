@@ -40,7 +40,6 @@ from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..output import State, emit_json, emit_text, note, show_line, warn
 
 
-
 # ------------------------------------------------------------------ helpers
 
 
@@ -62,7 +61,8 @@ def _local(store: Keystore, identity: str | None) -> tuple[IdentityRecord, Path,
     path = store.chain_path(record.identity_id)
     if not path.exists():
         raise StoreError(
-            f"identity {record.name!r} has no sigchain yet", hint="start one with `kez sigchain init`"
+            f"identity {record.name!r} has no sigchain yet",
+            hint="start one with `kez sigchain init`",
         )
     return record, path, _builder(store, path)
 
@@ -73,7 +73,9 @@ def _primary(store: Keystore, record: IdentityRecord) -> Signer:
 
 def _key_from_file(source: str, store: Keystore, label: str) -> Signer:
     text = read_input(source)
-    return signer_from_text(text, alg=None, passphrase=passphrase.provider(label), registry=store.registry)
+    return signer_from_text(
+        text, alg=None, passphrase=passphrase.provider(label), registry=store.registry
+    )
 
 
 def _state_dict(state: ChainState | None, merged: MergeResult | None = None) -> dict[str, Any]:
@@ -92,7 +94,8 @@ def _state_dict(state: ChainState | None, merged: MergeResult | None = None) -> 
             for r in state.retired.values()
         ],
         "inbox_keys": [
-            {"key": k.key, "device": k.device, "expires_at": k.expires_at} for k in state.inbox_keys.values()
+            {"key": k.key, "device": k.device, "expires_at": k.expires_at}
+            for k in state.inbox_keys.values()
         ],
         "claims": [to_json(check) for check in statuses.values()],
     }
@@ -113,14 +116,28 @@ def _print_state(data: dict[str, Any]) -> None:
     colours = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow"}
     for claim in data["claims"]:
         colour = colours.get(claim["status"], "red")
-        show_line((f"{claim['status']:<10}", colour), f"  {claim['subject']}  ", (str(claim["claim_id"]), "dim"))
+        show_line(
+            (f"{claim['status']:<10}", colour),
+            f"  {claim['subject']}  ",
+            (str(claim["claim_id"]), "dim"),
+        )
         if claim["status"] != "valid":
             show_line("            ", (str(claim["reason"]), "dim"))
 
 
-def _done(link, state: ChainState, json_: bool, message: str, extra: dict[str, Any] | None = None) -> None:
+def _done(
+    link, state: ChainState, json_: bool, message: str, extra: dict[str, Any] | None = None
+) -> None:
     if json_:
-        emit_json({"seqno": link.seqno, "link_id": link.id, "op": link.op, "identity_id": state.identity_id, **(extra or {})})
+        emit_json(
+            {
+                "seqno": link.seqno,
+                "link_id": link.id,
+                "op": link.op,
+                "identity_id": state.identity_id,
+                **(extra or {}),
+            }
+        )
     else:
         note(message)
 
@@ -131,10 +148,16 @@ def _done(link, state: ChainState, json_: bool, message: str, extra: dict[str, A
 def init(
     identity: IdentityOpt = None,
     recovery_key: Annotated[
-        str | None, typer.Option("--recovery-key", help="Add this recovery key (a key id, or a key file) as seqno 1.")
+        str | None,
+        typer.Option(
+            "--recovery-key", help="Add this recovery key (a key id, or a key file) as seqno 1."
+        ),
     ] = None,
     new_recovery: Annotated[
-        str | None, typer.Option("--new-recovery", help="Generate a recovery key, save it to FILE (0600), add it.")
+        str | None,
+        typer.Option(
+            "--new-recovery", help="Generate a recovery key, save it to FILE (0600), add it."
+        ),
     ] = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -150,7 +173,9 @@ def init(
     if recovery_key or new_recovery:
         # seqno 1 is the add_recovery link; the chain file appears with it, or not at all
         builder = _builder(store, path)
-        extra["recovery_key"] = _add_recovery(store, record, recovery_key, new_recovery, path, builder)
+        extra["recovery_key"] = _add_recovery(
+            store, record, recovery_key, new_recovery, path, builder
+        )
     else:
         atomic_write(path, b"", 0o644)
     if json_:
@@ -177,8 +202,10 @@ def _add_recovery(
             store, record.name, path, builder, primary=primary, save_to=target, seal=seal
         )
         if generate != "-":
-            note(f"recovery key saved to {generate}: keep it offline; "
-                 "it can rotate your primary if you lose it")
+            note(
+                f"recovery key saved to {generate}: keep it offline; "
+                "it can rotate your primary if you lose it"
+            )
         return change.key_id
     if key and (":" in key or key.startswith("npub1")) and not Path(key).exists():
         key_id = normalize_key_id(key, store.registry)
@@ -186,7 +213,9 @@ def _add_recovery(
         key_id = _key_from_file(key, store, "the recovery key").key_id
     else:
         raise KeyFormatError("give a recovery key id, --key-file FILE or --generate FILE")
-    return keychange.add_recovery(store, record.name, path, builder, primary=primary, key=key_id).key_id
+    return keychange.add_recovery(
+        store, record.name, path, builder, primary=primary, key=key_id
+    ).key_id
 
 
 def _stdout_sink(pem: bytes) -> None:
@@ -195,8 +224,12 @@ def _stdout_sink(pem: bytes) -> None:
 
 def add(
     subject: Annotated[str, typer.Argument(help="channel:handle to claim, e.g. github:alice.")],
-    expires: Annotated[str | None, typer.Option("--expires", help="Validity: 90d, 1y, … Default: never.")] = None,
-    form: Annotated[str, typer.Option("--format", "-f", help="Encoding of the printed claim.")] = "compact",
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Validity: 90d, 1y, … Default: never.")
+    ] = None,
+    form: Annotated[
+        str, typer.Option("--format", "-f", help="Encoding of the printed claim.")
+    ] = "compact",
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -212,16 +245,30 @@ def add(
     state = append_links(path, [link], registry=store.registry)
     text = encoding.encode(claim)
     if json_:
-        emit_json({"seqno": link.seqno, "link_id": link.id, "claim_id": claim.id, "subject": claim.payload["subject"],
-                   "identity_id": state.identity_id, "encoded": text})
+        emit_json(
+            {
+                "seqno": link.seqno,
+                "link_id": link.id,
+                "claim_id": claim.id,
+                "subject": claim.payload["subject"],
+                "identity_id": state.identity_id,
+                "encoded": text,
+            }
+        )
     else:
         write_output(text, None)
-        note(f"claim {claim.id} added at seqno {link.seqno}; publish the text above on {claim.payload['subject']}")
+        note(
+            f"claim {claim.id} added at seqno {link.seqno}; publish the text above on {claim.payload['subject']}"
+        )
 
 
 def revoke(
-    claim_id: Annotated[str, typer.Argument(help="Id of the claim to revoke (see `kez sigchain show`).")],
-    reason: Annotated[str, typer.Option("--reason", help="Why, in words (kept in the chain).")] = "",
+    claim_id: Annotated[
+        str, typer.Argument(help="Id of the claim to revoke (see `kez sigchain show`).")
+    ],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why, in words (kept in the chain).")
+    ] = "",
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -230,25 +277,45 @@ def revoke(
 
     State.json_mode = json_
     if ":" in claim_id:
-        raise UsageError("`kez sigchain revoke` takes a claim id; to revoke by subject use `kez claim revoke`")
+        raise UsageError(
+            "`kez sigchain revoke` takes a claim id; to revoke by subject use `kez claim revoke`"
+        )
     store = _store()
     record = store.get(identity)
-    done = revoke_claims(store, record.name, claim_id, reason=reason, signer=lambda: _primary(store, record))
+    done = revoke_claims(
+        store, record.name, claim_id, reason=reason, signer=lambda: _primary(store, record)
+    )
     claim = done.claims[0]
     if json_:
-        emit_json({"seqno": claim.seqno, "link_id": claim.link_id, "op": "revoke", "identity_id": done.identity_id,
-                   "claim_id": claim.claim_id})
+        emit_json(
+            {
+                "seqno": claim.seqno,
+                "link_id": claim.link_id,
+                "op": "revoke",
+                "identity_id": done.identity_id,
+                "claim_id": claim.claim_id,
+            }
+        )
     else:
         note(f"claim {claim.claim_id} revoked at seqno {claim.seqno}; {done.hint}")
 
 
 def rotate(
-    new_key: Annotated[str | None, typer.Option("--new-key", help="FILE holding the new primary's secret key.")] = None,
-    generate: Annotated[bool, typer.Option("--generate", help="Generate the new primary key.")] = False,
-    with_recovery: Annotated[
-        str | None, typer.Option("--with-recovery", help="Sign with this recovery KEYFILE (when the primary is lost).")
+    new_key: Annotated[
+        str | None, typer.Option("--new-key", help="FILE holding the new primary's secret key.")
     ] = None,
-    no_passphrase: Annotated[bool, typer.Option("--no-passphrase", help="Store the new key unencrypted.")] = False,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Generate the new primary key.")
+    ] = False,
+    with_recovery: Annotated[
+        str | None,
+        typer.Option(
+            "--with-recovery", help="Sign with this recovery KEYFILE (when the primary is lost)."
+        ),
+    ] = None,
+    no_passphrase: Annotated[
+        bool, typer.Option("--no-passphrase", help="Store the new key unencrypted.")
+    ] = False,
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -267,7 +334,12 @@ def rotate(
     else:
         successor = lambda: Signer.generate(record.alg, store.registry)  # noqa: E731
     change = keychange.rotate(
-        store, record.name, path, builder, signer=signer, successor=successor,
+        store,
+        record.name,
+        path,
+        builder,
+        signer=signer,
+        successor=successor,
         seal=lambda: passphrase.for_new_key(no_passphrase=no_passphrase, where=record.path),
     )
     _done(
@@ -282,9 +354,14 @@ def rotate(
 def add_device(
     name: Annotated[str, typer.Option("--name", help="A name for the device, e.g. laptop.")],
     device_identity: Annotated[
-        str | None, typer.Option("--device-identity", help="Use this keystore identity's key as the device key.")
+        str | None,
+        typer.Option(
+            "--device-identity", help="Use this keystore identity's key as the device key."
+        ),
     ] = None,
-    device_key: Annotated[str | None, typer.Option("--device-key", help="FILE holding the device's secret key.")] = None,
+    device_key: Annotated[
+        str | None, typer.Option("--device-key", help="FILE holding the device's secret key.")
+    ] = None,
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -300,11 +377,19 @@ def add_device(
         device = _key_from_file(device_key, store, "the device key")
     link = builder.add_device(_primary(store, record), device, name)
     state = append_links(path, [link], registry=store.registry)
-    _done(link, state, json_, f"device {device.key_id} ({name}) added at seqno {link.seqno}", {"device": device.key_id})
+    _done(
+        link,
+        state,
+        json_,
+        f"device {device.key_id} ({name}) added at seqno {link.seqno}",
+        {"device": device.key_id},
+    )
 
 
 def join(
-    identity_id: Annotated[str, typer.Argument(help="The identity this keystore identity's key is a device of.")],
+    identity_id: Annotated[
+        str, typer.Argument(help="The identity this keystore identity's key is a device of.")
+    ],
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -318,9 +403,13 @@ def join(
 
     State.json_mode = json_
     store = _store()
-    record = join_identity(store, store.get(identity).name, normalize_key_id(identity_id, store.registry))
+    record = join_identity(
+        store, store.get(identity).name, normalize_key_id(identity_id, store.registry)
+    )
     if json_:
-        emit_json({"identity": record.name, "device": record.key_id, "identity_id": record.identity_id})
+        emit_json(
+            {"identity": record.name, "device": record.key_id, "identity_id": record.identity_id}
+        )
     else:
         note(f"{record.name!r} ({record.key_id}) is now a device of {record.identity_id}")
         note("publish its own inbox key: `kez sigchain add-inbox`, then share the chain")
@@ -342,8 +431,12 @@ def remove_device(
 
 def add_recovery(
     key: Annotated[str | None, typer.Argument(help="Recovery key id (alg:hex or npub).")] = None,
-    key_file: Annotated[str | None, typer.Option("--key-file", help="FILE holding the recovery secret key.")] = None,
-    generate: Annotated[str | None, typer.Option("--generate", help="Generate one and save it to FILE (0600).")] = None,
+    key_file: Annotated[
+        str | None, typer.Option("--key-file", help="FILE holding the recovery secret key.")
+    ] = None,
+    generate: Annotated[
+        str | None, typer.Option("--generate", help="Generate one and save it to FILE (0600).")
+    ] = None,
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
 ) -> None:
@@ -362,7 +455,8 @@ def add_recovery(
 
 def add_inbox(
     expires_in: Annotated[
-        str, typer.Option("--expires-in", help="How long senders may use the key: 7d (default), 2w, …")
+        str,
+        typer.Option("--expires-in", help="How long senders may use the key: 7d (default), 2w, …"),
     ] = "7d",
     identity: IdentityOpt = None,
     json_: JsonOpt = False,
@@ -379,8 +473,13 @@ def add_inbox(
     # one provider for the key and the inbox secret: a terminal user is asked once
     password = passphrase.provider(f"identity {record.name!r}")
     change = keychange.add_inbox(
-        store, record.name, path, builder,
-        signer=lambda: store.signer(record.name, password), passphrase=password, lifetime=lifetime,
+        store,
+        record.name,
+        path,
+        builder,
+        signer=lambda: store.signer(record.name, password),
+        passphrase=password,
+        lifetime=lifetime,
     )
     link, state, inbox_key = change.link, change.state, change.key_id
     expires = link.body["expires_at"]
@@ -420,10 +519,18 @@ def export(
     # future) exports the links before it, which `import` then writes back (docs/sigchain.md §6)
     broken = merged.copies[0].error if merged.copies else None
     if broken is not None:
-        warn(f"the local chain is valid up to seqno {len(merged.lines)}; left out from there: {broken.message}")
+        warn(
+            f"the local chain is valid up to seqno {len(merged.lines)}; left out from there: {broken.message}"
+        )
     data = b"".join(merged.lines)
     if json_:
-        emit_json({"identity_id": record.identity_id, "length": len(merged.lines), "jsonl": data.decode("utf-8")})
+        emit_json(
+            {
+                "identity_id": record.identity_id,
+                "length": len(merged.lines),
+                "jsonl": data.decode("utf-8"),
+            }
+        )
     elif output in (None, "-"):
         import sys
 
@@ -438,7 +545,9 @@ def _read_copies(files: list[str]) -> list[list[bytes]]:
 
 
 def import_(
-    files: Annotated[list[str], typer.Argument(help="Chain copies (JSON Lines) to merge into the local copy.")],
+    files: Annotated[
+        list[str], typer.Argument(help="Chain copies (JSON Lines) to merge into the local copy.")
+    ],
     json_: JsonOpt = False,
 ) -> None:
     """Merge copies of a chain into the local copy (a longer valid copy extends a shorter one)."""
@@ -459,7 +568,8 @@ def import_(
                 {
                     "identity_id": broken.identity_id,
                     "status": "fork" if broken.fork is not None else "invalid",
-                    "errors": _errors(broken) or [{"error": "empty", "message": "no links in the input"}],
+                    "errors": _errors(broken)
+                    or [{"error": "empty", "message": "no links in the input"}],
                 }
             )
         _report_broken(broken, json_)
@@ -484,14 +594,18 @@ def _report_broken(merged: MergeResult, json_: bool) -> None:
         return
     if merged.fork is not None:
         show_line(("fork", "red bold"), f"  {merged.fork.reason}")
-    overridden = merged.status.value == "valid"  # a damaged copy the other copies' valid links override
+    overridden = (
+        merged.status.value == "valid"
+    )  # a damaged copy the other copies' valid links override
     for error in _errors(merged):
         label = ("damaged", "yellow bold") if overridden else ("invalid", "red bold")
         show_line(label, f"  copy {error['copy'] + 1}: {error['message']}")
 
 
 def verify(
-    files: Annotated[list[str], typer.Argument(help="One or more copies (JSON Lines) of one chain.")],
+    files: Annotated[
+        list[str], typer.Argument(help="One or more copies (JSON Lines) of one chain.")
+    ],
     sig_server: SigServerOpt = None,
     timeout: TimeoutOpt = 10.0,
     json_: JsonOpt = False,
@@ -510,13 +624,22 @@ def verify(
     if servers:
         identity_id = merge_copies(copies, registry=store.registry).identity_id
         if identity_id is not None:
-            from_servers, server_notes = server_copies(servers, identity_id, timeout, on_unreachable=None if json_ else note)
+            from_servers, server_notes = server_copies(
+                servers, identity_id, timeout, on_unreachable=None if json_ else note
+            )
             copies += from_servers
     merged = merge_copies(copies, registry=store.registry)
     errors = _errors(merged)
     status = chain_verdict(merged).status.value  # the one rule (docs/sigchain.md §8)
-    data = {"status": status, **_state_dict(merged.state, merged), "errors": errors, "servers": server_notes,
-            "fork": None if merged.fork is None else {"seqno": merged.fork.seqno, "link_ids": list(merged.fork.link_ids)}}
+    data = {
+        "status": status,
+        **_state_dict(merged.state, merged),
+        "errors": errors,
+        "servers": server_notes,
+        "fork": None
+        if merged.fork is None
+        else {"seqno": merged.fork.seqno, "link_ids": list(merged.fork.link_ids)},
+    }
     if merged.state is None and not errors:
         data["errors"] = [{"error": "empty", "message": "no links in the input"}]
     if json_:
@@ -557,15 +680,25 @@ def publish(
     record, path, _builder = _local(store, identity)
     servers = configured_servers(sig_server or [])
     if not servers:
-        raise UsageError("no kez-server to publish to", hint="pass --sig-server URL or set KEZ_SIG_SERVERS")
+        raise UsageError(
+            "no kez-server to publish to", hint="pass --sig-server URL or set KEZ_SIG_SERVERS"
+        )
     lines = merge_copies([_chain_lines(path)], registry=store.registry).lines
     results = asyncio.run(push_all(servers, record.identity_id, lines, timeout))
     if json_:
-        emit_json({"identity_id": record.identity_id, "length": len(lines), "servers": [r.to_json() for r in results]})
+        emit_json(
+            {
+                "identity_id": record.identity_id,
+                "length": len(lines),
+                "servers": [r.to_json() for r in results],
+            }
+        )
     else:
         colours = {"ok": "green", "fork": "red", "refused": "red", "unreachable": "magenta"}
         for r in results:
-            show_line((f"{r.outcome:<11}", f"{colours[r.outcome]} bold"), f" {r.server}  {r.message}")
+            show_line(
+                (f"{r.outcome:<11}", f"{colours[r.outcome]} bold"), f" {r.server}  {r.message}"
+            )
             if r.link_ids:
                 show_line(f"  {'':<11} conflicting links: {', '.join(r.link_ids)}")
     outcomes = {r.outcome for r in results}
@@ -579,7 +712,8 @@ def publish(
 
 def pull(
     identity_id: Annotated[
-        str | None, typer.Argument(help="Identity id to fetch (default: the --identity's own chain).")
+        str | None,
+        typer.Argument(help="Identity id to fetch (default: the --identity's own chain)."),
     ] = None,
     sig_server: SigServerOpt = None,
     identity: IdentityOpt = None,
@@ -595,10 +729,18 @@ def pull(
     store = _store()
     servers = configured_servers(sig_server or [])
     if not servers:
-        raise UsageError("no kez-server to pull from", hint="pass --sig-server URL or set KEZ_SIG_SERVERS")
-    target = normalize_key_id(identity_id, store.registry) if identity_id else store.get(identity).identity_id
+        raise UsageError(
+            "no kez-server to pull from", hint="pass --sig-server URL or set KEZ_SIG_SERVERS"
+        )
+    target = (
+        normalize_key_id(identity_id, store.registry)
+        if identity_id
+        else store.get(identity).identity_id
+    )
     local = store.chain_path(target)
-    from_servers, notes = server_copies(servers, target, timeout, on_unreachable=None if json_ else note)
+    from_servers, notes = server_copies(
+        servers, target, timeout, on_unreachable=None if json_ else note
+    )
     if not from_servers:
         raise StoreError(
             f"no configured server holds the chain of {target}",
@@ -607,15 +749,26 @@ def pull(
     merged = merge_copies([_chain_lines(local), *from_servers], registry=store.registry)
     if merged.fork is not None or merged.state is None:
         if json_:
-            emit_json({"identity_id": target, "status": merged.status.value, "errors": _errors(merged), "servers": notes})
+            emit_json(
+                {
+                    "identity_id": target,
+                    "status": merged.status.value,
+                    "errors": _errors(merged),
+                    "servers": notes,
+                }
+            )
         _report_broken(merged, json_)
         raise typer.Exit(ExitCode.NOT_VALID)
     if merged.state.identity_id != target:
-        raise StoreError(f"the servers sent the chain of {merged.state.identity_id}, not of {target}")
+        raise StoreError(
+            f"the servers sent the chain of {merged.state.identity_id}, not of {target}"
+        )
     private_dir(local.parent)
     state = write_chain(local, merged.lines, registry=store.registry)
     if json_:
-        emit_json({"identity_id": target, "length": state.length, "path": str(local), "servers": notes})
+        emit_json(
+            {"identity_id": target, "length": state.length, "path": str(local), "servers": notes}
+        )
     else:
         note(f"{target}: {state.length} links in {local}")
 
@@ -623,7 +776,10 @@ def pull(
 def register(main_app: typer.Typer) -> None:
     """Add `kez sigchain` to a freshly built root app (a new group each time: `build_app`
     runs once per in-process `main()`, and a shared group would collect duplicates)."""
-    app = typer.Typer(help="Build, inspect, merge and verify sigchains (your identity's signed history).", no_args_is_help=True)
+    app = typer.Typer(
+        help="Build, inspect, merge and verify sigchains (your identity's signed history).",
+        no_args_is_help=True,
+    )
     app.command("init")(init)
     app.command("add")(add)
     app.command("revoke")(revoke)

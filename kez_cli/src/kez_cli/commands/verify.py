@@ -25,18 +25,34 @@ from kez_core.verifier import FetchPolicy, SnapshotStore
 from kez_core.verifier.service import BAD_STATUSES, TargetReport, Verifier
 from kez_core.sigserver_client import configured_servers
 
-from ..channel_options import CHANNEL, CONTEXT_SETTINGS, make_context, options_help, split_channel_args
+from ..channel_options import (
+    CHANNEL,
+    CONTEXT_SETTINGS,
+    make_context,
+    options_help,
+    split_channel_args,
+)
 from ..options import HandleServerOpt, JsonOpt, SigServerOpt
 from ..output import State, emit_json, err_console, note, show_line
 
-_COLOURS = {"valid": "green", "revoked": "yellow", "expired": "yellow", "superseded": "yellow", "unreachable": "magenta"}
+_COLOURS = {
+    "valid": "green",
+    "revoked": "yellow",
+    "expired": "yellow",
+    "superseded": "yellow",
+    "unreachable": "magenta",
+}
 
 
 def _print_identity(data: dict[str, Any]) -> None:
     tag = " (offline, from snapshot)" if data["offline"] else ""
     chain_colour = "green" if data["chain_status"] == "valid" else "red"
     show_line((data["identity_id"], "bold"), tag)
-    show_line("  chain ", (data["chain_status"], chain_colour), f" ({data['chain_reason']}), primary {data['current_primary']}")
+    show_line(
+        "  chain ",
+        (data["chain_status"], chain_colour),
+        f" ({data['chain_reason']}), primary {data['current_primary']}",
+    )
     for claim in data["claims"]:
         colour = _COLOURS.get(claim["status"], "red")
         show_line("  ", (f"{claim['status']:<11}", colour), f" {claim['subject']}")
@@ -45,9 +61,13 @@ def _print_identity(data: dict[str, Any]) -> None:
 
 def _print_subject(data: dict[str, Any]) -> None:
     colour = _COLOURS.get(data["status"], "red")
-    show_line((data["status"], f"{colour} bold"), f"  {data['subject']}  ", (str(data["reason"]), "dim"))
+    show_line(
+        (data["status"], f"{colour} bold"), f"  {data['subject']}  ", (str(data["reason"]), "dim")
+    )
     for claim in data["claims"]:
-        show_line(f"  {claim['status']:<8} signed by {claim['primary']}  ", (str(claim["source"]), "dim"))
+        show_line(
+            f"  {claim['status']:<8} signed by {claim['primary']}  ", (str(claim["source"]), "dim")
+        )
 
 
 @contextlib.contextmanager
@@ -55,21 +75,42 @@ def _progress_bar(total: int) -> Iterator[Callable[[ClaimCheck], None]]:
     """A transient bar on stderr, advanced once per judged claim."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("checking proofs"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=True) as progress:
+    with Progress(
+        TextColumn("checking proofs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
         task = progress.add_task("proofs", total=total)
         yield lambda _check: progress.advance(task)
 
 
 def verify(
     ctx: typer.Context,
-    targets: Annotated[list[str], typer.Argument(help="Subjects, identity ids, keystore identity names or chain files.")],
-    offline: Annotated[bool, typer.Option("--offline", help="Re-check the latest snapshot; fetch nothing.")] = False,
-    concurrency: Annotated[int, typer.Option("--concurrency", help="Proofs fetched at once.", min=1, max=512)] = 32,
-    per_channel: Annotated[int, typer.Option("--per-channel", help="Requests at once per channel.", min=1, max=256)] = 16,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per request.", min=0.1)] = 10.0,
-    retries: Annotated[int, typer.Option("--retries", help="Retries after 429/5xx/timeouts.", min=0, max=10)] = 2,
-    no_snapshot: Annotated[bool, typer.Option("--no-snapshot", help="Do not save this run as a snapshot.")] = False,
+    targets: Annotated[
+        list[str],
+        typer.Argument(help="Subjects, identity ids, keystore identity names or chain files."),
+    ],
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Re-check the latest snapshot; fetch nothing.")
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", help="Proofs fetched at once.", min=1, max=512)
+    ] = 32,
+    per_channel: Annotated[
+        int, typer.Option("--per-channel", help="Requests at once per channel.", min=1, max=256)
+    ] = 16,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds per request.", min=0.1)
+    ] = 10.0,
+    retries: Annotated[
+        int, typer.Option("--retries", help="Retries after 429/5xx/timeouts.", min=0, max=10)
+    ] = 2,
+    no_snapshot: Annotated[
+        bool, typer.Option("--no-snapshot", help="Do not save this run as a snapshot.")
+    ] = False,
     sig_server: SigServerOpt = None,
     handle_server: HandleServerOpt = None,
     json_: JsonOpt = False,
@@ -90,7 +131,9 @@ def verify(
     store = Keystore(registry=registry)
     targets, channel_args = split_channel_args([*targets, *ctx.args], registry, CHANNEL)
     if not targets:
-        raise KeyFormatError("nothing to verify", hint="name a subject, identity id, identity name or chain file")
+        raise KeyFormatError(
+            "nothing to verify", hint="name a subject, identity id, identity name or chain file"
+        )
     verifier = Verifier(
         registry,
         store,
@@ -98,7 +141,9 @@ def verify(
         snapshots=SnapshotStore(store.home),
         offline=offline,
         ctx=make_context(channel_args, registry, timeout, CHANNEL),
-        policy=FetchPolicy(concurrency=concurrency, per_channel=per_channel, timeout=timeout, retries=retries),
+        policy=FetchPolicy(
+            concurrency=concurrency, per_channel=per_channel, timeout=timeout, retries=retries
+        ),
         handle_server=handle_server,
         save_snapshots=not no_snapshot,
         on_note=None if json_ else note,
@@ -117,7 +162,9 @@ def verify(
         raise typer.Exit(ExitCode.NETWORK)
 
 
-async def _verify_and_show(verifier: Verifier, targets: list[str], json_: bool) -> list[TargetReport]:
+async def _verify_and_show(
+    verifier: Verifier, targets: list[str], json_: bool
+) -> list[TargetReport]:
     """Every target's report, each printed as soon as it is ready (unless --json)."""
     reports: list[TargetReport] = []
     async for report in verifier.iter_verify(targets):
@@ -128,4 +175,8 @@ async def _verify_and_show(verifier: Verifier, targets: list[str], json_: bool) 
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify", context_settings=CONTEXT_SETTINGS, epilog=options_help(default_registry(), CHANNEL))(verify)
+    app.command(
+        "verify",
+        context_settings=CONTEXT_SETTINGS,
+        epilog=options_help(default_registry(), CHANNEL),
+    )(verify)

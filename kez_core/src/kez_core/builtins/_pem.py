@@ -15,9 +15,13 @@ def to_pem(key: Any, passphrase: bytes | None) -> bytes:
     from cryptography.hazmat.primitives import serialization
 
     encryption = (
-        serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
     )
-    pem: bytes = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    pem: bytes = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
     return pem
 
 
@@ -35,7 +39,9 @@ def load_pem(pem: bytes, passphrase: bytes | None) -> Any:
         return serialization.load_pem_private_key(pem, password=passphrase if encrypted else None)
     except ValueError as exc:
         if encrypted:
-            raise PassphraseError("wrong passphrase for the key file (or the file is damaged)") from exc
+            raise PassphraseError(
+                "wrong passphrase for the key file (or the file is damaged)"
+            ) from exc
         raise KeyFormatError(f"not a usable PKCS#8 PEM private key: {exc}") from exc
     except (TypeError, Exception) as exc:  # noqa: BLE001 - unsupported key types etc.
         raise KeyFormatError(f"not a usable PEM private key: {exc}") from exc

@@ -58,7 +58,9 @@ def _private_key(secret: bytes) -> coincurve.PrivateKey:
 
 def schnorr_sign(secret: bytes, digest: bytes, aux_rand: bytes | None = None) -> bytes:
     """Raw BIP-340 signature over a 32-byte message (fresh aux randomness by default)."""
-    return _private_key(secret).sign_schnorr(digest, aux_rand if aux_rand is not None else os.urandom(32))
+    return _private_key(secret).sign_schnorr(
+        digest, aux_rand if aux_rand is not None else os.urandom(32)
+    )
 
 
 def schnorr_verify(public: bytes, message: bytes, signature: bytes) -> bool:
@@ -66,7 +68,9 @@ def schnorr_verify(public: bytes, message: bytes, signature: bytes) -> bool:
     if len(public) != 32 or len(signature) != 64:
         return False
     try:
-        return _schnorrsig_verify(_CTX, signature, message, len(message), _xonly_struct(public)) != 0
+        return (
+            _schnorrsig_verify(_CTX, signature, message, len(message), _xonly_struct(public)) != 0
+        )
     except (ValueError, TypeError):
         return False
 
@@ -91,7 +95,12 @@ class Bip340:
         if len(public) != 32 or len(signature) != 64:
             return False
         try:
-            return _schnorrsig_verify(_CTX, signature, _sha256(message).digest(), 32, _xonly_struct(public)) != 0
+            return (
+                _schnorrsig_verify(
+                    _CTX, signature, _sha256(message).digest(), 32, _xonly_struct(public)
+                )
+                != 0
+            )
         except (ValueError, TypeError):
             return False
 
@@ -104,7 +113,9 @@ class Bip340:
         try:
             _xonly(public)
         except (ValueError, TypeError) as exc:
-            raise KeyFormatError("not a valid secp256k1 x-only public key (not on the curve)") from exc
+            raise KeyFormatError(
+                "not a valid secp256k1 x-only public key (not on the curve)"
+            ) from exc
         return public
 
     def format_public(self, public: bytes) -> str:

@@ -55,7 +55,12 @@ except (ImportError, AttributeError):  # pragma: no cover - PyNaCl is a dependen
 
 def sodium_accepts(public: bytes, message: bytes, signature: bytes) -> bool:
     """libsodium's verdict alone (False when it cannot be asked). Lengths are the caller's check."""
-    if _sodium_open is None or type(public) is not bytes or type(signature) is not bytes or type(message) is not bytes:
+    if (
+        _sodium_open is None
+        or type(public) is not bytes
+        or type(signature) is not bytes
+        or type(message) is not bytes
+    ):
         return False
     return _sodium_open(_NULL, _NULL, signature + message, 64 + len(message), public) == 0
 

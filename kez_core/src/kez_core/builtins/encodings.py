@@ -22,7 +22,9 @@ _FENCE = re.compile(
     re.MULTILINE | re.DOTALL,
 )
 _FENCE_START = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*kez[ \t]*\r?$", re.MULTILINE)
-_ZONE_LINE = re.compile(r"^\s*(?P<owner>\S+)\s+(?:\d+\s+)?(?:IN\s+)?(?:\d+\s+)?TXT\s+(?P<rdata>\".*)$", re.I | re.S)
+_ZONE_LINE = re.compile(
+    r"^\s*(?P<owner>\S+)\s+(?:\d+\s+)?(?:IN\s+)?(?:\d+\s+)?TXT\s+(?P<rdata>\".*)$", re.I | re.S
+)
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.S)
 TXT_STRING_MAX = 255
 DNS_TTL = 3600
@@ -82,7 +84,9 @@ class MarkdownEncoding:
         text = check_text(text)
         blocks = [m.group("body") or "" for m in _FENCE.finditer(text)]
         if not blocks:
-            raise DecodeError("no complete ```kez fenced block found", hint="is the closing fence missing?")
+            raise DecodeError(
+                "no complete ```kez fenced block found", hint="is the closing fence missing?"
+            )
         return blocks
 
     def detect(self, text: str) -> bool:
@@ -146,7 +150,9 @@ class DnsEncoding:
         strings = _QUOTED.findall(rdata)
         leftover = _QUOTED.sub("", rdata).strip()
         if not strings or leftover:
-            raise DecodeError("DNS form must be quoted TXT character-strings, optionally after a zone-file owner/TXT")
+            raise DecodeError(
+                "DNS form must be quoted TXT character-strings, optionally after a zone-file owner/TXT"
+            )
         for part in strings:
             if len(_unescape_txt(part).encode("utf-8")) > TXT_STRING_MAX:
                 raise DecodeError("a TXT character-string is longer than 255 bytes")

@@ -37,27 +37,38 @@ ACK_IDS_MAX = 100  # ids one ack may name (docs/spec.md §12)
 
 
 async def send_texts(
-    service: MessagingService, peer: Peer, texts: Sequence[str], routes: Sequence[Route], window: int = 64
+    service: MessagingService,
+    peer: Peer,
+    texts: Sequence[str],
+    routes: Sequence[Route],
+    window: int = 64,
 ) -> list[SendResult]:
     """A SendResult per text, in order; each text is stored and sent as `send_text` would."""
     from ..messaging import text_body
     from .service import SendResult
 
     if not routes:
-        raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
+        raise TransportError(
+            "no transport to send through", hint="pick one with --via (see `kez plugins`)"
+        )
     if window < 1:
         raise ValueError("window must be at least 1")
     store = service.store
     out: list[SendResult] = []
     for start in range(0, len(texts), window):
-        bodies = [text_body(text) for text in texts[start:start + window]]
+        bodies = [text_body(text) for text in texts[start : start + window]]
         sealed = [service._seal(peer.chain, body) for body in bodies]
         with store.batch():
             for body, envelopes in zip(bodies, sealed, strict=True):
                 first = envelopes[0][1]
                 store.add_outgoing(first.id, peer.identity, first.payload["created_at"], body)
                 store.add_sent_ids(first.id, [obj.id for _, obj, _ in envelopes])
-        deliveries = await asyncio.gather(*(service._deliver(peer.identity, envelopes, routes, peer.chain) for envelopes in sealed))
+        deliveries = await asyncio.gather(
+            *(
+                service._deliver(peer.identity, envelopes, routes, peer.chain)
+                for envelopes in sealed
+            )
+        )
         with store.batch():
             for envelopes, done in zip(sealed, deliveries, strict=True):
                 key = envelopes[0][1].id
@@ -71,7 +82,9 @@ async def send_texts(
 
 
 def receive_many(
-    service: MessagingService, envelopes: Sequence[str | bytes], via: Sequence[str | None] | None = None
+    service: MessagingService,
+    envelopes: Sequence[str | bytes],
+    via: Sequence[str | None] | None = None,
 ) -> list[Received | KezError]:
     """`receive` for each envelope (see the module docstring); a failing store raises StoreError."""
     from ..messaging import open_envelopes
@@ -89,8 +102,12 @@ def receive_many(
     # every check but the replay store; as `receive`, ids are recorded only once their
     # messages are stored (one commit for the batch), so a crash in between loses nothing
     opened = open_envelopes(
-        list(envelopes), service.secrets(), identity=service.identity, replay=None,
-        registry=service.keystore.registry, sender_chain=lookup,
+        list(envelopes),
+        service.secrets(),
+        identity=service.identity,
+        replay=None,
+        registry=service.keystore.registry,
+        sender_chain=lookup,
     )
     out: list[Received | KezError] = []
     taken: dict[str, int] = {}  # message id -> its index in `out`, to record once stored
@@ -100,7 +117,9 @@ def receive_many(
                 out.append(item)
                 continue
             if item.id in taken or service.replay.seen(item.id):
-                out.append(MessageRefused(f"message {item.id} was already received", reason="replay"))
+                out.append(
+                    MessageRefused(f"message {item.id} was already received", reason="replay")
+                )
                 continue
             try:
                 received = service.accept_opened(item, checked.get(item.id, False))
@@ -114,7 +133,9 @@ def receive_many(
     return out
 
 
-async def flush_acks_batched(service: MessagingService, routes: Sequence[Route]) -> dict[str, list[str]]:
+async def flush_acks_batched(
+    service: MessagingService, routes: Sequence[Route]
+) -> dict[str, list[str]]:
     """Send the queued acks, up to ACK_IDS_MAX ids per ack message; what was sent, by peer.
     As `flush_acks`, peers whose chain is unknown here, or that no route reached, stay queued."""
     from ..messaging import ack_body
@@ -127,7 +148,7 @@ async def flush_acks_batched(service: MessagingService, routes: Sequence[Route])
         if chain is None:
             continue
         for start in range(0, len(ids), ACK_IDS_MAX):
-            group = ids[start:start + ACK_IDS_MAX]
+            group = ids[start : start + ACK_IDS_MAX]
             try:
                 sealed = service._seal(chain, ack_body(group))
             except KezError:

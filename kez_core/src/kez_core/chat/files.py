@@ -70,7 +70,9 @@ def largest_bucket(max_envelope: int) -> int:
     """The largest padding bucket whose envelope a transport with `max_envelope` carries."""
     fits = [b for b in BUCKETS if envelope_text_length(b) <= max_envelope]
     if not fits:
-        raise FileRefused(f"a transport carrying at most {max_envelope} characters cannot carry any message")
+        raise FileRefused(
+            f"a transport carrying at most {max_envelope} characters cannot carry any message"
+        )
     return max(fits)
 
 
@@ -139,7 +141,10 @@ def chunk_body(chunk: Chunk) -> dict[str, Any]:
     """The signed body of a chunk; its bytes travel as the message's attachment (sealed with
     `attachment=chunk.data`), described here by size and SHA-256."""
     return {
-        "kind": "file_chunk", "transfer": chunk.transfer, "index": chunk.index, "count": chunk.count,
+        "kind": "file_chunk",
+        "transfer": chunk.transfer,
+        "index": chunk.index,
+        "count": chunk.count,
         "attachment": attachment_field(chunk.data),
     }
 
@@ -147,7 +152,10 @@ def chunk_body(chunk: Chunk) -> dict[str, Any]:
 def legacy_chunk_body(chunk: Chunk) -> dict[str, Any]:
     """A chunk of the earlier form, its bytes in standard base64 in the body (still read)."""
     return {
-        "kind": "file_chunk", "transfer": chunk.transfer, "index": chunk.index, "count": chunk.count,
+        "kind": "file_chunk",
+        "transfer": chunk.transfer,
+        "index": chunk.index,
+        "count": chunk.count,
         "data": base64.b64encode(chunk.data).decode("ascii"),
     }
 
@@ -159,7 +167,12 @@ def _int(value: object, field: str, low: int, high: int) -> int:
 
 
 def _data(value: object, limit: int) -> bytes:
-    if not isinstance(value, str) or len(value) > (limit + 2) // 3 * 4 or not _B64.match(value) or len(value) % 4:
+    if (
+        not isinstance(value, str)
+        or len(value) > (limit + 2) // 3 * 4
+        or not _B64.match(value)
+        or len(value) % 4
+    ):
         raise SchemaError("a file message's data must be standard base64")
     try:
         data = base64.b64decode(value, validate=True)
@@ -216,7 +229,9 @@ def parse_chunk(body: dict[str, Any], attachment: bytes | None = None) -> Chunk:
     index = _int(body.get("index"), "index", 0, count - 1)
     if "attachment" in body:
         if "data" in body or attachment is None:
-            raise SchemaError("a file chunk carries its bytes as an attachment or as data, not both or neither")
+            raise SchemaError(
+                "a file chunk carries its bytes as an attachment or as data, not both or neither"
+            )
         field = body["attachment"]
         if not isinstance(field, dict) or field.get("size") != len(attachment):
             raise SchemaError("a file chunk's attachment is not the one its body describes")
@@ -235,7 +250,9 @@ def safe_name(name: str) -> str:
     """A file name that stays in its folder and shows plainly: the last path part, controls,
     format characters and separators replaced by `_`, no leading dots, at most 120 characters."""
     name = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
-    name = "".join("_" if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in name).strip(" ")
+    name = "".join(
+        "_" if unicodedata.category(c)[0] in "CZ" and c != " " else c for c in name
+    ).strip(" ")
     name = name.lstrip(".")
     if len(name) > 120:
         stem, dot, ext = name.rpartition(".")
@@ -252,7 +269,9 @@ def save_file(folder: Path, name: str, data: bytes) -> Path:
     return saved
 
 
-def save_checked(folder: Path, name: str, pieces: Iterable[bytes], expect: tuple[int, str] | None) -> Path | None:
+def save_checked(
+    folder: Path, name: str, pieces: Iterable[bytes], expect: tuple[int, str] | None
+) -> Path | None:
     """`save_file` for bytes that come in pieces, checked on the way: with `expect` = (size,
     SHA-256 hex), a file whose bytes differ is not saved (None) and its temporary file goes."""
     try:
@@ -310,9 +329,21 @@ class Transfers:
         if not rows:
             return None
         key, state, meta = rows[0]
-        return {"key": key, "state": state, **open_body(self.store._key, _ad(peer, transfer, direction), meta)}
+        return {
+            "key": key,
+            "state": state,
+            **open_body(self.store._key, _ad(peer, transfer, direction), meta),
+        }
 
-    def put(self, peer: str, transfer: str, direction: str, key: str | None, state: str, meta: dict[str, Any]) -> None:
+    def put(
+        self,
+        peer: str,
+        transfer: str,
+        direction: str,
+        key: str | None,
+        state: str,
+        meta: dict[str, Any],
+    ) -> None:
         blob = seal_body(self.store._key, _ad(peer, transfer, direction), meta)
         with self.store._write() as db:
             db.execute(
@@ -322,9 +353,12 @@ class Transfers:
                 (peer, transfer, direction, key, state, blob, format_time(now())),
             )
 
-    def unfinished_out(self, peer: str, sha256: str, size: int) -> tuple[str, dict[str, Any]] | None:
+    def unfinished_out(
+        self, peer: str, sha256: str, size: int
+    ) -> tuple[str, dict[str, Any]] | None:
         rows = self.store._read(
-            "SELECT id FROM transfers WHERE peer = ? AND direction = 'out' AND state = 'sending'", (peer,)
+            "SELECT id FROM transfers WHERE peer = ? AND direction = 'out' AND state = 'sending'",
+            (peer,),
         )
         for (transfer,) in rows:
             record = self.get(peer, transfer, "out")
@@ -333,7 +367,10 @@ class Transfers:
         return None
 
     def sent_chunks(self, transfer: str) -> set[int]:
-        return {r[0] for r in self.store._read("SELECT idx FROM out_chunks WHERE transfer = ?", (transfer,))}
+        return {
+            r[0]
+            for r in self.store._read("SELECT idx FROM out_chunks WHERE transfer = ?", (transfer,))
+        }
 
     def mark_sent(self, transfer: str, index: int) -> None:
         with self.store._write() as db:
@@ -360,22 +397,30 @@ class Transfers:
         transaction holding the row commits (`ChatStore.on_commit`), so a committed row always
         names bytes on disk, and a crash before the commit leaves only unnamed bytes at the end.
         Appends happen inside the write transaction, which one process at a time holds."""
-        blob = _seal_bytes(self.store._key, f"{_ad(peer, chunk.transfer, 'in')}:{chunk.index}", chunk.data)
+        blob = _seal_bytes(
+            self.store._key, f"{_ad(peer, chunk.transfer, 'in')}:{chunk.index}", chunk.data
+        )
         path = self.spool_path(peer, chunk.transfer)
         with self.store._write() as db:
-            if db.execute("SELECT 1 FROM in_chunks WHERE peer = ? AND transfer = ? AND idx = ?",
-                          (peer, chunk.transfer, chunk.index)).fetchone():
+            if db.execute(
+                "SELECT 1 FROM in_chunks WHERE peer = ? AND transfer = ? AND idx = ?",
+                (peer, chunk.transfer, chunk.index),
+            ).fetchone():
                 return False
             at = _append(path, len(blob).to_bytes(4, "big") + blob)
             self.store.on_commit(f"fsync:{path}", before=lambda: _fsync(path))
             if at == 0:  # a new file: its directory entry must last too
                 self.store.on_commit(f"fsync:{path.parent}", before=lambda: _fsync(path.parent))
-            db.execute("INSERT INTO in_chunks VALUES (?, ?, ?, ?, ?)", (peer, chunk.transfer, chunk.index, b"", at))
+            db.execute(
+                "INSERT INTO in_chunks VALUES (?, ?, ?, ?, ?)",
+                (peer, chunk.transfer, chunk.index, b"", at),
+            )
             return True
 
     def received(self, peer: str, transfer: str, count: int) -> int:
         rows = self.store._read(
-            "SELECT count(*) FROM in_chunks WHERE peer = ? AND transfer = ? AND idx < ?", (peer, transfer, count)
+            "SELECT count(*) FROM in_chunks WHERE peer = ? AND transfer = ? AND idx < ?",
+            (peer, transfer, count),
         )
         return int(rows[0][0])
 
@@ -413,11 +458,17 @@ class Transfers:
 
     def queue_ack(self, peer: str, message_id: str) -> None:
         with self.store._write() as db:
-            db.execute("INSERT OR IGNORE INTO pending_acks VALUES (?, ?, ?)", (peer, message_id, format_time(now())))
+            db.execute(
+                "INSERT OR IGNORE INTO pending_acks VALUES (?, ?, ?)",
+                (peer, message_id, format_time(now())),
+            )
 
     def set_body(self, key: str, body: dict[str, Any]) -> None:
         with self.store._write() as db:
-            db.execute("UPDATE messages SET body = ? WHERE key = ?", (seal_body(self.store._key, key, body), key))
+            db.execute(
+                "UPDATE messages SET body = ? WHERE key = ?",
+                (seal_body(self.store._key, key, body), key),
+            )
 
 
 SPOOL_DIR = "transfers"  # beside chat.db: one spool file per incoming transfer
@@ -505,7 +556,9 @@ def route_bucket(routes: Sequence[Any]) -> int:
     """The largest bucket every route carries (a chunk goes through all of them)."""
     from ..messaging.envelope import MAX_ENVELOPE_TEXT
 
-    return min(largest_bucket(int(getattr(r.transport, "max_envelope", MAX_ENVELOPE_TEXT))) for r in routes)
+    return min(
+        largest_bucket(int(getattr(r.transport, "max_envelope", MAX_ENVELOPE_TEXT))) for r in routes
+    )
 
 
 def _message_size(service: Any, peer: Any, body: dict[str, Any]) -> int:
@@ -515,8 +568,12 @@ def _message_size(service: Any, peer: Any, body: dict[str, Any]) -> int:
     inbox = peer.chain.current_inbox_keys(service.clock())
     key = inbox[0].key if inbox else "x25519:" + "0" * 64
     obj = create_message(
-        service.signer(), sender_identity=service.identity, recipient=peer.identity, inbox_key=key,
-        body=body, registry=service.keystore.registry,
+        service.signer(),
+        sender_identity=service.identity,
+        recipient=peer.identity,
+        inbox_key=key,
+        body=body,
+        registry=service.keystore.registry,
     )
     return len(obj.canonical())
 
@@ -525,7 +582,13 @@ def _stored(meta: FileMeta, state: str, path: str | None, **more: Any) -> dict[s
     return {"kind": "file", "file": {**_meta_fields(meta), "state": state, "path": path, **more}}
 
 
-async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[Any], progress: Progress | None = None) -> Any:
+async def send_file(
+    service: Any,
+    peer: Any,
+    path: str | Path,
+    routes: Sequence[Any],
+    progress: Progress | None = None,
+) -> Any:
     """Send a file (see the module docstring); a SendResult for the message a person sees.
 
     Re-sending the same file to the same peer while an earlier transfer of it is unfinished
@@ -533,14 +596,18 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     from .service import SendResult
 
     if not routes:
-        raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
+        raise TransportError(
+            "no transport to send through", hint="pick one with --via (see `kez plugins`)"
+        )
     meta, data = read_for_sending(path)
     source = str(Path(path).expanduser().resolve())
     bucket = route_bucket(routes)
     if meta.size <= INLINE_MAX:
         body = inline_body(meta, data)
         if _message_size(service, peer, body) <= min(bucket, MESSAGE_MAX_BUCKET) - 1:
-            result = await service.send_body(peer, body, routes, stored=_stored(meta, "complete", source))
+            result = await service.send_body(
+                peer, body, routes, stored=_stored(meta, "complete", source)
+            )
             if progress:
                 progress(1, 1)
             return result
@@ -552,12 +619,16 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
         key = record["key"]
     else:
         transfer = secrets.token_hex(32)
-        template = {**chunk_body(Chunk(transfer, MAX_CHUNKS - 1, MAX_CHUNKS, b"")),
-                    "attachment": {"size": MAX_CONTENT, "sha256": "0" * 64}}  # the widest field
+        template = {
+            **chunk_body(Chunk(transfer, MAX_CHUNKS - 1, MAX_CHUNKS, b"")),
+            "attachment": {"size": MAX_CONTENT, "sha256": "0" * 64},
+        }  # the widest field
         size = chunk_size(bucket, _message_size(service, peer, template))
         count = max(1, -(-meta.size // size))
         if count > MAX_CHUNKS:
-            raise FileRefused(f"{meta.name} would need {count} chunks on this transport (at most {MAX_CHUNKS})")
+            raise FileRefused(
+                f"{meta.name} would need {count} chunks on this transport (at most {MAX_CHUNKS})"
+            )
         pointer = Pointer(meta, transfer, count, size)
         key = None
     sealed_pointer = service._seal(peer.chain, pointer_body(pointer))
@@ -565,11 +636,25 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
         key = sealed_pointer[0][1].id
         created_at = sealed_pointer[0][1].payload["created_at"]
         with service.store.batch():  # one commit (one fsync) before the first chunk, not two
-            transfers.put(peer.identity, transfer, "out", key, "sending",
-                          {**_meta_fields(meta), "count": pointer.count, "chunk_size": pointer.chunk_size,
-                           "source": source})
-            service.store.add_outgoing(key, peer.identity, created_at,
-                                       _stored(meta, "sending", source, transfer=transfer, count=pointer.count))
+            transfers.put(
+                peer.identity,
+                transfer,
+                "out",
+                key,
+                "sending",
+                {
+                    **_meta_fields(meta),
+                    "count": pointer.count,
+                    "chunk_size": pointer.chunk_size,
+                    "source": source,
+                },
+            )
+            service.store.add_outgoing(
+                key,
+                peer.identity,
+                created_at,
+                _stored(meta, "sending", source, transfer=transfer, count=pointer.count),
+            )
     done = transfers.sent_chunks(transfer)
     if progress:
         progress(len(done), pointer.count + 1)
@@ -581,25 +666,45 @@ async def send_file(service: Any, peer: Any, path: str | Path, routes: Sequence[
     state = "sending"
     if any(d.sent for d in deliveries):
         record = transfers.get(peer.identity, transfer, "out") or {}
-        transfers.put(peer.identity, transfer, "out", key, "sent",
-                      {k: v for k, v in record.items() if k not in ("key", "state")})
-        transfers.set_body(key, _stored(meta, "complete", source, transfer=transfer, count=pointer.count))
+        transfers.put(
+            peer.identity,
+            transfer,
+            "out",
+            key,
+            "sent",
+            {k: v for k, v in record.items() if k not in ("key", "state")},
+        )
+        transfers.set_body(
+            key, _stored(meta, "complete", source, transfer=transfer, count=pointer.count)
+        )
         service.store.set_state(key, "sent", only_from=("sending",))
         state = service._state_of(peer.identity, key)
         if progress:
             progress(pointer.count + 1, pointer.count + 1)
         pointer_ids = [obj.id for _, obj, _ in sealed_pointer]
         copies = await service.copy_to_devices(
-            peer.identity, key, sealed_pointer[0][1].payload["created_at"], list(dict.fromkeys([key, *pointer_ids])),
-            _stored(meta, "complete", source, transfer=transfer, count=pointer.count), routes,
+            peer.identity,
+            key,
+            sealed_pointer[0][1].payload["created_at"],
+            list(dict.fromkeys([key, *pointer_ids])),
+            _stored(meta, "complete", source, transfer=transfer, count=pointer.count),
+            routes,
         )
         return SendResult(key, peer.identity, state, tuple(deliveries), copies)
     return SendResult(key, peer.identity, state, tuple(deliveries))
 
 
-async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, routes: Sequence[Any],
-                       transfers: Transfers, done: set[int], progress: Progress | None,
-                       window: int = CHUNK_WINDOW) -> tuple[Any, ...] | None:
+async def _send_chunks(
+    service: Any,
+    peer: Any,
+    pointer: Pointer,
+    data: bytes,
+    routes: Sequence[Any],
+    transfers: Transfers,
+    done: set[int],
+    progress: Progress | None,
+    window: int = CHUNK_WINDOW,
+) -> tuple[Any, ...] | None:
     """Send the chunks not in `done`, up to `window` in flight: each chunk's delivery starts as
     soon as it is sealed (so the transport works while the next one is sealed), and the sent
     marks go to the store `window` at a time in one transaction (one fsync, not one per chunk).
@@ -626,7 +731,9 @@ async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, r
         nonlocal failed
         if not flying:
             return
-        finished, _ = await asyncio.wait(flying, return_when=asyncio.FIRST_COMPLETED if block else asyncio.ALL_COMPLETED)
+        finished, _ = await asyncio.wait(
+            flying, return_when=asyncio.FIRST_COMPLETED if block else asyncio.ALL_COMPLETED
+        )
         for task in finished:
             index = flying.pop(task)
             deliveries = task.result()
@@ -641,10 +748,15 @@ async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, r
         for index in (i for i in range(pointer.count) if i not in done):
             if failed is not None:
                 break
-            piece = view[index * size:(index + 1) * size]  # no copy: hashed, then sealed
-            sealed = service._seal(peer.chain, chunk_body(Chunk(pointer.transfer, index, pointer.count, piece)),
-                                   attachment=piece)
-            flying[asyncio.ensure_future(service._deliver(peer.identity, sealed, routes, peer.chain))] = index
+            piece = view[index * size : (index + 1) * size]  # no copy: hashed, then sealed
+            sealed = service._seal(
+                peer.chain,
+                chunk_body(Chunk(pointer.transfer, index, pointer.count, piece)),
+                attachment=piece,
+            )
+            flying[
+                asyncio.ensure_future(service._deliver(peer.identity, sealed, routes, peer.chain))
+            ] = index
             await asyncio.sleep(0)  # its publish starts now, while the next chunk is sealed
             while len(flying) >= window:
                 await settle(True)
@@ -661,7 +773,9 @@ async def _send_chunks(service: Any, peer: Any, pointer: Pointer, data: bytes, r
 
 
 def files_dir(service: Any) -> Path:
-    return Path(service.save_dir) if getattr(service, "save_dir", None) else service.folder / "files"
+    return (
+        Path(service.save_dir) if getattr(service, "save_dir", None) else service.folder / "files"
+    )
 
 
 def receive_file(service: Any, message: Any, checked: bool, stranger: bool) -> Any:
@@ -681,15 +795,37 @@ def receive_file(service: Any, message: Any, checked: bool, stranger: bool) -> A
     pointer = parsed
     transfers = Transfers(service.store)
     known = transfers.get(sender, pointer.transfer, "in")
-    if known is not None:  # the pointer again, sealed afresh by a resumed sender: one entry, no new ack
+    if (
+        known is not None
+    ):  # the pointer again, sealed afresh by a resumed sender: one entry, no new ack
         known["transfer"] = pointer.transfer
-        return Received("file_chunk", message, checked, stranger=stranger, file=file_state(transfers, sender, known))
-    body = _stored(pointer.meta, "receiving", None, transfer=pointer.transfer, count=pointer.count, received=0)
-    if not service.store.add_incoming(message.id, sender, created, body, stranger=stranger, ack=False):
+        return Received(
+            "file_chunk",
+            message,
+            checked,
+            stranger=stranger,
+            file=file_state(transfers, sender, known),
+        )
+    body = _stored(
+        pointer.meta, "receiving", None, transfer=pointer.transfer, count=pointer.count, received=0
+    )
+    if not service.store.add_incoming(
+        message.id, sender, created, body, stranger=stranger, ack=False
+    ):
         return Received("message", message, checked, stranger=stranger, file=body["file"])
     if transfers.get(sender, pointer.transfer, "in") is None:
-        transfers.put(sender, pointer.transfer, "in", message.id, "receiving",
-                      {**_meta_fields(pointer.meta), "count": pointer.count, "chunk_size": pointer.chunk_size})
+        transfers.put(
+            sender,
+            pointer.transfer,
+            "in",
+            message.id,
+            "receiving",
+            {
+                **_meta_fields(pointer.meta),
+                "count": pointer.count,
+                "chunk_size": pointer.chunk_size,
+            },
+        )
     state = _finish(service, transfers, sender, pointer.transfer)
     return Received("message", message, checked, stranger=stranger, file=state)
 
@@ -703,24 +839,43 @@ def receive_chunk(service: Any, message: Any, checked: bool, stranger: bool) -> 
     transfers = Transfers(service.store)
     record = transfers.get(sender, chunk.transfer, "in")
     if record is not None and record["state"] != "receiving":
-        return Received("file_chunk", message, checked, stranger=stranger, file=file_state(transfers, sender, record))
+        return Received(
+            "file_chunk",
+            message,
+            checked,
+            stranger=stranger,
+            file=file_state(transfers, sender, record),
+        )
     if record is None and transfers.received(sender, chunk.transfer, MAX_CHUNKS) == 0:
         if transfers.open_transfers(sender) >= MAX_OPEN_TRANSFERS:
             return Received("dropped", message, checked, stranger=stranger)
     if chunk.count * len(chunk.data) > FILE_MAX + MAX_BUCKET and chunk.index < chunk.count - 1:
         return Received("dropped", message, checked, stranger=stranger)
     transfers.add_chunk(sender, chunk)
-    state = _finish(service, transfers, sender, chunk.transfer) if record is not None else {
-        "state": "receiving", "received": transfers.received(sender, chunk.transfer, chunk.count), "count": chunk.count,
-    }
+    state = (
+        _finish(service, transfers, sender, chunk.transfer)
+        if record is not None
+        else {
+            "state": "receiving",
+            "received": transfers.received(sender, chunk.transfer, chunk.count),
+            "count": chunk.count,
+        }
+    )
     return Received("file_chunk", message, checked, stranger=stranger, file=state)
 
 
 def file_state(transfers: Transfers, peer: str, record: dict[str, Any]) -> dict[str, Any]:
     meta: dict[str, Any] = {k: record[k] for k in ("name", "size", "sha256") if k in record}
-    return {**meta, "state": record["state"], "path": record.get("path"),
-            "received": transfers.received(peer, record["transfer"], record["count"]) if record["state"] == "receiving"
-            else record["count"], "count": record["count"], "transfer": record["transfer"]}
+    return {
+        **meta,
+        "state": record["state"],
+        "path": record.get("path"),
+        "received": transfers.received(peer, record["transfer"], record["count"])
+        if record["state"] == "receiving"
+        else record["count"],
+        "count": record["count"],
+        "transfer": record["transfer"],
+    }
 
 
 def _finish(service: Any, transfers: Transfers, peer: str, transfer: str) -> dict[str, Any]:
@@ -733,13 +888,19 @@ def _finish(service: Any, transfers: Transfers, peer: str, transfer: str) -> dic
     meta = FileMeta(record["name"], record["size"], record["sha256"], record.get("mime"))
     stored = {k: v for k, v in record.items() if k not in ("key", "state")}
     if record["state"] == "receiving" and got >= count:
-        saved = save_checked(files_dir(service), meta.name, transfers.pieces(peer, transfer, count),
-                             (meta.size, meta.sha256))
+        saved = save_checked(
+            files_dir(service),
+            meta.name,
+            transfers.pieces(peer, transfer, count),
+            (meta.size, meta.sha256),
+        )
         path = str(saved) if saved is not None else None
         state = "complete" if saved is not None else "corrupt"
         transfers.put(peer, transfer, "in", record["key"], state, {**stored, "path": path})
         transfers.drop_chunks(peer, transfer)
-        transfers.set_body(record["key"], _stored(meta, state, path, transfer=transfer, count=count))
+        transfers.set_body(
+            record["key"], _stored(meta, state, path, transfer=transfer, count=count)
+        )
         if saved is not None:
             transfers.queue_ack(peer, record["key"])
         record = {**record, "state": state, "path": path}
@@ -753,7 +914,12 @@ def annotate(service: Any, entries: list[Any]) -> list[Any]:
     for entry in entries:
         f = entry.body.get("file") if entry.body.get("kind") == "file" else None
         if isinstance(f, dict) and f.get("state") == "receiving" and entry.direction == "in":
-            f = {**f, "received": transfers.received(entry.peer, f.get("transfer", ""), int(f.get("count") or 0))}
+            f = {
+                **f,
+                "received": transfers.received(
+                    entry.peer, f.get("transfer", ""), int(f.get("count") or 0)
+                ),
+            }
             entry = attrs.evolve(entry, body={**entry.body, "file": f})
         out.append(entry)
     return out

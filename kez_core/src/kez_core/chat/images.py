@@ -38,14 +38,16 @@ MAGIC: tuple[tuple[bytes, int, str], ...] = (
 PILLOW_FORMATS = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF", "webp": "WEBP"}
 SNIFF_BYTES = 16
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # a file sent by message is at most 10 MiB (chat.files.FILE_MAX)
-MAX_IMAGE_PIXELS = 24_000_000  # a 6000x4000 photo; a header claiming more is refused before decoding
+MAX_IMAGE_PIXELS = (
+    24_000_000  # a 6000x4000 photo; a header claiming more is refused before decoding
+)
 PREVIEW_SIDE = 512  # pixels: the preview is scaled down to this (a terminal shows far fewer)
 
 
 def sniff_image(head: bytes) -> str | None:
     """The picture format of a file from its first bytes ("png", "jpeg", "gif", "webp"), else None."""
     for magic, offset, name in MAGIC:
-        if head[offset:offset + len(magic)] == magic:
+        if head[offset : offset + len(magic)] == magic:
             return name
     if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
@@ -61,15 +63,22 @@ def sniff_file(path: str | Path) -> str | None:
         return None
 
 
-def preview_image(path: str | Path, *, side: int = PREVIEW_SIDE, max_bytes: int = MAX_IMAGE_BYTES,
-                  max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def preview_image(
+    path: str | Path,
+    *,
+    side: int = PREVIEW_SIDE,
+    max_bytes: int = MAX_IMAGE_BYTES,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Image.Image:
     """A received picture as a loaded RGB or RGBA image at most `side` pixels a side (the first
     frame of an animation). DecodeError when it is not a PNG/JPEG/GIF/WebP or does not decode;
     SizeLimitError when the file or its pixel count is over the limits (checked before decoding)."""
     try:
         from PIL import Image
     except ImportError:  # pragma: no cover - kez depends on kez-core[profiles]
-        raise DecodeError("showing pictures needs Pillow", hint="pip install 'kez-core[profiles]'") from None
+        raise DecodeError(
+            "showing pictures needs Pillow", hint="pip install 'kez-core[profiles]'"
+        ) from None
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -89,19 +98,32 @@ def preview_image(path: str | Path, *, side: int = PREVIEW_SIDE, max_bytes: int 
             image: Any = Image.open(io.BytesIO(data), formats=[PILLOW_FORMATS[kind]])
             width, height = image.size
             if width <= 0 or height <= 0 or width * height > max_pixels:
-                raise SizeLimitError(f"the picture is {width}x{height} pixels, more than {max_pixels:,}")
-            if kind == "jpeg":  # decode at a reduced scale: a 24-megapixel photo need not be decoded whole
+                raise SizeLimitError(
+                    f"the picture is {width}x{height} pixels, more than {max_pixels:,}"
+                )
+            if (
+                kind == "jpeg"
+            ):  # decode at a reduced scale: a 24-megapixel photo need not be decoded whole
                 image.draft("RGB", (side, side))
             image.seek(0)
             image.load()
             image.thumbnail((side, side))
-            mode = "RGBA" if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info else "RGB"
+            mode = (
+                "RGBA"
+                if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+                else "RGB"
+            )
             shown: Image.Image = image.convert(mode)
             shown.load()
     except KezError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # past Image.MAX_IMAGE_PIXELS
-        raise SizeLimitError("the picture's header claims more pixels than Pillow will decode") from None
+    except (
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+    ):  # past Image.MAX_IMAGE_PIXELS
+        raise SizeLimitError(
+            "the picture's header claims more pixels than Pillow will decode"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types (OSError, SyntaxError, ValueError, …) on bad files
         raise DecodeError(f"the picture does not decode: {type(exc).__name__}") from None
     return shown

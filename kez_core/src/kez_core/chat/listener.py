@@ -40,8 +40,13 @@ NEW_KEY_TRIES = 30  # a key added while listening: tries at `keyring_check` pace
 BATCH = 64  # at most this many queued envelopes are opened together
 
 
-def backoff(attempt: int, *, base: float = BASE_DELAY, cap: float = MAX_DELAY,
-            rand: Callable[[], float] = random.random) -> float:
+def backoff(
+    attempt: int,
+    *,
+    base: float = BASE_DELAY,
+    cap: float = MAX_DELAY,
+    rand: Callable[[], float] = random.random,
+) -> float:
     """The delay before retry number `attempt` (0, 1, …): `min(cap, base * 2**attempt)`, of which
     a random half is taken away (jitter), so listeners that lost one server do not return together."""
     ceiling = min(cap, base * 2.0 ** min(attempt, 32))
@@ -113,10 +118,14 @@ class Listener:
                     await self._queue.put(ListenEvent("up", route.name, key, again=was_down))
                     if route.name not in self._announced:
                         self._announced.add(route.name)
-                        self._side.add(asyncio.create_task(self._announce(route)))  # not in the way of envelopes
+                        self._side.add(
+                            asyncio.create_task(self._announce(route))
+                        )  # not in the way of envelopes
                     async for envelope in inbox:
                         await self._queue.put((route, envelope, inbox))
-                error: dict[str, Any] = TransportError(f"the {route.name} subscription ended").to_dict()
+                error: dict[str, Any] = TransportError(
+                    f"the {route.name} subscription ended"
+                ).to_dict()
             except asyncio.CancelledError:
                 raise
             except KezError as exc:
@@ -124,7 +133,9 @@ class Listener:
             except Exception as exc:  # noqa: BLE001 - a plugin's own failure must not end the others
                 error = TransportError(f"{route.name}: {type(exc).__name__}: {exc}").to_dict()
             if live:  # it was live until now: the next subscription catches up from here
-                ctx = attrs.evolve(route.ctx, options={**route.ctx.options, "resume_after": time.time()})
+                ctx = attrs.evolve(
+                    route.ctx, options={**route.ctx.options, "resume_after": time.time()}
+                )
             delay = backoff(attempt, base=self.base, cap=self.cap)
             if new and not ever_live and attempt < NEW_KEY_TRIES:
                 delay = min(delay, self.keyring_check)
@@ -150,7 +161,9 @@ class Listener:
         for route in self.routes:
             for key in keys:
                 if (route.name, key) not in self._tasks:
-                    self._tasks[(route.name, key)] = asyncio.create_task(self._watch(route, key, new))
+                    self._tasks[(route.name, key)] = asyncio.create_task(
+                        self._watch(route, key, new)
+                    )
 
     def _new_keys(self) -> list[str]:
         from ..messaging import InboxKeyring
@@ -172,7 +185,9 @@ class Listener:
             return ListenEvent("note", text=f"acks not sent yet: {exc.message}")
         return None
 
-    def _open(self, batch: list[tuple[Route, bytes, Any]]) -> list[tuple[ListenEvent | None, Callable[[], None]]]:
+    def _open(
+        self, batch: list[tuple[Route, bytes, Any]]
+    ) -> list[tuple[ListenEvent | None, Callable[[], None]]]:
         """Open a batch of envelopes (one replay transaction): each one's event
         and what tells its transport it was handled (a transport with a cursor, http, moves it on)."""
         answers = self.service.receive_many(
@@ -205,7 +220,9 @@ class Listener:
                     item = held.pop()
                 else:
                     try:
-                        item = await asyncio.wait_for(self._queue.get(), max(0.01, next_check - time.monotonic()))
+                        item = await asyncio.wait_for(
+                            self._queue.get(), max(0.01, next_check - time.monotonic())
+                        )
                     except TimeoutError:
                         next_check = time.monotonic() + self.keyring_check
                         self._start(self._new_keys(), new=True)

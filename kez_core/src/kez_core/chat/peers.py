@@ -62,7 +62,9 @@ class Peer:
     chain: ChainState
     handle: str | None = None  # the fqhn it was named by, or the one pinned to it
     contact: str | None = None
-    notes: tuple[str, ...] = ()  # said to the user, e.g. "server unreachable, used the pinned chain"
+    notes: tuple[
+        str, ...
+    ] = ()  # said to the user, e.g. "server unreachable, used the pinned chain"
 
 
 def check_handle_chain(info: dict[str, Any], state: ChainState) -> None:
@@ -154,7 +156,9 @@ async def resolve_handle(
         chain = cached_chain(keystore, pinned)
         if chain is None:
             raise
-        return Peer(pinned, chain, fqhn, notes=(f"{exc.message}; using the pinned chain of {fqhn}",))
+        return Peer(
+            pinned, chain, fqhn, notes=(f"{exc.message}; using the pinned chain of {fqhn}",)
+        )
     raw = answer.info.get("identity") or answer.info["primary"]
     identity = identity_of(keystore, str(raw))
     if identity is None:
@@ -169,13 +173,18 @@ async def resolve_handle(
     merged = merge_copies([*answer.copies, *([local] if local else [])], registry=keystore.registry)
     if merged.fork is not None:
         raise HandleChainMismatch(
-            f"the copies of {fqhn}'s chain conflict (a fork)", hint="`kez verify` it and ask the person"
+            f"the copies of {fqhn}'s chain conflict (a fork)",
+            hint="`kez verify` it and ask the person",
         )
     if merged.state is None:
-        raise HandleChainMismatch(f"no valid chain for {fqhn}", hint="the person must publish their chain")
+        raise HandleChainMismatch(
+            f"no valid chain for {fqhn}", hint="the person must publish their chain"
+        )
     check_handle_chain({**answer.info, "identity": identity}, merged.state)
     if merged.state.identity_id != identity:  # merge_copies took another identity's copy
-        raise HandleChainMismatch(f"the chain found for {fqhn} is {merged.state.identity_id}'s, not {identity}'s")
+        raise HandleChainMismatch(
+            f"the chain found for {fqhn} is {merged.state.identity_id}'s, not {identity}'s"
+        )
     if len(merged.lines) > len(local):
         atomic_write(keystore.chain_path(identity), b"".join(merged.lines), 0o644)
     if pinned is None:

@@ -20,8 +20,13 @@ from ..errors import StoreError
 def received_file(entry: Any) -> dict[str, Any] | None:
     """The file dict of a history entry when it is an incoming file, complete and on disk."""
     file = entry.body.get("file") if entry.body.get("kind") == "file" else None
-    if entry.direction == "in" and isinstance(file, dict) and file.get("state") == "complete" \
-            and file.get("path") and Path(str(file["path"])).is_file():
+    if (
+        entry.direction == "in"
+        and isinstance(file, dict)
+        and file.get("state") == "complete"
+        and file.get("path")
+        and Path(str(file["path"])).is_file()
+    ):
         return file
     return None
 

@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def configured_transports(registry: Any, flags: Sequence[str], environ: Mapping[str, str] | None = None) -> list[str]:
+def configured_transports(
+    registry: Any, flags: Sequence[str], environ: Mapping[str, str] | None = None
+) -> list[str]:
     """Names of the transports that have a setting given (a flag among `flags`, or its variable)."""
     env = os.environ if environ is None else environ
     names = []

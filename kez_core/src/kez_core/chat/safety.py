@@ -23,7 +23,6 @@ def safety_number(mine: str, theirs: str) -> str:
     ids = sorted([normalize_key_id(mine), normalize_key_id(theirs)])
     digest = hashlib.sha512(_DOMAIN + "\n".join(ids).encode("ascii")).digest()
     groups = [
-        f"{int.from_bytes(digest[i * 5 : i * 5 + 5], 'big') % 100000:05d}"
-        for i in range(_GROUPS)
+        f"{int.from_bytes(digest[i * 5 : i * 5 + 5], 'big') % 100000:05d}" for i in range(_GROUPS)
     ]
     return " ".join(groups)

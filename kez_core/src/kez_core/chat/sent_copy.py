@@ -49,8 +49,17 @@ class SentCopy:
     body: dict[str, Any]  # what the history shows
 
 
-def sent_copy_body(to: str, key: str, created_at: str, ids: list[str], body: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": KIND, "to": to, "key": key, "created_at": created_at, "ids": list(ids), "body": body}
+def sent_copy_body(
+    to: str, key: str, created_at: str, ids: list[str], body: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "kind": KIND,
+        "to": to,
+        "key": key,
+        "created_at": created_at,
+        "ids": list(ids),
+        "body": body,
+    }
 
 
 def parse_sent_copy(body: object, registry: Registry) -> SentCopy:
@@ -79,7 +88,9 @@ def parse_sent_copy(body: object, registry: Registry) -> SentCopy:
         or not all(isinstance(i, str) and _HEX64.match(i) for i in ids)
         or key not in ids
     ):
-        raise SchemaError(f"a sent copy's `ids` must list 1 to {MAX_IDS} message ids, `key` among them")
+        raise SchemaError(
+            f"a sent copy's `ids` must list 1 to {MAX_IDS} message ids, `key` among them"
+        )
     created_at = body.get("created_at")
     try:
         parse_time(created_at, field="created_at")

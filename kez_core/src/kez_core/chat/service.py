@@ -31,11 +31,21 @@ from ..keys import Signer
 from ..keystore import IdentityRecord, Keystore
 from ..sigchain.model import ChainState
 from ..timefmt import now
-from .peers import HandleDirectory, Peer, cached_chain, chain_file, identity_of, read_cached, resolve_handle
+from .peers import (
+    HandleDirectory,
+    Peer,
+    cached_chain,
+    chain_file,
+    identity_of,
+    read_cached,
+    resolve_handle,
+)
 from .store import DB_FILE, ChatStore, Contact, Entry, load_store_key
 
 
-INBOX_LIFETIME = timedelta(days=7)  # a renewed inbox key's life, as `kez sigchain add-inbox`'s default
+INBOX_LIFETIME = timedelta(
+    days=7
+)  # a renewed inbox key's life, as `kez sigchain add-inbox`'s default
 RENEW_MARGIN = timedelta(days=1)  # renew on the current key's last day
 
 
@@ -66,14 +76,18 @@ class SendResult:
     peer: str
     state: str  # `sent` when at least one transport accepted an envelope, else `sending`
     deliveries: tuple[Delivery, ...]
-    copies: tuple[Delivery, ...] = ()  # the sent copies to this identity's other devices (sent_copy.py)
+    copies: tuple[
+        Delivery, ...
+    ] = ()  # the sent copies to this identity's other devices (sent_copy.py)
 
 
 @attrs.frozen
 class Received:
     """What `receive` made of one envelope."""
 
-    kind: str  # "message", "ack", "dropped" (a blocked sender), "profile_key", "sent_copy" (our other
+    kind: (
+        str  # "message", "ack", "dropped" (a blocked sender), "profile_key", "sent_copy" (our other
+    )
     # device's outgoing message), "refused" (a bad profile_key or sent copy)
     message: Any  # kez_core.messaging.Message
     sender_checked: bool
@@ -91,7 +105,9 @@ class MessagingService:
     passphrase: Callable[[], bytes | None]
     directory: HandleDirectory | None = None
     sender_chains: dict[str, ChainState] = attrs.Factory(dict)  # chains given by the caller (files)
-    clock: Callable[[], datetime] = now  # when "now" is, for the inbox key expiry check (tests move it)
+    clock: Callable[[], datetime] = (
+        now  # when "now" is, for the inbox key expiry check (tests move it)
+    )
     save_dir: Path | None = None  # where received files go (default: <identity>/files/)
     _store: ChatStore | None = None
     _replay: Any = None
@@ -163,7 +179,9 @@ class MessagingService:
         if self._replay is not None:
             self._replay.close()
 
-    def renew_inbox(self, *, margin: timedelta = RENEW_MARGIN, lifetime: timedelta = INBOX_LIFETIME) -> str | None:
+    def renew_inbox(
+        self, *, margin: timedelta = RENEW_MARGIN, lifetime: timedelta = INBOX_LIFETIME
+    ) -> str | None:
         """Publish a new inbox key (append `add_inbox` to the local chain, secret stored first) when
         the newest key this device holds expires within `margin`; the new key id, or None.
 
@@ -183,8 +201,13 @@ class MessagingService:
             return None
         builder = SigchainBuilder.resume(lines, registry=self.keystore.registry, keep_lines=False)
         change = add_inbox(
-            self.keystore, self.record.name, path, builder,
-            signer=self.signer, passphrase=self.passphrase, lifetime=lifetime,
+            self.keystore,
+            self.record.name,
+            path,
+            builder,
+            signer=self.signer,
+            passphrase=self.passphrase,
+            lifetime=lifetime,
         )
         self._secrets = None
         return str(change.key_id)
@@ -198,10 +221,16 @@ class MessagingService:
             chain = chain_file(self.keystore, path)
             return self._with_contact(Peer(chain.identity_id, chain))
         if self.directory is not None and (parsed := self.directory.parse(text)) is not None:
-            return self._with_contact(await resolve_handle(self.keystore, self.directory, self.store, *parsed))
+            return self._with_contact(
+                await resolve_handle(self.keystore, self.directory, self.store, *parsed)
+            )
         contact = self.store.contact(text)
         if contact is not None:
-            if contact.handle and self.directory is not None and (parsed := self.directory.parse(contact.handle)):
+            if (
+                contact.handle
+                and self.directory is not None
+                and (parsed := self.directory.parse(contact.handle))
+            ):
                 peer = await resolve_handle(self.keystore, self.directory, self.store, *parsed)
                 return attrs.evolve(peer, contact=contact.name)
             return attrs.evolve(self._cached(contact.identity, text), contact=contact.name)
@@ -226,7 +255,10 @@ class MessagingService:
     def _cached(self, identity: str, text: str) -> Peer:
         chain = self.sender_chains.get(identity) or cached_chain(self.keystore, identity)
         if chain is None:
-            raise StoreError(f"no local chain for {identity} ({text})", hint=f"fetch it with `kez sigchain pull {identity}`")
+            raise StoreError(
+                f"no local chain for {identity} ({text})",
+                hint=f"fetch it with `kez sigchain pull {identity}`",
+            )
         handles = self.store.pinned_handles(identity)
         return Peer(identity, chain, handles[0] if handles else None)
 
@@ -241,8 +273,16 @@ class MessagingService:
         return (await self._add_contact(name, peer_text))[0]
 
     async def _add_contact(self, name: str, peer_text: str) -> tuple[Contact, Peer]:
-        if not name or name != name.strip() or "@" in name or len(name) > 64 or not name.isprintable():
-            raise StoreError(f"contact name {name!r} is not usable", hint="1-64 printable characters, no '@'")
+        if (
+            not name
+            or name != name.strip()
+            or "@" in name
+            or len(name) > 64
+            or not name.isprintable()
+        ):
+            raise StoreError(
+                f"contact name {name!r} is not usable", hint="1-64 printable characters, no '@'"
+            )
         peer = await self.resolve_peer(peer_text)
         return self.store.add_contact(name, peer.identity, peer.handle), peer
 
@@ -269,8 +309,13 @@ class MessagingService:
 
     # ---------------------------------------------------------------- sending
 
-    def _seal(self, chain: ChainState, body: dict[str, Any], name: str | None = None,
-              attachment: bytes | memoryview | None = None) -> list[tuple[str, Any, str]]:
+    def _seal(
+        self,
+        chain: ChainState,
+        body: dict[str, Any],
+        name: str | None = None,
+        attachment: bytes | memoryview | None = None,
+    ) -> list[tuple[str, Any, str]]:
         """One envelope per current inbox key of `chain` (every device of the peer); `name` is how
         the person knows the peer (a handle or contact), for the error when every key expired;
         `attachment`, raw bytes the body describes (a file chunk's data, spec §12 "Attachments")."""
@@ -278,14 +323,22 @@ class MessagingService:
 
         if chain.inbox_keys and not chain.current_inbox_keys(self.clock()):
             last = max(k.expires_at for k in chain.inbox_keys.values())
-            who = f"{name} ({chain.identity_id})" if name and name != chain.identity_id else chain.identity_id
+            who = (
+                f"{name} ({chain.identity_id})"
+                if name and name != chain.identity_id
+                else chain.identity_id
+            )
             raise InboxKeysExpired(
                 f"every inbox key of {who} has expired (the last on {last}): nothing was sent",
                 hint="ask them to run `kez message listen` to renew (any receiving command of theirs "
                 f"publishes a new key), then refresh their chain (`kez sigchain pull {chain.identity_id}`)",
             )
         return seal_for_devices(
-            self.signer(), sender_identity=self.identity, recipient=chain, body=body, registry=self.keystore.registry,
+            self.signer(),
+            sender_identity=self.identity,
+            recipient=chain,
+            body=body,
+            registry=self.keystore.registry,
             attachment=attachment,
         )
 
@@ -305,12 +358,20 @@ class MessagingService:
             return []  # no other device (the usual case): nothing more to read
         mine = {r.key for r in InboxKeyring(self.folder).records()}
         return seal_sent_copies(
-            self.signer(), own_chain=own, skip_keys=mine, body=sent_copy_body(peer, key, created_at, ids, body),
-            at=now(), registry=self.keystore.registry,
+            self.signer(),
+            own_chain=own,
+            skip_keys=mine,
+            body=sent_copy_body(peer, key, created_at, ids, body),
+            at=now(),
+            registry=self.keystore.registry,
         )
 
     async def _deliver(
-        self, peer: str, sealed: list[tuple[str, Any, str]], routes: Sequence[Route], chain: ChainState | None = None
+        self,
+        peer: str,
+        sealed: list[tuple[str, Any, str]],
+        routes: Sequence[Route],
+        chain: ChainState | None = None,
     ) -> list[Delivery]:
         from ..messaging import routing_id
 
@@ -343,7 +404,9 @@ class MessagingService:
 
         return await self.send_body(peer, text_body(text), routes)
 
-    async def send_file(self, peer: Peer, path: str | Path, routes: Sequence[Route], progress: Any = None) -> SendResult:
+    async def send_file(
+        self, peer: Peer, path: str | Path, routes: Sequence[Route], progress: Any = None
+    ) -> SendResult:
         """Send a file: inline, or chunks then the pointer; resumes an unfinished transfer (files.py)."""
         from .files import send_file
 
@@ -352,11 +415,17 @@ class MessagingService:
         return result
 
     async def send_body(
-        self, peer: Peer, body: dict[str, Any], routes: Sequence[Route], stored: dict[str, Any] | None = None
+        self,
+        peer: Peer,
+        body: dict[str, Any],
+        routes: Sequence[Route],
+        stored: dict[str, Any] | None = None,
     ) -> SendResult:
         """`send_text` for any body; `stored` is what the history keeps instead of the body."""
         if not routes:
-            raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
+            raise TransportError(
+                "no transport to send through", hint="pick one with --via (see `kez plugins`)"
+            )
         sealed = self._seal(peer.chain, body, peer.handle or peer.contact)
         key = sealed[0][1].id
         created_at = sealed[0][1].payload["created_at"]
@@ -366,17 +435,27 @@ class MessagingService:
         deliveries = await self._deliver(peer.identity, sealed, routes, peer.chain)
         self.store.add_via(key, sorted({d.route for d in deliveries if d.sent}))
         state = "sending"
-        if any(d.sent for d in deliveries) and self.store.set_state(key, "sent", only_from=("sending",)):
+        if any(d.sent for d in deliveries) and self.store.set_state(
+            key, "sent", only_from=("sending",)
+        ):
             state = "sent"
         elif any(d.sent for d in deliveries):
             state = self._state_of(peer.identity, key)
         copies: tuple[Delivery, ...] = ()
         if any(d.sent for d in deliveries):  # the other devices learn of what the peer may get
-            copies = await self.copy_to_devices(peer.identity, key, created_at, ids, stored or body, routes)
+            copies = await self.copy_to_devices(
+                peer.identity, key, created_at, ids, stored or body, routes
+            )
         return SendResult(key, peer.identity, state, tuple(deliveries), copies)
 
     async def copy_to_devices(
-        self, peer: str, key: str, created_at: str, ids: list[str], body: dict[str, Any], routes: Sequence[Route]
+        self,
+        peer: str,
+        key: str,
+        created_at: str,
+        ids: list[str],
+        body: dict[str, Any],
+        routes: Sequence[Route],
     ) -> tuple[Delivery, ...]:
         """Send a sent copy of history entry `key` (to `peer`, sent as message `ids`) to this
         identity's other devices (sent_copy.py); what each route did with each copy."""
@@ -386,14 +465,18 @@ class MessagingService:
             own = []  # too large with its wrapper, or our chain unreadable: the message itself went
         return tuple(await self._deliver(self.identity, own, routes, self.own_chain()))
 
-    async def send_profile_key(self, peer: Peer, body: dict[str, Any], routes: Sequence[Route]) -> SendResult:
+    async def send_profile_key(
+        self, peer: Peer, body: dict[str, Any], routes: Sequence[Route]
+    ) -> SendResult:
         """Send a `profile_key` body (see `Publication.key_body`) to every device of `peer`.
         Not stored in the history: a key that cannot be sent now goes again on the next
         `share_profile_key` (key messages are idempotent on the receiving side)."""
         from ..profile.keys import parse_profile_key_body
 
         if not routes:
-            raise TransportError("no transport to send through", hint="pick one with --via (see `kez plugins`)")
+            raise TransportError(
+                "no transport to send through", hint="pick one with --via (see `kez plugins`)"
+            )
         parse_profile_key_body(body, self.keystore.registry)
         sealed = self._seal(peer.chain, body)
         deliveries = await self._deliver(peer.identity, sealed, routes, peer.chain)
@@ -410,7 +493,9 @@ class MessagingService:
 
         return await share_with_everyone(self, body, routes, own_devices=own_devices)
 
-    async def add_contact_sharing(self, name: str, peer_text: str, routes: Sequence[Route]) -> tuple[Contact, Any]:
+    async def add_contact_sharing(
+        self, name: str, peer_text: str, routes: Sequence[Route]
+    ) -> tuple[Contact, Any]:
         """`add_contact`, then send the new contact the current picture key (if this device
         published a scrambled picture): (the contact, a KeyShare or None when there is no key)."""
         from ..profile.sharing import share_with_contact
@@ -419,7 +504,9 @@ class MessagingService:
         return contact, await share_with_contact(self, contact.name, peer, routes)
 
     def _state_of(self, peer: str, key: str) -> str:
-        return next((e.state for e in self.store.history(peer, mark_read=False) if e.key == key), "sending")
+        return next(
+            (e.state for e in self.store.history(peer, mark_read=False) if e.key == key), "sending"
+        )
 
     async def flush_acks(self, routes: Sequence[Route]) -> dict[str, list[str]]:
         """Send the queued acks (one ack per message); what was sent, by peer. Peers whose chain
@@ -445,8 +532,9 @@ class MessagingService:
 
     # ---------------------------------------------------------------- backlogs (batch.py: group commits)
 
-    async def send_texts(self, peer: Peer, texts: Sequence[str], routes: Sequence[Route],
-                         window: int = 64) -> list[SendResult]:
+    async def send_texts(
+        self, peer: Peer, texts: Sequence[str], routes: Sequence[Route], window: int = 64
+    ) -> list[SendResult]:
         """`send_text` for many texts, `window` at a time in flight; see `batch.send_texts`."""
         from .batch import send_texts
 
@@ -487,7 +575,9 @@ class MessagingService:
         """Keep the transport a stored message came by ("via nats")."""
         if via and received.kind == "message":
             self.store.add_via(received.message.id, [via])
-        elif via and received.kind == "sent_copy":  # our other device's message: the way its copy came
+        elif (
+            via and received.kind == "sent_copy"
+        ):  # our other device's message: the way its copy came
             self.store.add_via(str(received.message.body["key"]), [via])
 
     def _receive(self, envelope: str | bytes) -> Received:
@@ -522,7 +612,9 @@ class MessagingService:
         forward). The caller records the id in the replay store afterwards."""
         sender = message.sender_identity
         if message.kind == "ack":
-            return Received("ack", message, checked, delivered=tuple(self._apply_ack(message, checked)))
+            return Received(
+                "ack", message, checked, delivered=tuple(self._apply_ack(message, checked))
+            )
         contact = self.store.contact_for(sender)
         if contact is not None and contact.blocked:
             return Received("dropped", message, checked)
@@ -533,7 +625,11 @@ class MessagingService:
         if handler is not None:
             return handler(self, message, checked, stranger)
         self.store.add_incoming(
-            message.id, sender, str(message.signed.payload["created_at"]), dict(message.body), stranger=stranger
+            message.id,
+            sender,
+            str(message.signed.payload["created_at"]),
+            dict(message.body),
+            stranger=stranger,
         )
         return Received("message", message, checked, stranger=stranger)
 
@@ -558,7 +654,9 @@ class MessagingService:
         changed = []
         for message_id in ids if isinstance(ids, list) else []:
             key = self.store.outgoing_for(str(message_id), message.sender_identity)
-            if key is not None and self.store.set_state(key, "delivered", only_from=("sending", "sent")):
+            if key is not None and self.store.set_state(
+                key, "delivered", only_from=("sending", "sent")
+            ):
                 changed.append(key)
         return changed
 
@@ -608,7 +706,9 @@ class MessagingService:
         return self._local_identity(text) or identity_of(self.keystore, text)
 
 
-def _receive_profile_key(service: MessagingService, message: Any, checked: bool, stranger: bool) -> Received:
+def _receive_profile_key(
+    service: MessagingService, message: Any, checked: bool, stranger: bool
+) -> Received:
     """Store a picture key (only from a checked sender, only for the sender's own picture);
     it is acked like any message but is not a chat message (spec §13)."""
     from ..profile.keys import ProfileKeyStore, accept_profile_key
@@ -616,7 +716,9 @@ def _receive_profile_key(service: MessagingService, message: Any, checked: bool,
     kind = "refused"
     if checked:
         try:
-            accept_profile_key(ProfileKeyStore(service.keystore.home), dict(message.body), message.sender_identity)
+            accept_profile_key(
+                ProfileKeyStore(service.keystore.home), dict(message.body), message.sender_identity
+            )
             kind = "profile_key"
         except SchemaError:
             pass
@@ -624,7 +726,9 @@ def _receive_profile_key(service: MessagingService, message: Any, checked: bool,
     return Received(kind, message, checked)
 
 
-def _receive_sent_copy(service: MessagingService, message: Any, checked: bool, stranger: bool) -> Received:
+def _receive_sent_copy(
+    service: MessagingService, message: Any, checked: bool, stranger: bool
+) -> Received:
     """Store another device's outgoing message (sent_copy.py): only from this identity itself,
     its signing key checked against OUR cached chain; never acked."""
     from ..messaging import check_sender

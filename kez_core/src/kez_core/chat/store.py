@@ -119,8 +119,14 @@ def load_store_key(folder: Path, passphrase: Callable[[], bytes | None], encrypt
     if not path.exists():
         secret = X25519PrivateKey.generate()
         password = passphrase() if encrypted else None
-        encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
-        pem = secret.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+        encryption = (
+            serialization.BestAvailableEncryption(password)
+            if password
+            else serialization.NoEncryption()
+        )
+        pem = secret.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+        )
         try:
             exclusive_write(path, pem, 0o600)
         except FileExistsError:
@@ -137,12 +143,15 @@ def load_store_key(folder: Path, passphrase: Callable[[], bytes | None], encrypt
     except (ValueError, TypeError) as exc:
         if wrapped:
             raise PassphraseError(
-                "the passphrase does not open the message store key", hint="it is the identity's passphrase"
+                "the passphrase does not open the message store key",
+                hint="it is the identity's passphrase",
             ) from exc
         raise StoreError(f"the message store key {path} is damaged: {exc}") from exc
     if not isinstance(key, X25519PrivateKey):
         raise StoreError(f"{path} does not hold a message store key")
-    return key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
 
 
 def seal_body(key: bytes, row_key: str, body: dict[str, Any]) -> bytes:
@@ -181,7 +190,9 @@ class ChatStore:
         db = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            self._db = db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             enable_wal(self._db)
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=30000")
@@ -268,8 +279,13 @@ class ChatStore:
         except sqlite3.Error as exc:
             raise StoreError(f"message store {self.path}: {exc}") from exc
 
-    def on_commit(self, name: str, *, before: Callable[[], None] | None = None,
-                  after: Callable[[], None] | None = None) -> None:
+    def on_commit(
+        self,
+        name: str,
+        *,
+        before: Callable[[], None] | None = None,
+        after: Callable[[], None] | None = None,
+    ) -> None:
         """Tie work outside SQLite to the open write transaction (call it inside `_write`):
         `before` runs just before it commits (an fsync of a file its rows point into: an
         OSError there rolls the transaction back), `after` just after (removing a file
@@ -299,18 +315,29 @@ class ChatStore:
     def add_contact(self, name: str, identity: str, handle: str | None = None) -> Contact:
         with self._write() as db:
             if db.execute("SELECT 1 FROM contacts WHERE name = ?", (name,)).fetchone():
-                raise StoreError(f"a contact named {name!r} exists", hint="pick another name, or `kez contact rename`")
-            known = db.execute("SELECT name FROM contacts WHERE identity = ?", (identity,)).fetchone()
+                raise StoreError(
+                    f"a contact named {name!r} exists",
+                    hint="pick another name, or `kez contact rename`",
+                )
+            known = db.execute(
+                "SELECT name FROM contacts WHERE identity = ?", (identity,)
+            ).fetchone()
             if known:
-                raise StoreError(f"{identity} is already the contact {known[0]!r}", hint="`kez contact rename` it")
+                raise StoreError(
+                    f"{identity} is already the contact {known[0]!r}",
+                    hint="`kez contact rename` it",
+                )
             db.execute(
-                "INSERT INTO contacts VALUES (?, ?, ?, 0, ?)", (name, identity, handle, format_time(now()))
+                "INSERT INTO contacts VALUES (?, ?, ?, 0, ?)",
+                (name, identity, handle, format_time(now())),
             )
             db.execute("UPDATE messages SET stranger = 0 WHERE peer = ?", (identity,))
         return self.contact(name)  # type: ignore[return-value]
 
     def contacts(self) -> list[Contact]:
-        rows = self._read("SELECT name, identity, handle, blocked, created_at FROM contacts ORDER BY name")
+        rows = self._read(
+            "SELECT name, identity, handle, blocked, created_at FROM contacts ORDER BY name"
+        )
         return [Contact(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
 
     def contact(self, name: str) -> Contact | None:
@@ -355,10 +382,18 @@ class ChatStore:
     def set_pin(self, handle: str, identity: str) -> None:
         """Pin `handle` to `identity` on first contact; a pin is never replaced here."""
         with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO pins VALUES (?, ?, ?)", (handle, identity, format_time(now())))
+            db.execute(
+                "INSERT OR IGNORE INTO pins VALUES (?, ?, ?)",
+                (handle, identity, format_time(now())),
+            )
 
     def pinned_handles(self, identity: str) -> list[str]:
-        return [r[0] for r in self._read("SELECT handle FROM pins WHERE identity = ? ORDER BY handle", (identity,))]
+        return [
+            r[0]
+            for r in self._read(
+                "SELECT handle FROM pins WHERE identity = ? ORDER BY handle", (identity,)
+            )
+        ]
 
     # ---------------------------------------------------------------- messages
 
@@ -382,10 +417,19 @@ class ChatStore:
 
     def add_sent_ids(self, key: str, message_ids: list[str]) -> None:
         with self._write() as db:
-            db.executemany("INSERT OR IGNORE INTO sent_ids VALUES (?, ?)", [(i, key) for i in message_ids])
+            db.executemany(
+                "INSERT OR IGNORE INTO sent_ids VALUES (?, ?)", [(i, key) for i in message_ids]
+            )
 
     def add_incoming(
-        self, key: str, peer: str, created_at: str, body: dict[str, Any], *, stranger: bool, ack: bool = True
+        self,
+        key: str,
+        peer: str,
+        created_at: str,
+        body: dict[str, Any],
+        *,
+        stranger: bool,
+        ack: bool = True,
     ) -> bool:
         """Store a received message and queue its ack in one transaction; False when already stored."""
         with self._write() as db:
@@ -398,11 +442,14 @@ class ChatStore:
                 return False
             if ack:
                 db.execute(
-                    "INSERT OR IGNORE INTO pending_acks VALUES (?, ?, ?)", (peer, key, format_time(now()))
+                    "INSERT OR IGNORE INTO pending_acks VALUES (?, ?, ?)",
+                    (peer, key, format_time(now())),
                 )
         return True
 
-    def add_sent_copy(self, key: str, peer: str, created_at: str, body: dict[str, Any], message_ids: list[str]) -> bool:
+    def add_sent_copy(
+        self, key: str, peer: str, created_at: str, body: dict[str, Any], message_ids: list[str]
+    ) -> bool:
         """Store what another device of this identity sent to `peer` (kez_core.chat.sent_copy):
         outgoing, `sent`, under its history id, with the message ids an ack may name; one
         transaction, no ack; False when already stored (a repeat changes nothing)."""
@@ -414,7 +461,9 @@ class ChatStore:
             )
             if cursor.rowcount != 1:
                 return False
-            db.executemany("INSERT OR IGNORE INTO sent_ids VALUES (?, ?)", [(i, key) for i in message_ids])
+            db.executemany(
+                "INSERT OR IGNORE INTO sent_ids VALUES (?, ?)", [(i, key) for i in message_ids]
+            )
         return True
 
     def has_message(self, key: str) -> bool:
@@ -424,7 +473,10 @@ class ChatStore:
     def queue_ack(self, peer: str, message_id: str) -> None:
         """Queue an ack for a received message that is not kept in the history (a profile key)."""
         with self._write() as db:
-            db.execute("INSERT OR IGNORE INTO pending_acks VALUES (?, ?, ?)", (peer, message_id, format_time(now())))
+            db.execute(
+                "INSERT OR IGNORE INTO pending_acks VALUES (?, ?, ?)",
+                (peer, message_id, format_time(now())),
+            )
 
     def set_state(self, key: str, state: str, *, only_from: tuple[str, ...]) -> bool:
         """Move an outgoing message to `state` if it is in one of `only_from` (states only go forward)."""
@@ -455,15 +507,22 @@ class ChatStore:
     def pending_acks(self) -> dict[str, list[str]]:
         """Message ids still to ack, by peer identity, oldest first."""
         out: dict[str, list[str]] = {}
-        for peer, message_id in self._read("SELECT peer, message_id FROM pending_acks ORDER BY queued_at, message_id"):
+        for peer, message_id in self._read(
+            "SELECT peer, message_id FROM pending_acks ORDER BY queued_at, message_id"
+        ):
             out.setdefault(peer, []).append(message_id)
         return out
 
     def acked(self, peer: str, message_ids: list[str]) -> None:
         with self._write() as db:
-            db.executemany("DELETE FROM pending_acks WHERE peer = ? AND message_id = ?", [(peer, i) for i in message_ids])
+            db.executemany(
+                "DELETE FROM pending_acks WHERE peer = ? AND message_id = ?",
+                [(peer, i) for i in message_ids],
+            )
 
-    def history(self, peer: str, *, mark_read: bool = True, start: int = 0, limit: int | None = None) -> list[Entry]:
+    def history(
+        self, peer: str, *, mark_read: bool = True, start: int = 0, limit: int | None = None
+    ) -> list[Entry]:
         """The conversation with `peer`, oldest first; `start`/`limit` give a window of it (as
         `[start:start + limit]`), so a UI showing the latest messages of a long history opens
         only those bodies. Reading unread messages marks the whole conversation read."""
@@ -473,7 +532,17 @@ class ChatStore:
             (peer, -1 if limit is None else max(0, limit), max(0, start)),
         )
         entries = [
-            Entry(r[0], r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6]), open_body(self._key, r[0], r[7]), r[8])
+            Entry(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                bool(r[5]),
+                bool(r[6]),
+                open_body(self._key, r[0], r[7]),
+                r[8],
+            )
             for r in rows
         ]
         if mark_read and any(e.unread for e in entries):
@@ -499,7 +568,8 @@ class ChatStore:
                 {
                     "peer": peer,
                     "contact": contact.name if contact else None,
-                    "handle": (contact.handle if contact else None) or next(iter(self.pinned_handles(peer)), None),
+                    "handle": (contact.handle if contact else None)
+                    or next(iter(self.pinned_handles(peer)), None),
                     "messages": int(total),
                     "unread": int(unread or 0),
                     "last_at": last,

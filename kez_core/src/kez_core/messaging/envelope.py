@@ -140,10 +140,15 @@ def seal(content: bytes, inbox_key: str, attachment: bytes | memoryview | None =
     there): MessageTooLarge beyond."""
     if attachment is not None:
         if len(content) > MESSAGE_MAX_CONTENT or b"\n" in content:
-            raise MessageTooLarge(f"message is {len(content)} bytes; one message holds at most {MESSAGE_MAX_CONTENT}")
+            raise MessageTooLarge(
+                f"message is {len(content)} bytes; one message holds at most {MESSAGE_MAX_CONTENT}"
+            )
         plaintext = pad(content, b"\n", attachment)
     else:
-        if len(content) > MESSAGE_MAX_CONTENT and content.find(b"\n", 0, MESSAGE_MAX_CONTENT + 1) < 0:
+        if (
+            len(content) > MESSAGE_MAX_CONTENT
+            and content.find(b"\n", 0, MESSAGE_MAX_CONTENT + 1) < 0
+        ):
             raise MessageTooLarge(
                 f"message is {len(content)} bytes; one message holds at most {MESSAGE_MAX_CONTENT}",
                 hint="send larger files in chunks",
@@ -206,7 +211,9 @@ def envelope_bytes(envelope: str | bytes) -> bytes:
 
 
 _B64URL_REST = re.compile(r"[A-Za-z0-9_-]*\Z")  # `^` would not match at a pos > 0
-_B64URL_INDEX = {c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")}
+_B64URL_INDEX = {
+    c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
 
 
 def check_envelope_text(envelope: str) -> None:

@@ -65,7 +65,13 @@ def signed_bytes(method: str, path: str, bound: str, ts: int) -> bytes:
 
 
 def sign_inbox_request(
-    signer: Signer, method: str, path: str, bound: str, ts: int | None = None, *, device: bool = False
+    signer: Signer,
+    method: str,
+    path: str,
+    bound: str,
+    ts: int | None = None,
+    *,
+    device: bool = False,
 ) -> str:
     """The header value for one request; `device=True` names the key (a device key signs)."""
     ts = int(time.time()) if ts is None else ts
@@ -119,7 +125,9 @@ class VerifiedSignatures:
         self._headers: OrderedDict[tuple[str, str, str, str], tuple[int, bool, str]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def recall(self, header: str, method: str, path: str, bound: str) -> tuple[int, bool, str] | None:
+    def recall(
+        self, header: str, method: str, path: str, bound: str
+    ) -> tuple[int, bool, str] | None:
         """(ts, whether the header names its key, the key that signed) of a header that passed
         for this very request before, else None. The caller still judges the time and the keys."""
         entry = (header, method, path, bound)
@@ -129,7 +137,9 @@ class VerifiedSignatures:
                 self._headers.move_to_end(entry)
             return found
 
-    def note(self, header: str, method: str, path: str, bound: str, passed: tuple[int, bool, str]) -> None:
+    def note(
+        self, header: str, method: str, path: str, bound: str, passed: tuple[int, bool, str]
+    ) -> None:
         """Remember a header that passed every check for this request (for `recall`)."""
         entry = (header, method, path, bound)
         with self._lock:
@@ -186,7 +196,9 @@ def verify_inbox_auth(
         passed = verified.recall(header, method, path, bound)
         if passed is not None:
             ts, named, signer = passed
-            if -MAX_SKEW <= ts - clock <= MAX_SKEW and (signer == primary or (named and signer in devices)):
+            if -MAX_SKEW <= ts - clock <= MAX_SKEW and (
+                signer == primary or (named and signer in devices)
+            ):
                 return signer
             # anything else goes through every check below, which says what is wrong
     auth = parse_inbox_auth(header)
@@ -218,7 +230,9 @@ def verify_inbox_auth(
         parsed = parse_key_id(key, registry)
         alg = registry.key_algorithm(parsed.alg)
     except (KeyFormatError, KezError) as exc:
-        raise InboxAuthError(f"the key in the header is unusable: {exc.message}", reason="wrong_signer") from exc
+        raise InboxAuthError(
+            f"the key in the header is unusable: {exc.message}", reason="wrong_signer"
+        ) from exc
     if not alg.verify(parsed.public, message, auth.sig):
         raise InboxAuthError(
             "the signature does not hold for this request: wrong key, or signed for another "

@@ -82,7 +82,9 @@ class InboxKeyring:
             private_dir(self.folder)
             exclusive_write(pem_path, pem, 0o600)
             try:
-                exclusive_write(json_path, json.dumps(attrs.asdict(record), indent=2).encode(), 0o600)
+                exclusive_write(
+                    json_path, json.dumps(attrs.asdict(record), indent=2).encode(), 0o600
+                )
             except BaseException:
                 pem_path.unlink(missing_ok=True)
                 raise

@@ -148,10 +148,9 @@ def open_envelopes(
         except KezError as exc:
             answers.append(exc)
     if replay is not None:
-        opened = [i for i, a in enumerate(answers) if isinstance(a, Message)]
-        refused = replay.accept_many(
-            [(answers[i].id, answers[i].created_at) for i in opened], at  # type: ignore[union-attr]
-        )
+        messages = [(i, a) for i, a in enumerate(answers) if isinstance(a, Message)]
+        opened = [i for i, _ in messages]
+        refused = replay.accept_many([(m.id, m.created_at) for _, m in messages], at)
         for i, error in zip(opened, refused, strict=True):
             if error is not None:
                 answers[i] = error

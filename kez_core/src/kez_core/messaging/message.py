@@ -86,11 +86,15 @@ def check_attachment(body: dict[str, Any], data: bytes | memoryview | None) -> N
     if field is None and data is None:
         return
     if field is None:
-        raise SchemaError("an envelope carries bytes after a message whose body names no attachment")
+        raise SchemaError(
+            "an envelope carries bytes after a message whose body names no attachment"
+        )
     if data is None:
         raise SchemaError("a message's body names an attachment, but the envelope carries none")
     if len(data) != field["size"] or hashlib.sha256(data).hexdigest() != field["sha256"]:
-        raise SchemaError("an attachment's bytes are not the ones its message signed (size or SHA-256)")
+        raise SchemaError(
+            "an attachment's bytes are not the ones its message signed (size or SHA-256)"
+        )
 
 
 def ack_body(message_ids: list[str]) -> dict[str, Any]:
@@ -123,7 +127,9 @@ def create_message(
         "sender_identity": normalize_key_id(sender_identity, registry),
         "recipient": normalize_key_id(recipient, registry),
         "inbox_key": inbox_key,
-        "created_at": _now_text() if created_at is None else format_time(created_at.replace(microsecond=0)),
+        "created_at": _now_text()
+        if created_at is None
+        else format_time(created_at.replace(microsecond=0)),
         "nonce": os.urandom(16).hex(),
         "body": body,
     }
@@ -191,8 +197,10 @@ def message_from_json(data: bytes, registry: Registry | None = None) -> Message:
     cut = data.find(ATTACHMENT_SEPARATOR)
     attachment = None
     if cut >= 0:
-        data, attachment = data[:cut], data[cut + 1:]
-    message = read_message(SignedObject.from_dict(parse_json(data, max_bytes=MAX_MESSAGE_BYTES)), registry)
+        data, attachment = data[:cut], data[cut + 1 :]
+    message = read_message(
+        SignedObject.from_dict(parse_json(data, max_bytes=MAX_MESSAGE_BYTES)), registry
+    )
     check_attachment(message.body, attachment)
     return message if attachment is None else attrs.evolve(message, attachment=attachment)
 
@@ -262,7 +270,9 @@ def check_body(body: object) -> None:
             or not isinstance(field["sha256"], str)
             or not _OBJECT_ID.match(field["sha256"])
         ):
-            raise SchemaError('a body\'s attachment is {"size": <bytes>, "sha256": <64 lowercase hex>}')
+            raise SchemaError(
+                'a body\'s attachment is {"size": <bytes>, "sha256": <64 lowercase hex>}'
+            )
     if kind == "text" and not isinstance(body.get("text"), str):
         raise SchemaError("a text message's body.text must be a string")
     if kind == "ack":

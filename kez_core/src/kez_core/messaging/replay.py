@@ -181,7 +181,8 @@ class ReplayStore:
                             if message_id in stored or message_id in seen:
                                 answers.append(
                                     MessageRefused(
-                                        f"message {message_id} was already received", reason="replay"
+                                        f"message {message_id} was already received",
+                                        reason="replay",
                                     )
                                 )
                                 continue

@@ -39,13 +39,22 @@ class ProfileKey:
     picture_sha256: str  # of the published PNG it opens
 
     def to_json(self) -> dict[str, str]:
-        return {"identity": self.identity, "key": self.key.hex(), "picture_sha256": self.picture_sha256}
+        return {
+            "identity": self.identity,
+            "key": self.key.hex(),
+            "picture_sha256": self.picture_sha256,
+        }
 
 
 def profile_key_body(identity: str, key: bytes, picture_sha256: str) -> dict[str, Any]:
     """The message body that hands `key` (of the picture `picture_sha256`) to a contact."""
     parse_profile_key_body(
-        body := {"kind": BODY_KIND, "identity": identity, "key": key.hex(), "picture_sha256": picture_sha256}
+        body := {
+            "kind": BODY_KIND,
+            "identity": identity,
+            "key": key.hex(),
+            "picture_sha256": picture_sha256,
+        }
     )
     return body
 
@@ -108,17 +117,25 @@ class ProfileKeyStore:
         lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with locked(lock_dir):
             keys = self._read()
-            entries = [e for e in keys.get(key.identity, []) if e.get("picture_sha256") != key.picture_sha256]
+            entries = [
+                e
+                for e in keys.get(key.identity, [])
+                if e.get("picture_sha256") != key.picture_sha256
+            ]
             entries.append({**key.to_json(), "received_at": format_time(now())})
             keys[key.identity] = entries[-KEEP_PER_IDENTITY:]
-            atomic_write(self.path, json.dumps({"version": 1, "keys": keys}, indent=1).encode(), 0o600)
+            atomic_write(
+                self.path, json.dumps({"version": 1, "keys": keys}, indent=1).encode(), 0o600
+            )
 
     def get(self, identity: str, picture_sha256: str) -> bytes | None:
         """The key of `identity`'s picture with this hash, or None when none was received."""
         for entry in reversed(self._read().get(identity, [])):
             if entry.get("picture_sha256") == picture_sha256:
                 try:
-                    return parse_profile_key_body({"kind": BODY_KIND, **entry, "identity": identity}).key
+                    return parse_profile_key_body(
+                        {"kind": BODY_KIND, **entry, "identity": identity}
+                    ).key
                 except SchemaError:
                     return None
         return None

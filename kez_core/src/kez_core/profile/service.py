@@ -147,17 +147,27 @@ class OwnProfileStore:
     def load(self) -> OwnProfile | None:
         try:
             data = json.loads(self.meta.read_bytes())
-            published = (self.folder / data["published"]).read_bytes() if data.get("published") else None
+            published = (
+                (self.folder / data["published"]).read_bytes() if data.get("published") else None
+            )
             plain = (self.folder / data["plain"]).read_bytes() if data.get("plain") else None
             key = bytes.fromhex(data["key"]) if data.get("key") else None
             return OwnProfile(
-                data["handle"], data["base"], data.get("name", ""), data.get("about", ""),
-                data.get("picture"), key, published, plain,
+                data["handle"],
+                data["base"],
+                data.get("name", ""),
+                data.get("about", ""),
+                data.get("picture"),
+                key,
+                published,
+                plain,
             )
         except FileNotFoundError as exc:
             if Path(exc.filename or "") == self.meta:
                 return None
-            raise StoreError(f"your profile state in {self.meta} names a missing file: {exc.filename}") from None
+            raise StoreError(
+                f"your profile state in {self.meta} names a missing file: {exc.filename}"
+            ) from None
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"cannot read your profile state in {self.meta}: {exc}") from None
 
@@ -171,8 +181,13 @@ class OwnProfileStore:
                     atomic_write(path, png, 0o600)
                 names[field] = path.name
         data = {
-            "handle": handle, "base": base, "name": p["name"], "about": p["about"],
-            "picture": p.get("picture"), "key": pub.key.hex() if pub.key else None, **names,
+            "handle": handle,
+            "base": base,
+            "name": p["name"],
+            "about": p["about"],
+            "picture": p.get("picture"),
+            "key": pub.key.hex() if pub.key else None,
+            **names,
         }
         atomic_write(self.meta, json.dumps(data, indent=1).encode(), 0o600)
         keep = {name for name in names.values() if name}
@@ -208,16 +223,23 @@ async def publish(
 
     async def put(client: Any, what: str, body: bytes, kind: str) -> None:
         path = f"/v1/u/{handle}/{what}"
-        header = sign_inbox_request(signer, "PUT", path, hashlib.sha256(body).hexdigest(), device=device)
+        header = sign_inbox_request(
+            signer, "PUT", path, hashlib.sha256(body).hexdigest(), device=device
+        )
         try:
             answer = await client.put(
-                base.rstrip("/") + path, content=body,
+                base.rstrip("/") + path,
+                content=body,
                 headers={"x-kez-auth": header, "content-type": kind},
             )
         except httpx.HTTPError as exc:
-            raise ProfileServerError(f"{base}: {type(exc).__name__}: {exc}", hint="retry later") from None
+            raise ProfileServerError(
+                f"{base}: {type(exc).__name__}: {exc}", hint="retry later"
+            ) from None
         if answer.status_code >= 500:
-            raise ProfileServerError(f"{base} answered {answer.status_code}: {_answer_text(answer)}")
+            raise ProfileServerError(
+                f"{base} answered {answer.status_code}: {_answer_text(answer)}"
+            )
         if answer.status_code != 200:
             raise ProfileRefused(f"{base} refused the {what}: {_answer_text(answer)}")
 
@@ -262,7 +284,9 @@ async def _get(client: Any, url: str, what: str, *, missing_ok: bool = False) ->
     try:
         answer = await client.get(url)
     except httpx.HTTPError as exc:
-        raise ProfileServerError(f"fetching {what} from {url}: {type(exc).__name__}: {exc}") from None
+        raise ProfileServerError(
+            f"fetching {what} from {url}: {type(exc).__name__}: {exc}"
+        ) from None
     if answer.status_code == 404 and missing_ok:
         return None
     if answer.status_code != 200:
@@ -272,12 +296,16 @@ async def _get(client: Any, url: str, what: str, *, missing_ok: bool = False) ->
     return answer
 
 
-async def fetch_peer(base: str, handle: str, timeout: float) -> tuple[bytes, bytes | None, list[bytes], dict[str, Any]]:
+async def fetch_peer(
+    base: str, handle: str, timeout: float
+) -> tuple[bytes, bytes | None, list[bytes], dict[str, Any]]:
     """(profile JSON, picture PNG or None, chain lines, lookup body) of `handle` on `base`."""
     base = base.rstrip("/")
     async with _client(timeout) as client:
         lookup = (await _get(client, f"{base}/v1/u/{handle}", "the handle")).json()
-        profile = await _get(client, f"{base}/v1/u/{handle}/profile", "the profile", missing_ok=True)
+        profile = await _get(
+            client, f"{base}/v1/u/{handle}/profile", "the profile", missing_ok=True
+        )
         if profile is None:
             raise ProfileRefused(f"{handle} has published no profile on {base}")
         chain_url = lookup.get("sigchain_url")
@@ -304,7 +332,9 @@ def _parse_profile(data: bytes) -> SignedObject:
     try:
         return SignedObject.from_dict(parse_json(data))
     except DecodeError as exc:
-        raise ProfileRefused(f"the server's profile is not a signed object: {exc.message}") from None
+        raise ProfileRefused(
+            f"the server's profile is not a signed object: {exc.message}"
+        ) from None
 
 
 def judge_peer(
@@ -361,7 +391,9 @@ class ProfileCache:
         stem = re.sub(r"[^a-z0-9_.@-]", "_", f"{handle}@{server}")
         return self.folder / f"{stem}.json", self.folder / f"{stem}.png"
 
-    def get(self, handle: str, server: str, max_age: float = CACHE_MAX_AGE) -> dict[str, Any] | None:
+    def get(
+        self, handle: str, server: str, max_age: float = CACHE_MAX_AGE
+    ) -> dict[str, Any] | None:
         meta, png = self._paths(handle, server)
         try:
             data: dict[str, Any] = json.loads(meta.read_bytes())
@@ -372,7 +404,15 @@ class ProfileCache:
         except (OSError, ValueError, KeyError, TypeError):
             return None  # missing or damaged: fetch again
 
-    def put(self, handle: str, server: str, profile: bytes, picture: bytes | None, lines: list[bytes], lookup: dict[str, Any]) -> str:
+    def put(
+        self,
+        handle: str,
+        server: str,
+        profile: bytes,
+        picture: bytes | None,
+        lines: list[bytes],
+        lookup: dict[str, Any],
+    ) -> str:
         meta, png = self._paths(handle, server)
         fetched = format_time(now())
         if picture is not None:
@@ -380,8 +420,11 @@ class ProfileCache:
         else:
             png.unlink(missing_ok=True)
         data = {
-            "fetched_at": fetched, "fetched_unix": time.time(), "profile": profile.decode(),
-            "chain": [line.decode() for line in lines], "lookup": lookup,
+            "fetched_at": fetched,
+            "fetched_unix": time.time(),
+            "profile": profile.decode(),
+            "chain": [line.decode() for line in lines],
+            "lookup": lookup,
         }
         atomic_write(meta, json.dumps(data).encode(), 0o600)
         return fetched
@@ -397,9 +440,15 @@ async def read_peer_profile(
     if cached is not None:
         try:
             return judge_peer(
-                handle, server, cached["profile"].encode(), cached["picture"],
-                [line.encode() for line in cached["chain"]], cached["lookup"], keys,
-                fetched_at=cached["fetched_at"], from_cache=True,
+                handle,
+                server,
+                cached["profile"].encode(),
+                cached["picture"],
+                [line.encode() for line in cached["chain"]],
+                cached["lookup"],
+                keys,
+                fetched_at=cached["fetched_at"],
+                from_cache=True,
             )
         except (KezError, KeyError, TypeError, AttributeError):
             pass  # a cache that no longer verifies is fetched again
@@ -430,7 +479,9 @@ def side_by_side(left_png: bytes, right_png: bytes, gap: int = 8) -> bytes:
 # ------------------------------------------------------------- nostr kind 0
 
 
-def kind0_event(nostr_secret: bytes, profile: Profile, created_at: int | None = None) -> dict[str, Any]:
+def kind0_event(
+    nostr_secret: bytes, profile: Profile, created_at: int | None = None
+) -> dict[str, Any]:
     """The NIP-01 kind 0 (metadata) event of a profile, signed by the identity's nostr key.
 
     Content: `{"name", "about", "picture"}`, the picture reference with its
@@ -442,7 +493,9 @@ def kind0_event(nostr_secret: bytes, profile: Profile, created_at: int | None = 
     if profile.picture is not None:
         content["picture"] = profile.picture
     return sign_event(
-        nostr_secret, 0, json.dumps(content, ensure_ascii=False, separators=(",", ":")),
+        nostr_secret,
+        0,
+        json.dumps(content, ensure_ascii=False, separators=(",", ":")),
         created_at=created_at if created_at is not None else int(profile.updated_at.timestamp()),
     )
 

@@ -42,7 +42,12 @@ class KeyShare:
     error: dict[str, str] | None = None  # the first error, when nothing was sent
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": self.name, "identity": self.identity, "sent": self.sent, "devices": self.devices}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "identity": self.identity,
+            "sent": self.sent,
+            "devices": self.devices,
+        }
         if self.error is not None:
             out["error"] = self.error
         return out
@@ -56,10 +61,14 @@ def current_key_body(service: MessagingService) -> dict[str, Any] | None:
     own = OwnProfileStore(service.keystore.home, service.identity).load()
     if own is None or own.key is None or own.published_png is None:
         return None
-    return profile_key_body(service.identity, own.key, hashlib.sha256(own.published_png).hexdigest())
+    return profile_key_body(
+        service.identity, own.key, hashlib.sha256(own.published_png).hexdigest()
+    )
 
 
-async def _send(service: MessagingService, name: str, peer: Peer, body: dict[str, Any], routes: Sequence[Route]) -> KeyShare:
+async def _send(
+    service: MessagingService, name: str, peer: Peer, body: dict[str, Any], routes: Sequence[Route]
+) -> KeyShare:
     try:
         result = await service.send_profile_key(peer, body, routes)
     except KezError as exc:
@@ -95,7 +104,11 @@ def own_devices_peer(service: MessagingService) -> Peer | None:
 
 
 async def share_with_everyone(
-    service: MessagingService, body: dict[str, Any], routes: Sequence[Route], *, own_devices: bool = True
+    service: MessagingService,
+    body: dict[str, Any],
+    routes: Sequence[Route],
+    *,
+    own_devices: bool = True,
 ) -> list[KeyShare]:
     """Send a new picture key to every contact that is not blocked, then to the owner's
     other devices; one `KeyShare` per recipient, failures included."""
@@ -116,4 +129,11 @@ async def share_with_everyone(
     return out
 
 
-__all__ = ["OWN_DEVICES", "KeyShare", "current_key_body", "own_devices_peer", "share_with_contact", "share_with_everyone"]
+__all__ = [
+    "OWN_DEVICES",
+    "KeyShare",
+    "current_key_body",
+    "own_devices_peer",
+    "share_with_contact",
+    "share_with_everyone",
+]

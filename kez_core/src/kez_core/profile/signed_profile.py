@@ -107,8 +107,14 @@ def read_profile(obj: SignedObject, registry: Registry | None = None) -> Profile
     keys = {}
     for field in ("identity", "signer"):
         value = p.get(field)
-        if not isinstance(value, str) or len(value) > 200 or normalize_key_id(value, registry) != value:
-            raise SchemaError(f"profile {field} must be a key id in normal form (alg:<lowercase hex>)")
+        if (
+            not isinstance(value, str)
+            or len(value) > 200
+            or normalize_key_id(value, registry) != value
+        ):
+            raise SchemaError(
+                f"profile {field} must be a key id in normal form (alg:<lowercase hex>)"
+            )
         keys[field] = value
     name = _text(p, "name", MAX_NAME)
     about = _text(p, "about", MAX_ABOUT)
@@ -119,7 +125,9 @@ def read_profile(obj: SignedObject, registry: Registry | None = None) -> Profile
             raise SchemaError("profile picture_sha256 without a picture")
     else:
         if not isinstance(picture, str) or not 0 < len(picture) <= MAX_PICTURE_REF:
-            raise SchemaError(f"profile picture must be a URL of at most {MAX_PICTURE_REF} characters")
+            raise SchemaError(
+                f"profile picture must be a URL of at most {MAX_PICTURE_REF} characters"
+            )
         if not picture.startswith(("https://", "http://")):
             raise SchemaError("profile picture must be an http(s) URL")
         if not isinstance(digest, str) or not _HEX64.match(digest):

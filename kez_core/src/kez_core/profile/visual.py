@@ -89,7 +89,9 @@ def _stream(key: bytes, salt: bytes, length: int) -> bytes:
     return encryptor.update(bytes(length))
 
 
-def _perm_and_mask(key: bytes, salt: bytes, pixels: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+def _perm_and_mask(
+    key: bytes, salt: bytes, pixels: int, channels: int
+) -> tuple[np.ndarray, np.ndarray]:
     np, _ = _deps()
     stream = _stream(key, salt, 4 * pixels + pixels * channels)
     words = np.frombuffer(stream, dtype="<u4", count=pixels)
@@ -172,11 +174,15 @@ def prepare_picture(data: bytes) -> Image.Image:
     from PIL import ImageOps
 
     if len(data) > MAX_PNG_BYTES * 4:
-        raise SizeLimitError(f"the picture file is {len(data)} bytes, more than {MAX_PNG_BYTES * 4}")
+        raise SizeLimitError(
+            f"the picture file is {len(data)} bytes, more than {MAX_PNG_BYTES * 4}"
+        )
     try:
         image = Image.open(io.BytesIO(data))
         if image.size[0] * image.size[1] > 64 * MAX_PIXELS:
-            raise SizeLimitError(f"the picture is {image.size[0]}x{image.size[1]} pixels: too large")
+            raise SizeLimitError(
+                f"the picture is {image.size[0]}x{image.size[1]} pixels: too large"
+            )
         image = ImageOps.exif_transpose(image)
         image = _normal_mode(image)
         image = ImageOps.fit(image, (PICTURE_SIDE, PICTURE_SIDE), Image.Resampling.LANCZOS)
@@ -228,7 +234,9 @@ def split_reference(reference: str) -> tuple[str, bytes | None]:
         return url, None
     text = frag[len(prefix) :]
     if len(text) != 2 * SALT_BYTES or text.lower() != text:
-        raise DecodeError(f"picture reference fragment must be {prefix}<{2 * SALT_BYTES} lowercase hex>")
+        raise DecodeError(
+            f"picture reference fragment must be {prefix}<{2 * SALT_BYTES} lowercase hex>"
+        )
     try:
         return url, bytes.fromhex(text)
     except ValueError:

@@ -30,7 +30,16 @@ from .io import (
     read_chain_lines,
     write_chain,
 )
-from .merge import ChainVerdict, CopyReport, Fork, MergeResult, chain_verdict, merge_copies, merge_many, prevalidated
+from .merge import (
+    ChainVerdict,
+    CopyReport,
+    Fork,
+    MergeResult,
+    chain_verdict,
+    merge_copies,
+    merge_many,
+    prevalidated,
+)
 from .model import OPS, ChainState, ClaimRecord, InboxKey, Link, RetiredKey
 from .ops import SigchainBuilder, accept_signature, make_link
 from .validate import ChainValidator, accept_message, iter_links, validate_lines

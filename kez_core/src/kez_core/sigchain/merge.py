@@ -168,7 +168,9 @@ def _read_copy(lines: Iterable[bytes | str]) -> _Copy:
             first = obj.signature.key
         if exact:
             stripped = line.strip()
-            exact = (stripped if isinstance(stripped, bytes) else stripped.encode("utf-8", "replace")) == canonical
+            exact = (
+                stripped if isinstance(stripped, bytes) else stripped.encode("utf-8", "replace")
+            ) == canonical
         canon.append(canonical + b"\n")
         ids.append(hashlib.sha256(canonical).hexdigest())
     return _Copy(raw, canon, ids, first, None, exact)
@@ -193,7 +195,9 @@ def _validate(
 
 # copies validated ahead by `prevalidated`: (registry, lines as given -> validate_prefix result)
 _known: contextvars.ContextVar[
-    tuple[Registry | None, dict[tuple[bytes | str, ...], tuple[ChainState | None, ChainError | None]]]
+    tuple[
+        Registry | None, dict[tuple[bytes | str, ...], tuple[ChainState | None, ChainError | None]]
+    ]
     | None
 ] = contextvars.ContextVar("kez_sigchain_prevalidated", default=None)
 

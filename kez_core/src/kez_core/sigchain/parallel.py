@@ -289,7 +289,11 @@ def validate_prefix(
 
 def verify_failures(checks: list[Check]) -> list[int]:
     """In a worker: the indexes of every check that fails (checks of many chains share a batch)."""
-    return [i for i, (alg, public, message, sig) in enumerate(checks) if not alg.verify(public, message, sig)]
+    return [
+        i
+        for i, (alg, public, message, sig) in enumerate(checks)
+        if not alg.verify(public, message, sig)
+    ]
 
 
 def validate_many(

@@ -68,7 +68,12 @@ class OpRules:
     _trusted: bool = False  # ChainValidator.feed_trusted: no signature checks for this link
 
     def _fail(
-        self, reason: ChainFault, message: str, *, link_id: str | None = None, hint: str | None = None
+        self,
+        reason: ChainFault,
+        message: str,
+        *,
+        link_id: str | None = None,
+        hint: str | None = None,
     ) -> ChainError:
         """The error for the link being checked (ChainValidator knows its position)."""
         raise NotImplementedError

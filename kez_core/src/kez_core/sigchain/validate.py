@@ -317,7 +317,13 @@ class ChainValidator(OpRules):
             if self._checks is not None:
                 self._checks.append((alg, public, payload_jcs, sig or bytes.fromhex(signature.sig)))
                 self._where.append(
-                    (ChainFault.SIGNATURE, BAD_LINK_SIGNATURE, seqno, self.lines_read or None, link_id)
+                    (
+                        ChainFault.SIGNATURE,
+                        BAD_LINK_SIGNATURE,
+                        seqno,
+                        self.lines_read or None,
+                        link_id,
+                    )
                 )
             elif not alg.verify(public, payload_jcs, sig or bytes.fromhex(signature.sig)):
                 raise fail(ChainFault.SIGNATURE, BAD_LINK_SIGNATURE, link_id=link_id)
@@ -374,7 +380,6 @@ class ChainValidator(OpRules):
             m.Link, (obj, link_id, seqno, prev, created_at, op, body, signer, canonical)
         )
 
-
     def _check_signature(
         self,
         alg: KeyAlgorithm,
@@ -387,7 +392,9 @@ class ChainValidator(OpRules):
         """A signature check inside an op's rules: inline, or deferred (see `_checks`)."""
         if self._checks is not None:
             self._checks.append((alg, public, message, sig))
-            self._where.append((reason, text, self.next_seqno, self.lines_read or None, self._link_id))
+            self._where.append(
+                (reason, text, self.next_seqno, self.lines_read or None, self._link_id)
+            )
         elif not alg.verify(public, message, sig):
             raise self._fail(reason, text)
 

@@ -89,9 +89,15 @@ class ChannelContract:
 
     def test_proof_encoding_is_registered(self, channel: Channel) -> None:
         encoding = getattr(channel, "proof_encoding", None)
-        assert isinstance(encoding, str) and encoding, "proof_encoding names an encoding, e.g. 'compact'"
+        assert isinstance(encoding, str) and encoding, (
+            "proof_encoding names an encoding, e.g. 'compact'"
+        )
         registry = Registry(
-            plugins=[provider(encodings=[*_builtin_encodings(), *self.extra_encodings], channels=[channel])],
+            plugins=[
+                provider(
+                    encodings=[*_builtin_encodings(), *self.extra_encodings], channels=[channel]
+                )
+            ],
             entry_points=False,
             env={},
         )
@@ -101,7 +107,9 @@ class ChannelContract:
             "list your plugin's own encodings in `extra_encodings`"
         )
 
-    def test_fetch_from_a_dead_server_is_unreachable(self, channel: Channel, unreachable_context: Any) -> None:
+    def test_fetch_from_a_dead_server_is_unreachable(
+        self, channel: Channel, unreachable_context: Any
+    ) -> None:
         import asyncio
 
         from ..protocols import FetchOutcome
@@ -112,9 +120,13 @@ class ChannelContract:
         try:
             outcome = asyncio.run(channel.fetch(handle, unreachable_context))
         except Exception as exc:  # noqa: BLE001 - the contract is that nothing escapes
-            pytest.fail(f"fetch raised {type(exc).__name__}: {exc}; report FetchOutcome(reachable=False) instead")
+            pytest.fail(
+                f"fetch raised {type(exc).__name__}: {exc}; report FetchOutcome(reachable=False) instead"
+            )
         assert isinstance(outcome, FetchOutcome)
-        assert outcome.reachable is False, "a dead server is `unreachable` (retryable), never `invalid`"
+        assert outcome.reachable is False, (
+            "a dead server is `unreachable` (retryable), never `invalid`"
+        )
         assert outcome.reason, "say why it was unreachable (the address and the error)"
         assert outcome.candidates == ()
 

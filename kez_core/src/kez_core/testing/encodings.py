@@ -217,4 +217,3 @@ class EncodingContract:
             assert all(isinstance(obj, SignedObject) for obj in decoded)
 
         check()
-

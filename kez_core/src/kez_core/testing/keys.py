@@ -298,5 +298,3 @@ class KeyAlgorithmContract:
             assert result is None, (
                 f"import_secret({text!r}) should be None (not ours) or KeyFormatError"
             )
-
-

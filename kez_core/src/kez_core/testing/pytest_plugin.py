@@ -80,7 +80,9 @@ def kez_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monke
 @pytest.fixture
 def kez(kez_home: Path, capsys: pytest.CaptureFixture[str]) -> KezRunner:
     """The `kez` CLI, in-process: `kez("claim", "verify", path)` returns a `KezResult`."""
-    pytest.importorskip("kez_cli", reason="the `kez` fixture needs the `kez` distribution (the CLI)")
+    pytest.importorskip(
+        "kez_cli", reason="the `kez` fixture needs the `kez` distribution (the CLI)"
+    )
     return KezRunner(capsys)
 
 

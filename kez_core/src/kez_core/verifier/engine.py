@@ -70,7 +70,9 @@ class IdentityReport:
     def ok(self) -> bool:
         """The chain is whole and no proof is invalid, missing or unchecked."""
         bad = {Status.INVALID, Status.NOT_FOUND, Status.UNREACHABLE, Status.FORK}
-        return self.chain_status is Status.VALID and not any(p.check.status in bad for p in self.proofs)
+        return self.chain_status is Status.VALID and not any(
+            p.check.status in bad for p in self.proofs
+        )
 
 
 @attrs.frozen
@@ -147,12 +149,17 @@ async def verify_identity(
             try:
                 channel, handle = _channel_and_handle(record.subject, registry)
             except UnknownNameError as exc:
-                outcome = FetchOutcome(reachable=False, reason=f"no channel plugin for {channel_name!r} is installed ({exc.message})")
+                outcome = FetchOutcome(
+                    reachable=False,
+                    reason=f"no channel plugin for {channel_name!r} is installed ({exc.message})",
+                )
                 attempts = 0
             else:
                 outcome, attempts = await fetcher.fetch(channel, handle, run_ctx)
             check = judge_record(state, record, outcome, at=at, fork=fork, registry=registry)
-            report = ProofReport(check, channel_name, attempts, outcome.reachable, outcome.candidates)
+            report = ProofReport(
+                check, channel_name, attempts, outcome.reachable, outcome.candidates
+            )
         if progress is not None:
             progress(report.check)
         return report
@@ -201,10 +208,22 @@ async def verify_subject(
     if outcome.reachable:
         for candidate in outcome.candidates:
             try:  # each block or token on its own: a broken one never hides a valid proof
-                objects = [c.obj for c in decode_candidates(candidate.text, registry) if c.obj is not None]
+                objects = [
+                    c.obj for c in decode_candidates(candidate.text, registry) if c.obj is not None
+                ]
             except KezError:
                 continue
             for obj in objects:
                 if obj.kind == CLAIM_KIND and obj.payload.get("subject") == subject:
-                    claims.append(check_claim(obj, registry=registry, at=at, source=candidate.source))
-    return SubjectReport(subject, at, outcome.reachable, outcome.reason, outcome.source, tuple(claims), outcome.candidates)
+                    claims.append(
+                        check_claim(obj, registry=registry, at=at, source=candidate.source)
+                    )
+    return SubjectReport(
+        subject,
+        at,
+        outcome.reachable,
+        outcome.reason,
+        outcome.source,
+        tuple(claims),
+        outcome.candidates,
+    )

@@ -31,7 +31,9 @@ class FetchPolicy:
 class Fetcher:
     """Runs channel fetches under one policy; share it across all proofs of a run."""
 
-    def __init__(self, policy: FetchPolicy, *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep) -> None:
+    def __init__(
+        self, policy: FetchPolicy, *, sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+    ) -> None:
         self.policy = policy
         self._all = asyncio.Semaphore(max(1, policy.concurrency))
         self._per_channel: dict[str, asyncio.Semaphore] = {}
@@ -49,13 +51,20 @@ class Fetcher:
             async with asyncio.timeout(self.policy.timeout * 2 + 1):
                 return await channel.fetch(handle, ctx)
         except TimeoutError:
-            return FetchOutcome(reachable=False, reason=f"{channel.name}: no answer within {self.policy.timeout:g}s")
+            return FetchOutcome(
+                reachable=False, reason=f"{channel.name}: no answer within {self.policy.timeout:g}s"
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a plugin bug must not become `invalid`
-            return FetchOutcome(reachable=False, reason=f"{channel.name} channel failed: {type(exc).__name__}: {exc}")
+            return FetchOutcome(
+                reachable=False,
+                reason=f"{channel.name} channel failed: {type(exc).__name__}: {exc}",
+            )
 
-    async def fetch(self, channel: Channel, handle: str, ctx: ChannelContext) -> tuple[FetchOutcome, int]:
+    async def fetch(
+        self, channel: Channel, handle: str, ctx: ChannelContext
+    ) -> tuple[FetchOutcome, int]:
         """The outcome and the number of attempts it took."""
         attempts = 0
         while True:

@@ -56,7 +56,9 @@ def new_client(timeout: float, *, connections: int = 4, **options: Any) -> httpx
     import httpx
 
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(timeout=timeout, verify=ssl_context(), limits=limits, cookies=NoCookies(), **options)
+    return httpx.AsyncClient(
+        timeout=timeout, verify=ssl_context(), limits=limits, cookies=NoCookies(), **options
+    )
 
 
 async def _close(client: httpx.AsyncClient) -> None:

@@ -23,11 +23,19 @@ from ..status import ClaimCheck, Status
 _PREFERENCE = [Status.VALID, Status.EXPIRED, Status.SUPERSEDED, Status.REVOKED, Status.INVALID]
 
 
-def _record_result(record: ClaimRecord, status: Status, reason: str, at: datetime, source: str) -> ClaimCheck:
+def _record_result(
+    record: ClaimRecord, status: Status, reason: str, at: datetime, source: str
+) -> ClaimCheck:
     return ClaimCheck(
-        status, reason, at, source,
-        primary=record.primary, subject=record.subject, claim_id=record.claim_id,
-        created_at=record.created_at, expires_at=record.expires_at,
+        status,
+        reason,
+        at,
+        source,
+        primary=record.primary,
+        subject=record.subject,
+        claim_id=record.claim_id,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
     )
 
 
@@ -49,13 +57,21 @@ def judge_record(
     if chain_view.status is not Status.VALID or outcome is None:
         return chain_view
     if not outcome.reachable:
-        return _record_result(record, Status.UNREACHABLE, outcome.reason or "the channel could not be reached", at, outcome.source)
+        return _record_result(
+            record,
+            Status.UNREACHABLE,
+            outcome.reason or "the channel could not be reached",
+            at,
+            outcome.source,
+        )
     judged: list[ClaimCheck] = []
     others = 0
     undecodable = 0
     for candidate in outcome.candidates:
         try:  # each block or token on its own: a broken one never hides a valid proof
-            objects = [c.obj for c in decode_candidates(candidate.text, registry) if c.obj is not None]
+            objects = [
+                c.obj for c in decode_candidates(candidate.text, registry) if c.obj is not None
+            ]
         except KezError:
             objects = []
         if not objects:
@@ -70,16 +86,28 @@ def judge_record(
             if subject != record.subject:
                 others += 1
                 continue
-            judged.append(status_of_claim(state, obj, at=at, source=candidate.source, registry=registry))
+            judged.append(
+                status_of_claim(state, obj, at=at, source=candidate.source, registry=registry)
+            )
     if judged:
-        best = min(judged, key=lambda c: _PREFERENCE.index(c.status) if c.status in _PREFERENCE else 99)
+        best = min(
+            judged, key=lambda c: _PREFERENCE.index(c.status) if c.status in _PREFERENCE else 99
+        )
         if best.status is Status.VALID:
             return _record_result(
-                record, Status.VALID,
+                record,
+                Status.VALID,
                 f"proof found (claim {(best.claim_id or '')[:12]}…, not the chain's copy but signed by this identity)",
-                at, best.source,
+                at,
+                best.source,
             )
-        return _record_result(record, best.status, f"proof found but {best.status.value}: {best.reason}", at, best.source)
+        return _record_result(
+            record,
+            best.status,
+            f"proof found but {best.status.value}: {best.reason}",
+            at,
+            best.source,
+        )
     where = outcome.source or "the channel"
     detail = []
     if others:

@@ -71,9 +71,13 @@ class TargetReport:
     target: str
     identity: IdentityReport | None = None
     subject: SubjectReport | None = None
-    snapshot: str | None = None  # where the run was saved (identity, online), or the snapshot re-checked
+    snapshot: str | None = (
+        None  # where the run was saved (identity, online), or the snapshot re-checked
+    )
     handle: dict[str, Any] | None = None  # the handle server's answer, when the target was a handle
-    servers: tuple[dict[str, Any], ...] = ()  # one note per kez-server asked: read / not_found / unreachable
+    servers: tuple[
+        dict[str, Any], ...
+    ] = ()  # one note per kez-server asked: read / not_found / unreachable
 
     @property
     def kind(self) -> Literal["identity", "subject"]:
@@ -135,7 +139,8 @@ def _subject_dict(report: SubjectReport) -> dict[str, Any]:
         "kind": "subject",
         "subject": report.subject,
         "status": report.status.value,
-        "reason": report.reason or (f"{len(report.claims)} claim(s) found" if report.claims else "no proof found"),
+        "reason": report.reason
+        or (f"{len(report.claims)} claim(s) found" if report.claims else "no proof found"),
         "source": report.source,
         "checked_at": to_json(report.checked_at),
         "claims": [to_json(c) for c in report.claims],
@@ -193,19 +198,27 @@ class Verifier:
         path = Path(target)
         if path.is_file():
             return Resolved("chain", None, tuple(read_chain_lines(path)))
-        handle = split_handle(target.strip().lower()) if ":" not in target.split("@", 1)[0] else None
+        handle = (
+            split_handle(target.strip().lower()) if ":" not in target.split("@", 1)[0] else None
+        )
         if handle is not None:
             return Resolved("handle", handle=handle)
         store = self.keystore
         if ":" not in target and not target.startswith("npub1"):
             record = store.get(target)  # a keystore identity name
-            return Resolved("chain", record.identity_id, tuple(read_chain_lines(store.chain_path(record.identity_id))))
+            return Resolved(
+                "chain",
+                record.identity_id,
+                tuple(read_chain_lines(store.chain_path(record.identity_id))),
+            )
         try:
             identity_id = normalize_key_id(target, self.registry)
         except KeyFormatError:
             return Resolved("subject", subject=target)
         local = store.chain_path(identity_id)
-        return Resolved("chain", identity_id, tuple(read_chain_lines(local)) if local.is_file() else ())
+        return Resolved(
+            "chain", identity_id, tuple(read_chain_lines(local)) if local.is_file() else ()
+        )
 
     # ------------------------------------------------------------ verification
 
@@ -226,7 +239,11 @@ class Verifier:
                 with contextlib.suppress(KezError):  # reads local files only
                     resolved[target] = self.resolve(target)
         local_chains = [[list(r.lines)] for r in resolved.values() if r.kind == "chain" and r.lines]
-        group = prevalidated(local_chains, registry=self.registry) if len(local_chains) > 1 else contextlib.nullcontext()
+        group = (
+            prevalidated(local_chains, registry=self.registry)
+            if len(local_chains) > 1
+            else contextlib.nullcontext()
+        )
         with group:
             for target in targets:
                 yield await self.verify_one(target, resolved.get(target))
@@ -238,7 +255,13 @@ class Verifier:
         if found.kind == "handle":
             handle_info, found = await self._follow_handle(found)
         known = found.identity_id
-        if found.kind == "chain" and known and not found.lines and not self.servers and handle_info is None:
+        if (
+            found.kind == "chain"
+            and known
+            and not found.lines
+            and not self.servers
+            and handle_info is None
+        ):
             if known.startswith("nostr:") and not self.offline:
                 found = Resolved("subject", subject=known)  # a nostr key is also a subject
             else:
@@ -246,8 +269,12 @@ class Verifier:
         if found.kind == "subject":
             assert found.subject is not None
             if self.offline:
-                raise StoreError("--offline re-checks identities from snapshots; a bare subject has none")
-            subject = await verify_subject(found.subject, registry=self.registry, ctx=self.ctx, policy=self.policy)
+                raise StoreError(
+                    "--offline re-checks identities from snapshots; a bare subject has none"
+                )
+            subject = await verify_subject(
+                found.subject, registry=self.registry, ctx=self.ctx, policy=self.policy
+            )
             return TargetReport(target, subject=subject)
         return await self._verify_chain(target, found, handle_info)
 
@@ -262,12 +289,18 @@ class Verifier:
                 "--offline fetches nothing, so it cannot look up a handle",
                 hint="re-check by identity id: `kez handle lookup` shows it",
             )
-        info = await lookup_handle(handle_base_url(server, self.handle_server), handle, server, self.policy.timeout)
+        info = await lookup_handle(
+            handle_base_url(server, self.handle_server), handle, server, self.policy.timeout
+        )
         identity_id = normalize_key_id(info["primary"], self.registry)
         local = self.keystore.chain_path(identity_id)
-        return info, Resolved("chain", identity_id, tuple(read_chain_lines(local)) if local.is_file() else ())
+        return info, Resolved(
+            "chain", identity_id, tuple(read_chain_lines(local)) if local.is_file() else ()
+        )
 
-    async def _verify_chain(self, target: str, found: Resolved, handle_info: dict[str, Any] | None) -> TargetReport:
+    async def _verify_chain(
+        self, target: str, found: Resolved, handle_info: dict[str, Any] | None
+    ) -> TargetReport:
         snapshots = self.snapshots
         assert snapshots is not None
         lines = list(found.lines)
@@ -275,7 +308,9 @@ class Verifier:
         if self.offline:
             snapshot = snapshots.latest_readings(found.identity_id or self._identity_of(lines))
             if snapshot is None:
-                raise StoreError("no snapshot to re-check", hint="run `kez verify` online once first")
+                raise StoreError(
+                    "no snapshot to re-check", hint="run `kez verify` online once first"
+                )
             report = recheck_offline(snapshot, registry=self.registry)
             saved: str | None = str(snapshot.path)
         else:
@@ -296,17 +331,27 @@ class Verifier:
                 check_handle_chain(handle_info, merged.state)
             if merged.state is None:
                 bad = next((c.error for c in merged.copies if c.error), None)
-                raise StoreError(f"the chain of {target} is not valid: {bad.message if bad else 'no links'}")
+                raise StoreError(
+                    f"the chain of {target} is not valid: {bad.message if bad else 'no links'}"
+                )
             report = await self._run_identity(merged)
             saved = str(snapshots.save(report, merged.lines)) if self.save_snapshots else None
         snapshots.record_history(report)
-        return TargetReport(target, identity=report, snapshot=saved, handle=handle_info, servers=tuple(server_notes))
+        return TargetReport(
+            target, identity=report, snapshot=saved, handle=handle_info, servers=tuple(server_notes)
+        )
 
-    async def _server_copies(self, identity_id: str, extra_urls: list[str]) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
+    async def _server_copies(
+        self, identity_id: str, extra_urls: list[str]
+    ) -> tuple[list[list[bytes]], list[dict[str, Any]]]:
         from ..sigserver_client import fetch_server_copies
 
         return await fetch_server_copies(
-            self.servers, identity_id, self.policy.timeout, extra_urls=extra_urls, on_unreachable=self.on_note
+            self.servers,
+            identity_id,
+            self.policy.timeout,
+            extra_urls=extra_urls,
+            on_unreachable=self.on_note,
         )
 
     def _identity_of(self, lines: list[bytes]) -> str:
@@ -321,10 +366,20 @@ class Verifier:
         verdict = chain_verdict(merged)
         if self.progress is None:
             return await verify_identity(
-                state, registry=self.registry, ctx=self.ctx, policy=self.policy, fork=merged.fork, verdict=verdict
+                state,
+                registry=self.registry,
+                ctx=self.ctx,
+                policy=self.policy,
+                fork=merged.fork,
+                verdict=verdict,
             )
         with self.progress(len(state.claims)) as advance:
             return await verify_identity(
-                state, registry=self.registry, ctx=self.ctx, policy=self.policy, fork=merged.fork, verdict=verdict,
+                state,
+                registry=self.registry,
+                ctx=self.ctx,
+                policy=self.policy,
+                fork=merged.fork,
+                verdict=verdict,
                 progress=advance,
             )

@@ -79,7 +79,11 @@ class SnapshotStore:
                     "reason": p.check.reason if p.reachable is False else "",
                     "source": p.check.source,
                     "candidates": [
-                        {"text": c.text, "source": c.source, "fetched_at": format_time(c.fetched_at)}
+                        {
+                            "text": c.text,
+                            "source": c.source,
+                            "fetched_at": format_time(c.fetched_at),
+                        }
                         for c in p.candidates
                     ],
                 }
@@ -102,7 +106,9 @@ class SnapshotStore:
         if not folder.is_dir():
             return []
         out = []
-        for path in sorted((p for p in folder.glob("*.json") if not p.name.startswith(".")), reverse=True):
+        for path in sorted(
+            (p for p in folder.glob("*.json") if not p.name.startswith(".")), reverse=True
+        ):
             try:
                 data = json.loads(path.read_text("utf-8"))
             except (OSError, ValueError):
@@ -186,11 +192,17 @@ def recheck_offline(
     registry = registry or default_registry()
     at = at or now()
     data = snapshot.data
-    merged = merge_copies([[line.encode("utf-8") for line in data.get("chain", [])]], registry=registry)
+    merged = merge_copies(
+        [[line.encode("utf-8") for line in data.get("chain", [])]], registry=registry
+    )
     if merged.state is None:
-        raise StoreError(f"snapshot {snapshot.path} holds no valid chain", hint="take a new one online")
+        raise StoreError(
+            f"snapshot {snapshot.path} holds no valid chain", hint="take a new one online"
+        )
     state = merged.state
-    stored: dict[str, dict[str, Any]] = {p["claim_id"]: p for p in data.get("proofs", []) if p.get("claim_id")}
+    stored: dict[str, dict[str, Any]] = {
+        p["claim_id"]: p for p in data.get("proofs", []) if p.get("claim_id")
+    }
     proofs = []
     for record in state.claims.values():
         entry = stored.get(record.claim_id)
@@ -198,13 +210,29 @@ def recheck_offline(
         candidates: tuple[ProofCandidate, ...] = ()
         if entry is not None and entry.get("reachable") is not None:
             candidates = tuple(
-                ProofCandidate(c["text"], c["source"], parse_time(c["fetched_at"])) for c in entry.get("candidates", [])
+                ProofCandidate(c["text"], c["source"], parse_time(c["fetched_at"]))
+                for c in entry.get("candidates", [])
             )
-            outcome = FetchOutcome(candidates, bool(entry["reachable"]), entry.get("reason", ""), entry.get("source", ""))
+            outcome = FetchOutcome(
+                candidates,
+                bool(entry["reachable"]),
+                entry.get("reason", ""),
+                entry.get("source", ""),
+            )
         check = judge_record(state, record, outcome, at=at, fork=merged.fork, registry=registry)
         if outcome is None and check.status.value == "valid":
-            check = attrs.evolve(check, reason=check.reason + " (no proof was read in this snapshot)")
-        proofs.append(ProofReport(check, record.subject.partition(":")[0], 0, entry.get("reachable") if entry else None, candidates))
+            check = attrs.evolve(
+                check, reason=check.reason + " (no proof was read in this snapshot)"
+            )
+        proofs.append(
+            ProofReport(
+                check,
+                record.subject.partition(":")[0],
+                0,
+                entry.get("reachable") if entry else None,
+                candidates,
+            )
+        )
     return IdentityReport(
         identity_id=state.identity_id,
         current_primary=state.current_primary,

@@ -69,7 +69,9 @@ async def fetch_proofs(user: str, host: str, ctx: ChannelContext) -> FetchOutcom
             source=where[-1],
         )
     except Unreachable as exc:
-        return FetchOutcome(reachable=False, reason=exc.reason, source=where[-1], retry_after=exc.retry_after)
+        return FetchOutcome(
+            reachable=False, reason=exc.reason, source=where[-1], retry_after=exc.retry_after
+        )
     except httpx.HTTPError as exc:
         detail = str(exc) or type(exc).__name__
         return FetchOutcome(
@@ -95,15 +97,17 @@ def _status_error(answer: Answer, what: str) -> Unreachable:
 
 
 def _is_actor_link(link: Any) -> bool:
-    if not isinstance(link, dict) or link.get("rel") != "self" or not isinstance(link.get("href"), str):
+    if (
+        not isinstance(link, dict)
+        or link.get("rel") != "self"
+        or not isinstance(link.get("href"), str)
+    ):
         return False
     kind = link.get("type")
     if not isinstance(kind, str):
         return False
     kind = kind.replace(" ", "").lower()
-    return kind == ACTIVITY_JSON or (
-        kind.startswith("application/ld+json") and AS_PROFILE in kind
-    )
+    return kind == ACTIVITY_JSON or (kind.startswith("application/ld+json") and AS_PROFILE in kind)
 
 
 def _has_type(item: dict[str, Any], wanted: str) -> bool:
@@ -113,7 +117,12 @@ def _has_type(item: dict[str, Any], wanted: str) -> bool:
 
 
 async def _read(
-    client: httpx.AsyncClient, user: str, host: str, base: str | None, timeout: float, where: list[str]
+    client: httpx.AsyncClient,
+    user: str,
+    host: str,
+    base: str | None,
+    timeout: float,
+    where: list[str],
 ) -> FetchOutcome:
     handle = f"{user}@{host}"
     answer = await request(
@@ -123,7 +132,9 @@ async def _read(
     if (problem := transient(answer, "WebFinger request")) is not None:
         raise problem
     if answer.status in (404, 410):
-        return _not_found(f"{host} has no account {handle} (WebFinger answered {answer.status})", answer.url)
+        return _not_found(
+            f"{host} has no account {handle} (WebFinger answered {answer.status})", answer.url
+        )
     if answer.status != 200:
         raise _status_error(answer, "WebFinger request")
     jrd = json_object(answer, "WebFinger document")
@@ -142,7 +153,9 @@ async def _read(
 
     links = jrd.get("links", [])
     if not isinstance(links, list):
-        raise Unreachable(f"{answer.host} answered a malformed WebFinger document (links is not a list)")
+        raise Unreachable(
+            f"{answer.host} answered a malformed WebFinger document (links is not a list)"
+        )
     actor_url = next((link["href"] for link in links if _is_actor_link(link)), None)
     if actor_url is None:
         return _not_found(
@@ -152,7 +165,9 @@ async def _read(
         )
     parts = urlsplit(actor_url)
     if parts.scheme != "https" or not parts.hostname:
-        return _not_found(f"WebFinger for {handle} points to a non-https actor URL {actor_url[:120]}", answer.url)
+        return _not_found(
+            f"WebFinger for {handle} points to a non-https actor URL {actor_url[:120]}", answer.url
+        )
     allowed = {host, answer.host, subject_domain} - {None}
     actor_host = parts.hostname.lower()
     if actor_host not in allowed:
@@ -181,7 +196,8 @@ async def _read(
         )
     if actor_answer.status in (404, 410):
         return _not_found(
-            f"the actor {actor_answer.url} of {handle} is gone ({actor_answer.status})", actor_answer.url
+            f"the actor {actor_answer.url} of {handle} is gone ({actor_answer.status})",
+            actor_answer.url,
         )
     if actor_answer.status != 200:
         raise _status_error(actor_answer, "actor request")
@@ -192,13 +208,19 @@ async def _read(
 def _candidates(actor: dict[str, Any], answer: Answer, user: str, handle: str) -> FetchOutcome:
     source = answer.url
     actor_id = actor.get("id")
-    if isinstance(actor_id, str) and (urlsplit(actor_id).hostname or "").lower() != answer.host.lower():
-        return _not_found(f"the actor document at {source} names an id on another host ({actor_id[:120]})", source)
+    if (
+        isinstance(actor_id, str)
+        and (urlsplit(actor_id).hostname or "").lower() != answer.host.lower()
+    ):
+        return _not_found(
+            f"the actor document at {source} names an id on another host ({actor_id[:120]})", source
+        )
     username = actor.get("preferredUsername")
     if not isinstance(username, str) or username.lower() != user:
         shown = repr(username)[:60] if username is not None else "missing"
         return _not_found(
-            f"the actor at {source} has preferredUsername {shown}, not {user}; it is not {handle}", source
+            f"the actor at {source} has preferredUsername {shown}, not {user}; it is not {handle}",
+            source,
         )
 
     fetched_at = now()
@@ -217,7 +239,9 @@ def _candidates(actor: dict[str, Any], answer: Answer, user: str, handle: str) -
         value = item.get("value") if isinstance(item.get("value"), str) else ""
         name_text, text = html_to_text(name), html_to_text(value)
         if "kez" in text.lower() or name_text.strip().lower() == "kez":
-            found.append(ProofCandidate(text, f"{source} (profile field {name_text!r})", fetched_at))
+            found.append(
+                ProofCandidate(text, f"{source} (profile field {name_text!r})", fetched_at)
+            )
     summary = actor.get("summary")
     if isinstance(summary, str):
         text = html_to_text(summary)

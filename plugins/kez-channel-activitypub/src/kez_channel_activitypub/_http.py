@@ -18,7 +18,9 @@ import attrs
 import httpx
 from kez_core.plugin import ChannelContext, client_for, new_http_client
 
-MAX_BODY = 1 << 20  # a WebFinger document or an actor is a few KiB; refuse to buffer more than 1 MiB
+MAX_BODY = (
+    1 << 20
+)  # a WebFinger document or an actor is a few KiB; refuse to buffer more than 1 MiB
 USER_AGENT = "kez-channel-activitypub/0.1 (+https://kez.lat)"
 ACTIVITY_JSON = "application/activity+json"
 AS_PROFILE = "https://www.w3.org/ns/activitystreams"
@@ -94,7 +96,9 @@ async def request(
             if response.status_code in REDIRECTS and location and hop < follow:
                 next_url = urljoin(logical_url, location)
                 if urlsplit(next_url).scheme != "https":
-                    raise Unreachable(f"{urlsplit(logical_url).hostname} redirected to a non-https URL {next_url[:120]}")
+                    raise Unreachable(
+                        f"{urlsplit(logical_url).hostname} redirected to a non-https URL {next_url[:120]}"
+                    )
                 logical_url = next_url
                 continue
             body = bytearray()
@@ -146,9 +150,13 @@ def transient(answer: Answer, what: str) -> Unreachable | None:
     seconds, when = retry_info(answer.headers)
     resets = f" (resets {when.astimezone(UTC):%H:%M:%S} UTC)" if when is not None else ""
     if status == 429:
-        return Unreachable(f"{answer.host} answered 429 rate limit{resets} to the {what}; retry later", seconds)
+        return Unreachable(
+            f"{answer.host} answered 429 rate limit{resets} to the {what}; retry later", seconds
+        )
     phrase = httpx.codes.get_reason_phrase(status)
-    return Unreachable(f"{answer.host} answered {status} {phrase} to the {what}; retry later", seconds)
+    return Unreachable(
+        f"{answer.host} answered {status} {phrase} to the {what}; retry later", seconds
+    )
 
 
 def json_object(answer: Answer, what: str) -> dict[str, Any]:
@@ -160,5 +168,7 @@ def json_object(answer: Answer, what: str) -> dict[str, Any]:
             f"{answer.host} answered a malformed {what} (not JSON: {str(exc)[:80]})"
         ) from exc
     if not isinstance(value, dict):
-        raise Unreachable(f"{answer.host} answered a malformed {what} (a JSON {type(value).__name__}, not an object)")
+        raise Unreachable(
+            f"{answer.host} answered a malformed {what} (a JSON {type(value).__name__}, not an object)"
+        )
     return value

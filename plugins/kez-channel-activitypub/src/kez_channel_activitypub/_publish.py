@@ -81,7 +81,9 @@ def _check(answer: Answer, what: str, host: str) -> dict[str, Any]:
         )
     if answer.status != 200:
         phrase = httpx.codes.get_reason_phrase(answer.status)
-        raise PublishError(f"{host} answered {answer.status} {phrase} to {what}{_server_error(answer)}")
+        raise PublishError(
+            f"{host} answered {answer.status} {phrase} to {what}{_server_error(answer)}"
+        )
     try:
         return json_object(answer, f"answer to {what}")
     except Unreachable as exc:
@@ -105,20 +107,30 @@ async def publish_proof(user: str, host: str, proof: str, ctx: ChannelContext) -
     except Unreachable as exc:
         raise _fail(exc) from exc
     except httpx.TimeoutException as exc:
-        raise PublishError(f"{host} did not answer within {ctx.timeout:g}s", hint="retry later") from exc
+        raise PublishError(
+            f"{host} did not answer within {ctx.timeout:g}s", hint="retry later"
+        ) from exc
     except httpx.HTTPError as exc:
-        raise PublishError(f"{host} could not be reached: {exc or type(exc).__name__}", hint="retry later") from exc
+        raise PublishError(
+            f"{host} could not be reached: {exc or type(exc).__name__}", hint="retry later"
+        ) from exc
     finally:
         if own:
             await client.aclose()
 
 
-async def _limits(client: httpx.AsyncClient, host: str, base: str | None, timeout: float) -> tuple[int, int, int]:
+async def _limits(
+    client: httpx.AsyncClient, host: str, base: str | None, timeout: float
+) -> tuple[int, int, int]:
     """(max fields, field value limit, bio limit) the instance advertises, or Mastodon's defaults."""
     limits = [DEFAULT_MAX_FIELDS, DEFAULT_FIELD_VALUE_LIMIT, DEFAULT_NOTE_LIMIT]
     try:
         answer = await request(
-            client, "GET", f"https://{host}/api/v2/instance", base_url=base, timeout=timeout,
+            client,
+            "GET",
+            f"https://{host}/api/v2/instance",
+            base_url=base,
+            timeout=timeout,
             accept="application/json",
         )
         if answer.status != 200:
@@ -127,7 +139,9 @@ async def _limits(client: httpx.AsyncClient, host: str, base: str | None, timeou
     except (Unreachable, httpx.HTTPError, AttributeError):
         return tuple(limits)  # type: ignore[return-value]
     if isinstance(accounts, dict):
-        for i, key in enumerate(("max_profile_fields", "profile_field_value_limit", "max_note_length")):
+        for i, key in enumerate(
+            ("max_profile_fields", "profile_field_value_limit", "max_note_length")
+        ):
             value = accounts.get(key)
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
                 limits[i] = value
@@ -139,16 +153,29 @@ def _note_length(note: str) -> int:
 
 
 async def _publish(
-    client: httpx.AsyncClient, user: str, host: str, proof: str, token: str, base: str | None, timeout: float
+    client: httpx.AsyncClient,
+    user: str,
+    host: str,
+    proof: str,
+    token: str,
+    base: str | None,
+    timeout: float,
 ) -> PublishOutcome:
     auth = {"Authorization": f"Bearer {token}"}
     api = f"https://{host}/api/v1/accounts"
     answer = await request(
-        client, "GET", f"{api}/verify_credentials", base_url=base, timeout=timeout,
-        accept="application/json", headers=auth,
+        client,
+        "GET",
+        f"{api}/verify_credentials",
+        base_url=base,
+        timeout=timeout,
+        accept="application/json",
+        headers=auth,
     )
     account = _check(answer, "verify_credentials", host)
-    names = {x.lower() for x in (account.get("acct"), account.get("username")) if isinstance(x, str)}
+    names = {
+        x.lower() for x in (account.get("acct"), account.get("username")) if isinstance(x, str)
+    }
     if not names & {user, f"{user}@{host}"}:
         shown = account.get("acct") if isinstance(account.get("acct"), str) else "another account"
         raise WrongAccountError(
@@ -157,11 +184,15 @@ async def _publish(
         )
     source = account.get("source")
     if not isinstance(source, dict):
-        raise PublishError(f"{host} answered verify_credentials without the account's source (plain-text profile)")
+        raise PublishError(
+            f"{host} answered verify_credentials without the account's source (plain-text profile)"
+        )
     fields = [
         (f["name"], f["value"])
         for f in (source.get("fields") or [])
-        if isinstance(f, dict) and isinstance(f.get("name"), str) and isinstance(f.get("value"), str)
+        if isinstance(f, dict)
+        and isinstance(f.get("name"), str)
+        and isinstance(f.get("value"), str)
     ]
     note = source.get("note") if isinstance(source.get("note"), str) else ""
     max_fields, value_limit, note_limit = await _limits(client, host, base, timeout)
@@ -172,20 +203,33 @@ async def _publish(
         data, where = _note_update(note, proof, note_limit, value_limit, user, host)
 
     answer = await request(
-        client, "PATCH", f"{api}/update_credentials", base_url=base, timeout=timeout,
-        accept="application/json", headers=auth, data=data,
+        client,
+        "PATCH",
+        f"{api}/update_credentials",
+        base_url=base,
+        timeout=timeout,
+        accept="application/json",
+        headers=auth,
+        data=data,
     )
     updated = _check(answer, "update_credentials", host)
     _confirm(updated, proof, where, host)
     url = updated.get("url") if isinstance(updated.get("url"), str) else account.get("url")
-    location = url if isinstance(url, str) and urlsplit(url).scheme == "https" else f"https://{host}/@{user}"
+    location = (
+        url
+        if isinstance(url, str) and urlsplit(url).scheme == "https"
+        else f"https://{host}/@{user}"
+    )
     return PublishOutcome(location=location, detail=where)
 
 
 def _field_update(
     fields: list[tuple[str, str]], proof: str, max_fields: int, user: str, host: str
 ) -> tuple[dict[str, str], str]:
-    index = next((i for i, (name, _) in enumerate(fields) if name.strip().lower() == FIELD_NAME.lower()), None)
+    index = next(
+        (i for i, (name, _) in enumerate(fields) if name.strip().lower() == FIELD_NAME.lower()),
+        None,
+    )
     if index is not None:
         fields[index] = (FIELD_NAME, proof)
     elif len(fields) < max_fields:
@@ -228,7 +272,8 @@ def _confirm(account: dict[str, Any], proof: str, where: str, host: str) -> None
     source = account.get("source") if isinstance(account.get("source"), dict) else {}
     if where.startswith("profile field"):
         stored = [
-            f.get("value") for f in (source.get("fields") or [])
+            f.get("value")
+            for f in (source.get("fields") or [])
             if isinstance(f, dict) and str(f.get("name", "")).strip().lower() == FIELD_NAME.lower()
         ]
         if proof in stored:

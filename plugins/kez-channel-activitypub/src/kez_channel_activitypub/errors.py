@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from kez_core.plugin import CredentialsError, ExitCode, KezError, PublishError
 
-__all__ = ["CredentialsError", "MissingTokenError", "ProfileFullError", "PublishError", "TokenRejectedError", "WrongAccountError"]
+__all__ = [
+    "CredentialsError",
+    "MissingTokenError",
+    "ProfileFullError",
+    "PublishError",
+    "TokenRejectedError",
+    "WrongAccountError",
+]
 
 
 class MissingTokenError(CredentialsError):

@@ -114,7 +114,7 @@ def _shortened_link(url: str, rel: str) -> str:
     """Mastodon's TextFormatter.shortened_link: the URL split over three spans."""
     prefix = _URL_PREFIX.match(url)
     prefix_text = prefix.group(1) if prefix else ""
-    rest = url[len(prefix_text):]
+    rest = url[len(prefix_text) :]
     display, suffix = rest[:30], rest[30:]
     cutoff = "ellipsis" if len(rest) > 30 else ""
     return (
@@ -130,7 +130,7 @@ def _linkify(text: str, rel: str) -> str:
     position = 0
     for match in _URL.finditer(text):
         url = _trim_url(match.group(0))
-        out.append(html.escape(text[position:match.start()], quote=False))
+        out.append(html.escape(text[position : match.start()], quote=False))
         out.append(_shortened_link(url, rel))
         position = match.start() + len(url)
     out.append(html.escape(text[position:], quote=False))
@@ -149,7 +149,9 @@ def render_note(text: str) -> str:
         return ""
     paragraphs = re.split(r"\n{2,}", text)
     return "".join(
-        "<p>" + "<br />".join(_linkify(line, "nofollow noopener noreferrer") for line in p.split("\n")) + "</p>"
+        "<p>"
+        + "<br />".join(_linkify(line, "nofollow noopener noreferrer") for line in p.split("\n"))
+        + "</p>"
         for p in paragraphs
     )
 
@@ -206,9 +208,13 @@ def _public_key_pem() -> str:
             from cryptography.hazmat.primitives.asymmetric import rsa
 
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            _KEY_PEM = key.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            ).decode()
+            _KEY_PEM = (
+                key.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode()
+            )
         return _KEY_PEM
 
 
@@ -248,7 +254,9 @@ class MastodonServer:
         with self._lock:
             key = user.lower()
             if key not in self._accounts:
-                self._accounts[key] = Account(id=str(self._next_id), username=user, display_name=display_name or user)
+                self._accounts[key] = Account(
+                    id=str(self._next_id), username=user, display_name=display_name or user
+                )
                 self._next_id += 1
             if token is not None:
                 self._accounts[key].tokens[token] = tuple(scopes)
@@ -354,7 +362,9 @@ class MastodonServer:
     ) -> None:
         """The next `count` requests (to paths starting with `path`) get `status` with `headers`."""
         with self._lock:
-            self._faults.append(Fault("status", count, status, dict(headers or {}), body, path=path))
+            self._faults.append(
+                Fault("status", count, status, dict(headers or {}), body, path=path)
+            )
 
     def malform_next(self, count: int = 1, *, path: str | None = None) -> None:
         """The next `count` requests get 200 with a truncated JSON body."""
@@ -411,9 +421,16 @@ class MastodonServer:
             "subject": f"acct:{account.username}@{domain}",
             "aliases": [urls["profile"], urls["actor"]],
             "links": [
-                {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html", "href": urls["profile"]},
+                {
+                    "rel": "http://webfinger.net/rel/profile-page",
+                    "type": "text/html",
+                    "href": urls["profile"],
+                },
                 {"rel": "self", "type": "application/activity+json", "href": urls["actor"]},
-                {"rel": "http://ostatus.org/schema/1.0/subscribe", "template": f"https://{host}/authorize_interaction?uri={{uri}}"},
+                {
+                    "rel": "http://ostatus.org/schema/1.0/subscribe",
+                    "template": f"https://{host}/authorize_interaction?uri={{uri}}",
+                },
             ],
         }
 
@@ -444,7 +461,9 @@ class MastodonServer:
                 "publicKeyPem": _public_key_pem(),
             },
             "tag": [],
-            "attachment": [{"type": "PropertyValue", "name": f.name, "value": f.html} for f in account.fields],
+            "attachment": [
+                {"type": "PropertyValue", "name": f.name, "value": f.html} for f in account.fields
+            ],
             "endpoints": {"sharedInbox": urls["shared_inbox"]},
         }
 
@@ -479,7 +498,10 @@ class MastodonServer:
                 "sensitive": False,
                 "language": "",
                 "note": account.note,
-                "fields": [{"name": f.name, "value": f.value, "verified_at": f.verified_at} for f in account.fields],
+                "fields": [
+                    {"name": f.name, "value": f.value, "verified_at": f.verified_at}
+                    for f in account.fields
+                ],
                 "follow_requests_count": 0,
                 "hide_collections": False,
                 "discoverable": True,
@@ -488,8 +510,17 @@ class MastodonServer:
             },
             "emojis": [],
             "roles": [],
-            "fields": [{"name": f.name, "value": f.html, "verified_at": f.verified_at} for f in account.fields],
-            "role": {"id": "-99", "name": "", "permissions": "0", "color": "", "highlighted": False},
+            "fields": [
+                {"name": f.name, "value": f.html, "verified_at": f.verified_at}
+                for f in account.fields
+            ],
+            "role": {
+                "id": "-99",
+                "name": "",
+                "permissions": "0",
+                "color": "",
+                "highlighted": False,
+            },
         }
 
     def _instance(self, host: str) -> dict[str, Any]:
@@ -514,7 +545,11 @@ class MastodonServer:
             "configuration": {
                 "urls": {"streaming": f"wss://{host}"},
                 "accounts": accounts,
-                "statuses": {"max_characters": 500, "max_media_attachments": 4, "characters_reserved_per_url": 23},
+                "statuses": {
+                    "max_characters": 500,
+                    "max_media_attachments": 4,
+                    "characters_reserved_per_url": 23,
+                },
             },
             "registrations": {"enabled": False, "approval_required": False, "message": None},
             "contact": {"email": f"admin@{host}", "account": None},
@@ -530,12 +565,28 @@ class MastodonServer:
 
         server = self
 
-        def json_response(value: Any, status: int = 200, media_type: str = API_JSON, headers: dict[str, str] | None = None) -> Response:
-            return Response(json.dumps(value, ensure_ascii=False), status_code=status, media_type=media_type, headers=headers)
+        def json_response(
+            value: Any,
+            status: int = 200,
+            media_type: str = API_JSON,
+            headers: dict[str, str] | None = None,
+        ) -> Response:
+            return Response(
+                json.dumps(value, ensure_ascii=False),
+                status_code=status,
+                media_type=media_type,
+                headers=headers,
+            )
 
         def rate_headers() -> dict[str, str]:
-            reset = datetime.fromtimestamp(time.time() + 300, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            return {"X-RateLimit-Limit": "300", "X-RateLimit-Remaining": "299", "X-RateLimit-Reset": reset}
+            reset = datetime.fromtimestamp(time.time() + 300, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.000Z"
+            )
+            return {
+                "X-RateLimit-Limit": "300",
+                "X-RateLimit-Remaining": "299",
+                "X-RateLimit-Reset": reset,
+            }
 
         def request_host(request: Any) -> str:
             return request.headers.get("host", "").rsplit(":", 1)[0].strip("[]").lower()
@@ -554,10 +605,23 @@ class MastodonServer:
                     elif fault.kind == "malformed":
                         return Response(MALFORMED, status_code=200, media_type=API_JSON)
                     else:
-                        body = fault.body if fault.body is not None else json.dumps(
-                            {"error": "Too many requests" if fault.status == 429 else "Service Unavailable"}
-                        ).encode()
-                        return Response(body, status_code=fault.status, media_type=API_JSON, headers=fault.headers)
+                        body = (
+                            fault.body
+                            if fault.body is not None
+                            else json.dumps(
+                                {
+                                    "error": "Too many requests"
+                                    if fault.status == 429
+                                    else "Service Unavailable"
+                                }
+                            ).encode()
+                        )
+                        return Response(
+                            body,
+                            status_code=fault.status,
+                            media_type=API_JSON,
+                            headers=fault.headers,
+                        )
                 return await handler(request)
 
             return wrapped
@@ -570,11 +634,18 @@ class MastodonServer:
                 account = server._accounts.get(key) if key else None
                 granted = account.tokens.get(token, ()) if account else ()
             if account is None:
-                return None, json_response({"error": "The access token is invalid"}, 401, headers={
-                    "WWW-Authenticate": 'Bearer realm="Doorkeeper", error="invalid_token", '
-                    'error_description="The access token is invalid"'})
+                return None, json_response(
+                    {"error": "The access token is invalid"},
+                    401,
+                    headers={
+                        "WWW-Authenticate": 'Bearer realm="Doorkeeper", error="invalid_token", '
+                        'error_description="The access token is invalid"'
+                    },
+                )
             if not any(s in granted for s in scopes):
-                return None, json_response({"error": "This action is outside the authorized scopes"}, 403)
+                return None, json_response(
+                    {"error": "This action is outside the authorized scopes"}, 403
+                )
             return account, None
 
         async def webfinger(request: Any) -> Response:
@@ -604,8 +675,14 @@ class MastodonServer:
                 if account is None:
                     return Response(status_code=404)
                 document = server._jrd(host, account, domain)
-            return json_response(document, media_type=JRD_JSON, headers={
-                "Vary": "Accept, Accept-Encoding, Origin", "Cache-Control": "max-age=259200, public"})
+            return json_response(
+                document,
+                media_type=JRD_JSON,
+                headers={
+                    "Vary": "Accept, Accept-Encoding, Origin",
+                    "Cache-Control": "max-age=259200, public",
+                },
+            )
 
         async def actor(request: Any) -> Response:
             host = request_host(request)
@@ -616,15 +693,25 @@ class MastodonServer:
             with server._lock:
                 account = server._accounts.get(request.path_params["username"].lower())
                 if account is None:
-                    return Response("<html><body>Not found</body></html>", 404, media_type="text/html")
+                    return Response(
+                        "<html><body>Not found</body></html>", 404, media_type="text/html"
+                    )
                 if not wants_json:
                     page = f"<html><body><h1>@{html.escape(account.username)}</h1>{account.note_html}</body></html>"
                     return Response(page, 200, media_type="text/html; charset=utf-8")
                 if server.signed_fetch:
-                    return json_response({"error": "Request not signed"}, 401, media_type=ACTIVITY_JSON)
+                    return json_response(
+                        {"error": "Request not signed"}, 401, media_type=ACTIVITY_JSON
+                    )
                 document = server._actor(host, account)
-            return json_response(document, media_type=ACTIVITY_JSON, headers={
-                "Vary": "Accept, Accept-Encoding, Origin", "Cache-Control": "max-age=60, public"})
+            return json_response(
+                document,
+                media_type=ACTIVITY_JSON,
+                headers={
+                    "Vary": "Accept, Accept-Encoding, Origin",
+                    "Cache-Control": "max-age=60, public",
+                },
+            )
 
         async def verify_credentials(request: Any) -> Response:
             account, problem = bearer(request, ("read", "read:accounts", "profile"))
@@ -658,8 +745,16 @@ class MastodonServer:
             routes=[
                 Route("/.well-known/webfinger", endpoint(webfinger), methods=["GET"]),
                 Route("/users/{username}", endpoint(actor), methods=["GET"]),
-                Route("/api/v1/accounts/verify_credentials", endpoint(verify_credentials), methods=["GET"]),
-                Route("/api/v1/accounts/update_credentials", endpoint(update_credentials), methods=["PATCH"]),
+                Route(
+                    "/api/v1/accounts/verify_credentials",
+                    endpoint(verify_credentials),
+                    methods=["GET"],
+                ),
+                Route(
+                    "/api/v1/accounts/update_credentials",
+                    endpoint(update_credentials),
+                    methods=["PATCH"],
+                ),
                 Route("/api/v2/instance", endpoint(instance), methods=["GET"]),
             ]
         )
@@ -683,10 +778,18 @@ class MastodonServer:
                     entries.setdefault(index, {})[part] = str(value)
             elif key == "fields_attributes":
                 fields_given = True
-                items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+                items = (
+                    value.values()
+                    if isinstance(value, dict)
+                    else value
+                    if isinstance(value, list)
+                    else []
+                )
                 for i, item in enumerate(items):
                     if isinstance(item, dict):
-                        entries[f"json{i}"] = {k: str(v) for k, v in item.items() if k in ("name", "value")}
+                        entries[f"json{i}"] = {
+                            k: str(v) for k, v in item.items() if k in ("name", "value")
+                        }
             else:
                 values[key] = value
         if fields_given:
@@ -701,7 +804,9 @@ class MastodonServer:
             for entry in kept:
                 name = entry.get("name", "").strip()[: self.field_name_limit]
                 value = entry.get("value", "").strip()[: self.field_value_limit]
-                new_fields.append(Field(name, value, render_field_value(value), previous.get(value)))
+                new_fields.append(
+                    Field(name, value, render_field_value(value), previous.get(value))
+                )
             account.fields = new_fields
         if "note" in values:
             note = str(values["note"])
@@ -748,7 +853,9 @@ async def _params(request: Any) -> list[tuple[str, Any]]:
 
 
 @contextmanager
-def running_server(latency: float = 0.0, *, domain: str = DEFAULT_DOMAIN) -> Iterator[MastodonServer]:
+def running_server(
+    latency: float = 0.0, *, domain: str = DEFAULT_DOMAIN
+) -> Iterator[MastodonServer]:
     """Start the fake instance on 127.0.0.1 (free port) in a background thread; stop it on exit.
 
     `latency` seconds are added to every response. The yielded server's
@@ -758,6 +865,8 @@ def running_server(latency: float = 0.0, *, domain: str = DEFAULT_DOMAIN) -> Ite
     from kez_core.plugin import serve_asgi
 
     server = MastodonServer(latency, domain)
-    with serve_asgi(server.app, name="the ActivityPub test server", backlog=2048, keep_alive=5) as url:
+    with serve_asgi(
+        server.app, name="the ActivityPub test server", backlog=2048, keep_alive=5
+    ) as url:
         server.base_url = url
         yield server

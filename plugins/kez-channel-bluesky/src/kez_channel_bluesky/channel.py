@@ -95,7 +95,9 @@ class BlueskyChannel:
     """Proofs in a Bluesky / atproto repo (`bluesky:alice.bsky.social`, `bluesky:did:plc:…`)."""
 
     name: str = "bluesky"
-    aliases: Sequence[str] = ("bsky",)  # `bsky:` means `bluesky:` (the plugin declares it, not the core)
+    aliases: Sequence[str] = (
+        "bsky",
+    )  # `bsky:` means `bluesky:` (the plugin declares it, not the core)
     options: Sequence[ChannelOption] = OPTIONS
     proof_encoding: str = "compact"
 

@@ -25,7 +25,9 @@ def kez_register_channels():
 @hookimpl
 def kez_demo_servers():
     """`kez demo`'s atproto PDS + PLC double (starlette/uvicorn from the `testing` extra)."""
-    return [DemoServer("bluesky", "channel", _demo_server, needs=("starlette", "uvicorn"), order=40)]
+    return [
+        DemoServer("bluesky", "channel", _demo_server, needs=("starlette", "uvicorn"), order=40)
+    ]
 
 
 @contextlib.contextmanager

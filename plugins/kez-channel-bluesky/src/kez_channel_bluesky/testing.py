@@ -147,7 +147,9 @@ class FakeAtproto:
         self._secret = secrets.token_bytes(32)
         self._revoked: set[str] = set()
         self.requests: list[tuple[str, str]] = []  # (method, path?query with %-escapes decoded)
-        self.peers: list[tuple[str, int]] = []  # client (host, port) of each request: its connection
+        self.peers: list[
+            tuple[str, int]
+        ] = []  # client (host, port) of each request: its connection
         self._server: Any = None
         self._thread: threading.Thread | None = None
 

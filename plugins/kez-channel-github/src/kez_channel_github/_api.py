@@ -78,8 +78,6 @@ class UserNotFound(Exception):
 # ------------------------------------------------------------------ settings
 
 
-
-
 def _origin(url: str) -> tuple[str, str]:
     parts = urlsplit(url)
     return parts.scheme.lower(), parts.netloc.lower()
@@ -116,7 +114,9 @@ class GitHubAPI:
     async def __aenter__(self) -> GitHubAPI:
         if self._client is None:
             # room for one fetch's requests (the gists read at once), all kept alive
-            lease = client_for(self._ctx, "github", connections=CONCURRENCY + 1, follow_redirects=True)
+            lease = client_for(
+                self._ctx, "github", connections=CONCURRENCY + 1, follow_redirects=True
+            )
             self._client = await self._exit.enter_async_context(lease)
         return self
 
@@ -278,11 +278,15 @@ def failure_for(response: httpx.Response, body: bytes, url: str) -> ApiFailure:
             retry = retry_after if retry_after is not None else wait
             return ApiFailure(
                 f"{host} answered {status} rate limit (resets {when} UTC); {TOKEN_HINT}",
-                status=status, retry_after=retry, message=message,
+                status=status,
+                retry_after=retry,
+                message=message,
             )
         return ApiFailure(
             f"{host} answered {status} rate limit; {TOKEN_HINT}",
-            status=status, retry_after=retry_after, message=message,
+            status=status,
+            retry_after=retry_after,
+            message=message,
         )
     secondary = status == 403 and (retry_after is not None or "rate limit" in message.lower())
     if status == 429 or secondary:
@@ -293,12 +297,16 @@ def failure_for(response: httpx.Response, body: bytes, url: str) -> ApiFailure:
             when = "secondary rate limit" if status == 403 else "no retry time given"
         return ApiFailure(
             f"{host} answered {status} rate limit ({when}); {TOKEN_HINT}",
-            status=status, retry_after=retry_after, message=message,
+            status=status,
+            retry_after=retry_after,
+            message=message,
         )
     detail = f": {message}" if message else ""
     return ApiFailure(
         f"{host} answered {phrase} for {_path(url)}{detail}",
-        status=status, retry_after=retry_after if status >= 500 else None, message=message,
+        status=status,
+        retry_after=retry_after if status >= 500 else None,
+        message=message,
     )
 
 

@@ -467,9 +467,7 @@ class FakeGitHub:
         if api:
             version = request.headers.get("x-github-api-version")
             if version is not None and version not in SUPPORTED_VERSIONS:
-                return self._error(
-                    400, f"API version {version} is not supported.", request, user
-                )
+                return self._error(400, f"API version {version} is not supported.", request, user)
         key = self._client_key(request, user)
         limited = self._spend(key, user)
         if limited is not None:

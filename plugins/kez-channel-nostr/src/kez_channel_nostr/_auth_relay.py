@@ -18,7 +18,9 @@ from nostr_relay.auth import Authenticator
 
 
 class AuthenticatedMayWrite(Authenticator):
-    async def authenticate(self, auth_event_json: dict[str, Any], challenge: str = "") -> dict[str, Any]:
+    async def authenticate(
+        self, auth_event_json: dict[str, Any], challenge: str = ""
+    ) -> dict[str, Any]:
         token = await super().authenticate(auth_event_json, challenge)
         token["roles"] = set(token.get("roles", ())) | {"r", "w"}
         return token

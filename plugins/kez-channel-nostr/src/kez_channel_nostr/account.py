@@ -73,7 +73,9 @@ def parse_relay_list(event: Any) -> RelayList:
     write: list[str] = []
     tags = event.get("tags") if isinstance(event, dict) else None
     for tag in tags if isinstance(tags, list) else ():
-        if not (isinstance(tag, list) and len(tag) >= 2 and tag[0] == "r" and isinstance(tag[1], str)):
+        if not (
+            isinstance(tag, list) and len(tag) >= 2 and tag[0] == "r" and isinstance(tag[1], str)
+        ):
             continue
         url = tag[1].strip()
         if bad_relay_url(url) or len(url) > 512:
@@ -89,7 +91,10 @@ def parse_relay_list(event: Any) -> RelayList:
 
 
 def metadata_event(
-    secret: bytes, name: str = "", about: str = "", extra: dict[str, Any] | None = None,
+    secret: bytes,
+    name: str = "",
+    about: str = "",
+    extra: dict[str, Any] | None = None,
     created_at: int | None = None,
 ) -> dict[str, Any]:
     """The signed kind-0 event: content is the JSON object `{name, about, **extra}` (empty fields left out)."""
@@ -119,7 +124,10 @@ def newest(events: Iterable[Any], pubkey: str, kind: int) -> dict[str, Any] | No
             continue
         if event["pubkey"] != pubkey or event["kind"] != kind:
             continue
-        if best is None or (event["created_at"], _neg(event["id"])) > (best["created_at"], _neg(best["id"])):
+        if best is None or (event["created_at"], _neg(event["id"])) > (
+            best["created_at"],
+            _neg(best["id"]),
+        ):
             best = event
     return best
 
@@ -129,13 +137,17 @@ def _neg(event_id: str) -> tuple[int, ...]:
 
 
 def _urls(urls: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(u.strip() for u in ([urls] if isinstance(urls, str) else urls) if u.strip()))
+    return list(
+        dict.fromkeys(u.strip() for u in ([urls] if isinstance(urls, str) else urls) if u.strip())
+    )
 
 
 # ------------------------------------------------------------ relays
 
 
-async def publish(urls: Sequence[str], event: dict[str, Any], timeout: float, secret: bytes) -> list[Any]:
+async def publish(
+    urls: Sequence[str], event: dict[str, Any], timeout: float, secret: bytes
+) -> list[Any]:
     """Send `event` to every relay at once, authenticating (NIP-42) as its author; the `PublishReply`s."""
     from . import relay
     from .nip42 import key_signer
@@ -146,7 +158,9 @@ async def publish(urls: Sequence[str], event: dict[str, Any], timeout: float, se
     )
 
 
-async def fetch_newest(urls: Sequence[str], pubkey: str, kind: int, timeout: float) -> dict[str, Any] | None:
+async def fetch_newest(
+    urls: Sequence[str], pubkey: str, kind: int, timeout: float
+) -> dict[str, Any] | None:
     """The newest valid event of `kind` by `pubkey` on any of the relays, or None (nothing, or no relay answered)."""
     from . import relay
     from .nip42 import one_time_signer

@@ -46,7 +46,11 @@ from .errors import (
 PROOF_KIND = 30078  # NIP-78 application-specific data (parameterized replaceable)
 PROOF_D_TAG = "kez"
 QUERY_LIMIT = 10
-DEFAULT_RELAYS: tuple[str, ...] = ("wss://relay.damus.io", "wss://nos.lol", "wss://relay.nostr.band")
+DEFAULT_RELAYS: tuple[str, ...] = (
+    "wss://relay.damus.io",
+    "wss://nos.lol",
+    "wss://relay.nostr.band",
+)
 
 RELAYS_OPTION = ChannelOption(
     name="nostr_relays",
@@ -193,7 +197,9 @@ class NostrChannel:
                     ignored[why] += 1
                 elif event["id"] not in found:
                     found[event["id"]] = (event, reply.url)
-        newest_first = sorted(found.values(), key=lambda pair: (-pair[0]["created_at"], pair[0]["id"]))
+        newest_first = sorted(
+            found.values(), key=lambda pair: (-pair[0]["created_at"], pair[0]["id"])
+        )
         candidates = tuple(
             ProofCandidate(event["content"], f"{url} event {event['id']}", fetched_at)
             for event, url in newest_first
@@ -217,13 +223,19 @@ class NostrChannel:
             )
         if answered:
             reason = f"no {what} on {', '.join(answered)}"
-            return FetchOutcome((), reachable=True, reason="; ".join([reason, *notes]), source=source)
+            return FetchOutcome(
+                (), reachable=True, reason="; ".join([reason, *notes]), source=source
+            )
         retry = [r.retry_after for r in replies if r.retry_after is not None]
         reason = "no nostr relay answered: " + "; ".join(failures)
         if ignored:
             reason += "; " + notes[0]
         return FetchOutcome(
-            (), reachable=False, reason=reason, source=source, retry_after=min(retry) if retry else None
+            (),
+            reachable=False,
+            reason=reason,
+            source=source,
+            retry_after=min(retry) if retry else None,
         )
 
     # --------------------------------------------------------------- publish
@@ -292,7 +304,8 @@ def _secret(ctx: ChannelContext, pubkey: str) -> bytes:
         value = ctx.options.get(SUBJECT_SECRET)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise NostrSecretMissingError(
-            f"publishing a proof for nostr:{pubkey} needs that account's secret key", hint=_SECRET_HINT
+            f"publishing a proof for nostr:{pubkey} needs that account's secret key",
+            hint=_SECRET_HINT,
         )
     # The secret's text never goes into a message: errors name the form, not the value.
     wrong = KeyFormatError(

@@ -29,7 +29,9 @@ AUTH_KIND = 22242
 AuthSigner = Callable[[str, str], dict[str, Any]]
 
 
-def auth_event(secret: bytes, relay_url: str, challenge: str, created_at: int | None = None) -> dict[str, Any]:
+def auth_event(
+    secret: bytes, relay_url: str, challenge: str, created_at: int | None = None
+) -> dict[str, Any]:
     """The kind-22242 event that answers `challenge` from `relay_url`, signed by `secret`.
 
     Tags `["relay", <url>]` and `["challenge", <challenge>]`, empty content

@@ -158,7 +158,10 @@ def _describe(exc: BaseException) -> tuple[str, float | None]:
     if isinstance(exc, ssl.SSLError | ssl.CertificateError):
         return f"TLS failed ({_clean(str(exc), 120)})", None
     if isinstance(exc, OSError):
-        return f"could not be reached ({_clean(exc.strerror or str(exc) or type(exc).__name__, 120)})", None
+        return (
+            f"could not be reached ({_clean(exc.strerror or str(exc) or type(exc).__name__, 120)})",
+            None,
+        )
     if isinstance(exc, InvalidHandshake | WebSocketException):
         return f"failed the WebSocket handshake ({_clean(str(exc), 120)})", None
     return f"failed ({type(exc).__name__}: {_clean(str(exc), 120)})", None
@@ -228,8 +231,12 @@ async def _await_challenge(ws: ClientConnection, url: str, auth: AuthSigner) -> 
 
 def _add_event(reply: QueryReply, event: Any, dedupe: bool) -> None:
     """Collect `event`; after a re-sent REQ a relay may send an event twice, kept once."""
-    if dedupe and isinstance(event, dict) and any(
-        isinstance(seen, dict) and seen.get("id") == event.get("id") for seen in reply.events
+    if (
+        dedupe
+        and isinstance(event, dict)
+        and any(
+            isinstance(seen, dict) and seen.get("id") == event.get("id") for seen in reply.events
+        )
     ):
         return
     reply.events.append(event)
@@ -278,7 +285,9 @@ async def query(
                     _add_event(reply, message[2], resent)
                     if len(reply.events) >= MAX_EVENTS_PER_RELAY:
                         reply.answered = True
-                        reply.notices.append(f"sent more than {MAX_EVENTS_PER_RELAY} events; read no further")
+                        reply.notices.append(
+                            f"sent more than {MAX_EVENTS_PER_RELAY} events; read no further"
+                        )
                         await _say_close(ws, subid)
                         break
                 elif verb == "EOSE" and len(message) >= 2 and message[1] == subid:
@@ -339,7 +348,12 @@ async def send_event(
                 # nostr-relay (1.14) answers a refusal with an empty event id; one
                 # event is outstanding on this connection, so that OK is ours.
                 if verb == "OK" and len(message) >= 3 and message[1] in (event["id"], ""):
-                    if message[2] is not True and auth is not None and not resent and _wants_auth(_item(message, 3)):
+                    if (
+                        message[2] is not True
+                        and auth is not None
+                        and not resent
+                        and _wants_auth(_item(message, 3))
+                    ):
                         # refused before our answer reached it, or the challenge follows the refusal
                         authed = authed or await _await_challenge(ws, url, auth)
                         if authed:
@@ -348,7 +362,9 @@ async def send_event(
                             continue
                     reply.accepted = message[2] is True
                     reply.answered = True
-                    reply.message = _item(message, 3) or ("accepted" if reply.accepted else "refused")
+                    reply.message = _item(message, 3) or (
+                        "accepted" if reply.accepted else "refused"
+                    )
                     break
                 if verb == "NOTICE":
                     notices.append(_item(message, 1))
@@ -474,7 +490,9 @@ class _Connection:
         if challenge is not None and self.auth is not None:
             await _answer(ws, self.url, self.auth, challenge)
             self._authed = True
-            for subscription in list(self.subscriptions.values()):  # sent unauthenticated: ask again
+            for subscription in list(
+                self.subscriptions.values()
+            ):  # sent unauthenticated: ask again
                 await self._resend(ws, subscription)
             return
         if verb == "NOTICE":
@@ -512,7 +530,9 @@ class _Connection:
         subscription.finish()
         await _say_close(ws, subid)
 
-    async def _give_up_unless_resent(self, subid: str, subscription: _Subscription, reason: str) -> None:
+    async def _give_up_unless_resent(
+        self, subid: str, subscription: _Subscription, reason: str
+    ) -> None:
         await asyncio.sleep(AUTH_WAIT)
         if not subscription.resent and self.subscriptions.get(subid) is subscription:
             del self.subscriptions[subid]
@@ -538,7 +558,9 @@ class _Connection:
             async with asyncio.timeout(timeout), self.slots:
                 ws = await self.open()
                 request = _dumps(["REQ", subid, filter_])
-                subscription = _Subscription(reply, asyncio.get_running_loop().create_future(), request)
+                subscription = _Subscription(
+                    reply, asyncio.get_running_loop().create_future(), request
+                )
                 self.subscriptions[subid] = subscription
                 await ws.send(request)
                 await subscription.done
@@ -549,8 +571,14 @@ class _Connection:
             fail(text)
         finally:
             self.load -= 1
-            if self.subscriptions.pop(subid, None) is not None and ws is not None and self._ws is ws:
-                self._spawn(_say_close(ws, subid))  # given up on (timeout, cancelled): free it at the relay
+            if (
+                self.subscriptions.pop(subid, None) is not None
+                and ws is not None
+                and self._ws is ws
+            ):
+                self._spawn(
+                    _say_close(ws, subid)
+                )  # given up on (timeout, cancelled): free it at the relay
         if reply.error and reply.notices:
             reply.error += f" (notice: {reply.notices[-1]})"
         return reply
@@ -676,7 +704,9 @@ class LiveSubscription:
                         if challenge is not None and self.auth is not None:
                             await _answer(ws, self.url, self.auth, challenge)
                             authed = True
-                            if not resent and not self.live.is_set():  # asked unauthenticated: again
+                            if (
+                                not resent and not self.live.is_set()
+                            ):  # asked unauthenticated: again
                                 resent = True
                                 await ws.send(request)
                             continue

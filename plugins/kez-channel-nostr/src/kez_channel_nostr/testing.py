@@ -203,7 +203,9 @@ class RelayProcess:
                 db=folder / "relay.sqlite3",
                 port=self.port,
                 max_event_size=self.max_event_size,
-                authentication=_AUTH_REQUIRED.format(url=self.url) if self.auth_required else _NO_AUTH,
+                authentication=_AUTH_REQUIRED.format(url=self.url)
+                if self.auth_required
+                else _NO_AUTH,
             )
         )
         self._log = open(folder / "relay.log", "ab")  # noqa: SIM115 - closed in stop()
@@ -218,11 +220,15 @@ class RelayProcess:
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"nostr-relay exited with {self._process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"nostr-relay exited with {self._process.returncode}:\n{self.log_tail()}"
+                )
             if _answers_req(self.url):
                 return
             time.sleep(0.1)
-        raise RuntimeError(f"nostr-relay did not answer within {_START_TIMEOUT:g} s:\n{self.log_tail()}")
+        raise RuntimeError(
+            f"nostr-relay did not answer within {_START_TIMEOUT:g} s:\n{self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 30) -> str:
         if self._dir is None:
@@ -262,7 +268,9 @@ class _Front:
         self.connections = 0
         self.port = 0
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="kez-nostr-front", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="kez-nostr-front", daemon=True
+        )
         self._server: Any = None
 
     # ------------------------------------------------------------ lifecycle
@@ -323,7 +331,11 @@ class _Front:
             self.connections += 1
         path = client.request.path if client.request is not None else "/"
         fault = self._take_fault(("silent", "malformed", "refuse")) if path == "/" else None
-        kind = fault[0] if fault else {"/silent": "silent", "/malformed": "malformed"}.get(path, "proxy")
+        kind = (
+            fault[0]
+            if fault
+            else {"/silent": "silent", "/malformed": "malformed"}.get(path, "proxy")
+        )
         try:
             if kind == "silent":
                 async for message in client:
@@ -360,7 +372,9 @@ class _Front:
             elif message[0] == "REQ":
                 await self._later(client, json.dumps(["CLOSED", message[1], reason]))
             elif message[0] == "EVENT" and isinstance(message[1], dict):
-                await self._later(client, json.dumps(["OK", message[1].get("id", ""), False, reason]))
+                await self._later(
+                    client, json.dumps(["OK", message[1].get("id", ""), False, reason])
+                )
 
     async def _proxy(self, client: ServerConnection) -> None:
         loop = asyncio.get_running_loop()
@@ -510,7 +524,9 @@ class NostrTestServer:
         with self._front.lock:
             self._front.faults.extend(("malformed",) for _ in range(count))
 
-    def refuse_next(self, count: int = 1, reason: str = "blocked: refused by the test relay") -> None:
+    def refuse_next(
+        self, count: int = 1, reason: str = "blocked: refused by the test relay"
+    ) -> None:
         """Next `count` connections: REQ gets `CLOSED`, EVENT gets `OK false`, with `reason`."""
         with self._front.lock:
             self._front.faults.extend(("refuse", reason) for _ in range(count))
@@ -549,7 +565,9 @@ def _stop_leftovers() -> None:  # a test run interrupted inside a `with` block
 
 
 @contextlib.contextmanager
-def running_relay(*, max_event_size: int = 8192, auth_required: bool = False) -> Iterator[RelayProcess]:
+def running_relay(
+    *, max_event_size: int = 8192, auth_required: bool = False
+) -> Iterator[RelayProcess]:
     """Only the real relay (no front): `.url` is its ws:// address.
 
     `auth_required`: the relay sends a NIP-42 challenge on connect and serves
@@ -567,7 +585,9 @@ def running_relay(*, max_event_size: int = 8192, auth_required: bool = False) ->
 
 
 @contextlib.contextmanager
-def running_server(latency: float = 0.0, *, max_event_size: int = 8192) -> Iterator[NostrTestServer]:
+def running_server(
+    latency: float = 0.0, *, max_event_size: int = 8192
+) -> Iterator[NostrTestServer]:
     """A real nostr relay behind a latency/fault front on 127.0.0.1; everything stops on exit.
 
     `latency` holds every frame from the relay back that many seconds (the

@@ -280,7 +280,11 @@ class KezServer:
     async def registered_with_head(self, handle: str) -> dict[str, Any]:
         """`registered(handle)` plus the chain's head id (`Store.lookup_with_head`), for
         `request_auth.authorize`; one read."""
-        row = await self.read(self.store.lookup_with_head, handle) if HANDLE_RE.match(handle) else None
+        row = (
+            await self.read(self.store.lookup_with_head, handle)
+            if HANDLE_RE.match(handle)
+            else None
+        )
         if row is None:
             raise ApiError(
                 404,
@@ -328,7 +332,11 @@ class KezServer:
         moved = False
         if refused == "handle_taken":
             row = self.store.lookup(reg.handle)
-            if row is not None and row["identity"] == reg.identity and row["primary_key"] != reg.primary:
+            if (
+                row is not None
+                and row["identity"] == reg.identity
+                and row["primary_key"] != reg.primary
+            ):
                 # The same identity with a new primary: a rotation. The stored chain decides.
                 self._require_current_primary(reg)
                 refused = self.store.move_handle(

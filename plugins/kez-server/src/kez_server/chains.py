@@ -478,5 +478,7 @@ def _chain_error(exc: ChainError, number: int, *, seqno: bool = True) -> ApiErro
         extra["link_id"] = exc.link_id
     if exc.hint:
         extra["hint"] = exc.hint
-    where = f"line {number} of the request" + (f" (seqno {exc.seqno})" if exc.seqno and seqno else "")
+    where = f"line {number} of the request" + (
+        f" (seqno {exc.seqno})" if exc.seqno and seqno else ""
+    )
     return ApiError(status, code, f"{where}: {exc.detail}", **extra)

@@ -115,39 +115,75 @@ def serve_command(
     ] = _DEFAULT["forwarded_allow_ips"],
     header_timeout: Annotated[
         float,
-        typer.Option("--header-timeout", envvar=ENV["header_timeout"], help="Seconds for a request's headers to arrive (408 after; 0: no limit)."),
+        typer.Option(
+            "--header-timeout",
+            envvar=ENV["header_timeout"],
+            help="Seconds for a request's headers to arrive (408 after; 0: no limit).",
+        ),
     ] = _DEFAULT["header_timeout"],
     body_timeout: Annotated[
         float,
-        typer.Option("--body-timeout", envvar=ENV["body_timeout"], help="Seconds for a request's whole body to arrive (408 after; 0: no limit)."),
+        typer.Option(
+            "--body-timeout",
+            envvar=ENV["body_timeout"],
+            help="Seconds for a request's whole body to arrive (408 after; 0: no limit).",
+        ),
     ] = _DEFAULT["body_timeout"],
     max_connections: Annotated[
         int,
-        typer.Option("--max-connections", envvar=ENV["max_connections"], help="Open connections served at once; beyond, 503 busy (0: the open-file limit)."),
+        typer.Option(
+            "--max-connections",
+            envvar=ENV["max_connections"],
+            help="Open connections served at once; beyond, 503 busy (0: the open-file limit).",
+        ),
     ] = _DEFAULT["max_connections"],
     identity_max_links: Annotated[
         int,
-        typer.Option("--identity-max-links", envvar=ENV["identity_max_links"], help="Links one identity's chain may have here (403 after; 0: no limit)."),
+        typer.Option(
+            "--identity-max-links",
+            envvar=ENV["identity_max_links"],
+            help="Links one identity's chain may have here (403 after; 0: no limit).",
+        ),
     ] = _DEFAULT["identity_max_links"],
     identity_max_bytes: Annotated[
         int,
-        typer.Option("--identity-max-bytes", envvar=ENV["identity_max_bytes"], help="Bytes one identity's stored chain may take (403 after; 0: no limit)."),
+        typer.Option(
+            "--identity-max-bytes",
+            envvar=ENV["identity_max_bytes"],
+            help="Bytes one identity's stored chain may take (403 after; 0: no limit).",
+        ),
     ] = _DEFAULT["identity_max_bytes"],
     client_bytes_per_hour: Annotated[
         int,
-        typer.Option("--client-bytes-per-hour", envvar=ENV["client_bytes_per_hour"], help="New chain bytes one client address may store per hour (429 after; 0: no limit)."),
+        typer.Option(
+            "--client-bytes-per-hour",
+            envvar=ENV["client_bytes_per_hour"],
+            help="New chain bytes one client address may store per hour (429 after; 0: no limit).",
+        ),
     ] = _DEFAULT["client_bytes_per_hour"],
     client_links_per_hour: Annotated[
         int,
-        typer.Option("--client-links-per-hour", envvar=ENV["client_links_per_hour"], help="New links one client address may store per hour (429 after; 0: no limit)."),
+        typer.Option(
+            "--client-links-per-hour",
+            envvar=ENV["client_links_per_hour"],
+            help="New links one client address may store per hour (429 after; 0: no limit).",
+        ),
     ] = _DEFAULT["client_links_per_hour"],
     message_burst: Annotated[
         int,
-        typer.Option("--message-burst", envvar=ENV["message_burst"], help="Inbox messages (POST /v1/messages) per client IP in a burst; 0: unlimited."),
+        typer.Option(
+            "--message-burst",
+            envvar=ENV["message_burst"],
+            help="Inbox messages (POST /v1/messages) per client IP in a burst; 0: unlimited.",
+        ),
     ] = _DEFAULT["message_burst"],
     message_rate: Annotated[
         float,
-        typer.Option("--message-rate", envvar=ENV["message_rate"], help="Inbox message tokens refilled per second per IP."),
+        typer.Option(
+            "--message-rate",
+            envvar=ENV["message_rate"],
+            help="Inbox message tokens refilled per second per IP.",
+        ),
     ] = _DEFAULT["message_rate"],
     log_level: Annotated[
         str,
@@ -272,7 +308,9 @@ def nats_config_command(
     out: Annotated[str, typer.Option("--out", help="File to write the config to (mode 0600).")],
     db: Annotated[
         str,
-        typer.Option("--db", envvar=ENV["db"], help="The server's database (its keys sit beside it)."),
+        typer.Option(
+            "--db", envvar=ENV["db"], help="The server's database (its keys sit beside it)."
+        ),
     ] = DEFAULT_DB,
     listen: Annotated[
         str, typer.Option("--listen", help="HOST:PORT nats-server listens on.")

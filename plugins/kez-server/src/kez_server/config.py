@@ -179,7 +179,9 @@ class ServerSettings:
     )
     # POST /v1/messages per client IP: 60 a minute, as the seeds' chat server
     message_burst: int = attrs.field(default=60, converter=int, validator=_nonneg("message burst"))
-    message_rate: float = attrs.field(default=1.0, converter=float, validator=_nonneg("message rate"))
+    message_rate: float = attrs.field(
+        default=1.0, converter=float, validator=_nonneg("message rate")
+    )
     # Web Push (push.py): the VAPID key file (None: beside the SQLite file, or
     # ./kez-vapid.pem), its RFC 8292 subject (None:
     # mailto:postmaster@<server_name>) and the hosts

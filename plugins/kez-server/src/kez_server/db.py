@@ -28,9 +28,13 @@ from .schema import VERSION_TABLE, forks, handles, links, messages
 
 __all__ = ["NOTIFY_CHANNEL", "Conflict", "Store", "database_url"]
 
-MessageRow = tuple[str, str | None, str, str, int]  # handle, route, envelope, received_at, received_unix
+MessageRow = tuple[
+    str, str | None, str, str, int
+]  # handle, route, envelope, received_at, received_unix
 
-NOTIFY_CHANNEL = "kez_inbox"  # PostgreSQL LISTEN/NOTIFY channel: "a message was stored for <handle>"
+NOTIFY_CHANNEL = (
+    "kez_inbox"  # PostgreSQL LISTEN/NOTIFY channel: "a message was stored for <handle>"
+)
 
 
 # alembic keeps its migration context in module globals: one migration at a
@@ -132,7 +136,9 @@ class Store:
             # 100 ms) makes long tails; other processes still wait in the handler
             self._write_lock = threading.Lock()
         # SQLite reads: one lasting driver connection per thread (see `_rows`)
-        self._local: threading.local | None = None if self.url.startswith("postgresql") else threading.local()
+        self._local: threading.local | None = (
+            None if self.url.startswith("postgresql") else threading.local()
+        )
         self._readers: dict[threading.Thread, Any] = {}
         self._readers_lock = threading.Lock()
         self.kind = self.engine.dialect.name  # "sqlite" or "postgresql"
@@ -490,7 +496,8 @@ class Store:
                     if postgres:
                         for handle in sorted({row[0] for row in rows}):
                             cursor.execute(
-                                "SELECT pg_advisory_xact_lock(hashtext(%s))", ("kez_inbox:" + handle,)
+                                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                ("kez_inbox:" + handle,),
                             )
                         for row in rows:
                             cursor.execute(insert + " RETURNING seq", row)
@@ -554,9 +561,12 @@ class Store:
                 sa.select(handles.c.handle).where(handles.c.envelope_id == envelope_id)
             ).first():
                 return "replay"
-            if handle is not None and conn.execute(
-                sa.select(handles.c.handle).where(handles.c.handle == handle)
-            ).first():
+            if (
+                handle is not None
+                and conn.execute(
+                    sa.select(handles.c.handle).where(handles.c.handle == handle)
+                ).first()
+            ):
                 return "handle_taken"
         return "primary_taken"
 

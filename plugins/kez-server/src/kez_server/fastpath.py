@@ -126,7 +126,12 @@ class InboxFastPath:
                 length = value
             elif name == b"content-type" and kind is None:
                 kind = _media_type(value)
-        if length is None or not length.isdigit() or len(length) > 18 or int(length) > MESSAGE_BODY_CAP:
+        if (
+            length is None
+            or not length.isdigit()
+            or len(length) > 18
+            or int(length) > MESSAGE_BODY_CAP
+        ):
             return False
         if kind is not None and kind != "application/json" and not kind.endswith("+json"):
             return False

@@ -61,7 +61,9 @@ def _cursor(request: Request, name: str, default: int | None = 0) -> int:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         if default is None:
-            raise ApiError(400, "bad_query", f"{name} is required: a non-negative integer", parameter=name)
+            raise ApiError(
+                400, "bad_query", f"{name} is required: a non-negative integer", parameter=name
+            )
         return default
     if not _CURSOR.match(raw):
         raise ApiError(400, "bad_query", f"{name} must be a non-negative integer", parameter=name)
@@ -193,8 +195,12 @@ class Inbox:
         if gone:
             log.info("purged %d envelopes older than 7 days", gone)
 
-    async def _authorize(self, request: Request, row: dict[str, Any], method: str, path: str, bound: str) -> None:
-        await authorize(self.server, request, row, method=method, path=path, bound=bound, now=self.clock())
+    async def _authorize(
+        self, request: Request, row: dict[str, Any], method: str, path: str, bound: str
+    ) -> None:
+        await authorize(
+            self.server, request, row, method=method, path=path, bound=bound, now=self.clock()
+        )
 
     # ---------------------------------------------------------- endpoints
 
@@ -229,14 +235,18 @@ class Inbox:
         except DecodeError as exc:
             raise ApiError(400, "bad_json", f"the body is not strict JSON: {exc.message}") from exc
         if not isinstance(data, dict):
-            raise ApiError(400, "bad_body", 'the body must be a JSON object {"to": …, "envelope": …}')
+            raise ApiError(
+                400, "bad_body", 'the body must be a JSON object {"to": …, "envelope": …}'
+            )
         to, envelope, route = data.get("to"), data.get("envelope"), data.get("route")
         if not isinstance(to, str):
             raise ApiError(400, "bad_body", "field 'to' must be the recipient's handle (a string)")
         if not isinstance(envelope, str):
             raise ApiError(400, "bad_body", "field 'envelope' must be the envelope text (kez:e1:…)")
         if route is not None and (not isinstance(route, str) or not _ROUTE.match(route)):
-            raise ApiError(400, "bad_body", "field 'route', when given, is a routing id: 64 lowercase hex")
+            raise ApiError(
+                400, "bad_body", "field 'route', when given, is a routing id: 64 lowercase hex"
+            )
         try:
             check_envelope_text(envelope)  # envelope_bytes' verdict, without decoding
         except KezError as exc:
@@ -270,12 +280,21 @@ class Inbox:
         the X-KEZ-Auth value. Shared by the routed endpoint and the fast path."""
         row = await self.server.registered_with_head(handle)
         await authorize_header(
-            self.server, header, row, method="GET", path=f"/v1/inbox/{handle}",
-            bound=f"since={since}", now=self.clock(),
+            self.server,
+            header,
+            row,
+            method="GET",
+            path=f"/v1/inbox/{handle}",
+            bound=f"since={since}",
+            now=self.clock(),
         )
         rows = await self.server.read(self.store.inbox, handle, since, limit, self._newer_than())
         # {"messages": [...], "next": n}, written as JSONResponse would (see _json_string)
-        body = '{"messages":[' + _messages_json(rows) + f'],"next":{int(rows[-1][0]) if rows else since}}}'
+        body = (
+            '{"messages":['
+            + _messages_json(rows)
+            + f'],"next":{int(rows[-1][0]) if rows else since}}}'
+        )
         return body.encode("utf-8")
 
     async def delete_inbox(self, request: Request) -> Response:
@@ -329,5 +348,7 @@ class Inbox:
             )
         row = await self.server.read(self.store.handle_by_key, key)
         if row is None:
-            raise ApiError(404, "not_found", f"no handle on {self.server.settings.server_name} has this key")
+            raise ApiError(
+                404, "not_found", f"no handle on {self.server.settings.server_name} has this key"
+            )
         return JSONResponse(self.server.handle_body(request, row))

@@ -62,7 +62,9 @@ class InboxWriter:
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
                 try:
-                    seqs = await run_in_threadpool(self.store.store_messages, [row for row, _ in batch])
+                    seqs = await run_in_threadpool(
+                        self.store.store_messages, [row for row, _ in batch]
+                    )
                 except BaseException as exc:
                     for _row, future in batch:
                         if not future.done():

@@ -110,7 +110,9 @@ def _wait_ready(process: subprocess.Popen[bytes], host: str, port: int) -> None:
     raise NatsStartError(f"nats-server did not accept connections within {START_TIMEOUT:g} s")
 
 
-async def serve_with_callout(uv_config: Any, store: Any, db: str, url: str, keys_dir: str | None) -> None:
+async def serve_with_callout(
+    uv_config: Any, store: Any, db: str, url: str, keys_dir: str | None
+) -> None:
     """Serve HTTP (uvicorn) and the callout on one event loop; the callout connects first."""
     import uvicorn
 

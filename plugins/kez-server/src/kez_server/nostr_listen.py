@@ -132,18 +132,26 @@ class NostrListener:
         ids = sorted(routes)
         subscriptions = []
         for start in range(0, len(ids), ROUTES_PER_REQ):
-            filter_ = {"kinds": [ENVELOPE_KIND], "#p": ids[start : start + ROUTES_PER_REQ], "since": since}
+            filter_ = {
+                "kinds": [ENVELOPE_KIND],
+                "#p": ids[start : start + ROUTES_PER_REQ],
+                "since": since,
+            }
             for url in self.relays:
                 subscription = LiveSubscription(url, filter_, self._event)
                 subscription.start(self.timeout)
                 subscriptions.append(subscription)
-        log.info("nostr listener: watching %d routing id(s) on %d relay(s)", len(ids), len(self.relays))
+        log.info(
+            "nostr listener: watching %d routing id(s) on %d relay(s)", len(ids), len(self.relays)
+        )
         return subscriptions
 
     async def _replace(self, subscriptions: list[Any]) -> None:
         old, self._subscriptions = self._subscriptions, subscriptions
         if subscriptions:
-            await asyncio.wait([asyncio.ensure_future(s.wait_live()) for s in subscriptions], timeout=self.timeout)
+            await asyncio.wait(
+                [asyncio.ensure_future(s.wait_live()) for s in subscriptions], timeout=self.timeout
+            )
         await asyncio.gather(*(s.aclose() for s in old), return_exceptions=True)
 
     # ------------------------------------------------------------ events
@@ -154,11 +162,21 @@ class NostrListener:
         handle = route = None
         if isinstance(event, dict) and isinstance(event.get("tags"), list):
             for tag in event["tags"]:
-                if isinstance(tag, list) and len(tag) >= 2 and tag[0] == "p" and tag[1] in self.routes:
+                if (
+                    isinstance(tag, list)
+                    and len(tag) >= 2
+                    and tag[0] == "p"
+                    and tag[1] in self.routes
+                ):
                     route, handle = tag[1], self.routes[tag[1]]
                     break
         event_id = event.get("id") if isinstance(event, dict) else None
-        if handle is None or route is None or not isinstance(event_id, str) or event_id in self._seen:
+        if (
+            handle is None
+            or route is None
+            or not isinstance(event_id, str)
+            or event_id in self._seen
+        ):
             self.dropped += 1
             return
         reason = rejection(event, route, 0)

@@ -19,14 +19,15 @@ import re
 _SALT = os.urandom(16)
 
 # The path segments that name a person: a handle, a key id, an identity.
-_PERSONAL = re.compile(
-    r"^(/v1/(?:u|inbox|by-primary)/|/v1/sigchains/[^/?]+/)([^/?]+)(.*)\Z"
-)
+_PERSONAL = re.compile(r"^(/v1/(?:u|inbox|by-primary)/|/v1/sigchains/[^/?]+/)([^/?]+)(.*)\Z")
 
 
 def pseudonym(text: str) -> str:
     """`h:<12 hex>`: the same text gives the same value within this process only."""
-    return "h:" + hashlib.blake2b(text.encode("utf-8", "replace"), key=_SALT, digest_size=6).hexdigest()
+    return (
+        "h:"
+        + hashlib.blake2b(text.encode("utf-8", "replace"), key=_SALT, digest_size=6).hexdigest()
+    )
 
 
 # A key id or routing id in a message (refusal reasons name the identity and the key).
@@ -74,7 +75,13 @@ class AccessLogFilter(logging.Filter):
         if isinstance(args, tuple) and len(args) == 5:
             client, method, path, version, status = args
             shown_client = pseudonym(str(client)) if self.debug else "-"
-            record.args = (shown_client, method, redact_path(str(path), debug=self.debug), version, status)
+            record.args = (
+                shown_client,
+                method,
+                redact_path(str(path), debug=self.debug),
+                version,
+                status,
+            )
         return True
 
 

@@ -151,7 +151,9 @@ class ProfileApi:
             profile = check_profile(obj, state, self.server.registry)
         except KezError as exc:
             raise ApiError(
-                422, "bad_profile", f"the profile is refused: {exc.message}",
+                422,
+                "bad_profile",
+                f"the profile is refused: {exc.message}",
                 **({"hint": exc.hint} if exc.hint else {}),
             ) from None
         if profile.updated_at > now() + MAX_CLOCK_SKEW:
@@ -161,7 +163,9 @@ class ProfileApi:
         )
         if not stored:
             raise ApiError(
-                409, "stale_profile", "a newer profile is stored for this handle",
+                409,
+                "stale_profile",
+                "a newer profile is stored for this handle",
                 hint="sign the profile again (its updated_at is older than the stored one)",
             )
         return Response(
@@ -204,4 +208,3 @@ class ProfileApi:
             media_type="application/json",
             headers={"etag": f'"{digest}"'},
         )
-

@@ -75,7 +75,9 @@ class PushService:
         self.timeout = timeout
         self.concurrency = concurrency
         self._signer = Vapid.from_pem(vapid.pem())
-        self._signer.sign({"sub": subject, "aud": "https://push.example"})  # a bad subject fails now
+        self._signer.sign(
+            {"sub": subject, "aud": "https://push.example"}
+        )  # a bad subject fails now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._session: Any = None
@@ -217,7 +219,12 @@ class PushService:
                 return
         if status in (404, 410):
             dropped = await asyncio.to_thread(self.store.drop_endpoint, sub.endpoint)
-            log.info("push service %s: subscription gone (%d); %d removed", _host(sub.endpoint), status, dropped)
+            log.info(
+                "push service %s: subscription gone (%d); %d removed",
+                _host(sub.endpoint),
+                status,
+                dropped,
+            )
         elif status is None or status >= 300:
             self.failed += 1
             log.info("push to %s answered %s", _host(sub.endpoint), status)

@@ -49,9 +49,7 @@ def _b64url(value: object, field: str, size: int) -> str:
     except (binascii.Error, ValueError):
         raise ApiError(400, "bad_subscription", f"keys.{field} is not base64url") from None
     if len(raw) != size or not all(c.isalnum() or c in "-_" for c in text):
-        raise ApiError(
-            400, "bad_subscription", f"keys.{field} must be base64url of {size} bytes"
-        )
+        raise ApiError(400, "bad_subscription", f"keys.{field} must be base64url of {size} bytes")
     if field == "p256dh":
         try:
             ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
@@ -100,9 +98,13 @@ class PushApi:
             headers={"cache-control": "public, max-age=3600"},
         )
 
-    async def _authorize(self, request: Request, handle: str, method: str, path: str, bound: str) -> None:
+    async def _authorize(
+        self, request: Request, handle: str, method: str, path: str, bound: str
+    ) -> None:
         row = await self.server.registered(handle)
-        await authorize(self.server, request, row, method=method, path=path, bound=bound, now=time.time())
+        await authorize(
+            self.server, request, row, method=method, path=path, bound=bound, now=time.time()
+        )
 
     async def _body(self, request: Request, handle: str) -> dict[str, Any]:
         from .app import _JSON_TYPES, _require_type, read_body

@@ -98,7 +98,9 @@ class PushStore:
     def drop_endpoint(self, endpoint: str) -> int:
         """Remove every subscription of `endpoint` (its push service said it is gone)."""
         with self.store._write() as conn:
-            done = conn.execute(subs.delete().where(subs.c.endpoint_hash == endpoint_hash(endpoint)))
+            done = conn.execute(
+                subs.delete().where(subs.c.endpoint_hash == endpoint_hash(endpoint))
+            )
             return int(done.rowcount or 0)
 
     def subscriptions_of(self, handles: Iterable[str]) -> dict[str, list[Subscription]]:

@@ -101,7 +101,9 @@ class Endpoint:
 
 def _parse_allow(entry: str) -> tuple[str, int | None]:
     text = entry.strip().lower()
-    match = re.fullmatch(r"\[([0-9a-f:.]+)\](?::([0-9]{1,5}))?|([^:\[\]\s/]+)(?::([0-9]{1,5}))?", text)
+    match = re.fullmatch(
+        r"\[([0-9a-f:.]+)\](?::([0-9]{1,5}))?|([^:\[\]\s/]+)(?::([0-9]{1,5}))?", text
+    )
     if not match:
         raise ConfigError(
             f"--push-allow {entry!r} is not HOST or HOST:PORT",
@@ -205,7 +207,9 @@ def _literal(host: str, *, bracketed: bool) -> IPAddress | None:
     """The host as an IP address, or None for a DNS name; EndpointRefused for a non-canonical form."""
     if bracketed:
         if "%" in host:
-            raise EndpointRefused(f"the endpoint's host [{host}] has a zone id: not a public address")
+            raise EndpointRefused(
+                f"the endpoint's host [{host}] has a zone id: not a public address"
+            )
         try:
             return ipaddress.IPv6Address(host)
         except ValueError:

@@ -70,7 +70,12 @@ VERSION_TABLE = "kez_alembic_version"
 messages = sa.Table(
     "kez_messages",
     metadata,
-    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("handle", sa.String(32), nullable=False),
     sa.Column("route", sa.String(64), nullable=True),
     sa.Column("envelope", sa.Text, nullable=False),
@@ -97,7 +102,9 @@ push_subscriptions = sa.Table(
     sa.Column("p256dh", sa.String(100), nullable=False),
     sa.Column("auth", sa.String(40), nullable=False),
     sa.Column("created_at", sa.String(20), nullable=False),
-    sa.UniqueConstraint("handle", "endpoint_hash", name="kez_push_subscriptions_handle_endpoint_key"),
+    sa.UniqueConstraint(
+        "handle", "endpoint_hash", name="kez_push_subscriptions_handle_endpoint_key"
+    ),
 )
 
 

@@ -119,7 +119,9 @@ def running_callout(server: RunningServer, nats_url: str, keys: Any = None) -> I
     async def main() -> None:
         started = asyncio.Event()
         task = asyncio.ensure_future(run_callout(nats_url, authorizer, ready=started, stop=stop))
-        await asyncio.wait([task, asyncio.ensure_future(started.wait())], return_when="FIRST_COMPLETED")
+        await asyncio.wait(
+            [task, asyncio.ensure_future(started.wait())], return_when="FIRST_COMPLETED"
+        )
         ready.set()
         await task
 
@@ -249,9 +251,7 @@ class FakePushService:
             problems.append(f"TTL header missing or not digits: {ttl!r}")
         auth = headers.get("authorization", "")
         scheme, _, params = auth.partition(" ")
-        fields = dict(
-            part.strip().split("=", 1) for part in params.split(",") if "=" in part
-        )
+        fields = dict(part.strip().split("=", 1) for part in params.split(",") if "=" in part)
         if scheme.lower() != "vapid" or "t" not in fields or "k" not in fields:
             return {}, [*problems, f"Authorization is not 'vapid t=…, k=…': {auth[:60]!r}"]
         if fields["k"].rstrip("=") != self.public_key:

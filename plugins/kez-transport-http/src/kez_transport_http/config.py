@@ -78,11 +78,15 @@ def target(ctx: ChannelContext) -> Target:
     if raw_handle is not None:
         handle, at, domain = raw_handle.lower().partition("@")
         if not _HANDLE.match(handle) or (at and not _DOMAIN.match(domain)):
-            raise HttpConfigError(f"inbox handle {raw_handle[:80]!r} is not handle or handle@domain", hint=HINT)
+            raise HttpConfigError(
+                f"inbox handle {raw_handle[:80]!r} is not handle or handle@domain", hint=HINT
+            )
     if raw_server is not None:
         base = raw_server.rstrip("/")
         if not _URL.match(base):
-            raise HttpConfigError(f"inbox server {raw_server[:80]!r} is not an http(s) base URL", hint=HINT)
+            raise HttpConfigError(
+                f"inbox server {raw_server[:80]!r} is not an http(s) base URL", hint=HINT
+            )
     elif domain:
         base = f"https://{domain}"
     else:

@@ -67,14 +67,18 @@ async def _resolve(client: Any, where: Target, key: object, role: str) -> str:
     try:
         response = await client.get(f"{where.base}/v1/by-primary/{key}")
     except httpx.HTTPError as exc:
-        raise TransportError(f"inbox server {where.base} is unreachable: {exc!r}", hint=_REACH_HINT) from None
+        raise TransportError(
+            f"inbox server {where.base} is unreachable: {exc!r}", hint=_REACH_HINT
+        ) from None
     if response.status_code == 404:
         raise TransportError(
             f"{where.base} has no handle for the {role} ({key[:80]})",
             hint="pass --inbox-handle HANDLE, or register a handle there (kez handle register)",
         )
     if response.status_code != 200:
-        raise TransportError(f"{where.base} answered {response.status_code}: {_error_text(response)}")
+        raise TransportError(
+            f"{where.base} answered {response.status_code}: {_error_text(response)}"
+        )
     return str(response.json()["handle"])
 
 
@@ -115,7 +119,9 @@ class HttpTransport:
                 ) from None
         if response.status_code in (200, 201):
             return
-        message = f"{where.base} refused the envelope ({response.status_code}): {_error_text(response)}"
+        message = (
+            f"{where.base} refused the envelope ({response.status_code}): {_error_text(response)}"
+        )
         if response.status_code == 413:
             raise EnvelopeTooLarge(message)
         if response.status_code == 429:
@@ -126,7 +132,9 @@ class HttpTransport:
         raise TransportError(message)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, routing_id: str, ctx: ChannelContext) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def subscribe(
+        self, routing_id: str, ctx: ChannelContext
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
         """Live envelopes for `routing_id` from the reader's inbox (catch-up first)."""
         route = check_routing_id(routing_id)
         signer = context_value(ctx, "signer")
@@ -139,11 +147,19 @@ class HttpTransport:
         where = target(ctx)
         client = _client(ctx, stream=True)
         try:
-            handle = await _resolve(client, where, context_value(ctx, "identity") or signer.key_id, "reader")
+            handle = await _resolve(
+                client, where, context_value(ctx, "identity") or signer.key_id, "reader"
+            )
             cursor = Cursor(context_value(ctx, "identity_dir"), where.base, handle, route)
             start = since(ctx)
             stream = _LiveStream(
-                client, where.base, handle, signer, cursor.seq if start is None else start, route, self.reconnect_delay
+                client,
+                where.base,
+                handle,
+                signer,
+                cursor.seq if start is None else start,
+                route,
+                self.reconnect_delay,
             )
             await stream.open()
             try:
@@ -157,7 +173,16 @@ class HttpTransport:
 class _LiveStream:
     """One SSE connection to an inbox at a time, reopened from the last seq when it drops."""
 
-    def __init__(self, client: Any, base: str, handle: str, signer: Any, cursor: int, route: str, delay: float):
+    def __init__(
+        self,
+        client: Any,
+        base: str,
+        handle: str,
+        signer: Any,
+        cursor: int,
+        route: str,
+        delay: float,
+    ):
         self.client = client
         self.base = base
         self.handle = handle
@@ -175,18 +200,29 @@ class _LiveStream:
         bound = f"since={self.cursor}"
         header = sign_inbox_request(self.signer, "GET", path, bound, device=True)
         request = self.client.build_request(
-            "GET", self.base + path, params={"since": self.cursor}, headers={HEADER: header, "accept": "text/event-stream"}
+            "GET",
+            self.base + path,
+            params={"since": self.cursor},
+            headers={HEADER: header, "accept": "text/event-stream"},
         )
         try:
             response = await self.client.send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise TransportError(f"inbox server {self.base} is unreachable: {exc!r}", hint=_REACH_HINT) from None
+            raise TransportError(
+                f"inbox server {self.base} is unreachable: {exc!r}", hint=_REACH_HINT
+            ) from None
         if response.status_code != 200:
             await response.aread()
             text = _error_text(response)
             await response.aclose()
-            hint = "the key must be the handle's current primary or a current device" if response.status_code == 401 else None
-            raise TransportError(f"{self.base} refused the live inbox ({response.status_code}): {text}", hint=hint)
+            hint = (
+                "the key must be the handle's current primary or a current device"
+                if response.status_code == 401
+                else None
+            )
+            raise TransportError(
+                f"{self.base} refused the live inbox ({response.status_code}): {text}", hint=hint
+            )
         self._response = response
         self._lines = response.aiter_lines()
 

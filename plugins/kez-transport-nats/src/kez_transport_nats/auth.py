@@ -132,7 +132,11 @@ def parse_token(text: object) -> AuthToken | None:
         data = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("kez") != TOKEN_KIND or data.get("v") != TOKEN_VERSION:
+    if (
+        not isinstance(data, dict)
+        or data.get("kez") != TOKEN_KIND
+        or data.get("v") != TOKEN_VERSION
+    ):
         return None
     fields = {name: data.get(name) for name in ("identity", "key", "sig")}
     if any(value is not None and not isinstance(value, str) for value in fields.values()):

@@ -11,7 +11,9 @@ from kez_core.plugin import DemoServer, DemoSetup, RunningDemo
 
 @kez_core.hookimpl
 def kez_register_transports():
-    from .transport import NatsTransport  # on first use of this kind, not when the plugin is imported
+    from .transport import (
+        NatsTransport,
+    )  # on first use of this kind, not when the plugin is imported
 
     return [NatsTransport()]
 
@@ -28,4 +30,7 @@ def _demo_server(setup: DemoSetup) -> Iterator[RunningDemo]:
     from .testing import running_nats_server
 
     with running_nats_server() as nats:
-        yield RunningDemo(f"nats-server 127.0.0.1:{nats.port}", options={"nats_url": [f"nats://127.0.0.1:{nats.port}"]})
+        yield RunningDemo(
+            f"nats-server 127.0.0.1:{nats.port}",
+            options={"nats_url": [f"nats://127.0.0.1:{nats.port}"]},
+        )

@@ -46,7 +46,9 @@ async def recipient_relays(nostr_keys: Iterable[str], ctx: ChannelContext) -> li
     ours = relay_urls(ctx)
     keys = list(dict.fromkeys(k for k in map(_pubkey_hex, nostr_keys) if k))
     lists = await asyncio.gather(*(fetch_relay_list(ours, key, ctx.timeout) for key in keys))
-    theirs = [url for found in lists if found is not None for url in found.read[:READ_RELAYS_PER_KEY]]
+    theirs = [
+        url for found in lists if found is not None for url in found.read[:READ_RELAYS_PER_KEY]
+    ]
     return list(dict.fromkeys([*theirs, *ours]))
 
 

@@ -11,7 +11,9 @@ from kez_core.plugin import DemoServer, DemoSetup, RunningDemo
 
 @kez_core.hookimpl
 def kez_register_transports():
-    from .transport import NostrTransport  # on first use of this kind, not when the plugin is imported
+    from .transport import (
+        NostrTransport,
+    )  # on first use of this kind, not when the plugin is imported
 
     return [NostrTransport()]
 

@@ -67,7 +67,9 @@ def _failure(reply: PublishReply) -> str:
     return f"{reply.url} unreachable ({reply.message})"
 
 
-async def _throttled_send(url: str, event: dict[str, Any], timeout: float, rate: float) -> PublishReply:
+async def _throttled_send(
+    url: str, event: dict[str, Any], timeout: float, rate: float
+) -> PublishReply:
     """`send_event` once this relay's bucket has a token (the wait counts against `timeout`)."""
     from kez_channel_nostr.relay import PublishReply, send_event
 
@@ -75,7 +77,9 @@ async def _throttled_send(url: str, event: dict[str, Any], timeout: float, rate:
         async with asyncio.timeout(timeout):
             waited = await bucket_for(url, rate).take()
     except TimeoutError:
-        return PublishReply(url, message=f"no turn within {timeout:g} s (sending at most {rate:g} events/s)")
+        return PublishReply(
+            url, message=f"no turn within {timeout:g} s (sending at most {rate:g} events/s)"
+        )
     from kez_channel_nostr.nip42 import one_time_signer
 
     # NIP-42 with a key made for this connection alone, like the event's own key:
@@ -159,7 +163,8 @@ class NostrTransport:
         took = [r.url for r in replies["relay_list"] if r.accepted]
         if not took:
             raise TransportError(
-                "no relay took our NIP-65 relay list: " + "; ".join(_failure(r) for r in replies["relay_list"]),
+                "no relay took our NIP-65 relay list: "
+                + "; ".join(_failure(r) for r in replies["relay_list"]),
                 hint="senders then use their own relays only; " + RELAY_HINT,
             )
         return f"published our NIP-65 relay list (kind 10002) on {len(took)} relay(s)"
@@ -179,7 +184,9 @@ class NostrTransport:
         urls = relay_urls(ctx)
         since = max(0, int(time.time() - lookback(ctx).total_seconds()))
         left = ctx.options.get("resume_after")
-        if isinstance(left, int | float) and not isinstance(left, bool):  # a listener subscribing again
+        if isinstance(left, int | float) and not isinstance(
+            left, bool
+        ):  # a listener subscribing again
             since = max(since, int(left - RESUME_MARGIN))
         from .inbox import RelayInbox
 

@@ -30,9 +30,7 @@ def upgrade() -> None:
             "handle", "endpoint_hash", name="kez_push_subscriptions_handle_endpoint_key"
         ),
     )
-    op.create_index(
-        "ix_kez_push_subscriptions_handle", "kez_push_subscriptions", ["handle"]
-    )
+    op.create_index("ix_kez_push_subscriptions_handle", "kez_push_subscriptions", ["handle"])
     op.create_index(
         "ix_kez_push_subscriptions_endpoint_hash", "kez_push_subscriptions", ["endpoint_hash"]
     )
