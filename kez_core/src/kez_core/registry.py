@@ -25,6 +25,7 @@ blocks these, `KEZ_STRICT_PLUGINS=1` makes failures fatal,
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -33,8 +34,6 @@ from typing import Any
 
 import attrs
 import pluggy
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.version import InvalidVersion, Version
 
 from . import hookspecs
 from .entrypoints import (
@@ -215,22 +214,16 @@ class Registry:
 
     def _check_core_requirement(self, info: PluginInfo, requires: Iterable[str], core: str) -> None:
         for raw in requires:
-            try:
-                req = Requirement(raw)
-            except InvalidRequirement:
+            verdict = core_requirement(raw, core)
+            if verdict is None:
                 continue
-            if req.name.lower().replace("_", "-") != "kez-core" or req.marker:
-                continue
-            info.core_requirement = str(req.specifier)
-            try:
-                ok = req.specifier.contains(Version(core), prereleases=True)
-            except InvalidVersion:
-                ok = True
+            specifier, ok = verdict
+            info.core_requirement = specifier
             if not ok:
                 info.core_compatible = False
                 self._note(
                     f"plugin {info.name!r} ({info.distribution} {info.version}) wants kez-core"
-                    f"{req.specifier}, installed is {core}; it may not work"
+                    f"{specifier}, installed is {core}; it may not work"
                 )
 
     # -------------------------------------------------------------------- loading
@@ -569,3 +562,67 @@ def reset_default_registry() -> None:
     global _default
     with _default_lock:
         _default = None
+
+
+# ------------------------------------------------------------ kez-core requirements
+
+# `kez-core>=0.1,<0.2` (any extras), what every plugin declares: clauses of release
+# numbers only, compared as PEP 440 does for such versions (zero-padded tuples).
+_SIMPLE_REQUIREMENT = re.compile(r"kez[-_]core\s*(?:\[[A-Za-z0-9_.,\s-]*\])?\s*(.*)", re.I)
+_SIMPLE_CLAUSE = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*")
+_RELEASE = re.compile(r"\d+(?:\.\d+)*")
+_COMPARE: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
+    ">=": lambda a, b: a >= b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    ">": lambda a, b: a > b,
+    "<": lambda a, b: a < b,
+}
+
+
+def core_requirement(raw: str, core: str) -> tuple[str, bool] | None:
+    """(specifier text, satisfied by `core`) when `raw` is a requirement on kez-core, else None.
+
+    The plain form every plugin writes is decided here; anything else (markers,
+    pre-releases, `~=`, wildcards, local versions) goes to `packaging`, which is
+    imported only then: it costs about 15 ms of every command's start-up.
+    """
+    simple = _SIMPLE_REQUIREMENT.fullmatch(raw.strip())
+    if simple is not None and _RELEASE.fullmatch(core):
+        clauses = simple.group(1).split(",") if simple.group(1).strip() else []
+        parsed = [_SIMPLE_CLAUSE.fullmatch(c) for c in clauses]
+        keys = {(m.group(1), _release(m.group(2), 0)) for m in parsed if m}
+        if all(parsed) and len(keys) == len(parsed):  # repeated clauses: packaging's set rules
+            width = max([len(core.split("."))] + [len(m.group(2).split(".")) for m in parsed if m])
+            have = _release(core, width)
+            ok = all(_COMPARE[m.group(1)](have, _release(m.group(2), width)) for m in parsed if m)
+            return ",".join(sorted({f"{m.group(1)}{m.group(2)}" for m in parsed if m})), ok
+    return _packaging_requirement(raw, core)
+
+
+def _release(text: str, width: int) -> tuple[int, ...]:
+    """`text`'s numbers zero-padded to `width`; width 0: trailing zeros dropped (a key)."""
+    parts = [int(p) for p in text.split(".")]
+    if not width:
+        while len(parts) > 1 and parts[-1] == 0:
+            parts.pop()
+        return tuple(parts)
+    return tuple(parts + [0] * (width - len(parts)))
+
+
+def _packaging_requirement(raw: str, core: str) -> tuple[str, bool] | None:
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        req = Requirement(raw)
+    except InvalidRequirement:
+        return None
+    if req.name.lower().replace("_", "-") != "kez-core" or req.marker:
+        return None
+    try:
+        ok = req.specifier.contains(Version(core), prereleases=True)
+    except InvalidVersion:
+        ok = True
+    return str(req.specifier), ok
