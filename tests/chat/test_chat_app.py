@@ -498,3 +498,35 @@ def test_kez_chat_web_serves_the_app_on_localhost(three):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_app_renews_the_inbox_key_and_pushes_the_chain(
+    capsys, tmp_path, monkeypatch, nats_url, handle_server
+):
+    """On its last day the inbox key is renewed when the app starts listening, as every
+    receiving command does, and the chain goes to the configured kez-servers, so senders
+    find the new key without the owner running `kez sigchain publish`."""
+    import httpx
+
+    from kez_core.sigserver_client import chain_url
+
+    monkeypatch.setenv("KEZ_PASSPHRASE", "")
+    monkeypatch.setenv("KEZ_SIG_SERVERS", handle_server.url)
+    home = tmp_path / "dave"
+    dave = kez_json(capsys, home, "identity", "new", "--name", "dave", "--no-passphrase")
+    kez_json(capsys, home, "sigchain", "init")
+    old = kez_json(capsys, home, "sigchain", "add-inbox", "--expires-in", "12h")["inbox_key"]
+    app = ChatApp(session({"home": home}, nats_url, handle_server))
+    seen: list[str] = []
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.links.get("nats") == "live", "the feed")
+            seen.extend(str(n.message) for n in app._notifications)
+            await pilot.press("ctrl+q")
+
+    asyncio.run(run())
+    assert any("published a new inbox key" in text for text in seen), seen
+    identity = dave.get("identity_id") or dave.get("id")
+    body = httpx.get(chain_url(handle_server.url, identity)).text
+    assert old in body and body.count('"add_inbox"') >= 2, "the server has the renewed chain"

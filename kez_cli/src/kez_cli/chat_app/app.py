@@ -703,16 +703,22 @@ class ChatApp(App[None]):
             )
 
     async def _listen(self) -> None:
-        try:
-            key = self.service.renew_inbox()
+        from kez_core.chat.receiving import share_new_inbox_key
+        from kez_core.sigserver_client import configured_servers
+
+        try:  # as every receiving command does: a new key on the last day, pushed to the servers
+            renewal = await share_new_inbox_key(self.service, configured_servers(), timeout=10.0)
         except KezError as exc:
             self.notify(_error(exc), severity="warning", markup=False)
         else:
-            if key is not None:
+            if renewal is not None:
+                told = (
+                    "; ".join(f"{p.server}: {p.message}" for p in renewal.pushes)
+                    if renewal.servers
+                    else "share your chain (`kez sigchain publish`)"
+                )
                 self.notify(
-                    visible(
-                        f"published a new inbox key {key}: share your chain (`kez sigchain publish`)"
-                    ),
+                    visible(f"published a new inbox key {renewal.key}: {told}"),
                     markup=False,
                     timeout=15,
                 )
