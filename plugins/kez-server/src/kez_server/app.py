@@ -622,17 +622,14 @@ def create_app(
         *push.routes(),
         *profiles.routes(),
     ]
-    app = KezApp(
-        routes=routes,
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            ClientDisconnect: client_disconnected,
-            **{error: _db_unavailable for error in _database_errors()},
-            Exception: _internal_error,
-        },
-        lifespan=lifespan,
-    )
+    handlers: dict[Any, Any] = {
+        ApiError: _api_error,
+        HTTPException: _http_error,
+        ClientDisconnect: client_disconnected,
+        **{error: _db_unavailable for error in _database_errors()},
+        Exception: _internal_error,
+    }
+    app = KezApp(routes=routes, exception_handlers=handlers, lifespan=lifespan)
     writes = TokenBuckets(settings.write_burst, settings.write_rate)
     reads = TokenBuckets(settings.read_burst, settings.read_rate)
     app.add_middleware(RateLimit, writes=writes, reads=reads)
@@ -640,7 +637,9 @@ def create_app(
     from .fastpath import InboxFastPath
 
     # the inbox's POST and GET skip the middleware and the router: the same rules, in one place
-    app.fast = InboxFastPath(inbox, writes=writes, reads=reads, body_timeout=settings.body_timeout)
+    app.fast = InboxFastPath(
+        inbox, writes=writes, reads=reads, body_timeout=settings.body_timeout, handlers=handlers
+    )
     app.state.kez = server
     app.state.inbox = inbox
     return app

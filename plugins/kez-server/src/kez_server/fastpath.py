@@ -20,12 +20,12 @@ that is not on the hot path keeps its one implementation.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .errors import ApiError
@@ -33,8 +33,6 @@ from .errors import ApiError
 if TYPE_CHECKING:
     from .inbox import Inbox
     from .ratelimit import TokenBuckets
-
-log = logging.getLogger("kez_server")
 
 _INBOX = "/v1/inbox/"
 # "", "since=N" or "since=N&limit=M": what kez clients send; any other query takes the routed path
@@ -50,15 +48,19 @@ class InboxFastPath:
     """`await fast(scope, receive, send)`: True when it answered the request (see module text)."""
 
     def __init__(
-        self, inbox: Inbox, *, writes: TokenBuckets, reads: TokenBuckets, body_timeout: float
+        self,
+        inbox: Inbox,
+        *,
+        writes: TokenBuckets,
+        reads: TokenBuckets,
+        body_timeout: float,
+        handlers: Mapping[type, Callable[[Request, Exception], Awaitable[Response]]],
     ) -> None:
-        from .app import _database_errors
-
         self.inbox = inbox
         self.writes = writes
         self.reads = reads
         self.body_timeout = body_timeout
-        self._db_errors = _database_errors()
+        self.handlers = handlers  # the app's own exception handlers (create_app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> bool:
         if scope.get("root_path"):
@@ -138,7 +140,7 @@ class InboxFastPath:
         client = scope.get("client")
         try:
             self.inbox.take_message_token(client[0] if client else "?")
-            body = await self._body(receive, MESSAGE_BODY_CAP)
+            body = await self._body(scope, receive, MESSAGE_BODY_CAP)
             seq = await self.inbox.store_posted(body)
         except Exception as exc:  # noqa: BLE001 - answered as the app's handlers answer it
             await self._error(scope, receive, send, exc)
@@ -154,13 +156,17 @@ class InboxFastPath:
         await send({"type": "http.response.body", "body": answer})
         return True
 
-    async def _body(self, receive: Receive, cap: int) -> bytes:
-        """The whole body within `body_timeout` seconds (limits.BodyDeadline's rule)."""
+    async def _body(self, scope: Scope, receive: Receive, cap: int) -> bytes:
+        """The whole body within `body_timeout` seconds (limits.BodyDeadline's rule), read
+        and capped by the routed endpoints' own `read_body`."""
+        from .app import read_body
+
+        request = Request(scope, receive)
         if not self.body_timeout:
-            return await _read(receive, cap)
+            return await read_body(request, cap)
         try:
             async with asyncio.timeout(self.body_timeout):
-                return await _read(receive, cap)
+                return await read_body(request, cap)
         except TimeoutError:
             raise ApiError(
                 408,
@@ -172,45 +178,8 @@ class InboxFastPath:
     # --------------------------------------------------------------- errors
 
     async def _error(self, scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
-        """The answer the app's exception handlers give to `exc` (app.py)."""
-        from .app import _db_unavailable, _internal_error
-        from .limits import client_disconnected
-
-        request = Request(scope, receive)
-        response: Response
-        if isinstance(exc, ApiError):
-            response = JSONResponse(exc.body(), exc.status, headers=exc.headers)
-        elif isinstance(exc, ClientDisconnect):
-            response = await client_disconnected(request, exc)
-        elif isinstance(exc, self._db_errors):
-            response = await _db_unavailable(request, exc)
-        else:
-            response = await _internal_error(request, exc)
+        """The answer the app gives to `exc`: its handler, looked up as Starlette does (by the
+        exception's class, then its bases)."""
+        handler = next(self.handlers[cls] for cls in type(exc).__mro__ if cls in self.handlers)
+        response = await handler(Request(scope, receive), exc)
         await response(scope, receive, send)
-
-
-async def _read(receive: Receive, cap: int) -> bytes:
-    """Starlette's `Request.stream`, joined, with read_body's 413 (app.py)."""
-    first = await receive()
-    if first["type"] == "http.request" and not first.get("more_body", False):
-        body = first.get("body", b"")
-    else:
-        chunks: list[Any] = []
-        size = 0
-        message = first
-        while True:
-            if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
-            if message["type"] == "http.request":
-                chunk = message.get("body", b"")
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > cap:
-                    break
-                if not message.get("more_body", False):
-                    break
-            message = await receive()
-        body = b"".join(chunks)
-    if len(body) > cap:
-        raise ApiError(413, "too_large", f"the body exceeds the limit of {cap} bytes", limit=cap)
-    return body
