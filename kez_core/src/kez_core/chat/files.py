@@ -37,7 +37,7 @@ from ..messaging.envelope import ENC_BYTES, PREFIX, TAG_BYTES
 from ..messaging.message import attachment_field
 from ..messaging.padding import BUCKETS, MAX_BUCKET, MAX_CONTENT, MESSAGE_MAX_BUCKET
 from ..timefmt import format_time, now
-from .store import open_body, seal_body
+from .store import open_body, open_bytes, seal_body, seal_bytes
 
 INLINE_MAX = 80 * 1024  # bytes: a larger file goes in chunks
 FILE_MAX = 10 * 1024 * 1024  # bytes: a larger file is refused before anything is sent
@@ -397,7 +397,7 @@ class Transfers:
         transaction holding the row commits (`ChatStore.on_commit`), so a committed row always
         names bytes on disk, and a crash before the commit leaves only unnamed bytes at the end.
         Appends happen inside the write transaction, which one process at a time holds."""
-        blob = _seal_bytes(
+        blob = seal_bytes(
             self.store._key, f"{_ad(peer, chunk.transfer, 'in')}:{chunk.index}", chunk.data
         )
         path = self.spool_path(peer, chunk.transfer)
@@ -502,19 +502,11 @@ def _read_record(spool: Any, at: int) -> bytes:
     return bytes(spool.read(size))
 
 
-def _seal_bytes(key: bytes, ad: str, data: bytes | memoryview) -> bytes:
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-
-    nonce = os.urandom(12)
-    return nonce + ChaCha20Poly1305(key).encrypt(nonce, data, ad.encode())
-
-
 def _open_bytes(key: bytes, ad: str, blob: bytes) -> bytes:
     from cryptography.exceptions import InvalidTag
-    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
     try:
-        return ChaCha20Poly1305(key).decrypt(blob[:12], blob[12:], ad.encode())
+        return open_bytes(key, ad, blob)
     except (InvalidTag, ValueError):
         return b""  # a damaged chunk: the SHA-256 check then fails and the file is `corrupt`
 

@@ -154,11 +154,23 @@ def load_store_key(folder: Path, passphrase: Callable[[], bytes | None], encrypt
     )
 
 
-def seal_body(key: bytes, row_key: str, body: dict[str, Any]) -> bytes:
-    """nonce (12 bytes) + ChaCha20-Poly1305 of the body's JSON, bound to the row's key."""
+def seal_bytes(key: bytes, ad: str, data: bytes | memoryview) -> bytes:
+    """nonce (12 bytes) + ChaCha20-Poly1305 of `data` under the store key, bound to `ad`
+    (what the bytes are: a row's key, a chunk's transfer and index). Everything the store
+    keeps at rest is sealed here."""
     nonce = os.urandom(12)
+    return nonce + ChaCha20Poly1305(key).encrypt(nonce, data, ad.encode())
+
+
+def open_bytes(key: bytes, ad: str, blob: bytes) -> bytes:
+    """The bytes `seal_bytes` sealed for `ad`; InvalidTag or ValueError when they were not."""
+    return ChaCha20Poly1305(key).decrypt(blob[:12], blob[12:], ad.encode())
+
+
+def seal_body(key: bytes, row_key: str, body: dict[str, Any]) -> bytes:
+    """`seal_bytes` of the body's JSON, bound to the row's key."""
     data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return nonce + ChaCha20Poly1305(key).encrypt(nonce, data, row_key.encode())
+    return seal_bytes(key, row_key, data)
 
 
 def open_body(key: bytes, row_key: str, blob: bytes) -> dict[str, Any]:
@@ -166,7 +178,7 @@ def open_body(key: bytes, row_key: str, blob: bytes) -> dict[str, Any]:
     if not isinstance(blob, bytes) or len(blob) < 12 + 16:
         raise DecodeError("a stored message body is too short")
     try:
-        data = ChaCha20Poly1305(key).decrypt(blob[:12], blob[12:], row_key.encode())
+        data = open_bytes(key, row_key, blob)
     except InvalidTag:
         raise DecodeError("a stored message body does not open with this store key") from None
     try:
