@@ -24,6 +24,7 @@ blocks these, `KEZ_STRICT_PLUGINS=1` makes failures fatal,
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import sys
@@ -572,12 +573,12 @@ _SIMPLE_REQUIREMENT = re.compile(r"kez[-_]core\s*(?:\[[A-Za-z0-9_.,\s-]*\])?\s*(
 _SIMPLE_CLAUSE = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*")
 _RELEASE = re.compile(r"\d+(?:\.\d+)*")
 _COMPARE: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
-    ">=": lambda a, b: a >= b,
-    "<=": lambda a, b: a <= b,
-    "==": lambda a, b: a == b,
-    "!=": lambda a, b: a != b,
-    ">": lambda a, b: a > b,
-    "<": lambda a, b: a < b,
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">": operator.gt,
+    "<": operator.lt,
 }
 
 
