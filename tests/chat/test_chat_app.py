@@ -33,7 +33,7 @@ from kez_cli.chat_app.app import (
 )
 from kez_cli.chat_app.session import ChatSession
 from kez_cli.commands.message import _routes
-from kez_cli.directory import ServerDirectory
+from kez_core.sigserver_client import ServerDirectory
 from kez_core.chat import safety_number
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry

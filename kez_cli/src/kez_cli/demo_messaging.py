@@ -145,7 +145,7 @@ def run_messaging(
     """The act: bob on the server, alice → bob@<server> over each transport, acks back; the report."""
     from kez_core.chat import MessagingService
 
-    from .directory import ServerDirectory
+    from kez_core.sigserver_client import ServerDirectory
     from .io import read_chain_file
     from kez_core.sigserver_client import push_all
 

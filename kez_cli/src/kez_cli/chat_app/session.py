@@ -26,7 +26,9 @@ class ChatSession:
     keystore: Keystore
     record: IdentityRecord
     routes: Sequence[Route]
-    directory: Any = None  # a kez_core.chat.HandleDirectory (kez_cli.directory.ServerDirectory)
+    directory: Any = (
+        None  # a kez_core.chat.HandleDirectory (kez_core.sigserver_client.ServerDirectory)
+    )
     timeout: float = 10.0  # seconds per request (claim checks)
     _passphrase: list[bytes | None] = attrs.Factory(list)
     _service: MessagingService | None = None

@@ -45,7 +45,7 @@ def chat(
     it runs. Transport plugins add their own flags (see `kez plugins`), e.g.
     --nats-url URL. Press ? or F1 in the app for its keys.
     """
-    from ..directory import ServerDirectory
+    from kez_core.sigserver_client import ServerDirectory
 
     if web:
         _serve(port)

@@ -395,7 +395,7 @@ def send(
     the pointer message. Running the same command again after an
     interruption sends only the chunks not sent yet.
     """
-    from ..directory import ServerDirectory
+    from kez_core.sigserver_client import ServerDirectory
 
     State.json_mode = json_
     store = _store()
@@ -643,7 +643,7 @@ def listen(
 def _local_service(
     identity: str | None, handle_server: str | None = None, timeout: float = 10.0
 ) -> Any:
-    from ..directory import ServerDirectory
+    from kez_core.sigserver_client import ServerDirectory
 
     store = _store()
     record = store.get(identity)

@@ -191,7 +191,7 @@ def _messaging(store: Keystore, record, signer, handle_server: str | None, timeo
     """The messaging service of this identity, with the signer already unlocked (one prompt)."""
     from kez_core.chat import MessagingService
 
-    from ..directory import ServerDirectory
+    from kez_core.sigserver_client import ServerDirectory
 
     return MessagingService(
         store,
