@@ -63,7 +63,7 @@ import attrs
 from kez_cli.demo_messaging import ensure_inbox, route_context
 from kez_cli.demo_network import demo_servers, share_on_server, start_server, start_sig_server
 from kez_core.demo import DemoSetup
-from kez_cli.io import read_chain_file
+from kez_core.sigchain import read_chain_lines
 from kez_core.sigserver_client import push_all
 from kez_core.chat import MessagingService, Route
 from kez_core.keystore import Keystore
@@ -516,7 +516,7 @@ def main() -> None:
                 push_all(
                     [server.url],
                     record.identity_id,
-                    read_chain_file(store.chain_path(record.identity_id)),
+                    read_chain_lines(store.chain_path(record.identity_id)),
                     10.0,
                 )
             )

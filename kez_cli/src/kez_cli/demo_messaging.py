@@ -48,7 +48,7 @@ def ensure_inbox(store: Keystore, name: str) -> str:
     from kez_core.keyfiles import private_dir
     from kez_core.keystore import atomic_write
 
-    from .io import chain_builder, read_chain_file
+    from kez_core.sigchain import continue_chain, read_chain_lines
 
     if name not in {r.name for r in store.list()}:
         store.create(name, "ed25519", None)
@@ -57,7 +57,7 @@ def ensure_inbox(store: Keystore, name: str) -> str:
     if not path.exists():
         private_dir(path.parent)
         atomic_write(path, b"", 0o644)
-    builder = chain_builder(read_chain_file(path, missing_ok=True), store.registry)
+    builder = continue_chain(read_chain_lines(path, missing_ok=True), store.registry)
     change = keychange.add_inbox(
         store,
         name,
@@ -146,7 +146,7 @@ def run_messaging(
     from kez_core.chat import MessagingService
 
     from kez_core.sigserver_client import ServerDirectory
-    from .io import read_chain_file
+    from kez_core.sigchain import read_chain_lines
     from kez_core.sigserver_client import push_all
 
     from .demo_network import share_on_server
@@ -159,7 +159,7 @@ def run_messaging(
         )
     )
     alice_record = store.get("alice")
-    alice_lines = read_chain_file(store.chain_path(alice_record.identity_id))
+    alice_lines = read_chain_lines(store.chain_path(alice_record.identity_id))
     asyncio.run(push_all([server.url], alice_record.identity_id, alice_lines, 10.0))
     bob_handle = f"bob@{server.name}"
     say(

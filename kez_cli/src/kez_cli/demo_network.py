@@ -201,7 +201,7 @@ async def share_on_server(
     """
     from kez_core.sigchain import merge_copies
 
-    from .io import read_chain_file
+    from kez_core.sigchain import read_chain_lines
     from kez_core.sigserver_client import (
         fetch_url,
         lookup_handle,
@@ -211,7 +211,7 @@ async def share_on_server(
     )
 
     record = store.get(identity)
-    lines = read_chain_file(store.chain_path(record.identity_id))
+    lines = read_chain_lines(store.chain_path(record.identity_id))
     pushed = (await push_all([server.url], record.identity_id, lines, 10.0))[0]
     registered = await register_handle(
         server.url, registration(signer, handle, server.name, record.identity_id).to_dict(), 10.0

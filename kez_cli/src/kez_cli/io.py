@@ -50,13 +50,6 @@ def write_output(text: str, target: str | None, mode: int = 0o644) -> None:
         raise StoreError(f"cannot write {target}: {exc.strerror}") from exc
 
 
-def read_chain_file(path: Path, *, missing_ok: bool = False) -> list[bytes]:
-    """The lines of a sigchain file (kez_core.sigchain.read_chain_lines)."""
-    from kez_core.sigchain import read_chain_lines
-
-    return read_chain_lines(path, missing_ok=missing_ok)
-
-
 def read_chain_source(source: str) -> list[bytes]:
     """The lines of a chain copy named on the command line: a FILE, or `-` for stdin.
 
@@ -68,16 +61,11 @@ def read_chain_source(source: str) -> list[bytes]:
         path = Path(source)
         if not path.exists():
             raise StoreError(f"no such file: {source}")
-        return read_chain_file(path)
+        from kez_core.sigchain import read_chain_lines
+
+        return read_chain_lines(path)
     from kez_core.sigchain import iter_file_lines
 
     if sys.stdin is None:
         raise DecodeError("nothing to read", hint="pass a FILE, or pipe the input and use -")
     return list(iter_file_lines(sys.stdin.buffer))
-
-
-def chain_builder(lines: list[bytes], registry):
-    """A builder continuing `lines` (kez_core.sigchain.continue_chain)."""
-    from kez_core.sigchain import continue_chain
-
-    return continue_chain(lines, registry)

@@ -105,12 +105,12 @@ def _push_own_chain(
     """Push the local chain to the server the handle is registered on (None: no chain here)."""
     from kez_core.sigchain import merge_copies
 
-    from ..io import read_chain_file
+    from kez_core.sigchain import read_chain_lines
 
     path = store.chain_path(identity_id)
     if not path.exists():
         return None
-    lines = merge_copies([read_chain_file(path)], registry=store.registry).lines
+    lines = merge_copies([read_chain_lines(path)], registry=store.registry).lines
     result = asyncio.run(push_all([base], identity_id, lines, timeout))[0]
     if result.outcome == "unreachable":
         raise SigServerError(

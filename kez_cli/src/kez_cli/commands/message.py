@@ -45,7 +45,7 @@ from ..channel_options import (
     options_help,
     split_channel_args,
 )
-from ..io import read_chain_file, read_input
+from ..io import read_input
 from ..options import HandleServerOpt, IdentityOpt, JsonOpt, TimeoutOpt
 from ..output import State, emit_json, emit_json_line, note, show_line, warn
 
@@ -86,7 +86,9 @@ def _chain(store: Keystore, source: str, what: str) -> ChainState:
                 f"no local chain for {identity_id}",
                 hint=f"fetch it with `kez sigchain pull {identity_id}`",
             )
-    return _validated(store, read_chain_file(path), path)
+    from kez_core.sigchain import read_chain_lines
+
+    return _validated(store, read_chain_lines(path), path)
 
 
 def _validated(store: Keystore, lines: list[bytes], path: Path) -> ChainState:

@@ -27,7 +27,9 @@ from kez_core.sigchain import (
     SigchainBuilder,
     append_links,
     claim_statuses,
+    continue_chain,
     merge_copies,
+    read_chain_lines,
     write_chain,
 )
 from kez_core.status import to_json
@@ -35,7 +37,7 @@ from kez_core.timefmt import parse_duration
 from kez_core.sigserver_client import UsageError, configured_servers, server_copies
 
 from .. import passphrase
-from ..io import chain_builder, read_chain_file, read_chain_source, read_input, write_output
+from ..io import read_chain_source, read_input, write_output
 from ..options import IdentityOpt, JsonOpt, SigServerOpt, TimeoutOpt
 from ..output import State, emit_json, emit_text, note, show_line, warn
 
@@ -48,12 +50,12 @@ def _store() -> Keystore:
 
 
 def _chain_lines(path: Path) -> list[bytes]:
-    return read_chain_file(path, missing_ok=True)
+    return read_chain_lines(path, missing_ok=True)
 
 
 def _builder(store: Keystore, path: Path) -> SigchainBuilder:
     """A builder continuing the chain at `path` (a new chain when it has no links yet)."""
-    return chain_builder(_chain_lines(path), store.registry)
+    return continue_chain(_chain_lines(path), store.registry)
 
 
 def _local(store: Keystore, identity: str | None) -> tuple[IdentityRecord, Path, SigchainBuilder]:
