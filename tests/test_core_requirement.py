@@ -11,7 +11,22 @@ from kez_core.registry import _packaging_requirement, core_requirement
 release = st.lists(st.integers(0, 12), min_size=1, max_size=4).map(lambda p: ".".join(map(str, p)))
 clause = st.tuples(st.sampled_from([">=", "<=", "==", "!=", ">", "<", "~=", "===", "== "]), release)
 name = st.sampled_from(
-    ["kez-core", "kez_core", "Kez-Core", "kez.core", "kez-core[profiles]", "kez-cores", "httpx"]
+    [
+        "kez-core",
+        "kez_core",
+        "Kez-Core",
+        "kez.core",
+        "KEZ__CORE",
+        " kez-core",
+        "kez-core[profiles]",
+        "kez-cores",
+        "kez-core-x",
+        "kezcore",
+        "httpx",
+        "psycopg[binary]",
+        "kez-core.",
+        "-kez-core",
+    ]
 )
 space = st.sampled_from(["", " "])
 
@@ -20,7 +35,9 @@ space = st.sampled_from(["", " "])
 def requirement(draw: st.DrawFn) -> str:
     clauses = draw(st.lists(clause, max_size=3))
     text = draw(name) + draw(space) + ",".join(f"{op}{draw(space)}{v}" for op, v in clauses)
-    return text + draw(st.sampled_from(["", "; python_version > '3'", "  "]))
+    return text + draw(
+        st.sampled_from(["", "; python_version > '3'", "; extra == 'test'", ";", "  ", " @ x"])
+    )
 
 
 @settings(max_examples=400, deadline=None)
@@ -40,5 +57,19 @@ def test_every_plugin_form_is_decided_without_packaging() -> None:
         "import sys; from kez_core.registry import core_requirement;"
         "assert core_requirement('kez-core[profiles]>=0.1,<0.2', '0.1.0') == ('<0.2,>=0.1', True);"
         "assert 'packaging' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_loading_the_installed_plugins_does_not_import_packaging() -> None:
+    """Every installed distribution's requirements are read at start-up: those on other
+    distributions, and kez-core ones under an extra's marker, are decided without packaging."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from kez_core.registry import default_registry;"
+        "default_registry().load();"
+        "assert 'packaging' not in sys.modules, 'packaging was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -572,6 +572,9 @@ def reset_default_registry() -> None:
 _SIMPLE_REQUIREMENT = re.compile(r"kez[-_]core\s*(?:\[[A-Za-z0-9_.,\s-]*\])?\s*(.*)", re.I)
 _SIMPLE_CLAUSE = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*(\d+(?:\.\d+)*)\s*")
 _RELEASE = re.compile(r"\d+(?:\.\d+)*")
+# a requirement's distribution name (PEP 508), and the runs PEP 503 folds to one "-"
+_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?![A-Za-z0-9._-])")
+_NAME_SEPARATORS = re.compile(r"[-_.]+")
 _COMPARE: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
@@ -585,10 +588,16 @@ _COMPARE: dict[str, Callable[[tuple[int, ...], tuple[int, ...]], bool]] = {
 def core_requirement(raw: str, core: str) -> tuple[str, bool] | None:
     """(specifier text, satisfied by `core`) when `raw` is a requirement on kez-core, else None.
 
-    The plain form every plugin writes is decided here; anything else (markers,
-    pre-releases, `~=`, wildcards, local versions) goes to `packaging`, which is
-    imported only then: it costs about 15 ms of every command's start-up.
+    Requirements on other distributions, and the plain form every plugin writes,
+    are decided here; anything else (pre-releases, `~=`, wildcards, local
+    versions) goes to `packaging`, which is imported only then: it costs about
+    15 ms of every command's start-up.
     """
+    name = _NAME.match(raw)
+    if name is not None and _NAME_SEPARATORS.sub("-", name.group(1)).lower() != "kez-core":
+        return None  # another distribution (or no valid requirement): packaging says None too
+    if name is not None and ";" in raw and "@" not in raw:
+        return None  # a kez-core requirement under a marker (an extra's) is not checked
     simple = _SIMPLE_REQUIREMENT.fullmatch(raw.strip())
     if simple is not None and _RELEASE.fullmatch(core):
         clauses = simple.group(1).split(",") if simple.group(1).strip() else []
