@@ -12,7 +12,9 @@ one claim <= 250 ms; neither `--help` nor `--version` nor `kez plugins`
 imports a kez_channel_* / kez_transport_* / kez_server module. (A command
 that looks anything up, like `claim verify`, imports every enabled plugin's
 entry module, since any of them may provide an encoding; those modules are
-light, and only the kinds the command uses are built.)
+light, and only the kinds the command uses are built.) The runs read cached
+bytecode, as an installed `kez` does (pip compiles at install time), even
+where the shell sets PYTHONDONTWRITEBYTECODE.
 Run: uv run python benchmarks/cli_start.py [--runs N]
 """
 
@@ -88,6 +90,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kez-bench-") as home:
         env = {**os.environ, "KEZ_HOME": home}
         env.pop("KEZ_PASSPHRASE", None)
+        # as after `pip install` (which compiles every module): the first run writes the
+        # bytecode of the workspace's editable sources, the timed runs read it; a shell with
+        # PYTHONDONTWRITEBYTECODE set would otherwise compile ~60 modules from source each run
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         kez = _kez()
         subprocess.run([kez, "identity", "new"], env=env, capture_output=True, check=True)
         claim = Path(home) / "claim.txt"
