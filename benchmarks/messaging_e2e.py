@@ -254,7 +254,7 @@ def bob_file_process(
     home: str,
     save_dir: str,
     name: str,
-    base: dict[str, Any],
+    base: tuple[Any, dict[str, Any]],
     server_name: str,
     keys: dict[str, str],
     pipe: Any,
@@ -265,12 +265,10 @@ def bob_file_process(
     registry = default_registry()
     store = Keystore(Path(home), registry)
     bob = MessagingService(store, store.get("bob"), no_passphrase, save_dir=Path(save_dir))
-    bob_base = (
-        {**base, "nostr_transport_rate": "100001"} if "nostr_transport_rate" in base else base
-    )
+    running, options = base
     ctx = {
-        "bob_send": route_context(store, "bob", bob_base, f"alice@{server_name}"),
-        "bob_listen": route_context(store, "bob", base, "bob"),
+        "bob_send": route_context(store, "bob", running, f"alice@{server_name}", options),
+        "bob_listen": route_context(store, "bob", running, "bob", options),
     }
     (
         bob.secrets(),
