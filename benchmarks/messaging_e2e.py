@@ -43,6 +43,7 @@ not met. nostr: 682 events, file 10.3 s, raw 12.2 s (1.18; load 5).
 Run: uv run python benchmarks/messaging_e2e.py [--count N] [--windows 1,64]
      [--transports nats,nostr,http] [--file-mb 10] [--file-transports nats,nostr]
      [--bob thread|process]
+(KEZ_BENCH_TRACE=1 prints when each of bob's batches was opened, and how long it took.)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import sys
 import tempfile
 import threading
 import time
@@ -65,7 +67,8 @@ from kez_cli.demo_network import demo_servers, share_on_server, start_server, st
 from kez_core.demo import DemoSetup
 from kez_core.sigchain import read_chain_lines
 from kez_core.sigserver_client import push_all
-from kez_core.chat import MessagingService, Route
+from kez_core.chat import Listener, MessagingService, Route
+from kez_core.chat.files import envelope_text_length, route_bucket
 from kez_core.keystore import Keystore
 from kez_core.messaging import routing_id
 from kez_core.registry import default_registry
@@ -260,30 +263,26 @@ def bob_file_process(
     pipe: Any,
 ) -> None:
     """Bob as his own process (as in life: no interpreter lock shared with alice): the same
-    `receive_many` loop as `bob_file_thread`, his keystore opened from disk; says `ready`
-    through `pipe`, then sends his result (with `sizes`)."""
+    listener as `bob_file_thread`, his keystore opened from disk; says `ready` through
+    `pipe`, then sends his result."""
     registry = default_registry()
     store = Keystore(Path(home), registry)
     bob = MessagingService(store, store.get("bob"), no_passphrase, save_dir=Path(save_dir))
     running, options = base
-    ctx = {
-        "bob_send": route_context(store, "bob", running, f"alice@{server_name}", options),
-        "bob_listen": route_context(store, "bob", running, "bob", options),
-    }
+    ctx = {"bob_listen": route_context(store, "bob", running, "bob", options)}
     (
         bob.secrets(),
         bob.store,
         bob.replay,
     )  # opened before alice starts, as a running listener has them
-    sizes: list[int] = []
 
     class Ready:
         def set(self) -> None:
             pipe.send("ready")
 
     try:
-        got = bob_file_thread(name, registry.transport(name), bob, ctx, keys, Ready(), sizes)  # type: ignore[arg-type]
-        pipe.send({**got, "sizes": sizes})
+        got = bob_file_thread(name, registry.transport(name), bob, ctx, keys, Ready())  # type: ignore[arg-type]
+        pipe.send(got)
     except BaseException as exc:  # noqa: BLE001 (reported to the parent, which times out otherwise)
         pipe.send({"error": repr(exc)})
     finally:
@@ -297,41 +296,43 @@ def bob_file_thread(
     ctx: dict[str, Any],
     keys: dict[str, str],
     ready: threading.Event,
-    sizes: list[int],
 ) -> dict[str, Any]:
-    """Bob in his own thread and loop: `receive_many` until two files (the warm-up, then the
-    measured one) are assembled and checked, acking each; the second's state and time."""
+    """Bob in his own loop, listening as `kez message listen` and `kez chat` do (a
+    `kez_core.chat.Listener`: batches of what is queued, opened in a worker thread, acks
+    sent after each batch) until two files (the warm-up, then the measured one) are
+    assembled and checked; the second's state and the time it was."""
 
     async def run() -> dict[str, Any]:
         scope = RunScope()
-        ack_route = [Route(name, transport, attrs.evolve(ctx["bob_send"], scope=scope))]
+        route = Route(name, transport, attrs.evolve(ctx["bob_listen"], scope=scope))
+        listener = Listener(bob, [route])
+        if os.environ.get("KEZ_BENCH_TRACE"):  # each batch bob opened: when, how many, how long
+            opened = listener._open
+
+            def traced(batch: Any) -> Any:
+                begin = time.perf_counter()
+                out = opened(batch)
+                ms = (time.perf_counter() - begin) * 1e3
+                print(f"  bob opened {len(batch)} at {begin:.4f}: {ms:.1f} ms", file=sys.stderr)
+                return out
+
+            listener._open = traced  # type: ignore[method-assign]
+        finished: set[str] = set()
         try:
-            async with transport.subscribe(routing_id(keys["bob"]), ctx["bob_listen"]) as bob_in:
-                queue: asyncio.Queue[bytes] = asyncio.Queue()
-                task = asyncio.create_task(pump(bob_in, queue))
-                ready.set()
-                try:
-                    finished = 0
-                    while True:
-                        envelopes = await drain(queue)
-                        for result in bob.receive_many(envelopes):
-                            file = getattr(result, "file", None) or {}
-                            if file.get("state") in ("complete", "corrupt"):
-                                done = time.perf_counter()
-                                await bob.flush_acks_batched(ack_route)
-                                finished += 1
-                                if finished == 2:
-                                    sizes.extend(map(len, envelopes))
-                                    return {**file, "done": done}
-                        if finished == 1:
-                            sizes.extend(map(len, envelopes))
-                finally:
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
+            async for event in listener.events():
+                if event.kind == "up":
+                    ready.set()
+                    continue
+                file = (event.received.file if event.received is not None else None) or {}
+                if file.get("state") in ("complete", "corrupt"):
+                    finished.add(str(file.get("transfer") or file.get("sha256")))
+                    if len(finished) == 2:
+                        return {**file, "done": time.perf_counter()}
         finally:
             await scope.aclose()
+        raise TimeoutError
 
-    return asyncio.run(run())
+    return asyncio.run(asyncio.wait_for(run(), WAIT * 4))
 
 
 async def file_e2e(
@@ -355,12 +356,11 @@ async def file_e2e(
 
     scope = RunScope()
     send_route = [Route(name, transport, attrs.evolve(ctx["alice_send"], scope=scope))]
-    sizes: list[int] = []
     ready = threading.Event()
     child = None
     if process is None:
         bob_done = asyncio.ensure_future(
-            asyncio.to_thread(bob_file_thread, name, transport, bob, ctx, keys, ready, sizes)
+            asyncio.to_thread(bob_file_thread, name, transport, bob, ctx, keys, ready)
         )
     else:
         mine, theirs = multiprocessing.get_context("spawn").Pipe()
@@ -375,8 +375,7 @@ async def file_e2e(
             answer = mine.recv()
             if "error" in answer:
                 raise RuntimeError(f"bob's process: {answer['error']}")
-            sizes.extend(answer.pop("sizes"))
-            return answer
+            return dict(answer)
 
         def bob_ready() -> bool:
             if mine.poll(60) and mine.recv() == "ready":
@@ -398,6 +397,8 @@ async def file_e2e(
         ):
             pass
         begin = time.perf_counter()
+        if os.environ.get("KEZ_BENCH_TRACE"):
+            print(f"  alice send_file at {begin:.4f}", file=sys.stderr)
         sent = await alice.send_file(peer, path, send_route)
         got = await bob_done
         if child is not None:
@@ -417,15 +418,22 @@ async def file_e2e(
         **got,
         "complete_s": got["done"] - begin,
         "delivered_s": delivered,
-        "envelope": max(sizes),
-        "envelopes": len(sizes),
+        "envelope": envelope_text_length(route_bucket(send_route)),
     }
 
 
-async def raw_bytes(transport: Any, ctx: dict[str, Any], data: bytes, envelope: int) -> float:
+async def raw_bytes(
+    transport: Any,
+    ctx: dict[str, Any],
+    data: bytes,
+    envelope: int,
+    process: dict[str, Any] | None = None,
+) -> float:
     """Seconds to push `data` through the transport alone, as text envelopes of `envelope` bytes
     (`kez:e1:` + base64url, as a real envelope is) sent one after another like `send_file`'s
-    chunks, to a fresh routing id, until the subscriber has every one (no seal, sign, open, store)."""
+    chunks, to a fresh routing id, until the subscriber has every one (no seal, sign, open, store).
+    The subscriber sits where the file part's bob does: in this process, or (`process`, as for
+    `bob_file_process`) in its own, so both figures pay for the same topology."""
     scope = RunScope()
     send_ctx = attrs.evolve(ctx["alice_send"], scope=scope)
     piece = (envelope - len(b"kez:e1:")) * 3 // 4
@@ -434,14 +442,39 @@ async def raw_bytes(transport: Any, ctx: dict[str, Any], data: bytes, envelope: 
         for i in range(0, len(data), piece)
     ]
     rid = secrets.token_hex(32)
+
+    async def send_all() -> None:
+        for text in texts:
+            await transport.send(rid, text, send_ctx)
+
+    if process is not None:
+        import multiprocessing
+
+        spawn = multiprocessing.get_context("spawn")
+        mine, theirs = spawn.Pipe()
+        child = spawn.Process(
+            target=raw_counter_process,
+            args=(*process.values(), rid, len(texts), theirs),
+            daemon=True,
+        )
+        child.start()
+        try:
+            if not await asyncio.to_thread(mine.poll, 60) or mine.recv() != "ready":
+                raise TimeoutError
+            begin = time.perf_counter()
+            await send_all()
+            if not await asyncio.to_thread(mine.poll, 60):
+                raise TimeoutError
+            last = mine.recv()
+        finally:
+            child.join(10)
+            await scope.aclose()
+        return float(last) - begin
+
     async with transport.subscribe(rid, ctx["bob_listen"]) as inbox:
         queue: asyncio.Queue[bytes] = asyncio.Queue()
         task = asyncio.create_task(pump(inbox, queue))
         begin = time.perf_counter()
-
-        async def send_all() -> None:
-            for text in texts:
-                await transport.send(rid, text, send_ctx)
 
         async def count_all() -> None:
             seen = 0
@@ -454,6 +487,37 @@ async def raw_bytes(transport: Any, ctx: dict[str, Any], data: bytes, envelope: 
         await asyncio.gather(task, return_exceptions=True)
     await scope.aclose()
     return elapsed
+
+
+def raw_counter_process(
+    home: str,
+    save_dir: str,
+    name: str,
+    base: tuple[Any, dict[str, Any]],
+    server_name: str,
+    rid: str,
+    count: int,
+    pipe: Any,
+) -> None:
+    """The raw part's subscriber in its own process: says `ready` once subscribed, then the
+    time (perf_counter, one clock for every process of the machine) the last envelope came."""
+    registry = default_registry()
+    store = Keystore(Path(home), registry)
+    running, options = base
+    listen = route_context(store, "bob", running, "bob", options)
+    transport = registry.transport(name)
+
+    async def run() -> float:
+        async with transport.subscribe(rid, listen) as inbox:
+            pipe.send("ready")
+            seen = 0
+            async for _ in inbox:
+                seen += 1
+                if seen == count:
+                    return time.perf_counter()
+        raise TimeoutError
+
+    pipe.send(asyncio.run(asyncio.wait_for(run(), WAIT * 4)))
 
 
 def contexts(store: Keystore, server: Any, running: Any, base: dict[str, Any]) -> dict[str, Any]:
@@ -611,7 +675,7 @@ def main() -> None:
                     if got["state"] != "complete" or saved is None or saved.read_bytes() != data:
                         print(f"{name:<10} the file did not arrive intact ({got['state']})")
                         continue
-                    raw_s = asyncio.run(raw_bytes(transport, ctx, data, got["envelope"]))
+                    raw_s = asyncio.run(raw_bytes(transport, ctx, data, got["envelope"], process))
                     mb = size / 1e6
                     print(
                         f"{name:<10}{got['count']:>7}{got['complete_s']:>8.2f}{mb / got['complete_s']:>7.1f}"

@@ -426,3 +426,20 @@ def test_a_new_picture_key_goes_to_contacts_and_own_other_devices_not_to_removed
     assert [s.sent for s in failed] == [False, False] and failed[0].error[
         "message"
     ] == "the wire is cut"
+
+
+def test_a_senders_chain_is_read_again_only_when_its_file_changed(chat, three):
+    import os
+
+    bob = chat["bob"]
+    alice = three["alice"]["id"]
+    first = bob.sender_chain(alice)
+    assert first is not None and bob.sender_chain(alice) is first  # unchanged file: not re-read
+    path = bob.keystore.chain_path(alice)
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(path.read_bytes())
+    os.replace(fresh, path)  # as every chain write does: a new file in its place
+    again = bob.sender_chain(alice)
+    assert again is not None and again is not first and again.head == first.head
+    path.unlink()
+    assert bob.sender_chain(alice) is None  # gone: unknown again

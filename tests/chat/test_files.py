@@ -466,3 +466,51 @@ def test_nats_sized_envelopes_carry_half_megabyte_chunks(chat, three, tmp_path):
         last.file["state"] == "complete"
         and open(last.file["path"], "rb").read() == path.read_bytes()
     )
+
+
+def test_a_file_whose_chunks_all_came_here_is_assembled_without_reading_its_spool(
+    chat, three, tmp_path, monkeypatch
+):
+    from kez_core.chat import files
+
+    path = make(tmp_path, 300_000)
+    wire = Wire()
+    send_file(chat, three, path, wire)
+
+    def no_spool(*args, **kwargs):
+        raise AssertionError("the spool was read back")
+
+    monkeypatch.setattr(files.Transfers, "pieces", no_spool)
+    for envelope in reversed(wire.sent):  # the pointer first, then the chunks last to first
+        last = chat["bob"].receive(envelope)
+    assert last.file["state"] == "complete"
+    assert open(last.file["path"], "rb").read() == path.read_bytes()
+    assert chat["bob"].held_chunks.total == 0
+    spools = list((three["bob"]["home"]).rglob("transfers/*"))
+    assert all(p.name.endswith(".gone") for p in spools)  # renamed away, removed in the background
+
+
+def test_a_restarted_receiver_assembles_from_the_spool(chat, three, tmp_path, monkeypatch):
+    from kez_core.chat import files
+
+    path = make(tmp_path, 300_000)
+    wire = Wire()
+    send_file(chat, three, path, wire)
+    read: list[str] = []
+    pieces = files.Transfers.pieces
+
+    def spy(self, *args):
+        read.append("spool")
+        return pieces(self, *args)
+
+    monkeypatch.setattr(files.Transfers, "pieces", spy)
+    chat["bob"].receive(wire.sent[0])
+    chat["bob"].close()
+    bob = service(three["bob"])  # the first chunk is in the spool only
+    try:
+        for envelope in wire.sent[1:]:
+            last = bob.receive(envelope)
+    finally:
+        bob.close()
+    assert last.file["state"] == "complete" and read == ["spool"]
+    assert open(last.file["path"], "rb").read() == path.read_bytes()

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import secrets
+import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -140,12 +141,17 @@ def pointer_body(pointer: Pointer) -> dict[str, Any]:
 def chunk_body(chunk: Chunk) -> dict[str, Any]:
     """The signed body of a chunk; its bytes travel as the message's attachment (sealed with
     `attachment=chunk.data`), described here by size and SHA-256."""
+    return {**chunk_fields(chunk), "attachment": attachment_field(chunk.data)}
+
+
+def chunk_fields(chunk: Chunk) -> dict[str, Any]:
+    """A chunk's body without its attachment field, which `seal_for_devices` adds as it seals
+    the bytes (hashing them once, not once here and again there)."""
     return {
         "kind": "file_chunk",
         "transfer": chunk.transfer,
         "index": chunk.index,
         "count": chunk.count,
-        "attachment": attachment_field(chunk.data),
     }
 
 
@@ -366,6 +372,18 @@ class Transfers:
                 return transfer, record
         return None
 
+    def unfinished_out_sized(self, peer: str, size: int) -> bool:
+        """True when an unfinished outgoing transfer to `peer` is of a file of `size` bytes
+        (only then is the file's SHA-256 needed before its chunks go out)."""
+        rows = self.store._read(
+            "SELECT id FROM transfers WHERE peer = ? AND direction = 'out' AND state = 'sending'",
+            (peer,),
+        )
+        return any(
+            (record := self.get(peer, transfer, "out")) is not None and record["size"] == size
+            for (transfer,) in rows
+        )
+
     def sent_chunks(self, transfer: str) -> set[int]:
         return {
             r[0]
@@ -450,11 +468,13 @@ class Transfers:
         return b"".join(self.pieces(peer, transfer, count))
 
     def drop_chunks(self, peer: str, transfer: str) -> None:
-        """Forget a transfer's chunks; its spool file goes once that has committed."""
+        """Forget a transfer's chunks; its spool file goes once that has committed (renamed
+        away at once, removed by a background thread: freeing a 10 MiB file takes a few
+        milliseconds the sender would otherwise wait for its ack)."""
         path = self.spool_path(peer, transfer)
         with self.store._write() as db:
             db.execute("DELETE FROM in_chunks WHERE peer = ? AND transfer = ?", (peer, transfer))
-            self.store.on_commit(f"unlink:{path}", after=lambda: path.unlink(missing_ok=True))
+            self.store.on_commit(f"unlink:{path}", after=lambda: _remove_soon(path))
 
     def queue_ack(self, peer: str, message_id: str) -> None:
         with self.store._write() as db:
@@ -486,6 +506,30 @@ def _append(path: Path, record: bytes) -> int:
         return at
     finally:
         os.close(fd)
+
+
+GONE = ".gone"  # a spool file no row names any more, waiting for the background removal
+
+
+def _remove_soon(path: Path) -> None:
+    """Rename `path` out of the way now and remove it (and any earlier leftovers a process
+    that ended meanwhile left) in a background thread."""
+    try:
+        path.rename(path.with_name(path.name + GONE))
+    except FileNotFoundError:
+        return
+    except OSError:
+        path.unlink(missing_ok=True)
+        return
+    threading.Thread(target=_remove_gone, args=(path.parent,), daemon=True).start()
+
+
+def _remove_gone(folder: Path) -> None:
+    try:
+        for gone in folder.glob(f"*{GONE}"):
+            gone.unlink(missing_ok=True)
+    except OSError:
+        pass  # a leftover goes with the next transfer's cleanup
 
 
 def _fsync(path: Path) -> None:
@@ -520,6 +564,14 @@ Progress = Callable[[int, int], None]
 def read_for_sending(path: str | Path) -> tuple[FileMeta, bytes]:
     """The file's meta and bytes; FileRefused (exit 3) when it is missing or over FILE_MAX,
     checked before anything is read or sent."""
+    name, mime, data = read_unhashed(path)
+    return FileMeta(name, len(data), hashlib.sha256(data).hexdigest(), mime), data
+
+
+def read_unhashed(path: str | Path) -> tuple[str, str | None, bytes]:
+    """(name on the wire, media type, bytes) of a file to send, not hashed yet (a large
+    file's SHA-256 is computed while its first chunks go out); FileRefused as
+    `read_for_sending`."""
     import mimetypes
 
     path = Path(path).expanduser()
@@ -540,8 +592,11 @@ def read_for_sending(path: str | Path) -> tuple[FileMeta, bytes]:
     mime = mimetypes.guess_type(path.name)[0]
     if mime is not None and not _MIME.match(mime):
         mime = None
-    name = path.name[:NAME_MAX] or "file"
-    return FileMeta(name, len(data), hashlib.sha256(data).hexdigest(), mime), data
+    return path.name[:NAME_MAX] or "file", mime, data
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def route_bucket(routes: Sequence[Any]) -> int:
@@ -584,17 +639,18 @@ async def send_file(
     """Send a file (see the module docstring); a SendResult for the message a person sees.
 
     Re-sending the same file to the same peer while an earlier transfer of it is unfinished
-    resumes that transfer: only chunks not sent yet go out, then the pointer."""
-    from .service import SendResult
-
+    resumes that transfer: only chunks not sent yet go out, then the pointer. A new chunked
+    transfer's first chunks go out while the file's SHA-256 (which only the pointer and the
+    stored record need) is computed in a worker thread."""
     if not routes:
         raise TransportError(
             "no transport to send through", hint="pick one with --via (see `kez plugins`)"
         )
-    meta, data = read_for_sending(path)
+    name, mime, data = read_unhashed(path)
     source = str(Path(path).expanduser().resolve())
     bucket = route_bucket(routes)
-    if meta.size <= INLINE_MAX:
+    if len(data) <= INLINE_MAX:
+        meta = FileMeta(name, len(data), _sha256_hex(data), mime)
         body = inline_body(meta, data)
         if _message_size(service, peer, body) <= min(bucket, MESSAGE_MAX_BUCKET) - 1:
             result = await service.send_body(
@@ -603,56 +659,116 @@ async def send_file(
             if progress:
                 progress(1, 1)
             return result
-    transfers = Transfers(service.store)
-    found = transfers.unfinished_out(peer.identity, meta.sha256, meta.size)
-    if found is not None:
-        transfer, record = found
-        pointer = Pointer(meta, transfer, record["count"], record["chunk_size"])
-        key = record["key"]
-    else:
-        transfer = secrets.token_hex(32)
-        template = {
-            **chunk_body(Chunk(transfer, MAX_CHUNKS - 1, MAX_CHUNKS, b"")),
-            "attachment": {"size": MAX_CONTENT, "sha256": "0" * 64},
-        }  # the widest field
-        size = chunk_size(bucket, _message_size(service, peer, template))
-        count = max(1, -(-meta.size // size))
-        if count > MAX_CHUNKS:
-            raise FileRefused(
-                f"{meta.name} would need {count} chunks on this transport (at most {MAX_CHUNKS})"
+    hashing = asyncio.ensure_future(asyncio.to_thread(_sha256_hex, data))
+    sending: asyncio.Future[tuple[Any, ...] | None] | None = None
+    try:
+        transfers = Transfers(service.store)
+        found = None
+        if transfers.unfinished_out_sized(peer.identity, len(data)):
+            found = transfers.unfinished_out(peer.identity, await hashing, len(data))
+        if found is not None:
+            transfer, record = found
+            plan = Plan(transfer, record["count"], record["chunk_size"])
+            done = transfers.sent_chunks(transfer)
+            if progress:
+                progress(len(done), plan.count + 1)
+            sending = asyncio.ensure_future(
+                _send_chunks(service, peer, plan, data, routes, transfers, done, progress)
             )
-        pointer = Pointer(meta, transfer, count, size)
-        key = None
-    sealed_pointer = service._seal(peer.chain, pointer_body(pointer))
-    if key is None:
-        key = sealed_pointer[0][1].id
-        created_at = sealed_pointer[0][1].payload["created_at"]
-        with service.store.batch():  # one commit (one fsync) before the first chunk, not two
-            transfers.put(
-                peer.identity,
-                transfer,
-                "out",
-                key,
-                "sending",
-                {
-                    **_meta_fields(meta),
-                    "count": pointer.count,
-                    "chunk_size": pointer.chunk_size,
-                    "source": source,
-                },
+            key = record["key"]
+            meta = FileMeta(name, len(data), await hashing, mime)
+            sealed_pointer = service._seal(peer.chain, pointer_body(plan.pointer(meta)))
+        else:
+            plan = _plan(service, peer, name, len(data), bucket)
+            done = set()
+            if progress:
+                progress(0, plan.count + 1)
+            sending = asyncio.ensure_future(
+                _send_chunks(service, peer, plan, data, routes, transfers, done, progress)
             )
-            service.store.add_outgoing(
-                key,
-                peer.identity,
-                created_at,
-                _stored(meta, "sending", source, transfer=transfer, count=pointer.count),
-            )
-    done = transfers.sent_chunks(transfer)
-    if progress:
-        progress(len(done), pointer.count + 1)
-    failed = await _send_chunks(service, peer, pointer, data, routes, transfers, done, progress)
+            meta = FileMeta(name, len(data), await hashing, mime)
+            sealed_pointer = service._seal(peer.chain, pointer_body(plan.pointer(meta)))
+            key = sealed_pointer[0][1].id
+            with service.store.batch():  # one commit (one fsync), while the chunks go out
+                transfers.put(
+                    peer.identity,
+                    plan.transfer,
+                    "out",
+                    key,
+                    "sending",
+                    {
+                        **_meta_fields(meta),
+                        "count": plan.count,
+                        "chunk_size": plan.chunk_size,
+                        "source": source,
+                    },
+                )
+                service.store.add_outgoing(
+                    key,
+                    peer.identity,
+                    sealed_pointer[0][1].payload["created_at"],
+                    _stored(meta, "sending", source, transfer=plan.transfer, count=plan.count),
+                )
+    except BaseException:
+        hashing.cancel()
+        if sending is not None:
+            sending.cancel()
+            await asyncio.gather(sending, return_exceptions=True)
+        raise
+    failed = await sending
+    return await _send_pointer(
+        service, peer, plan, meta, key, sealed_pointer, source, routes, failed, progress
+    )
+
+
+@attrs.frozen
+class Plan:
+    """How a file is cut: its transfer id, the number of chunks and their size."""
+
+    transfer: str
+    count: int
+    chunk_size: int
+
+    def pointer(self, meta: FileMeta) -> Pointer:
+        return Pointer(meta, self.transfer, self.count, self.chunk_size)
+
+
+def _plan(service: Any, peer: Any, name: str, size: int, bucket: int) -> Plan:
+    """A new transfer's cut: chunks as large as the smallest route's envelope allows."""
+    transfer = secrets.token_hex(32)
+    template = {
+        **chunk_body(Chunk(transfer, MAX_CHUNKS - 1, MAX_CHUNKS, b"")),
+        "attachment": {"size": MAX_CONTENT, "sha256": "0" * 64},
+    }  # the widest field
+    piece = chunk_size(bucket, _message_size(service, peer, template))
+    count = max(1, -(-size // piece))
+    if count > MAX_CHUNKS:
+        raise FileRefused(
+            f"{name} would need {count} chunks on this transport (at most {MAX_CHUNKS})"
+        )
+    return Plan(transfer, count, piece)
+
+
+async def _send_pointer(
+    service: Any,
+    peer: Any,
+    plan: Plan,
+    meta: FileMeta,
+    key: str,
+    sealed_pointer: list[tuple[str, Any, str]],
+    source: str,
+    routes: Sequence[Any],
+    failed: tuple[Any, ...] | None,
+    progress: Progress | None,
+) -> Any:
+    """Once every chunk went out, the pointer (the message a person sees), then the stored
+    states; a SendResult."""
+    from .service import SendResult
+
     if failed is not None:
         return SendResult(key, peer.identity, "sending", failed)
+    transfers = Transfers(service.store)
+    transfer = plan.transfer
     service.store.add_sent_ids(key, [obj.id for _, obj, _ in sealed_pointer])
     deliveries = await service._deliver(peer.identity, sealed_pointer, routes, peer.chain)
     state = "sending"
@@ -667,19 +783,19 @@ async def send_file(
             {k: v for k, v in record.items() if k not in ("key", "state")},
         )
         transfers.set_body(
-            key, _stored(meta, "complete", source, transfer=transfer, count=pointer.count)
+            key, _stored(meta, "complete", source, transfer=transfer, count=plan.count)
         )
         service.store.set_state(key, "sent", only_from=("sending",))
         state = service._state_of(peer.identity, key)
         if progress:
-            progress(pointer.count + 1, pointer.count + 1)
+            progress(plan.count + 1, plan.count + 1)
         pointer_ids = [obj.id for _, obj, _ in sealed_pointer]
         copies = await service.copy_to_devices(
             peer.identity,
             key,
             sealed_pointer[0][1].payload["created_at"],
             list(dict.fromkeys([key, *pointer_ids])),
-            _stored(meta, "complete", source, transfer=transfer, count=pointer.count),
+            _stored(meta, "complete", source, transfer=transfer, count=plan.count),
             routes,
         )
         return SendResult(key, peer.identity, state, tuple(deliveries), copies)
@@ -689,7 +805,7 @@ async def send_file(
 async def _send_chunks(
     service: Any,
     peer: Any,
-    pointer: Pointer,
+    pointer: Plan,
     data: bytes,
     routes: Sequence[Any],
     transfers: Transfers,
@@ -743,7 +859,7 @@ async def _send_chunks(
             piece = view[index * size : (index + 1) * size]  # no copy: hashed, then sealed
             sealed = service._seal(
                 peer.chain,
-                chunk_body(Chunk(pointer.transfer, index, pointer.count, piece)),
+                chunk_fields(Chunk(pointer.transfer, index, pointer.count, piece)),
                 attachment=piece,
             )
             flying[
@@ -843,7 +959,8 @@ def receive_chunk(service: Any, message: Any, checked: bool, stranger: bool) -> 
             return Received("dropped", message, checked, stranger=stranger)
     if chunk.count * len(chunk.data) > FILE_MAX + MAX_BUCKET and chunk.index < chunk.count - 1:
         return Received("dropped", message, checked, stranger=stranger)
-    transfers.add_chunk(sender, chunk)
+    if transfers.add_chunk(sender, chunk):
+        service.held_chunks.add(sender, chunk.transfer, chunk.index, chunk.count, bytes(chunk.data))
     state = (
         _finish(service, transfers, sender, chunk.transfer)
         if record is not None
@@ -880,16 +997,22 @@ def _finish(service: Any, transfers: Transfers, peer: str, transfer: str) -> dic
     meta = FileMeta(record["name"], record["size"], record["sha256"], record.get("mime"))
     stored = {k: v for k, v in record.items() if k not in ("key", "state")}
     if record["state"] == "receiving" and got >= count:
-        saved = save_checked(
-            files_dir(service),
-            meta.name,
-            transfers.pieces(peer, transfer, count),
-            (meta.size, meta.sha256),
-        )
+        held = service.held_chunks.take(peer, transfer, count)
+        if held is not None and held[1:] == (meta.size, meta.sha256):
+            # every chunk came through this process: its bytes and digest are at hand
+            saved = save_checked(files_dir(service), meta.name, held[0], None)
+        else:
+            saved = save_checked(
+                files_dir(service),
+                meta.name,
+                transfers.pieces(peer, transfer, count),
+                (meta.size, meta.sha256),
+            )
         path = str(saved) if saved is not None else None
         state = "complete" if saved is not None else "corrupt"
         transfers.put(peer, transfer, "in", record["key"], state, {**stored, "path": path})
         transfers.drop_chunks(peer, transfer)
+        service.held_chunks.forget(peer, transfer)
         transfers.set_body(
             record["key"], _stored(meta, state, path, transfer=transfer, count=count)
         )

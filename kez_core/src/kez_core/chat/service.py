@@ -19,6 +19,7 @@ not seen before (the replay store); anything else changes nothing.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +41,7 @@ from .peers import (
     read_cached,
     resolve_handle,
 )
+from .held_chunks import HeldChunks
 from .store import DB_FILE, ChatStore, Contact, Entry, load_store_key
 
 
@@ -47,6 +49,7 @@ INBOX_LIFETIME = timedelta(
     days=7
 )  # a renewed inbox key's life, as `kez sigchain add-inbox`'s default
 RENEW_MARGIN = timedelta(days=1)  # renew on the current key's last day
+CHAIN_RECHECK = 60.0  # seconds a sender's validated chain is reused while its file is unchanged
 
 
 @attrs.frozen
@@ -114,6 +117,11 @@ class MessagingService:
     _secrets: list[Any] | None = None
     _signer: Signer | None = None
     _own: tuple[tuple[int, int], ChainState | None] | None = None  # (chain file stamp, our chain)
+    _chains: dict[str, tuple[tuple[int, ...], float, ChainState | None]] = attrs.field(
+        factory=dict, init=False, repr=False
+    )  # sender chains read from disk: identity -> (file stamp, good until, chain)
+    # received file chunks held in memory until their file is assembled (held_chunks.py)
+    held_chunks: HeldChunks = attrs.field(factory=HeldChunks, init=False, repr=False)
 
     # ---------------------------------------------------------------- parts, opened on first use
 
@@ -558,8 +566,26 @@ class MessagingService:
     # ---------------------------------------------------------------- receiving
 
     def sender_chain(self, identity: str) -> ChainState | None:
-        """The sender's chain: one the caller gave, else the local copy; None when unknown."""
-        return self.sender_chains.get(identity) or cached_chain(self.keystore, identity)
+        """The sender's chain: one the caller gave, else the local copy; None when unknown.
+
+        The local copy is read and validated again only when its file changed (or a minute
+        passed: a link dated ahead of the clock becomes valid with time), not for every
+        batch of envelopes a listener opens."""
+        given = self.sender_chains.get(identity)
+        if given is not None:
+            return given
+        path = self.keystore.chain_path(identity)
+        try:
+            info = path.stat()
+            stamp: tuple[int, ...] = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except OSError:
+            stamp = ()
+        seen = self._chains.get(identity)
+        if seen is not None and seen[0] == stamp and stamp and time.monotonic() < seen[1]:
+            return seen[2]
+        chain = cached_chain(self.keystore, identity)
+        self._chains[identity] = (stamp, time.monotonic() + CHAIN_RECHECK, chain)
+        return chain
 
     def receive(self, envelope: str | bytes, via: str | None = None) -> Received:
         """Open one envelope and act on it: store a message (and queue its ack), or apply an ack.

@@ -29,6 +29,7 @@ from .envelope import InboxSecret, open_sealed, seal
 from .errors import MessageRefused
 from .message import (
     Message,
+    attachment_field,
     check_attachment,
     create_message,
     made_here,
@@ -60,11 +61,15 @@ def seal_for_devices(
 
     Each device has its own inbox key and opens only its own envelope; an
     identity with no current inbox key cannot be written to (MessageRefused).
-    `attachment`: raw bytes sealed after the message's JSON; the body must describe
-    them (`body["attachment"] = attachment_field(data)`), SchemaError otherwise.
+    `attachment`: raw bytes sealed after the message's JSON. A body without an
+    `attachment` field gets it here (`attachment_field(data)`: the bytes are hashed
+    once); a body that has one must describe these bytes, SchemaError otherwise.
     """
     if attachment is not None:
-        check_attachment(body, attachment)
+        if "attachment" in body:
+            check_attachment(body, attachment)
+        else:
+            body = {**body, "attachment": attachment_field(attachment)}
     elif "attachment" in body:
         raise SchemaError("a body that names an attachment is sealed with its bytes")
     at = at or now()
