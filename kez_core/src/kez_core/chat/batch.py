@@ -13,7 +13,7 @@ work with the same checks and the same stored result, grouped:
   then every message is stored (its ack queued) or every ack applied in one
   chat store transaction (`ChatStore.batch`), and only then do their ids go
   into the replay store in one transaction, as `receive` orders it: a crash
-  in between loses nothing. One answer per envelope: a `Received`, or the
+  in between loses nothing (file chunks' ids excepted, `records_id`). One answer per envelope: a `Received`, or the
   typed error `receive` would have raised for it.
 - `flush_acks_batched`: one ack message names up to `ACK_IDS_MAX` ids (the
   format allows 1-100, docs/spec.md §12), so a backlog is acked in a few
@@ -129,8 +129,18 @@ def receive_many(
             except KezError as exc:  # a malformed file body, as `receive` raises it
                 out.append(exc)
     messages = {m.id: m for m in opened if not isinstance(m, KezError)}
-    service.replay.accept_many([(mid, messages[mid].created_at) for mid in taken])  # one fsync
+    recorded = [(mid, messages[mid].created_at) for mid in taken if records_id(messages[mid])]
+    if recorded:
+        service.replay.accept_many(recorded)  # one fsync
     return out
+
+
+def records_id(message: Any) -> bool:
+    """Whether a stored message's id goes into the replay store. A file chunk's does not: its
+    transfer and index already make a repeat change nothing (a known index is not written
+    again, a finished transfer takes no more), and a file's chunks arrive in a stream whose
+    every batch would otherwise pay one more disk sync (docs/spec.md §12, "Files")."""
+    return bool(message.kind != "file_chunk")
 
 
 async def flush_acks_batched(

@@ -608,6 +608,7 @@ class MessagingService:
 
     def _receive(self, envelope: str | bytes) -> Received:
         from ..messaging import MessageRefused, open_envelope
+        from .batch import records_id
 
         known: list[ChainState | None] = []
 
@@ -629,7 +630,8 @@ class MessagingService:
             raise MessageRefused(f"message {message.id} was already received", reason="replay")
         checked = bool(known and known[-1] is not None)
         received = self.accept_opened(message, checked)
-        self.replay.accept(message.id, message.created_at)  # a racing process took it: `replay`
+        if records_id(message):  # a racing process took it: `replay`
+            self.replay.accept(message.id, message.created_at)
         return received
 
     def accept_opened(self, message: Any, checked: bool) -> Received:
