@@ -211,9 +211,6 @@ class Listener:
         while this one is decrypted, hashed and synced to disk, which release the interpreter
         lock. Cancelled meanwhile, it still waits for the batch to be stored before the
         cancellation goes on, so nothing closes the stores under it."""
-        import os as _os  # TEMP
-        if _os.environ.get("KEZ_SYNC"):
-            return self._open(batch)
         work = asyncio.ensure_future(asyncio.to_thread(self._open, batch))
         try:
             return await asyncio.shield(work)
