@@ -330,9 +330,7 @@ def bob_file_thread(
     async def run() -> dict[str, Any]:
         scope = RunScope()
         route = Route(name, transport, attrs.evolve(ctx["bob_listen"], scope=scope))
-        listener = (TracedListener if os.environ.get("KEZ_BENCH_TRACE") else Listener)(
-            bob, [route]
-        )
+        listener = (TracedListener if os.environ.get("KEZ_BENCH_TRACE") else Listener)(bob, [route])
         finished: set[str] = set()
         try:
             async for event in listener.events():

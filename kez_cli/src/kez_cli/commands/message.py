@@ -413,7 +413,7 @@ def send(
                 f"unexpected argument {word!r}: quote the text", param_hint="TEXT"
             )
     if file is not None:
-        from kez_core.chat.files import read_for_sending
+        from kez_core.chat.files import check_sendable
 
         if body is not None:
             raise typer.BadParameter("give TEXT or --file, not both", param_hint="TEXT")
@@ -421,7 +421,7 @@ def send(
             raise typer.BadParameter(
                 "give PEER (e.g. kez message send bob@kez.example --file photo.jpg)"
             )
-        read_for_sending(file)  # too large or unreadable: refused before anything is sent
+        check_sendable(file)  # too large or unreadable: refused before anything is sent
     elif peer_text is None or body is None:
         raise typer.BadParameter("give PEER and TEXT (e.g. kez message send bob@kez.example hi)")
     routes = _routes([*(words or []), *ctx.args], store, via or [], timeout)

@@ -561,19 +561,28 @@ def _open_bytes(key: bytes, ad: str, blob: bytes) -> bytes:
 Progress = Callable[[int, int], None]
 
 
-def read_for_sending(path: str | Path) -> tuple[FileMeta, bytes]:
-    """The file's meta and bytes; FileRefused (exit 3) when it is missing or over FILE_MAX,
-    checked before anything is read or sent."""
-    name, mime, data = read_unhashed(path)
-    return FileMeta(name, len(data), hashlib.sha256(data).hexdigest(), mime), data
-
-
 def read_unhashed(path: str | Path) -> tuple[str, str | None, bytes]:
     """(name on the wire, media type, bytes) of a file to send, not hashed yet (a large
     file's SHA-256 is computed while its first chunks go out); FileRefused as
-    `read_for_sending`."""
+    `check_sendable`, or when the file grew past FILE_MAX meanwhile."""
     import mimetypes
 
+    path = check_sendable(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FileRefused(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > FILE_MAX:
+        raise FileRefused(f"{path.name} grew past {FILE_MAX:,} bytes while being read")
+    mime = mimetypes.guess_type(path.name)[0]
+    if mime is not None and not _MIME.match(mime):
+        mime = None
+    return path.name[:NAME_MAX] or "file", mime, data
+
+
+def check_sendable(path: str | Path) -> Path:
+    """The path, when it names a readable file of at most FILE_MAX bytes; FileRefused (exit 3)
+    otherwise. Nothing is read: a command refuses a file before it connects anywhere."""
     path = Path(path).expanduser()
     try:
         size = path.stat().st_size
@@ -584,15 +593,11 @@ def read_unhashed(path: str | Path) -> tuple[str, str | None, bytes]:
                 f"{path.name} is {size:,} bytes; a file sent by message is at most {FILE_MAX:,} bytes (10 MiB)",
                 hint="share larger files another way and send the link",
             )
-        data = path.read_bytes()
+        with path.open("rb"):
+            pass
     except OSError as exc:
         raise FileRefused(f"cannot read {path}: {exc.strerror or exc}") from exc
-    if len(data) > FILE_MAX:
-        raise FileRefused(f"{path.name} grew past {FILE_MAX:,} bytes while being read")
-    mime = mimetypes.guess_type(path.name)[0]
-    if mime is not None and not _MIME.match(mime):
-        mime = None
-    return path.name[:NAME_MAX] or "file", mime, data
+    return path
 
 
 def _sha256_hex(data: bytes) -> str:
