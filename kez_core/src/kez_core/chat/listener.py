@@ -11,8 +11,10 @@ the listener sets when it subscribes again; at most the lookback
 `--transport-since`); core NATS keeps nothing while a subscriber is away.
 Envelopes that arrive together (several waiting in the queue) are opened
 as one batch through the service (`MessagingService.receive_many`: one
-replay-store transaction, `ReplayStore.accept_many`), in a worker thread,
-so the subscriptions keep reading while a batch is opened and stored. A replay (an envelope
+replay-store transaction, `ReplayStore.accept_many`). The batch is opened
+on the event loop's thread: in a worker thread, the transports' readers
+and the opening fought over the interpreter lock, and a 10 MiB file over
+NATS took longer (measured with benchmarks/messaging_e2e.py --bob process). A replay (an envelope
 seen before, as a catch-up re-delivers) is a `refused` event whose error's
 `reason` is `replay`.
 
@@ -204,20 +206,6 @@ class Listener:
             out.append((event, _handled(inbox, envelope)))
         return out
 
-    async def _open_off_loop(
-        self, batch: list[tuple[Route, bytes, Any]]
-    ) -> list[tuple[ListenEvent | None, Callable[[], None]]]:
-        """`_open` in a worker thread: the transports keep reading (and the next batch gathers)
-        while this one is decrypted, hashed and synced to disk, which release the interpreter
-        lock. Cancelled meanwhile, it still waits for the batch to be stored before the
-        cancellation goes on, so nothing closes the stores under it."""
-        work = asyncio.ensure_future(asyncio.to_thread(self._open, batch))
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:
-            await asyncio.wait([work])
-            raise
-
     async def events(self) -> AsyncGenerator[ListenEvent, None]:
         """Listen until the caller stops iterating (or cancels); then every subscription is closed."""
         first = await self.flush_acks_at_start()
@@ -256,7 +244,7 @@ class Listener:
                         held.append(more)  # in order: after this batch
                         break
                     batch.append(more)
-                opened = await self._open_off_loop(batch)
+                opened = self._open(batch)
                 if any(e is not None and e.kind == "received" for e, _ in opened):
                     note = await self.flush_acks()
                     if note is not None:
