@@ -1,7 +1,9 @@
 """Start-up time of the `kez` command, against `python -c "import click"` measured in the same run.
 
 Each command runs RUNS times as a fresh process (the installed console
-script, as a user starts it); the figure is the median wall time. The
+script, as a user starts it), the commands taking turns so that a noisy
+moment of a shared machine falls on all of them; the figure is the
+median wall time. The
 baseline is the cheapest useful Python CLI: an interpreter that imports
 click and exits. Also counted: the modules each command imports (a tiny
 wrapper runs `kez_cli.main.main` and reports `len(sys.modules)` minus what
@@ -52,18 +54,22 @@ def _kez() -> str:
     return str(script) if script.exists() else "kez"
 
 
-def median_ms(cmd: list[str], runs: int, env: dict[str, str]) -> float:
-    subprocess.run(cmd, env=env, capture_output=True, check=False)  # warm the page cache
-    times = []
+def median_ms(cmds: list[list[str]], runs: int, env: dict[str, str]) -> list[float]:
+    """Each command's median wall time in ms. The commands take turns (one run of each, then
+    the next round), so a noisy second on a shared machine falls on all of them alike."""
+    for cmd in cmds:  # warm the page cache (and write the bytecode)
+        subprocess.run(cmd, env=env, capture_output=True, check=False)
+    times: list[list[float]] = [[] for _ in cmds]
     for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, env=env, capture_output=True, check=False)
-        times.append(time.perf_counter() - start)
-        if proc.returncode not in (0, 1):
-            raise SystemExit(
-                f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}"
-            )
-    return statistics.median(times) * 1000
+        for cmd, spent in zip(cmds, times, strict=True):
+            start = time.perf_counter()
+            proc = subprocess.run(cmd, env=env, capture_output=True, check=False)
+            spent.append(time.perf_counter() - start)
+            if proc.returncode not in (0, 1):
+                raise SystemExit(
+                    f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode()[-500:]}"
+                )
+    return [statistics.median(spent) * 1000 for spent in times]
 
 
 def module_count(args: list[str], env: dict[str, str]) -> tuple[int, str]:
@@ -115,10 +121,9 @@ def main() -> None:
             ),
         }
         rows = []
-        baseline = None
-        for label, (cmd, args) in commands.items():
-            ms = median_ms(cmd, options.runs, env)
-            baseline = ms if baseline is None else baseline
+        medians = median_ms([cmd for cmd, _ in commands.values()], options.runs, env)
+        baseline = medians[0]
+        for (label, (_, args)), ms in zip(commands.items(), medians, strict=True):
             count, plugins = module_count(args, env) if args is not None else (None, "")
             rows.append(
                 {
