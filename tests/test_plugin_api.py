@@ -233,3 +233,33 @@ def test_the_cli_converts_each_value_once(monkeypatch):
     assert parse_channel_args([], registry, env={}) == {"typed_retries": 2}
     with pytest.raises(ChannelConfigError):
         parse_channel_args(["--typed-retries=many"], registry, env={})
+
+
+PLUGIN_PACKAGES = ("kez_channel_", "kez_transport_", "kez_server", "kez_example")
+
+
+def _plugin_imports(src: Path) -> list[str]:
+    found = []
+    for path in sorted(src.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: {m}"
+                for m in modules
+                if m.startswith(PLUGIN_PACKAGES)
+            ]
+    return found
+
+
+@pytest.mark.parametrize("src", ["kez_core/src", "kez_cli/src"])
+def test_core_and_cli_import_no_plugin(src):
+    """No plugin names in core or CLI (issue 16 §3): what a plugin offers comes through the
+    registry (its hooks, its objects' methods), so the CLI works the same whether a plugin is
+    installed or not, and a third-party plugin can offer the same."""
+    assert _plugin_imports(ROOT / src) == []

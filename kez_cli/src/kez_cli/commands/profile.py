@@ -154,7 +154,7 @@ def set_(
     profile = read_profile(pub.profile)
     relays = []
     if nostr_relay:
-        relays = asyncio.run(_kind0(signer.secret, profile, nostr_relay, timeout))
+        relays = asyncio.run(_kind0(store.registry, signer.secret, profile, nostr_relay, timeout))
     result = {
         "handle": handle_name,
         "server": base,
@@ -219,15 +219,22 @@ def _share_key(
         service.close()
 
 
-async def _kind0(secret: bytes, profile, relays: list[str], timeout: float) -> list[dict]:
-    try:
-        from kez_channel_nostr.relay import send_event
-    except ImportError:
-        raise UsageError("--nostr-relay needs the kez-channel-nostr plugin") from None
+async def _kind0(registry, secret: bytes, profile, relays: list[str], timeout: float) -> list[dict]:
+    """Publish the kind 0 event through the nostr channel plugin (its `publish_event`)."""
+    from kez_core.errors import KezError
     from kez_core.profile.service import kind0_event
 
+    try:
+        publish_event = getattr(registry.channel("nostr"), "publish_event", None)
+    except KezError:
+        publish_event = None
+    if publish_event is None:
+        raise UsageError(
+            "--nostr-relay needs a nostr channel plugin that publishes events "
+            "(pip install kez-channel-nostr; see `kez plugins`)"
+        )
     event = kind0_event(secret, profile)
-    replies = await asyncio.gather(*(send_event(url, event, timeout) for url in relays))
+    replies = await publish_event(event, relays, timeout)
     return [
         {"relay": r.url, "accepted": r.accepted, "message": r.message, "id": event["id"]}
         for r in replies

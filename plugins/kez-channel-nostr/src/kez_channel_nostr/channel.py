@@ -240,6 +240,16 @@ class NostrChannel:
 
     # --------------------------------------------------------------- publish
 
+    async def publish_event(
+        self, event: dict[str, Any], urls: Iterable[str], timeout: float
+    ) -> list[Any]:
+        """Send one event, signed already, to each relay in `urls` (`kez profile set
+        --nostr-relay`: the identity's kind 0 event): one reply per relay, with `url`,
+        `accepted` and `message`. Never raises: an unreachable relay is a refusal."""
+        from . import relay
+
+        return list(await asyncio.gather(*(relay.send_event(u, event, timeout) for u in urls)))
+
     async def publish(self, handle: str, proof_text: str, ctx: ChannelContext) -> PublishOutcome:
         from kez_core.plugin import BIP340, sign_event
 
