@@ -87,6 +87,25 @@ def check_routing_id(value: object) -> str:
     return value
 
 
+def check_envelope_size(
+    data: bytes,
+    limit: int,
+    transport: str,
+    hint: str = "send a smaller message (large files go in chunks)",
+) -> bytes:
+    """`data` when it is at most `limit` bytes; EnvelopeTooLarge naming the transport otherwise
+    (for transports: one message for the same refusal, whichever carries it)."""
+    from ..errors import EnvelopeTooLarge
+
+    if len(data) > limit:
+        raise EnvelopeTooLarge(
+            f"envelope of {len(data)} bytes is larger than the {limit} the {transport} "
+            "transport carries",
+            hint=hint,
+        )
+    return data
+
+
 def routing_id(inbox_key: str) -> str:
     """Where transports deliver envelopes for an inbox key: 64 hex characters.
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import attrs
 from kez_core.errors import DecodeError, EnvelopeTooLarge, TransportError
-from kez_core.messaging.envelope import MAX_ENVELOPE_TEXT, check_routing_id
+from kez_core.messaging.envelope import MAX_ENVELOPE_TEXT, check_envelope_size, check_routing_id
 from kez_core.messaging.inbox_auth import HEADER, sign_inbox_request
 from kez_core.protocols import ChannelContext, ChannelOption
 
@@ -96,13 +96,7 @@ class HttpTransport:
         import httpx
 
         route = check_routing_id(routing_id)
-        data = bytes(envelope)
-        if len(data) > self.max_envelope:
-            raise EnvelopeTooLarge(
-                f"envelope of {len(data)} bytes is larger than the {self.max_envelope} "
-                "the http transport carries",
-                hint="send a smaller message (large files go in chunks)",
-            )
+        data = check_envelope_size(bytes(envelope), self.max_envelope, "http")
         try:
             text = data.decode("ascii")
         except UnicodeDecodeError:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import attrs
 from kez_core.errors import EnvelopeTooLarge, TransportError
-from kez_core.messaging.envelope import MAX_ATTACHMENT_ENVELOPE_TEXT
+from kez_core.messaging.envelope import MAX_ATTACHMENT_ENVELOPE_TEXT, check_envelope_size
 from kez_core.protocols import ChannelContext, ChannelOption
 
 from .config import OPTIONS, NatsSettings, settings, subject_for
@@ -66,13 +66,7 @@ class NatsTransport:
     async def send(self, routing_id: str, envelope: bytes, ctx: ChannelContext) -> None:
         """Publish one envelope to `kez.inbox.<routing_id>` and return once the server has it."""
         subject = subject_for(routing_id)
-        data = bytes(envelope)
-        if len(data) > self.max_envelope:
-            raise EnvelopeTooLarge(
-                f"envelope of {len(data)} bytes is larger than the {self.max_envelope} "
-                "the nats transport carries",
-                hint="send a smaller message (large files go in chunks)",
-            )
+        data = check_envelope_size(bytes(envelope), self.max_envelope, "nats")
         config = settings(ctx)
         async with _connection(config, ctx) as conn:
             limit = int(conn.client.max_payload)

@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from kez_core.errors import EnvelopeTooLarge, TransportError
-from kez_core.messaging.envelope import check_routing_id
+from kez_core.errors import TransportError
+from kez_core.messaging.envelope import check_envelope_size, check_routing_id
 from kez_core.messaging.errors import EnvelopeError
 from kez_core.protocols import ChannelContext, ChannelOption
 
@@ -48,11 +48,12 @@ def envelope_text(envelope: bytes | str, limit: int = MAX_ENVELOPE) -> str:
         raw = bytes(envelope)
     else:
         raise EnvelopeError(f"an envelope is bytes, not {type(envelope).__name__}")
-    if len(raw) > limit:
-        raise EnvelopeTooLarge(
-            f"envelope of {len(raw)} bytes is over the nostr transport's {limit} (one event's content)",
-            hint="send a smaller message (files go in chunks), or use another transport",
-        )
+    check_envelope_size(
+        raw,
+        limit,
+        "nostr",
+        hint="send a smaller message (files go in chunks), or use another transport",
+    )
     if not raw.isascii():
         raise EnvelopeError("an envelope is ASCII text (kez:e1:…); this one is not")
     return raw.decode("ascii")
