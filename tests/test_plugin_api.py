@@ -38,7 +38,8 @@ ALLOWED_PRIVATE = {
 }
 
 
-def _private_imports(src: Path) -> list[str]:
+def _imports(src: Path) -> list[tuple[str, str]]:
+    """Every absolute import under `src`, even inside functions: ("file:line", module)."""
     found = []
     for path in sorted(src.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -49,12 +50,16 @@ def _private_imports(src: Path) -> list[str]:
                 modules = [node.module]
             else:
                 continue
-            for module in modules:
-                if (
-                    module == "kez_core" or module.startswith("kez_core.")
-                ) and module not in PUBLIC:
-                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {module}")
+            found += [(f"{path.relative_to(ROOT)}:{node.lineno}", module) for module in modules]
     return found
+
+
+def _private_imports(src: Path) -> list[str]:
+    return [
+        f"{where}: {module}"
+        for where, module in _imports(src)
+        if (module == "kez_core" or module.startswith("kez_core.")) and module not in PUBLIC
+    ]
 
 
 @pytest.mark.parametrize("src", STRICT, ids=lambda p: p.parent.name)
@@ -239,22 +244,11 @@ PLUGIN_PACKAGES = ("kez_channel_", "kez_transport_", "kez_server", "kez_example"
 
 
 def _plugin_imports(src: Path) -> list[str]:
-    found = []
-    for path in sorted(src.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                modules = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                modules = [node.module]
-            else:
-                continue
-            found += [
-                f"{path.relative_to(ROOT)}:{node.lineno}: {m}"
-                for m in modules
-                if m.startswith(PLUGIN_PACKAGES)
-            ]
-    return found
+    return [
+        f"{where}: {module}"
+        for where, module in _imports(src)
+        if module.startswith(PLUGIN_PACKAGES)
+    ]
 
 
 @pytest.mark.parametrize("src", ["kez_core/src", "kez_cli/src"])
