@@ -42,12 +42,6 @@ from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
 
 
-@pytest.fixture(scope="module")
-def nats_url():
-    with running_nats_server() as server:
-        yield server.url
-
-
 @pytest.fixture
 def handle_server():
     with running_server() as server:
