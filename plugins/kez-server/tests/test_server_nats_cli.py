@@ -11,6 +11,7 @@ import time
 from types import SimpleNamespace
 
 import httpx
+from kez_core.tls import ssl_context  # one CA bundle load per process
 from kez_server.cli import main as server_main
 from kez_transport_nats.testing import free_port, running_nats_server
 from nats_callout_helpers import ENVELOPE, Person, refused, roundtrip
@@ -35,7 +36,7 @@ def wait_healthy(proc: subprocess.Popen, url: str) -> None:
         if proc.poll() is not None:
             raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
         try:
-            if httpx.get(url + "/v1/healthz", timeout=2).status_code == 200:
+            if httpx.get(url + "/v1/healthz", timeout=2, verify=ssl_context()).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
