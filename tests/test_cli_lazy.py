@@ -278,3 +278,45 @@ def test_every_group_is_built_by_a_function(module):
     mod.register(second)
     built = [typer.main.get_command(app) for app in (first, second)]
     assert built[0] is not built[1]
+
+
+def test_in_process_runs_reuse_a_built_command_until_the_registry_is_new(capsys):
+    """`main()` run again in one process (the `kez` fixture) reuses each built-in command it
+    built, unchanged (no command added to it by a later run); a new Registry builds anew."""
+    from kez_cli import lazy
+    from kez_core.registry import default_registry, reset_default_registry
+
+    assert main(["message", "conversations", "--help"]) == 0
+    registry, built = lazy._BUILT["message"]
+    names = sorted(built.commands)
+    for _ in range(3):
+        assert main(["message", "conversations", "--help"]) == 0
+    assert lazy._BUILT["message"] == (registry, built) and sorted(built.commands) == names
+    assert registry is default_registry()
+    reset_default_registry()
+    assert main(["message", "conversations", "--help"]) == 0
+    again = lazy._BUILT["message"]
+    assert again[0] is default_registry() and again[0] is not registry and again[1] is not built
+    assert sorted(again[1].commands) == names
+    capsys.readouterr()
+
+
+def test_an_in_process_run_lists_a_plugin_command_installed_meanwhile(
+    tmp_path, monkeypatch, capsys
+):
+    """The plugin commands read from metadata are kept between in-process runs only while
+    sys.path and its folders are unchanged."""
+    assert main(["--help"]) == 0
+    assert "zap-it" not in capsys.readouterr().out
+    site = tmp_path / "site"
+    _fake_dist(
+        site,
+        "kez-zap",
+        "[kez]\ncommand.zap-it = kez_zap_cmd:app\n",
+        {"kez_zap_cmd": "import typer\napp = typer.Typer()\n"},
+        summary="Zap things.",
+    )
+    monkeypatch.syspath_prepend(str(site))
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "zap-it" in out and "Zap things." in out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import unicodedata
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,8 @@ import pytest
 from kez_server.testing import running_server
 from kez_transport_nats.testing import running_nats_server
 from message_cli_helpers import kez_json
+from textual import events
+from textual.keys import KEY_NAME_REPLACEMENTS
 from textual.widgets import DirectoryTree
 
 from kez_cli.chat_app import render
@@ -37,12 +40,6 @@ from kez_core.sigserver_client import ServerDirectory
 from kez_core.chat import safety_number
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
-
-
-@pytest.fixture(scope="module")
-def nats_url():
-    with running_nats_server() as server:
-        yield server.url
 
 
 @pytest.fixture
@@ -68,11 +65,21 @@ async def until(pilot, check, what: str, timeout: float = 30.0) -> None:
         await pilot.pause(0.05)
 
 
-KEYS = {" ": "space", "@": "at", ".": "full_stop", "/": "slash", "-": "minus", "_": "underscore"}
+def key_name(char: str) -> str:
+    """The name Textual gives the key that types `char` (what `pilot.press(char)` sends)."""
+    if char.isalnum():
+        return char
+    name = unicodedata.name(char).lower().replace("-", "_").replace(" ", "_")
+    return KEY_NAME_REPLACEMENTS.get(name, name)
 
 
 async def type_text(pilot, text: str) -> None:
-    await pilot.press(*[KEYS.get(c, c) for c in text])
+    """Type `text` as one burst of key events, the way a terminal delivers fast typing, then
+    wait until the app has handled them all. (`pilot.press` waits for the app to go idle after
+    each key, twice: some 70 ms a key, and these tests type long paths.)"""
+    for char in text:
+        pilot.app.post_message(events.Key(key_name(char), char))
+    await pilot.pause()
 
 
 def bubble_texts(app: ChatApp) -> list[str]:

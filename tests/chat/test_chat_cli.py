@@ -10,57 +10,17 @@ says the handle is someone else now is refused.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 from kez_server.testing import running_server
-from kez_transport_nats.testing import running_nats_server
-from message_cli_helpers import kez, kez_json
-
-
-@pytest.fixture(scope="module")
-def nats_url():
-    with running_nats_server() as server:
-        yield server.url
+from message_cli_helpers import finish, kez, kez_json, listen
 
 
 @pytest.fixture
 def handle_server():
     with running_server() as server:
         yield server
-
-
-def listen(home, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "KEZ_HOME": str(home), "KEZ_PASSPHRASE": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if "listening on" in line:
-            return proc
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError(f"the listener did not start: {proc.stderr.read()}")
-
-
-def finish(proc: subprocess.Popen[str]) -> list[dict]:
-    try:
-        out, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    return [d for d in map(json.loads, out.splitlines()) if d["event"] in ("message", "ack")]
 
 
 def test_write_to_a_handle_and_see_it_delivered(capsys, three, nats_url, handle_server):

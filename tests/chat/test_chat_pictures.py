@@ -210,17 +210,16 @@ def test_save_and_open_ask_which_file_and_where(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "size", [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 )
-def test_snapshot_a_received_picture(snap_compare, tmp_path, size):
+def test_snapshot_a_received_picture(snap_compare, tmp_path, monkeypatch, size):
     """Bob's thread with a picture shown inline (half-blocks: what Pilot's terminal gets), a
     broken picture as its file card with the reason, and a text file named .jpg as a card."""
     from kez_cli.chat_app.app import ImageBubble
 
-    import shutil
-
-    folder = Path(
-        "/tmp/kez-chat-snapshot-pictures"
-    )  # a fixed folder: the cards show the files' paths
-    shutil.rmtree(folder, ignore_errors=True)
+    # The cards show the files' paths, so they must read the same on every run: the files
+    # are stored under a relative path in this run's own folder (never a shared fixed one,
+    # which two runs at once would empty under each other).
+    monkeypatch.chdir(tmp_path)
+    folder = Path("kez-chat-snapshot-pictures")
     folder.mkdir()
     app, _ = pictures_app(folder)
 

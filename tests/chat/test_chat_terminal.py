@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from kez_transport_nats.testing import free_port, running_nats_server
-from message_cli_helpers import kez, kez_json
+from message_cli_helpers import kez, kez_json, make_people
 
 PASSPHRASE = "right horse"
 
@@ -31,15 +31,6 @@ PASSPHRASE = "right horse"
 @pytest.fixture
 def alice_and_bob(capsys, tmp_path, monkeypatch):
     """Alice with a passphrase (the app asks for it), Bob a contact of hers named "bob"."""
-    import importlib.util  # this folder's conftest by path: `conftest` may name another folder's in a full run
-
-    spec = importlib.util.spec_from_file_location(
-        "chat_conftest", Path(__file__).with_name("conftest.py")
-    )
-    helpers = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(helpers)
-    make_people = helpers.make_people
-
     monkeypatch.setenv("KEZ_PASSPHRASE", "")
     bob = make_people(capsys, tmp_path, ["bob"])["bob"]
     home = tmp_path / "alice"

@@ -459,16 +459,8 @@ def test_a_crash_while_receiving_loses_no_message_and_stores_it_once(
 # ---------------------------------------------------------------- the same over a real nats-server
 
 
-@pytest.fixture(scope="module")
-def nats_url():
-    from kez_transport_nats.testing import running_nats_server
-
-    with running_nats_server() as server:
-        yield server.url
-
-
 def test_two_devices_over_nats_through_the_cli(capsys, tmp_path, three, nats_url):
-    from test_chat_cli import finish, listen
+    from message_cli_helpers import finish, listen
 
     laptop = add_laptop(capsys, tmp_path, three)
     alice, bob = three["alice"], three["bob"]

@@ -14,8 +14,7 @@ import pytest
 from kez_server.nats_config import load_keys, render_config
 from kez_server.testing import running_callout, running_server
 from kez_transport_nats.testing import running_nats_server
-from message_cli_helpers import kez, kez_json
-from test_cli_message_transports import listen
+from message_cli_helpers import kez, kez_json, listen
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,7 @@ import json
 
 import pytest
 from kez_server.testing import running_server
-from message_cli_helpers import kez, kez_json
-from test_cli_message_transports import listen
+from message_cli_helpers import kez, kez_json, listen
 
 
 @pytest.fixture(scope="module")

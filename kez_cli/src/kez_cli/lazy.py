@@ -59,14 +59,31 @@ def _no_op() -> None:
     """Placeholder root of a scratch app."""
 
 
+# Built-in commands already built in this process, by name: (the Registry it was built
+# with, the command). Building one reads its module and, for the plugin flags in some
+# --help texts, the process-wide Registry; typer reads the signature of every command of
+# the group, ~15 ms. `main()` run many times in one process (the `kez` pytest fixture, a
+# plugin's suite) builds each once; a new Registry (`reset_default_registry`) builds anew.
+_BUILT: dict[str, tuple[object, _click.Command]] = {}
+
+
 def from_module(name: str, module: str, help: str) -> LazyCommand:
     """A built-in command from `module`: its `app` (a typer group), else its `register(app)` function."""
 
     def build() -> _click.Command:
+        from kez_core.registry import default_registry
+
+        registry = default_registry()  # already made: KezGroup.invoke set it up for this run
+        built = _BUILT.get(name)
+        if built is not None and built[0] is registry:
+            return built[1]
         mod = importlib.import_module(module)
         if isinstance(getattr(mod, "app", None), typer.Typer):
-            return _single(name, lambda scratch: scratch.add_typer(mod.app, name=name))
-        return _single(name, mod.register)
+            command = _single(name, lambda scratch: scratch.add_typer(mod.app, name=name))
+        else:
+            command = _single(name, mod.register)
+        _BUILT[name] = (registry, command)
+        return command
 
     return LazyCommand(name=name, help=help, build=build)
 

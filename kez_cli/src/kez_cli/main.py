@@ -12,8 +12,9 @@ never a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer import _click
@@ -91,17 +92,45 @@ def _plugin_command(name: str, help: str) -> LazyCommand:
     return LazyCommand(name=name, help=help, build=build)
 
 
+# The plugin commands found in metadata, and the sys.path (each folder with its mtime) they
+# were read from. Reading them walks every installed distribution, ~10 ms; `main()` run many
+# times in one process (the `kez` pytest fixture, a plugin's suite) reads them again only
+# when sys.path or a folder on it changed (a distribution installed or removed there).
+_ENTRIES: tuple[tuple[tuple[str, int | None], ...], list[Any]] | None = None
+
+
+def _path_state() -> tuple[tuple[str, int | None], ...]:
+    state = []
+    for folder in sys.path:
+        path = folder or os.getcwd()
+        try:
+            state.append((path, os.stat(path).st_mtime_ns))
+        except OSError:
+            state.append((path, None))
+    return tuple(state)
+
+
+def _command_entries() -> list[Any]:
+    global _ENTRIES
+    from kez_core.entrypoints import command_entries
+
+    key = _path_state()
+    if _ENTRIES is None or _ENTRIES[0] != key:
+        _ENTRIES = (key, command_entries())
+    return _ENTRIES[1]
+
+
 class KezGroup(LazyGroup):
     """The root `kez` group: built-in commands, then plugin commands from metadata."""
 
     def lazy_commands(self, ctx: _click.Context) -> dict[str, LazyCommand]:
-        from kez_core.entrypoints import command_entries, enabled
+        from kez_core.entrypoints import enabled
 
         table = {
             name: from_module(name, f"kez_cli.commands.{module}", help)
             for name, module, help in BUILTIN_COMMANDS
         }
-        for entry in command_entries():
+        for entry in _command_entries():
             if entry.name not in table and enabled(entry.name):
                 help = entry.summary or f"A command from {entry.distribution} {entry.version}."
                 table[entry.name] = _plugin_command(entry.name, help)

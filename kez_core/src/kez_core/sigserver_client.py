@@ -156,11 +156,17 @@ class PushResult:
 
 
 def new_client(timeout: float) -> httpx.AsyncClient:
-    """An HTTP client for kez-servers (httpx is imported only when one is needed)."""
+    """An HTTP client for kez-servers (httpx is imported only when one is needed), with the
+    process's one SSL context (kez_core.tls)."""
     import httpx
 
+    from .tls import ssl_context
+
     return httpx.AsyncClient(
-        timeout=timeout, headers={"user-agent": "kez-python"}, follow_redirects=True
+        timeout=timeout,
+        headers={"user-agent": "kez-python"},
+        follow_redirects=True,
+        verify=ssl_context(),
     )
 
 

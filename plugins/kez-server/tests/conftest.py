@@ -10,6 +10,7 @@ from __future__ import annotations
 import warnings
 
 import httpx
+from kez_core.tls import ssl_context  # one CA bundle load per process
 import pytest
 from kez_server.testing import running_server
 from server_helpers import new_database
@@ -45,5 +46,5 @@ def server(db_url):
 
 @pytest.fixture
 def client(server):
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, verify=ssl_context()) as http:
         yield http

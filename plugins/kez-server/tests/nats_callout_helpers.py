@@ -6,6 +6,7 @@ import asyncio
 import secrets
 
 import httpx
+from kez_core.tls import ssl_context  # one CA bundle load per process
 import pytest
 from kez_core.errors import TransportError
 from kez_core.keys import Signer
@@ -28,14 +29,14 @@ class Person:
         self.builder = SigchainBuilder()
         self.inboxes: list[str] = []
         self.handle = new_handle()
-        with httpx.Client(base_url=self.server.url, timeout=10) as http:
+        with httpx.Client(base_url=self.server.url, timeout=10, verify=ssl_context()) as http:
             answer = http.post("/v1/register", json=registration(self.primary, self.handle))
             assert answer.status_code == 201, answer.text
         if inbox:
             self.add_inbox()
 
     def push(self) -> None:
-        with httpx.Client(base_url=self.server.url, timeout=10) as http:
+        with httpx.Client(base_url=self.server.url, timeout=10, verify=ssl_context()) as http:
             answer = http.post(
                 identity_path(self.identity),
                 content=b"".join(self.builder.lines),

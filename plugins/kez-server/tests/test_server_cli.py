@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+from kez_core.tls import ssl_context  # one CA bundle load per process
 import pytest
 from kez_cli.main import main as kez_main
 from kez_core.keys import Signer
@@ -43,7 +44,7 @@ def wait_healthy(proc: subprocess.Popen, url: str) -> dict:
         if proc.poll() is not None:
             raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
         try:
-            response = httpx.get(url + "/v1/healthz", timeout=2)
+            response = httpx.get(url + "/v1/healthz", timeout=2, verify=ssl_context())
             if response.status_code == 200:
                 return response.json()
         except httpx.HTTPError:

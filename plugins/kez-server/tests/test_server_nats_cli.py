@@ -11,6 +11,7 @@ import time
 from types import SimpleNamespace
 
 import httpx
+from kez_core.tls import ssl_context  # one CA bundle load per process
 from kez_server.cli import main as server_main
 from kez_transport_nats.testing import free_port, running_nats_server
 from nats_callout_helpers import ENVELOPE, Person, refused, roundtrip
@@ -35,7 +36,7 @@ def wait_healthy(proc: subprocess.Popen, url: str) -> None:
         if proc.poll() is not None:
             raise AssertionError(f"server exited {proc.returncode}: {proc.stderr.read()}")
         try:
-            if httpx.get(url + "/v1/healthz", timeout=2).status_code == 200:
+            if httpx.get(url + "/v1/healthz", timeout=2, verify=ssl_context()).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -135,7 +136,12 @@ def test_nats_config_errors_are_typed(tmp_path, capsys):
     assert "auth callout" in capsys.readouterr().out
 
 
-def test_a_callout_that_cannot_reach_nats_is_an_error_not_a_hang(tmp_path, capsys):
+def test_a_callout_that_cannot_reach_nats_is_an_error_not_a_hang(tmp_path, capsys, monkeypatch):
+    # Nothing listens at the URL, so any wait for the first connection ends the same way:
+    # one second instead of the command's 10 s is enough to see the error (and not a hang).
+    from kez_server import nats_run
+
+    monkeypatch.setattr(nats_run, "CONNECT_TIMEOUT", 1.0)
     code = server_main(
         [
             "--db", str(tmp_path / "kez.db"), "--server", "example.org",

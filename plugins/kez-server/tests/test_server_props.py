@@ -12,6 +12,7 @@ import string
 from urllib.parse import quote
 
 import httpx
+from kez_core.tls import ssl_context  # one CA bundle load per process
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -214,7 +215,7 @@ def test_quota_paths_never_500(tight, links, body, address):
     headers = {"content-type": "application/x-ndjson"}
     if address:
         headers["x-forwarded-for"] = address
-    with httpx.Client(base_url=tight.url, timeout=30) as client:
+    with httpx.Client(base_url=tight.url, timeout=30, verify=ssl_context()) as client:
         check(client.post(identity_path(signer.key_id), content=content, headers=headers))
 
 
@@ -259,5 +260,5 @@ def test_raw_bytes_never_500(tight, data):
             if b"chunked" not in head.lower():
                 data_ = json.loads(payload)
                 assert data_["error"] and data_["message"]
-    with httpx.Client(base_url=tight.url) as client:
+    with httpx.Client(base_url=tight.url, verify=ssl_context()) as client:
         assert client.get("/v1/healthz").status_code == 200

@@ -15,6 +15,7 @@ import threading
 import time
 
 import httpx
+from kez_core.tls import ssl_context  # one CA bundle load per process
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -106,7 +107,7 @@ def push_server(fakes, vapid_public, db_url):
 
 @pytest.fixture
 def http(push_server):
-    with httpx.Client(base_url=push_server.url, timeout=30) as client:
+    with httpx.Client(base_url=push_server.url, timeout=30, verify=ssl_context()) as client:
         yield client
 
 

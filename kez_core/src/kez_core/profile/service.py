@@ -202,7 +202,11 @@ class OwnProfileStore:
 def _client(timeout: float) -> Any:
     import httpx
 
-    return httpx.AsyncClient(timeout=timeout, headers={"user-agent": "kez-python"})
+    from ..tls import ssl_context
+
+    return httpx.AsyncClient(
+        timeout=timeout, headers={"user-agent": "kez-python"}, verify=ssl_context()
+    )
 
 
 def _answer_text(response: Any) -> str:

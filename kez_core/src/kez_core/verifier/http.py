@@ -4,8 +4,9 @@ kez-core does not depend on httpx; a channel that does calls these (httpx is
 imported inside them), so every HTTP channel gets the same three lessons
 learnt measuring `benchmarks/graph.py`:
 
-- one SSL context per process: building one loads the CA bundle, ~30 ms of
-  CPU, which would dominate checking many proofs with a client per fetch;
+- one SSL context per process (`kez_core.tls`, shared with kez-server's
+  clients): building one loads the CA bundle, ~30 ms of CPU, which would
+  dominate checking many proofs with a client per fetch;
 - no cookie jar: reads need none, and an empty jar still makes httpx wrap
   every response in urllib objects to look for Set-Cookie;
 - small pools, leased per fetch from the run's `RunScope`: httpcore's pool
@@ -23,19 +24,10 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..protocols import ChannelContext
+from ..tls import ssl_context as ssl_context  # the process's one context (was defined here)
 
 if TYPE_CHECKING:
-    import ssl
-
     import httpx
-
-
-@functools.cache
-def ssl_context() -> ssl.SSLContext:
-    """httpx's default verifying context, built once per process."""
-    import httpx
-
-    return httpx.create_ssl_context()
 
 
 class NoCookies(http.cookiejar.CookieJar):

@@ -225,6 +225,11 @@ class MastodonServer:
         self.latency = latency
         self.domain = domain  # the host to use in handles (any host works)
         self.base_url = ""  # http://127.0.0.1:<port>, set once the server listens
+        self._lock = threading.Lock()
+        self._new_state()
+        self.app = self._build_app()
+
+    def _new_state(self) -> None:
         self.requests: list[tuple[str, str, str]] = []  # (method, Host header, path with query)
         self.max_fields = 4
         self.field_value_limit = 255
@@ -236,9 +241,14 @@ class MastodonServer:
         self._tokens: dict[str, str] = {}
         self._faults: list[Fault] = []
         self._split: dict[str, str] = {}  # LOCAL_DOMAIN -> WEB_DOMAIN
-        self._lock = threading.Lock()
         self._next_id = 109_000_000_000_000_001
-        self.app = self._build_app()
+
+    def reset(self) -> None:
+        """Back to the state of a new server (no accounts, tokens, faults or recorded requests,
+        Mastodon's limits, unsigned fetch allowed) at the same URL: one running server can
+        serve many tests in turn, each as if it had started its own."""
+        with self._lock:
+            self._new_state()
 
     # ------------------------------------------------------------ seeding
 

@@ -142,16 +142,25 @@ class FakeAtproto:
         self.host = "127.0.0.1"
         self.port = 0
         self._lock = threading.RLock()
+        self._secret = secrets.token_bytes(32)
+        self._new_state()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def _new_state(self) -> None:
         self._accounts: dict[str, Account] = {}  # by DID
         self._faults: list[Fault] = []
-        self._secret = secrets.token_bytes(32)
         self._revoked: set[str] = set()
         self.requests: list[tuple[str, str]] = []  # (method, path?query with %-escapes decoded)
         self.peers: list[
             tuple[str, int]
         ] = []  # client (host, port) of each request: its connection
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+
+    def reset(self) -> None:
+        """Back to the state of a new server (no accounts, faults, revoked sessions or recorded
+        requests) at the same URL: one running server can serve many tests in turn."""
+        with self._lock:
+            self._new_state()
 
     # ------------------------------------------------------------ addresses
 
