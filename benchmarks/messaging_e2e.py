@@ -38,9 +38,9 @@ this one (`--bob thread`).
 
 Targets (issue 12 §9): at least 500 msg/s end to end over NATS; a file
 over NATS at least 50 % of raw. Results and what they cost:
-benchmarks/README.md. Last measured 2026-12-06 23:14 UTC with nothing else
-running: 1,272 msg/s; 10 MiB in 21 chunks, file 0.151 s median, raw
-0.032 s, file/raw 0.21 (runs 0.16-0.25); the file target is not met.
+benchmarks/README.md. Last measured 2026-12-07 00:41 UTC with nothing else
+running: 1,125 msg/s; 10 MiB in 21 chunks, file 0.107 s median, raw 0.023 s,
+file/raw 0.22 (runs 0.19-0.28); the file target is not met.
 
 Run: uv run python benchmarks/messaging_e2e.py [--count N] [--windows 1,64]
      [--transports nats,nostr,http] [--file-mb 10] [--file-transports nats,nostr]
