@@ -53,6 +53,11 @@ def kez_json(capsys, home: Path, *args: str):
     return json.loads(out)
 
 
+def send_args(to: object, text: str, via: str) -> list[str]:
+    """`kez message send --to TO --text TEXT --via VIA`'s arguments (the transport's flags follow)."""
+    return ["message", "send", "--to", str(to), "--text", text, "--via", via]
+
+
 def make_people(capsys, tmp_path: Path, names, algs: dict[str, str] | None = None) -> dict:
     """People made with the real CLI, each in `tmp_path / name`: an identity (Ed25519 unless
     `algs` names another), a chain with an inbox key, exported to `tmp_path / f"{name}.jsonl"`;

@@ -14,7 +14,7 @@ import pytest
 from kez_server.nats_config import load_keys, render_config
 from kez_server.testing import running_callout, running_server
 from kez_transport_nats.testing import running_nats_server
-from message_cli_helpers import kez, kez_json, listen
+from message_cli_helpers import kez, kez_json, listen, send_args
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,7 @@ def test_listen_and_send_authenticate_and_follow_a_new_inbox_key(capsys, two, ho
         sent = kez_json(
             capsys,
             alice["home"],
-            "message",
-            "send",
-            "--to",
-            str(bob["chain"]),
-            "--text",
-            "one",
-            "--via",
-            "nats",
+            *send_args(bob["chain"], "one", "nats"),
             *flags,
         )
         assert [s["sent"] for s in sent] == [True]
@@ -67,14 +60,7 @@ def test_listen_and_send_authenticate_and_follow_a_new_inbox_key(capsys, two, ho
         sent = kez_json(
             capsys,
             alice["home"],
-            "message",
-            "send",
-            "--to",
-            str(chain),
-            "--text",
-            "two",
-            "--via",
-            "nats",
+            *send_args(chain, "two", "nats"),
             *flags,
         )
         assert added["inbox_key"] in [s["inbox_key"] for s in sent]
@@ -93,14 +79,7 @@ def test_an_unregistered_identity_is_refused_with_a_clear_error(capsys, two, hom
     code, _out, err = kez(
         capsys,
         two["alice"]["home"],
-        "message",
-        "send",
-        "--to",
-        str(two["bob"]["chain"]),
-        "--text",
-        "x",
-        "--via",
-        "nats",
+        *send_args(two["bob"]["chain"], "x", "nats"),
         "--nats-url",
         nats.url,
     )

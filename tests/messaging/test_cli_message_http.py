@@ -12,7 +12,7 @@ import json
 
 import pytest
 from kez_server.testing import running_server
-from message_cli_helpers import kez, kez_json, listen
+from message_cli_helpers import kez, kez_json, listen, send_args
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +29,7 @@ def test_alice_sends_over_http_and_bob_listening_receives(capsys, two, inbox_ser
     sent = kez_json(
         capsys,
         alice["home"],
-        "message",
-        "send",
-        "--to",
-        str(bob["chain"]),
-        "--text",
-        "early",
-        "--via",
-        "http",
+        *send_args(bob["chain"], "early", "http"),
         *flags,
     )
     assert [s["sent"] for s in sent] == [True]
@@ -45,14 +38,7 @@ def test_alice_sends_over_http_and_bob_listening_receives(capsys, two, inbox_ser
         sent = kez_json(
             capsys,
             alice["home"],
-            "message",
-            "send",
-            "--to",
-            str(bob["chain"]),
-            "--text",
-            "live ✓",
-            "--via",
-            "http",
+            *send_args(bob["chain"], "live ✓", "http"),
             *flags,
         )
         assert [s["sent"] for s in sent] == [True]
@@ -70,14 +56,7 @@ def test_sending_to_someone_without_a_handle_there_is_a_clear_error(capsys, two,
     code, _, err = kez(
         capsys,
         alice["home"],
-        "message",
-        "send",
-        "--to",
-        str(bob["chain"]),
-        "--text",
-        "x",
-        "--via",
-        "http",
+        *send_args(bob["chain"], "x", "http"),
         "--inbox-server",
         inbox_server.url,
     )
@@ -109,14 +88,7 @@ def test_a_second_listen_goes_on_from_where_the_first_stopped(capsys, two, inbox
         kez_json(
             capsys,
             alice["home"],
-            "message",
-            "send",
-            "--to",
-            str(bob["chain"]),
-            "--text",
-            text,
-            "--via",
-            "http",
+            *send_args(bob["chain"], text, "http"),
             *flags,
         )
     texts, _ = _listen_all(bob["home"], "--count", "1", "--wait", "30", *flags)

@@ -11,7 +11,7 @@ from kez_channel_nostr.account import fetch_relay_list, publish, public_key, rel
 from kez_channel_nostr.testing import running_relay
 from kez_core.keystore import Keystore
 from kez_core.registry import default_registry
-from message_cli_helpers import kez_json, make_people, person, start_listen
+from message_cli_helpers import kez_json, make_people, person, send_args, start_listen
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +45,7 @@ def test_alice_sends_to_the_read_relay_of_bobs_list(capsys, people, relays):
         sent = kez_json(
             capsys,
             alice["home"],
-            "message",
-            "send",
-            "--to",
-            str(bob["chain"]),
-            "--text",
-            "via B",
-            "--via",
-            "nostr",
+            *send_args(bob["chain"], "via B", "nostr"),
             "--transport-relay",
             relay_a,
         )
@@ -75,14 +68,7 @@ def test_without_a_list_alice_sends_to_her_own_relays(capsys, people, relays):
     sent = kez_json(
         capsys,
         alice["home"],
-        "message",
-        "send",
-        "--to",
-        str(bob["chain"]),
-        "--text",
-        "x",
-        "--via",
-        "nostr",
+        *send_args(bob["chain"], "x", "nostr"),
         "--transport-relay",
         relay_a,
     )

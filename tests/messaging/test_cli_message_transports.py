@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from message_cli_helpers import kez, kez_json, listen
+from message_cli_helpers import kez, kez_json, listen, send_args
 
 
 @pytest.mark.parametrize("via", ["nats", "nostr"])
@@ -23,14 +23,7 @@ def test_alice_sends_and_bob_listening_receives(capsys, two, via, nats_url, rela
             sent = kez_json(
                 capsys,
                 alice["home"],
-                "message",
-                "send",
-                "--to",
-                str(bob["chain"]),
-                "--text",
-                text,
-                "--via",
-                via,
+                *send_args(bob["chain"], text, via),
                 *flags,
             )
             assert [s["sent"] for s in sent] == [True]
@@ -48,14 +41,7 @@ def test_sending_with_no_server_is_a_network_error(capsys, two):
     code, _, err = kez(
         capsys,
         alice["home"],
-        "message",
-        "send",
-        "--to",
-        str(bob["chain"]),
-        "--text",
-        "x",
-        "--via",
-        "nats",
+        *send_args(bob["chain"], "x", "nats"),
         "--nats-url",
         "nats://127.0.0.1:9",
         "--timeout",
@@ -65,13 +51,6 @@ def test_sending_with_no_server_is_a_network_error(capsys, two):
     code, _, err = kez(
         capsys,
         alice["home"],
-        "message",
-        "send",
-        "--to",
-        str(bob["chain"]),
-        "--text",
-        "x",
-        "--via",
-        "pigeon",
+        *send_args(bob["chain"], "x", "pigeon"),
     )
     assert code == 2 and "pigeon" in err
