@@ -359,30 +359,20 @@ class Transfers:
                 (peer, transfer, direction, key, state, blob, format_time(now())),
             )
 
-    def unfinished_out(
-        self, peer: str, sha256: str, size: int
-    ) -> tuple[str, dict[str, Any]] | None:
+    def unfinished_out(self, peer: str, size: int) -> list[tuple[str, dict[str, Any]]]:
+        """The unfinished outgoing transfers to `peer` of a file of `size` bytes, with their
+        records (`sha256` tells which one, if any, is the same file: only when there is a
+        candidate does the sender wait for its file's SHA-256 before the chunks go out)."""
         rows = self.store._read(
             "SELECT id FROM transfers WHERE peer = ? AND direction = 'out' AND state = 'sending'",
             (peer,),
         )
+        found = []
         for (transfer,) in rows:
             record = self.get(peer, transfer, "out")
-            if record and record["sha256"] == sha256 and record["size"] == size:
-                return transfer, record
-        return None
-
-    def unfinished_out_sized(self, peer: str, size: int) -> bool:
-        """True when an unfinished outgoing transfer to `peer` is of a file of `size` bytes
-        (only then is the file's SHA-256 needed before its chunks go out)."""
-        rows = self.store._read(
-            "SELECT id FROM transfers WHERE peer = ? AND direction = 'out' AND state = 'sending'",
-            (peer,),
-        )
-        return any(
-            (record := self.get(peer, transfer, "out")) is not None and record["size"] == size
-            for (transfer,) in rows
-        )
+            if record and record["size"] == size:
+                found.append((transfer, record))
+        return found
 
     def sent_chunks(self, transfer: str) -> set[int]:
         return {
@@ -668,31 +658,23 @@ async def send_file(
     sending: asyncio.Future[tuple[Any, ...] | None] | None = None
     try:
         transfers = Transfers(service.store)
-        found = None
-        if transfers.unfinished_out_sized(peer.identity, len(data)):
-            found = transfers.unfinished_out(peer.identity, await hashing, len(data))
+        candidates = transfers.unfinished_out(peer.identity, len(data))
+        sha256 = await hashing if candidates else None
+        found = next(((t, r) for t, r in candidates if r["sha256"] == sha256), None)
         if found is not None:
             transfer, record = found
-            plan = Plan(transfer, record["count"], record["chunk_size"])
+            plan, key = Plan(transfer, record["count"], record["chunk_size"]), record["key"]
             done = transfers.sent_chunks(transfer)
-            if progress:
-                progress(len(done), plan.count + 1)
-            sending = asyncio.ensure_future(
-                _send_chunks(service, peer, plan, data, routes, transfers, done, progress)
-            )
-            key = record["key"]
-            meta = FileMeta(name, len(data), await hashing, mime)
-            sealed_pointer = service._seal(peer.chain, pointer_body(plan.pointer(meta)))
         else:
-            plan = _plan(service, peer, name, len(data), bucket)
-            done = set()
-            if progress:
-                progress(0, plan.count + 1)
-            sending = asyncio.ensure_future(
-                _send_chunks(service, peer, plan, data, routes, transfers, done, progress)
-            )
-            meta = FileMeta(name, len(data), await hashing, mime)
-            sealed_pointer = service._seal(peer.chain, pointer_body(plan.pointer(meta)))
+            plan, key, done = _plan(service, peer, name, len(data), bucket), None, set()
+        if progress:
+            progress(len(done), plan.count + 1)
+        sending = asyncio.ensure_future(
+            _send_chunks(service, peer, plan, data, routes, transfers, done, progress)
+        )
+        meta = FileMeta(name, len(data), await hashing, mime)
+        sealed_pointer = service._seal(peer.chain, pointer_body(plan.pointer(meta)))
+        if key is None:
             key = sealed_pointer[0][1].id
             with service.store.batch():  # one commit (one fsync), while the chunks go out
                 transfers.put(
@@ -810,7 +792,7 @@ async def _send_pointer(
 async def _send_chunks(
     service: Any,
     peer: Any,
-    pointer: Plan,
+    plan: Plan,
     data: bytes,
     routes: Sequence[Any],
     transfers: Transfers,
@@ -824,7 +806,7 @@ async def _send_chunks(
     The deliveries of a chunk no route took, else None. A chunk is marked sent only once a
     transport accepted it, so a resumed transfer sends exactly the ones missing (a crash between
     a send and its mark sends that chunk again; the receiver keeps one copy)."""
-    size = pointer.chunk_size
+    size = plan.chunk_size
     view = memoryview(data)
     flying: dict[asyncio.Future[Any], int] = {}
     marks: list[int] = []
@@ -834,11 +816,11 @@ async def _send_chunks(
         if marks:
             with service.store.batch():
                 for index in marks:
-                    transfers.mark_sent(pointer.transfer, index)
+                    transfers.mark_sent(plan.transfer, index)
             done.update(marks)
             marks.clear()
             if progress:
-                progress(len(done), pointer.count + 1)
+                progress(len(done), plan.count + 1)
 
     async def settle(block: bool) -> None:
         nonlocal failed
@@ -858,13 +840,13 @@ async def _send_chunks(
             record()
 
     try:
-        for index in (i for i in range(pointer.count) if i not in done):
+        for index in (i for i in range(plan.count) if i not in done):
             if failed is not None:
                 break
             piece = view[index * size : (index + 1) * size]  # no copy: hashed, then sealed
             sealed = service._seal(
                 peer.chain,
-                chunk_fields(Chunk(pointer.transfer, index, pointer.count, piece)),
+                chunk_fields(Chunk(plan.transfer, index, plan.count, piece)),
                 attachment=piece,
             )
             flying[
