@@ -49,7 +49,9 @@ INBOX_LIFETIME = timedelta(
     days=7
 )  # a renewed inbox key's life, as `kez sigchain add-inbox`'s default
 RENEW_MARGIN = timedelta(days=1)  # renew on the current key's last day
-CHAIN_RECHECK = 60.0  # seconds a sender's validated chain is reused while its file is unchanged
+CHAIN_RECHECK = (
+    60.0  # seconds a validated chain read from disk is reused while its file is unchanged
+)
 
 
 @attrs.frozen
@@ -116,10 +118,9 @@ class MessagingService:
     _replay: Any = None
     _secrets: list[Any] | None = None
     _signer: Signer | None = None
-    _own: tuple[tuple[int, int], ChainState | None] | None = None  # (chain file stamp, our chain)
-    _chains: dict[str, tuple[tuple[int, ...], float, ChainState | None]] = attrs.field(
+    _chains: dict[str, tuple[tuple[int, int, int], float, ChainState | None]] = attrs.field(
         factory=dict, init=False, repr=False
-    )  # sender chains read from disk: identity -> (file stamp, good until, chain)
+    )  # chains read from disk, ours and senders': identity -> (file stamp, good until, chain)
     # received file chunks held in memory until their file is assembled (held_chunks.py)
     held_chunks: HeldChunks = attrs.field(factory=HeldChunks, init=False, repr=False)
 
@@ -167,19 +168,29 @@ class MessagingService:
         return self._secrets
 
     def own_chain(self) -> ChainState | None:
-        """This identity's validated chain from the local cache (None when there is none), read
-        again only when the file changed: a sent copy is sealed and checked against it."""
-        path = self.keystore.chain_path(self.identity)
+        """This identity's validated chain from the local cache (None when there is none): a sent
+        copy is sealed and checked against it."""
+        return self._chain_on_disk(self.identity)
+
+    def _chain_on_disk(self, identity: str) -> ChainState | None:
+        """The validated local copy of `identity`'s chain (None when there is none), read and
+        validated again only when its file changed or a minute passed (a link dated ahead of
+        the clock becomes valid with time), not for every message sent or batch opened."""
+        path = self.keystore.chain_path(identity)
         try:
             info = path.stat()
         except FileNotFoundError:
+            self._chains.pop(identity, None)
             return None
         except OSError as exc:
             raise StoreError(f"cannot read {path}: {exc.strerror}") from exc
-        stamp = (info.st_mtime_ns, info.st_size)
-        if self._own is None or self._own[0] != stamp:
-            self._own = (stamp, cached_chain(self.keystore, self.identity))
-        return self._own[1]
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        seen = self._chains.get(identity)
+        if seen is not None and seen[0] == stamp and time.monotonic() < seen[1]:
+            return seen[2]
+        chain = cached_chain(self.keystore, identity)
+        self._chains[identity] = (stamp, time.monotonic() + CHAIN_RECHECK, chain)
+        return chain
 
     def close(self) -> None:
         if self._store is not None:
@@ -566,26 +577,10 @@ class MessagingService:
     # ---------------------------------------------------------------- receiving
 
     def sender_chain(self, identity: str) -> ChainState | None:
-        """The sender's chain: one the caller gave, else the local copy; None when unknown.
-
-        The local copy is read and validated again only when its file changed (or a minute
-        passed: a link dated ahead of the clock becomes valid with time), not for every
-        batch of envelopes a listener opens."""
+        """The sender's chain: one the caller gave, else the local copy (`_chain_on_disk`);
+        None when unknown."""
         given = self.sender_chains.get(identity)
-        if given is not None:
-            return given
-        path = self.keystore.chain_path(identity)
-        try:
-            info = path.stat()
-            stamp: tuple[int, ...] = (info.st_ino, info.st_mtime_ns, info.st_size)
-        except OSError:
-            stamp = ()
-        seen = self._chains.get(identity)
-        if seen is not None and seen[0] == stamp and stamp and time.monotonic() < seen[1]:
-            return seen[2]
-        chain = cached_chain(self.keystore, identity)
-        self._chains[identity] = (stamp, time.monotonic() + CHAIN_RECHECK, chain)
-        return chain
+        return given if given is not None else self._chain_on_disk(identity)
 
     def receive(self, envelope: str | bytes, via: str | None = None) -> Received:
         """Open one envelope and act on it: store a message (and queue its ack), or apply an ack.
