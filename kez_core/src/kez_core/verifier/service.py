@@ -364,16 +364,12 @@ class Verifier:
         state = merged.state
         assert state is not None
         verdict = chain_verdict(merged)
-        if self.progress is None:
-            return await verify_identity(
-                state,
-                registry=self.registry,
-                ctx=self.ctx,
-                policy=self.policy,
-                fork=merged.fork,
-                verdict=verdict,
-            )
-        with self.progress(len(state.claims)) as advance:
+        bar = (
+            self.progress(len(state.claims))
+            if self.progress is not None
+            else contextlib.nullcontext(None)
+        )
+        with bar as advance:
             return await verify_identity(
                 state,
                 registry=self.registry,
