@@ -369,9 +369,9 @@ async def file_e2e(
     warm: Path,
     process: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A file alice → bob (`send_file`: chunks, then the pointer), bob taking what is ready with
-    `receive_many`, in his own thread, or with `process` (bob_file_process's arguments) in his
-    own process; seconds to bob's SHA-256-checked copy and to alice's `delivered`. The small
+    """A file alice → bob (`send_file`: chunks, then the pointer), bob listening with a
+    `Listener` (`bob_file_thread`) in his own thread, or with `process` (bob_file_process's
+    arguments) in his own process; seconds to bob's SHA-256-checked copy and to alice's `delivered`. The small
     file `warm` goes first, untimed, until alice has its ack: both sides then run as clients
     that have sent and received before (code loaded, connections open)."""
     import multiprocessing
@@ -684,7 +684,7 @@ def main() -> None:
                 warm = Path(tmp) / "warm.bin"
                 warm.write_bytes(os.urandom(600 * 1024))
                 print(
-                    f"\na {size:,}-byte file alice → bob (send_file, receive_many), against the same bytes raw"
+                    f"\na {size:,}-byte file alice → bob (send_file, a Listener), against the same bytes raw"
                 )
                 print(
                     f"{'transport':<10}{'chunks':>7}{'file s':>8}{'MB/s':>7}{'raw s':>8}{'raw MB/s':>9}{'file/raw':>9}"

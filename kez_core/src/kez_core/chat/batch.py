@@ -13,8 +13,9 @@ work with the same checks and the same stored result, grouped:
   then every message is stored (its ack queued) or every ack applied in one
   chat store transaction (`ChatStore.batch`), and only then do their ids go
   into the replay store in one transaction, as `receive` orders it: a crash
-  in between loses nothing (file chunks' ids excepted, `records_id`). One answer per envelope: a `Received`, or the
-  typed error `receive` would have raised for it.
+  in between loses nothing (file chunks' ids excepted, `records_id`). One
+  answer per envelope: a `Received`, or the typed error `receive` would have
+  raised for it.
 - `flush_acks_batched`: one ack message names up to `ACK_IDS_MAX` ids (the
   format allows 1-100, docs/spec.md §12), so a backlog is acked in a few
   messages instead of one per message.

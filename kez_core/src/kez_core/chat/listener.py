@@ -14,9 +14,9 @@ as one batch through the service (`MessagingService.receive_many`: one
 replay-store transaction, `ReplayStore.accept_many`). The batch is opened
 on the event loop's thread: in a worker thread, the transports' readers
 and the opening fought over the interpreter lock, and a 10 MiB file over
-NATS took longer (measured with benchmarks/messaging_e2e.py --bob process). A replay (an envelope
-seen before, as a catch-up re-delivers) is a `refused` event whose error's
-`reason` is `replay`.
+NATS took longer (measured with benchmarks/messaging_e2e.py --bob process).
+A replay (an envelope seen before, as a catch-up re-delivers) is a
+`refused` event whose error's `reason` is `replay`.
 
 The CLI (`kez message listen`) renders these events through `run()` (which
 stops after N messages or a time); a UI can consume the same iterator.
