@@ -155,7 +155,7 @@ class PushResult:
         return data
 
 
-def new_client(timeout: float) -> httpx.AsyncClient:
+def new_client(timeout: float, *, follow_redirects: bool = True) -> httpx.AsyncClient:
     """An HTTP client for kez-servers (httpx is imported only when one is needed), with the
     process's one SSL context (kez_core.tls)."""
     import httpx
@@ -165,7 +165,7 @@ def new_client(timeout: float) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         timeout=timeout,
         headers={"user-agent": "kez-python"},
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         verify=ssl_context(),
     )
 

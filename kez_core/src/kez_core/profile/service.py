@@ -200,13 +200,11 @@ class OwnProfileStore:
 
 
 def _client(timeout: float) -> Any:
-    import httpx
+    """A kez-server client (`sigserver_client.new_client`) that does not follow redirects:
+    a profile is published to and read from the very server named."""
+    from ..sigserver_client import new_client
 
-    from ..tls import ssl_context
-
-    return httpx.AsyncClient(
-        timeout=timeout, headers={"user-agent": "kez-python"}, verify=ssl_context()
-    )
+    return new_client(timeout, follow_redirects=False)
 
 
 def _answer_text(response: Any) -> str:
