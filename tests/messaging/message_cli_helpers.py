@@ -92,16 +92,21 @@ def _listen_env(home: Path) -> dict[str, str]:
     return env
 
 
-def listen(home: Path, *args: str) -> subprocess.Popen[str]:
-    """`kez message listen --json ARGS` as HOME in a subprocess, returned once it says
-    "listening on" (each subscription is live then)."""
-    proc = subprocess.Popen(
+def _spawn_listen(home: Path, *args: str) -> subprocess.Popen[str]:
+    """`kez message listen --json ARGS` as HOME in a subprocess, its output piped."""
+    return subprocess.Popen(
         [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=_listen_env(home),
     )
+
+
+def listen(home: Path, *args: str) -> subprocess.Popen[str]:
+    """`kez message listen --json ARGS` as HOME in a subprocess, returned once it says
+    "listening on" (each subscription is live then)."""
+    proc = _spawn_listen(home, *args)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
@@ -162,11 +167,4 @@ class Lines:
 
 def start_listen(home: Path, *args: str) -> Lines:
     """`kez message listen --json ARGS` as HOME in a subprocess, at once, its output as `Lines`."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kez_cli", "message", "listen", "--json", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_listen_env(home),
-    )
-    return Lines(proc)
+    return Lines(_spawn_listen(home, *args))
