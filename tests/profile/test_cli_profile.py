@@ -27,6 +27,19 @@ def kez_json(capsys, *args, expect=0):
     return json.loads(out)
 
 
+def show_alice(server, save_to) -> list[str]:
+    """`kez profile show alice@example.org` asked of `server`, the picture saved to `save_to`."""
+    return [
+        "profile",
+        "show",
+        "alice@example.org",
+        "--handle-server",
+        server.url,
+        "--save-picture",
+        str(save_to),
+    ]
+
+
 @pytest.fixture(scope="module")
 def server():
     with kez_server_testing.running_server(server_name="example.org") as running:
@@ -84,14 +97,8 @@ def test_set_show_preview(capsys, server, tmp_path, monkeypatch) -> None:
     # the owner opens her own picture
     mine = kez_json(
         capsys,
-        "profile",
-        "show",
-        "alice@example.org",
-        "--handle-server",
-        server.url,
+        *show_alice(server, tmp_path / "mine.png"),
         "--refresh",
-        "--save-picture",
-        str(tmp_path / "mine.png"),
     )
     assert mine["key_held"] and mine["about"] == "still me"
     assert Image.open(tmp_path / "mine.png").size == (256, 256)
@@ -112,36 +119,18 @@ def test_set_show_preview(capsys, server, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("KEZ_HOME", str(stranger_home))
     seen = kez_json(
         capsys,
-        "profile",
-        "show",
-        "alice@example.org",
-        "--handle-server",
-        server.url,
-        "--save-picture",
-        str(tmp_path / "noise.png"),
+        *show_alice(server, tmp_path / "noise.png"),
     )
     assert seen["scrambled"] and not seen["key_held"] and seen["saved"] is None
     assert not (tmp_path / "noise.png").exists()
     code, _, err = kez(
         capsys,
-        "profile",
-        "show",
-        "alice@example.org",
-        "--handle-server",
-        server.url,
-        "--save-picture",
-        str(tmp_path / "noise.png"),
+        *show_alice(server, tmp_path / "noise.png"),
     )
     assert code == 0 and "--save-noise" in err
     seen = kez_json(
         capsys,
-        "profile",
-        "show",
-        "alice@example.org",
-        "--handle-server",
-        server.url,
-        "--save-picture",
-        str(tmp_path / "noise.png"),
+        *show_alice(server, tmp_path / "noise.png"),
         "--save-noise",
     )
     assert seen["saved"] and (tmp_path / "noise.png").exists()
@@ -155,13 +144,7 @@ def test_set_show_preview(capsys, server, tmp_path, monkeypatch) -> None:
     )
     seen = kez_json(
         capsys,
-        "profile",
-        "show",
-        "alice@example.org",
-        "--handle-server",
-        server.url,
-        "--save-picture",
-        str(tmp_path / "face-out.png"),
+        *show_alice(server, tmp_path / "face-out.png"),
     )
     assert seen["key_held"]
     assert np.array_equal(
